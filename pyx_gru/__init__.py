@@ -1,0 +1,19 @@
+"""pyx_gru: recurrent cells to understand and to run fast.
+
+The cells (``RNN``, ``SimpleGRU``, ``GRU``, ``LSTM``) share one interface::
+
+    cell = pyx_gru.GRU(input_size=8, hidden_size=16, reset="after", seed=0)
+    y, state, cache = cell.forward(x, state0=None, lengths=None)
+    dx, dstate0, dparams = cell.backward(cache, dy, dstate=None)
+
+with compiled forward and backward passes over whole sequences.
+``pyx_gru.reference`` has the same cells in plain NumPy, and ``gradcheck``
+checks any cell's gradients against finite differences.
+"""
+from ._cells import GRU, LSTM, RNN, Cache, Cell, SimpleGRU
+from ._gradcheck import gradcheck
+from . import reference
+
+__version__ = "0.1.0"
+
+__all__ = ["RNN", "SimpleGRU", "GRU", "LSTM", "Cell", "Cache", "gradcheck", "reference"]

@@ -1,0 +1,517 @@
+"""The recurrent cells: one interface, compiled forward and backward passes.
+
+Notation (the same in the docs, the reference and the kernels). A batch of B
+sequences of length T with D features enters as ``x`` of shape (T, B, D),
+time-major; the hidden state has H units. Rows are batch entries, so the
+docs' ``W x_t`` is written ``x_t @ W`` here. A cell with G gates keeps
+
+* ``W`` (D, G*H): input weights, gate k in columns ``k*H:(k+1)*H``,
+* ``U`` (H, G*H): recurrent weights, same column blocks,
+* ``b`` (G*H,): biases,
+
+in the gate order of ``cell.gates``, plus ``b_hg`` (H,) for the GRU with the
+reset gate after the matmul and ``P`` (3, H) for the LSTM with peepholes.
+"""
+import numpy as np
+
+from . import _recurrent
+from ._validation import (
+    INT_MAX,
+    check_dtype,
+    check_size,
+    float_array,
+    lengths_array,
+)
+
+__all__ = ["Cell", "RNN", "SimpleGRU", "GRU", "LSTM", "Cache"]
+
+
+class Cache:
+    """What a forward pass saved for its backward pass.
+
+    Only the cell that made it can use it, and only while that cell's
+    parameter arrays are the ones the forward pass read (replacing an entry
+    of ``cell.params`` invalidates it; changing an array in place between
+    forward and backward is not detected, so don't). All arrays are read-only.
+
+    For the compiled cells the attributes are
+
+    * ``x`` (T, B, D): the input (a private copy, zero past each length),
+    * ``lengths`` (B,) or None,
+    * ``gates`` (T, B, G*H): the gate activations, gate k of ``cell.gates``
+      in columns ``k*H:(k+1)*H``,
+    * ``hs`` (T+1, B, H): ``hs[0]`` is h_0 and ``hs[1:]`` is ``y``,
+    * ``cs`` (T+1, B, H): LSTM cell states, ``cs[0]`` = c_0 (else None),
+    * ``extra`` (T, B, H): GRU only: n_t = h_{t-1} U_g + b_hg (reset after) or
+      r_t * h_{t-1} (reset before).
+
+    The NumPy reference cells keep ``x``, ``lengths`` and ``steps``: a list of
+    per-step caches.
+    """
+
+    def __init__(self, cell, params, **arrays):
+        self.cell = cell
+        self.params = dict(params)
+        for name, value in arrays.items():
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+            setattr(self, name, value)
+        self._names = tuple(arrays)
+
+    def __repr__(self):
+        parts = ", ".join(
+            f"{n}={getattr(self, n).shape}" if isinstance(getattr(self, n), np.ndarray)
+            else n for n in self._names
+        )
+        return f"Cache({type(self.cell).__name__}, {parts})"
+
+
+def _placeholder(ndim, dtype):
+    # Stands in for an array a cell does not use; the kernels never touch it.
+    return np.zeros((1,) * ndim, dtype=dtype)
+
+
+_PLACEHOLDERS = {
+    (n, np.dtype(dt)): _placeholder(n, dt) for n in (1, 2, 3) for dt in (np.float32, np.float64)
+}
+_NO_LENGTHS = np.zeros(1, dtype=np.intp)
+
+
+def _glorot_uniform(rng, fan_in, fan_out, blocks):
+    # U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), per gate block.
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=(fan_in, blocks * fan_out))
+
+
+def _orthogonal(rng, n, blocks):
+    # One random orthogonal (n, n) matrix per gate block (QR of a Gaussian,
+    # signs fixed so the distribution is uniform over orthogonal matrices).
+    out = []
+    for _ in range(blocks):
+        q, r = np.linalg.qr(rng.standard_normal((n, n)))
+        out.append(q * np.sign(np.diag(r)))
+    return np.concatenate(out, axis=1)
+
+
+class Cell:
+    """Base class of the recurrent cells. Use a subclass.
+
+    Parameters
+    ----------
+    input_size : int
+        D, the number of input features.
+    hidden_size : int
+        H, the number of hidden units.
+    dtype : {numpy.float64, numpy.float32}
+        Precision of the parameters and of every computation.
+    seed : int, numpy.random.Generator or None
+        Seeds the initialisation: input weights Glorot-uniform per gate block,
+        recurrent weights orthogonal per gate block, biases zero (the LSTM's
+        forget-gate bias 1), extra biases and peepholes zero.
+    """
+
+    gates = ()
+    _kind = None
+    _lstm = False
+
+    def __init__(self, input_size, hidden_size, *, dtype=np.float64, seed=None):
+        self.input_size = check_size("input_size", input_size)
+        self.hidden_size = check_size("hidden_size", hidden_size)
+        if len(self.gates) * self.hidden_size > INT_MAX:
+            raise ValueError(f"hidden_size {hidden_size} is too large for 32-bit BLAS")
+        self.dtype = check_dtype(dtype)
+        rng = np.random.default_rng(seed)
+        self._params = {
+            k: np.ascontiguousarray(v, dtype=self.dtype)
+            for k, v in self._init_params(rng).items()
+        }
+
+    # -- parameters -------------------------------------------------------
+
+    def _init_params(self, rng):
+        D, H, G = self.input_size, self.hidden_size, len(self.gates)
+        return {
+            "W": _glorot_uniform(rng, D, H, G),
+            "U": _orthogonal(rng, H, G),
+            "b": np.zeros(G * H),
+        }
+
+    @property
+    def param_shapes(self):
+        """dict: the name and shape of every parameter."""
+        D, H, G = self.input_size, self.hidden_size, len(self.gates)
+        return {"W": (D, G * H), "U": (H, G * H), "b": (G * H,)}
+
+    @property
+    def n_params(self):
+        """int: the number of scalar parameters."""
+        return int(sum(np.prod(s) for s in self.param_shapes.values()))
+
+    @property
+    def params(self):
+        """dict of str to ndarray: the parameters, by name (see ``param_shapes``).
+
+        Arrays may be changed in place (an optimiser step) or replaced by
+        arrays of the same shape and dtype. Assigning a whole dict validates
+        it, casts it to the cell's dtype and copies it.
+        """
+        return self._params
+
+    @params.setter
+    def params(self, new):
+        if not isinstance(new, dict):
+            raise TypeError(f"params must be a dict of arrays, got {type(new).__name__}")
+        self._check_keys(new)
+        self._params = {
+            k: float_array(f"params[{k!r}]", new[k], shape, self.dtype, copy=True)
+            for k, shape in self.param_shapes.items()
+        }
+
+    def _check_keys(self, params):
+        expected = set(self.param_shapes)
+        missing = sorted(expected - set(params))
+        extra = sorted(set(params) - expected)
+        if missing or extra:
+            raise ValueError(
+                f"{type(self).__name__} params need exactly the keys {sorted(expected)}; "
+                f"missing {missing}, unexpected {extra}"
+            )
+
+    def _checked_params(self):
+        # The kernels trust these arrays, so check them every call.
+        p = self._params
+        if not isinstance(p, dict):
+            raise TypeError(f"cell.params must be a dict, got {type(p).__name__}")
+        self._check_keys(p)
+        for k, shape in self.param_shapes.items():
+            v = p[k]
+            if (
+                not isinstance(v, np.ndarray)
+                or v.dtype != self.dtype
+                or v.shape != shape
+                or not v.flags.c_contiguous
+            ):
+                got = (
+                    f"{v.dtype} array of shape {v.shape}"
+                    + ("" if v.flags.c_contiguous else ", not C-contiguous")
+                    if isinstance(v, np.ndarray)
+                    else type(v).__name__
+                )
+                raise ValueError(
+                    f"params[{k!r}] must be a C-contiguous {self.dtype} array of shape "
+                    f"{shape}, got {got} (assign cell.params = {{...}} to cast and copy)"
+                )
+        return dict(p)
+
+    @property
+    def config(self):
+        """dict: the constructor arguments that fix the architecture."""
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size}
+
+    def astype(self, dtype):
+        """A new cell of the same architecture with the parameters cast to ``dtype``."""
+        new = type(self)(**self.config, dtype=dtype, seed=0)
+        new.params = self._checked_params()
+        return new
+
+    def copy(self):
+        """A new cell with a copy of the parameters."""
+        return self.astype(self.dtype)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        return f"{type(self).__name__}({args}, dtype={self.dtype.name})"
+
+    # -- the interface ----------------------------------------------------
+
+    def forward(self, x, state0=None, lengths=None):
+        """Run the cell over whole sequences.
+
+        Parameters
+        ----------
+        x : array_like, shape (T, B, D)
+            Inputs, time-major. Any real dtype; cast to the cell's dtype.
+            T = 0 and B = 0 are allowed.
+        state0 : array_like of shape (B, H), or for LSTM a tuple (h0, c0), optional
+            The initial state; None means zeros (for LSTM, either part may be None).
+        lengths : array_like of int, shape (B,), optional
+            Sequence b is ``x[:lengths[b], b]``: from step ``lengths[b]`` on its
+            state is carried unchanged and ``y[t, b]`` is 0. Values in [0, T].
+
+        Returns
+        -------
+        y : ndarray, shape (T, B, H)
+            The hidden state at every step (0 past each length). Read-only:
+            the backward pass reads it from the cache.
+        state : ndarray (B, H), or for LSTM a tuple (h, c)
+            The final state: each sequence's state after its last step.
+        cache : Cache
+            What ``backward`` needs.
+        """
+        p = self._checked_params()
+        x, h0, c0, lengths = self._check_inputs(x, state0, lengths)
+        y, h, c, cache = self._forward(x, h0, c0, lengths, p)
+        return y, ((h, c) if self._lstm else h), cache
+
+    def backward(self, cache, dy=None, dstate=None):
+        """Backpropagate through the whole sequence.
+
+        Parameters
+        ----------
+        cache : Cache
+            From this cell's ``forward``.
+        dy : array_like, shape (T, B, H), optional
+            dL/dy; None means zeros. Entries past a sequence's length are ignored.
+        dstate : array_like of shape (B, H), or for LSTM a tuple (dh, dc), optional
+            dL/d(final state); None means zeros.
+
+        Returns
+        -------
+        dx : ndarray, shape (T, B, D)
+        dstate0 : ndarray (B, H), or for LSTM a tuple (dh0, dc0)
+        dparams : dict
+            Same keys and shapes as ``params``.
+        """
+        if not isinstance(cache, Cache):
+            raise TypeError(f"cache must be the Cache returned by forward, got {type(cache).__name__}")
+        if cache.cell is not self:
+            raise ValueError(
+                f"cache was made by another cell ({cache.cell!r}), not by this one ({self!r})"
+            )
+        p = self._checked_params()
+        for k, v in cache.params.items():
+            if p[k] is not v:
+                raise ValueError(
+                    f"params[{k!r}] was replaced after the forward pass that made this "
+                    "cache; run forward again"
+                )
+        T, B = cache.x.shape[:2]
+        H, dt = self.hidden_size, self.dtype
+        if dy is None:
+            dy = np.zeros((T, B, H), dtype=dt)
+        else:
+            dy = float_array("dy", dy, (T, B, H), dt)
+        dh, dc = self._check_state("dstate", dstate, B)
+        dx, dh0, dc0, dparams = self._backward(cache, dy, dh, dc, p)
+        return dx, ((dh0, dc0) if self._lstm else dh0), dparams
+
+    # -- validation -------------------------------------------------------
+
+    def _check_inputs(self, x, state0, lengths):
+        D, dt = self.input_size, self.dtype
+        x = float_array("x", x, ("T", "B", D), dt, copy=True)
+        T, B = x.shape[:2]
+        if T * B > INT_MAX:
+            raise ValueError(f"x has T*B = {T * B} rows, more than 32-bit BLAS allows ({INT_MAX})")
+        h0, c0 = self._check_state("state0", state0, B)
+        if lengths is not None:
+            lengths = lengths_array(lengths, T, B)
+            lengths.flags.writeable = False
+            # Steps past a sequence's end never reach its outputs; zero them so
+            # that padding (even NaN) cannot leak into the weight gradients.
+            x[np.arange(T)[:, None] >= lengths[None, :]] = 0
+        return x, h0, c0, lengths
+
+    def _check_state(self, name, state, B):
+        """(h, c) as fresh writable arrays (B, H); c is None unless LSTM."""
+        H, dt = self.hidden_size, self.dtype
+
+        def part(label, value):
+            if value is None:
+                return np.zeros((B, H), dtype=dt)
+            return float_array(label, value, (B, H), dt, copy=True)
+
+        if self._lstm:
+            if state is None:
+                state = (None, None)
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError(
+                    f"{name} of an LSTM must be a tuple (h, c) of two ({B}, {H}) arrays "
+                    f"(or None), got {type(state).__name__}"
+                )
+            return part(f"{name}[0] (h)", state[0]), part(f"{name}[1] (c)", state[1])
+        if isinstance(state, tuple):
+            raise TypeError(
+                f"{name} of a {type(self).__name__} is one ({B}, {H}) array, not a tuple "
+                "(a tuple (h, c) is the LSTM's state)"
+            )
+        return part(name, state), None
+
+    # -- compiled passes --------------------------------------------------
+
+    def _extra_arrays(self, p):
+        ph1, ph2 = _PLACEHOLDERS[1, self.dtype], _PLACEHOLDERS[2, self.dtype]
+        return p.get("b_hg", ph1), p.get("P", ph2), "P" in p
+
+    def _forward(self, x, h0, c0, lengths, p):
+        T, B, _ = x.shape
+        H, GH, dt = self.hidden_size, len(self.gates) * self.hidden_size, self.dtype
+        ph3 = _PLACEHOLDERS[3, dt]
+        b_hg, P, peephole = self._extra_arrays(p)
+        gates = np.empty((T, B, GH), dtype=dt)
+        hs = np.empty((T + 1, B, H), dtype=dt)
+        hs[0] = h0
+        h = np.empty((B, H), dtype=dt)
+        if self._lstm:
+            cs = np.empty((T + 1, B, H), dtype=dt)
+            cs[0] = c0
+            c = np.empty((B, H), dtype=dt)
+        else:
+            cs, c = ph3, _PLACEHOLDERS[2, dt]
+        extra = np.empty((T, B, H), dtype=dt) if self._kind in (
+            _recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3
+        hu = np.empty((B, GH), dtype=dt)
+        _recurrent.forward(
+            self._kind, peephole, lengths is not None, x, p["W"], p["U"], p["b"],
+            b_hg, P, _NO_LENGTHS if lengths is None else lengths,
+            gates, hs, cs, extra, h, c, hu,
+        )
+        cache = Cache(
+            self, p, x=x, lengths=lengths, gates=gates, hs=hs,
+            cs=cs if self._lstm else None, extra=extra if extra is not ph3 else None,
+        )
+        return hs[1:], h, (c if self._lstm else None), cache
+
+    def _backward(self, cache, dy, dh, dc, p):
+        x = cache.x
+        T, B, D = x.shape
+        H, GH, dt = self.hidden_size, len(self.gates) * self.hidden_size, self.dtype
+        ph2, ph3 = _PLACEHOLDERS[2, dt], _PLACEHOLDERS[3, dt]
+        _, P, peephole = self._extra_arrays(p)
+        grads = {k: np.zeros(v.shape, dtype=dt) for k, v in p.items()}
+        dx = np.empty((T, B, D), dtype=dt)
+        dA = np.empty((T, B, GH), dtype=dt)
+        dxg = np.empty((T, B, H), dtype=dt) if self._kind == _recurrent.GRU_AFTER else ph3
+        work = np.empty((3, B, H), dtype=dt)
+        _recurrent.backward(
+            self._kind, peephole, cache.lengths is not None, x, p["W"], p["U"], P,
+            _NO_LENGTHS if cache.lengths is None else cache.lengths,
+            cache.gates, cache.hs, ph3 if cache.cs is None else cache.cs,
+            ph3 if cache.extra is None else cache.extra, dy,
+            dh, ph2 if dc is None else dc, dA, dxg, work, dx,
+            grads["W"], grads["U"], grads["b"],
+            grads.get("b_hg", _PLACEHOLDERS[1, dt]), grads.get("P", ph2),
+        )
+        return dx, dh, dc, grads
+
+
+class RNN(Cell):
+    """Vanilla (Elman) RNN with tanh.
+
+    h_t = tanh(x_t W + h_{t-1} U + b). Gates: ``("g",)``.
+    """
+
+    gates = ("g",)
+    _kind = _recurrent.RNN
+
+
+class SimpleGRU(Cell):
+    """The simplified GRU: one gate f mixes the old state and the candidate.
+
+    f_t = sigmoid(x_t W_f + h_{t-1} U_f + b_f),
+    g_t = tanh(x_t W_g + h_{t-1} U_g + b_g),
+    h_t = f_t * h_{t-1} + (1 - f_t) * g_t.
+
+    f = 1 keeps the state; f = 0 is the vanilla RNN. Gates: ``("f", "g")``.
+    """
+
+    gates = ("f", "g")
+    _kind = _recurrent.SIMPLE_GRU
+
+
+class GRU(Cell):
+    """Gated recurrent unit, with the reset gate before or after the matmul.
+
+    z_t = sigmoid(x_t W_z + h_{t-1} U_z + b_z)          (update)
+    r_t = sigmoid(x_t W_r + h_{t-1} U_r + b_r)          (reset)
+    reset="after" (cuDNN, PyTorch, Keras' default):
+        g_t = tanh(x_t W_g + b_g + r_t * (h_{t-1} U_g + b_hg))
+    reset="before" (Cho et al. 2014):
+        g_t = tanh(x_t W_g + b_g + (r_t * h_{t-1}) U_g)
+    h_t = z_t * h_{t-1} + (1 - z_t) * g_t
+
+    z = 1 keeps the state. Gates: ``("z", "r", "g")``; ``reset="after"`` adds
+    the parameter ``b_hg`` (H,), zero at initialisation.
+
+    Parameters
+    ----------
+    reset : {"after", "before"}
+        Where the reset gate acts. See ``Cell`` for the other parameters.
+    """
+
+    gates = ("z", "r", "g")
+
+    def __init__(self, input_size, hidden_size, *, reset="after", dtype=np.float64, seed=None):
+        if reset not in ("after", "before"):
+            raise ValueError(f'reset must be "after" or "before", got {reset!r}')
+        self.reset = reset
+        self._kind = _recurrent.GRU_AFTER if reset == "after" else _recurrent.GRU_BEFORE
+        super().__init__(input_size, hidden_size, dtype=dtype, seed=seed)
+
+    def _init_params(self, rng):
+        p = super()._init_params(rng)
+        if self.reset == "after":
+            p["b_hg"] = np.zeros(self.hidden_size)
+        return p
+
+    @property
+    def param_shapes(self):
+        shapes = super().param_shapes
+        if self.reset == "after":
+            shapes["b_hg"] = (self.hidden_size,)
+        return shapes
+
+    @property
+    def config(self):
+        return {**super().config, "reset": self.reset}
+
+
+class LSTM(Cell):
+    """Long short-term memory, optionally with diagonal peepholes.
+
+    i_t = sigmoid(x_t W_i + h_{t-1} U_i + b_i + p_i * c_{t-1})
+    f_t = sigmoid(x_t W_f + h_{t-1} U_f + b_f + p_f * c_{t-1})
+    g_t = tanh(x_t W_g + h_{t-1} U_g + b_g)
+    c_t = f_t * c_{t-1} + i_t * g_t
+    o_t = sigmoid(x_t W_o + h_{t-1} U_o + b_o + p_o * c_t)
+    h_t = o_t * tanh(c_t)
+
+    The peephole terms are there only with ``peephole=True``, which adds the
+    parameter ``P`` (3, H) = [p_i; p_f; p_o], zero at initialisation. The state
+    is the tuple (h, c). Gates: ``("i", "f", "g", "o")``; the forget-gate bias
+    starts at 1.
+
+    Parameters
+    ----------
+    peephole : bool
+        Add the diagonal peephole connections. See ``Cell`` for the others.
+    """
+
+    gates = ("i", "f", "g", "o")
+    _kind = _recurrent.LSTM
+    _lstm = True
+
+    def __init__(self, input_size, hidden_size, *, peephole=False, dtype=np.float64, seed=None):
+        if not isinstance(peephole, (bool, np.bool_)):
+            raise TypeError(f"peephole must be True or False, got {peephole!r}")
+        self.peephole = bool(peephole)
+        super().__init__(input_size, hidden_size, dtype=dtype, seed=seed)
+
+    def _init_params(self, rng):
+        p = super()._init_params(rng)
+        H = self.hidden_size
+        p["b"][H:2 * H] = 1.0
+        if self.peephole:
+            p["P"] = np.zeros((3, H))
+        return p
+
+    @property
+    def param_shapes(self):
+        shapes = super().param_shapes
+        if self.peephole:
+            shapes["P"] = (3, self.hidden_size)
+        return shapes
+
+    @property
+    def config(self):
+        return {**super().config, "peephole": self.peephole}

@@ -1,0 +1,547 @@
+# Design:
+# Forward and backward passes over whole sequences for every cell, from one
+# sequence driver. Shapes: x (T, B, D), states (B, H), G gate blocks of H
+# columns each, all arrays C-contiguous and validated by pyx_gru._cells before
+# they get here (this module trusts its inputs and never raises).
+#
+# Forward:
+#   gates = x @ W + b                      one GEMM over all T*B rows, before the loop
+#   for t:   hu = h_{t-1} @ U               one GEMM per step, every gate at once
+#            <cell pointwise step>          gates[t] <- activations, hs[t+1] <- h_t
+#            <mask rows with t >= lengths>  carry the state, y = 0
+# Backward:
+#   for t backwards:
+#            dh = dh_next + dy[t]           (active rows only)
+#            <cell pointwise step>          dA[t] <- gradients w.r.t. the gates'
+#                                           pre-activations, dh_prev <- direct part
+#            dh_prev += dA[t] @ U.T         one GEMM per step
+#   dW = x.T @ dA, dU = hs[:T].T @ dA, dx = dA @ W.T, db = dA.sum(0)
+#                                           one GEMM each, after the loop
+# A cell differs from the others only in its pointwise step. Two cells have a
+# little more: GRU with the reset gate after the matmul keeps two versions of
+# the candidate's gradient (input side dXg, recurrent side r * dXg in dA), and
+# GRU with the reset before the matmul runs a second, (B, H) x (H, H) GEMM
+# inside its step, on r * h_{t-1} (kept in `extra` for dU).
+#
+# The cache the backward pass reads is what forward wrote: `gates` holds the
+# gate activations (not pre-activations), `hs` (T+1, B, H) the states with
+# hs[0] = h0 and hs[t+1] = y[t] (zero past a sequence's length: the rows the
+# backward pass reads there are exactly the rows it never uses), `cs` the LSTM
+# cell states, `extra` the GRU's per-step n_t = U_g h_{t-1} + b_hg (reset after)
+# or r_t * h_{t-1} (reset before).
+from cython cimport floating
+from libc.string cimport memcpy, memset
+
+from ._blas cimport gemm
+from ._math cimport sigmoid, tanh_
+
+cdef enum:
+    _RNN = 0
+    _SIMPLE_GRU = 1
+    _GRU_AFTER = 2
+    _GRU_BEFORE = 3
+    _LSTM = 4
+
+RNN = _RNN
+SIMPLE_GRU = _SIMPLE_GRU
+GRU_AFTER = _GRU_AFTER
+GRU_BEFORE = _GRU_BEFORE
+LSTM = _LSTM
+
+
+# ---------------------------------------------------------------------------
+# Pointwise steps, forward. `a` is gates[t], (B, G*H): on entry x_t @ W + b,
+# on exit the gate activations. `hu` is h_{t-1} @ U, (B, G*H).
+# ---------------------------------------------------------------------------
+
+cdef void _rnn_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
+                       const floating* hu, floating* h) noexcept nogil:
+    # h = g = tanh(x W + h_prev U + b)
+    cdef Py_ssize_t i
+    for i in range(B * H):
+        a[i] = tanh_(a[i] + hu[i])
+        h[i] = a[i]
+
+
+cdef void _simple_gru_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
+                              const floating* hu, const floating* h_prev,
+                              floating* h) noexcept nogil:
+    # f = sigmoid(.), g = tanh(.), h = f * h_prev + (1 - f) * g
+    cdef Py_ssize_t bb, j, o
+    cdef floating f, g, one = 1
+    for bb in range(B):
+        o = bb * 2 * H
+        for j in range(H):
+            f = sigmoid(a[o + j] + hu[o + j])
+            g = tanh_(a[o + H + j] + hu[o + H + j])
+            a[o + j] = f
+            a[o + H + j] = g
+            h[bb * H + j] = f * h_prev[bb * H + j] + (one - f) * g
+
+
+cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
+                             const floating* hu, const floating* b_hg,
+                             const floating* h_prev, floating* n,
+                             floating* h) noexcept nogil:
+    # z = sigmoid(.), r = sigmoid(.), n = h_prev U_g + b_hg,
+    # g = tanh(x W_g + b_g + r * n), h = z * h_prev + (1 - z) * g
+    cdef Py_ssize_t bb, j, o, k
+    cdef floating z, r, g, one = 1
+    for bb in range(B):
+        o = bb * 3 * H
+        for j in range(H):
+            k = bb * H + j
+            z = sigmoid(a[o + j] + hu[o + j])
+            r = sigmoid(a[o + H + j] + hu[o + H + j])
+            n[k] = hu[o + 2 * H + j] + b_hg[j]
+            g = tanh_(a[o + 2 * H + j] + r * n[k])
+            a[o + j] = z
+            a[o + H + j] = r
+            a[o + 2 * H + j] = g
+            h[k] = z * h_prev[k] + (one - z) * g
+
+
+cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
+                              floating* hu, const floating* U,
+                              const floating* h_prev, floating* rh,
+                              floating* h) noexcept nogil:
+    # z = sigmoid(.), r = sigmoid(.), g = tanh(x W_g + b_g + (r * h_prev) U_g),
+    # h = z * h_prev + (1 - z) * g. Only hu[:, :2H] is filled on entry.
+    cdef Py_ssize_t bb, j, o, k
+    cdef Py_ssize_t GH = 3 * H
+    cdef floating z, g, one = 1
+    for bb in range(B):
+        o = bb * GH
+        for j in range(H):
+            k = bb * H + j
+            a[o + j] = sigmoid(a[o + j] + hu[o + j])
+            a[o + H + j] = sigmoid(a[o + H + j] + hu[o + H + j])
+            rh[k] = a[o + H + j] * h_prev[k]
+    # hu[:, 2H:] = (r * h_prev) @ U[:, 2H:]
+    gemm(False, False, <int> B, <int> H, <int> H, <floating> 1, rh, <int> H,
+         U + 2 * H, <int> GH, <floating> 0, hu + 2 * H, <int> GH)
+    for bb in range(B):
+        o = bb * GH
+        for j in range(H):
+            k = bb * H + j
+            z = a[o + j]
+            g = tanh_(a[o + 2 * H + j] + hu[o + 2 * H + j])
+            a[o + 2 * H + j] = g
+            h[k] = z * h_prev[k] + (one - z) * g
+
+
+cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, bint peephole,
+                        floating* a, const floating* hu, const floating* P,
+                        const floating* c_prev, floating* c,
+                        floating* h) noexcept nogil:
+    # i = sigmoid(. + p_i c_prev), f = sigmoid(. + p_f c_prev), g = tanh(.),
+    # c = f * c_prev + i * g, o = sigmoid(. + p_o c), h = o * tanh(c)
+    cdef Py_ssize_t bb, j, o, k
+    cdef floating ai, af, ao, i_, f, g, og
+    for bb in range(B):
+        o = bb * 4 * H
+        for j in range(H):
+            k = bb * H + j
+            ai = a[o + j] + hu[o + j]
+            af = a[o + H + j] + hu[o + H + j]
+            ao = a[o + 3 * H + j] + hu[o + 3 * H + j]
+            if peephole:
+                ai = ai + P[j] * c_prev[k]
+                af = af + P[H + j] * c_prev[k]
+            i_ = sigmoid(ai)
+            f = sigmoid(af)
+            g = tanh_(a[o + 2 * H + j] + hu[o + 2 * H + j])
+            c[k] = f * c_prev[k] + i_ * g
+            if peephole:
+                ao = ao + P[2 * H + j] * c[k]
+            og = sigmoid(ao)
+            a[o + j] = i_
+            a[o + H + j] = f
+            a[o + 2 * H + j] = g
+            a[o + 3 * H + j] = og
+            h[k] = og * tanh_(c[k])
+
+
+# ---------------------------------------------------------------------------
+# Pointwise steps, backward. `dh` is dL/dh_t (B, H); `da` is dA[t] (B, G*H),
+# written with dL/d(pre-activation) of each gate on the recurrent side (what
+# multiplies U); `dh_prev` gets the part of dL/dh_{t-1} that does not go
+# through U (the driver adds da @ U.T).
+# ---------------------------------------------------------------------------
+
+cdef void _rnn_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
+                        const floating* dh, floating* da,
+                        floating* dh_prev) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef floating one = 1
+    for i in range(B * H):
+        da[i] = dh[i] * (one - a[i] * a[i])
+        dh_prev[i] = 0
+
+
+cdef void _simple_gru_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
+                               const floating* h_prev, const floating* dh,
+                               floating* da, floating* dh_prev) noexcept nogil:
+    cdef Py_ssize_t bb, j, o, k
+    cdef floating f, g, one = 1
+    for bb in range(B):
+        o = bb * 2 * H
+        for j in range(H):
+            k = bb * H + j
+            f = a[o + j]
+            g = a[o + H + j]
+            da[o + j] = dh[k] * (h_prev[k] - g) * f * (one - f)
+            da[o + H + j] = dh[k] * (one - f) * (one - g * g)
+            dh_prev[k] = dh[k] * f
+
+
+cdef void _gru_after_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
+                              const floating* h_prev, const floating* n,
+                              const floating* dh, floating* da,
+                              floating* dxg, floating* dh_prev) noexcept nogil:
+    # dxg = dL/d(x W_g + b_g + r * n) (input side);
+    # da[:, 2H:] = r * dxg = dL/dn (recurrent side, also dL/db_hg)
+    cdef Py_ssize_t bb, j, o, k
+    cdef floating z, r, g, dag, one = 1
+    for bb in range(B):
+        o = bb * 3 * H
+        for j in range(H):
+            k = bb * H + j
+            z = a[o + j]
+            r = a[o + H + j]
+            g = a[o + 2 * H + j]
+            dag = dh[k] * (one - z) * (one - g * g)
+            da[o + j] = dh[k] * (h_prev[k] - g) * z * (one - z)
+            da[o + H + j] = dag * n[k] * r * (one - r)
+            da[o + 2 * H + j] = dag * r
+            dxg[k] = dag
+            dh_prev[k] = dh[k] * z
+
+
+cdef void _gru_before_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
+                               const floating* U, const floating* h_prev,
+                               const floating* dh, floating* da,
+                               floating* drh, floating* dh_prev) noexcept nogil:
+    # drh = dL/d(r * h_prev) = da_g @ U_g.T
+    cdef Py_ssize_t bb, j, o, k
+    cdef Py_ssize_t GH = 3 * H
+    cdef floating z, r, g, one = 1
+    for bb in range(B):
+        o = bb * GH
+        for j in range(H):
+            k = bb * H + j
+            z = a[o + j]
+            g = a[o + 2 * H + j]
+            da[o + j] = dh[k] * (h_prev[k] - g) * z * (one - z)
+            da[o + 2 * H + j] = dh[k] * (one - z) * (one - g * g)
+    # drh = da[:, 2H:] @ U[:, 2H:].T
+    gemm(False, True, <int> B, <int> H, <int> H, <floating> 1, da + 2 * H,
+         <int> GH, U + 2 * H, <int> GH, <floating> 0, drh, <int> H)
+    for bb in range(B):
+        o = bb * GH
+        for j in range(H):
+            k = bb * H + j
+            r = a[o + H + j]
+            da[o + H + j] = drh[k] * h_prev[k] * r * (one - r)
+            dh_prev[k] = dh[k] * a[o + j] + drh[k] * r
+
+
+cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, bint peephole,
+                         const floating* a, const floating* P,
+                         const floating* c_prev, const floating* c,
+                         const floating* dh, const floating* dc,
+                         floating* da, floating* dh_prev,
+                         floating* dc_prev) noexcept nogil:
+    # dc is dL/dc_t from step t+1; dc_prev gets dL/dc_{t-1}.
+    cdef Py_ssize_t bb, j, o, k
+    cdef floating i_, f, g, og, tc, dao, dai, daf, dct, one = 1
+    for bb in range(B):
+        o = bb * 4 * H
+        for j in range(H):
+            k = bb * H + j
+            i_ = a[o + j]
+            f = a[o + H + j]
+            g = a[o + 2 * H + j]
+            og = a[o + 3 * H + j]
+            tc = tanh_(c[k])
+            dao = dh[k] * tc * og * (one - og)
+            dct = dc[k] + dh[k] * og * (one - tc * tc)
+            if peephole:
+                dct = dct + dao * P[2 * H + j]
+            dai = dct * g * i_ * (one - i_)
+            daf = dct * c_prev[k] * f * (one - f)
+            da[o + j] = dai
+            da[o + H + j] = daf
+            da[o + 2 * H + j] = dct * i_ * (one - g * g)
+            da[o + 3 * H + j] = dao
+            dc_prev[k] = dct * f
+            if peephole:
+                dc_prev[k] = dc_prev[k] + dai * P[j] + daf * P[H + j]
+            dh_prev[k] = 0
+
+
+# ---------------------------------------------------------------------------
+# Helpers of the driver
+# ---------------------------------------------------------------------------
+
+cdef void _input_grads(Py_ssize_t TB, Py_ssize_t D, Py_ssize_t GH,
+                       Py_ssize_t off, Py_ssize_t ncols,
+                       const floating* delta, Py_ssize_t ld,
+                       const floating* x, const floating* W,
+                       floating* dx, floating* dW, floating* db,
+                       floating beta) noexcept nogil:
+    # The input-side gradients of the gate columns [off, off + ncols), whose
+    # pre-activation gradients are `delta` (TB, ncols), row stride ld.
+    cdef Py_ssize_t i, j
+    # dW[:, off:off+ncols] = x.T @ delta
+    gemm(True, False, <int> D, <int> ncols, <int> TB, <floating> 1, x, <int> D,
+         delta, <int> ld, <floating> 0, dW + off, <int> GH)
+    # dx = beta * dx + delta @ W[:, off:off+ncols].T
+    gemm(False, True, <int> TB, <int> D, <int> ncols, <floating> 1, delta,
+         <int> ld, W + off, <int> GH, beta, dx, <int> D)
+    # db[off:off+ncols] = delta.sum(axis=0)
+    for j in range(ncols):
+        db[off + j] = 0
+    for i in range(TB):
+        for j in range(ncols):
+            db[off + j] += delta[i * ld + j]
+
+
+cdef void _column_sums(Py_ssize_t TB, Py_ssize_t ncols, const floating* m,
+                       Py_ssize_t ld, floating* out) noexcept nogil:
+    # out = m[:, :ncols].sum(axis=0)
+    cdef Py_ssize_t i, j
+    for j in range(ncols):
+        out[j] = 0
+    for i in range(TB):
+        for j in range(ncols):
+            out[j] += m[i * ld + j]
+
+
+# ---------------------------------------------------------------------------
+# The sequence driver
+# ---------------------------------------------------------------------------
+
+def forward(int kind, bint peephole, bint masked,
+            const floating[:, :, ::1] x,
+            const floating[:, ::1] W,
+            const floating[:, ::1] U,
+            const floating[::1] b,
+            const floating[::1] b_hg,
+            const floating[:, ::1] P,
+            const Py_ssize_t[::1] lengths,
+            floating[:, :, ::1] gates,
+            floating[:, :, ::1] hs,
+            floating[:, :, ::1] cs,
+            floating[:, :, ::1] extra,
+            floating[:, ::1] h_last,
+            floating[:, ::1] c_last,
+            floating[:, ::1] hu):
+    """Forward pass over a whole sequence, in place.
+
+    x (T, B, D), W (D, GH), U (H, GH), b (GH,), b_hg (H,) [GRU reset after],
+    P (3, H) [LSTM with peepholes], lengths (B,) [used when ``masked``].
+    Writes gates (T, B, GH), hs (T+1, B, H) from hs[0], cs (T+1, B, H) from
+    cs[0] [LSTM], extra (T, B, H) [GRU], the final state into h_last and
+    c_last (B, H) [LSTM], and uses hu (B, GH) as workspace. Arrays a cell does
+    not use may be any placeholder of the right dtype.
+    """
+    cdef Py_ssize_t T = gates.shape[0]
+    cdef Py_ssize_t B = gates.shape[1]
+    cdef Py_ssize_t GH = gates.shape[2]
+    cdef Py_ssize_t H = hs.shape[2]
+    cdef Py_ssize_t D = x.shape[2]
+    cdef Py_ssize_t TB = T * B
+    cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
+    cdef bint lstm = kind == _LSTM
+    cdef size_t row = H * sizeof(floating)
+    cdef Py_ssize_t t, i, bb
+    cdef floating* a
+    cdef floating* h_prev
+    cdef floating* h
+    cdef floating* c_prev = NULL
+
+    with nogil:
+        memcpy(&h_last[0, 0], &hs[0, 0, 0], B * row)
+        if lstm:
+            memcpy(&c_last[0, 0], &cs[0, 0, 0], B * row)
+        if TB > 0:
+            # gates = x @ W + b, all T steps at once
+            for i in range(TB):
+                memcpy(&gates[0, 0, 0] + i * GH, &b[0], GH * sizeof(floating))
+            gemm(False, False, <int> TB, <int> GH, <int> D, <floating> 1,
+                 &x[0, 0, 0], <int> D, &W[0, 0], <int> GH, <floating> 1,
+                 &gates[0, 0, 0], <int> GH)
+            for t in range(T):
+                a = &gates[t, 0, 0]
+                h = &hs[t + 1, 0, 0]
+                # Without lengths, every state is in hs; with them, the carried
+                # state lives in h_last / c_last.
+                h_prev = &h_last[0, 0] if masked else &hs[t, 0, 0]
+                if lstm:
+                    c_prev = &c_last[0, 0] if masked else &cs[t, 0, 0]
+                # hu[:, :n_rec] = h_prev @ U[:, :n_rec]
+                gemm(False, False, <int> B, <int> n_rec, <int> H, <floating> 1,
+                     h_prev, <int> H, &U[0, 0], <int> GH, <floating> 0,
+                     &hu[0, 0], <int> GH)
+                if kind == _RNN:
+                    _rnn_forward(B, H, a, &hu[0, 0], h)
+                elif kind == _SIMPLE_GRU:
+                    _simple_gru_forward(B, H, a, &hu[0, 0], h_prev, h)
+                elif kind == _GRU_AFTER:
+                    _gru_after_forward(B, H, a, &hu[0, 0], &b_hg[0], h_prev,
+                                       &extra[t, 0, 0], h)
+                elif kind == _GRU_BEFORE:
+                    _gru_before_forward(B, H, a, &hu[0, 0], &U[0, 0], h_prev,
+                                        &extra[t, 0, 0], h)
+                else:
+                    _lstm_forward(B, H, peephole, a, &hu[0, 0], &P[0, 0],
+                                  c_prev, &cs[t + 1, 0, 0], h)
+                if masked:
+                    for bb in range(B):
+                        if t < lengths[bb]:
+                            memcpy(&h_last[bb, 0], h + bb * H, row)
+                            if lstm:
+                                memcpy(&c_last[bb, 0], &cs[t + 1, bb, 0], row)
+                        else:
+                            memset(h + bb * H, 0, row)
+                            if lstm:
+                                memcpy(&cs[t + 1, bb, 0], &c_last[bb, 0], row)
+            if not masked:
+                memcpy(&h_last[0, 0], &hs[T, 0, 0], B * row)
+                if lstm:
+                    memcpy(&c_last[0, 0], &cs[T, 0, 0], B * row)
+
+
+def backward(int kind, bint peephole, bint masked,
+             const floating[:, :, ::1] x,
+             const floating[:, ::1] W,
+             const floating[:, ::1] U,
+             const floating[:, ::1] P,
+             const Py_ssize_t[::1] lengths,
+             const floating[:, :, ::1] gates,
+             const floating[:, :, ::1] hs,
+             const floating[:, :, ::1] cs,
+             const floating[:, :, ::1] extra,
+             const floating[:, :, ::1] dy,
+             floating[:, ::1] dh,
+             floating[:, ::1] dc,
+             floating[:, :, ::1] dA,
+             floating[:, :, ::1] dxg,
+             floating[:, :, ::1] work,
+             floating[:, :, ::1] dx,
+             floating[:, ::1] dW,
+             floating[:, ::1] dU,
+             floating[::1] db,
+             floating[::1] db_hg,
+             floating[:, ::1] dP):
+    """Backward pass through time, in place.
+
+    Reads the forward cache (x, gates, hs, cs, extra, lengths) and dy
+    (T, B, H). On entry dh and dc (B, H) hold dL/d(final state); on exit
+    dL/d(initial state). dA (T, B, GH) and dxg (T, B, H) [GRU reset after] are
+    scratch, work is (3, B, H) scratch. Writes dx (T, B, D), dW, dU, db,
+    db_hg [GRU reset after] and dP [LSTM with peepholes]; the caller zeroes
+    the parameter gradients.
+    """
+    cdef Py_ssize_t T = gates.shape[0]
+    cdef Py_ssize_t B = gates.shape[1]
+    cdef Py_ssize_t GH = gates.shape[2]
+    cdef Py_ssize_t H = hs.shape[2]
+    cdef Py_ssize_t D = x.shape[2]
+    cdef Py_ssize_t TB = T * B
+    cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
+    cdef bint lstm = kind == _LSTM
+    cdef size_t row = H * sizeof(floating)
+    cdef Py_ssize_t t, i, j, bb
+    cdef floating* dh_cur = &dh[0, 0]
+    cdef floating* dh_prev = &work[0, 0, 0]
+    cdef floating* dc_cur = &dc[0, 0]
+    cdef floating* dc_prev = &work[1, 0, 0]
+    cdef floating* swap
+    cdef floating* da
+    cdef const floating* a
+
+    if TB == 0:
+        return
+    with nogil:
+        for t in range(T - 1, -1, -1):
+            a = &gates[t, 0, 0]
+            da = &dA[t, 0, 0]
+            # dh = dh_next + dy[t], for the rows still inside their sequence
+            for bb in range(B):
+                if not masked or t < lengths[bb]:
+                    for j in range(H):
+                        dh_cur[bb * H + j] += dy[t, bb, j]
+            if kind == _RNN:
+                _rnn_backward(B, H, a, dh_cur, da, dh_prev)
+            elif kind == _SIMPLE_GRU:
+                _simple_gru_backward(B, H, a, &hs[t, 0, 0], dh_cur, da, dh_prev)
+            elif kind == _GRU_AFTER:
+                _gru_after_backward(B, H, a, &hs[t, 0, 0], &extra[t, 0, 0],
+                                    dh_cur, da, &dxg[t, 0, 0], dh_prev)
+            elif kind == _GRU_BEFORE:
+                _gru_before_backward(B, H, a, &U[0, 0], &hs[t, 0, 0], dh_cur,
+                                     da, &work[2, 0, 0], dh_prev)
+            else:
+                _lstm_backward(B, H, peephole, a, &P[0, 0], &cs[t, 0, 0],
+                               &cs[t + 1, 0, 0], dh_cur, dc_cur, da, dh_prev,
+                               dc_prev)
+            if masked:
+                # Past its length a row's state was carried unchanged: its
+                # gradient passes straight through and its gates get none.
+                for bb in range(B):
+                    if t >= lengths[bb]:
+                        memset(da + bb * GH, 0, GH * sizeof(floating))
+                        memcpy(dh_prev + bb * H, dh_cur + bb * H, row)
+                        if kind == _GRU_AFTER:
+                            memset(&dxg[t, bb, 0], 0, row)
+                        if lstm:
+                            memcpy(dc_prev + bb * H, dc_cur + bb * H, row)
+            # dh_prev += dA[t][:, :n_rec] @ U[:, :n_rec].T
+            gemm(False, True, <int> B, <int> H, <int> n_rec, <floating> 1, da,
+                 <int> GH, &U[0, 0], <int> GH, <floating> 1, dh_prev, <int> H)
+            swap = dh_cur
+            dh_cur = dh_prev
+            dh_prev = swap
+            if lstm:
+                swap = dc_cur
+                dc_cur = dc_prev
+                dc_prev = swap
+        if dh_cur != &dh[0, 0]:
+            memcpy(&dh[0, 0], dh_cur, B * row)
+        if lstm and dc_cur != &dc[0, 0]:
+            memcpy(&dc[0, 0], dc_cur, B * row)
+
+        # Input side: dW = x.T @ dA, dx = dA @ W.T, db = dA.sum(0)
+        if kind == _GRU_AFTER:
+            # the candidate's input-side gradient is dxg, not r * dxg
+            _input_grads(TB, D, GH, 0, 2 * H, &dA[0, 0, 0], GH, &x[0, 0, 0],
+                         &W[0, 0], &dx[0, 0, 0], &dW[0, 0], &db[0], 0)
+            _input_grads(TB, D, GH, 2 * H, H, &dxg[0, 0, 0], H, &x[0, 0, 0],
+                         &W[0, 0], &dx[0, 0, 0], &dW[0, 0], &db[0], 1)
+            # db_hg = (r * dxg).sum(0)
+            _column_sums(TB, H, &dA[0, 0, 0] + 2 * H, GH, &db_hg[0])
+        else:
+            _input_grads(TB, D, GH, 0, GH, &dA[0, 0, 0], GH, &x[0, 0, 0],
+                         &W[0, 0], &dx[0, 0, 0], &dW[0, 0], &db[0], 0)
+
+        # Recurrent side: dU = h_prev.T @ dA over all steps
+        # (hs[:T] flattened is h_{t-1} for every t and row)
+        gemm(True, False, <int> H, <int> n_rec, <int> TB, <floating> 1,
+             &hs[0, 0, 0], <int> H, &dA[0, 0, 0], <int> GH, <floating> 0,
+             &dU[0, 0], <int> GH)
+        if kind == _GRU_BEFORE:
+            # dU[:, 2H:] = (r * h_prev).T @ dA[:, 2H:]
+            gemm(True, False, <int> H, <int> H, <int> TB, <floating> 1,
+                 &extra[0, 0, 0], <int> H, &dA[0, 0, 0] + 2 * H, <int> GH,
+                 <floating> 0, &dU[0, 0] + 2 * H, <int> GH)
+
+        if lstm and peephole:
+            # dP = [sum(da_i * c_prev), sum(da_f * c_prev), sum(da_o * c)]
+            for t in range(T):
+                for bb in range(B):
+                    for j in range(H):
+                        dP[0, j] += dA[t, bb, j] * cs[t, bb, j]
+                        dP[1, j] += dA[t, bb, H + j] * cs[t, bb, j]
+                        dP[2, j] += dA[t, bb, 3 * H + j] * cs[t + 1, bb, j]

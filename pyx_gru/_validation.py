@@ -1,0 +1,92 @@
+"""Checks that run in Python before any compiled code sees an array.
+
+Every function here either returns an array the kernels can trust (the cell's
+dtype, C-contiguous, the exact shape) or raises a ``TypeError`` or
+``ValueError`` that names the argument and the shape it should have.
+"""
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# BLAS takes 32-bit ints for sizes and strides.
+INT_MAX = 2**31 - 1
+
+
+def check_size(name, value, minimum=1):
+    """An int >= minimum (bool and float rejected)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if value > INT_MAX:
+        raise ValueError(f"{name} must be <= {INT_MAX}, got {value}")
+    return value
+
+
+def check_dtype(dtype):
+    """float32 or float64 as an np.dtype."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def real_array(name, value, expected):
+    """``value`` as an ndarray of real numbers (any float or int dtype).
+
+    Lists are converted; bool, complex, object and string data are rejected,
+    as is anything that is not rectangular. ``expected`` describes the shape
+    for the error message, e.g. ``"(T, B, 8)"``.
+    """
+    if value is None:
+        raise TypeError(f"{name} must be an array of shape {expected}, got None")
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(
+            f"{name} must be an array of real numbers with shape {expected}; "
+            f"it could not be converted to one ({exc})"
+        ) from None
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(
+            f"{name} must hold real numbers (a float or integer dtype), got dtype "
+            f"{arr.dtype}; expected shape {expected}"
+        )
+    return arr
+
+
+def float_array(name, value, shape, dtype, *, copy=False):
+    """A C-contiguous array of ``dtype`` and exactly ``shape``.
+
+    An int in ``shape`` is a required size; a str (``"T"``, ``"B"``) is a free
+    dimension, named in the error message. Integer and other float inputs are
+    cast to ``dtype``. With ``copy`` the result never shares memory with
+    ``value``.
+    """
+    expected = "(" + ", ".join(str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
+    arr = real_array(name, value, expected)
+    if arr.ndim != len(shape) or any(
+        not isinstance(s, str) and s != n for s, n in zip(shape, arr.shape)
+    ):
+        raise ValueError(f"{name} must have shape {expected}, got {arr.shape}")
+    if copy:
+        return np.array(arr, dtype=dtype, order="C", copy=True)
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def lengths_array(lengths, T, B):
+    """``lengths`` as a C-contiguous intp array of shape (B,), values in [0, T]."""
+    arr = np.asarray(lengths) if not isinstance(lengths, np.ndarray) else lengths
+    if arr.dtype.kind not in "iu":
+        raise TypeError(
+            f"lengths must be an integer array of shape ({B},), got dtype {arr.dtype}"
+        )
+    if arr.shape != (B,):
+        raise ValueError(f"lengths must have shape ({B},) (one per batch row), got {arr.shape}")
+    if B and (arr.min() < 0 or arr.max() > T):
+        bad = arr[(arr < 0) | (arr > T)]
+        raise ValueError(f"lengths must lie in [0, T] = [0, {T}], got {bad.tolist()[:5]}")
+    return np.array(arr, dtype=np.intp, order="C", copy=True)

@@ -1,0 +1,299 @@
+"""The cells in plain NumPy, one time step at a time, read like the equations.
+
+This module is for reading and for checking. Each cell is a pair of
+functions, ``*_step_forward`` and ``*_step_backward``, in the style of
+CS231n's ``rnn_layers.py``: the forward step returns the new state and a cache
+of what its backward step needs; the backward step takes the gradient of the
+loss with respect to the new state and returns the gradients with respect to
+the input, the previous state and the parameters. One loop over time,
+``_ReferenceCell``, drives every cell, and the classes ``RNN``,
+``SimpleGRU``, ``GRU`` and ``LSTM`` have exactly the interface of the
+compiled ones (same constructor, same seeded parameters, same ``forward``
+and ``backward``), so either can stand in for the other.
+
+Shapes, for one step: ``x_t`` (B, D), ``h_prev`` and ``c_prev`` (B, H);
+``W`` (D, G*H), ``U`` (H, G*H), ``b`` (G*H,), gate k of ``cell.gates`` in
+columns ``k*H:(k+1)*H``. Rows are batch entries, so the docs' ``W x_t`` is
+``x_t @ W`` here. A state is a tuple: ``(h,)``, or ``(h, c)`` for the LSTM.
+"""
+import numpy as np
+
+from . import _cells
+from ._cells import Cache
+
+__all__ = ["RNN", "SimpleGRU", "GRU", "LSTM", "from_cell", "sigmoid"]
+
+
+def sigmoid(a):
+    """sigma(a) = 1 / (1 + exp(-a)), computed as exp(-log(1 + exp(-a))) so that
+    no exp overflows for large negative a."""
+    return np.exp(-np.logaddexp(0, -a))
+
+
+def _gate_blocks(m, G):
+    """Split the columns of m, (B, G*H), into its G gate blocks, each (B, H)."""
+    return np.split(m, G, axis=-1)
+
+
+# --------------------------------------------------------------------------
+# Vanilla RNN
+# --------------------------------------------------------------------------
+
+def rnn_step_forward(x_t, state, p):
+    """h_t = g = tanh(x_t W + h_{t-1} U + b)."""
+    (h_prev,) = state
+    g = np.tanh(x_t @ p["W"] + h_prev @ p["U"] + p["b"])
+    return (g,), (x_t, h_prev, g)
+
+
+def rnn_step_backward(dstate, cache, p):
+    (dh,) = dstate
+    x_t, h_prev, g = cache
+    da = dh * (1 - g**2)  # through tanh
+    grads = {"W": x_t.T @ da, "U": h_prev.T @ da, "b": da.sum(0)}
+    return da @ p["W"].T, (da @ p["U"].T,), grads
+
+
+# --------------------------------------------------------------------------
+# Simplified GRU: h_t = f * h_{t-1} + (1 - f) * g
+# --------------------------------------------------------------------------
+
+def simple_gru_step_forward(x_t, state, p):
+    """f = sigma(x_t W_f + h_{t-1} U_f + b_f), g = tanh(x_t W_g + h_{t-1} U_g + b_g),
+    h_t = f * h_{t-1} + (1 - f) * g."""
+    (h_prev,) = state
+    a_f, a_g = _gate_blocks(x_t @ p["W"] + h_prev @ p["U"] + p["b"], 2)
+    f = sigmoid(a_f)
+    g = np.tanh(a_g)
+    h = f * h_prev + (1 - f) * g
+    return (h,), (x_t, h_prev, f, g)
+
+
+def simple_gru_step_backward(dstate, cache, p):
+    (dh,) = dstate
+    x_t, h_prev, f, g = cache
+    df = dh * (h_prev - g)
+    dg = dh * (1 - f)
+    da = np.concatenate([df * f * (1 - f), dg * (1 - g**2)], axis=1)
+    dh_prev = dh * f + da @ p["U"].T
+    grads = {"W": x_t.T @ da, "U": h_prev.T @ da, "b": da.sum(0)}
+    return da @ p["W"].T, (dh_prev,), grads
+
+
+# --------------------------------------------------------------------------
+# GRU, reset gate after the matmul (cuDNN, PyTorch)
+# --------------------------------------------------------------------------
+
+def gru_after_step_forward(x_t, state, p):
+    """z = sigma(x_t W_z + h_{t-1} U_z + b_z), r = sigma(x_t W_r + h_{t-1} U_r + b_r),
+    n = h_{t-1} U_g + b_hg, g = tanh(x_t W_g + b_g + r * n),
+    h_t = z * h_{t-1} + (1 - z) * g."""
+    (h_prev,) = state
+    ax_z, ax_r, ax_g = _gate_blocks(x_t @ p["W"] + p["b"], 3)
+    ah_z, ah_r, ah_g = _gate_blocks(h_prev @ p["U"], 3)
+    z = sigmoid(ax_z + ah_z)
+    r = sigmoid(ax_r + ah_r)
+    n = ah_g + p["b_hg"]
+    g = np.tanh(ax_g + r * n)
+    h = z * h_prev + (1 - z) * g
+    return (h,), (x_t, h_prev, z, r, n, g)
+
+
+def gru_after_step_backward(dstate, cache, p):
+    (dh,) = dstate
+    x_t, h_prev, z, r, n, g = cache
+    dz = dh * (h_prev - g)
+    da_g = dh * (1 - z) * (1 - g**2)  # dL/d(x W_g + b_g + r * n)
+    dr = da_g * n
+    dn = da_g * r
+    da_z = dz * z * (1 - z)
+    da_r = dr * r * (1 - r)
+    dax = np.concatenate([da_z, da_r, da_g], axis=1)  # input side
+    dah = np.concatenate([da_z, da_r, dn], axis=1)  # recurrent side
+    dh_prev = dh * z + dah @ p["U"].T
+    grads = {"W": x_t.T @ dax, "U": h_prev.T @ dah, "b": dax.sum(0), "b_hg": dn.sum(0)}
+    return dax @ p["W"].T, (dh_prev,), grads
+
+
+# --------------------------------------------------------------------------
+# GRU, reset gate before the matmul (Cho et al. 2014)
+# --------------------------------------------------------------------------
+
+def gru_before_step_forward(x_t, state, p):
+    """z = sigma(x_t W_z + h_{t-1} U_z + b_z), r = sigma(x_t W_r + h_{t-1} U_r + b_r),
+    g = tanh(x_t W_g + b_g + (r * h_{t-1}) U_g), h_t = z * h_{t-1} + (1 - z) * g."""
+    (h_prev,) = state
+    U_z, U_r, U_g = _gate_blocks(p["U"], 3)
+    ax_z, ax_r, ax_g = _gate_blocks(x_t @ p["W"] + p["b"], 3)
+    z = sigmoid(ax_z + h_prev @ U_z)
+    r = sigmoid(ax_r + h_prev @ U_r)
+    rh = r * h_prev
+    g = np.tanh(ax_g + rh @ U_g)
+    h = z * h_prev + (1 - z) * g
+    return (h,), (x_t, h_prev, z, r, rh, g)
+
+
+def gru_before_step_backward(dstate, cache, p):
+    (dh,) = dstate
+    x_t, h_prev, z, r, rh, g = cache
+    U_z, U_r, U_g = _gate_blocks(p["U"], 3)
+    dz = dh * (h_prev - g)
+    da_g = dh * (1 - z) * (1 - g**2)
+    drh = da_g @ U_g.T  # dL/d(r * h_prev)
+    dr = drh * h_prev
+    da_z = dz * z * (1 - z)
+    da_r = dr * r * (1 - r)
+    da = np.concatenate([da_z, da_r, da_g], axis=1)
+    dh_prev = dh * z + drh * r + da_z @ U_z.T + da_r @ U_r.T
+    dU = np.concatenate([h_prev.T @ da_z, h_prev.T @ da_r, rh.T @ da_g], axis=1)
+    grads = {"W": x_t.T @ da, "U": dU, "b": da.sum(0)}
+    return da @ p["W"].T, (dh_prev,), grads
+
+
+# --------------------------------------------------------------------------
+# LSTM, with optional diagonal peepholes P = [p_i; p_f; p_o]
+# --------------------------------------------------------------------------
+
+def _peepholes(p):
+    return tuple(p["P"]) if "P" in p else (0.0, 0.0, 0.0)
+
+
+def lstm_step_forward(x_t, state, p):
+    """i = sigma(a_i + p_i * c_{t-1}), f = sigma(a_f + p_f * c_{t-1}), g = tanh(a_g),
+    c_t = f * c_{t-1} + i * g, o = sigma(a_o + p_o * c_t), h_t = o * tanh(c_t),
+    with [a_i, a_f, a_g, a_o] = x_t W + h_{t-1} U + b."""
+    h_prev, c_prev = state
+    p_i, p_f, p_o = _peepholes(p)
+    a_i, a_f, a_g, a_o = _gate_blocks(x_t @ p["W"] + h_prev @ p["U"] + p["b"], 4)
+    i = sigmoid(a_i + p_i * c_prev)
+    f = sigmoid(a_f + p_f * c_prev)
+    g = np.tanh(a_g)
+    c = f * c_prev + i * g
+    o = sigmoid(a_o + p_o * c)
+    h = o * np.tanh(c)
+    return (h, c), (x_t, h_prev, c_prev, i, f, g, c, o)
+
+
+def lstm_step_backward(dstate, cache, p):
+    dh, dc_next = dstate
+    x_t, h_prev, c_prev, i, f, g, c, o = cache
+    p_i, p_f, p_o = _peepholes(p)
+    tanh_c = np.tanh(c)
+    da_o = dh * tanh_c * o * (1 - o)
+    dc = dc_next + dh * o * (1 - tanh_c**2) + da_o * p_o
+    da_i = dc * g * i * (1 - i)
+    da_f = dc * c_prev * f * (1 - f)
+    da_g = dc * i * (1 - g**2)
+    dc_prev = dc * f + da_i * p_i + da_f * p_f
+    da = np.concatenate([da_i, da_f, da_g, da_o], axis=1)
+    grads = {"W": x_t.T @ da, "U": h_prev.T @ da, "b": da.sum(0)}
+    if "P" in p:
+        grads["P"] = np.stack([(da_i * c_prev).sum(0), (da_f * c_prev).sum(0), (da_o * c).sum(0)])
+    return da @ p["W"].T, (da @ p["U"].T, dc_prev), grads
+
+
+# --------------------------------------------------------------------------
+# One loop over time for every cell
+# --------------------------------------------------------------------------
+
+class _ReferenceCell:
+    """Replaces the compiled passes of a cell class with a NumPy loop over time.
+
+    Past a sequence's length (``t >= lengths[b]``) the step still runs, but
+    its result is dropped for that row: the state is carried, y is 0, and in
+    the backward pass the row's gradient flows straight past the step.
+    """
+
+    def _steps(self):
+        raise NotImplementedError
+
+    def _forward(self, x, h0, c0, lengths, p):
+        step_forward, _ = self._steps()
+        T, B, _ = x.shape
+        state = (h0,) if c0 is None else (h0, c0)
+        y = np.zeros((T, B, self.hidden_size), dtype=self.dtype)
+        steps = []
+        for t in range(T):
+            new_state, step_cache = step_forward(x[t], state, p)
+            on = _active(t, lengths, B)
+            state = tuple(np.where(on, new, old) for new, old in zip(new_state, state))
+            y[t] = np.where(on, new_state[0], 0)
+            steps.append(step_cache)
+        cache = Cache(self, p, x=x, lengths=lengths, steps=steps)
+        return y, state[0], (state[1] if c0 is not None else None), cache
+
+    def _backward(self, cache, dy, dh, dc, p):
+        _, step_backward = self._steps()
+        T, B, _ = cache.x.shape
+        dstate = (dh,) if dc is None else (dh, dc)
+        grads = {k: np.zeros_like(v) for k, v in p.items()}
+        dx = np.zeros(cache.x.shape, dtype=self.dtype)
+        for t in reversed(range(T)):
+            on = _active(t, cache.lengths, B)
+            dstate = (dstate[0] + np.where(on, dy[t], 0),) + dstate[1:]
+            d_new = tuple(np.where(on, d, 0) for d in dstate)
+            dx[t], d_prev, step_grads = step_backward(d_new, cache.steps[t], p)
+            for k in grads:
+                grads[k] += step_grads[k]
+            dstate = tuple(np.where(on, dp, d) for dp, d in zip(d_prev, dstate))
+        return dx, dstate[0], (dstate[1] if dc is not None else None), grads
+
+
+def _active(t, lengths, B):
+    """(B, 1) bool: which rows are still inside their sequence at step t."""
+    if lengths is None:
+        return np.ones((B, 1), dtype=bool)
+    return (t < lengths)[:, None]
+
+
+class RNN(_ReferenceCell, _cells.RNN):
+    __doc__ = "NumPy reference. " + _cells.RNN.__doc__
+
+    def _steps(self):
+        return rnn_step_forward, rnn_step_backward
+
+
+class SimpleGRU(_ReferenceCell, _cells.SimpleGRU):
+    __doc__ = "NumPy reference. " + _cells.SimpleGRU.__doc__
+
+    def _steps(self):
+        return simple_gru_step_forward, simple_gru_step_backward
+
+
+class GRU(_ReferenceCell, _cells.GRU):
+    __doc__ = "NumPy reference. " + _cells.GRU.__doc__
+
+    def _steps(self):
+        if self.reset == "after":
+            return gru_after_step_forward, gru_after_step_backward
+        return gru_before_step_forward, gru_before_step_backward
+
+
+class LSTM(_ReferenceCell, _cells.LSTM):
+    __doc__ = "NumPy reference. " + _cells.LSTM.__doc__
+
+    def _steps(self):
+        return lstm_step_forward, lstm_step_backward
+
+
+_TWINS = {
+    _cells.RNN: RNN,
+    _cells.SimpleGRU: SimpleGRU,
+    _cells.GRU: GRU,
+    _cells.LSTM: LSTM,
+}
+
+
+def from_cell(cell):
+    """The NumPy reference twin of ``cell``: same class, config, dtype, and a
+    copy of its parameters.
+
+    >>> import pyx_gru
+    >>> ref = pyx_gru.reference.from_cell(pyx_gru.GRU(3, 4, seed=0))
+    """
+    for compiled, ref in _TWINS.items():
+        if isinstance(cell, compiled):
+            twin = ref(**cell.config, dtype=cell.dtype, seed=0)
+            twin.params = cell.params
+            return twin
+    raise TypeError(f"from_cell needs a pyx_gru cell, got {type(cell).__name__}")

@@ -1,0 +1,28 @@
+"""Build the compiled kernels of pyx_gru.
+
+Metadata lives in pyproject.toml; this file only declares the Cython
+extensions. ``PYX_GRU_BOUNDSCHECK=1`` builds them with bounds and
+initialisation checks on (slower; for debugging memory errors).
+"""
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+checks = os.environ.get("PYX_GRU_BOUNDSCHECK", "0") == "1"
+
+directives = {
+    "language_level": 3,
+    "boundscheck": checks,
+    "wraparound": False,
+    "initializedcheck": checks,
+    "cdivision": True,
+    "embedsignature": True,
+}
+
+extensions = [
+    Extension(name, [name.replace(".", "/") + ".pyx"], extra_compile_args=["-O3"])
+    for name in ("pyx_gru._blas", "pyx_gru._recurrent")
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives=directives))
