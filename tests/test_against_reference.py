@@ -1,0 +1,126 @@
+"""The compiled cells against the NumPy reference, and both against the
+equations written out by hand for one step."""
+import numpy as np
+import pytest
+
+import pyx_gru as pg
+from pyx_gru import reference
+from conftest import (
+    CONFIGS, assert_close, assert_results_close, make_cell, parts, random_problem,
+)
+
+
+@pytest.mark.parametrize("T,B,D,H", [(1, 1, 1, 1), (6, 3, 4, 5), (13, 5, 7, 3)])
+@pytest.mark.parametrize("with_lengths", [False, True])
+def test_compiled_equals_reference(config, dtype, T, B, D, H, with_lengths):
+    """Outputs, final state, dx, dstate0 and every parameter gradient agree
+    (float64 to 1e-12, float32 to 1e-5, relative to scale)."""
+    cell = make_cell(config, D, H, dtype, seed=T + B)
+    ref = reference.from_cell(cell)
+    x, state0, dy, dstate = random_problem(cell, T, B, seed=H)
+    lengths = None
+    if with_lengths:
+        lengths = np.random.default_rng(D).integers(0, T + 1, size=B)
+        lengths[0] = T
+    got = cell.forward(x, state0, lengths)
+    want = ref.forward(x, state0, lengths)
+    assert_results_close(got, want, dtype)
+    assert_results_close(cell.backward(got[2], dy, dstate), ref.backward(want[2], dy, dstate), dtype)
+
+
+def test_reference_is_float32_end_to_end():
+    cell = reference.from_cell(make_cell("gru_after", dtype=np.float32))
+    x, state0, dy, dstate = random_problem(cell, 3, 2)
+    y, state, cache = cell.forward(x, state0)
+    dx, dstate0, dparams = cell.backward(cache, dy, dstate)
+    assert y.dtype == state.dtype == dx.dtype == dstate0.dtype == np.float32
+    assert all(v.dtype == np.float32 for v in dparams.values())
+
+
+def sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def one_step_by_hand(name, p, x, h, c):
+    """The equations of the docs, one gate at a time, for a single step."""
+    H = h.shape[1]
+
+    def blk(m, k):
+        return m[..., k * H:(k + 1) * H]
+
+    W, U, b = p["W"], p["U"], p["b"]
+    if name == "rnn":
+        return np.tanh(x @ W + h @ U + b), None
+    if name == "simple_gru":
+        f = sigmoid(x @ blk(W, 0) + h @ blk(U, 0) + blk(b, 0))
+        g = np.tanh(x @ blk(W, 1) + h @ blk(U, 1) + blk(b, 1))
+        return f * h + (1 - f) * g, None
+    if name.startswith("gru"):
+        z = sigmoid(x @ blk(W, 0) + h @ blk(U, 0) + blk(b, 0))
+        r = sigmoid(x @ blk(W, 1) + h @ blk(U, 1) + blk(b, 1))
+        if name == "gru_after":
+            g = np.tanh(x @ blk(W, 2) + blk(b, 2) + r * (h @ blk(U, 2) + p["b_hg"]))
+        else:
+            g = np.tanh(x @ blk(W, 2) + blk(b, 2) + (r * h) @ blk(U, 2))
+        return z * h + (1 - z) * g, None
+    P = p.get("P", np.zeros((3, H)))
+    i = sigmoid(x @ blk(W, 0) + h @ blk(U, 0) + blk(b, 0) + P[0] * c)
+    f = sigmoid(x @ blk(W, 1) + h @ blk(U, 1) + blk(b, 1) + P[1] * c)
+    g = np.tanh(x @ blk(W, 2) + h @ blk(U, 2) + blk(b, 2))
+    c_new = f * c + i * g
+    o = sigmoid(x @ blk(W, 3) + h @ blk(U, 3) + blk(b, 3) + P[2] * c_new)
+    return o * np.tanh(c_new), c_new
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+def test_two_steps_match_the_equations(config, backend):
+    """Two steps of each cell equal the equations applied twice by hand."""
+    cell = make_cell(config, 3, 4, np.float64)
+    if backend == "reference":
+        cell = reference.from_cell(cell)
+    x, state0, _, _ = random_problem(cell, 2, 3)
+    y, state, cache = cell.forward(x, state0)
+    h, c = (state0 if cell._lstm else (state0, None))
+    for t in range(2):
+        h, c = one_step_by_hand(config, cell.params, x[t], h, c)
+        np.testing.assert_allclose(y[t], h, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(parts(state)[0], h, rtol=1e-13, atol=1e-14)
+    if c is not None:
+        np.testing.assert_allclose(state[1], c, rtol=1e-13, atol=1e-14)
+
+
+def test_cache_holds_the_gate_activations(config):
+    """cache.gates[t] holds the gate values, block k = cell.gates[k]; for the
+    simplified GRU, h_t = f h_{t-1} + (1 - f) g can be rebuilt from them."""
+    cell = make_cell(config, 2, 3)
+    x, state0, _, _ = random_problem(cell, 4, 2)
+    y, _, cache = cell.forward(x, state0)
+    H = cell.hidden_size
+    assert cache.gates.shape == (4, 2, len(cell.gates) * H)
+    np.testing.assert_array_equal(cache.hs[1:], y)
+    for k, gate in enumerate(cell.gates):
+        block = cache.gates[..., k * H:(k + 1) * H]
+        lo, hi = (-1, 1) if gate == "g" else (0, 1)
+        assert np.all((block >= lo) & (block <= hi)), gate
+    if config == "simple_gru":
+        f, g = cache.gates[..., :H], cache.gates[..., H:]
+        np.testing.assert_allclose(y, f * cache.hs[:-1] + (1 - f) * g, rtol=1e-14)
+
+
+def test_float32_agrees_with_float64(config):
+    """The same cell in float32 and float64 agrees to float32 precision."""
+    c64 = make_cell(config, 5, 6, np.float64)
+    c32 = c64.astype(np.float32)
+    x, state0, dy, dstate = random_problem(c64, 20, 4)
+    r64, r32 = c64.forward(x, state0), c32.forward(x, state0)
+    tol = dict(rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(r32[0], r64[0], **tol)
+    g64, g32 = c64.backward(r64[2], dy, dstate), c32.backward(r32[2], dy, dstate)
+    np.testing.assert_allclose(g32[0], g64[0], **tol)
+    for k in g64[2]:
+        np.testing.assert_allclose(g32[2][k], g64[2][k], rtol=2e-4, atol=2e-4, err_msg=k)
+
+
+def test_all_cells_listed():
+    assert {type(make_cell(n)).__name__ for n in CONFIGS} == {"RNN", "SimpleGRU", "GRU", "LSTM"}
+    assert pg.reference.from_cell(pg.GRU(2, 3, reset="before")).reset == "before"
