@@ -50,13 +50,20 @@ class Cache:
     """
 
     def __init__(self, cell, params, **arrays):
-        self.cell = cell
-        self.params = dict(params)
+        # Made by forward, never by hand: the arrays become read-only here.
+        object.__setattr__(self, "cell", cell)
+        object.__setattr__(self, "params", dict(params))
         for name, value in arrays.items():
             if isinstance(value, np.ndarray):
                 value.flags.writeable = False
-            setattr(self, name, value)
-        self._names = tuple(arrays)
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "_names", tuple(arrays))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a Cache is read-only; run forward again for a new one")
+
+    def __delattr__(self, name):
+        raise AttributeError("a Cache is read-only; run forward again for a new one")
 
     def __repr__(self):
         parts = ", ".join(
@@ -115,16 +122,21 @@ class Cell:
     _lstm = False
 
     def __init__(self, input_size, hidden_size, *, dtype=np.float64, seed=None):
-        self.input_size = check_size("input_size", input_size)
-        self.hidden_size = check_size("hidden_size", hidden_size)
+        self._input_size = check_size("input_size", input_size)
+        self._hidden_size = check_size("hidden_size", hidden_size)
         if len(self.gates) * self.hidden_size > INT_MAX:
             raise ValueError(f"hidden_size {hidden_size} is too large for 32-bit BLAS")
-        self.dtype = check_dtype(dtype)
+        self._dtype = check_dtype(dtype)
         rng = np.random.default_rng(seed)
         self._params = {
             k: np.ascontiguousarray(v, dtype=self.dtype)
             for k, v in self._init_params(rng).items()
         }
+
+    # The architecture is fixed at construction: the kernels rely on it.
+    input_size = property(lambda self: self._input_size, doc="int: D, the input size.")
+    hidden_size = property(lambda self: self._hidden_size, doc="int: H, the hidden size.")
+    dtype = property(lambda self: self._dtype, doc="numpy.dtype: float32 or float64.")
 
     # -- parameters -------------------------------------------------------
 
@@ -279,13 +291,15 @@ class Cell:
                 f"cache was made by another cell ({cache.cell!r}), not by this one ({self!r})"
             )
         p = self._checked_params()
+        if not isinstance(cache.params, dict) or cache.params.keys() != p.keys():
+            raise ValueError("cache does not match this cell's parameters; run forward again")
         for k, v in cache.params.items():
             if p[k] is not v:
                 raise ValueError(
                     f"params[{k!r}] was replaced after the forward pass that made this "
                     "cache; run forward again"
                 )
-        T, B = cache.x.shape[:2]
+        T, B = self._check_cache_input(cache)
         H, dt = self.hidden_size, self.dtype
         if dy is None:
             dy = np.zeros((T, B, H), dtype=dt)
@@ -296,6 +310,34 @@ class Cell:
         return dx, ((dh0, dc0) if self._lstm else dh0), dparams
 
     # -- validation -------------------------------------------------------
+
+    def _check_array(self, what, a, shape, dtype):
+        if (
+            not isinstance(a, np.ndarray)
+            or a.shape != shape
+            or a.dtype != dtype
+            or not a.flags.c_contiguous
+        ):
+            got = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+            raise ValueError(
+                f"{what} should be a C-contiguous {np.dtype(dtype)} array of shape {shape}, "
+                f"got {got}: this cache was not made by this cell's forward"
+            )
+
+    def _check_cache_input(self, cache):
+        """(T, B) of a cache whose x and lengths are sound."""
+        x = getattr(cache, "x", None)
+        if not isinstance(x, np.ndarray) or x.ndim != 3:
+            raise ValueError("cache.x is missing or not (T, B, D): run forward again")
+        T, B = x.shape[:2]
+        self._check_array("cache.x", x, (T, B, self.input_size), self.dtype)
+        lengths = getattr(cache, "lengths", None)
+        if lengths is not None:
+            self._check_array("cache.lengths", lengths, (B,), np.intp)
+            if B and (lengths.min() < 0 or lengths.max() > T):
+                raise ValueError("cache.lengths lie outside [0, T]: run forward again")
+        return T, B
+
 
     def _check_inputs(self, x, state0, lengths):
         D, dt = self.input_size, self.dtype
@@ -309,7 +351,8 @@ class Cell:
             lengths.flags.writeable = False
             # Steps past a sequence's end never reach its outputs; zero them so
             # that padding (even NaN) cannot leak into the weight gradients.
-            x[np.arange(T)[:, None] >= lengths[None, :]] = 0
+            for b in np.flatnonzero(lengths < T):
+                x[lengths[b]:, b] = 0
         return x, h0, c0, lengths
 
     def _check_state(self, name, state, B):
@@ -376,6 +419,13 @@ class Cell:
         x = cache.x
         T, B, D = x.shape
         H, GH, dt = self.hidden_size, len(self.gates) * self.hidden_size, self.dtype
+        # The kernel reads these with no bounds checks: their shapes must be exact.
+        self._check_array("cache.gates", cache.gates, (T, B, GH), dt)
+        self._check_array("cache.hs", cache.hs, (T + 1, B, H), dt)
+        if self._lstm:
+            self._check_array("cache.cs", cache.cs, (T + 1, B, H), dt)
+        if self._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE):
+            self._check_array("cache.extra", cache.extra, (T, B, H), dt)
         ph2, ph3 = _PLACEHOLDERS[2, dt], _PLACEHOLDERS[3, dt]
         _, P, peephole = self._extra_arrays(p)
         grads = {k: np.zeros(v.shape, dtype=dt) for k, v in p.items()}
@@ -383,14 +433,16 @@ class Cell:
         dA = np.empty((T, B, GH), dtype=dt)
         dxg = np.empty((T, B, H), dtype=dt) if self._kind == _recurrent.GRU_AFTER else ph3
         work = np.empty((3, B, H), dtype=dt)
+        acc = np.empty(GH, dtype=np.float64)  # float64 sums for db, db_hg and dP
         _recurrent.backward(
             self._kind, peephole, cache.lengths is not None, x, p["W"], p["U"], P,
             _NO_LENGTHS if cache.lengths is None else cache.lengths,
-            cache.gates, cache.hs, ph3 if cache.cs is None else cache.cs,
-            ph3 if cache.extra is None else cache.extra, dy,
+            cache.gates, cache.hs, cache.cs if self._lstm else ph3,
+            cache.extra if self._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3,
+            dy,
             dh, ph2 if dc is None else dc, dA, dxg, work, dx,
             grads["W"], grads["U"], grads["b"],
-            grads.get("b_hg", _PLACEHOLDERS[1, dt]), grads.get("P", ph2),
+            grads.get("b_hg", _PLACEHOLDERS[1, dt]), grads.get("P", ph2), acc,
         )
         return dx, dh, dc, grads
 
@@ -444,9 +496,11 @@ class GRU(Cell):
     def __init__(self, input_size, hidden_size, *, reset="after", dtype=np.float64, seed=None):
         if reset not in ("after", "before"):
             raise ValueError(f'reset must be "after" or "before", got {reset!r}')
-        self.reset = reset
+        self._reset = reset
         self._kind = _recurrent.GRU_AFTER if reset == "after" else _recurrent.GRU_BEFORE
         super().__init__(input_size, hidden_size, dtype=dtype, seed=seed)
+
+    reset = property(lambda self: self._reset, doc='str: "after" or "before" (fixed).')
 
     def _init_params(self, rng):
         p = super()._init_params(rng)
@@ -494,8 +548,10 @@ class LSTM(Cell):
     def __init__(self, input_size, hidden_size, *, peephole=False, dtype=np.float64, seed=None):
         if not isinstance(peephole, (bool, np.bool_)):
             raise TypeError(f"peephole must be True or False, got {peephole!r}")
-        self.peephole = bool(peephole)
+        self._peephole = bool(peephole)
         super().__init__(input_size, hidden_size, dtype=dtype, seed=seed)
+
+    peephole = property(lambda self: self._peephole, doc="bool: peepholes or not (fixed).")
 
     def _init_params(self, rng):
         p = super()._init_params(rng)

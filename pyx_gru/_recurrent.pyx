@@ -284,15 +284,28 @@ cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, bint peephole,
 # Helpers of the driver
 # ---------------------------------------------------------------------------
 
+cdef void _column_sums(Py_ssize_t TB, Py_ssize_t ncols, const floating* m,
+                       Py_ssize_t ld, double* acc, floating* out) noexcept nogil:
+    # out = m[:, :ncols].sum(axis=0), summed in double (acc is ncols scratch)
+    # so that float32 sums over T*B rows keep float32 precision.
+    cdef Py_ssize_t i, j
+    for j in range(ncols):
+        acc[j] = 0
+    for i in range(TB):
+        for j in range(ncols):
+            acc[j] += m[i * ld + j]
+    for j in range(ncols):
+        out[j] = <floating> acc[j]
+
+
 cdef void _input_grads(Py_ssize_t TB, Py_ssize_t D, Py_ssize_t GH,
                        Py_ssize_t off, Py_ssize_t ncols,
                        const floating* delta, Py_ssize_t ld,
                        const floating* x, const floating* W,
                        floating* dx, floating* dW, floating* db,
-                       floating beta) noexcept nogil:
+                       floating beta, double* acc) noexcept nogil:
     # The input-side gradients of the gate columns [off, off + ncols), whose
     # pre-activation gradients are `delta` (TB, ncols), row stride ld.
-    cdef Py_ssize_t i, j
     # dW[:, off:off+ncols] = x.T @ delta
     gemm(True, False, <int> D, <int> ncols, <int> TB, <floating> 1, x, <int> D,
          delta, <int> ld, <floating> 0, dW + off, <int> GH)
@@ -300,22 +313,7 @@ cdef void _input_grads(Py_ssize_t TB, Py_ssize_t D, Py_ssize_t GH,
     gemm(False, True, <int> TB, <int> D, <int> ncols, <floating> 1, delta,
          <int> ld, W + off, <int> GH, beta, dx, <int> D)
     # db[off:off+ncols] = delta.sum(axis=0)
-    for j in range(ncols):
-        db[off + j] = 0
-    for i in range(TB):
-        for j in range(ncols):
-            db[off + j] += delta[i * ld + j]
-
-
-cdef void _column_sums(Py_ssize_t TB, Py_ssize_t ncols, const floating* m,
-                       Py_ssize_t ld, floating* out) noexcept nogil:
-    # out = m[:, :ncols].sum(axis=0)
-    cdef Py_ssize_t i, j
-    for j in range(ncols):
-        out[j] = 0
-    for i in range(TB):
-        for j in range(ncols):
-            out[j] += m[i * ld + j]
+    _column_sums(TB, ncols, delta, ld, acc, db + off)
 
 
 # ---------------------------------------------------------------------------
@@ -434,15 +432,16 @@ def backward(int kind, bint peephole, bint masked,
              floating[:, ::1] dU,
              floating[::1] db,
              floating[::1] db_hg,
-             floating[:, ::1] dP):
+             floating[:, ::1] dP,
+             double[::1] acc):
     """Backward pass through time, in place.
 
     Reads the forward cache (x, gates, hs, cs, extra, lengths) and dy
     (T, B, H). On entry dh and dc (B, H) hold dL/d(final state); on exit
     dL/d(initial state). dA (T, B, GH) and dxg (T, B, H) [GRU reset after] are
-    scratch, work is (3, B, H) scratch. Writes dx (T, B, D), dW, dU, db,
-    db_hg [GRU reset after] and dP [LSTM with peepholes]; the caller zeroes
-    the parameter gradients.
+    scratch, work is (3, B, H) scratch and acc (GH,) float64 scratch. Writes
+    dx (T, B, D), dW, dU, db, db_hg [GRU reset after] and dP [LSTM with
+    peepholes]; the caller zeroes the parameter gradients.
     """
     cdef Py_ssize_t T = gates.shape[0]
     cdef Py_ssize_t B = gates.shape[1]
@@ -517,14 +516,14 @@ def backward(int kind, bint peephole, bint masked,
         if kind == _GRU_AFTER:
             # the candidate's input-side gradient is dxg, not r * dxg
             _input_grads(TB, D, GH, 0, 2 * H, &dA[0, 0, 0], GH, &x[0, 0, 0],
-                         &W[0, 0], &dx[0, 0, 0], &dW[0, 0], &db[0], 0)
+                         &W[0, 0], &dx[0, 0, 0], &dW[0, 0], &db[0], 0, &acc[0])
             _input_grads(TB, D, GH, 2 * H, H, &dxg[0, 0, 0], H, &x[0, 0, 0],
-                         &W[0, 0], &dx[0, 0, 0], &dW[0, 0], &db[0], 1)
+                         &W[0, 0], &dx[0, 0, 0], &dW[0, 0], &db[0], 1, &acc[0])
             # db_hg = (r * dxg).sum(0)
-            _column_sums(TB, H, &dA[0, 0, 0] + 2 * H, GH, &db_hg[0])
+            _column_sums(TB, H, &dA[0, 0, 0] + 2 * H, GH, &acc[0], &db_hg[0])
         else:
             _input_grads(TB, D, GH, 0, GH, &dA[0, 0, 0], GH, &x[0, 0, 0],
-                         &W[0, 0], &dx[0, 0, 0], &dW[0, 0], &db[0], 0)
+                         &W[0, 0], &dx[0, 0, 0], &dW[0, 0], &db[0], 0, &acc[0])
 
         # Recurrent side: dU = h_prev.T @ dA over all steps
         # (hs[:T] flattened is h_{t-1} for every t and row)
@@ -538,10 +537,17 @@ def backward(int kind, bint peephole, bint masked,
                  <floating> 0, &dU[0, 0] + 2 * H, <int> GH)
 
         if lstm and peephole:
-            # dP = [sum(da_i * c_prev), sum(da_f * c_prev), sum(da_o * c)]
+            # dP = [sum(da_i * c_prev), sum(da_f * c_prev), sum(da_o * c)],
+            # summed in double in acc[0:3H]
+            for j in range(3 * H):
+                acc[j] = 0
             for t in range(T):
                 for bb in range(B):
                     for j in range(H):
-                        dP[0, j] += dA[t, bb, j] * cs[t, bb, j]
-                        dP[1, j] += dA[t, bb, H + j] * cs[t, bb, j]
-                        dP[2, j] += dA[t, bb, 3 * H + j] * cs[t + 1, bb, j]
+                        acc[j] += dA[t, bb, j] * cs[t, bb, j]
+                        acc[H + j] += dA[t, bb, H + j] * cs[t, bb, j]
+                        acc[2 * H + j] += dA[t, bb, 3 * H + j] * cs[t + 1, bb, j]
+            for j in range(H):
+                dP[0, j] = <floating> acc[j]
+                dP[1, j] = <floating> acc[H + j]
+                dP[2, j] = <floating> acc[2 * H + j]

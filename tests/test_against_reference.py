@@ -124,3 +124,19 @@ def test_float32_agrees_with_float64(config):
 def test_all_cells_listed():
     assert {type(make_cell(n)).__name__ for n in CONFIGS} == {"RNN", "SimpleGRU", "GRU", "LSTM"}
     assert pg.reference.from_cell(pg.GRU(2, 3, reset="before")).reset == "before"
+
+
+def test_float32_bias_and_peephole_sums_keep_float32_precision():
+    """db and dP sum T*B rows; in float32 they are accumulated in float64, so
+    a million equal terms still sum to float32 precision."""
+    T, B = 4096, 256
+    cell = pg.LSTM(1, 1, peephole=True, dtype=np.float32, seed=0)
+    cell.params = {"W": np.zeros((1, 4)), "U": np.zeros((1, 4)),
+                   "b": [0.3, 0.8, 0.5, -0.2], "P": [[0.1], [0.2], [0.3]]}
+    c64 = cell.astype(np.float64)
+    x = np.zeros((T, B, 1))
+    dy = np.ones((T, B, 1))
+    g32 = cell.backward(cell.forward(x)[2], dy)[2]
+    g64 = c64.backward(c64.forward(x)[2], dy)[2]
+    for k in ("b", "P"):
+        np.testing.assert_allclose(g32[k], g64[k], rtol=1e-5, err_msg=k)

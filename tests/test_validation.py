@@ -212,3 +212,73 @@ def test_params_setter_casts_and_copies(gru):
         gru.params = {**new, "W": np.ones((12, 3))}
     with pytest.raises(TypeError, match="params must be a dict"):
         gru.params = [1, 2]
+
+
+# -- things that must not change after construction or after forward -------
+
+@pytest.mark.parametrize("name,attr,value", [
+    ("gru_after", "reset", "before"),
+    ("lstm", "peephole", True),
+    ("rnn", "hidden_size", 64),
+    ("rnn", "input_size", 64),
+    ("rnn", "dtype", np.float32),
+])
+def test_architecture_is_read_only(name, attr, value):
+    cell = make_cell(name)
+    with pytest.raises(AttributeError):
+        setattr(cell, attr, value)
+
+
+def test_cache_attributes_are_read_only(gru):
+    _, _, cache = gru.forward(np.zeros((2, 1, 3)))
+    with pytest.raises(AttributeError, match="read-only"):
+        cache.x = np.zeros((5, 1, 3))
+    with pytest.raises(AttributeError, match="read-only"):
+        cache.params = {}
+    with pytest.raises(AttributeError, match="read-only"):
+        del cache.gates
+
+
+def test_params_added_after_forward_invalidate_the_cache(lstm):
+    _, _, cache = lstm.forward(np.zeros((2, 1, 3)))
+    lstm.params["P"] = np.zeros((3, 4))
+    with pytest.raises(ValueError):
+        lstm.backward(cache)
+
+
+FORGED_CACHE = """
+import numpy as np, pyx_gru as pg
+cell = pg.{cls}(4, 16, seed=0)
+_, _, big = cell.forward(np.ones((400, 20, 4)))
+fields = dict(x=big.x, lengths=big.lengths, gates=big.gates, hs=big.hs, cs=big.cs, extra=big.extra)
+fields[{field!r}] = {value}
+forged = pg.Cache(cell, cell.params, **fields)
+try:
+    cell.backward(forged)
+except ValueError as e:
+    print("ValueError:", e)
+"""
+
+
+@pytest.mark.parametrize("cls", ["RNN", "LSTM", "GRU"])
+@pytest.mark.parametrize("field,value", [
+    ("x", "np.ones((1, 1, 4))"),
+    ("gates", "big.gates[:10].copy()"),
+    ("hs", "np.ones((3, 20, 16))"),
+    ("cs", "np.ones((2, 20, 16))"),
+    ("extra", "np.ones((2, 20, 16))"),
+    ("lengths", "np.array([400], dtype=np.intp)"),
+    ("lengths", "np.full(20, 9999, dtype=np.intp)"),
+])
+def test_a_forged_cache_is_an_error_not_a_crash(cls, field, value):
+    """Even a Cache built by hand from arrays of the wrong shapes reaches no
+    compiled code: run in a subprocess so that a crash is a failure."""
+    import subprocess
+    import sys
+    code = FORGED_CACHE.format(cls=cls, field=field, value=value)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"crashed with {proc.returncode}: {proc.stderr[-2000:]}"
+    relevant = (field not in ("cs", "extra")) or (cls == "LSTM" and field == "cs") or \
+        (cls == "GRU" and field == "extra")
+    if relevant:
+        assert "ValueError:" in proc.stdout, proc.stdout
