@@ -21,6 +21,7 @@ from ._validation import (
     check_size,
     float_array,
     lengths_array,
+    real_array,
 )
 
 __all__ = ["Cell", "RNN", "SimpleGRU", "GRU", "LSTM", "Cache"]
@@ -38,6 +39,7 @@ class Cache:
 
     * ``x`` (T, B, D): the input (a private copy, zero past each length),
     * ``lengths`` (B,) or None,
+    * ``pins``: the gates pinned by ``forward(..., gates=...)``, as (H,) arrays,
     * ``gates`` (T, B, G*H): the gate activations, gate k of ``cell.gates``
       in columns ``k*H:(k+1)*H``,
     * ``hs`` (T+1, B, H): ``hs[0]`` is h_0 and ``hs[1:]`` is ``y``,
@@ -45,8 +47,8 @@ class Cache:
     * ``extra`` (T, B, H): GRU only: n_t = h_{t-1} U_g + b_hg (reset after) or
       r_t * h_{t-1} (reset before).
 
-    The NumPy reference cells keep ``x``, ``lengths`` and ``steps``: a list of
-    per-step caches.
+    The NumPy reference cells keep ``x``, ``lengths``, ``pins`` and ``steps``:
+    a list of per-step caches.
     """
 
     def __init__(self, cell, params, **arrays):
@@ -236,7 +238,7 @@ class Cell:
 
     # -- the interface ----------------------------------------------------
 
-    def forward(self, x, state0=None, lengths=None):
+    def forward(self, x, state0=None, lengths=None, *, gates=None):
         """Run the cell over whole sequences.
 
         Parameters
@@ -249,6 +251,14 @@ class Cell:
         lengths : array_like of int, shape (B,), optional
             Sequence b is ``x[:lengths[b], b]``: from step ``lengths[b]`` on its
             state is carried unchanged and ``y[t, b]`` is 0. Values in [0, T].
+        gates : dict, optional
+            Pin sigmoid gates to fixed values, for experiments and ablations:
+            ``{"z": 1.0}`` makes a GRU keep its state, ``{"f": 0.3}`` turns the
+            simplified GRU into a leaky RNN with lambda = 0.3. Keys are gate
+            names of ``cell.gates`` other than ``"g"``; values are scalars or
+            (H,) arrays in [0, 1]. A pinned gate ignores its weights, and the
+            backward pass gives its pre-activation no gradient (so its rows of
+            W, U and b get zero gradient).
 
         Returns
         -------
@@ -262,7 +272,8 @@ class Cell:
         """
         p = self._checked_params()
         x, h0, c0, lengths = self._check_inputs(x, state0, lengths)
-        y, h, c, cache = self._forward(x, h0, c0, lengths, p)
+        pins = self._check_gates(gates)
+        y, h, c, cache = self._forward(x, h0, c0, lengths, p, pins)
         return y, ((h, c) if self._lstm else h), cache
 
     def backward(self, cache, dy=None, dstate=None):
@@ -306,7 +317,10 @@ class Cell:
         else:
             dy = float_array("dy", dy, (T, B, H), dt)
         dh, dc = self._check_state("dstate", dstate, B)
-        dx, dh0, dc0, dparams = self._backward(cache, dy, dh, dc, p)
+        pins = getattr(cache, "pins", None)
+        if not isinstance(pins, dict) or not set(pins) <= set(self.pinnable_gates):
+            raise ValueError("cache.pins does not belong to this cell: run forward again")
+        dx, dh0, dc0, dparams = self._backward(cache, dy, dh, dc, p, pins)
         return dx, ((dh0, dc0) if self._lstm else dh0), dparams
 
     # -- validation -------------------------------------------------------
@@ -355,6 +369,51 @@ class Cell:
                 x[lengths[b]:, b] = 0
         return x, h0, c0, lengths
 
+    @property
+    def pinnable_gates(self):
+        """tuple: the gates ``forward(..., gates=...)`` can pin (the sigmoid ones)."""
+        return tuple(g for g in self.gates if g != "g")
+
+    def _check_gates(self, gates):
+        """{name: read-only (H,) array in [0, 1]} from forward's ``gates``."""
+        if gates is None:
+            return {}
+        if not isinstance(gates, dict):
+            raise TypeError(f"gates must be a dict such as {{'z': 1.0}}, got {type(gates).__name__}")
+        H = self.hidden_size
+        pins = {}
+        for name, value in gates.items():
+            if name not in self.pinnable_gates:
+                raise ValueError(
+                    f"gates: a {type(self).__name__} can pin {list(self.pinnable_gates)}, "
+                    f"not {name!r}"
+                )
+            arr = real_array(f"gates[{name!r}]", value, f"() or ({H},)")
+            if arr.ndim == 0:
+                arr = np.full(H, arr)
+            elif arr.shape != (H,):
+                raise ValueError(f"gates[{name!r}] must be a scalar or have shape ({H},), got {arr.shape}")
+            arr = np.array(arr, dtype=self.dtype, order="C")
+            if not np.all((arr >= 0) & (arr <= 1)):
+                raise ValueError(f"gates[{name!r}] must lie in [0, 1]")
+            arr.flags.writeable = False
+            pins[name] = arr
+        return pins
+
+    def _keep_and_pin(self, pins):
+        """The kernels' form of ``pins``: keep (G,), 1 for a learned gate and 0
+        for a pinned one, and pin (G, H), the pinned values."""
+        G, dt = len(self.gates), self.dtype
+        keep = np.ones(G, dtype=dt)
+        if not pins:
+            return keep, _PLACEHOLDERS[2, dt]
+        pin = np.zeros((G, self.hidden_size), dtype=dt)
+        for name, value in pins.items():
+            k = self.gates.index(name)
+            keep[k] = 0
+            pin[k] = value
+        return keep, pin
+
     def _check_state(self, name, state, B):
         """(h, c) as fresh writable arrays (B, H); c is None unless LSTM."""
         H, dt = self.hidden_size, self.dtype
@@ -386,7 +445,7 @@ class Cell:
         ph1, ph2 = _PLACEHOLDERS[1, self.dtype], _PLACEHOLDERS[2, self.dtype]
         return p.get("b_hg", ph1), p.get("P", ph2), "P" in p
 
-    def _forward(self, x, h0, c0, lengths, p):
+    def _forward(self, x, h0, c0, lengths, p, pins):
         T, B, _ = x.shape
         H, GH, dt = self.hidden_size, len(self.gates) * self.hidden_size, self.dtype
         ph3 = _PLACEHOLDERS[3, dt]
@@ -404,18 +463,19 @@ class Cell:
         extra = np.empty((T, B, H), dtype=dt) if self._kind in (
             _recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3
         hu = np.empty((B, GH), dtype=dt)
+        keep, pin = self._keep_and_pin(pins)
         _recurrent.forward(
             self._kind, peephole, lengths is not None, x, p["W"], p["U"], p["b"],
             b_hg, P, _NO_LENGTHS if lengths is None else lengths,
-            gates, hs, cs, extra, h, c, hu,
+            gates, hs, cs, extra, h, c, hu, keep, pin,
         )
         cache = Cache(
-            self, p, x=x, lengths=lengths, gates=gates, hs=hs,
+            self, p, x=x, lengths=lengths, pins=pins, gates=gates, hs=hs,
             cs=cs if self._lstm else None, extra=extra if extra is not ph3 else None,
         )
         return hs[1:], h, (c if self._lstm else None), cache
 
-    def _backward(self, cache, dy, dh, dc, p):
+    def _backward(self, cache, dy, dh, dc, p, pins):
         x = cache.x
         T, B, D = x.shape
         H, GH, dt = self.hidden_size, len(self.gates) * self.hidden_size, self.dtype
@@ -443,6 +503,7 @@ class Cell:
             dh, ph2 if dc is None else dc, dA, dxg, work, dx,
             grads["W"], grads["U"], grads["b"],
             grads.get("b_hg", _PLACEHOLDERS[1, dt]), grads.get("P", ph2), acc,
+            self._keep_and_pin(pins)[0],
         )
         return dx, dh, dc, grads
 

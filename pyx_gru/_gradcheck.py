@@ -12,7 +12,7 @@ def _relative_error(analytic, numeric):
     return float(np.max(np.abs(analytic - numeric)) / scale)
 
 
-def gradcheck(cell, T=4, B=3, *, lengths=None, eps=1e-6, max_entries=None, seed=0):
+def gradcheck(cell, T=4, B=3, *, lengths=None, gates=None, eps=1e-6, max_entries=None, seed=0):
     """Compare ``cell.backward`` with centered finite differences, in float64.
 
     The loss is L = sum(dy * y) + sum(dstate * state) for random x, initial
@@ -31,6 +31,8 @@ def gradcheck(cell, T=4, B=3, *, lengths=None, eps=1e-6, max_entries=None, seed=
         Sequence length and batch size of the random problem.
     lengths : array_like of int, shape (B,), optional
         Passed to ``forward``.
+    gates : dict, optional
+        Pinned gates, passed to ``forward``.
     eps : float
         The finite-difference step.
     max_entries : int, optional
@@ -60,11 +62,11 @@ def gradcheck(cell, T=4, B=3, *, lengths=None, eps=1e-6, max_entries=None, seed=
         return tuple(parts) if lstm else parts[0]
 
     def loss():
-        y, state, _ = cell.forward(x, as_state(state0), lengths)
+        y, state, _ = cell.forward(x, as_state(state0), lengths, gates=gates)
         state = state if lstm else (state,)
         return float(np.sum(dy * y) + sum(np.sum(d * s) for d, s in zip(dstate, state)))
 
-    _, _, cache = cell.forward(x, as_state(state0), lengths)
+    _, _, cache = cell.forward(x, as_state(state0), lengths, gates=gates)
     dx, dstate0, dparams = cell.backward(cache, dy, as_state(dstate))
     dstate0 = dstate0 if lstm else (dstate0,)
 

@@ -49,9 +49,18 @@ GRU_BEFORE = _GRU_BEFORE
 LSTM = _LSTM
 
 
+cdef inline floating _gate(floating a, Py_ssize_t k, Py_ssize_t j, Py_ssize_t H,
+                           const floating* keep, const floating* pin) noexcept nogil:
+    # sigmoid(a) for a learned gate; the value gate k is pinned to if keep[k] == 0
+    if keep[k] != 0:
+        return sigmoid(a)
+    return pin[k * H + j]
+
+
 # ---------------------------------------------------------------------------
 # Pointwise steps, forward. `a` is gates[t], (B, G*H): on entry x_t @ W + b,
-# on exit the gate activations. `hu` is h_{t-1} @ U, (B, G*H).
+# on exit the gate activations. `hu` is h_{t-1} @ U, (B, G*H). A sigmoid gate
+# k with keep[k] == 0 is pinned to pin[k, :] (``forward(..., gates=...)``).
 # ---------------------------------------------------------------------------
 
 cdef void _rnn_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
@@ -65,14 +74,15 @@ cdef void _rnn_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
 
 cdef void _simple_gru_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
                               const floating* hu, const floating* h_prev,
-                              floating* h) noexcept nogil:
+                              floating* h, const floating* keep,
+                              const floating* pin) noexcept nogil:
     # f = sigmoid(.), g = tanh(.), h = f * h_prev + (1 - f) * g
     cdef Py_ssize_t bb, j, o
     cdef floating f, g, one = 1
     for bb in range(B):
         o = bb * 2 * H
         for j in range(H):
-            f = sigmoid(a[o + j] + hu[o + j])
+            f = _gate(a[o + j] + hu[o + j], 0, j, H, keep, pin)
             g = tanh_(a[o + H + j] + hu[o + H + j])
             a[o + j] = f
             a[o + H + j] = g
@@ -82,7 +92,8 @@ cdef void _simple_gru_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
 cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
                              const floating* hu, const floating* b_hg,
                              const floating* h_prev, floating* n,
-                             floating* h) noexcept nogil:
+                             floating* h, const floating* keep,
+                             const floating* pin) noexcept nogil:
     # z = sigmoid(.), r = sigmoid(.), n = h_prev U_g + b_hg,
     # g = tanh(x W_g + b_g + r * n), h = z * h_prev + (1 - z) * g
     cdef Py_ssize_t bb, j, o, k
@@ -91,8 +102,8 @@ cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
         o = bb * 3 * H
         for j in range(H):
             k = bb * H + j
-            z = sigmoid(a[o + j] + hu[o + j])
-            r = sigmoid(a[o + H + j] + hu[o + H + j])
+            z = _gate(a[o + j] + hu[o + j], 0, j, H, keep, pin)
+            r = _gate(a[o + H + j] + hu[o + H + j], 1, j, H, keep, pin)
             n[k] = hu[o + 2 * H + j] + b_hg[j]
             g = tanh_(a[o + 2 * H + j] + r * n[k])
             a[o + j] = z
@@ -104,7 +115,8 @@ cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
 cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
                               floating* hu, const floating* U,
                               const floating* h_prev, floating* rh,
-                              floating* h) noexcept nogil:
+                              floating* h, const floating* keep,
+                              const floating* pin) noexcept nogil:
     # z = sigmoid(.), r = sigmoid(.), g = tanh(x W_g + b_g + (r * h_prev) U_g),
     # h = z * h_prev + (1 - z) * g. Only hu[:, :2H] is filled on entry.
     cdef Py_ssize_t bb, j, o, k
@@ -114,8 +126,8 @@ cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
         o = bb * GH
         for j in range(H):
             k = bb * H + j
-            a[o + j] = sigmoid(a[o + j] + hu[o + j])
-            a[o + H + j] = sigmoid(a[o + H + j] + hu[o + H + j])
+            a[o + j] = _gate(a[o + j] + hu[o + j], 0, j, H, keep, pin)
+            a[o + H + j] = _gate(a[o + H + j] + hu[o + H + j], 1, j, H, keep, pin)
             rh[k] = a[o + H + j] * h_prev[k]
     # hu[:, 2H:] = (r * h_prev) @ U[:, 2H:]
     gemm(False, False, <int> B, <int> H, <int> H, <floating> 1, rh, <int> H,
@@ -133,7 +145,8 @@ cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
 cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, bint peephole,
                         floating* a, const floating* hu, const floating* P,
                         const floating* c_prev, floating* c,
-                        floating* h) noexcept nogil:
+                        floating* h, const floating* keep,
+                        const floating* pin) noexcept nogil:
     # i = sigmoid(. + p_i c_prev), f = sigmoid(. + p_f c_prev), g = tanh(.),
     # c = f * c_prev + i * g, o = sigmoid(. + p_o c), h = o * tanh(c)
     cdef Py_ssize_t bb, j, o, k
@@ -148,13 +161,13 @@ cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, bint peephole,
             if peephole:
                 ai = ai + P[j] * c_prev[k]
                 af = af + P[H + j] * c_prev[k]
-            i_ = sigmoid(ai)
-            f = sigmoid(af)
+            i_ = _gate(ai, 0, j, H, keep, pin)
+            f = _gate(af, 1, j, H, keep, pin)
             g = tanh_(a[o + 2 * H + j] + hu[o + 2 * H + j])
             c[k] = f * c_prev[k] + i_ * g
             if peephole:
                 ao = ao + P[2 * H + j] * c[k]
-            og = sigmoid(ao)
+            og = _gate(ao, 3, j, H, keep, pin)
             a[o + j] = i_
             a[o + H + j] = f
             a[o + 2 * H + j] = g
@@ -166,7 +179,8 @@ cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, bint peephole,
 # Pointwise steps, backward. `dh` is dL/dh_t (B, H); `da` is dA[t] (B, G*H),
 # written with dL/d(pre-activation) of each gate on the recurrent side (what
 # multiplies U); `dh_prev` gets the part of dL/dh_{t-1} that does not go
-# through U (the driver adds da @ U.T).
+# through U (the driver adds da @ U.T). A pinned gate is a constant: its
+# derivative is multiplied by keep[k] == 0.
 # ---------------------------------------------------------------------------
 
 cdef void _rnn_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
@@ -181,7 +195,8 @@ cdef void _rnn_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
 
 cdef void _simple_gru_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
                                const floating* h_prev, const floating* dh,
-                               floating* da, floating* dh_prev) noexcept nogil:
+                               floating* da, floating* dh_prev,
+                               const floating* keep) noexcept nogil:
     cdef Py_ssize_t bb, j, o, k
     cdef floating f, g, one = 1
     for bb in range(B):
@@ -190,7 +205,7 @@ cdef void _simple_gru_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
             k = bb * H + j
             f = a[o + j]
             g = a[o + H + j]
-            da[o + j] = dh[k] * (h_prev[k] - g) * f * (one - f)
+            da[o + j] = dh[k] * (h_prev[k] - g) * f * (one - f) * keep[0]
             da[o + H + j] = dh[k] * (one - f) * (one - g * g)
             dh_prev[k] = dh[k] * f
 
@@ -198,7 +213,8 @@ cdef void _simple_gru_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
 cdef void _gru_after_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
                               const floating* h_prev, const floating* n,
                               const floating* dh, floating* da,
-                              floating* dxg, floating* dh_prev) noexcept nogil:
+                              floating* dxg, floating* dh_prev,
+                              const floating* keep) noexcept nogil:
     # dxg = dL/d(x W_g + b_g + r * n) (input side);
     # da[:, 2H:] = r * dxg = dL/dn (recurrent side, also dL/db_hg)
     cdef Py_ssize_t bb, j, o, k
@@ -211,8 +227,8 @@ cdef void _gru_after_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
             r = a[o + H + j]
             g = a[o + 2 * H + j]
             dag = dh[k] * (one - z) * (one - g * g)
-            da[o + j] = dh[k] * (h_prev[k] - g) * z * (one - z)
-            da[o + H + j] = dag * n[k] * r * (one - r)
+            da[o + j] = dh[k] * (h_prev[k] - g) * z * (one - z) * keep[0]
+            da[o + H + j] = dag * n[k] * r * (one - r) * keep[1]
             da[o + 2 * H + j] = dag * r
             dxg[k] = dag
             dh_prev[k] = dh[k] * z
@@ -221,7 +237,8 @@ cdef void _gru_after_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
 cdef void _gru_before_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
                                const floating* U, const floating* h_prev,
                                const floating* dh, floating* da,
-                               floating* drh, floating* dh_prev) noexcept nogil:
+                               floating* drh, floating* dh_prev,
+                               const floating* keep) noexcept nogil:
     # drh = dL/d(r * h_prev) = da_g @ U_g.T
     cdef Py_ssize_t bb, j, o, k
     cdef Py_ssize_t GH = 3 * H
@@ -232,7 +249,7 @@ cdef void _gru_before_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
             k = bb * H + j
             z = a[o + j]
             g = a[o + 2 * H + j]
-            da[o + j] = dh[k] * (h_prev[k] - g) * z * (one - z)
+            da[o + j] = dh[k] * (h_prev[k] - g) * z * (one - z) * keep[0]
             da[o + 2 * H + j] = dh[k] * (one - z) * (one - g * g)
     # drh = da[:, 2H:] @ U[:, 2H:].T
     gemm(False, True, <int> B, <int> H, <int> H, <floating> 1, da + 2 * H,
@@ -242,7 +259,7 @@ cdef void _gru_before_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
         for j in range(H):
             k = bb * H + j
             r = a[o + H + j]
-            da[o + H + j] = drh[k] * h_prev[k] * r * (one - r)
+            da[o + H + j] = drh[k] * h_prev[k] * r * (one - r) * keep[1]
             dh_prev[k] = dh[k] * a[o + j] + drh[k] * r
 
 
@@ -251,7 +268,7 @@ cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, bint peephole,
                          const floating* c_prev, const floating* c,
                          const floating* dh, const floating* dc,
                          floating* da, floating* dh_prev,
-                         floating* dc_prev) noexcept nogil:
+                         floating* dc_prev, const floating* keep) noexcept nogil:
     # dc is dL/dc_t from step t+1; dc_prev gets dL/dc_{t-1}.
     cdef Py_ssize_t bb, j, o, k
     cdef floating i_, f, g, og, tc, dao, dai, daf, dct, one = 1
@@ -264,12 +281,12 @@ cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, bint peephole,
             g = a[o + 2 * H + j]
             og = a[o + 3 * H + j]
             tc = tanh_(c[k])
-            dao = dh[k] * tc * og * (one - og)
+            dao = dh[k] * tc * og * (one - og) * keep[3]
             dct = dc[k] + dh[k] * og * (one - tc * tc)
             if peephole:
                 dct = dct + dao * P[2 * H + j]
-            dai = dct * g * i_ * (one - i_)
-            daf = dct * c_prev[k] * f * (one - f)
+            dai = dct * g * i_ * (one - i_) * keep[0]
+            daf = dct * c_prev[k] * f * (one - f) * keep[1]
             da[o + j] = dai
             da[o + H + j] = daf
             da[o + 2 * H + j] = dct * i_ * (one - g * g)
@@ -334,7 +351,9 @@ def forward(int kind, bint peephole, bint masked,
             floating[:, :, ::1] extra,
             floating[:, ::1] h_last,
             floating[:, ::1] c_last,
-            floating[:, ::1] hu):
+            floating[:, ::1] hu,
+            const floating[::1] keep,
+            const floating[:, ::1] pin):
     """Forward pass over a whole sequence, in place.
 
     x (T, B, D), W (D, GH), U (H, GH), b (GH,), b_hg (H,) [GRU reset after],
@@ -342,7 +361,9 @@ def forward(int kind, bint peephole, bint masked,
     Writes gates (T, B, GH), hs (T+1, B, H) from hs[0], cs (T+1, B, H) from
     cs[0] [LSTM], extra (T, B, H) [GRU], the final state into h_last and
     c_last (B, H) [LSTM], and uses hu (B, GH) as workspace. Arrays a cell does
-    not use may be any placeholder of the right dtype.
+    not use may be any placeholder of the right dtype. keep (G,) is 1 for a
+    learned gate and 0 for a gate pinned to the values pin[k] (pin is (G, H),
+    or any placeholder when nothing is pinned).
     """
     cdef Py_ssize_t T = gates.shape[0]
     cdef Py_ssize_t B = gates.shape[1]
@@ -385,16 +406,17 @@ def forward(int kind, bint peephole, bint masked,
                 if kind == _RNN:
                     _rnn_forward(B, H, a, &hu[0, 0], h)
                 elif kind == _SIMPLE_GRU:
-                    _simple_gru_forward(B, H, a, &hu[0, 0], h_prev, h)
+                    _simple_gru_forward(B, H, a, &hu[0, 0], h_prev, h, &keep[0],
+                                        &pin[0, 0])
                 elif kind == _GRU_AFTER:
                     _gru_after_forward(B, H, a, &hu[0, 0], &b_hg[0], h_prev,
-                                       &extra[t, 0, 0], h)
+                                       &extra[t, 0, 0], h, &keep[0], &pin[0, 0])
                 elif kind == _GRU_BEFORE:
                     _gru_before_forward(B, H, a, &hu[0, 0], &U[0, 0], h_prev,
-                                        &extra[t, 0, 0], h)
+                                        &extra[t, 0, 0], h, &keep[0], &pin[0, 0])
                 else:
                     _lstm_forward(B, H, peephole, a, &hu[0, 0], &P[0, 0],
-                                  c_prev, &cs[t + 1, 0, 0], h)
+                                  c_prev, &cs[t + 1, 0, 0], h, &keep[0], &pin[0, 0])
                 if masked:
                     for bb in range(B):
                         if t < lengths[bb]:
@@ -433,7 +455,8 @@ def backward(int kind, bint peephole, bint masked,
              floating[::1] db,
              floating[::1] db_hg,
              floating[:, ::1] dP,
-             double[::1] acc):
+             double[::1] acc,
+             const floating[::1] keep):
     """Backward pass through time, in place.
 
     Reads the forward cache (x, gates, hs, cs, extra, lengths) and dy
@@ -441,7 +464,8 @@ def backward(int kind, bint peephole, bint masked,
     dL/d(initial state). dA (T, B, GH) and dxg (T, B, H) [GRU reset after] are
     scratch, work is (3, B, H) scratch and acc (GH,) float64 scratch. Writes
     dx (T, B, D), dW, dU, db, db_hg [GRU reset after] and dP [LSTM with
-    peepholes]; the caller zeroes the parameter gradients.
+    peepholes]; the caller zeroes the parameter gradients. keep (G,) is the
+    forward pass's: 0 for a pinned gate, whose pre-activation gets no gradient.
     """
     cdef Py_ssize_t T = gates.shape[0]
     cdef Py_ssize_t B = gates.shape[1]
@@ -475,17 +499,18 @@ def backward(int kind, bint peephole, bint masked,
             if kind == _RNN:
                 _rnn_backward(B, H, a, dh_cur, da, dh_prev)
             elif kind == _SIMPLE_GRU:
-                _simple_gru_backward(B, H, a, &hs[t, 0, 0], dh_cur, da, dh_prev)
+                _simple_gru_backward(B, H, a, &hs[t, 0, 0], dh_cur, da, dh_prev,
+                                     &keep[0])
             elif kind == _GRU_AFTER:
                 _gru_after_backward(B, H, a, &hs[t, 0, 0], &extra[t, 0, 0],
-                                    dh_cur, da, &dxg[t, 0, 0], dh_prev)
+                                    dh_cur, da, &dxg[t, 0, 0], dh_prev, &keep[0])
             elif kind == _GRU_BEFORE:
                 _gru_before_backward(B, H, a, &U[0, 0], &hs[t, 0, 0], dh_cur,
-                                     da, &work[2, 0, 0], dh_prev)
+                                     da, &work[2, 0, 0], dh_prev, &keep[0])
             else:
                 _lstm_backward(B, H, peephole, a, &P[0, 0], &cs[t, 0, 0],
                                &cs[t + 1, 0, 0], dh_cur, dc_cur, da, dh_prev,
-                               dc_prev)
+                               dc_prev, &keep[0])
             if masked:
                 # Past its length a row's state was carried unchanged: its
                 # gradient passes straight through and its gates get none.

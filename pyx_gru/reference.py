@@ -21,13 +21,28 @@ import numpy as np
 from . import _cells
 from ._cells import Cache
 
-__all__ = ["RNN", "SimpleGRU", "GRU", "LSTM", "from_cell", "sigmoid"]
+__all__ = ["RNN", "SimpleGRU", "GRU", "LSTM", "from_cell", "sigmoid", "gate", "gate_slope"]
 
 
 def sigmoid(a):
     """sigma(a) = 1 / (1 + exp(-a)), computed as exp(-log(1 + exp(-a))) so that
     no exp overflows for large negative a."""
     return np.exp(-np.logaddexp(0, -a))
+
+
+def gate(a, name, pins):
+    """The sigmoid gate called ``name``: sigma(a), or the value it is pinned to
+    when ``pins`` (the ``gates=`` of ``forward``) names it."""
+    if pins and name in pins:
+        return np.broadcast_to(pins[name], a.shape)
+    return sigmoid(a)
+
+
+def gate_slope(s, name, pins):
+    """d gate / d a for a gate of value s: s (1 - s), or 0 when it is pinned."""
+    if pins and name in pins:
+        return 0.0
+    return s * (1 - s)
 
 
 def _gate_blocks(m, G):
@@ -39,14 +54,14 @@ def _gate_blocks(m, G):
 # Vanilla RNN
 # --------------------------------------------------------------------------
 
-def rnn_step_forward(x_t, state, p):
+def rnn_step_forward(x_t, state, p, pins=None):
     """h_t = g = tanh(x_t W + h_{t-1} U + b)."""
     (h_prev,) = state
     g = np.tanh(x_t @ p["W"] + h_prev @ p["U"] + p["b"])
     return (g,), (x_t, h_prev, g)
 
 
-def rnn_step_backward(dstate, cache, p):
+def rnn_step_backward(dstate, cache, p, pins=None):
     (dh,) = dstate
     x_t, h_prev, g = cache
     da = dh * (1 - g**2)  # through tanh
@@ -58,23 +73,23 @@ def rnn_step_backward(dstate, cache, p):
 # Simplified GRU: h_t = f * h_{t-1} + (1 - f) * g
 # --------------------------------------------------------------------------
 
-def simple_gru_step_forward(x_t, state, p):
+def simple_gru_step_forward(x_t, state, p, pins=None):
     """f = sigma(x_t W_f + h_{t-1} U_f + b_f), g = tanh(x_t W_g + h_{t-1} U_g + b_g),
     h_t = f * h_{t-1} + (1 - f) * g."""
     (h_prev,) = state
     a_f, a_g = _gate_blocks(x_t @ p["W"] + h_prev @ p["U"] + p["b"], 2)
-    f = sigmoid(a_f)
+    f = gate(a_f, "f", pins)
     g = np.tanh(a_g)
     h = f * h_prev + (1 - f) * g
     return (h,), (x_t, h_prev, f, g)
 
 
-def simple_gru_step_backward(dstate, cache, p):
+def simple_gru_step_backward(dstate, cache, p, pins=None):
     (dh,) = dstate
     x_t, h_prev, f, g = cache
     df = dh * (h_prev - g)
     dg = dh * (1 - f)
-    da = np.concatenate([df * f * (1 - f), dg * (1 - g**2)], axis=1)
+    da = np.concatenate([df * gate_slope(f, "f", pins), dg * (1 - g**2)], axis=1)
     dh_prev = dh * f + da @ p["U"].T
     grads = {"W": x_t.T @ da, "U": h_prev.T @ da, "b": da.sum(0)}
     return da @ p["W"].T, (dh_prev,), grads
@@ -84,30 +99,30 @@ def simple_gru_step_backward(dstate, cache, p):
 # GRU, reset gate after the matmul (cuDNN, PyTorch)
 # --------------------------------------------------------------------------
 
-def gru_after_step_forward(x_t, state, p):
+def gru_after_step_forward(x_t, state, p, pins=None):
     """z = sigma(x_t W_z + h_{t-1} U_z + b_z), r = sigma(x_t W_r + h_{t-1} U_r + b_r),
     n = h_{t-1} U_g + b_hg, g = tanh(x_t W_g + b_g + r * n),
     h_t = z * h_{t-1} + (1 - z) * g."""
     (h_prev,) = state
     ax_z, ax_r, ax_g = _gate_blocks(x_t @ p["W"] + p["b"], 3)
     ah_z, ah_r, ah_g = _gate_blocks(h_prev @ p["U"], 3)
-    z = sigmoid(ax_z + ah_z)
-    r = sigmoid(ax_r + ah_r)
+    z = gate(ax_z + ah_z, "z", pins)
+    r = gate(ax_r + ah_r, "r", pins)
     n = ah_g + p["b_hg"]
     g = np.tanh(ax_g + r * n)
     h = z * h_prev + (1 - z) * g
     return (h,), (x_t, h_prev, z, r, n, g)
 
 
-def gru_after_step_backward(dstate, cache, p):
+def gru_after_step_backward(dstate, cache, p, pins=None):
     (dh,) = dstate
     x_t, h_prev, z, r, n, g = cache
     dz = dh * (h_prev - g)
     da_g = dh * (1 - z) * (1 - g**2)  # dL/d(x W_g + b_g + r * n)
     dr = da_g * n
     dn = da_g * r
-    da_z = dz * z * (1 - z)
-    da_r = dr * r * (1 - r)
+    da_z = dz * gate_slope(z, "z", pins)
+    da_r = dr * gate_slope(r, "r", pins)
     dax = np.concatenate([da_z, da_r, da_g], axis=1)  # input side
     dah = np.concatenate([da_z, da_r, dn], axis=1)  # recurrent side
     dh_prev = dh * z + dah @ p["U"].T
@@ -119,21 +134,21 @@ def gru_after_step_backward(dstate, cache, p):
 # GRU, reset gate before the matmul (Cho et al. 2014)
 # --------------------------------------------------------------------------
 
-def gru_before_step_forward(x_t, state, p):
+def gru_before_step_forward(x_t, state, p, pins=None):
     """z = sigma(x_t W_z + h_{t-1} U_z + b_z), r = sigma(x_t W_r + h_{t-1} U_r + b_r),
     g = tanh(x_t W_g + b_g + (r * h_{t-1}) U_g), h_t = z * h_{t-1} + (1 - z) * g."""
     (h_prev,) = state
     U_z, U_r, U_g = _gate_blocks(p["U"], 3)
     ax_z, ax_r, ax_g = _gate_blocks(x_t @ p["W"] + p["b"], 3)
-    z = sigmoid(ax_z + h_prev @ U_z)
-    r = sigmoid(ax_r + h_prev @ U_r)
+    z = gate(ax_z + h_prev @ U_z, "z", pins)
+    r = gate(ax_r + h_prev @ U_r, "r", pins)
     rh = r * h_prev
     g = np.tanh(ax_g + rh @ U_g)
     h = z * h_prev + (1 - z) * g
     return (h,), (x_t, h_prev, z, r, rh, g)
 
 
-def gru_before_step_backward(dstate, cache, p):
+def gru_before_step_backward(dstate, cache, p, pins=None):
     (dh,) = dstate
     x_t, h_prev, z, r, rh, g = cache
     U_z, U_r, U_g = _gate_blocks(p["U"], 3)
@@ -141,8 +156,8 @@ def gru_before_step_backward(dstate, cache, p):
     da_g = dh * (1 - z) * (1 - g**2)
     drh = da_g @ U_g.T  # dL/d(r * h_prev)
     dr = drh * h_prev
-    da_z = dz * z * (1 - z)
-    da_r = dr * r * (1 - r)
+    da_z = dz * gate_slope(z, "z", pins)
+    da_r = dr * gate_slope(r, "r", pins)
     da = np.concatenate([da_z, da_r, da_g], axis=1)
     dh_prev = dh * z + drh * r + da_z @ U_z.T + da_r @ U_r.T
     dU = np.concatenate([h_prev.T @ da_z, h_prev.T @ da_r, rh.T @ da_g], axis=1)
@@ -158,31 +173,31 @@ def _peepholes(p):
     return tuple(p["P"]) if "P" in p else (0.0, 0.0, 0.0)
 
 
-def lstm_step_forward(x_t, state, p):
+def lstm_step_forward(x_t, state, p, pins=None):
     """i = sigma(a_i + p_i * c_{t-1}), f = sigma(a_f + p_f * c_{t-1}), g = tanh(a_g),
     c_t = f * c_{t-1} + i * g, o = sigma(a_o + p_o * c_t), h_t = o * tanh(c_t),
     with [a_i, a_f, a_g, a_o] = x_t W + h_{t-1} U + b."""
     h_prev, c_prev = state
     p_i, p_f, p_o = _peepholes(p)
     a_i, a_f, a_g, a_o = _gate_blocks(x_t @ p["W"] + h_prev @ p["U"] + p["b"], 4)
-    i = sigmoid(a_i + p_i * c_prev)
-    f = sigmoid(a_f + p_f * c_prev)
+    i = gate(a_i + p_i * c_prev, "i", pins)
+    f = gate(a_f + p_f * c_prev, "f", pins)
     g = np.tanh(a_g)
     c = f * c_prev + i * g
-    o = sigmoid(a_o + p_o * c)
+    o = gate(a_o + p_o * c, "o", pins)
     h = o * np.tanh(c)
     return (h, c), (x_t, h_prev, c_prev, i, f, g, c, o)
 
 
-def lstm_step_backward(dstate, cache, p):
+def lstm_step_backward(dstate, cache, p, pins=None):
     dh, dc_next = dstate
     x_t, h_prev, c_prev, i, f, g, c, o = cache
     p_i, p_f, p_o = _peepholes(p)
     tanh_c = np.tanh(c)
-    da_o = dh * tanh_c * o * (1 - o)
+    da_o = dh * tanh_c * gate_slope(o, "o", pins)
     dc = dc_next + dh * o * (1 - tanh_c**2) + da_o * p_o
-    da_i = dc * g * i * (1 - i)
-    da_f = dc * c_prev * f * (1 - f)
+    da_i = dc * g * gate_slope(i, "i", pins)
+    da_f = dc * c_prev * gate_slope(f, "f", pins)
     da_g = dc * i * (1 - g**2)
     dc_prev = dc * f + da_i * p_i + da_f * p_f
     da = np.concatenate([da_i, da_f, da_g, da_o], axis=1)
@@ -207,22 +222,22 @@ class _ReferenceCell:
     def _steps(self):
         raise NotImplementedError
 
-    def _forward(self, x, h0, c0, lengths, p):
+    def _forward(self, x, h0, c0, lengths, p, pins):
         step_forward, _ = self._steps()
         T, B, _ = x.shape
         state = (h0,) if c0 is None else (h0, c0)
         y = np.zeros((T, B, self.hidden_size), dtype=self.dtype)
         steps = []
         for t in range(T):
-            new_state, step_cache = step_forward(x[t], state, p)
+            new_state, step_cache = step_forward(x[t], state, p, pins)
             on = _active(t, lengths, B)
             state = tuple(np.where(on, new, old) for new, old in zip(new_state, state))
             y[t] = np.where(on, new_state[0], 0)
             steps.append(step_cache)
-        cache = Cache(self, p, x=x, lengths=lengths, steps=steps)
+        cache = Cache(self, p, x=x, lengths=lengths, pins=pins, steps=steps)
         return y, state[0], (state[1] if c0 is not None else None), cache
 
-    def _backward(self, cache, dy, dh, dc, p):
+    def _backward(self, cache, dy, dh, dc, p, pins):
         _, step_backward = self._steps()
         T, B, _ = cache.x.shape
         dstate = (dh,) if dc is None else (dh, dc)
@@ -232,7 +247,7 @@ class _ReferenceCell:
             on = _active(t, cache.lengths, B)
             dstate = (dstate[0] + np.where(on, dy[t], 0),) + dstate[1:]
             d_new = tuple(np.where(on, d, 0) for d in dstate)
-            dx[t], d_prev, step_grads = step_backward(d_new, cache.steps[t], p)
+            dx[t], d_prev, step_grads = step_backward(d_new, cache.steps[t], p, pins)
             for k in grads:
                 grads[k] += step_grads[k]
             dstate = tuple(np.where(on, dp, d) for dp, d in zip(d_prev, dstate))

@@ -140,3 +140,38 @@ def test_float32_bias_and_peephole_sums_keep_float32_precision():
     g64 = c64.backward(c64.forward(x)[2], dy)[2]
     for k in ("b", "P"):
         np.testing.assert_allclose(g32[k], g64[k], rtol=1e-5, err_msg=k)
+
+
+def _pin_cases():
+    for name in CONFIGS:
+        cls, kw = CONFIGS[name]
+        for gate in cls(1, 1, **kw).pinnable_gates:
+            for value in (0.0, 1.0, 0.3, "per-unit"):
+                yield name, gate, value
+
+
+@pytest.mark.parametrize("config_name,gate,value", list(_pin_cases()))
+def test_pinned_gates_compiled_equals_reference(config_name, gate, value, dtype):
+    """forward(..., gates={name: value}) means the same in both backends, and
+    the pinned gate's pre-activation gets no gradient."""
+    cell = make_cell(config_name, 3, 4, dtype)
+    ref = reference.from_cell(cell)
+    pins = {gate: np.linspace(0, 1, 4) if value == "per-unit" else value}
+    x, state0, dy, dstate = random_problem(cell, 5, 3)
+    got = cell.forward(x, state0, [5, 2, 0], gates=pins)
+    want = ref.forward(x, state0, [5, 2, 0], gates=pins)
+    assert_results_close(got, want, dtype)
+    k = cell.gates.index(gate)
+    H = cell.hidden_size
+    np.testing.assert_array_equal(got[2].gates[..., k * H:(k + 1) * H][:, 0],
+                                  np.broadcast_to(np.asarray(pins[gate], dtype=dtype), (5, H)))
+    g_got = cell.backward(got[2], dy, dstate)
+    assert_results_close(g_got, ref.backward(want[2], dy, dstate), dtype)
+    for name in ("W", "U", "b"):
+        assert np.all(g_got[2][name][..., k * H:(k + 1) * H] == 0), name
+
+
+@pytest.mark.parametrize("config_name,gate,value", [c for c in _pin_cases() if c[2] == 0.3])
+def test_gradcheck_with_pinned_gates(config_name, gate, value):
+    cell = make_cell(config_name, 3, 4)
+    assert max(pg.gradcheck(cell, T=5, B=3, gates={gate: value}).values()) < 1e-6

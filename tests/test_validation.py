@@ -282,3 +282,26 @@ def test_a_forged_cache_is_an_error_not_a_crash(cls, field, value):
         (cls == "GRU" and field == "extra")
     if relevant:
         assert "ValueError:" in proc.stdout, proc.stdout
+
+
+# -- pinned gates --------------------------------------------------------------
+
+@pytest.mark.parametrize("gates,exc,match", [
+    ({"g": 0.5}, ValueError, r"can pin \['z', 'r'\], not 'g'"),
+    ({"f": 0.5}, ValueError, r"can pin \['z', 'r'\], not 'f'"),
+    ({"z": 1.5}, ValueError, r"gates\['z'\] must lie in \[0, 1\]"),
+    ({"z": np.nan}, ValueError, r"gates\['z'\] must lie in \[0, 1\]"),
+    ({"z": [0.5, 0.5]}, ValueError, r"gates\['z'\] must be a scalar or have shape \(4,\)"),
+    ({"z": "half"}, TypeError, r"gates\['z'\] must hold real numbers"),
+    ([("z", 1.0)], TypeError, "gates must be a dict"),
+])
+def test_bad_gates(gru, gates, exc, match):
+    with pytest.raises(exc, match=match):
+        gru.forward(np.zeros((2, 1, 3)), gates=gates)
+
+
+def test_pinnable_gates():
+    assert make_cell("rnn").pinnable_gates == ()
+    assert make_cell("simple_gru").pinnable_gates == ("f",)
+    assert make_cell("gru_before").pinnable_gates == ("z", "r")
+    assert make_cell("lstm").pinnable_gates == ("i", "f", "o")

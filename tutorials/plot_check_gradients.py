@@ -86,8 +86,8 @@ fig.tight_layout()
 from pyx_gru import reference
 
 
-def forgetful_step_backward(dstate, cache, p):
-    dx, (dh_prev,), grads = reference.gru_after_step_backward(dstate, cache, p)
+def forgetful_step_backward(dstate, cache, p, pins=None):
+    dx, (dh_prev,), grads = reference.gru_after_step_backward(dstate, cache, p, pins)
     (dh,) = dstate
     _, _, z, _, _, _ = cache
     return dx, (dh_prev - dh * z,), grads  # drop the direct path
