@@ -4,9 +4,16 @@ import numpy as np
 __all__ = ["gradcheck"]
 
 
-def _relative_error(analytic, numeric):
-    """max |a - n| / max(max |a|, max |n|); 0 when both are all zero."""
-    scale = max(np.max(np.abs(analytic), initial=0.0), np.max(np.abs(numeric), initial=0.0))
+# Below this fraction of the loss's magnitude, a gradient is compared in
+# absolute terms. Central differences with step eps carry a rounding error of
+# about 1e-16 * |L| / eps ~ 1e-10 |L|; relative to a gradient much smaller
+# than |L| that noise alone would look like an error.
+FLOOR = 1e-3
+
+
+def _relative_error(analytic, numeric, floor=0.0):
+    """max |a - n| / max(max |a|, max |n|, floor); 0 when all are zero."""
+    scale = max(np.max(np.abs(analytic), initial=0.0), np.max(np.abs(numeric), initial=0.0), floor)
     if scale == 0.0:
         return 0.0
     return float(np.max(np.abs(analytic - numeric)) / scale)
@@ -45,9 +52,12 @@ def gradcheck(cell, T=4, B=3, *, lengths=None, gates=None, eps=1e-6, max_entries
     -------
     dict of str to float
         The relative error max|analytic - numeric| / max(max|analytic|,
-        max|numeric|) of each parameter (by name), of ``"x"`` and of the
-        initial state (``"h0"``, and ``"c0"`` for LSTM). About 1e-9 or less
-        means the gradients are right.
+        max|numeric|, floor) of each parameter (by name), of ``"x"`` and of
+        the initial state (``"h0"``, and ``"c0"`` for LSTM), where floor is
+        1e-3 times the loss's magnitude sum|dy * y| + sum|dstate * state|:
+        finite differences cannot resolve a gradient much smaller than that,
+        so such a gradient is judged by its absolute error. About 1e-9 or
+        less means the gradients are right.
     """
     cell = cell.astype(np.float64)
     rng = np.random.default_rng(seed)
@@ -61,10 +71,13 @@ def gradcheck(cell, T=4, B=3, *, lengths=None, gates=None, eps=1e-6, max_entries
     def as_state(parts):
         return tuple(parts) if lstm else parts[0]
 
-    def loss():
+    def loss(magnitude=False):
         y, state, _ = cell.forward(x, as_state(state0), lengths, gates=gates)
         state = state if lstm else (state,)
-        return float(np.sum(dy * y) + sum(np.sum(d * s) for d, s in zip(dstate, state)))
+        f = np.abs if magnitude else (lambda v: v)
+        return float(np.sum(f(dy * y)) + sum(np.sum(f(d * s)) for d, s in zip(dstate, state)))
+
+    floor = FLOOR * loss(magnitude=True)
 
     _, _, cache = cell.forward(x, as_state(state0), lengths, gates=gates)
     dx, dstate0, dparams = cell.backward(cache, dy, as_state(dstate))
@@ -90,5 +103,5 @@ def gradcheck(cell, T=4, B=3, *, lengths=None, gates=None, eps=1e-6, max_entries
             down = loss()
             flat[i] = v
             numeric[n] = (up - down) / (2 * eps)
-        errors[name] = _relative_error(analytic.reshape(-1)[idx], numeric)
+        errors[name] = _relative_error(analytic.reshape(-1)[idx], numeric, floor)
     return errors

@@ -1,9 +1,31 @@
 """Shared fixtures and helpers: the six cell configurations, per-dtype
 tolerances, and random problems with every parameter non-zero."""
+import os
+
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 import pyx_gru as pg
+
+# Hypothesis profiles. "ci" (chosen when CI is set, as on the CI machine) draws
+# the full number of examples, derandomized so that a run is reproducible;
+# "dev" (the default) draws a quarter of them for quick local runs;
+# "thorough" draws four times as many with fresh random seeds, to hunt for
+# rare failures. Choose one with HYPOTHESIS_PROFILE=ci|dev|thorough. Property tests scale their example counts
+# with EXAMPLE_SCALE.
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True, **_common)
+settings.register_profile("dev", **_common)
+settings.register_profile("thorough", **_common)  # random, 4x the CI examples
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
+settings.load_profile(PROFILE)
+EXAMPLE_SCALE = {"ci": 1.0, "dev": 0.25, "thorough": 4.0}.get(PROFILE, 1.0)
+
+
+def examples(n):
+    """max_examples for a property test that should draw n examples on CI."""
+    return settings(max_examples=max(5, int(n * EXAMPLE_SCALE)))
 
 # name -> (class, constructor keywords)
 CONFIGS = {
