@@ -8,12 +8,13 @@ The cells (``RNN``, ``SimpleGRU``, ``GRU``, ``LSTM``) share one interface::
 
 with compiled forward and backward passes over whole sequences.
 ``pyx_gru.reference`` has the same cells in plain NumPy, and ``gradcheck``
-checks any cell's gradients against finite differences.
+checks any cell's gradients against finite differences. ``interop``
+converts weights from and to PyTorch and Keras.
 """
 from ._cells import GRU, LSTM, RNN, Cache, Cell, SimpleGRU
 from ._gradcheck import gradcheck
-from . import reference
+from . import interop, reference
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "SimpleGRU", "GRU", "LSTM", "Cell", "Cache", "gradcheck", "reference"]
+__all__ = ["RNN", "SimpleGRU", "GRU", "LSTM", "Cell", "Cache", "gradcheck", "reference", "interop"]
