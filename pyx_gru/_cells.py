@@ -490,10 +490,13 @@ class Cell:
         _, P, peephole = self._extra_arrays(p)
         grads = {k: np.zeros(v.shape, dtype=dt) for k, v in p.items()}
         dx = np.empty((T, B, D), dtype=dt)
-        dA = np.empty((T, B, GH), dtype=dt)
-        dxg = np.empty((T, B, H), dtype=dt) if self._kind == _recurrent.GRU_AFTER else ph3
+        # The gate gradients of K steps at a time: about an eighth of the
+        # cache's gates, and at least 64 rows so the GEMMs stay efficient.
+        K = min(T, max(1, -(-max(64, T * B // 8) // max(B, 1))))
+        dA = np.empty((K, B, GH), dtype=dt)
+        dxg = np.empty((K, B, H), dtype=dt) if self._kind == _recurrent.GRU_AFTER else ph3
         work = np.empty((3, B, H), dtype=dt)
-        acc = np.empty(GH, dtype=np.float64)  # float64 sums for db, db_hg and dP
+        acc = np.empty(GH + 4 * H, dtype=np.float64)  # float64 sums for db, db_hg and dP
         _recurrent.backward(
             self._kind, peephole, cache.lengths is not None, x, p["W"], p["U"], P,
             _NO_LENGTHS if cache.lengths is None else cache.lengths,

@@ -33,7 +33,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm
-from ._math cimport sigmoid, tanh_
+from ._math cimport sigmoid, sigmoid_block, tanh_, tanh_block
 
 cdef enum:
     _RNN = 0
@@ -49,18 +49,19 @@ GRU_BEFORE = _GRU_BEFORE
 LSTM = _LSTM
 
 
-cdef inline floating _gate(floating a, Py_ssize_t k, Py_ssize_t j, Py_ssize_t H,
-                           const floating* keep, const floating* pin) noexcept nogil:
-    # sigmoid(a) for a learned gate; the value gate k is pinned to if keep[k] == 0
-    if keep[k] != 0:
-        return sigmoid(a)
-    return pin[k * H + j]
+cdef inline void _pin(floating* a, Py_ssize_t k, Py_ssize_t H,
+                      const floating* keep, const floating* pin) noexcept nogil:
+    # a[k*H:(k+1)*H] = pin[k] if gate k is pinned (keep[k] == 0)
+    if keep[k] == 0:
+        memcpy(a + k * H, pin + k * H, H * sizeof(floating))
 
 
 # ---------------------------------------------------------------------------
 # Pointwise steps, forward. `a` is gates[t], (B, G*H): on entry x_t @ W + b,
 # on exit the gate activations. `hu` is h_{t-1} @ U, (B, G*H). A sigmoid gate
 # k with keep[k] == 0 is pinned to pin[k, :] (``forward(..., gates=...)``).
+# Each step works row by row in simple passes (add the recurrent part, apply
+# an activation to a contiguous block, combine) so that every pass vectorises.
 # ---------------------------------------------------------------------------
 
 cdef void _rnn_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
@@ -68,8 +69,9 @@ cdef void _rnn_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
     # h = g = tanh(x W + h_prev U + b)
     cdef Py_ssize_t i
     for i in range(B * H):
-        a[i] = tanh_(a[i] + hu[i])
-        h[i] = a[i]
+        a[i] += hu[i]
+    tanh_block(a, B * H)
+    memcpy(h, a, B * H * sizeof(floating))
 
 
 cdef void _simple_gru_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
@@ -77,16 +79,19 @@ cdef void _simple_gru_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
                               floating* h, const floating* keep,
                               const floating* pin) noexcept nogil:
     # f = sigmoid(.), g = tanh(.), h = f * h_prev + (1 - f) * g
-    cdef Py_ssize_t bb, j, o
-    cdef floating f, g, one = 1
+    cdef Py_ssize_t bb, j, o, k
+    cdef floating f, one = 1
     for bb in range(B):
         o = bb * 2 * H
+        for j in range(2 * H):
+            a[o + j] += hu[o + j]
+        sigmoid_block(a + o, H)
+        tanh_block(a + o + H, H)
+        _pin(a + o, 0, H, keep, pin)
         for j in range(H):
-            f = _gate(a[o + j] + hu[o + j], 0, j, H, keep, pin)
-            g = tanh_(a[o + H + j] + hu[o + H + j])
-            a[o + j] = f
-            a[o + H + j] = g
-            h[bb * H + j] = f * h_prev[bb * H + j] + (one - f) * g
+            k = bb * H + j
+            f = a[o + j]
+            h[k] = f * h_prev[k] + (one - f) * a[o + H + j]
 
 
 cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
@@ -97,19 +102,23 @@ cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
     # z = sigmoid(.), r = sigmoid(.), n = h_prev U_g + b_hg,
     # g = tanh(x W_g + b_g + r * n), h = z * h_prev + (1 - z) * g
     cdef Py_ssize_t bb, j, o, k
-    cdef floating z, r, g, one = 1
+    cdef floating z, one = 1
     for bb in range(B):
         o = bb * 3 * H
+        for j in range(2 * H):
+            a[o + j] += hu[o + j]
+        sigmoid_block(a + o, 2 * H)
+        _pin(a + o, 0, H, keep, pin)
+        _pin(a + o, 1, H, keep, pin)
         for j in range(H):
             k = bb * H + j
-            z = _gate(a[o + j] + hu[o + j], 0, j, H, keep, pin)
-            r = _gate(a[o + H + j] + hu[o + H + j], 1, j, H, keep, pin)
             n[k] = hu[o + 2 * H + j] + b_hg[j]
-            g = tanh_(a[o + 2 * H + j] + r * n[k])
-            a[o + j] = z
-            a[o + H + j] = r
-            a[o + 2 * H + j] = g
-            h[k] = z * h_prev[k] + (one - z) * g
+            a[o + 2 * H + j] += a[o + H + j] * n[k]
+        tanh_block(a + o + 2 * H, H)
+        for j in range(H):
+            k = bb * H + j
+            z = a[o + j]
+            h[k] = z * h_prev[k] + (one - z) * a[o + 2 * H + j]
 
 
 cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
@@ -121,13 +130,16 @@ cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
     # h = z * h_prev + (1 - z) * g. Only hu[:, :2H] is filled on entry.
     cdef Py_ssize_t bb, j, o, k
     cdef Py_ssize_t GH = 3 * H
-    cdef floating z, g, one = 1
+    cdef floating z, one = 1
     for bb in range(B):
         o = bb * GH
+        for j in range(2 * H):
+            a[o + j] += hu[o + j]
+        sigmoid_block(a + o, 2 * H)
+        _pin(a + o, 0, H, keep, pin)
+        _pin(a + o, 1, H, keep, pin)
         for j in range(H):
             k = bb * H + j
-            a[o + j] = _gate(a[o + j] + hu[o + j], 0, j, H, keep, pin)
-            a[o + H + j] = _gate(a[o + H + j] + hu[o + H + j], 1, j, H, keep, pin)
             rh[k] = a[o + H + j] * h_prev[k]
     # hu[:, 2H:] = (r * h_prev) @ U[:, 2H:]
     gemm(False, False, <int> B, <int> H, <int> H, <floating> 1, rh, <int> H,
@@ -135,11 +147,12 @@ cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
     for bb in range(B):
         o = bb * GH
         for j in range(H):
+            a[o + 2 * H + j] += hu[o + 2 * H + j]
+        tanh_block(a + o + 2 * H, H)
+        for j in range(H):
             k = bb * H + j
             z = a[o + j]
-            g = tanh_(a[o + 2 * H + j] + hu[o + 2 * H + j])
-            a[o + 2 * H + j] = g
-            h[k] = z * h_prev[k] + (one - z) * g
+            h[k] = z * h_prev[k] + (one - z) * a[o + 2 * H + j]
 
 
 cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, bint peephole,
@@ -150,29 +163,31 @@ cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, bint peephole,
     # i = sigmoid(. + p_i c_prev), f = sigmoid(. + p_f c_prev), g = tanh(.),
     # c = f * c_prev + i * g, o = sigmoid(. + p_o c), h = o * tanh(c)
     cdef Py_ssize_t bb, j, o, k
-    cdef floating ai, af, ao, i_, f, g, og
     for bb in range(B):
         o = bb * 4 * H
+        for j in range(4 * H):
+            a[o + j] += hu[o + j]
+        if peephole:
+            for j in range(H):
+                a[o + j] += P[j] * c_prev[bb * H + j]
+                a[o + H + j] += P[H + j] * c_prev[bb * H + j]
+        sigmoid_block(a + o, 2 * H)
+        tanh_block(a + o + 2 * H, H)
+        _pin(a + o, 0, H, keep, pin)
+        _pin(a + o, 1, H, keep, pin)
         for j in range(H):
             k = bb * H + j
-            ai = a[o + j] + hu[o + j]
-            af = a[o + H + j] + hu[o + H + j]
-            ao = a[o + 3 * H + j] + hu[o + 3 * H + j]
-            if peephole:
-                ai = ai + P[j] * c_prev[k]
-                af = af + P[H + j] * c_prev[k]
-            i_ = _gate(ai, 0, j, H, keep, pin)
-            f = _gate(af, 1, j, H, keep, pin)
-            g = tanh_(a[o + 2 * H + j] + hu[o + 2 * H + j])
-            c[k] = f * c_prev[k] + i_ * g
-            if peephole:
-                ao = ao + P[2 * H + j] * c[k]
-            og = _gate(ao, 3, j, H, keep, pin)
-            a[o + j] = i_
-            a[o + H + j] = f
-            a[o + 2 * H + j] = g
-            a[o + 3 * H + j] = og
-            h[k] = og * tanh_(c[k])
+            c[k] = a[o + H + j] * c_prev[k] + a[o + j] * a[o + 2 * H + j]
+        if peephole:
+            for j in range(H):
+                a[o + 3 * H + j] += P[2 * H + j] * c[bb * H + j]
+        sigmoid_block(a + o + 3 * H, H)
+        _pin(a + o, 3, H, keep, pin)
+        # h = o * tanh(c)
+        memcpy(h + bb * H, c + bb * H, H * sizeof(floating))
+        tanh_block(h + bb * H, H)
+        for j in range(H):
+            h[bb * H + j] *= a[o + 3 * H + j]
 
 
 # ---------------------------------------------------------------------------
@@ -301,36 +316,32 @@ cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, bint peephole,
 # Helpers of the driver
 # ---------------------------------------------------------------------------
 
-cdef void _column_sums(Py_ssize_t TB, Py_ssize_t ncols, const floating* m,
-                       Py_ssize_t ld, double* acc, floating* out) noexcept nogil:
-    # out = m[:, :ncols].sum(axis=0), summed in double (acc is ncols scratch)
-    # so that float32 sums over T*B rows keep float32 precision.
+cdef void _add_column_sums(Py_ssize_t rows, Py_ssize_t ncols, const floating* m,
+                           Py_ssize_t ld, double* acc) noexcept nogil:
+    # acc[:ncols] += m[:rows, :ncols].sum(axis=0), in double so that float32
+    # sums over T*B rows keep float32 precision.
     cdef Py_ssize_t i, j
-    for j in range(ncols):
-        acc[j] = 0
-    for i in range(TB):
+    for i in range(rows):
         for j in range(ncols):
             acc[j] += m[i * ld + j]
-    for j in range(ncols):
-        out[j] = <floating> acc[j]
 
 
-cdef void _input_grads(Py_ssize_t TB, Py_ssize_t D, Py_ssize_t GH,
+cdef void _input_grads(Py_ssize_t rows, Py_ssize_t D, Py_ssize_t GH,
                        Py_ssize_t off, Py_ssize_t ncols,
                        const floating* delta, Py_ssize_t ld,
                        const floating* x, const floating* W,
-                       floating* dx, floating* dW, floating* db,
-                       floating beta, double* acc) noexcept nogil:
-    # The input-side gradients of the gate columns [off, off + ncols), whose
-    # pre-activation gradients are `delta` (TB, ncols), row stride ld.
-    # dW[:, off:off+ncols] = x.T @ delta
-    gemm(True, False, <int> D, <int> ncols, <int> TB, <floating> 1, x, <int> D,
-         delta, <int> ld, <floating> 0, dW + off, <int> GH)
+                       floating* dx, floating* dW, floating beta,
+                       double* acc_b) noexcept nogil:
+    # The input-side gradients of gate columns [off, off + ncols) for `rows`
+    # rows whose pre-activation gradients are `delta` (rows, ncols), stride ld.
+    # dW[:, off:off+ncols] += x.T @ delta
+    gemm(True, False, <int> D, <int> ncols, <int> rows, <floating> 1, x, <int> D,
+         delta, <int> ld, <floating> 1, dW + off, <int> GH)
     # dx = beta * dx + delta @ W[:, off:off+ncols].T
-    gemm(False, True, <int> TB, <int> D, <int> ncols, <floating> 1, delta,
+    gemm(False, True, <int> rows, <int> D, <int> ncols, <floating> 1, delta,
          <int> ld, W + off, <int> GH, beta, dx, <int> D)
-    # db[off:off+ncols] = delta.sum(axis=0)
-    _column_sums(TB, ncols, delta, ld, acc, db + off)
+    # db[off:off+ncols] += delta.sum(axis=0)
+    _add_column_sums(rows, ncols, delta, ld, acc_b + off)
 
 
 # ---------------------------------------------------------------------------
@@ -461,118 +472,149 @@ def backward(int kind, bint peephole, bint masked,
 
     Reads the forward cache (x, gates, hs, cs, extra, lengths) and dy
     (T, B, H). On entry dh and dc (B, H) hold dL/d(final state); on exit
-    dL/d(initial state). dA (T, B, GH) and dxg (T, B, H) [GRU reset after] are
-    scratch, work is (3, B, H) scratch and acc (GH,) float64 scratch. Writes
-    dx (T, B, D), dW, dU, db, db_hg [GRU reset after] and dP [LSTM with
-    peepholes]; the caller zeroes the parameter gradients. keep (G,) is the
-    forward pass's: 0 for a pinned gate, whose pre-activation gets no gradient.
+    dL/d(initial state). dA (K, B, GH) and dxg (K, B, H) [GRU reset after]
+    hold the gate gradients of one chunk of K steps; work is (3, B, H)
+    scratch and acc (GH + 4H,) float64 scratch. Writes dx (T, B, D), and adds
+    into dW, dU (which the caller zeroes); writes db, db_hg [GRU reset after]
+    and dP [LSTM with peepholes]. keep (G,) is the forward pass's: 0 for a
+    pinned gate, whose pre-activation gets no gradient.
     """
     cdef Py_ssize_t T = gates.shape[0]
     cdef Py_ssize_t B = gates.shape[1]
     cdef Py_ssize_t GH = gates.shape[2]
     cdef Py_ssize_t H = hs.shape[2]
     cdef Py_ssize_t D = x.shape[2]
-    cdef Py_ssize_t TB = T * B
+    cdef Py_ssize_t K = dA.shape[0]
     cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
     cdef bint lstm = kind == _LSTM
     cdef size_t row = H * sizeof(floating)
-    cdef Py_ssize_t t, i, j, bb
+    cdef Py_ssize_t t, t0, t1, rows, j, bb
     cdef floating* dh_cur = &dh[0, 0]
     cdef floating* dh_prev = &work[0, 0, 0]
     cdef floating* dc_cur = &dc[0, 0]
     cdef floating* dc_prev = &work[1, 0, 0]
     cdef floating* swap
     cdef floating* da
+    cdef floating* d0
     cdef const floating* a
+    # acc: float64 sums of db (GH), db_hg (H) and dP (3H)
+    cdef double* acc_b = &acc[0]
+    cdef double* acc_hg = &acc[GH]
+    cdef double* acc_p = &acc[GH + H]
 
-    if TB == 0:
+    if T * B == 0:
         return
     with nogil:
-        for t in range(T - 1, -1, -1):
-            a = &gates[t, 0, 0]
-            da = &dA[t, 0, 0]
-            # dh = dh_next + dy[t], for the rows still inside their sequence
-            for bb in range(B):
-                if not masked or t < lengths[bb]:
-                    for j in range(H):
-                        dh_cur[bb * H + j] += dy[t, bb, j]
-            if kind == _RNN:
-                _rnn_backward(B, H, a, dh_cur, da, dh_prev)
-            elif kind == _SIMPLE_GRU:
-                _simple_gru_backward(B, H, a, &hs[t, 0, 0], dh_cur, da, dh_prev,
-                                     &keep[0])
-            elif kind == _GRU_AFTER:
-                _gru_after_backward(B, H, a, &hs[t, 0, 0], &extra[t, 0, 0],
-                                    dh_cur, da, &dxg[t, 0, 0], dh_prev, &keep[0])
-            elif kind == _GRU_BEFORE:
-                _gru_before_backward(B, H, a, &U[0, 0], &hs[t, 0, 0], dh_cur,
-                                     da, &work[2, 0, 0], dh_prev, &keep[0])
-            else:
-                _lstm_backward(B, H, peephole, a, &P[0, 0], &cs[t, 0, 0],
-                               &cs[t + 1, 0, 0], dh_cur, dc_cur, da, dh_prev,
-                               dc_prev, &keep[0])
-            if masked:
-                # Past its length a row's state was carried unchanged: its
-                # gradient passes straight through and its gates get none.
+        for j in range(acc.shape[0]):
+            acc[j] = 0
+        # Steps are taken backwards in chunks [t0, t1) of K steps; dA holds
+        # one chunk, and the chunk's weight gradients are one GEMM each.
+        t1 = T
+        while t1 > 0:
+            t0 = t1 - K if t1 > K else 0
+            for t in range(t1 - 1, t0 - 1, -1):
+                a = &gates[t, 0, 0]
+                da = &dA[t - t0, 0, 0]
+                # dh = dh_next + dy[t], for the rows still inside their sequence
                 for bb in range(B):
-                    if t >= lengths[bb]:
-                        memset(da + bb * GH, 0, GH * sizeof(floating))
-                        memcpy(dh_prev + bb * H, dh_cur + bb * H, row)
-                        if kind == _GRU_AFTER:
-                            memset(&dxg[t, bb, 0], 0, row)
-                        if lstm:
-                            memcpy(dc_prev + bb * H, dc_cur + bb * H, row)
-            # dh_prev += dA[t][:, :n_rec] @ U[:, :n_rec].T
-            gemm(False, True, <int> B, <int> H, <int> n_rec, <floating> 1, da,
-                 <int> GH, &U[0, 0], <int> GH, <floating> 1, dh_prev, <int> H)
-            swap = dh_cur
-            dh_cur = dh_prev
-            dh_prev = swap
-            if lstm:
-                swap = dc_cur
-                dc_cur = dc_prev
-                dc_prev = swap
+                    if not masked or t < lengths[bb]:
+                        for j in range(H):
+                            dh_cur[bb * H + j] += dy[t, bb, j]
+                if kind == _RNN:
+                    _rnn_backward(B, H, a, dh_cur, da, dh_prev)
+                elif kind == _SIMPLE_GRU:
+                    _simple_gru_backward(B, H, a, &hs[t, 0, 0], dh_cur, da, dh_prev,
+                                         &keep[0])
+                elif kind == _GRU_AFTER:
+                    _gru_after_backward(B, H, a, &hs[t, 0, 0], &extra[t, 0, 0],
+                                        dh_cur, da, &dxg[t - t0, 0, 0], dh_prev, &keep[0])
+                elif kind == _GRU_BEFORE:
+                    _gru_before_backward(B, H, a, &U[0, 0], &hs[t, 0, 0], dh_cur,
+                                         da, &work[2, 0, 0], dh_prev, &keep[0])
+                else:
+                    _lstm_backward(B, H, peephole, a, &P[0, 0], &cs[t, 0, 0],
+                                   &cs[t + 1, 0, 0], dh_cur, dc_cur, da, dh_prev,
+                                   dc_prev, &keep[0])
+                if masked:
+                    # Past its length a row's state was carried unchanged: its
+                    # gradient passes straight through and its gates get none.
+                    for bb in range(B):
+                        if t >= lengths[bb]:
+                            memset(da + bb * GH, 0, GH * sizeof(floating))
+                            memcpy(dh_prev + bb * H, dh_cur + bb * H, row)
+                            if kind == _GRU_AFTER:
+                                memset(&dxg[t - t0, bb, 0], 0, row)
+                            if lstm:
+                                memcpy(dc_prev + bb * H, dc_cur + bb * H, row)
+                # dh_prev += dA[t][:, :n_rec] @ U[:, :n_rec].T
+                gemm(False, True, <int> B, <int> H, <int> n_rec, <floating> 1, da,
+                     <int> GH, &U[0, 0], <int> GH, <floating> 1, dh_prev, <int> H)
+                swap = dh_cur
+                dh_cur = dh_prev
+                dh_prev = swap
+                if lstm:
+                    swap = dc_cur
+                    dc_cur = dc_prev
+                    dc_prev = swap
+
+            # The chunk's share of the sums over time, rows [t0*B, t1*B).
+            rows = (t1 - t0) * B
+            d0 = &dA[0, 0, 0]
+            # Input side: dW += x.T @ dA, dx = dA @ W.T, db += dA.sum(0)
+            if kind == _GRU_AFTER:
+                # the candidate's input-side gradient is dxg, not r * dxg
+                _input_grads(rows, D, GH, 0, 2 * H, d0, GH, &x[t0, 0, 0], &W[0, 0],
+                             &dx[t0, 0, 0], &dW[0, 0], 0, acc_b)
+                _input_grads(rows, D, GH, 2 * H, H, &dxg[0, 0, 0], H, &x[t0, 0, 0],
+                             &W[0, 0], &dx[t0, 0, 0], &dW[0, 0], 1, acc_b)
+                # db_hg += (r * dxg).sum(0)
+                _add_column_sums(rows, H, d0 + 2 * H, GH, acc_hg)
+            else:
+                _input_grads(rows, D, GH, 0, GH, d0, GH, &x[t0, 0, 0], &W[0, 0],
+                             &dx[t0, 0, 0], &dW[0, 0], 0, acc_b)
+            # Recurrent side: dU += h_prev.T @ dA (hs[t0:t1] is h_{t-1} of each step)
+            gemm(True, False, <int> H, <int> n_rec, <int> rows, <floating> 1,
+                 &hs[t0, 0, 0], <int> H, d0, <int> GH, <floating> 1, &dU[0, 0], <int> GH)
+            if kind == _GRU_BEFORE:
+                # dU[:, 2H:] += (r * h_prev).T @ dA[:, 2H:]
+                gemm(True, False, <int> H, <int> H, <int> rows, <floating> 1,
+                     &extra[t0, 0, 0], <int> H, d0 + 2 * H, <int> GH, <floating> 1,
+                     &dU[0, 0] + 2 * H, <int> GH)
+            if lstm and peephole:
+                # dP += [sum(da_i * c_prev), sum(da_f * c_prev), sum(da_o * c)]
+                for t in range(t0, t1):
+                    for bb in range(B):
+                        for j in range(H):
+                            acc_p[j] += dA[t - t0, bb, j] * cs[t, bb, j]
+                            acc_p[H + j] += dA[t - t0, bb, H + j] * cs[t, bb, j]
+                            acc_p[2 * H + j] += dA[t - t0, bb, 3 * H + j] * cs[t + 1, bb, j]
+            t1 = t0
+
         if dh_cur != &dh[0, 0]:
             memcpy(&dh[0, 0], dh_cur, B * row)
         if lstm and dc_cur != &dc[0, 0]:
             memcpy(&dc[0, 0], dc_cur, B * row)
-
-        # Input side: dW = x.T @ dA, dx = dA @ W.T, db = dA.sum(0)
+        for j in range(GH):
+            db[j] = <floating> acc_b[j]
         if kind == _GRU_AFTER:
-            # the candidate's input-side gradient is dxg, not r * dxg
-            _input_grads(TB, D, GH, 0, 2 * H, &dA[0, 0, 0], GH, &x[0, 0, 0],
-                         &W[0, 0], &dx[0, 0, 0], &dW[0, 0], &db[0], 0, &acc[0])
-            _input_grads(TB, D, GH, 2 * H, H, &dxg[0, 0, 0], H, &x[0, 0, 0],
-                         &W[0, 0], &dx[0, 0, 0], &dW[0, 0], &db[0], 1, &acc[0])
-            # db_hg = (r * dxg).sum(0)
-            _column_sums(TB, H, &dA[0, 0, 0] + 2 * H, GH, &acc[0], &db_hg[0])
-        else:
-            _input_grads(TB, D, GH, 0, GH, &dA[0, 0, 0], GH, &x[0, 0, 0],
-                         &W[0, 0], &dx[0, 0, 0], &dW[0, 0], &db[0], 0, &acc[0])
-
-        # Recurrent side: dU = h_prev.T @ dA over all steps
-        # (hs[:T] flattened is h_{t-1} for every t and row)
-        gemm(True, False, <int> H, <int> n_rec, <int> TB, <floating> 1,
-             &hs[0, 0, 0], <int> H, &dA[0, 0, 0], <int> GH, <floating> 0,
-             &dU[0, 0], <int> GH)
-        if kind == _GRU_BEFORE:
-            # dU[:, 2H:] = (r * h_prev).T @ dA[:, 2H:]
-            gemm(True, False, <int> H, <int> H, <int> TB, <floating> 1,
-                 &extra[0, 0, 0], <int> H, &dA[0, 0, 0] + 2 * H, <int> GH,
-                 <floating> 0, &dU[0, 0] + 2 * H, <int> GH)
-
-        if lstm and peephole:
-            # dP = [sum(da_i * c_prev), sum(da_f * c_prev), sum(da_o * c)],
-            # summed in double in acc[0:3H]
-            for j in range(3 * H):
-                acc[j] = 0
-            for t in range(T):
-                for bb in range(B):
-                    for j in range(H):
-                        acc[j] += dA[t, bb, j] * cs[t, bb, j]
-                        acc[H + j] += dA[t, bb, H + j] * cs[t, bb, j]
-                        acc[2 * H + j] += dA[t, bb, 3 * H + j] * cs[t + 1, bb, j]
             for j in range(H):
-                dP[0, j] = <floating> acc[j]
-                dP[1, j] = <floating> acc[H + j]
-                dP[2, j] = <floating> acc[2 * H + j]
+                db_hg[j] = <floating> acc_hg[j]
+        if lstm and peephole:
+            for j in range(H):
+                dP[0, j] = <floating> acc_p[j]
+                dP[1, j] = <floating> acc_p[H + j]
+                dP[2, j] = <floating> acc_p[2 * H + j]
+
+
+def _activation(str name, floating[::1] v):
+    """Apply the kernels' own sigmoid or tanh to v in place (for the tests)."""
+    if v.shape[0] == 0:
+        return
+    if name == "sigmoid":
+        with nogil:
+            sigmoid_block(&v[0], v.shape[0])
+    elif name == "tanh":
+        with nogil:
+            tanh_block(&v[0], v.shape[0])
+    else:
+        raise ValueError(f"unknown activation {name!r}")

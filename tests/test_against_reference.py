@@ -175,3 +175,19 @@ def test_pinned_gates_compiled_equals_reference(config_name, gate, value, dtype)
 def test_gradcheck_with_pinned_gates(config_name, gate, value):
     cell = make_cell(config_name, 3, 4)
     assert max(pg.gradcheck(cell, T=5, B=3, gates={gate: value}).values()) < 1e-6
+
+
+@pytest.mark.parametrize("T,B", [(150, 1), (97, 3), (65, 2)])
+def test_backward_in_chunks_equals_reference(config, dtype, T, B):
+    """The backward pass sums the weight gradients chunk by chunk (about
+    max(64, T*B/8) rows at a time): sequences long enough for several chunks,
+    with lengths that end inside different chunks, agree with the reference."""
+    cell = make_cell(config, 3, 4, dtype, seed=T)
+    ref = reference.from_cell(cell)
+    x, state0, dy, dstate = random_problem(cell, T, B, seed=B)
+    lengths = np.linspace(T, T // 3, B).astype(int)
+    pins = {cell.pinnable_gates[0]: 0.4} if cell.pinnable_gates else None
+    got = cell.forward(x, state0, lengths, gates=pins)
+    want = ref.forward(x, state0, lengths, gates=pins)
+    assert_results_close(got, want, dtype)
+    assert_results_close(cell.backward(got[2], dy, dstate), ref.backward(want[2], dy, dstate), dtype)
