@@ -84,27 +84,28 @@ cdef inline floating sigmoid(floating a) noexcept nogil:
 
 
 cdef inline floating tanh_(floating a) noexcept nogil:
+    # tanh(|a|) by one of two formulas, then the sign of a (so tanh(-0) = -0)
     cdef floating x, z, e, big, small
     cdef floating one = 1
     if floating is float:
         x = fabsf(a)
         e = _exp_nonpos_f(<float> -2.0 * x)
-        big = copysignf((one - e) / (one + e), a)
-        z = a * a
-        small = a + a * z * ((((<float> -5.70498872745e-3 * z + <float> 2.06390887954e-2) * z
+        big = (one - e) / (one + e)
+        z = x * x
+        small = x + x * z * ((((<float> -5.70498872745e-3 * z + <float> 2.06390887954e-2) * z
                                 - <float> 5.37397155531e-2) * z + <float> 1.33314422036e-1) * z
                               - <float> 3.33332819422e-1)
-        return small if x < <float> 0.625 else big
+        return copysignf(small if x < <float> 0.625 else big, a)
     else:
         x = fabs(a)
         e = _exp_nonpos_d(-2.0 * x)
-        big = copysign((one - e) / (one + e), a)
-        z = a * a
-        small = a + a * z * (((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z
+        big = (one - e) / (one + e)
+        z = x * x
+        small = x + x * z * (((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z
                               - 1.61468768441708447952e3)
                              / (((z + 1.12811678491632931402e2) * z
                                  + 2.23548839060100448583e3) * z + 4.84406305325125486048e3))
-        return small if x < 0.625 else big
+        return copysign(small if x < 0.625 else big, a)
 
 
 cdef inline void sigmoid_block(floating* v, Py_ssize_t n) noexcept nogil:
