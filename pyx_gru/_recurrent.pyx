@@ -283,10 +283,14 @@ cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, bint peephole,
                          const floating* c_prev, const floating* c,
                          const floating* dh, const floating* dc,
                          floating* da, floating* dh_prev,
-                         floating* dc_prev, const floating* keep) noexcept nogil:
-    # dc is dL/dc_t from step t+1; dc_prev gets dL/dc_{t-1}.
+                         floating* dc_prev, const floating* keep,
+                         floating* tc) noexcept nogil:
+    # dc is dL/dc_t from step t+1; dc_prev gets dL/dc_{t-1}. tc is (B, H)
+    # scratch for tanh(c_t), computed in one vectorised pass.
     cdef Py_ssize_t bb, j, o, k
-    cdef floating i_, f, g, og, tc, dao, dai, daf, dct, one = 1
+    cdef floating i_, f, g, og, t_, dao, dai, daf, dct, one = 1
+    memcpy(tc, c, B * H * sizeof(floating))
+    tanh_block(tc, B * H)
     for bb in range(B):
         o = bb * 4 * H
         for j in range(H):
@@ -295,9 +299,9 @@ cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, bint peephole,
             f = a[o + H + j]
             g = a[o + 2 * H + j]
             og = a[o + 3 * H + j]
-            tc = tanh_(c[k])
-            dao = dh[k] * tc * og * (one - og) * keep[3]
-            dct = dc[k] + dh[k] * og * (one - tc * tc)
+            t_ = tc[k]
+            dao = dh[k] * t_ * og * (one - og) * keep[3]
+            dct = dc[k] + dh[k] * og * (one - t_ * t_)
             if peephole:
                 dct = dct + dao * P[2 * H + j]
             dai = dct * g * i_ * (one - i_) * keep[0]
@@ -534,7 +538,7 @@ def backward(int kind, bint peephole, bint masked,
                 else:
                     _lstm_backward(B, H, peephole, a, &P[0, 0], &cs[t, 0, 0],
                                    &cs[t + 1, 0, 0], dh_cur, dc_cur, da, dh_prev,
-                                   dc_prev, &keep[0])
+                                   dc_prev, &keep[0], &work[2, 0, 0])
                 if masked:
                     # Past its length a row's state was carried unchanged: its
                     # gradient passes straight through and its gates get none.

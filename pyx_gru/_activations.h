@@ -1,0 +1,144 @@
+/* The activations of the kernels, in the precision of the data.
+ *
+ * Design: libm's tanhf costs 15-20 ns and expf 2 ns on the machines we
+ * measured, and neither call vectorises, so a loop over a gate block ran at
+ * the speed of its calls. These are branch-free arithmetic (selects, not
+ * jumps) that the compiler vectorises when applied over a contiguous block
+ * (the *_block functions). The block functions are compiled once per
+ * instruction set (target_clones: baseline SSE2, AVX2, AVX-512) and the best
+ * one for the running CPU is picked when the module loads. With
+ * -ffp-contract=off (setup.py) every clone does the same IEEE operations,
+ * so results are bitwise the same whichever clone runs.
+ *
+ * - exp(x) for x <= 0, after Cephes: x = n ln2 + r with |r| <= ln2 / 2 (n
+ *   rounded by adding and subtracting 1.5 * 2^p, ln2 split in two for
+ *   Cody-Waite), exp(r) by a polynomial (float) or a Pade approximant
+ *   (double), 2^n built in the exponent bits. x is clamped at -87 (float)
+ *   or -708 (double), near the smallest normal number: the sigmoid of a
+ *   pre-activation below that is ~1e-38 (1e-308) instead of a denormal.
+ * - sigmoid(a) = 1 / (1 + e) for a >= 0 and e / (1 + e) for a < 0, with
+ *   e = exp(-|a|) <= 1: no overflow, full relative accuracy on both sides.
+ * - tanh(|a|): Cephes' odd rational for |a| < 0.625 (no cancellation near
+ *   0), otherwise (1 - e) / (1 + e) with e = exp(-2|a|); then the sign of a.
+ * NaN gives NaN; +-inf give the limits. Within 3 ulp of the exact values
+ * (tests/test_math.py).
+ */
+#ifndef PYX_GRU_ACTIVATIONS_H
+#define PYX_GRU_ACTIVATIONS_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(PYX_GRU_NO_CLONES)
+#define PYX_GRU_CLONES __attribute__((target_clones("default", "avx2", "avx512f")))
+#else
+#define PYX_GRU_CLONES
+#endif
+
+static inline float pyx_exp_nonpos_f(float x)
+{
+    float t, n, r, p, scale;
+    uint32_t bits;
+    x = x < -87.0f ? -87.0f : x;
+    t = x * 1.44269504088896341f + 12582912.0f; /* round(x / ln2) in the low bits */
+    n = t - 12582912.0f;
+    r = x - n * 0.693359375f;
+    r = r + n * 2.12194440e-4f;
+    p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    memcpy(&bits, &t, 4);
+    bits = (bits + 127u) << 23; /* 2^n: the magic number's high bits shift out */
+    memcpy(&scale, &bits, 4);
+    return p * scale;
+}
+
+static inline double pyx_exp_nonpos_d(double x)
+{
+    double t, n, r, rr, px, scale;
+    uint64_t bits;
+    x = x < -708.0 ? -708.0 : x;
+    t = x * 1.4426950408889634073599 + 6755399441055744.0;
+    n = t - 6755399441055744.0;
+    r = x - n * 6.93145751953125e-1;
+    r = r - n * 1.42860682030941723212e-6;
+    rr = r * r;
+    px = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr
+              + 9.99999999999999999910e-1);
+    r = px / ((((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr
+                + 2.27265548208155028766e-1) * rr + 2.00000000000000000009e0) - px);
+    r = 1.0 + 2.0 * r;
+    memcpy(&bits, &t, 8);
+    bits = (bits + 1023u) << 52;
+    memcpy(&scale, &bits, 8);
+    return r * scale;
+}
+
+static inline float pyx_sigmoid_f(float a)
+{
+    float e = pyx_exp_nonpos_f(-fabsf(a));
+    float s = 1.0f / (1.0f + e);
+    float es = e * s;
+    return a >= 0.0f ? s : es;
+}
+
+static inline double pyx_sigmoid_d(double a)
+{
+    double e = pyx_exp_nonpos_d(-fabs(a));
+    double s = 1.0 / (1.0 + e);
+    double es = e * s;
+    return a >= 0.0 ? s : es;
+}
+
+static inline float pyx_tanh_f(float a)
+{
+    float x = fabsf(a);
+    float e = pyx_exp_nonpos_f(-2.0f * x);
+    float big = (1.0f - e) / (1.0f + e);
+    float z = x * x;
+    float small = x + x * z * ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z
+                                 - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z
+                               - 3.33332819422e-1f);
+    return copysignf(x < 0.625f ? small : big, a);
+}
+
+static inline double pyx_tanh_d(double a)
+{
+    double x = fabs(a);
+    double e = pyx_exp_nonpos_d(-2.0 * x);
+    double big = (1.0 - e) / (1.0 + e);
+    double z = x * x;
+    double small = x + x * z * (((-9.64399179425052238628e-1 * z - 9.92877231001918586564e1) * z
+                                 - 1.61468768441708447952e3)
+                                / (((z + 1.12811678491632931402e2) * z
+                                    + 2.23548839060100448583e3) * z + 4.84406305325125486048e3));
+    return copysign(x < 0.625 ? small : big, a);
+}
+
+PYX_GRU_CLONES static void pyx_sigmoid_block_f(float *v, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++) v[i] = pyx_sigmoid_f(v[i]);
+}
+
+PYX_GRU_CLONES static void pyx_sigmoid_block_d(double *v, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++) v[i] = pyx_sigmoid_d(v[i]);
+}
+
+PYX_GRU_CLONES static void pyx_tanh_block_f(float *v, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++) v[i] = pyx_tanh_f(v[i]);
+}
+
+PYX_GRU_CLONES static void pyx_tanh_block_d(double *v, ptrdiff_t n)
+{
+    for (ptrdiff_t i = 0; i < n; i++) v[i] = pyx_tanh_d(v[i]);
+}
+
+#endif
