@@ -56,6 +56,37 @@ cdef inline void _pin(floating* a, Py_ssize_t k, Py_ssize_t H,
         memcpy(a + k * H, pin + k * H, H * sizeof(floating))
 
 
+cdef inline void _sigmoid_gates(floating* a, const floating* hu, Py_ssize_t n_gates,
+                                Py_ssize_t H, const floating* keep,
+                                const floating* pin) noexcept nogil:
+    # The first n_gates gate blocks of one row: a = sigmoid(a + hu), then the
+    # pinned gates set to their values.
+    cdef Py_ssize_t j, k
+    for j in range(n_gates * H):
+        a[j] += hu[j]
+    sigmoid_block(a, n_gates * H)
+    for k in range(n_gates):
+        _pin(a, k, H, keep, pin)
+
+
+cdef inline floating _mix(floating z, floating h_prev, floating g) noexcept nogil:
+    # The update of the simplified GRU (z is f) and the GRU:
+    # h = z * h_prev + (1 - z) * g
+    cdef floating one = 1
+    return z * h_prev + (one - z) * g
+
+
+cdef inline floating _mix_backward(floating dh, floating h_prev, floating z,
+                                   floating g, floating keep_z, floating* da_z,
+                                   floating* dh_direct) noexcept nogil:
+    # Backward of _mix: da_z = dL/d(z's pre-activation) (0 if z is pinned),
+    # dh_direct = the part of dL/dh_prev that bypasses U; returns dL/dg.
+    cdef floating one = 1
+    da_z[0] = dh * (h_prev - g) * z * (one - z) * keep_z
+    dh_direct[0] = dh * z
+    return dh * (one - z)
+
+
 # ---------------------------------------------------------------------------
 # Pointwise steps, forward. `a` is gates[t], (B, G*H): on entry x_t @ W + b,
 # on exit the gate activations. `hu` is h_{t-1} @ U, (B, G*H). A sigmoid gate
@@ -80,18 +111,15 @@ cdef void _simple_gru_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
                               const floating* pin) noexcept nogil:
     # f = sigmoid(.), g = tanh(.), h = f * h_prev + (1 - f) * g
     cdef Py_ssize_t bb, j, o, k
-    cdef floating f, one = 1
     for bb in range(B):
         o = bb * 2 * H
-        for j in range(2 * H):
-            a[o + j] += hu[o + j]
-        sigmoid_block(a + o, H)
+        _sigmoid_gates(a + o, hu + o, 1, H, keep, pin)
+        for j in range(H):
+            a[o + H + j] += hu[o + H + j]
         tanh_block(a + o + H, H)
-        _pin(a + o, 0, H, keep, pin)
         for j in range(H):
             k = bb * H + j
-            f = a[o + j]
-            h[k] = f * h_prev[k] + (one - f) * a[o + H + j]
+            h[k] = _mix(a[o + j], h_prev[k], a[o + H + j])
 
 
 cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
@@ -102,14 +130,9 @@ cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
     # z = sigmoid(.), r = sigmoid(.), n = h_prev U_g + b_hg,
     # g = tanh(x W_g + b_g + r * n), h = z * h_prev + (1 - z) * g
     cdef Py_ssize_t bb, j, o, k
-    cdef floating z, one = 1
     for bb in range(B):
         o = bb * 3 * H
-        for j in range(2 * H):
-            a[o + j] += hu[o + j]
-        sigmoid_block(a + o, 2 * H)
-        _pin(a + o, 0, H, keep, pin)
-        _pin(a + o, 1, H, keep, pin)
+        _sigmoid_gates(a + o, hu + o, 2, H, keep, pin)
         for j in range(H):
             k = bb * H + j
             n[k] = hu[o + 2 * H + j] + b_hg[j]
@@ -117,8 +140,7 @@ cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
         tanh_block(a + o + 2 * H, H)
         for j in range(H):
             k = bb * H + j
-            z = a[o + j]
-            h[k] = z * h_prev[k] + (one - z) * a[o + 2 * H + j]
+            h[k] = _mix(a[o + j], h_prev[k], a[o + 2 * H + j])
 
 
 cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
@@ -130,14 +152,9 @@ cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
     # h = z * h_prev + (1 - z) * g. Only hu[:, :2H] is filled on entry.
     cdef Py_ssize_t bb, j, o, k
     cdef Py_ssize_t GH = 3 * H
-    cdef floating z, one = 1
     for bb in range(B):
         o = bb * GH
-        for j in range(2 * H):
-            a[o + j] += hu[o + j]
-        sigmoid_block(a + o, 2 * H)
-        _pin(a + o, 0, H, keep, pin)
-        _pin(a + o, 1, H, keep, pin)
+        _sigmoid_gates(a + o, hu + o, 2, H, keep, pin)
         for j in range(H):
             k = bb * H + j
             rh[k] = a[o + H + j] * h_prev[k]
@@ -151,8 +168,7 @@ cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
         tanh_block(a + o + 2 * H, H)
         for j in range(H):
             k = bb * H + j
-            z = a[o + j]
-            h[k] = z * h_prev[k] + (one - z) * a[o + 2 * H + j]
+            h[k] = _mix(a[o + j], h_prev[k], a[o + 2 * H + j])
 
 
 cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, bint peephole,
@@ -165,16 +181,14 @@ cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, bint peephole,
     cdef Py_ssize_t bb, j, o, k
     for bb in range(B):
         o = bb * 4 * H
-        for j in range(4 * H):
-            a[o + j] += hu[o + j]
         if peephole:
             for j in range(H):
                 a[o + j] += P[j] * c_prev[bb * H + j]
                 a[o + H + j] += P[H + j] * c_prev[bb * H + j]
-        sigmoid_block(a + o, 2 * H)
+        _sigmoid_gates(a + o, hu + o, 2, H, keep, pin)
+        for j in range(2 * H, 4 * H):
+            a[o + j] += hu[o + j]
         tanh_block(a + o + 2 * H, H)
-        _pin(a + o, 0, H, keep, pin)
-        _pin(a + o, 1, H, keep, pin)
         for j in range(H):
             k = bb * H + j
             c[k] = a[o + H + j] * c_prev[k] + a[o + j] * a[o + 2 * H + j]
@@ -213,16 +227,15 @@ cdef void _simple_gru_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
                                floating* da, floating* dh_prev,
                                const floating* keep) noexcept nogil:
     cdef Py_ssize_t bb, j, o, k
-    cdef floating f, g, one = 1
+    cdef floating g, dg, one = 1
     for bb in range(B):
         o = bb * 2 * H
         for j in range(H):
             k = bb * H + j
-            f = a[o + j]
             g = a[o + H + j]
-            da[o + j] = dh[k] * (h_prev[k] - g) * f * (one - f) * keep[0]
-            da[o + H + j] = dh[k] * (one - f) * (one - g * g)
-            dh_prev[k] = dh[k] * f
+            dg = _mix_backward(dh[k], h_prev[k], a[o + j], g, keep[0], &da[o + j],
+                               &dh_prev[k])
+            da[o + H + j] = dg * (one - g * g)
 
 
 cdef void _gru_after_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
@@ -238,15 +251,13 @@ cdef void _gru_after_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
         o = bb * 3 * H
         for j in range(H):
             k = bb * H + j
-            z = a[o + j]
             r = a[o + H + j]
             g = a[o + 2 * H + j]
-            dag = dh[k] * (one - z) * (one - g * g)
-            da[o + j] = dh[k] * (h_prev[k] - g) * z * (one - z) * keep[0]
+            dag = _mix_backward(dh[k], h_prev[k], a[o + j], g, keep[0], &da[o + j],
+                                &dh_prev[k]) * (one - g * g)
             da[o + H + j] = dag * n[k] * r * (one - r) * keep[1]
             da[o + 2 * H + j] = dag * r
             dxg[k] = dag
-            dh_prev[k] = dh[k] * z
 
 
 cdef void _gru_before_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
@@ -262,10 +273,9 @@ cdef void _gru_before_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
         o = bb * GH
         for j in range(H):
             k = bb * H + j
-            z = a[o + j]
             g = a[o + 2 * H + j]
-            da[o + j] = dh[k] * (h_prev[k] - g) * z * (one - z) * keep[0]
-            da[o + 2 * H + j] = dh[k] * (one - z) * (one - g * g)
+            da[o + 2 * H + j] = _mix_backward(dh[k], h_prev[k], a[o + j], g, keep[0],
+                                              &da[o + j], &dh_prev[k]) * (one - g * g)
     # drh = da[:, 2H:] @ U[:, 2H:].T
     gemm(False, True, <int> B, <int> H, <int> H, <floating> 1, da + 2 * H,
          <int> GH, U + 2 * H, <int> GH, <floating> 0, drh, <int> H)
@@ -275,7 +285,7 @@ cdef void _gru_before_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
             k = bb * H + j
             r = a[o + H + j]
             da[o + H + j] = drh[k] * h_prev[k] * r * (one - r) * keep[1]
-            dh_prev[k] = dh[k] * a[o + j] + drh[k] * r
+            dh_prev[k] += drh[k] * r
 
 
 cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, bint peephole,

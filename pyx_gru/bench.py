@@ -1,0 +1,809 @@
+"""``python -m pyx_gru.bench``: pyx_gru against its NumPy reference, PyTorch
+and the GEMM roofline.
+
+What is timed
+-------------
+For every cell (RNN, simplified GRU, GRU with the reset gate after and before
+the matmul, LSTM) and every size (B, D, H), with T = 100, time-major, float32
+(and float64 at (32, 128, 128)), two tasks:
+
+* ``fwd``: one forward pass from a zero initial state;
+* ``fwd+bwd``: one forward pass and one backward pass that computes the
+  gradients of every parameter, of x and of the initial state, from given
+  dL/dy and dL/d(final state).
+
+Each task is run by up to three contenders holding the same weights:
+``pyx_gru`` (the compiled cell), ``numpy`` (``pyx_gru.reference``) and
+``torch`` (``torch.nn.RNN``/``GRU``/``LSTM`` loaded through
+``pyx_gru.interop.to_torch``; the simplified GRU and the GRU with the reset
+gate before the matmul have no PyTorch peer). PyTorch runs ``fwd`` in eval
+mode under ``torch.no_grad()`` and ``fwd+bwd`` in train mode, with x and the
+initial state requiring gradients and ``torch.autograd.backward([y, h_n
+(, c_n)], [dy, dh (, dc)])``; its ``.grad`` fields are reset to None before
+each call, as pyx_gru allocates fresh gradients on every call. Before timing,
+the contenders' forward outputs are compared, to be sure they compute the same
+function.
+
+How it is timed
+---------------
+All libraries get the same number of threads (``--threads``, default 2):
+``threadpoolctl.threadpool_limits`` for the OpenBLAS of NumPy and of SciPy
+(pyx_gru calls SciPy's) and for OpenMP, and ``torch.set_num_threads``. For one
+(cell, size, dtype) case, every (contender, task) pair is a *runner*; after a
+few warm-up calls of each, the runners are timed in interleaved rounds: each
+round calls every runner once, in an order shuffled every round (a fixed
+cyclic order would always put the same runner before each one), so a burst
+of machine noise hits all of them alike rather than one contender's block of
+repeats. The number of rounds fills a time budget per case, within a
+minimum and a maximum. The garbage collector is off while timing. Reported
+are the median time of one call and its spread, the interquartile range as a
+percentage of the median; every raw time, and the order of the runners in
+every round, goes to the JSON file (so an interference between contenders
+shows up as a dependence on which runner came just before).
+
+Interleaving has one trap: after a call, OpenBLAS's worker threads busy-wait
+for 2**28 cycles (~0.1 s) by default, so on a machine with as many cores as
+threads a PyTorch call right after a pyx_gru call found a core taken and ran
+2-3x slower than on its own. Unless ``OPENBLAS_THREAD_TIMEOUT`` is already set,
+``python -m pyx_gru.bench`` therefore restarts itself with
+``OPENBLAS_THREAD_TIMEOUT=22`` (2**22 cycles, ~2 ms: long enough not to slow
+pyx_gru's back-to-back GEMMs, short enough to be over before the next call);
+the value used is recorded with the results.
+
+The GEMM roofline
+-----------------
+A cell with G gates (RNN 1, simplified GRU 2, GRU 3, LSTM 4), GH = G*H, does
+these GEMMs (as pyx_gru does them; (m, k) x (k, n)):
+
+* forward: one (T*B, D) x (D, GH) for the input side of all steps, and T
+  (B, H) x (H, GH), one per step;
+* backward: T (B, GH) x (GH, H), one per step, then dW (D, T*B) x (T*B, GH),
+  dU (H, T*B) x (T*B, GH) and dx (T*B, GH) x (GH, D).
+
+(pyx_gru's GRU with the reset gate before the matmul splits some of these into
+two GEMMs of the same total FLOPs; the roofline uses the shapes above for
+every cell.) Each distinct shape is timed in the same run, at the same thread
+count, with ``scipy.linalg.blas.sgemm``/``dgemm`` called exactly as pyx_gru
+calls BLAS (row-major operands passed swapped, same transpose flags, output
+written in place), on operands aligned to 64 bytes (misaligned ones make the
+one-row GEMMs of B = 1 up to ~1.9x slower: the roofline takes the fast case,
+whatever alignment NumPy happened to give the contenders' arrays). The time of a Python call of the wrapper on a 1x1x1
+problem is subtracted from each shape's time, since pyx_gru calls BLAS from C
+(the difference is kept at least a tenth of the raw time, so noise cannot make
+it vanish). The roofline of a task is the sum over its GEMMs of count x
+measured time: what the task would take if it did nothing but its GEMMs at
+the rate BLAS reaches on those shapes. Each contender's time over it ("x
+roof") says how far it is from that; PyTorch uses MKL, which may beat
+OpenBLAS on some shapes, so its ratio can fall below 1.
+
+Scaling (``--scaling``)
+-----------------------
+Time and peak memory of pyx_gru's forward+backward (float32, D = H = 64, GRU
+and LSTM) for T in 10, 100, 1000, 10000 at B = 1 and for B in 1, 4, 16, 64,
+256 at T = 100, with the growth exponents of both (slopes of log-log
+least-squares fits, which should be close to 1). Peak memory is measured
+with ``tracemalloc`` (NumPy reports its allocations to it): the peak traced
+during one forward+backward minus what was traced just before it. It is set
+against what the results need: the nbytes of the cache's arrays (x, gates,
+hs, cs, extra; y is a view of hs) plus dx, dstate0 and dparams.
+
+Usage
+-----
+``python -m pyx_gru.bench [--quick] [--threads N] [--cells ...] [--sizes ...]
+[--json PATH] [--scaling]``; ``--help`` lists the cell names. Results go to
+``benchmarks/results/bench-<YYYYMMDD-HHMMSS>.json`` unless ``--json`` says
+otherwise.
+"""
+import argparse
+import datetime
+import gc
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass
+
+import numpy as np
+import scipy
+from scipy.linalg import blas as scipy_blas
+
+import pyx_gru
+from pyx_gru import GRU, LSTM, RNN, SimpleGRU, interop, reference
+
+T_STEPS = 100
+
+# name -> (label, class, constructor keywords, torch.nn class name or None)
+CELLS = {
+    "rnn": ("RNN", RNN, {}, "RNN"),
+    "simple_gru": ("SimpleGRU", SimpleGRU, {}, None),
+    "gru_after": ("GRU after", GRU, {"reset": "after"}, "GRU"),
+    "gru_before": ("GRU before", GRU, {"reset": "before"}, None),
+    "lstm": ("LSTM", LSTM, {}, "LSTM"),
+}
+CELL_ALIASES = {"gru": ("gru_after", "gru_before"), "all": tuple(CELLS)}
+
+SIZES = ((1, 32, 32), (16, 64, 64), (32, 128, 128), (32, 256, 256), (64, 512, 512), (1, 256, 256))
+FLOAT64_SIZE = (32, 128, 128)
+# The two largest workloads: the NumPy reference sits them out in quick mode.
+LARGE_SIZES = ((32, 256, 256), (64, 512, 512))
+
+CONTENDERS = ("pyx_gru", "numpy", "torch")
+TASKS = ("fwd", "fwd+bwd")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How hard to try: warm-up calls, rounds and the time budget per case."""
+
+    threads: int
+    warmup: int
+    min_rounds: int
+    max_rounds: int
+    budget: float  # seconds of timed rounds per case
+    skip_reference: tuple  # sizes at which the NumPy reference is not run
+
+    @classmethod
+    def make(cls, quick, threads):
+        if quick:
+            return cls(threads, warmup=1, min_rounds=2, max_rounds=25, budget=0.25,
+                       skip_reference=LARGE_SIZES)
+        return cls(threads, warmup=2, min_rounds=10, max_rounds=200, budget=3.0,
+                   skip_reference=())
+
+
+@dataclass(frozen=True)
+class Case:
+    """One benchmark problem: a cell configuration at one size and dtype."""
+
+    cell: str
+    B: int
+    D: int
+    H: int
+    dtype: str
+
+    @property
+    def label(self):
+        return CELLS[self.cell][0]
+
+    @property
+    def gates(self):
+        return len(CELLS[self.cell][1].gates)
+
+    @property
+    def torch_name(self):
+        return CELLS[self.cell][3]
+
+
+# --------------------------------------------------------------------------
+# dependencies
+# --------------------------------------------------------------------------
+
+def import_threadpoolctl():
+    try:
+        import threadpoolctl
+    except ImportError:
+        raise SystemExit(
+            "pyx_gru.bench needs threadpoolctl to give every library the same number "
+            "of threads: pip install threadpoolctl"
+        ) from None
+    return threadpoolctl
+
+
+def import_torch():
+    """torch, or None if it cannot be imported (the PyTorch column is skipped)."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+# --------------------------------------------------------------------------
+# timing
+# --------------------------------------------------------------------------
+
+def summarize(times):
+    """Median, quartiles, extremes and the IQR as a percentage of the median."""
+    t = np.asarray(times, dtype=float)
+    q25, med, q75 = np.percentile(t, [25, 50, 75])
+    return {
+        "n": int(t.size), "median": float(med), "q25": float(q25), "q75": float(q75),
+        "min": float(t.min()), "max": float(t.max()),
+        "iqr_pct": float(100 * (q75 - q25) / med) if med > 0 else 0.0,
+    }
+
+
+def time_call(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def interleaved_rounds(runners, settings, rng):
+    """Warm up every runner, then time them in rounds, one call each per round
+    in an order shuffled every round (by ``rng``); rounds go on until the time
+    budget is spent (at least ``min_rounds``, at most ``max_rounds``).
+
+    ``runners`` maps a key to a zero-argument callable. Returns
+    ``(warmup_times, times, orders)``: {key: [seconds, ...]} twice, and the
+    order of the keys in each round.
+    """
+    keys = list(runners)
+    warm = {k: [time_call(runners[k]) for _ in range(settings.warmup)] for k in keys}
+    times = {k: [] for k in keys}
+    orders = []
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        while len(orders) < settings.max_rounds and (
+                len(orders) < settings.min_rounds or time.perf_counter() - start < settings.budget):
+            orders.append([keys[i] for i in rng.permutation(len(keys))])
+            for k in orders[-1]:
+                times[k].append(time_call(runners[k]))
+    finally:
+        gc.enable()
+    return warm, times, orders
+
+
+# --------------------------------------------------------------------------
+# the GEMM roofline
+# --------------------------------------------------------------------------
+
+def gemm_plan(G, B, D, H, T=T_STEPS):
+    """{task: [(count, (m, n, k, trans_a, trans_b)), ...]}: the GEMMs of a cell
+    with G gates, each as the row-major product C (m, n) = op(A) (m, k) @ op(B)
+    (k, n), with the transpose flags of pyx_gru's kernels."""
+    GH, TB = G * H, T * B
+    fwd = [(1, (TB, GH, D, False, False)),  # x @ W, all steps at once
+           (T, (B, GH, H, False, False))]  # h_{t-1} @ U, per step
+    bwd = [(T, (B, H, GH, False, True)),  # dA_t @ U.T, per step
+           (1, (D, GH, TB, True, False)),  # dW = x.T @ dA
+           (1, (H, GH, TB, True, False)),  # dU = h.T @ dA
+           (1, (TB, D, GH, False, True))]  # dx = dA @ W.T
+    return {"fwd": fwd, "fwd+bwd": fwd + bwd}
+
+
+def aligned_normal(shape, dtype, rng, align=64):
+    """A C-contiguous array of standard normal values whose data starts on an
+    ``align``-byte boundary (NumPy only promises 16)."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    buf = np.empty(nbytes + align, dtype=np.uint8)
+    start = -buf.ctypes.data % align
+    out = buf[start:start + nbytes].view(dtype).reshape(shape)
+    out[...] = rng.standard_normal(shape)
+    return out
+
+
+def gemm_caller(shape, dtype, rng):
+    """A zero-argument callable doing one GEMM of ``shape`` as pyx_gru does:
+    row-major C = op(A) @ op(B) is column-major C.T = op(B).T @ op(A).T, so the
+    operands go in swapped, with the same flags, and C is written in place.
+    The operands are 64-byte aligned: with AVX-512 OpenBLAS, a GEMM with one
+    row (B = 1) runs up to ~1.9x slower on an operand that is not."""
+    m, n, k, ta, tb = shape
+    a = aligned_normal((k, m) if ta else (m, k), dtype, rng)
+    b = aligned_normal((n, k) if tb else (k, n), dtype, rng)
+    c = aligned_normal((m, n), dtype, rng)
+    gemm = scipy_blas.sgemm if np.dtype(dtype) == np.float32 else scipy_blas.dgemm
+
+    def call():
+        gemm(1.0, b.T, a.T, beta=0.0, c=c.T, trans_a=tb, trans_b=ta, overwrite_c=True)
+
+    return call
+
+
+def block_times(fn, min_block=2e-3, blocks=7):
+    """Time of one call of fn, averaged over each of several blocks of calls
+    lasting at least min_block seconds (the first call is a warm-up)."""
+    n = max(1, int(min_block / max(time_call(fn), 1e-9)))
+    return [time_call(lambda: [fn() for _ in range(n)]) / n for _ in range(blocks)]
+
+
+def gemm_time(shape, dtype, memo, rng):
+    """(seconds of one GEMM of ``shape``, Python-call overhead removed; the
+    per-call times of the blocks it is the median of), memoized in ``memo``:
+    {dtype name: {"overhead": seconds, shape: (seconds, blocks)}}, kept for
+    the whole run."""
+    times = memo.setdefault(np.dtype(dtype).name, {})
+    if "overhead" not in times:
+        times["overhead"] = float(np.median(
+            block_times(gemm_caller((1, 1, 1, False, False), dtype, rng))))
+    if shape not in times:
+        blocks = block_times(gemm_caller(shape, dtype, rng))
+        raw = float(np.median(blocks))
+        times[shape] = (max(raw - times["overhead"], raw / 10), blocks)
+    return times[shape]
+
+
+def roofline(case, memo, rng):
+    """{task: {"seconds", "gflop", "gemms": [...]}}: the GEMM roofline of a case."""
+    out = {}
+    for task, gemms in gemm_plan(case.gates, case.B, case.D, case.H).items():
+        rows, total, flops = [], 0.0, 0
+        for count, shape in gemms:
+            t, blocks = gemm_time(shape, case.dtype, memo, rng)
+            m, n, k = shape[:3]
+            total += count * t
+            flops += count * 2 * m * n * k
+            rows.append({"count": count, "m": m, "n": n, "k": k, "trans_a": shape[3],
+                         "trans_b": shape[4], "seconds": t, "raw_call_seconds": blocks,
+                         "gflops_per_s": 2 * m * n * k / t / 1e9})
+        out[task] = {"seconds": total, "gflop": flops / 1e9, "gemms": rows}
+    return out
+
+
+# --------------------------------------------------------------------------
+# the contenders
+# --------------------------------------------------------------------------
+
+def make_problem(case, rng):
+    """The cell and its inputs: x, state0, dy and dstate (tuples for the LSTM)."""
+    _, cls, kwargs, _ = CELLS[case.cell]
+    dt = np.dtype(case.dtype)
+    cell = cls(case.D, case.H, dtype=dt, seed=0, **kwargs)
+    B, H = case.B, case.H
+    x = rng.standard_normal((T_STEPS, B, case.D)).astype(dt)
+    dy = rng.standard_normal((T_STEPS, B, H)).astype(dt)
+    zeros = np.zeros((B, H), dtype=dt)
+    dh = rng.standard_normal((B, H)).astype(dt)
+    if isinstance(cell, LSTM):
+        state0, dstate = (zeros, zeros), (dh, rng.standard_normal((B, H)).astype(dt))
+    else:
+        state0, dstate = zeros, dh
+    return cell, {"x": x, "state0": state0, "dy": dy, "dstate": dstate}
+
+
+def numpy_runners(cell, data):
+    """fwd and fwd+bwd callables of a pyx_gru cell or of its NumPy reference."""
+    x, state0, dy, dstate = data["x"], data["state0"], data["dy"], data["dstate"]
+
+    def fwd():
+        return cell.forward(x, state0)
+
+    def fwd_bwd():
+        _, _, cache = cell.forward(x, state0)
+        return cell.backward(cache, dy, dstate)
+
+    return {"fwd": fwd, "fwd+bwd": fwd_bwd}
+
+
+def torch_module(torch, case, cell):
+    """The torch.nn module with the cell's weights, in the cell's dtype."""
+    module = getattr(torch.nn, case.torch_name)(case.D, case.H)
+    module = module.to(torch.float64 if case.dtype == "float64" else torch.float32)
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in interop.to_torch(cell).items()})
+    return module
+
+
+def torch_runners(torch, module, data):
+    """fwd (eval, no_grad) and fwd+bwd (train, autograd) callables of a module."""
+    lstm = isinstance(module, torch.nn.LSTM)
+
+    def tensor(a, grad=False):
+        """A tensor copy of ``a``; a (B, H) state gets torch's leading layer axis."""
+        a = np.array(a)
+        return torch.from_numpy(a[None] if a.ndim == 2 else a).requires_grad_(grad)
+
+    x = tensor(data["x"])
+    x_g = tensor(data["x"], True)
+    dy = tensor(data["dy"])
+    if lstm:
+        s0 = tuple(tensor(s) for s in data["state0"])
+        s0_g = tuple(tensor(s, True) for s in data["state0"])
+        ds = tuple(tensor(s) for s in data["dstate"])
+    else:
+        s0, s0_g, ds = tensor(data["state0"]), tensor(data["state0"], True), tensor(data["dstate"])
+    leaves = [x_g, *(s0_g if lstm else (s0_g,)), *module.parameters()]
+
+    def fwd():
+        module.eval()
+        with torch.no_grad():
+            return module(x, s0)
+
+    def fwd_bwd():
+        module.train()
+        for leaf in leaves:
+            leaf.grad = None
+        y, state = module(x_g, s0_g)
+        outs = [y, *state] if lstm else [y, state]
+        grads = [dy, *ds] if lstm else [dy, ds]
+        torch.autograd.backward(outs, grads)
+
+    return {"fwd": fwd, "fwd+bwd": fwd_bwd}
+
+
+def forward_disagreement(runners, cell_dtype):
+    """Largest |y - y_pyx_gru| / max|y_pyx_gru| of each other contender's forward."""
+    def as_numpy(out):
+        y = out[0]
+        return y.detach().numpy() if hasattr(y, "detach") else np.asarray(y)
+
+    base = as_numpy(runners["pyx_gru"]["fwd"]())
+    scale = max(float(np.abs(base).max()), np.finfo(cell_dtype).tiny)
+    return {name: float(np.abs(as_numpy(r["fwd"]()) - base).max() / scale)
+            for name, r in runners.items() if name != "pyx_gru"}
+
+
+def run_case(case, settings, torch, memo, rng):
+    """Roofline and interleaved timings of every contender of one case."""
+    cell, data = make_problem(case, rng)
+    contenders = {"pyx_gru": numpy_runners(cell, data)}
+    size = (case.B, case.D, case.H)
+    if size not in settings.skip_reference:
+        contenders["numpy"] = numpy_runners(reference.from_cell(cell), data)
+    if torch is not None and case.torch_name is not None:
+        contenders["torch"] = torch_runners(torch, torch_module(torch, case, cell), data)
+    agreement = forward_disagreement(contenders, cell.dtype)
+    clock = cpu_clock()
+    roof = roofline(case, memo, rng)
+    runners = {(name, task): fns[task] for name, fns in contenders.items() for task in TASKS}
+    warm, times, orders = interleaved_rounds(runners, settings, rng)
+    others = other_cpus(clock, cpu_clock())
+    timings = {task: {name: {"warmup": warm[name, task], "times": times[name, task],
+                             **summarize(times[name, task])}
+                      for name in contenders}
+               for task in TASKS}
+    return {"cell": case.cell, "label": case.label, "T": T_STEPS, "B": case.B, "D": case.D,
+            "H": case.H, "dtype": case.dtype, "gates": case.gates, "other_cpus": others,
+            "forward_max_rel_diff": agreement, "roofline": roof, "timings": timings,
+            "round_orders": [[f"{name} {task}" for name, task in order] for order in orders]}
+
+
+# --------------------------------------------------------------------------
+# output
+# --------------------------------------------------------------------------
+
+def fmt_ms(stats):
+    if stats is None:
+        return f"{'-':>15}"
+    return f"{stats['median'] * 1e3:>9.3f} ±{stats['iqr_pct']:>3.0f}%"
+
+
+def fmt_ratio(x, width=7, suffix=""):
+    if x is None:
+        return f"{'-':>{width}}"
+    return f"{x:>{width - len(suffix)}.{2 if x < 100 else 0}f}{suffix}"
+
+
+def table(results, task):
+    """The table of one task, as a string."""
+    head = (f"{'cell':<10} {'B':>3} {'D':>4} {'H':>4} {'dtype':<5} "
+            f"{'pyx_gru ms':>15} {'numpy ms':>15} {'torch ms':>15} {'speed-up':>8} "
+            f"{'roof ms':>9} {'pyx/roof':>8} {'np/roof':>7} {'th/roof':>7}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        t = r["timings"][task]
+        roof = r["roofline"][task]["seconds"]
+        med = {c: (t[c]["median"] if c in t else None) for c in CONTENDERS}
+        speedup = med["torch"] / med["pyx_gru"] if med["torch"] else None
+        over = {c: (med[c] / roof if med[c] else None) for c in CONTENDERS}
+        lines.append(
+            f"{r['label']:<10} {r['B']:>3} {r['D']:>4} {r['H']:>4} {'f' + r['dtype'][5:]:<5} "
+            f"{fmt_ms(t.get('pyx_gru'))} {fmt_ms(t.get('numpy'))} {fmt_ms(t.get('torch'))} "
+            f"{fmt_ratio(speedup, 8, 'x')} {roof * 1e3:>9.3f} {fmt_ratio(over['pyx_gru'], 8)} "
+            f"{fmt_ratio(over['numpy'])} {fmt_ratio(over['torch'])}"
+        )
+    return "\n".join(lines)
+
+
+def print_report(results, info):
+    print(f"\nT = {T_STEPS}, time-major, {info['threads']} thread(s); median ms of one call "
+          "±IQR as % of the median;\nspeed-up = torch / pyx_gru; x/roof = time over the GEMM "
+          "roofline (sum of the task's GEMMs at the measured sgemm/dgemm rate)")
+    for task in TASKS:
+        print(f"\n== {task} ==")
+        print(table(results, task))
+    bad = [(r["label"], r["B"], r["D"], r["H"], r["dtype"], name, d)
+           for r in results for name, d in r["forward_max_rel_diff"].items()
+           if d > (1e-3 if r["dtype"] == "float32" else 1e-9)]
+    for b in bad:
+        print(f"WARNING: {b[5]} disagrees with pyx_gru on {b[:5]}: max rel diff {b[6]:.1e}")
+
+
+def load_average():
+    """The 1, 5 and 15 minute load averages, or None where unavailable."""
+    return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+
+
+def cpu_clock():
+    """(wall seconds, busy CPU-seconds of the whole machine from /proc/stat or
+    None, CPU-seconds of this process): a reading for ``other_cpus``."""
+    busy = None
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+        # user nice system idle iowait irq softirq steal
+        busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        pass
+    own = os.times()
+    return time.perf_counter(), busy, own.user + own.system
+
+
+def other_cpus(start, end):
+    """How many CPUs other processes kept busy, on average, between two
+    ``cpu_clock`` readings (None without /proc/stat)."""
+    if start[1] is None or end[1] is None or end[0] <= start[0]:
+        return None
+    return max(0.0, ((end[1] - start[1]) - (end[2] - start[2])) / (end[0] - start[0]))
+
+
+def warn_if_busy(parts, whole_run):
+    """Say how busy other processes kept the CPUs, and warn if it matters.
+
+    ``parts`` is [(CPUs busy or None, what was being timed), ...]."""
+    if whole_run is None:
+        return
+    busy = [(cpus, what) for cpus, what in parts if cpus is not None]
+    print(f"\nother processes kept {whole_run:.2f} CPUs busy on average during the run", end="")
+    if busy:
+        worst, what = max(busy, key=lambda b: b[0])
+        print(f" (at most {worst:.2f}, during {what})", end="")
+    print()
+    if whole_run > 0.2 or any(cpus > 0.5 for cpus, _ in busy):
+        print("WARNING: other processes competed for the CPUs: expect noisy, inflated times")
+
+
+def machine_info(threads, threadpoolctl, torch):
+    def cpu_model():
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("model name"):
+                        return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+        return platform.processor() or "unknown"
+
+    def git_commit():
+        here = os.path.dirname(os.path.abspath(__file__))
+        try:
+            out = subprocess.run(["git", "-C", here, "rev-parse", "HEAD"],
+                                 capture_output=True, text=True, timeout=10)
+            return out.stdout.strip() or None
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu_model": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "threads": threads,
+        "load_average_at_start": load_average(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "versions": {
+            "numpy": np.__version__, "scipy": scipy.__version__,
+            "torch": torch.__version__ if torch is not None else None,
+            "pyx_gru": pyx_gru.__version__, "threadpoolctl": threadpoolctl.__version__,
+        },
+        "pyx_gru_git_commit": git_commit(),
+        "environment": {k: os.environ.get(k) for k in (
+            "OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+            "OMP_WAIT_POLICY", "MKL_NUM_THREADS")},
+        "threadpools": threadpoolctl.threadpool_info(),
+        "torch_num_threads": torch.get_num_threads() if torch is not None else None,
+    }
+
+
+def write_json(path, payload):
+    if path is None:
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        path = os.path.join("benchmarks", "results", f"bench-{stamp}.json")
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=1)
+    return path
+
+
+# --------------------------------------------------------------------------
+# scaling
+# --------------------------------------------------------------------------
+
+def needed_bytes(cache, dx, dstate0, dparams):
+    """Bytes of what the results need: the cache's arrays, dx, dstate0, dparams."""
+    arrays = [getattr(cache, n) for n in ("x", "gates", "hs", "cs", "extra")]
+    arrays += [dx, *(dstate0 if isinstance(dstate0, tuple) else (dstate0,)), *dparams.values()]
+    return sum(a.nbytes for a in arrays if a is not None)
+
+
+def peak_memory(cell, x, dy):
+    """(peak bytes traced during one forward+backward beyond what was traced
+    before it, bytes the results need)."""
+    was_tracing = tracemalloc.is_tracing()
+    if not was_tracing:
+        tracemalloc.start()
+    try:
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        _, _, cache = cell.forward(x)
+        dx, dstate0, dparams = cell.backward(cache, dy)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        if not was_tracing:
+            tracemalloc.stop()
+    return peak, needed_bytes(cache, dx, dstate0, dparams)
+
+
+def growth_exponent(sizes, values):
+    """Slope of the least-squares line through (log size, log value)."""
+    return float(np.polyfit(np.log(sizes), np.log(values), 1)[0])
+
+
+def scaling(settings, rng, H=64, dtype=np.float32):
+    """Time and peak memory of pyx_gru fwd+bwd against T and against B."""
+    sweeps = {"T": [(T, 1) for T in (10, 100, 1000, 10000)],
+              "B": [(100, B) for B in (1, 4, 16, 64, 256)]}
+    out = []
+    for name in ("gru_after", "lstm"):
+        label, cls, kwargs, _ = CELLS[name]
+        cell = cls(H, H, dtype=dtype, seed=0, **kwargs)
+        for axis, points in sweeps.items():
+            rows, clock = [], cpu_clock()
+            for T, B in points:
+                x = rng.standard_normal((T, B, H)).astype(dtype)
+                dy = rng.standard_normal((T, B, H)).astype(dtype)
+                run = numpy_runners(cell, {"x": x, "state0": None, "dy": dy, "dstate": None})
+                _, times, _ = interleaved_rounds({"fwd+bwd": run["fwd+bwd"]}, settings, rng)
+                peak, need = peak_memory(cell, x, dy)
+                rows.append({"T": T, "B": B, "times": times["fwd+bwd"],
+                             **summarize(times["fwd+bwd"]),
+                             "peak_bytes": peak, "needed_bytes": need})
+            n = [r[axis] for r in rows]
+            out.append({
+                "cell": name, "label": label, "axis": axis, "D": H, "H": H,
+                "other_cpus": other_cpus(clock, cpu_clock()),
+                "dtype": np.dtype(dtype).name, "points": rows,
+                "time_exponent": growth_exponent(n, [r["median"] for r in rows]),
+                "memory_exponent": growth_exponent(n, [r["peak_bytes"] for r in rows]),
+                "time_exponent_last_two": growth_exponent(n[-2:], [r["median"] for r in rows[-2:]]),
+                "memory_exponent_last_two": growth_exponent(n[-2:], [r["peak_bytes"] for r in rows[-2:]]),
+            })
+    return out
+
+
+def print_scaling(sweeps, threads):
+    print(f"\nScaling of pyx_gru forward+backward, {sweeps[0]['dtype']}, D = H = "
+          f"{sweeps[0]['H']}, {threads} thread(s); peak = tracemalloc peak during the call;\n"
+          "needed = cache arrays + dx + dstate0 + dparams")
+    head = (f"{'cell':<10} {'T':>6} {'B':>4} {'median ms':>10} {'IQR%':>5} {'peak MiB':>9} "
+            f"{'needed MiB':>10} {'peak/needed':>11}")
+    print(head)
+    print("-" * len(head))
+    for s in sweeps:
+        for p in s["points"]:
+            print(f"{s['label']:<10} {p['T']:>6} {p['B']:>4} {p['median'] * 1e3:>10.3f} "
+                  f"{p['iqr_pct']:>4.0f}% {p['peak_bytes'] / 2**20:>9.3f} "
+                  f"{p['needed_bytes'] / 2**20:>10.3f} {p['peak_bytes'] / p['needed_bytes']:>11.2f}")
+    print("\ngrowth exponents: slope of log(value) against log(T or B) over all points, and in "
+          "brackets over the last two\n(fixed costs, e.g. the weight gradients, flatten the "
+          "small end of the memory curves)")
+    for s in sweeps:
+        print(f"{s['label']:<10} vs {s['axis']}: time {s['time_exponent']:.2f} "
+              f"({s['time_exponent_last_two']:.2f}), peak memory {s['memory_exponent']:.2f} "
+              f"({s['memory_exponent_last_two']:.2f})")
+
+
+# --------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------
+
+def parse_cells(text):
+    names = []
+    for part in text.replace(" ", "").lower().split(","):
+        if part in CELL_ALIASES:
+            names.extend(CELL_ALIASES[part])
+        elif part in CELLS:
+            names.append(part)
+        else:
+            raise argparse.ArgumentTypeError(
+                f"unknown cell {part!r}; choose from {', '.join([*CELLS, *CELL_ALIASES])}")
+    return tuple(dict.fromkeys(names))
+
+
+def parse_size(text):
+    try:
+        size = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        size = ()
+    if len(size) != 3 or min(size) < 1:
+        raise argparse.ArgumentTypeError(f"a size is B,D,H (three positive ints), got {text!r}")
+    return size
+
+
+def build_cases(cells, sizes):
+    """Every (cell, size) in float32, and float64 at FLOAT64_SIZE if selected."""
+    cases = [Case(c, *s, "float32") for s in sizes for c in cells]
+    if FLOAT64_SIZE in sizes:
+        cases += [Case(c, *FLOAT64_SIZE, "float64") for c in cells]
+    return cases
+
+
+BLAS_SPIN_ENV = "OPENBLAS_THREAD_TIMEOUT"
+BLAS_SPIN_VALUE = "22"
+
+
+def restart_with_short_blas_spin():
+    """Re-run this command with OPENBLAS_THREAD_TIMEOUT set, unless it is set
+    already (OpenBLAS reads it when it loads, so it cannot be set later)."""
+    if BLAS_SPIN_ENV in os.environ:
+        return
+    env = dict(os.environ, **{BLAS_SPIN_ENV: BLAS_SPIN_VALUE})
+    sys.stdout.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "pyx_gru.bench", *sys.argv[1:]], env)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m pyx_gru.bench",
+        description="Time pyx_gru against its NumPy reference, PyTorch and the GEMM roofline.",
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="few rounds, no NumPy reference at the two largest sizes (< 1 min)")
+    parser.add_argument("--threads", type=int, default=2, help="threads for every library (default 2)")
+    parser.add_argument("--cells", type=parse_cells, default=tuple(CELLS),
+                        help=f"comma-separated, from {', '.join([*CELLS, *CELL_ALIASES])} (default all)")
+    parser.add_argument("--sizes", type=parse_size, nargs="+", default=list(SIZES), metavar="B,D,H",
+                        help="sizes to run (default: the six standard ones)")
+    parser.add_argument("--json", metavar="PATH", default=None,
+                        help="where to write the results (default benchmarks/results/bench-<date>.json)")
+    parser.add_argument("--scaling", action="store_true",
+                        help="run the time and memory scaling study instead")
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error("--threads must be >= 1")
+    if BLAS_SPIN_ENV not in os.environ:
+        print(f"note: {BLAS_SPIN_ENV} is not set: OpenBLAS threads spinning after a call "
+              "may slow the next contender (run as python -m pyx_gru.bench to avoid it)")
+
+    threadpoolctl = import_threadpoolctl()
+    torch = None if args.scaling else import_torch()
+    settings = Settings.make(args.quick, args.threads)
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    clock = cpu_clock()
+    with threadpoolctl.threadpool_limits(limits=args.threads):
+        if torch is not None:
+            torch.set_num_threads(args.threads)
+        info = machine_info(args.threads, threadpoolctl, torch)
+        payload = {"machine": info, "mode": "quick" if args.quick else "full",
+                   "settings": settings.__dict__}
+        if args.scaling:
+            payload["scaling"] = sweeps = scaling(settings, rng)
+            print_scaling(sweeps, args.threads)
+        else:
+            if torch is None:
+                print("note: torch is not importable; the PyTorch column is skipped")
+            memo, results = {}, []
+            for case in build_cases(args.cells, args.sizes):
+                print(f"  {case.label} B={case.B} D={case.D} H={case.H} {case.dtype}",
+                      file=sys.stderr, flush=True)
+                results.append(run_case(case, settings, torch, memo, rng))
+            payload["results"] = results
+            payload["gemm_call_overhead_seconds"] = {dt: v["overhead"] for dt, v in memo.items()}
+            print_report(results, info)
+    elapsed = time.perf_counter() - start
+    info["elapsed_seconds"] = elapsed
+    info["load_average_at_end"] = load_average()
+    info["other_cpus"] = other_cpus(clock, cpu_clock())
+    path = write_json(args.json, payload)
+    parts = [(r["other_cpus"], f"{r['label']} B={r['B']} D={r['D']} H={r['H']} {r['dtype']}")
+             for r in payload.get("results", [])]
+    parts += [(s["other_cpus"], f"{s['label']} against {s['axis']}") for s in payload.get("scaling", [])]
+    warn_if_busy(parts, info["other_cpus"])
+    print(f"\n{elapsed:.1f} s; results in {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    restart_with_short_blas_spin()
+    sys.exit(main())

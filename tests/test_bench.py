@@ -1,0 +1,70 @@
+"""The benchmark, ``python -m pyx_gru.bench``: it runs and writes the expected
+JSON. No timing is asserted: only the structure of what it reports."""
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pyx_gru import bench
+
+pytest.importorskip("threadpoolctl")
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def test_quick_run_writes_the_expected_json(tmp_path):
+    path = tmp_path / "out" / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pyx_gru.bench", "--quick", "--cells", "gru",
+         "--sizes", "1,32,32", "--threads", "1", "--json", str(path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "== fwd ==" in proc.stdout and "== fwd+bwd ==" in proc.stdout
+    data = json.loads(path.read_text())
+
+    machine = data["machine"]
+    for key in ("cpu_model", "cpu_count", "threads", "date", "versions", "elapsed_seconds"):
+        assert key in machine, key
+    assert machine["threads"] == 1
+    assert set(machine["versions"]) >= {"numpy", "scipy", "torch", "pyx_gru"}
+    assert data["mode"] == "quick"
+
+    results = data["results"]
+    assert [r["cell"] for r in results] == ["gru_after", "gru_before"]
+    for r in results:
+        assert (r["T"], r["B"], r["D"], r["H"], r["dtype"]) == (100, 1, 32, 32, "float32")
+        expected = {"pyx_gru", "numpy"}
+        if HAVE_TORCH and r["cell"] == "gru_after":
+            expected.add("torch")
+        assert set(r["forward_max_rel_diff"]) == expected - {"pyx_gru"}
+        for task in ("fwd", "fwd+bwd"):
+            roof = r["roofline"][task]
+            assert roof["seconds"] > 0 and roof["gflop"] > 0
+            assert all(g["count"] >= 1 and g["seconds"] > 0 for g in roof["gemms"])
+            timings = r["timings"][task]
+            assert set(timings) == expected
+            for stats in timings.values():
+                assert len(stats["times"]) == stats["n"] >= 2
+                assert all(t > 0 for t in stats["times"])
+                assert stats["min"] <= stats["median"] <= stats["max"]
+                assert "iqr_pct" in stats and stats["warmup"]
+
+
+def test_gemm_plan_counts_the_flops_of_the_spec():
+    G, B, D, H, T = 3, 4, 5, 6, 100
+    plan = bench.gemm_plan(G, B, D, H, T)
+    flops = {task: sum(c * 2 * m * n * k for c, (m, n, k, _, _) in g) for task, g in plan.items()}
+    fwd = 2 * T * B * D * G * H + T * 2 * B * H * G * H
+    bwd = T * 2 * B * G * H * H + 2 * D * T * B * G * H + 2 * H * T * B * G * H + 2 * T * B * G * H * D
+    assert flops == {"fwd": fwd, "fwd+bwd": fwd + bwd}
+
+
+def test_cells_and_sizes_parse():
+    assert bench.parse_cells("gru,lstm") == ("gru_after", "gru_before", "lstm")
+    assert bench.parse_size("1,32,32") == (1, 32, 32)
+    with pytest.raises(Exception):
+        bench.parse_cells("transformer")
+    with pytest.raises(Exception):
+        bench.parse_size("1,32")
