@@ -86,6 +86,18 @@ _PLACEHOLDERS = {
 _NO_LENGTHS = np.zeros(1, dtype=np.intp)
 
 
+def _aligned(array, dtype):
+    """A C-contiguous copy of ``array`` in ``dtype`` whose data starts on a
+    64-byte boundary: OpenBLAS reads an aligned weight matrix up to twice as
+    fast in the one-row products of a batch of 1."""
+    array = np.asarray(array, dtype=dtype)
+    buf = np.empty(array.nbytes + 64, dtype=np.uint8)
+    offset = -buf.ctypes.data % 64
+    out = buf[offset:offset + array.nbytes].view(dtype).reshape(array.shape)
+    out[...] = array
+    return out
+
+
 def _glorot_uniform(rng, fan_in, fan_out, blocks):
     # U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), per gate block.
     limit = np.sqrt(6.0 / (fan_in + fan_out))
@@ -130,10 +142,7 @@ class Cell:
             raise ValueError(f"hidden_size {hidden_size} is too large for 32-bit BLAS")
         self._dtype = check_dtype(dtype)
         rng = np.random.default_rng(seed)
-        self._params = {
-            k: np.ascontiguousarray(v, dtype=self.dtype)
-            for k, v in self._init_params(rng).items()
-        }
+        self._params = {k: _aligned(v, self.dtype) for k, v in self._init_params(rng).items()}
 
     # The architecture is fixed at construction: the kernels rely on it.
     input_size = property(lambda self: self._input_size, doc="int: D, the input size.")
@@ -177,7 +186,7 @@ class Cell:
             raise TypeError(f"params must be a dict of arrays, got {type(new).__name__}")
         self._check_keys(new)
         self._params = {
-            k: float_array(f"params[{k!r}]", new[k], shape, self.dtype, copy=True)
+            k: _aligned(float_array(f"params[{k!r}]", new[k], shape, self.dtype), self.dtype)
             for k, shape in self.param_shapes.items()
         }
 

@@ -5,9 +5,10 @@
 # they get here (this module trusts its inputs and never raises).
 #
 # Forward:
-#   gates = x @ W + b                      one GEMM over all T*B rows, before the loop
+#   gates = x @ W                          one GEMM over all T*B rows, before the loop
 #   for t:   hu = h_{t-1} @ U               one GEMM per step, every gate at once
-#            <cell pointwise step>          gates[t] <- activations, hs[t+1] <- h_t
+#            <cell pointwise step>          gates[t] + hu + b -> activations,
+#                                           hs[t+1] <- h_t
 #            <mask rows with t >= lengths>  carry the state, y = 0
 # Backward:
 #   for t backwards:
@@ -56,14 +57,14 @@ cdef inline void _pin(floating* a, Py_ssize_t k, Py_ssize_t H,
         memcpy(a + k * H, pin + k * H, H * sizeof(floating))
 
 
-cdef inline void _sigmoid_gates(floating* a, const floating* hu, Py_ssize_t n_gates,
-                                Py_ssize_t H, const floating* keep,
+cdef inline void _sigmoid_gates(floating* a, const floating* hu, const floating* b,
+                                Py_ssize_t n_gates, Py_ssize_t H, const floating* keep,
                                 const floating* pin) noexcept nogil:
-    # The first n_gates gate blocks of one row: a = sigmoid(a + hu), then the
-    # pinned gates set to their values.
+    # The first n_gates gate blocks of one row: a = sigmoid(a + hu + b), then
+    # the pinned gates set to their values.
     cdef Py_ssize_t j, k
     for j in range(n_gates * H):
-        a[j] += hu[j]
+        a[j] += hu[j] + b[j]
     sigmoid_block(a, n_gates * H)
     for k in range(n_gates):
         _pin(a, k, H, keep, pin)
@@ -88,34 +89,38 @@ cdef inline floating _mix_backward(floating dh, floating h_prev, floating z,
 
 
 # ---------------------------------------------------------------------------
-# Pointwise steps, forward. `a` is gates[t], (B, G*H): on entry x_t @ W + b,
-# on exit the gate activations. `hu` is h_{t-1} @ U, (B, G*H). A sigmoid gate
+# Pointwise steps, forward. `a` is gates[t], (B, G*H): on entry x_t @ W, on
+# exit the gate activations. `hu` is h_{t-1} @ U, (B, G*H); `b` the bias (G*H,),
+# added in the same pass as hu. A sigmoid gate
 # k with keep[k] == 0 is pinned to pin[k, :] (``forward(..., gates=...)``).
 # Each step works row by row in simple passes (add the recurrent part, apply
 # an activation to a contiguous block, combine) so that every pass vectorises.
 # ---------------------------------------------------------------------------
 
 cdef void _rnn_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
-                       const floating* hu, floating* h) noexcept nogil:
+                       const floating* hu, const floating* b,
+                       floating* h) noexcept nogil:
     # h = g = tanh(x W + h_prev U + b)
-    cdef Py_ssize_t i
-    for i in range(B * H):
-        a[i] += hu[i]
+    cdef Py_ssize_t bb, j
+    for bb in range(B):
+        for j in range(H):
+            a[bb * H + j] += hu[bb * H + j] + b[j]
     tanh_block(a, B * H)
     memcpy(h, a, B * H * sizeof(floating))
 
 
 cdef void _simple_gru_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
-                              const floating* hu, const floating* h_prev,
+                              const floating* hu, const floating* b,
+                              const floating* h_prev,
                               floating* h, const floating* keep,
                               const floating* pin) noexcept nogil:
     # f = sigmoid(.), g = tanh(.), h = f * h_prev + (1 - f) * g
     cdef Py_ssize_t bb, j, o, k
     for bb in range(B):
         o = bb * 2 * H
-        _sigmoid_gates(a + o, hu + o, 1, H, keep, pin)
+        _sigmoid_gates(a + o, hu + o, b, 1, H, keep, pin)
         for j in range(H):
-            a[o + H + j] += hu[o + H + j]
+            a[o + H + j] += hu[o + H + j] + b[H + j]
         tanh_block(a + o + H, H)
         for j in range(H):
             k = bb * H + j
@@ -123,7 +128,8 @@ cdef void _simple_gru_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
 
 
 cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
-                             const floating* hu, const floating* b_hg,
+                             const floating* hu, const floating* b,
+                             const floating* b_hg,
                              const floating* h_prev, floating* n,
                              floating* h, const floating* keep,
                              const floating* pin) noexcept nogil:
@@ -132,11 +138,11 @@ cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
     cdef Py_ssize_t bb, j, o, k
     for bb in range(B):
         o = bb * 3 * H
-        _sigmoid_gates(a + o, hu + o, 2, H, keep, pin)
+        _sigmoid_gates(a + o, hu + o, b, 2, H, keep, pin)
         for j in range(H):
             k = bb * H + j
             n[k] = hu[o + 2 * H + j] + b_hg[j]
-            a[o + 2 * H + j] += a[o + H + j] * n[k]
+            a[o + 2 * H + j] += b[2 * H + j] + a[o + H + j] * n[k]
         tanh_block(a + o + 2 * H, H)
         for j in range(H):
             k = bb * H + j
@@ -144,7 +150,7 @@ cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
 
 
 cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
-                              floating* hu, const floating* U,
+                              floating* hu, const floating* b, const floating* U,
                               const floating* h_prev, floating* rh,
                               floating* h, const floating* keep,
                               const floating* pin) noexcept nogil:
@@ -154,7 +160,7 @@ cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
     cdef Py_ssize_t GH = 3 * H
     for bb in range(B):
         o = bb * GH
-        _sigmoid_gates(a + o, hu + o, 2, H, keep, pin)
+        _sigmoid_gates(a + o, hu + o, b, 2, H, keep, pin)
         for j in range(H):
             k = bb * H + j
             rh[k] = a[o + H + j] * h_prev[k]
@@ -164,7 +170,7 @@ cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
     for bb in range(B):
         o = bb * GH
         for j in range(H):
-            a[o + 2 * H + j] += hu[o + 2 * H + j]
+            a[o + 2 * H + j] += hu[o + 2 * H + j] + b[2 * H + j]
         tanh_block(a + o + 2 * H, H)
         for j in range(H):
             k = bb * H + j
@@ -172,7 +178,8 @@ cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
 
 
 cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, bint peephole,
-                        floating* a, const floating* hu, const floating* P,
+                        floating* a, const floating* hu, const floating* b,
+                        const floating* P,
                         const floating* c_prev, floating* c,
                         floating* h, const floating* keep,
                         const floating* pin) noexcept nogil:
@@ -185,9 +192,9 @@ cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, bint peephole,
             for j in range(H):
                 a[o + j] += P[j] * c_prev[bb * H + j]
                 a[o + H + j] += P[H + j] * c_prev[bb * H + j]
-        _sigmoid_gates(a + o, hu + o, 2, H, keep, pin)
+        _sigmoid_gates(a + o, hu + o, b, 2, H, keep, pin)
         for j in range(2 * H, 4 * H):
-            a[o + j] += hu[o + j]
+            a[o + j] += hu[o + j] + b[j]
         tanh_block(a + o + 2 * H, H)
         for j in range(H):
             k = bb * H + j
@@ -410,11 +417,10 @@ def forward(int kind, bint peephole, bint masked,
         if lstm:
             memcpy(&c_last[0, 0], &cs[0, 0, 0], B * row)
         if TB > 0:
-            # gates = x @ W + b, all T steps at once
-            for i in range(TB):
-                memcpy(&gates[0, 0, 0] + i * GH, &b[0], GH * sizeof(floating))
+            # gates = x @ W, all T steps at once (b is added step by step,
+            # in the pass that adds h_prev @ U)
             gemm(False, False, <int> TB, <int> GH, <int> D, <floating> 1,
-                 &x[0, 0, 0], <int> D, &W[0, 0], <int> GH, <floating> 1,
+                 &x[0, 0, 0], <int> D, &W[0, 0], <int> GH, <floating> 0,
                  &gates[0, 0, 0], <int> GH)
             for t in range(T):
                 a = &gates[t, 0, 0]
@@ -429,18 +435,18 @@ def forward(int kind, bint peephole, bint masked,
                      h_prev, <int> H, &U[0, 0], <int> GH, <floating> 0,
                      &hu[0, 0], <int> GH)
                 if kind == _RNN:
-                    _rnn_forward(B, H, a, &hu[0, 0], h)
+                    _rnn_forward(B, H, a, &hu[0, 0], &b[0], h)
                 elif kind == _SIMPLE_GRU:
-                    _simple_gru_forward(B, H, a, &hu[0, 0], h_prev, h, &keep[0],
+                    _simple_gru_forward(B, H, a, &hu[0, 0], &b[0], h_prev, h, &keep[0],
                                         &pin[0, 0])
                 elif kind == _GRU_AFTER:
-                    _gru_after_forward(B, H, a, &hu[0, 0], &b_hg[0], h_prev,
+                    _gru_after_forward(B, H, a, &hu[0, 0], &b[0], &b_hg[0], h_prev,
                                        &extra[t, 0, 0], h, &keep[0], &pin[0, 0])
                 elif kind == _GRU_BEFORE:
-                    _gru_before_forward(B, H, a, &hu[0, 0], &U[0, 0], h_prev,
+                    _gru_before_forward(B, H, a, &hu[0, 0], &b[0], &U[0, 0], h_prev,
                                         &extra[t, 0, 0], h, &keep[0], &pin[0, 0])
                 else:
-                    _lstm_forward(B, H, peephole, a, &hu[0, 0], &P[0, 0],
+                    _lstm_forward(B, H, peephole, a, &hu[0, 0], &b[0], &P[0, 0],
                                   c_prev, &cs[t + 1, 0, 0], h, &keep[0], &pin[0, 0])
                 if masked:
                     for bb in range(B):
