@@ -44,11 +44,16 @@ shows up as a dependence on which runner came just before).
 Interleaving has one trap: after a call, OpenBLAS's worker threads busy-wait
 for 2**28 cycles (~0.1 s) by default, so on a machine with as many cores as
 threads a PyTorch call right after a pyx_gru call found a core taken and ran
-2-3x slower than on its own. Unless ``OPENBLAS_THREAD_TIMEOUT`` is already set,
-``python -m pyx_gru.bench`` therefore restarts itself with
-``OPENBLAS_THREAD_TIMEOUT=22`` (2**22 cycles, ~2 ms: long enough not to slow
-pyx_gru's back-to-back GEMMs, short enough to be over before the next call);
-the value used is recorded with the results.
+2-3x slower than on its own. Waiting that long between calls would make the
+benchmark slow, and cutting the spin short (2**20 cycles) let the threads fall
+asleep between pyx_gru's own per-step GEMMs, which made pyx_gru slower and
+noisier. Unless ``OPENBLAS_THREAD_TIMEOUT`` is already set, ``python -m
+pyx_gru.bench`` therefore restarts itself with ``OPENBLAS_THREAD_TIMEOUT=24``
+(2**24 cycles, a few ms: longer than any gap between the GEMMs of one call)
+and pauses 10 ms before every timed call, so each call starts with every
+library's threads idle. A call shorter than 20 ms is then run once untimed
+(to wake its own threads) and timed as the mean of a block of about 5 ms of
+calls; a longer one is timed alone. the value used is recorded with the results.
 
 The GEMM roofline
 -----------------
@@ -222,6 +227,28 @@ def time_call(fn):
     return time.perf_counter() - t0
 
 
+# Calls shorter than this are timed in blocks, after one untimed call: after
+# the pause between runners their library's threads are asleep, and waking
+# them would otherwise be part of a sub-millisecond measurement.
+SHORT_CALL = 0.02
+BLOCK_SECONDS = 0.005
+
+
+def time_after_pause(fn, estimate):
+    """Seconds per call of ``fn`` after the settling pause: one call for a
+    long ``fn``; a re-warming call and then a block of about BLOCK_SECONDS of
+    calls (their mean) for a short one."""
+    time.sleep(SETTLE_SECONDS)
+    if estimate >= SHORT_CALL:
+        return time_call(fn)
+    fn()
+    n = max(1, int(BLOCK_SECONDS / max(estimate, 1e-6)))
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter() - t0) / n
+
+
 def interleaved_rounds(runners, settings, rng):
     """Warm up every runner, then time them in rounds, one call each per round
     in an order shuffled every round (by ``rng``); rounds go on until the time
@@ -233,6 +260,7 @@ def interleaved_rounds(runners, settings, rng):
     """
     keys = list(runners)
     warm = {k: [time_call(runners[k]) for _ in range(settings.warmup)] for k in keys}
+    estimate = {k: min(v) for k, v in warm.items()}
     times = {k: [] for k in keys}
     orders = []
     gc.collect()
@@ -243,7 +271,7 @@ def interleaved_rounds(runners, settings, rng):
                 len(orders) < settings.min_rounds or time.perf_counter() - start < settings.budget):
             orders.append([keys[i] for i in rng.permutation(len(keys))])
             for k in orders[-1]:
-                times[k].append(time_call(runners[k]))
+                times[k].append(time_after_pause(runners[k], estimate[k]))
     finally:
         gc.enable()
     return warm, times, orders
@@ -729,7 +757,10 @@ def build_cases(cells, sizes):
 
 
 BLAS_SPIN_ENV = "OPENBLAS_THREAD_TIMEOUT"
-BLAS_SPIN_VALUE = "22"
+BLAS_SPIN_VALUE = "24"
+# Pause between two timed calls, long enough for the previous library's
+# worker threads (OpenBLAS, spinning 2**24 cycles; OpenMP) to go idle.
+SETTLE_SECONDS = 0.01
 
 
 def restart_with_short_blas_spin():
