@@ -500,8 +500,8 @@ class Cell:
         grads = {k: np.zeros(v.shape, dtype=dt) for k, v in p.items()}
         dx = np.empty((T, B, D), dtype=dt)
         # The gate gradients of K steps at a time: about an eighth of the
-        # cache's gates, and at least 64 rows so the GEMMs stay efficient.
-        K = min(T, max(1, -(-max(64, T * B // 8) // max(B, 1))))
+        # cache's gates, and at least 32 rows so the GEMMs stay efficient.
+        K = min(T, max(1, -(-max(32, T * B // 8) // max(B, 1))))
         dA = np.empty((K, B, GH), dtype=dt)
         dxg = np.empty((K, B, H), dtype=dt) if self._kind == _recurrent.GRU_AFTER else ph3
         work = np.empty((3, B, H), dtype=dt)

@@ -180,7 +180,7 @@ def test_gradcheck_with_pinned_gates(config_name, gate, value):
 @pytest.mark.parametrize("T,B", [(150, 1), (97, 3), (65, 2)])
 def test_backward_in_chunks_equals_reference(config, dtype, T, B):
     """The backward pass sums the weight gradients chunk by chunk (about
-    max(64, T*B/8) rows at a time): sequences long enough for several chunks,
+    max(32, T*B/8) rows at a time): sequences long enough for several chunks,
     with lengths that end inside different chunks, agree with the reference."""
     cell = make_cell(config, 3, 4, dtype, seed=T)
     ref = reference.from_cell(cell)
