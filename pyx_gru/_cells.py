@@ -12,6 +12,8 @@ docs' ``W x_t`` is written ``x_t @ W`` here. A cell with G gates keeps
 in the gate order of ``cell.gates``, plus ``b_hg`` (H,) for the GRU with the
 reset gate after the matmul and ``P`` (3, H) for the LSTM with peepholes.
 """
+from types import MappingProxyType
+
 import numpy as np
 
 from . import _recurrent
@@ -54,10 +56,12 @@ class Cache:
     def __init__(self, cell, params, **arrays):
         # Made by forward, never by hand: the arrays become read-only here.
         object.__setattr__(self, "cell", cell)
-        object.__setattr__(self, "params", dict(params))
+        object.__setattr__(self, "params", MappingProxyType(dict(params)))
         for name, value in arrays.items():
             if isinstance(value, np.ndarray):
                 value.flags.writeable = False
+            elif isinstance(value, dict):
+                value = MappingProxyType(dict(value))
             object.__setattr__(self, name, value)
         object.__setattr__(self, "_names", tuple(arrays))
 
@@ -311,7 +315,7 @@ class Cell:
                 f"cache was made by another cell ({cache.cell!r}), not by this one ({self!r})"
             )
         p = self._checked_params()
-        if not isinstance(cache.params, dict) or cache.params.keys() != p.keys():
+        if not isinstance(cache.params, MappingProxyType) or cache.params.keys() != p.keys():
             raise ValueError("cache does not match this cell's parameters; run forward again")
         for k, v in cache.params.items():
             if p[k] is not v:
@@ -327,7 +331,7 @@ class Cell:
             dy = float_array("dy", dy, (T, B, H), dt)
         dh, dc = self._check_state("dstate", dstate, B)
         pins = getattr(cache, "pins", None)
-        if not isinstance(pins, dict) or not set(pins) <= set(self.pinnable_gates):
+        if not isinstance(pins, MappingProxyType) or not set(pins) <= set(self.pinnable_gates):
             raise ValueError("cache.pins does not belong to this cell: run forward again")
         dx, dh0, dc0, dparams = self._backward(cache, dy, dh, dc, p, pins)
         return dx, ((dh0, dc0) if self._lstm else dh0), dparams

@@ -49,3 +49,11 @@ def test_gradcheck_detects_a_wrong_gradient():
     errors = pg.gradcheck(cell)
     assert errors["U"] > 1e-4
     assert errors["W"] < 1e-6
+
+
+def test_gradcheck_across_backward_chunks(config):
+    """T = 70 at B = 1 makes the backward pass run three chunks (32, 32, 6
+    steps): finite differences still agree, lengths ending inside a chunk."""
+    cell = make_cell(config, 2, 2)
+    errors = pg.gradcheck(cell, T=70, B=2, lengths=[70, 40], max_entries=40)
+    assert max(errors.values()) < 1e-6, errors

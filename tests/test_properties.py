@@ -508,3 +508,30 @@ def test_results_are_bitwise_deterministic_across_calls_and_threads(config, data
     for again in [_flat(p.run())] + results:
         for u, v in zip(again, first):
             np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("config", ALL)
+@dtype_param
+@examples(40)
+@given(data=st.data())
+def test_compiled_agrees_with_reference_across_backward_chunks(config, dtype, data):
+    """Chunks: the backward pass sums the weight gradients over chunks of at
+    least 32 rows; on sequences long enough for several chunks (T up to 80),
+    with lengths ending anywhere (chunk edges included) and, sometimes, a
+    pinned gate, the compiled cell still agrees with the reference."""
+    p = data.draw(problems(config, dtype, lengths=True, min_T=33, max_T=80, max_B=2))
+    lengths = p.lengths
+    if data.draw(st.booleans()):
+        lengths[0] = data.draw(st.sampled_from([32, 64, p.T]))
+        lengths[0] = min(lengths[0], p.T)
+    gates = None
+    if p.cell.pinnable_gates and data.draw(st.booleans()):
+        gates = {data.draw(st.sampled_from(p.cell.pinnable_gates)): data.draw(st.floats(0, 1))}
+    got = p.run(gates=gates, lengths=lengths)
+    want = p.run(cell=reference.from_cell(p.cell), gates=gates, lengths=lengths)
+    for i in (0, 3):
+        assert_close(got[i], want[i], dtype)
+    for i in (1, 4):
+        for u, v in zip(parts(got[i]), parts(want[i])):
+            assert_close(u, v, dtype)
+    assert_grads_close(got[5], want[5], dtype)

@@ -305,3 +305,16 @@ def test_pinnable_gates():
     assert make_cell("simple_gru").pinnable_gates == ("f",)
     assert make_cell("gru_before").pinnable_gates == ("z", "r")
     assert make_cell("lstm").pinnable_gates == ("i", "f", "o")
+
+
+def test_cache_pins_and_params_cannot_be_edited(gru):
+    """The pinned gates decide which gradients are zero: the cache's record of
+    them (and of the parameters) is read-only."""
+    _, _, cache = gru.forward(np.zeros((2, 1, 3)), gates={"z": 0.5})
+    with pytest.raises(AttributeError):
+        cache.pins.clear()
+    with pytest.raises(TypeError):
+        cache.pins["r"] = np.ones(4)
+    with pytest.raises(TypeError):
+        cache.params["W"] = np.zeros((3, 12))
+    assert np.all(gru.backward(cache, np.ones((2, 1, 4)))[2]["W"][:, :4] == 0)
