@@ -34,7 +34,7 @@ from cython cimport floating
 from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm
-from ._math cimport sigmoid, sigmoid_block, tanh_, tanh_block
+from ._math cimport sigmoid_block, tanh_block
 
 cdef enum:
     _RNN = 0

@@ -463,6 +463,23 @@ def test_float32_agrees_with_float64(config, data):
         close(got[5][k], want[5][k])
 
 
+def _agrees_with_reference(p, dtype, data, **overrides):
+    """Run p's cell and its NumPy twin, with a randomly pinned gate half of
+    the time, and compare outputs, states and every gradient (per-dtype
+    tolerance)."""
+    gates = None
+    if p.cell.pinnable_gates and data.draw(st.booleans()):
+        gates = {data.draw(st.sampled_from(p.cell.pinnable_gates)): data.draw(st.floats(0, 1))}
+    got = p.run(gates=gates, **overrides)
+    want = p.run(cell=reference.from_cell(p.cell), gates=gates, **overrides)
+    for i in (0, 3):
+        assert_close(got[i], want[i], dtype)
+    for i in (1, 4):
+        for u, v in zip(parts(got[i]), parts(want[i])):
+            assert_close(u, v, dtype)
+    assert_grads_close(got[5], want[5], dtype)
+
+
 @pytest.mark.parametrize("config", ALL)
 @dtype_param
 @examples(40)
@@ -471,18 +488,22 @@ def test_compiled_agrees_with_reference(config, dtype, data):
     """Reference: the compiled cell and the NumPy reference agree (float64 to
     1e-12, float32 to 1e-5, relative to scale) on outputs, states and every
     gradient, with lengths and, sometimes, pinned gates."""
-    p = data.draw(problems(config, dtype, lengths=True))
-    gates = None
-    if p.cell.pinnable_gates and data.draw(st.booleans()):
-        gates = {data.draw(st.sampled_from(p.cell.pinnable_gates)): data.draw(st.floats(0, 1))}
-    got = p.run(gates=gates)
-    want = p.run(cell=reference.from_cell(p.cell), gates=gates)
-    for i in (0, 3):
-        assert_close(got[i], want[i], dtype)
-    for i in (1, 4):
-        for u, v in zip(parts(got[i]), parts(want[i])):
-            assert_close(u, v, dtype)
-    assert_grads_close(got[5], want[5], dtype)
+    _agrees_with_reference(data.draw(problems(config, dtype, lengths=True)), dtype, data)
+
+
+@pytest.mark.parametrize("config", ALL)
+@dtype_param
+@examples(40)
+@given(data=st.data())
+def test_compiled_agrees_with_reference_across_backward_chunks(config, dtype, data):
+    """Chunks: the backward pass sums the weight gradients over chunks of at
+    least 32 rows; on sequences long enough for several chunks (T up to 80),
+    with lengths ending anywhere (chunk edges included) and, sometimes, a
+    pinned gate, the compiled cell still agrees with the reference."""
+    p = data.draw(problems(config, dtype, lengths=True, min_T=33, max_T=80, max_B=2))
+    if data.draw(st.booleans()):
+        p.lengths[0] = min(data.draw(st.sampled_from([32, 64, p.T])), p.T)
+    _agrees_with_reference(p, dtype, data)
 
 
 # --------------------------------------------------------------------------
@@ -508,30 +529,3 @@ def test_results_are_bitwise_deterministic_across_calls_and_threads(config, data
     for again in [_flat(p.run())] + results:
         for u, v in zip(again, first):
             np.testing.assert_array_equal(u, v)
-
-
-@pytest.mark.parametrize("config", ALL)
-@dtype_param
-@examples(40)
-@given(data=st.data())
-def test_compiled_agrees_with_reference_across_backward_chunks(config, dtype, data):
-    """Chunks: the backward pass sums the weight gradients over chunks of at
-    least 32 rows; on sequences long enough for several chunks (T up to 80),
-    with lengths ending anywhere (chunk edges included) and, sometimes, a
-    pinned gate, the compiled cell still agrees with the reference."""
-    p = data.draw(problems(config, dtype, lengths=True, min_T=33, max_T=80, max_B=2))
-    lengths = p.lengths
-    if data.draw(st.booleans()):
-        lengths[0] = data.draw(st.sampled_from([32, 64, p.T]))
-        lengths[0] = min(lengths[0], p.T)
-    gates = None
-    if p.cell.pinnable_gates and data.draw(st.booleans()):
-        gates = {data.draw(st.sampled_from(p.cell.pinnable_gates)): data.draw(st.floats(0, 1))}
-    got = p.run(gates=gates, lengths=lengths)
-    want = p.run(cell=reference.from_cell(p.cell), gates=gates, lengths=lengths)
-    for i in (0, 3):
-        assert_close(got[i], want[i], dtype)
-    for i in (1, 4):
-        for u, v in zip(parts(got[i]), parts(want[i])):
-            assert_close(u, v, dtype)
-    assert_grads_close(got[5], want[5], dtype)
