@@ -3,6 +3,8 @@
 Metadata lives in pyproject.toml; this file only declares the Cython
 extensions. ``PYX_GRU_BOUNDSCHECK=1`` builds them with bounds and
 initialisation checks on (slower; for debugging memory errors).
+``PYX_GRU_OPENMP=0`` builds the kernels without OpenMP: every pass then runs
+on the calling thread (with the BLAS threading its own calls).
 """
 import os
 
@@ -10,6 +12,7 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 checks = os.environ.get("PYX_GRU_BOUNDSCHECK", "0") == "1"
+openmp = os.environ.get("PYX_GRU_OPENMP", "1") != "0"
 
 directives = {
     "language_level": 3,
@@ -26,11 +29,14 @@ directives = {
 # AVX2 and SSE2 machines compute bitwise the same. No -ffast-math: no
 # reassociation, NaN and inf honoured.
 COMPILE_ARGS = ["-O3", "-fno-trapping-math", "-ffp-contract=off"]
+# The sequence driver splits a batch over a team of OpenMP threads.
+OPENMP_ARGS = ["-fopenmp"] if openmp else []
 
 extensions = [
-    Extension(name, [name.replace(".", "/") + ".pyx"], include_dirs=["pyx_gru"],
-              extra_compile_args=COMPILE_ARGS)
-    for name in ("pyx_gru._blas", "pyx_gru._recurrent")
+    Extension("pyx_gru._blas", ["pyx_gru/_blas.pyx"], include_dirs=["pyx_gru"],
+              extra_compile_args=COMPILE_ARGS),
+    Extension("pyx_gru._recurrent", ["pyx_gru/_recurrent.pyx"], include_dirs=["pyx_gru"],
+              extra_compile_args=COMPILE_ARGS + OPENMP_ARGS, extra_link_args=OPENMP_ARGS),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives))

@@ -34,3 +34,84 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
     else:
         dgemm(&tb, &ta, &n, &m, &k, &alpha, <double*> b, &ldb,
               <double*> a, &lda, &beta, c, &ldc)
+
+
+
+cdef extern from *:
+    """
+    #include <pthread.h>
+    typedef int (*pyx_gru_get_threads_t)(void);
+    typedef void (*pyx_gru_set_threads_t)(int);
+    static pyx_gru_get_threads_t pyx_gru_get_threads = NULL;
+    static pyx_gru_set_threads_t pyx_gru_set_threads = NULL;
+    static pthread_mutex_t pyx_gru_team_lock = PTHREAD_MUTEX_INITIALIZER;
+    static int pyx_gru_team_saved = 0;   /* BLAS threads before the running team; 0: none */
+
+    static int pyx_gru_team_enter(int want) {
+        int n = 1;
+        if (want < 2 || pyx_gru_get_threads == NULL || pyx_gru_set_threads == NULL)
+            return 1;
+        pthread_mutex_lock(&pyx_gru_team_lock);
+        if (pyx_gru_team_saved == 0) {
+            n = pyx_gru_get_threads();
+            if (n > 1) {
+                pyx_gru_team_saved = n;
+                pyx_gru_set_threads(1);
+                if (n > want) n = want;
+            } else {
+                n = 1;
+            }
+        }
+        pthread_mutex_unlock(&pyx_gru_team_lock);
+        return n;
+    }
+
+    static void pyx_gru_team_leave(void) {
+        pthread_mutex_lock(&pyx_gru_team_lock);
+        if (pyx_gru_team_saved > 0) {
+            pyx_gru_set_threads(pyx_gru_team_saved);
+            pyx_gru_team_saved = 0;
+        }
+        pthread_mutex_unlock(&pyx_gru_team_lock);
+    }
+
+    static int pyx_gru_bind(size_t get, size_t set) {
+        pthread_mutex_lock(&pyx_gru_team_lock);
+        pyx_gru_get_threads = (pyx_gru_get_threads_t) get;
+        pyx_gru_set_threads = (pyx_gru_set_threads_t) set;
+        pthread_mutex_unlock(&pyx_gru_team_lock);
+        return get != 0 && set != 0;
+    }
+
+    static int pyx_gru_blas_threads(void) {
+        int n = pyx_gru_get_threads == NULL ? 1 : pyx_gru_get_threads();
+        return n > 1 ? n : 1;
+    }
+    """
+    int pyx_gru_team_enter(int want) noexcept nogil
+    void pyx_gru_team_leave() noexcept nogil
+    int pyx_gru_bind(size_t get, size_t set) noexcept nogil
+    int pyx_gru_blas_threads() noexcept nogil
+
+
+cdef int team_enter(int want) noexcept nogil:
+    return pyx_gru_team_enter(want)
+
+
+cdef void team_leave() noexcept nogil:
+    pyx_gru_team_leave()
+
+
+def bind_openblas(size_t get_num_threads, size_t set_num_threads):
+    """Bind OpenBLAS's ``openblas_get_num_threads`` and
+    ``openblas_set_num_threads`` (their addresses, from ctypes), or unbind
+    both with zeros. Called once, by pyx_gru._threads. Returns whether bound."""
+    if get_num_threads == 0 or set_num_threads == 0:
+        get_num_threads = set_num_threads = 0
+    return bool(pyx_gru_bind(get_num_threads, set_num_threads))
+
+
+def threads():
+    """The BLAS's thread count as the kernels see it (1 when unbound): the
+    largest team a call may run on."""
+    return pyx_gru_blas_threads()

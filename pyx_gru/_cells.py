@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from . import _recurrent
+from . import _recurrent, _threads  # noqa: F401  (_threads binds the BLAS thread hooks)
 from ._validation import (
     INT_MAX,
     check_dtype,

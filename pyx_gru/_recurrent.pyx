@@ -31,9 +31,10 @@
 # cell states, `extra` the GRU's per-step n_t = U_g h_{t-1} + b_hg (reset after)
 # or r_t * h_{t-1} (reset before).
 from cython cimport floating
+from cython.parallel cimport parallel, threadid
 from libc.string cimport memcpy, memset
 
-from ._blas cimport gemm
+from ._blas cimport gemm, team_enter, team_leave
 from ._math cimport sigmoid_block, tanh_block
 
 cdef enum:
@@ -334,8 +335,75 @@ cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, bint peephole,
 
 
 # ---------------------------------------------------------------------------
-# Helpers of the driver
+# The sequence driver
+#
+# Each pass runs on a team of threads (OpenMP). Batch rows are independent
+# through time (row b of h_t depends only on row b of h_{t-1}), so every
+# member runs the whole time loop for its own block of rows, calling BLAS
+# single-threaded, with no synchronisation between steps. The GEMMs over all
+# rows (the forward's input projection, the backward's weight gradients)
+# are split over the team by rows or by columns, between barriers. The team
+# has as many threads as the BLAS may use (so threadpoolctl governs both),
+# fewer when the batch or the work is small, and the BLAS is held at one
+# thread while it runs (pyx_gru._blas.team_enter). A team of one is the plain
+# serial driver, its BLAS calls threaded as the BLAS likes. Every entry of
+# every sum is added in the same order whatever the team size.
 # ---------------------------------------------------------------------------
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #define PYX_TEAM_SIZE() omp_get_num_threads()
+    #define PYX_BARRIER() _Pragma("omp barrier")
+    #else
+    #define PYX_TEAM_SIZE() 1
+    #define PYX_BARRIER()
+    #endif
+    """
+    int PYX_TEAM_SIZE() noexcept nogil
+    void PYX_BARRIER() noexcept nogil
+
+# A team member gets at least _MIN_ROWS batch rows, and a call is split only
+# when its GEMM work (multiply-adds) is at least _MIN_WORK per member: below
+# that, waking a second thread costs more than it saves.
+cdef Py_ssize_t _MIN_ROWS = 2
+cdef double _MIN_WORK = 2e5
+
+
+def _set_split(Py_ssize_t min_rows, double min_work):
+    """Set the team-size thresholds (for the tests and the benchmark)."""
+    global _MIN_ROWS, _MIN_WORK
+    _MIN_ROWS = min_rows if min_rows > 1 else 1
+    _MIN_WORK = min_work
+
+
+cdef int _wanted_team(Py_ssize_t B, double work) noexcept nogil:
+    # The largest team this call is worth: _MIN_ROWS rows and _MIN_WORK
+    # multiply-adds per member at least.
+    cdef double n = B // _MIN_ROWS
+    if n > work / _MIN_WORK:
+        n = work / _MIN_WORK
+    return <int> n if n < 1024 else 1024
+
+
+def team_size(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH):
+    """The number of threads a pass over (T, B) with hidden size H and GH gate
+    columns would run on now."""
+    cdef int want = _wanted_team(B, <double> T * B * H * GH)
+    cdef int n = team_enter(want)
+    if n > 1:
+        team_leave()
+    return n
+
+
+cdef inline Py_ssize_t _part(Py_ssize_t n, int i, int parts, Py_ssize_t unit) noexcept nogil:
+    # Start of part i of [0, n) cut into `parts` nearly equal pieces, at
+    # multiples of `unit` (part `parts` starts at n).
+    cdef Py_ssize_t units = (n + unit - 1) // unit
+    cdef Py_ssize_t s = (units * i // parts) * unit
+    return s if s < n else n
+
 
 cdef void _add_column_sums(Py_ssize_t rows, Py_ssize_t ncols, const floating* m,
                            Py_ssize_t ld, double* acc) noexcept nogil:
@@ -347,27 +415,85 @@ cdef void _add_column_sums(Py_ssize_t rows, Py_ssize_t ncols, const floating* m,
             acc[j] += m[i * ld + j]
 
 
-cdef void _input_grads(Py_ssize_t rows, Py_ssize_t D, Py_ssize_t GH,
-                       Py_ssize_t off, Py_ssize_t ncols,
-                       const floating* delta, Py_ssize_t ld,
-                       const floating* x, const floating* W,
-                       floating* dx, floating* dW, floating beta,
-                       double* acc_b) noexcept nogil:
-    # The input-side gradients of gate columns [off, off + ncols) for `rows`
-    # rows whose pre-activation gradients are `delta` (rows, ncols), stride ld.
-    # dW[:, off:off+ncols] += x.T @ delta
-    gemm(True, False, <int> D, <int> ncols, <int> rows, <floating> 1, x, <int> D,
-         delta, <int> ld, <floating> 1, dW + off, <int> GH)
-    # dx = beta * dx + delta @ W[:, off:off+ncols].T
-    gemm(False, True, <int> rows, <int> D, <int> ncols, <floating> 1, delta,
-         <int> ld, W + off, <int> GH, beta, dx, <int> D)
-    # db[off:off+ncols] += delta.sum(axis=0)
-    _add_column_sums(rows, ncols, delta, ld, acc_b + off)
+cdef void _forward_rows(int kind, bint peephole, bint masked,
+                        Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH,
+                        Py_ssize_t b0, Py_ssize_t b1,
+                        const floating* U, const floating* b, const floating* b_hg,
+                        const floating* P, const Py_ssize_t* lengths,
+                        floating* gates, floating* hs, floating* cs, floating* extra,
+                        floating* h_last, floating* c_last, floating* hu,
+                        const floating* keep, const floating* pin) noexcept nogil:
+    # The time loop of batch rows [b0, b1). gates[t] holds x_t @ W on entry.
+    cdef Py_ssize_t nb = b1 - b0
+    cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
+    cdef bint lstm = kind == _LSTM
+    cdef size_t row = H * sizeof(floating)
+    cdef Py_ssize_t t, bb, s
+    cdef floating* a
+    cdef floating* h
+    cdef floating* h_prev
+    cdef floating* c_prev = NULL
+    cdef floating* hu_rows = hu + b0 * GH
+    if nb <= 0:
+        return
+    for t in range(T):
+        s = (t * B + b0) * H            # offset of [t, b0] in (T+1, B, H) arrays
+        a = gates + (t * B + b0) * GH
+        h = hs + s + B * H              # hs[t + 1, b0]
+        # Without lengths, every state is in hs; with them, the carried state
+        # lives in h_last / c_last.
+        h_prev = h_last + b0 * H if masked else hs + s
+        if lstm:
+            c_prev = c_last + b0 * H if masked else cs + s
+        # hu[b0:b1, :n_rec] = h_prev @ U[:, :n_rec]
+        gemm(False, False, <int> nb, <int> n_rec, <int> H, <floating> 1,
+             h_prev, <int> H, U, <int> GH, <floating> 0, hu_rows, <int> GH)
+        if kind == _RNN:
+            _rnn_forward(nb, H, a, hu_rows, b, h)
+        elif kind == _SIMPLE_GRU:
+            _simple_gru_forward(nb, H, a, hu_rows, b, h_prev, h, keep, pin)
+        elif kind == _GRU_AFTER:
+            _gru_after_forward(nb, H, a, hu_rows, b, b_hg, h_prev, extra + s, h, keep, pin)
+        elif kind == _GRU_BEFORE:
+            _gru_before_forward(nb, H, a, hu_rows, b, U, h_prev, extra + s, h, keep, pin)
+        else:
+            _lstm_forward(nb, H, peephole, a, hu_rows, b, P, c_prev, cs + s + B * H, h,
+                          keep, pin)
+        if masked:
+            for bb in range(b0, b1):
+                s = ((t + 1) * B + bb) * H
+                if t < lengths[bb]:
+                    memcpy(h_last + bb * H, hs + s, row)
+                    if lstm:
+                        memcpy(c_last + bb * H, cs + s, row)
+                else:
+                    memset(hs + s, 0, row)
+                    if lstm:
+                        memcpy(cs + s, c_last + bb * H, row)
 
 
-# ---------------------------------------------------------------------------
-# The sequence driver
-# ---------------------------------------------------------------------------
+cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked,
+                          Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                          Py_ssize_t GH, const floating* x, const floating* W,
+                          const floating* U, const floating* b, const floating* b_hg,
+                          const floating* P, const Py_ssize_t* lengths,
+                          floating* gates, floating* hs, floating* cs, floating* extra,
+                          floating* h_last, floating* c_last, floating* hu,
+                          const floating* keep, const floating* pin) noexcept nogil:
+    # Member tid of a team of nth: its rows of the input projection, then
+    # the time loop of its batch rows.
+    cdef Py_ssize_t r0 = _part(T * B, tid, nth, 1)
+    cdef Py_ssize_t r1 = _part(T * B, tid + 1, nth, 1)
+    # gates[r0:r1] = x[r0:r1] @ W, x and gates seen as (T*B, D) and (T*B, GH)
+    # (b is added step by step, in the pass that adds h_prev @ U)
+    gemm(False, False, <int> (r1 - r0), <int> GH, <int> D, <floating> 1,
+         x + r0 * D, <int> D, W, <int> GH, <floating> 0, gates + r0 * GH, <int> GH)
+    PYX_BARRIER()
+    _forward_rows(kind, peephole, masked, T, B, H, GH,
+                  _part(B, tid, nth, 1), _part(B, tid + 1, nth, 1),
+                  U, b, b_hg, P, lengths, gates, hs, cs, extra, h_last, c_last, hu,
+                  keep, pin)
+
 
 def forward(int kind, bint peephole, bint masked,
             const floating[:, :, ::1] x,
@@ -402,66 +528,235 @@ def forward(int kind, bint peephole, bint masked,
     cdef Py_ssize_t GH = gates.shape[2]
     cdef Py_ssize_t H = hs.shape[2]
     cdef Py_ssize_t D = x.shape[2]
-    cdef Py_ssize_t TB = T * B
-    cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
     cdef bint lstm = kind == _LSTM
     cdef size_t row = H * sizeof(floating)
-    cdef Py_ssize_t t, i, bb
-    cdef floating* a
-    cdef floating* h_prev
-    cdef floating* h
-    cdef floating* c_prev = NULL
-
-    with nogil:
+    cdef int nt
+    if B == 0:
+        return
+    if T == 0:
         memcpy(&h_last[0, 0], &hs[0, 0, 0], B * row)
         if lstm:
             memcpy(&c_last[0, 0], &cs[0, 0, 0], B * row)
-        if TB > 0:
-            # gates = x @ W, all T steps at once (b is added step by step,
-            # in the pass that adds h_prev @ U)
-            gemm(False, False, <int> TB, <int> GH, <int> D, <floating> 1,
-                 &x[0, 0, 0], <int> D, &W[0, 0], <int> GH, <floating> 0,
-                 &gates[0, 0, 0], <int> GH)
-            for t in range(T):
-                a = &gates[t, 0, 0]
-                h = &hs[t + 1, 0, 0]
-                # Without lengths, every state is in hs; with them, the carried
-                # state lives in h_last / c_last.
-                h_prev = &h_last[0, 0] if masked else &hs[t, 0, 0]
-                if lstm:
-                    c_prev = &c_last[0, 0] if masked else &cs[t, 0, 0]
-                # hu[:, :n_rec] = h_prev @ U[:, :n_rec]
-                gemm(False, False, <int> B, <int> n_rec, <int> H, <floating> 1,
-                     h_prev, <int> H, &U[0, 0], <int> GH, <floating> 0,
-                     &hu[0, 0], <int> GH)
-                if kind == _RNN:
-                    _rnn_forward(B, H, a, &hu[0, 0], &b[0], h)
-                elif kind == _SIMPLE_GRU:
-                    _simple_gru_forward(B, H, a, &hu[0, 0], &b[0], h_prev, h, &keep[0],
-                                        &pin[0, 0])
-                elif kind == _GRU_AFTER:
-                    _gru_after_forward(B, H, a, &hu[0, 0], &b[0], &b_hg[0], h_prev,
-                                       &extra[t, 0, 0], h, &keep[0], &pin[0, 0])
-                elif kind == _GRU_BEFORE:
-                    _gru_before_forward(B, H, a, &hu[0, 0], &b[0], &U[0, 0], h_prev,
-                                        &extra[t, 0, 0], h, &keep[0], &pin[0, 0])
-                else:
-                    _lstm_forward(B, H, peephole, a, &hu[0, 0], &b[0], &P[0, 0],
-                                  c_prev, &cs[t + 1, 0, 0], h, &keep[0], &pin[0, 0])
-                if masked:
-                    for bb in range(B):
-                        if t < lengths[bb]:
-                            memcpy(&h_last[bb, 0], h + bb * H, row)
-                            if lstm:
-                                memcpy(&c_last[bb, 0], &cs[t + 1, bb, 0], row)
-                        else:
-                            memset(h + bb * H, 0, row)
-                            if lstm:
-                                memcpy(&cs[t + 1, bb, 0], &c_last[bb, 0], row)
-            if not masked:
-                memcpy(&h_last[0, 0], &hs[T, 0, 0], B * row)
-                if lstm:
-                    memcpy(&c_last[0, 0], &cs[T, 0, 0], B * row)
+        return
+    cdef const floating* px = &x[0, 0, 0]
+    cdef const floating* pW = &W[0, 0]
+    cdef const floating* pU = &U[0, 0]
+    cdef const floating* pb = &b[0]
+    cdef const floating* pb_hg = &b_hg[0]
+    cdef const floating* pP = &P[0, 0]
+    cdef const Py_ssize_t* plen = &lengths[0]
+    cdef floating* pgates = &gates[0, 0, 0]
+    cdef floating* phs = &hs[0, 0, 0]
+    cdef floating* pcs = &cs[0, 0, 0]
+    cdef floating* pextra = &extra[0, 0, 0]
+    cdef floating* ph_last = &h_last[0, 0]
+    cdef floating* pc_last = &c_last[0, 0]
+    cdef floating* phu = &hu[0, 0]
+    cdef const floating* pkeep = &keep[0]
+    cdef const floating* ppin = &pin[0, 0]
+
+    with nogil:
+        memcpy(ph_last, phs, B * row)
+        if lstm:
+            memcpy(pc_last, pcs, B * row)
+        nt = team_enter(_wanted_team(B, <double> T * B * H * GH))
+        if nt == 1:
+            _forward_member(0, 1, kind, peephole, masked, T, B, D, H, GH, px, pW, pU, pb,
+                            pb_hg, pP, plen, pgates, phs, pcs, pextra, ph_last, pc_last,
+                            phu, pkeep, ppin)
+        else:
+            with parallel(num_threads=nt):
+                _forward_member(threadid(), PYX_TEAM_SIZE(), kind, peephole, masked,
+                                T, B, D, H, GH, px, pW, pU, pb, pb_hg, pP, plen, pgates,
+                                phs, pcs, pextra, ph_last, pc_last, phu, pkeep, ppin)
+            team_leave()
+        if not masked:
+            memcpy(ph_last, phs + T * B * H, B * row)
+            if lstm:
+                memcpy(pc_last, pcs + T * B * H, B * row)
+
+
+cdef void _backward_rows(int kind, bint peephole, bint masked,
+                         Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH,
+                         Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t b0, Py_ssize_t b1,
+                         bint into_dh, const floating* U, const floating* P,
+                         const Py_ssize_t* lengths, const floating* gates,
+                         const floating* hs, const floating* cs, const floating* extra,
+                         const floating* dy, floating* dh, floating* dc,
+                         floating* dA, floating* dxg, floating* work,
+                         const floating* keep) noexcept nogil:
+    # Steps t1-1 down to t0 of batch rows [b0, b1). dh/dc (B, H) and
+    # work[0]/work[1] take turns holding dL/dh_t and dL/dc_t; `into_dh` says
+    # that dh/dc hold them on entry. dA (K, B, GH) and dxg (K, B, H) are the
+    # chunk's, row 0 being step t0.
+    cdef Py_ssize_t nb = b1 - b0
+    cdef Py_ssize_t BH = B * H
+    cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
+    cdef bint lstm = kind == _LSTM
+    cdef size_t row = H * sizeof(floating)
+    cdef Py_ssize_t t, bb, j, s, k
+    cdef floating* dh_cur = (dh if into_dh else work) + b0 * H
+    cdef floating* dh_prev = (work if into_dh else dh) + b0 * H
+    cdef floating* dc_cur = (dc if into_dh else work + BH) + b0 * H
+    cdef floating* dc_prev = (work + BH if into_dh else dc) + b0 * H
+    cdef floating* scratch = work + 2 * BH + b0 * H
+    cdef floating* swap
+    cdef floating* da
+    cdef const floating* a
+    if nb <= 0:
+        return
+    for t in range(t1 - 1, t0 - 1, -1):
+        s = (t * B + b0) * H              # offset of [t, b0] in (T+1, B, H) arrays
+        k = ((t - t0) * B + b0)           # row of [t - t0, b0] in the chunk
+        a = gates + (t * B + b0) * GH
+        da = dA + k * GH
+        # dh = dh_next + dy[t], for the rows still inside their sequence
+        for bb in range(nb):
+            if not masked or t < lengths[b0 + bb]:
+                for j in range(H):
+                    dh_cur[bb * H + j] += dy[s + bb * H + j]
+        if kind == _RNN:
+            _rnn_backward(nb, H, a, dh_cur, da, dh_prev)
+        elif kind == _SIMPLE_GRU:
+            _simple_gru_backward(nb, H, a, hs + s, dh_cur, da, dh_prev, keep)
+        elif kind == _GRU_AFTER:
+            _gru_after_backward(nb, H, a, hs + s, extra + s, dh_cur, da, dxg + k * H,
+                                dh_prev, keep)
+        elif kind == _GRU_BEFORE:
+            _gru_before_backward(nb, H, a, U, hs + s, dh_cur, da, scratch, dh_prev, keep)
+        else:
+            _lstm_backward(nb, H, peephole, a, P, cs + s, cs + s + BH, dh_cur, dc_cur,
+                           da, dh_prev, dc_prev, keep, scratch)
+        if masked:
+            # Past its length a row's state was carried unchanged: its
+            # gradient passes straight through and its gates get none.
+            for bb in range(nb):
+                if t >= lengths[b0 + bb]:
+                    memset(da + bb * GH, 0, GH * sizeof(floating))
+                    memcpy(dh_prev + bb * H, dh_cur + bb * H, row)
+                    if kind == _GRU_AFTER:
+                        memset(dxg + (k + bb) * H, 0, row)
+                    if lstm:
+                        memcpy(dc_prev + bb * H, dc_cur + bb * H, row)
+        # dh_prev += dA[t][b0:b1, :n_rec] @ U[:, :n_rec].T
+        gemm(False, True, <int> nb, <int> H, <int> n_rec, <floating> 1, da,
+             <int> GH, U, <int> GH, <floating> 1, dh_prev, <int> H)
+        swap = dh_cur
+        dh_cur = dh_prev
+        dh_prev = swap
+        if lstm:
+            swap = dc_cur
+            dc_cur = dc_prev
+            dc_prev = swap
+
+
+cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
+                       Py_ssize_t H, Py_ssize_t GH, Py_ssize_t t0, Py_ssize_t t1,
+                       Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t r0, Py_ssize_t r1,
+                       const floating* x, const floating* W, const floating* hs,
+                       const floating* cs, const floating* extra,
+                       const floating* dA, const floating* dxg, floating* dx,
+                       floating* dW, floating* dU, double* acc) noexcept nogil:
+    # The chunk [t0, t1)'s share of the sums over time, for gate columns
+    # [c0, c1) of dW, dU and the biases, and rows [r0, r1) of the chunk's dx.
+    # acc: float64 sums of db (GH), db_hg (H) and dP (3H).
+    cdef Py_ssize_t rows = (t1 - t0) * B
+    cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
+    cdef Py_ssize_t H2 = 2 * H
+    cdef Py_ssize_t e, s, i, j, t, bb
+    cdef const floating* xc = x + t0 * B * D
+    cdef const floating* d
+    cdef double* acc_hg = acc + GH
+    cdef double* acc_p = acc + GH + H
+    cdef floating* dxr = dx + (t0 * B + r0) * D
+    # Input side: dx = dA @ W.T; for the GRU with the reset after the matmul
+    # the candidate's input-side gradient is dxg, not r * dxg (the last H
+    # columns of dA).
+    if kind == _GRU_AFTER:
+        # dx[r0:r1] = dA[r0:r1, :2H] @ W[:, :2H].T + dxg[r0:r1] @ W[:, 2H:].T
+        gemm(False, True, <int> (r1 - r0), <int> D, <int> H2, <floating> 1, dA + r0 * GH,
+             <int> GH, W, <int> GH, <floating> 0, dxr, <int> D)
+        gemm(False, True, <int> (r1 - r0), <int> D, <int> H, <floating> 1, dxg + r0 * H,
+             <int> H, W + H2, <int> GH, <floating> 1, dxr, <int> D)
+    else:
+        # dx[r0:r1] = dA[r0:r1] @ W.T
+        gemm(False, True, <int> (r1 - r0), <int> D, <int> GH, <floating> 1, dA + r0 * GH,
+             <int> GH, W, <int> GH, <floating> 0, dxr, <int> D)
+    # Columns [c0, e) whose input-side gradient is dA:
+    # dW[:, c0:e] += x.T @ dA[:, c0:e], db[c0:e] += dA[:, c0:e].sum(0)
+    e = c1 if kind != _GRU_AFTER or c1 < H2 else H2
+    if e > c0:
+        gemm(True, False, <int> D, <int> (e - c0), <int> rows, <floating> 1, xc, <int> D,
+             dA + c0, <int> GH, <floating> 1, dW + c0, <int> GH)
+        _add_column_sums(rows, e - c0, dA + c0, GH, acc + c0)
+    if kind == _GRU_AFTER:
+        # The candidate's columns [s, c1) (of the 2H..3H block):
+        # dW[:, s:c1] += x.T @ dxg, db += dxg.sum(0), db_hg += (r * dxg).sum(0)
+        s = c0 if c0 > H2 else H2
+        if c1 > s:
+            d = dxg + (s - H2)
+            gemm(True, False, <int> D, <int> (c1 - s), <int> rows, <floating> 1, xc,
+                 <int> D, d, <int> H, <floating> 1, dW + s, <int> GH)
+            _add_column_sums(rows, c1 - s, d, H, acc + s)
+            _add_column_sums(rows, c1 - s, dA + s, GH, acc_hg + (s - H2))
+    # Recurrent side: dU[:, c0:e] += hs[t0:t1].T @ dA[:, c0:e] (hs[t] is h_{t-1}
+    # of step t), for the columns that multiply h_prev
+    e = c1 if c1 < n_rec else n_rec
+    if e > c0:
+        gemm(True, False, <int> H, <int> (e - c0), <int> rows, <floating> 1,
+             hs + t0 * B * H, <int> H, dA + c0, <int> GH, <floating> 1, dU + c0, <int> GH)
+    if kind == _GRU_BEFORE:
+        # dU[:, s:c1] += (r * h_prev).T @ dA[:, s:c1] for the candidate's columns
+        s = c0 if c0 > H2 else H2
+        if c1 > s:
+            gemm(True, False, <int> H, <int> (c1 - s), <int> rows, <floating> 1,
+                 extra + t0 * B * H, <int> H, dA + s, <int> GH, <floating> 1, dU + s,
+                 <int> GH)
+    if kind == _LSTM and peephole:
+        # dP += [sum(da_i * c_prev), sum(da_f * c_prev), sum(da_o * c)]: column j
+        # of i and f, and 3H + j of o, against c_{t-1}[j] and c_t[j]
+        for t in range(t0, t1):
+            for bb in range(B):
+                d = dA + ((t - t0) * B + bb) * GH
+                i = (t * B + bb) * H
+                for j in range(c0, c1 if c1 < H2 else H2):
+                    acc_p[j] += d[j] * cs[i + (j if j < H else j - H)]
+                for j in range(c0 if c0 > 3 * H else 3 * H, c1):
+                    acc_p[j - H] += d[j] * cs[i + B * H + j - 3 * H]
+
+
+cdef void _backward_member(int tid, int nth, int kind, bint peephole, bint masked,
+                           Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                           Py_ssize_t GH, Py_ssize_t K,
+                           const floating* x, const floating* W, const floating* U,
+                           const floating* P, const Py_ssize_t* lengths,
+                           const floating* gates, const floating* hs, const floating* cs,
+                           const floating* extra, const floating* dy,
+                           floating* dh, floating* dc, floating* dA, floating* dxg,
+                           floating* work, floating* dx, floating* dW, floating* dU,
+                           double* acc, const floating* keep) noexcept nogil:
+    # Member tid of a team of nth. Steps are taken backwards in chunks
+    # [t0, t1) of K steps: the member runs the chunk's steps for its batch
+    # rows, then (after a barrier) its columns of the chunk's weight and bias
+    # gradients and its rows of dx; a second barrier keeps the next chunk
+    # from overwriting dA before everyone has read it.
+    cdef Py_ssize_t b0 = _part(B, tid, nth, 1)
+    cdef Py_ssize_t b1 = _part(B, tid + 1, nth, 1)
+    cdef Py_ssize_t c0 = _part(GH, tid, nth, 16)
+    cdef Py_ssize_t c1 = _part(GH, tid + 1, nth, 16)
+    cdef Py_ssize_t t0, t1 = T, rows
+    while t1 > 0:
+        t0 = t1 - K if t1 > K else 0
+        _backward_rows(kind, peephole, masked, B, H, GH, t0, t1, b0, b1,
+                       (T - t1) % 2 == 0, U, P, lengths, gates, hs, cs, extra, dy,
+                       dh, dc, dA, dxg, work, keep)
+        PYX_BARRIER()
+        rows = (t1 - t0) * B
+        _chunk_grads(kind, peephole, B, D, H, GH, t0, t1, c0, c1,
+                     _part(rows, tid, nth, 1), _part(rows, tid + 1, nth, 1),
+                     x, W, hs, cs, extra, dA, dxg, dx, dW, dU, acc)
+        PYX_BARRIER()
+        t1 = t0
 
 
 def backward(int kind, bint peephole, bint masked,
@@ -505,125 +800,64 @@ def backward(int kind, bint peephole, bint masked,
     cdef Py_ssize_t H = hs.shape[2]
     cdef Py_ssize_t D = x.shape[2]
     cdef Py_ssize_t K = dA.shape[0]
-    cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
     cdef bint lstm = kind == _LSTM
     cdef size_t row = H * sizeof(floating)
-    cdef Py_ssize_t t, t0, t1, rows, j, bb
-    cdef floating* dh_cur = &dh[0, 0]
-    cdef floating* dh_prev = &work[0, 0, 0]
-    cdef floating* dc_cur = &dc[0, 0]
-    cdef floating* dc_prev = &work[1, 0, 0]
-    cdef floating* swap
-    cdef floating* da
-    cdef floating* d0
-    cdef const floating* a
-    # acc: float64 sums of db (GH), db_hg (H) and dP (3H)
-    cdef double* acc_b = &acc[0]
-    cdef double* acc_hg = &acc[GH]
-    cdef double* acc_p = &acc[GH + H]
-
+    cdef Py_ssize_t j
+    cdef int nt
     if T * B == 0:
         return
+    cdef const floating* px = &x[0, 0, 0]
+    cdef const floating* pW = &W[0, 0]
+    cdef const floating* pU = &U[0, 0]
+    cdef const floating* pP = &P[0, 0]
+    cdef const Py_ssize_t* plen = &lengths[0]
+    cdef const floating* pgates = &gates[0, 0, 0]
+    cdef const floating* phs = &hs[0, 0, 0]
+    cdef const floating* pcs = &cs[0, 0, 0]
+    cdef const floating* pextra = &extra[0, 0, 0]
+    cdef const floating* pdy = &dy[0, 0, 0]
+    cdef floating* pdh = &dh[0, 0]
+    cdef floating* pdc = &dc[0, 0]
+    cdef floating* pdA = &dA[0, 0, 0]
+    cdef floating* pdxg = &dxg[0, 0, 0]
+    cdef floating* pwork = &work[0, 0, 0]
+    cdef floating* pdx = &dx[0, 0, 0]
+    cdef floating* pdW = &dW[0, 0]
+    cdef floating* pdU = &dU[0, 0]
+    cdef double* pacc = &acc[0]
+    cdef const floating* pkeep = &keep[0]
+
     with nogil:
         for j in range(acc.shape[0]):
-            acc[j] = 0
-        # Steps are taken backwards in chunks [t0, t1) of K steps; dA holds
-        # one chunk, and the chunk's weight gradients are one GEMM each.
-        t1 = T
-        while t1 > 0:
-            t0 = t1 - K if t1 > K else 0
-            for t in range(t1 - 1, t0 - 1, -1):
-                a = &gates[t, 0, 0]
-                da = &dA[t - t0, 0, 0]
-                # dh = dh_next + dy[t], for the rows still inside their sequence
-                for bb in range(B):
-                    if not masked or t < lengths[bb]:
-                        for j in range(H):
-                            dh_cur[bb * H + j] += dy[t, bb, j]
-                if kind == _RNN:
-                    _rnn_backward(B, H, a, dh_cur, da, dh_prev)
-                elif kind == _SIMPLE_GRU:
-                    _simple_gru_backward(B, H, a, &hs[t, 0, 0], dh_cur, da, dh_prev,
-                                         &keep[0])
-                elif kind == _GRU_AFTER:
-                    _gru_after_backward(B, H, a, &hs[t, 0, 0], &extra[t, 0, 0],
-                                        dh_cur, da, &dxg[t - t0, 0, 0], dh_prev, &keep[0])
-                elif kind == _GRU_BEFORE:
-                    _gru_before_backward(B, H, a, &U[0, 0], &hs[t, 0, 0], dh_cur,
-                                         da, &work[2, 0, 0], dh_prev, &keep[0])
-                else:
-                    _lstm_backward(B, H, peephole, a, &P[0, 0], &cs[t, 0, 0],
-                                   &cs[t + 1, 0, 0], dh_cur, dc_cur, da, dh_prev,
-                                   dc_prev, &keep[0], &work[2, 0, 0])
-                if masked:
-                    # Past its length a row's state was carried unchanged: its
-                    # gradient passes straight through and its gates get none.
-                    for bb in range(B):
-                        if t >= lengths[bb]:
-                            memset(da + bb * GH, 0, GH * sizeof(floating))
-                            memcpy(dh_prev + bb * H, dh_cur + bb * H, row)
-                            if kind == _GRU_AFTER:
-                                memset(&dxg[t - t0, bb, 0], 0, row)
-                            if lstm:
-                                memcpy(dc_prev + bb * H, dc_cur + bb * H, row)
-                # dh_prev += dA[t][:, :n_rec] @ U[:, :n_rec].T
-                gemm(False, True, <int> B, <int> H, <int> n_rec, <floating> 1, da,
-                     <int> GH, &U[0, 0], <int> GH, <floating> 1, dh_prev, <int> H)
-                swap = dh_cur
-                dh_cur = dh_prev
-                dh_prev = swap
-                if lstm:
-                    swap = dc_cur
-                    dc_cur = dc_prev
-                    dc_prev = swap
-
-            # The chunk's share of the sums over time, rows [t0*B, t1*B).
-            rows = (t1 - t0) * B
-            d0 = &dA[0, 0, 0]
-            # Input side: dW += x.T @ dA, dx = dA @ W.T, db += dA.sum(0)
-            if kind == _GRU_AFTER:
-                # the candidate's input-side gradient is dxg, not r * dxg
-                _input_grads(rows, D, GH, 0, 2 * H, d0, GH, &x[t0, 0, 0], &W[0, 0],
-                             &dx[t0, 0, 0], &dW[0, 0], 0, acc_b)
-                _input_grads(rows, D, GH, 2 * H, H, &dxg[0, 0, 0], H, &x[t0, 0, 0],
-                             &W[0, 0], &dx[t0, 0, 0], &dW[0, 0], 1, acc_b)
-                # db_hg += (r * dxg).sum(0)
-                _add_column_sums(rows, H, d0 + 2 * H, GH, acc_hg)
-            else:
-                _input_grads(rows, D, GH, 0, GH, d0, GH, &x[t0, 0, 0], &W[0, 0],
-                             &dx[t0, 0, 0], &dW[0, 0], 0, acc_b)
-            # Recurrent side: dU += h_prev.T @ dA (hs[t0:t1] is h_{t-1} of each step)
-            gemm(True, False, <int> H, <int> n_rec, <int> rows, <floating> 1,
-                 &hs[t0, 0, 0], <int> H, d0, <int> GH, <floating> 1, &dU[0, 0], <int> GH)
-            if kind == _GRU_BEFORE:
-                # dU[:, 2H:] += (r * h_prev).T @ dA[:, 2H:]
-                gemm(True, False, <int> H, <int> H, <int> rows, <floating> 1,
-                     &extra[t0, 0, 0], <int> H, d0 + 2 * H, <int> GH, <floating> 1,
-                     &dU[0, 0] + 2 * H, <int> GH)
-            if lstm and peephole:
-                # dP += [sum(da_i * c_prev), sum(da_f * c_prev), sum(da_o * c)]
-                for t in range(t0, t1):
-                    for bb in range(B):
-                        for j in range(H):
-                            acc_p[j] += dA[t - t0, bb, j] * cs[t, bb, j]
-                            acc_p[H + j] += dA[t - t0, bb, H + j] * cs[t, bb, j]
-                            acc_p[2 * H + j] += dA[t - t0, bb, 3 * H + j] * cs[t + 1, bb, j]
-            t1 = t0
-
-        if dh_cur != &dh[0, 0]:
-            memcpy(&dh[0, 0], dh_cur, B * row)
-        if lstm and dc_cur != &dc[0, 0]:
-            memcpy(&dc[0, 0], dc_cur, B * row)
+            pacc[j] = 0
+        nt = team_enter(_wanted_team(B, <double> T * B * H * GH))
+        if nt == 1:
+            _backward_member(0, 1, kind, peephole, masked, T, B, D, H, GH, K, px, pW, pU,
+                             pP, plen, pgates, phs, pcs, pextra, pdy, pdh, pdc, pdA,
+                             pdxg, pwork, pdx, pdW, pdU, pacc, pkeep)
+        else:
+            with parallel(num_threads=nt):
+                _backward_member(threadid(), PYX_TEAM_SIZE(), kind, peephole, masked,
+                                 T, B, D, H, GH, K, px, pW, pU, pP, plen, pgates, phs,
+                                 pcs, pextra, pdy, pdh, pdc, pdA, pdxg, pwork, pdx, pdW,
+                                 pdU, pacc, pkeep)
+            team_leave()
+        # After T steps the gradients of the initial state are in dh/dc when
+        # T is even, in work[0]/work[1] when odd.
+        if T % 2 == 1:
+            memcpy(pdh, pwork, B * row)
+            if lstm:
+                memcpy(pdc, pwork + B * H, B * row)
         for j in range(GH):
-            db[j] = <floating> acc_b[j]
+            db[j] = <floating> pacc[j]
         if kind == _GRU_AFTER:
             for j in range(H):
-                db_hg[j] = <floating> acc_hg[j]
+                db_hg[j] = <floating> pacc[GH + j]
         if lstm and peephole:
             for j in range(H):
-                dP[0, j] = <floating> acc_p[j]
-                dP[1, j] = <floating> acc_p[H + j]
-                dP[2, j] = <floating> acc_p[2 * H + j]
+                dP[0, j] = <floating> pacc[GH + H + j]
+                dP[1, j] = <floating> pacc[GH + 2 * H + j]
+                dP[2, j] = <floating> pacc[GH + 3 * H + j]
 
 
 def _activation(str name, floating[::1] v):

@@ -1,0 +1,126 @@
+"""The team of threads inside one call: a batch split over threads gives the
+serial result (to rounding: the BLAS runs single-threaded inside a team and
+its kernels for other row counts may round differently) and is bitwise
+repeatable, the team follows the BLAS's thread limit and gives it back, and
+the kernels still run when the thread hooks are not bound."""
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from pyx_gru import _blas, _recurrent, _threads
+
+from conftest import CONFIGS, DTYPES, assert_close, make_cell, parts, random_problem
+
+needs_hooks = pytest.mark.skipif(not _threads.BOUND, reason="no OpenBLAS thread hooks in this process")
+
+
+@pytest.fixture
+def split_mode():
+    """set(split): True splits every batch of >= 2 rows, False never splits."""
+    def set_(split):
+        if split:
+            _recurrent._set_split(1, 0.0)
+        else:
+            _recurrent._set_split(10**9, 1e300)
+    yield set_
+    _recurrent._set_split(2, 2e5)
+
+
+def run(cell, x, state0, dy, dstate, lengths, gates=None):
+    y, state, cache = cell.forward(x, state0, lengths, gates=gates)
+    dx, dstate0, dparams = cell.backward(cache, dy, dstate)
+    return [y, *parts(state), dx, *parts(dstate0), *dparams.values()]
+
+
+@needs_hooks
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("T,B", [(9, 5), (37, 2), (4, 16)])
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "lengths"])
+def test_split_matches_serial(split_mode, name, dtype, T, B, masked):
+    cell = make_cell(name, D=5, H=19, dtype=dtype)
+    x, state0, dy, dstate = random_problem(cell, T, B, seed=T * B)
+    lengths = np.random.default_rng(B).integers(0, T + 1, B) if masked else None
+    gates = {cell.pinnable_gates[0]: 0.75} if name != "rnn" and B == 5 else None
+    threads_before = _blas.threads()
+    split_mode(False)
+    serial = run(cell, x, state0, dy, dstate, lengths, gates)
+    split_mode(True)
+    assert _recurrent.team_size(T, B, 19, cell.params["U"].shape[1]) == 2
+    split = run(cell, x, state0, dy, dstate, lengths, gates)
+    again = run(cell, x, state0, dy, dstate, lengths, gates)
+    assert _blas.threads() == threads_before  # the BLAS got its threads back
+    for a, b, c in zip(serial, split, again):
+        assert_close(b, a, dtype)
+        np.testing.assert_array_equal(c, b)
+
+
+@needs_hooks
+def test_team_follows_blas_limit(split_mode):
+    split_mode(True)
+    assert _recurrent.team_size(100, 64, 512, 1536) == _blas.threads() >= 1
+    with threadpool_limits(1, user_api="blas"):
+        assert _blas.threads() == 1
+        assert _recurrent.team_size(100, 64, 512, 1536) == 1
+
+
+def test_small_calls_stay_on_one_thread():
+    # the default thresholds: one row per member is too few, tiny work too
+    assert _recurrent.team_size(100, 1, 512, 1536) == 1
+    assert _recurrent.team_size(4, 3, 8, 24) == 1
+
+
+@needs_hooks
+def test_split_calls_from_many_threads(split_mode):
+    # Four callers at once, each call a team of its own: bitwise the serial results.
+    split_mode(True)
+    cells = {n: make_cell(n, D=4, H=24) for n in ("gru_after", "lstm_peephole")}
+    problems = {n: random_problem(c, 30, 8, seed=3) for n, c in cells.items()}
+    expected = {n: run(c, *problems[n], None) for n, c in cells.items()}
+    errors = []
+
+    def work(n):
+        for _ in range(10):
+            got = run(cells[n], *problems[n], None)
+            if not all(np.array_equal(a, b) for a, b in zip(got, expected[n])):
+                errors.append(n)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in list(cells) * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_unbound_hooks_give_the_same_numbers(tmp_path):
+    # PYX_GRU_SPLIT=0 leaves the hooks unbound: one thread, same results.
+    script = (
+        "import numpy as np, sys\n"
+        "sys.path.insert(0, %r)\n"
+        "from conftest import make_cell, random_problem\n"
+        "from pyx_gru import _threads, _blas, _recurrent\n"
+        "assert not _threads.BOUND and _blas.threads() == 1\n"
+        "assert _recurrent.team_size(100, 64, 64, 192) == 1\n"
+        "cell = make_cell('gru_before', D=5, H=19)\n"
+        "x, s0, dy, ds = random_problem(cell, 9, 6, seed=1)\n"
+        "y, s, c = cell.forward(x, s0)\n"
+        "dx, d0, dp = cell.backward(c, dy, ds)\n"
+        "np.savez(%r, y=y, dx=dx, **dp)\n" % (os.path.dirname(__file__), str(tmp_path / "out.npz"))
+    )
+    env = dict(os.environ, PYX_GRU_SPLIT="0")
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, timeout=120)
+    cell = make_cell("gru_before", D=5, H=19)
+    x, s0, dy, ds = random_problem(cell, 9, 6, seed=1)
+    y, _, c = cell.forward(x, s0)
+    dx, _, dp = cell.backward(c, dy, ds)
+    with np.load(tmp_path / "out.npz", allow_pickle=False) as f:
+        assert_close(f["y"], y, np.float64)
+        assert_close(f["dx"], dx, np.float64)
+        for k, v in dp.items():
+            assert_close(f[k], v, np.float64)
