@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from . import _recurrent, _threads  # noqa: F401  (_threads binds the BLAS thread hooks)
+from . import _recurrent, _threads, _workspace  # noqa: F401  (_threads binds the BLAS thread hooks)
 from ._validation import (
     INT_MAX,
     check_dtype,
@@ -463,17 +463,17 @@ class Cell:
         H, GH, dt = self.hidden_size, len(self.gates) * self.hidden_size, self.dtype
         ph3 = _PLACEHOLDERS[3, dt]
         b_hg, P, peephole = self._extra_arrays(p)
-        gates = np.empty((T, B, GH), dtype=dt)
-        hs = np.empty((T + 1, B, H), dtype=dt)
+        gates = _workspace.empty((T, B, GH), dtype=dt)
+        hs = _workspace.empty((T + 1, B, H), dtype=dt)
         hs[0] = h0
         h = np.empty((B, H), dtype=dt)
         if self._lstm:
-            cs = np.empty((T + 1, B, H), dtype=dt)
+            cs = _workspace.empty((T + 1, B, H), dtype=dt)
             cs[0] = c0
             c = np.empty((B, H), dtype=dt)
         else:
             cs, c = ph3, _PLACEHOLDERS[2, dt]
-        extra = np.empty((T, B, H), dtype=dt) if self._kind in (
+        extra = _workspace.empty((T, B, H), dtype=dt) if self._kind in (
             _recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3
         hu = np.empty((B, GH), dtype=dt)
         keep, pin = self._keep_and_pin(pins)
@@ -502,12 +502,12 @@ class Cell:
         ph2, ph3 = _PLACEHOLDERS[2, dt], _PLACEHOLDERS[3, dt]
         _, P, peephole = self._extra_arrays(p)
         grads = {k: np.zeros(v.shape, dtype=dt) for k, v in p.items()}
-        dx = np.empty((T, B, D), dtype=dt)
+        dx = _workspace.empty((T, B, D), dtype=dt)
         # The gate gradients of K steps at a time: about an eighth of the
         # cache's gates, and at least 32 rows so the GEMMs stay efficient.
         K = min(T, max(1, -(-max(32, T * B // 8) // max(B, 1))))
-        dA = np.empty((K, B, GH), dtype=dt)
-        dxg = np.empty((K, B, H), dtype=dt) if self._kind == _recurrent.GRU_AFTER else ph3
+        dA = _workspace.empty((K, B, GH), dtype=dt)
+        dxg = _workspace.empty((K, B, H), dtype=dt) if self._kind == _recurrent.GRU_AFTER else ph3
         work = np.empty((3, B, H), dtype=dt)
         acc = np.empty(GH + 4 * H, dtype=np.float64)  # float64 sums for db, db_hg and dP
         _recurrent.backward(

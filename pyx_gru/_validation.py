@@ -6,6 +6,8 @@ dtype, C-contiguous, the exact shape) or raises a ``TypeError`` or
 """
 import numpy as np
 
+from . import _workspace
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 # BLAS takes 32-bit ints for sizes and strides.
 INT_MAX = 2**31 - 1
@@ -73,7 +75,7 @@ def float_array(name, value, shape, dtype, *, copy=False):
     ):
         raise ValueError(f"{name} must have shape {expected}, got {arr.shape}")
     if copy:
-        return np.array(arr, dtype=dtype, order="C", copy=True)
+        return _workspace.copy(arr, dtype)
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
