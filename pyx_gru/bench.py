@@ -116,7 +116,7 @@ import scipy
 from scipy.linalg import blas as scipy_blas
 
 import pyx_gru
-from pyx_gru import GRU, LSTM, RNN, SimpleGRU, interop, reference
+from pyx_gru import GRU, LSTM, RNN, SimpleGRU, _workspace, interop, reference
 
 T_STEPS = 100
 
@@ -651,6 +651,9 @@ def peak_memory(cell, x, dy):
         tracemalloc.start()
     try:
         gc.collect()
+        # Empty pyx_gru's recycled buffers first, so that this call allocates
+        # (and tracemalloc sees) everything it uses.
+        _workspace.clear()
         before = tracemalloc.get_traced_memory()[0]
         tracemalloc.reset_peak()
         _, _, cache = cell.forward(x)
