@@ -330,7 +330,7 @@ def gate_statistics(cache, *, sigmoid_saturation=SIGMOID_SATURATION, tanh_satura
     -------
     dict of str to dict of str to ndarray
         For each gate name of ``cell.gates``: ``"mean"``, ``"low"``,
-        ``"high"`` and ``"saturated"`` (= low + high), each of shape (T,):
+        ``"high"`` and ``"saturated"`` (low or high), each of shape (T,):
         the mean activation and the fractions saturated low, high and
         either; NaN at steps where no sequence is active.
     """
@@ -360,8 +360,7 @@ def gate_statistics(cache, *, sigmoid_saturation=SIGMOID_SATURATION, tanh_satura
             def frac(m):
                 return np.sum(m & w, axis=(1, 2)) / n
 
-            s = {"mean": np.sum(np.where(w, a, 0.0), axis=(1, 2)) / n,
-                 "low": frac(a < low), "high": frac(a > high)}
-            s["saturated"] = s["low"] + s["high"]
-            stats[name] = s
+            stats[name] = {"mean": np.sum(np.where(w, a, 0.0), axis=(1, 2)) / n,
+                           "low": frac(a < low), "high": frac(a > high),
+                           "saturated": frac((a < low) | (a > high))}
     return stats

@@ -172,7 +172,7 @@ class Recurrent:
 
     def astype(self, dtype):
         """A copy with the parameters cast to ``dtype``."""
-        return Recurrent(self.cell.astype(dtype), reverse=self.reverse)
+        return type(self)(self.cell.astype(dtype), reverse=self.reverse)
 
     def __repr__(self):
         return f"Recurrent({self.cell!r}{', reverse=True' if self.reverse else ''})"
@@ -271,7 +271,7 @@ class Bidirectional:
 
     def astype(self, dtype):
         """A copy with the parameters cast to ``dtype``."""
-        return Bidirectional(self.fwd.cell.astype(dtype), self.bwd.cell.astype(dtype))
+        return type(self)(self.fwd.cell.astype(dtype), self.bwd.cell.astype(dtype))
 
     def __repr__(self):
         return f"Bidirectional({self.fwd.cell!r}, {self.bwd.cell!r})"
@@ -345,7 +345,7 @@ class Stack:
 
     def astype(self, dtype):
         """A copy with the parameters cast to ``dtype``."""
-        return Stack([layer.astype(dtype) for layer in self.layers])
+        return type(self)([layer.astype(dtype) for layer in self.layers])
 
     def __repr__(self):
         return "Stack([" + ", ".join(repr(layer) for layer in self.layers) + "])"
@@ -399,7 +399,7 @@ class Dense:
 
     def astype(self, dtype):
         """A copy with the parameters cast to ``dtype``."""
-        new = Dense(self.input_size, self.output_size, dtype=dtype, seed=0)
+        new = type(self)(self.input_size, self.output_size, dtype=dtype, seed=0)
         for k, v in self._params.items():
             new._params[k][...] = v
         return new
@@ -515,13 +515,17 @@ class Model:
         self._config = {
             "input_size": input_size, "hidden_size": hidden_size, "output_size": output_size,
             "cell": cell if isinstance(cell, str) else cell.__name__, "num_layers": num_layers,
-            "bidirectional": bool(bidirectional), "readout": readout, **cell_kwargs,
+            "bidirectional": bool(bidirectional), "readout": readout, "dtype": dtype.name,
+            "seed": seed if seed is None or isinstance(seed, (int, np.integer)) else repr(seed),
+            **cell_kwargs,
         }
 
     input_size = property(lambda self: self.rnn.input_size, doc="int: D.")
     output_size = property(lambda self: self.head.output_size, doc="int: K.")
     dtype = property(lambda self: self.head.dtype, doc="numpy.dtype of the parameters.")
-    config = property(lambda self: dict(self._config), doc="dict: the constructor's arguments.")
+    config = property(lambda self: dict(self._config), doc=(
+        "dict: the constructor's arguments (a Generator seed as its repr): "
+        "``Model(**model.config)`` builds the same model as initialised."))
 
     @property
     def cells(self):
@@ -569,9 +573,10 @@ class Model:
 
     def astype(self, dtype):
         """A new model of the same architecture with the parameters cast to ``dtype``."""
-        new = Model.__new__(Model)
+        new = object.__new__(type(self))
         new.rnn, new.head = self.rnn.astype(dtype), self.head.astype(dtype)
-        new.readout, new.grads, new._config = self.readout, None, dict(self._config)
+        new.readout, new.grads = self.readout, None
+        new._config = {**self._config, "dtype": check_dtype(dtype).name}
         return new
 
     def copy(self):
@@ -583,7 +588,7 @@ class Model:
         return (f"Model({c['input_size']}, {c['hidden_size']}, {c['output_size']}, "
                 f"cell={c['cell']!r}, num_layers={c['num_layers']}, "
                 f"bidirectional={c['bidirectional']}, readout={c['readout']!r}, "
-                f"dtype={self.dtype.name}; {self.n_params} parameters)")
+                f"dtype={self.dtype.name}, seed={c['seed']!r}; {self.n_params} parameters)")
 
     def forward(self, x, lengths=None):
         """Run the model.

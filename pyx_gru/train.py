@@ -20,6 +20,7 @@ import json
 import math
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -129,6 +130,13 @@ def _valid_data(model, valid, loss):
         raise TypeError("valid must be a Task or a tuple (x, y[, lengths[, mask]])")
     x, y, lengths, mask = (tuple(valid) + (None, None))[:4]
     return _resolve(model, x, y, lengths, mask, loss, None, "valid")[0]
+
+
+def _json_seed(seed):
+    """A seed as JSON can hold it: an int, None, or its repr (a Generator)."""
+    if seed is None or isinstance(seed, (int, np.integer)):
+        return None if seed is None else int(seed)
+    return repr(seed)
 
 
 def _batches(N, batch_size):
@@ -376,8 +384,9 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
     shuffle_rng, noise_rng = np.random.default_rng(seed).spawn(2)
     history = History(settings={
         "loss": loss, "readout": model.readout, "optimizer": repr(opt), "epochs": epochs,
-        "batch_size": batch_size, "clip": clip, "weight_noise": float(weight_noise),
-        "patience": patience, "bucket": bool(bucket), "seed": seed, "n_train": train.N,
+        "batch_size": batch_size, "clip": None if clip is None else float(clip),
+        "weight_noise": float(weight_noise), "patience": None if patience is None else int(patience),
+        "bucket": bool(bucket), "seed": _json_seed(seed), "n_train": train.N,
         "n_valid": None if valid is None else valid.N, "n_params": model.n_params,
         "dtype": model.dtype.name, "model": model.config,
     })
@@ -397,16 +406,21 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
         total, count, norms = 0.0, 0, []
         for b, idx in enumerate(batches, 1):
             xb, yb, lb, mb = train.batch(idx)
-            with _weight_noise(params, weight_noise, noise_rng):
+            # overflow is caught below as a non-finite loss or gradient norm
+            with _weight_noise(params, weight_noise, noise_rng), \
+                    np.errstate(over="ignore", invalid="ignore"):
                 out, cache = model.forward(xb, lb)
                 s, n, dsum = terms(out, yb, mb)
                 if n:
                     _, grads = model.backward(cache, (dsum / n).astype(model.dtype))
+                    norm = global_norm(grads) if clip is None else clip_grad_norm(grads, clip)
             if not n:
                 continue
-            norm = global_norm(grads) if clip is None else clip_grad_norm(grads, clip)
             if not (math.isfinite(s) and math.isfinite(norm)):
                 history.diverged = True
+                warnings.warn(f"fit: the loss or gradient is not finite at epoch {epoch}, batch "
+                              f"{b}; training stopped (try a smaller lr or clip=...)",
+                              RuntimeWarning, stacklevel=2)
                 break
             opt.step(params, grads)
             total, count = total + s, count + n
