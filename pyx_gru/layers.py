@@ -132,6 +132,14 @@ def _check_cache(layer, cache):
         )
 
 
+def _inputs(x, lengths, D, dtype):
+    """x as a (T, B, D) array of dtype, lengths as checked intp (B,) or None."""
+    x = float_array("x", x, ("T", "B", D), dtype)
+    if lengths is not None:
+        lengths = lengths_array(lengths, x.shape[0], x.shape[1])
+    return x, lengths
+
+
 def _prefixed(parts):
     """{prefix + name: array} over (prefix, dict) pairs."""
     return {prefix + k: v for prefix, d in parts for k, v in d.items()}
@@ -194,9 +202,7 @@ class Recurrent:
             ``reverse=True``, after reading back to step 0).
         cache
         """
-        x = float_array("x", x, ("T", "B", self.input_size), self.dtype)
-        if lengths is not None:
-            lengths = lengths_array(lengths, x.shape[0], x.shape[1])
+        x, lengths = _inputs(x, lengths, self.input_size, self.dtype)
         if self.reverse:
             x = reverse_sequences(x, lengths)
         y, state, cell_cache = self.cell.forward(x, lengths=lengths)
@@ -591,12 +597,14 @@ class Model:
                 f"dtype={self.dtype.name}, seed={c['seed']!r}; {self.n_params} parameters)")
 
     def forward(self, x, lengths=None):
-        """Run the model.
+        """Run the model: every recurrent layer, then the readout.
 
         Parameters
         ----------
         x : array_like, shape (T, B, D)
+            Inputs, time-major.
         lengths : array_like of int, shape (B,), optional
+            Sequence b is ``x[:lengths[b], b]``; None means all T steps.
 
         Returns
         -------
@@ -604,9 +612,7 @@ class Model:
             The raw readout (zero past each sequence's length for "every").
         cache
         """
-        x = float_array("x", x, ("T", "B", self.input_size), self.dtype)
-        if lengths is not None:
-            lengths = lengths_array(lengths, x.shape[0], x.shape[1])
+        x, lengths = _inputs(x, lengths, self.input_size, self.dtype)
         y, h_last, rnn_cache = self.rnn.forward(x, lengths)
         out, head_cache = self.head.forward(y if self.readout == "every" else h_last)
         valid = None
