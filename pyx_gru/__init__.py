@@ -14,7 +14,13 @@ converts weights from and to PyTorch and Keras.
 from ._cells import GRU, LSTM, RNN, Cache, Cell, SimpleGRU
 from ._gradcheck import gradcheck
 from . import interop, reference
+# training and diagnostics (issue 6)
+from . import diagnostics, layers, losses, optim, train
+from .layers import Model
+from .train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
 __all__ = ["RNN", "SimpleGRU", "GRU", "LSTM", "Cell", "Cache", "gradcheck", "reference", "interop"]
+__all__ += ["layers", "losses", "optim", "train", "diagnostics", "Model", "fit", "evaluate",
+            "predict", "History"]

@@ -1,7 +1,7 @@
 """Check a cell's backward pass against centered finite differences."""
 import numpy as np
 
-__all__ = ["gradcheck"]
+__all__ = ["gradcheck", "gradcheck_layer", "finite_difference_errors"]
 
 
 # Below this fraction of the loss's magnitude, a gradient is compared in
@@ -17,6 +17,58 @@ def _relative_error(analytic, numeric, floor=0.0):
     if scale == 0.0:
         return 0.0
     return float(np.max(np.abs(analytic - numeric)) / scale)
+
+
+def finite_difference_errors(loss, checks, *, eps=1e-6, floor=0.0, max_entries=None, rng=None):
+    """Relative errors of analytic gradients against centered finite differences.
+
+    Parameters
+    ----------
+    loss : callable
+        ``loss()`` returns the scalar loss for the current values of the arrays.
+    checks : iterable of (str, ndarray, ndarray)
+        ``(name, array, analytic)``: ``array`` is perturbed in place (so
+        ``loss`` must read it), ``analytic`` is dL/d(array), same shape.
+    eps : float
+        The finite-difference step.
+    floor : float
+        Gradients are compared relative to at least this scale (see
+        ``gradcheck``).
+    max_entries : int, optional
+        Check at most this many randomly chosen entries of each array.
+    rng : numpy.random.Generator, optional
+        Chooses the entries when ``max_entries`` is set.
+
+    Returns
+    -------
+    dict of str to float
+        max|analytic - numeric| / max(max|analytic|, max|numeric|, floor),
+        by name.
+    """
+    rng = np.random.default_rng(rng)
+    errors = {}
+    for name, array, analytic in checks:
+        if np.shape(analytic) != array.shape:
+            raise ValueError(
+                f"the gradient of {name} has shape {np.shape(analytic)}, not {array.shape}"
+            )
+        flat = array.reshape(-1)  # a view: writes reach the array
+        if not np.shares_memory(flat, array):
+            raise ValueError(f"{name} must be contiguous so that it can be perturbed in place")
+        idx = np.arange(flat.size)
+        if max_entries is not None and flat.size > max_entries:
+            idx = rng.choice(flat.size, size=max_entries, replace=False)
+        numeric = np.empty(idx.size)
+        for n, i in enumerate(idx):
+            v = flat[i]
+            flat[i] = v + eps
+            up = loss()
+            flat[i] = v - eps
+            down = loss()
+            flat[i] = v
+            numeric[n] = (up - down) / (2 * eps)
+        errors[name] = _relative_error(np.asarray(analytic).reshape(-1)[idx], numeric, floor)
+    return errors
 
 
 def gradcheck(cell, T=4, B=3, *, lengths=None, gates=None, eps=1e-6, max_entries=None, seed=0):
@@ -88,20 +140,54 @@ def gradcheck(cell, T=4, B=3, *, lengths=None, gates=None, eps=1e-6, max_entries
     checks.append(("x", x, dx))
     checks += [(name, s, d) for name, s, d in zip(("h0", "c0"), state0, dstate0)]
 
-    errors = {}
-    for name, array, analytic in checks:
-        flat = array.reshape(-1)  # a view: writes reach the array
-        idx = np.arange(flat.size)
-        if max_entries is not None and flat.size > max_entries:
-            idx = rng.choice(flat.size, size=max_entries, replace=False)
-        numeric = np.empty(idx.size)
-        for n, i in enumerate(idx):
-            v = flat[i]
-            flat[i] = v + eps
-            up = loss()
-            flat[i] = v - eps
-            down = loss()
-            flat[i] = v
-            numeric[n] = (up - down) / (2 * eps)
-        errors[name] = _relative_error(analytic.reshape(-1)[idx], numeric, floor)
-    return errors
+    return finite_difference_errors(loss, checks, eps=eps, floor=floor, max_entries=max_entries, rng=rng)
+
+
+def gradcheck_layer(layer, x, lengths=None, *, eps=1e-6, max_entries=None, seed=0):
+    """Check a layer's backward pass (``pyx_gru.layers``) against finite differences.
+
+    The loss is L = sum over the forward's outputs of sum(d * output), for
+    random upstream gradients d, so ``backward(cache, *d)`` gives exact
+    gradients of L for every parameter and the input. The layer is checked
+    through a float64 copy (``layer.astype``); it is not changed.
+
+    Parameters
+    ----------
+    layer : Recurrent, Bidirectional, Stack, Dense or Model
+        Anything with ``params``, ``astype``, ``forward(x[, lengths]) ->
+        (*outputs, cache)`` and ``backward(cache, *doutputs) -> (dx, grads)``.
+    x : array_like
+        The input, e.g. (T, B, D), or (..., H) for ``Dense``.
+    lengths : array_like of int, shape (B,), optional
+        Passed to ``forward`` when given.
+    eps, max_entries, seed
+        As in ``gradcheck``; ``seed`` seeds the upstream gradients.
+
+    Returns
+    -------
+    dict of str to float
+        The relative error of each parameter (by name) and of ``"x"``, as in
+        ``gradcheck`` (floor: 1e-3 times sum |d * output|).
+    """
+    layer = layer.astype(np.float64)
+    rng = np.random.default_rng(seed)
+    x = np.array(x, dtype=np.float64, order="C")
+    args = () if lengths is None else (lengths,)
+
+    def outputs():
+        return layer.forward(x, *args)[:-1]
+
+    douts = [rng.standard_normal(np.shape(o)) for o in outputs()]
+
+    def loss(magnitude=False):
+        f = np.abs if magnitude else (lambda v: v)
+        return float(sum(np.sum(f(d * o)) for d, o in zip(douts, outputs())))
+
+    floor = FLOOR * loss(magnitude=True)
+    cache = layer.forward(x, *args)[-1]
+    dx, grads = layer.backward(cache, *douts)
+    params = layer.params
+    if set(grads) != set(params):
+        raise ValueError(f"backward's gradients {sorted(grads)} do not match params {sorted(params)}")
+    checks = [(k, params[k], grads[k]) for k in params] + [("x", x, dx)]
+    return finite_difference_errors(loss, checks, eps=eps, floor=floor, max_entries=max_entries, rng=rng)

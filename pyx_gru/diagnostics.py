@@ -1,0 +1,366 @@
+"""Gradient flow and gate saturation, exact, from the compiled passes.
+
+Steps are numbered as in the cells: h_0 is the initial state and h_t the
+state after reading ``x[t - 1]``, so a sequence of length L has states
+h_0 .. h_L (``cache.hs[t]``), and "a loss at the last step" is a loss
+L(h_L) of the final state alone.
+
+How the exact values come out of the compiled backward pass
+-----------------------------------------------------------
+``cell.backward`` returns only dL/d(initial state). But the state h_t of
+a forward pass, used as the initial state of the rest of the sequence,
+determines everything after it: running the cell from ``state0 = h_t`` over
+``x[t:L]`` gives the same h_L (the same computation, up to the rounding of
+the batched matrix products), so that run's ``dstate0`` is dL/dh_t. One
+batch holds every suffix: row (b, t) reads ``x[t:L_b, b]`` (length L_b - t,
+padded), starts from ``hs[t, b]`` (for the LSTM, ``(hs[t, b], cs[t, b])``)
+and gets ``dstate = dL/dh_{L_b}``; one compiled forward and backward pass
+over that batch (in chunks of rows when memory asks for it) gives dL/dh_t
+for every t at once, in O(T^2) work and no per-step Python. With
+``dstate = e_i`` instead, ``dstate0`` is row i of the Jacobian
+dh_L/dh_t, so H rows per t give the whole matrix.
+
+The LSTM's state is (h, c). Its ``dstate0`` is (dL/dh_t, dL/dc_t), each
+with the other part of the state held fixed. ``state_gradients`` returns
+both. ``state_jacobians(..., state="h")`` gives dh_L/dh_t with c_t held
+fixed (the block that maps a loss on h_L back to h_t);
+``state="full"`` gives the Jacobian of the whole state,
+d(h_L, c_L)/d(h_t, c_t), (2H, 2H), the one that composes along the chain
+(J_{L,s} J_{s,t} = J_{L,t}) and that carries memory through c.
+
+Gate statistics read the gate activations that the compiled forward pass
+caches (``cache.gates``), over the steps within each sequence's length.
+"""
+import numpy as np
+
+from ._cells import Cache, Cell
+from ._validation import check_size, float_array, lengths_array
+
+__all__ = [
+    "state_gradients",
+    "gradient_norms",
+    "model_state_gradients",
+    "state_jacobians",
+    "singular_values",
+    "gate_statistics",
+    "SIGMOID_SATURATION",
+    "TANH_SATURATION",
+]
+
+# A sigmoid gate is saturated below SIGMOID_SATURATION[0] or above [1]
+# (its slope s (1 - s) is then below 0.0475, under a fifth of its maximum
+# 0.25); a tanh activation when |g| > TANH_SATURATION (slope 1 - g^2 < 0.0975).
+SIGMOID_SATURATION = (0.05, 0.95)
+TANH_SATURATION = 0.95
+
+# Memory for one chunk of suffix rows (inputs and cache), in bytes.
+_CHUNK_BYTES = 1 << 27
+
+
+def _check_cell(cell):
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be a pyx_gru cell, got {type(cell).__name__}")
+    from .reference import _ReferenceCell
+
+    if isinstance(cell, _ReferenceCell):
+        raise TypeError("cell must be a compiled cell: the NumPy reference cells do not cache "
+                        "the states the diagnostics start from")
+
+
+def _dstate_parts(cell, dstate, B):
+    """dL/dh_final (B, H) and, for the LSTM, dL/dc_final (B, H) or None."""
+    H, dt = cell.hidden_size, cell.dtype
+    if cell._lstm and isinstance(dstate, tuple):
+        if len(dstate) != 2:
+            raise TypeError("dstate of an LSTM must be an array (B, H) or a tuple (dh, dc)")
+        dh, dc = dstate
+        dc = None if dc is None else float_array("dstate[1] (c)", dc, (B, H), dt)
+        return float_array("dstate[0] (h)", dh, (B, H), dt), dc
+    if isinstance(dstate, tuple):
+        raise TypeError(f"dstate of a {type(cell).__name__} is one ({B}, {H}) array, not a tuple")
+    return float_array("dstate", dstate, (B, H), dt), None
+
+
+def _forward(cell, x, state0, lengths, gates):
+    x = float_array("x", x, ("T", "B", cell.input_size), cell.dtype)
+    T, B = x.shape[:2]
+    if lengths is not None:
+        lengths = lengths_array(lengths, T, B)
+    _, _, cache = cell.forward(x, state0, lengths, gates=gates)
+    full = np.full(B, T, dtype=np.intp) if lengths is None else lengths
+    return x, full, cache
+
+
+def _suffix_backward(cell, x, cache, rows_b, rows_t, full, dh, dc, gates, max_rows):
+    """dstate0 of the suffix runs: for row r, the cell runs over
+    x[rows_t[r]:full[rows_b[r]], rows_b[r]] from the cached state at step
+    rows_t[r], with dstate (dh[r], dc[r]). Returns dh0 (R, H) and, for the
+    LSTM, dc0 (R, H)."""
+    T, _, D = x.shape
+    H, G = cell.hidden_size, len(cell.gates)
+    R = rows_b.size
+    span = full[rows_b] - rows_t  # suffix lengths
+    if max_rows is None:
+        per_row = max(T, 1) * (D + (G + 3) * H) * cell.dtype.itemsize
+        max_rows = max(1, _CHUNK_BYTES // per_row)
+    dh0 = np.empty((R, H), dtype=cell.dtype)
+    dc0 = np.empty((R, H), dtype=cell.dtype) if cell._lstm else None
+    for lo in range(0, R, max_rows):
+        sl = slice(lo, min(lo + max_rows, R))
+        b, t, n = rows_b[sl], rows_t[sl], span[sl]
+        Tc = int(n.max())
+        steps = np.minimum(t[None, :] + np.arange(Tc)[:, None], max(T - 1, 0))
+        xs = x[steps, b[None, :]] if T else np.zeros((0, b.size, D), dtype=cell.dtype)
+        h0 = cache.hs[t, b]
+        state0 = (h0, cache.cs[t, b]) if cell._lstm else h0
+        _, _, sub = cell.forward(xs, state0, n, gates=gates)
+        dstate = (dh[sl], None if dc is None else dc[sl]) if cell._lstm else dh[sl]
+        _, d0, _ = cell.backward(sub, None, dstate)
+        if cell._lstm:
+            dh0[sl], dc0[sl] = d0
+        else:
+            dh0[sl] = d0
+    return dh0, dc0
+
+
+def _check_max_rows(max_rows):
+    return None if max_rows is None else check_size("max_rows", max_rows)
+
+
+def state_gradients(cell, x, dstate, *, state0=None, lengths=None, gates=None, max_rows=None):
+    """dL/dh_t at every step t for a loss at the last step, exactly.
+
+    Parameters
+    ----------
+    cell : pyx_gru.Cell
+        A compiled cell.
+    x : array_like, shape (T, B, D)
+    dstate : array_like (B, H), or for the LSTM a tuple (dh, dc)
+        dL/d(final state): the gradient of the loss at each sequence's last
+        step (an LSTM's dc may be None, or dstate a plain (B, H) array: zero
+        dL/dc).
+    state0 : array_like (B, H) or tuple, optional
+        The initial state (zeros when None).
+    lengths : array_like of int, shape (B,), optional
+        Sequence b ends at step lengths[b].
+    gates : dict, optional
+        Pinned gates, as in ``cell.forward``.
+    max_rows : int, optional
+        Suffix rows per compiled call (default: as many as fit in 128 MB).
+
+    Returns
+    -------
+    dh : ndarray, shape (T + 1, B, H)
+        ``dh[t, b]`` = dL/dh_t of sequence b (``dh[lengths[b], b]`` is
+        ``dstate``), NaN for t > lengths[b].
+    dc : ndarray, shape (T + 1, B, H)
+        LSTM only (then the result is the tuple ``(dh, dc)``): dL/dc_t, each
+        of dh and dc with the other part of the state held fixed.
+    """
+    _check_cell(cell)
+    x, full, cache = _forward(cell, x, state0, lengths, gates)
+    T, B = x.shape[:2]
+    dh, dc = _dstate_parts(cell, dstate, B)
+    # one row per (b, t), t = 0 .. lengths[b]
+    rows_b = np.repeat(np.arange(B), full + 1)
+    rows_t = np.concatenate([np.arange(n + 1) for n in full]) if B else np.zeros(0, np.intp)
+    dh0, dc0 = _suffix_backward(
+        cell, x, cache, rows_b, rows_t, full, dh[rows_b],
+        None if dc is None else dc[rows_b], gates, _check_max_rows(max_rows))
+    out_h = np.full((T + 1, B, cell.hidden_size), np.nan, dtype=cell.dtype)
+    out_h[rows_t, rows_b] = dh0
+    if not cell._lstm:
+        return out_h
+    out_c = np.full_like(out_h, np.nan)
+    out_c[rows_t, rows_b] = dc0
+    return out_h, out_c
+
+
+def gradient_norms(cell, x, dstate, **kwargs):
+    """||dL/dh_t|| (Euclidean, over the H units) at every step t.
+
+    Parameters
+    ----------
+    cell, x, dstate, **kwargs
+        As in ``state_gradients``.
+
+    Returns
+    -------
+    ndarray, shape (T + 1, B)
+        NaN for t > lengths[b]. For the LSTM, the norm of dL/dh_t with c_t
+        held fixed (see the module docstring).
+    """
+    dh = state_gradients(cell, x, dstate, **kwargs)
+    dh = dh[0] if isinstance(dh, tuple) else dh
+    return np.linalg.norm(dh, axis=-1)
+
+
+def model_state_gradients(model, x, y, *, lengths=None, loss=None):
+    """dL/dh_t of a one-layer model's cell for its loss on the last step.
+
+    Runs the model, takes dL/d(out) from the loss and through the readout
+    dL/dh_L, and calls ``state_gradients`` on the model's cell.
+
+    Parameters
+    ----------
+    model : pyx_gru.layers.Model
+        One unidirectional layer, ``readout="last"``.
+    x : array_like, shape (T, B, D)
+    y : array_like
+        Targets, (B, K) float or (B,) int (see ``pyx_gru.losses``).
+    lengths : array_like of int, shape (B,), optional
+    loss : {"mse", "softmax", "sigmoid"}, optional
+        None: "softmax" for integer y, else "mse".
+
+    Returns
+    -------
+    As ``state_gradients``: dh (T + 1, B, H), or (dh, dc) for the LSTM.
+    """
+    from . import losses
+    from .layers import Model, Recurrent
+
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a pyx_gru.layers.Model, got {type(model).__name__}")
+    layers = model.rnn.layers
+    if model.readout != "last" or len(layers) != 1 or not isinstance(layers[0], Recurrent):
+        raise ValueError("model_state_gradients needs one unidirectional layer and readout 'last'")
+    if loss is None:
+        loss = "softmax" if np.asarray(y).dtype.kind in "iu" else "mse"
+    out, cache = model.forward(x, lengths)
+    _, dout = losses.get_loss(loss)(out, y)
+    dh_last, _ = model.head.backward(cache.head, dout)
+    return state_gradients(layers[0].cell, x, dh_last, lengths=lengths)
+
+
+def state_jacobians(cell, x, *, state0=None, lengths=None, state="h", gates=None, max_rows=None):
+    """The Jacobians of the final state with respect to every earlier state.
+
+    Parameters
+    ----------
+    cell : pyx_gru.Cell
+        A compiled cell.
+    x : array_like, shape (T, B, D)
+    state0, lengths, gates, max_rows
+        As in ``state_gradients``.
+    state : {"h", "full"}
+        For the LSTM: ``"h"`` gives dh_L/dh_t with c_t held fixed (H, H);
+        ``"full"`` the Jacobian of the whole state (h, c), (2H, 2H), blocks
+        [[dh_L/dh_t, dh_L/dc_t], [dc_L/dh_t, dc_L/dc_t]]. The same for the
+        other cells (their state is h).
+
+    Returns
+    -------
+    ndarray, shape (B, T + 1, n, n)
+        ``J[b, t, i, j]`` = d(state_L)_i / d(state_t)_j for sequence b of
+        length L = lengths[b] (``J[b, L]`` is the identity); NaN for t > L.
+        n = H, or 2H for the LSTM with ``state="full"``.
+    """
+    _check_cell(cell)
+    if state not in ("h", "full"):
+        raise ValueError(f'state must be "h" or "full", got {state!r}')
+    x, full, cache = _forward(cell, x, state0, lengths, gates)
+    T, B = x.shape[:2]
+    H = cell.hidden_size
+    both = cell._lstm and state == "full"
+    n = 2 * H if both else H
+    # one row per (b, t, i): t = 0 .. lengths[b], i = 0 .. n - 1
+    per_b = (full + 1) * n
+    rows_b = np.repeat(np.arange(B), per_b)
+    rows_t = np.concatenate([np.repeat(np.arange(L + 1), n) for L in full]) if B else np.zeros(0, np.intp)
+    rows_i = np.concatenate([np.tile(np.arange(n), L + 1) for L in full]) if B else np.zeros(0, np.intp)
+    R = rows_b.size
+    dh = np.zeros((R, H), dtype=cell.dtype)
+    dc = np.zeros((R, H), dtype=cell.dtype) if cell._lstm else None
+    on_h = rows_i < H
+    dh[np.flatnonzero(on_h), rows_i[on_h]] = 1
+    if both:
+        dc[np.flatnonzero(~on_h), rows_i[~on_h] - H] = 1
+    dh0, dc0 = _suffix_backward(cell, x, cache, rows_b, rows_t, full, dh, dc, gates,
+                                _check_max_rows(max_rows))
+    rows = np.concatenate([dh0, dc0], axis=1) if both else dh0
+    J = np.full((B, T + 1, n, n), np.nan, dtype=cell.dtype)
+    J[rows_b, rows_t, rows_i] = rows
+    return J
+
+
+def singular_values(J):
+    """Singular values of a stack of Jacobians, largest first.
+
+    Parameters
+    ----------
+    J : array_like, shape (..., n, n)
+        E.g. from ``state_jacobians``; matrices holding NaN give NaN.
+
+    Returns
+    -------
+    ndarray, shape (..., n)
+        ``[..., 0]`` is the spectral norm ||J||_2.
+    """
+    J = np.asarray(J)
+    if J.ndim < 2:
+        raise ValueError(f"J must have shape (..., n, m), got {J.shape}")
+    k = min(J.shape[-2:])
+    out = np.full(J.shape[:-2] + (k,), np.nan, dtype=np.result_type(J.dtype, np.float32))
+    ok = np.all(np.isfinite(J), axis=(-2, -1))
+    if np.any(ok):
+        out[ok] = np.linalg.svd(J[ok], compute_uv=False)
+    return out
+
+
+def gate_statistics(cache, *, sigmoid_saturation=SIGMOID_SATURATION, tanh_saturation=TANH_SATURATION):
+    """Mean and saturation of every gate at every step, from a forward cache.
+
+    A sigmoid gate s counts as saturated low when s < sigmoid_saturation[0]
+    and high when s > sigmoid_saturation[1] (defaults 0.05 and 0.95: the
+    slope s (1 - s) is then below 0.0475, a fifth of its maximum); the tanh
+    candidate g when g < -tanh_saturation or g > tanh_saturation (default
+    0.95: slope 1 - g^2 < 0.0975). Averages run over the units and over the
+    sequences still within their length at that step. A pinned gate reports
+    its pinned values.
+
+    Parameters
+    ----------
+    cache : pyx_gru.Cache
+        From a compiled cell's ``forward`` (the NumPy reference cells do not
+        cache gate activations).
+    sigmoid_saturation : (float, float)
+    tanh_saturation : float
+
+    Returns
+    -------
+    dict of str to dict of str to ndarray
+        For each gate name of ``cell.gates``: ``"mean"``, ``"low"``,
+        ``"high"`` and ``"saturated"`` (low or high), each of shape (T,):
+        the mean activation and the fractions saturated low, high and
+        either; NaN at steps where no sequence is active.
+    """
+    if not isinstance(cache, Cache) or not isinstance(getattr(cache, "gates", None), np.ndarray):
+        raise TypeError("cache must be the Cache of a compiled cell's forward (it holds the gates)")
+    lo, hi = (float(v) for v in sigmoid_saturation)
+    if not 0 <= lo < hi <= 1:
+        raise ValueError(f"sigmoid_saturation must be (low, high) with 0 <= low < high <= 1, got {sigmoid_saturation}")
+    th = float(tanh_saturation)
+    if not 0 <= th <= 1:
+        raise ValueError(f"tanh_saturation must lie in [0, 1], got {tanh_saturation}")
+    cell = cache.cell
+    H = cell.hidden_size
+    T, B = cache.gates.shape[:2]
+    if cache.lengths is None:
+        active = np.ones((T, B), dtype=bool)
+    else:
+        active = np.arange(T)[:, None] < cache.lengths[None, :]
+    n = active.sum(axis=1) * H  # entries per step
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stats = {}
+        for k, name in enumerate(cell.gates):
+            a = cache.gates[:, :, k * H:(k + 1) * H].astype(np.float64)
+            low, high = (-th, th) if name == "g" else (lo, hi)
+            w = active[:, :, None]
+
+            def frac(m):
+                return np.sum(m & w, axis=(1, 2)) / n
+
+            stats[name] = {"mean": np.sum(np.where(w, a, 0.0), axis=(1, 2)) / n,
+                           "low": frac(a < low), "high": frac(a > high),
+                           "saturated": frac((a < low) | (a > high))}
+    return stats

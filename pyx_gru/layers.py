@@ -1,0 +1,651 @@
+"""Layers around the compiled cells, and a model that chains them.
+
+Every layer has a forward and a backward pass over whole batches, and its
+parameters as a live dict of arrays (``layer.params``: the same array
+objects the layer computes with, so an optimiser may update them in place).
+
+* ``Recurrent(cell, reverse=False)``: one cell over whole sequences; with
+  ``reverse=True`` each sequence is read backwards within its own length.
+* ``Bidirectional(forward_cell, backward_cell)``: both directions, outputs
+  concatenated (2H features).
+* ``Stack(layers)``: recurrent layers, each reading the previous one's output.
+* ``Dense(input_size, output_size)``: the readout ``out = h @ W + b``.
+* ``Model``: a ``Stack`` and a ``Dense`` readout, either at every step
+  (``readout="every"``) or on the final state (``readout="last"``, each
+  sequence's state after its last valid step when ``lengths`` is given).
+
+The protocol, shared by every layer (``gradcheck_layer`` relies on it)::
+
+    *outputs, cache = layer.forward(*inputs)
+    dinput, grads = layer.backward(cache, *doutputs)
+
+Recurrent layers take ``(x, lengths=None)`` and give ``(y, h_last)``: ``y``
+(T, B, H_out), zero past each sequence's length, and ``h_last`` (B, H_out),
+the hidden state h at the end of each sequence (for the LSTM, h and not c;
+for a reversed pass, the state after it has read the sequence back to step
+0). ``Dense`` takes ``(h,)`` and gives ``(out,)``. ``Model`` takes
+``(x, lengths=None)`` and gives ``(out,)``. A ``None`` upstream gradient
+means zeros. Shapes: T steps, B sequences, D inputs, H hidden units per
+direction, K outputs; time-major, like the cells.
+"""
+import numpy as np
+
+from ._cells import GRU, LSTM, RNN, Cell, SimpleGRU
+from ._validation import check_dtype, check_size, float_array, lengths_array
+
+__all__ = [
+    "CELLS",
+    "make_cell",
+    "reverse_sequences",
+    "Recurrent",
+    "Bidirectional",
+    "Stack",
+    "Dense",
+    "Model",
+]
+
+# Cell names for Model(cell=...): name -> (class, constructor keywords).
+CELLS = {
+    "rnn": (RNN, {}),
+    "sgru": (SimpleGRU, {}),
+    "gru": (GRU, {"reset": "after"}),
+    "gru_before": (GRU, {"reset": "before"}),
+    "lstm": (LSTM, {}),
+    "lstm_peephole": (LSTM, {"peephole": True}),
+}
+_ALIASES = {"simple_gru": "sgru", "gru_after": "gru"}
+
+
+def make_cell(cell, input_size, hidden_size, *, dtype=np.float64, seed=None, **kwargs):
+    """A new cell from a name of ``CELLS`` (or an alias) or a cell class.
+
+    Parameters
+    ----------
+    cell : str or type
+        ``"rnn"``, ``"sgru"`` (alias ``"simple_gru"``), ``"gru"`` (reset
+        after, alias ``"gru_after"``), ``"gru_before"``, ``"lstm"``,
+        ``"lstm_peephole"``, or a subclass of ``pyx_gru.Cell``.
+    input_size, hidden_size : int
+        D and H.
+    dtype : {numpy.float64, numpy.float32}
+    seed : int, numpy.random.Generator or None
+    **kwargs
+        More constructor keywords (``reset=``, ``peephole=``); they override
+        the name's.
+    """
+    if isinstance(cell, str):
+        name = _ALIASES.get(cell, cell)
+        if name not in CELLS:
+            raise ValueError(
+                f"cell must be one of {sorted(CELLS) + sorted(_ALIASES)} or a Cell class, got {cell!r}"
+            )
+        cls, kw = CELLS[name]
+        kwargs = {**kw, **kwargs}
+    elif isinstance(cell, type) and issubclass(cell, Cell):
+        cls = cell
+    else:
+        raise TypeError(f"cell must be a name such as 'gru' or a Cell class, got {cell!r}")
+    return cls(input_size, hidden_size, dtype=dtype, seed=seed, **kwargs)
+
+
+def reverse_sequences(x, lengths=None):
+    """Reverse each sequence in time within its own length.
+
+    Row b's first ``lengths[b]`` steps are reversed; its padding stays where
+    it is. The map is its own inverse, so it also takes a reversed pass's
+    outputs (and gradients) back to the original order.
+
+    Parameters
+    ----------
+    x : ndarray, shape (T, B, ...)
+    lengths : ndarray of int, shape (B,), optional
+        None means all T.
+
+    Returns
+    -------
+    ndarray, shape (T, B, ...)
+        A new array: ``out[t, b] = x[lengths[b] - 1 - t, b]`` for
+        ``t < lengths[b]``, else ``x[t, b]``.
+    """
+    if lengths is None:
+        return x[::-1].copy()
+    T, B = x.shape[:2]
+    t = np.arange(T)[:, None]
+    idx = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
+    idx = idx.reshape(idx.shape + (1,) * (x.ndim - 2))
+    return np.take_along_axis(x, idx, axis=0)
+
+
+class _Cache:
+    """A layer's forward record for its backward pass. Only the layer that
+    made it can use it."""
+
+    def __init__(self, layer, **fields):
+        self.layer = layer
+        self.__dict__.update(fields)
+
+
+def _check_cache(layer, cache):
+    if not isinstance(cache, _Cache) or cache.layer is not layer:
+        raise ValueError(
+            f"cache must be the one {type(layer).__name__}.forward returned for this layer"
+        )
+
+
+def _inputs(x, lengths, D, dtype):
+    """x as a (T, B, D) array of dtype, lengths as checked intp (B,) or None."""
+    x = float_array("x", x, ("T", "B", D), dtype)
+    if lengths is not None:
+        lengths = lengths_array(lengths, x.shape[0], x.shape[1])
+    return x, lengths
+
+
+def _prefixed(parts):
+    """{prefix + name: array} over (prefix, dict) pairs."""
+    return {prefix + k: v for prefix, d in parts for k, v in d.items()}
+
+
+def _split(grads, prefix):
+    return {k[len(prefix):]: v for k, v in grads.items() if k.startswith(prefix)}
+
+
+class Recurrent:
+    """One recurrent layer: a cell over whole sequences, forwards or backwards.
+
+    Parameters
+    ----------
+    cell : pyx_gru.Cell
+        The cell; its parameter arrays are the layer's (``params`` is the
+        cell's own dict).
+    reverse : bool
+        Read each sequence from its last valid step back to step 0 (see
+        ``reverse_sequences``); ``y`` is still returned in the original
+        order, so ``y[t]`` summarises steps t..lengths[b]-1.
+    """
+
+    def __init__(self, cell, *, reverse=False):
+        if not isinstance(cell, Cell):
+            raise TypeError(f"cell must be a pyx_gru cell, got {type(cell).__name__}")
+        self.cell = cell
+        self.reverse = bool(reverse)
+
+    input_size = property(lambda self: self.cell.input_size, doc="int: D.")
+    output_size = property(lambda self: self.cell.hidden_size, doc="int: H.")
+    dtype = property(lambda self: self.cell.dtype, doc="numpy.dtype of the parameters.")
+
+    @property
+    def params(self):
+        """dict of str to ndarray: the cell's parameters (live)."""
+        return self.cell.params
+
+    def astype(self, dtype):
+        """A copy with the parameters cast to ``dtype``."""
+        return type(self)(self.cell.astype(dtype), reverse=self.reverse)
+
+    def __repr__(self):
+        return f"Recurrent({self.cell!r}{', reverse=True' if self.reverse else ''})"
+
+    def forward(self, x, lengths=None):
+        """Run the layer.
+
+        Parameters
+        ----------
+        x : array_like, shape (T, B, D)
+        lengths : array_like of int, shape (B,), optional
+
+        Returns
+        -------
+        y : ndarray, shape (T, B, H)
+            Zero past each sequence's length.
+        h_last : ndarray, shape (B, H)
+            The hidden state after each sequence's last step (for
+            ``reverse=True``, after reading back to step 0).
+        cache
+        """
+        x, lengths = _inputs(x, lengths, self.input_size, self.dtype)
+        if self.reverse:
+            x = reverse_sequences(x, lengths)
+        y, state, cell_cache = self.cell.forward(x, lengths=lengths)
+        h_last = state[0] if isinstance(state, tuple) else state
+        if self.reverse:
+            y = reverse_sequences(y, lengths)
+        return y, h_last, _Cache(self, cell_cache=cell_cache, lengths=lengths)
+
+    def backward(self, cache, dy=None, dh_last=None):
+        """Backpropagate.
+
+        Parameters
+        ----------
+        cache
+            From this layer's ``forward``.
+        dy : array_like, shape (T, B, H), optional
+            dL/dy; entries past a sequence's length are ignored.
+        dh_last : array_like, shape (B, H), optional
+            dL/dh_last.
+
+        Returns
+        -------
+        dx : ndarray, shape (T, B, D)
+        grads : dict
+            dL/d(each parameter), keys of ``params``.
+        """
+        _check_cache(self, cache)
+        if dy is not None and self.reverse:
+            T, B = cache.cell_cache.x.shape[:2]
+            dy = reverse_sequences(float_array("dy", dy, (T, B, self.output_size), self.dtype),
+                                   cache.lengths)
+        dstate = (dh_last, None) if self.cell._lstm else dh_last
+        dx, _, grads = self.cell.backward(cache.cell_cache, dy, dstate)
+        if self.reverse:
+            dx = reverse_sequences(dx, cache.lengths)
+        return dx, grads
+
+
+class Bidirectional:
+    """Two recurrent layers, one reading forwards and one backwards.
+
+    ``y = [y_fwd, y_bwd]`` and ``h_last = [h_fwd, h_bwd]`` along the last
+    axis (2H features): at step t, ``y_fwd`` has read steps 0..t and
+    ``y_bwd`` steps t..lengths[b]-1; ``h_bwd`` is the backward cell's state
+    after reading back to step 0. Parameters are named ``fwd.<name>`` and
+    ``bwd.<name>``.
+
+    Parameters
+    ----------
+    forward_cell, backward_cell : pyx_gru.Cell
+        Same input size, hidden size and dtype.
+    """
+
+    def __init__(self, forward_cell, backward_cell):
+        self.fwd = Recurrent(forward_cell)
+        self.bwd = Recurrent(backward_cell, reverse=True)
+        f, b = forward_cell, backward_cell
+        if (f.input_size, f.hidden_size, f.dtype) != (b.input_size, b.hidden_size, b.dtype):
+            raise ValueError(
+                "forward_cell and backward_cell need the same input_size, hidden_size and "
+                f"dtype, got {f!r} and {b!r}"
+            )
+
+    input_size = property(lambda self: self.fwd.input_size, doc="int: D.")
+    output_size = property(lambda self: 2 * self.fwd.output_size, doc="int: 2H.")
+    dtype = property(lambda self: self.fwd.dtype, doc="numpy.dtype of the parameters.")
+
+    @property
+    def params(self):
+        """dict of str to ndarray: ``fwd.*`` and ``bwd.*`` (live arrays)."""
+        return _prefixed([("fwd.", self.fwd.params), ("bwd.", self.bwd.params)])
+
+    def astype(self, dtype):
+        """A copy with the parameters cast to ``dtype``."""
+        return type(self)(self.fwd.cell.astype(dtype), self.bwd.cell.astype(dtype))
+
+    def __repr__(self):
+        return f"Bidirectional({self.fwd.cell!r}, {self.bwd.cell!r})"
+
+    def forward(self, x, lengths=None):
+        """Run both directions; see ``Recurrent.forward`` (H is doubled)."""
+        y_f, h_f, cache_f = self.fwd.forward(x, lengths)
+        y_b, h_b, cache_b = self.bwd.forward(x, lengths)
+        y = np.concatenate([y_f, y_b], axis=-1)
+        h_last = np.concatenate([h_f, h_b], axis=-1)
+        return y, h_last, _Cache(self, f=cache_f, b=cache_b)
+
+    def backward(self, cache, dy=None, dh_last=None):
+        """See ``Recurrent.backward``; ``dy`` is (T, B, 2H), ``dh_last`` (B, 2H)."""
+        _check_cache(self, cache)
+        H = self.fwd.output_size
+        T, B = cache.f.cell_cache.x.shape[:2]
+        if dy is not None:
+            dy = float_array("dy", dy, (T, B, 2 * H), self.dtype)
+        if dh_last is not None:
+            dh_last = float_array("dh_last", dh_last, (B, 2 * H), self.dtype)
+
+        def half(a, k):
+            return None if a is None else a[..., k * H:(k + 1) * H]
+
+        dx_f, g_f = self.fwd.backward(cache.f, half(dy, 0), half(dh_last, 0))
+        dx_b, g_b = self.bwd.backward(cache.b, half(dy, 1), half(dh_last, 1))
+        dx_f += dx_b
+        return dx_f, _prefixed([("fwd.", g_f), ("bwd.", g_b)])
+
+
+class Stack:
+    """Recurrent layers in sequence: layer i + 1 reads layer i's ``y``.
+
+    ``h_last`` is the top layer's. Parameters are named ``layer<i>.<name>``.
+
+    Parameters
+    ----------
+    layers : sequence of Recurrent or Bidirectional
+        Each layer's ``input_size`` equals the previous one's ``output_size``;
+        all share one dtype.
+    """
+
+    def __init__(self, layers):
+        layers = list(layers)
+        if not layers:
+            raise ValueError("a Stack needs at least one layer")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, (Recurrent, Bidirectional)):
+                raise TypeError(
+                    f"layers[{i}] must be a Recurrent or Bidirectional layer, got "
+                    f"{type(layer).__name__}"
+                )
+            if i and layer.input_size != layers[i - 1].output_size:
+                raise ValueError(
+                    f"layers[{i}] reads {layer.input_size} features but layers[{i - 1}] "
+                    f"gives {layers[i - 1].output_size}"
+                )
+            if layer.dtype != layers[0].dtype:
+                raise ValueError(f"layers[{i}] is {layer.dtype}, layers[0] is {layers[0].dtype}")
+        self.layers = layers
+
+    input_size = property(lambda self: self.layers[0].input_size, doc="int: D.")
+    output_size = property(lambda self: self.layers[-1].output_size, doc="int: the top layer's.")
+    dtype = property(lambda self: self.layers[0].dtype, doc="numpy.dtype of the parameters.")
+
+    @property
+    def params(self):
+        """dict of str to ndarray: ``layer<i>.*`` (live arrays)."""
+        return _prefixed([(f"layer{i}.", layer.params) for i, layer in enumerate(self.layers)])
+
+    def astype(self, dtype):
+        """A copy with the parameters cast to ``dtype``."""
+        return type(self)([layer.astype(dtype) for layer in self.layers])
+
+    def __repr__(self):
+        return "Stack([" + ", ".join(repr(layer) for layer in self.layers) + "])"
+
+    def forward(self, x, lengths=None):
+        """Run every layer; see ``Recurrent.forward``."""
+        caches = []
+        for layer in self.layers:
+            x, h_last, cache = layer.forward(x, lengths)
+            caches.append(cache)
+        return x, h_last, _Cache(self, caches=caches)
+
+    def backward(self, cache, dy=None, dh_last=None):
+        """See ``Recurrent.backward``; ``dy`` and ``dh_last`` are the top layer's."""
+        _check_cache(self, cache)
+        grads = {}
+        for i in reversed(range(len(self.layers))):
+            dy, g = self.layers[i].backward(cache.caches[i], dy, dh_last)
+            dh_last = None
+            grads.update((f"layer{i}.{k}", v) for k, v in g.items())
+        return dy, {k: grads[k] for k in self.params}
+
+
+class Dense:
+    """The affine readout ``out = h @ W + b`` on the last axis.
+
+    Parameters
+    ----------
+    input_size, output_size : int
+        H and K.
+    dtype : {numpy.float64, numpy.float32}
+    seed : int, numpy.random.Generator or None
+        W is Glorot-uniform, U(-a, a) with a = sqrt(6 / (H + K)); b is 0.
+    """
+
+    def __init__(self, input_size, output_size, *, dtype=np.float64, seed=None):
+        self.input_size = check_size("input_size", input_size)
+        self.output_size = check_size("output_size", output_size)
+        self.dtype = check_dtype(dtype)
+        rng = np.random.default_rng(seed)
+        limit = np.sqrt(6.0 / (self.input_size + self.output_size))
+        self._params = {
+            "W": rng.uniform(-limit, limit, (self.input_size, self.output_size)).astype(self.dtype),
+            "b": np.zeros(self.output_size, dtype=self.dtype),
+        }
+
+    @property
+    def params(self):
+        """dict: ``W`` (H, K) and ``b`` (K,) (live arrays)."""
+        return self._params
+
+    def astype(self, dtype):
+        """A copy with the parameters cast to ``dtype``."""
+        new = type(self)(self.input_size, self.output_size, dtype=dtype, seed=0)
+        for k, v in self._params.items():
+            new._params[k][...] = v
+        return new
+
+    def __repr__(self):
+        return f"Dense({self.input_size}, {self.output_size}, dtype={self.dtype.name})"
+
+    def forward(self, h):
+        """out = h @ W + b.
+
+        Parameters
+        ----------
+        h : array_like, shape (..., H)
+
+        Returns
+        -------
+        out : ndarray, shape (..., K)
+        cache
+        """
+        h = np.asarray(h)
+        if h.ndim < 1 or h.shape[-1] != self.input_size:
+            raise ValueError(f"h must have shape (..., {self.input_size}), got {h.shape}")
+        h = float_array("h", h, h.shape, self.dtype)
+        out = h @ self._params["W"] + self._params["b"]
+        return out, _Cache(self, h=h)
+
+    def backward(self, cache, dout):
+        """Gradients of out = h @ W + b.
+
+        Parameters
+        ----------
+        cache
+            From this layer's ``forward``.
+        dout : array_like, shape (..., K)
+
+        Returns
+        -------
+        dh : ndarray, shape (..., H)
+        grads : dict
+            ``W`` (H, K) and ``b`` (K,).
+        """
+        _check_cache(self, cache)
+        h = cache.h
+        dout = float_array("dout", dout, h.shape[:-1] + (self.output_size,), self.dtype)
+        h2 = h.reshape(-1, self.input_size)
+        d2 = dout.reshape(-1, self.output_size)
+        grads = {"W": h2.T @ d2, "b": d2.sum(axis=0, dtype=np.float64).astype(self.dtype)}
+        return dout @ self._params["W"].T, grads
+
+
+class Model:
+    """Recurrent layers and a dense readout, trained end to end.
+
+    ``out = Dense(y)`` at every step (``readout="every"``, out (T, B, K),
+    zero past each sequence's length) or ``out = Dense(h_last)`` on the
+    final state (``readout="last"``, out (B, K)). ``out`` is the raw
+    readout: values for a squared error, logits for the cross-entropies
+    (``pyx_gru.losses`` applies the softmax or sigmoid).
+
+    Parameters
+    ----------
+    input_size : int
+        D.
+    hidden_size : int
+        H of every layer (per direction).
+    output_size : int
+        K.
+    cell : str or type
+        See ``make_cell``: ``"rnn"``, ``"sgru"``, ``"gru"``, ``"gru_before"``,
+        ``"lstm"``, ``"lstm_peephole"`` or a Cell class.
+    num_layers : int
+        Recurrent layers stacked.
+    bidirectional : bool
+        Each layer reads both ways (``Bidirectional``), 2H features.
+    readout : {"last", "every"}
+    dtype : {numpy.float64, numpy.float32}
+    seed : int, numpy.random.Generator or None
+        Seeds every layer's initialisation, in order (bottom layer first,
+        forward before backward cell, the readout last).
+    **cell_kwargs
+        More cell keywords (``reset=``, ``peephole=``).
+
+    Attributes
+    ----------
+    rnn : Stack
+    head : Dense
+    grads : dict or None
+        The gradients of the last ``backward``, keys of ``params``.
+    """
+
+    def __init__(self, input_size, hidden_size, output_size, *, cell="gru", num_layers=1,
+                 bidirectional=False, readout="last", dtype=np.float64, seed=None,
+                 **cell_kwargs):
+        if readout not in ("last", "every"):
+            raise ValueError(f'readout must be "last" or "every", got {readout!r}')
+        num_layers = check_size("num_layers", num_layers)
+        dtype = check_dtype(dtype)
+        rng = np.random.default_rng(seed)
+        layers, D = [], input_size
+        for _ in range(num_layers):
+            if bidirectional:
+                f, b = (make_cell(cell, D, hidden_size, dtype=dtype, seed=rng, **cell_kwargs)
+                        for _ in range(2))
+                layers.append(Bidirectional(f, b))
+            else:
+                layers.append(Recurrent(make_cell(cell, D, hidden_size, dtype=dtype, seed=rng,
+                                                  **cell_kwargs)))
+            D = layers[-1].output_size
+        self.rnn = Stack(layers)
+        self.head = Dense(D, output_size, dtype=dtype, seed=rng)
+        self.readout = readout
+        self.grads = None
+        self._config = {
+            "input_size": input_size, "hidden_size": hidden_size, "output_size": output_size,
+            "cell": cell if isinstance(cell, str) else cell.__name__, "num_layers": num_layers,
+            "bidirectional": bool(bidirectional), "readout": readout, "dtype": dtype.name,
+            "seed": seed if seed is None or isinstance(seed, (int, np.integer)) else repr(seed),
+            **cell_kwargs,
+        }
+
+    input_size = property(lambda self: self.rnn.input_size, doc="int: D.")
+    output_size = property(lambda self: self.head.output_size, doc="int: K.")
+    dtype = property(lambda self: self.head.dtype, doc="numpy.dtype of the parameters.")
+    config = property(lambda self: dict(self._config), doc=(
+        "dict: the constructor's arguments (a Generator seed as its repr): "
+        "``Model(**model.config)`` builds the same model as initialised."))
+
+    @property
+    def cells(self):
+        """list of Cell: every cell, bottom layer first (forward before backward)."""
+        out = []
+        for layer in self.rnn.layers:
+            out += [layer.fwd.cell, layer.bwd.cell] if isinstance(layer, Bidirectional) else [layer.cell]
+        return out
+
+    @property
+    def params(self):
+        """dict of str to ndarray: every parameter, by name (live arrays).
+
+        ``layer<i>.<name>`` (``layer<i>.fwd.<name>`` and ``layer<i>.bwd.<name>``
+        when bidirectional) for the cells, ``readout.W`` (H_out, K) and
+        ``readout.b`` (K,). The arrays are the ones the layers compute with:
+        change them in place (as the optimisers do), or assign a whole dict
+        to ``model.params``, which copies its values into them.
+        """
+        return _prefixed([("", self.rnn.params), ("readout.", self.head.params)])
+
+    @params.setter
+    def params(self, new):
+        current = self.params
+        if not isinstance(new, dict):
+            raise TypeError(f"params must be a dict of arrays, got {type(new).__name__}")
+        if set(new) != set(current):
+            raise ValueError(
+                f"params need exactly the keys {sorted(current)}; missing "
+                f"{sorted(set(current) - set(new))}, unexpected {sorted(set(new) - set(current))}"
+            )
+        checked = {k: float_array(f"params[{k!r}]", new[k], v.shape, self.dtype)
+                   for k, v in current.items()}
+        for k, v in checked.items():
+            np.copyto(current[k], v)
+
+    @property
+    def n_params(self):
+        """int: the number of scalar parameters."""
+        return int(sum(v.size for v in self.params.values()))
+
+    def get_params(self):
+        """dict: a copy of every parameter (a snapshot to restore with ``model.params = ...``)."""
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def astype(self, dtype):
+        """A new model of the same architecture with the parameters cast to ``dtype``."""
+        new = object.__new__(type(self))
+        new.rnn, new.head = self.rnn.astype(dtype), self.head.astype(dtype)
+        new.readout, new.grads = self.readout, None
+        new._config = {**self._config, "dtype": check_dtype(dtype).name}
+        return new
+
+    def copy(self):
+        """A new model with a copy of the parameters."""
+        return self.astype(self.dtype)
+
+    def __repr__(self):
+        c = self._config
+        return (f"Model({c['input_size']}, {c['hidden_size']}, {c['output_size']}, "
+                f"cell={c['cell']!r}, num_layers={c['num_layers']}, "
+                f"bidirectional={c['bidirectional']}, readout={c['readout']!r}, "
+                f"dtype={self.dtype.name}, seed={c['seed']!r}; {self.n_params} parameters)")
+
+    def forward(self, x, lengths=None):
+        """Run the model: every recurrent layer, then the readout.
+
+        Parameters
+        ----------
+        x : array_like, shape (T, B, D)
+            Inputs, time-major.
+        lengths : array_like of int, shape (B,), optional
+            Sequence b is ``x[:lengths[b], b]``; None means all T steps.
+
+        Returns
+        -------
+        out : ndarray, shape (B, K) for readout "last", (T, B, K) for "every"
+            The raw readout (zero past each sequence's length for "every").
+        cache
+        """
+        x, lengths = _inputs(x, lengths, self.input_size, self.dtype)
+        y, h_last, rnn_cache = self.rnn.forward(x, lengths)
+        out, head_cache = self.head.forward(y if self.readout == "every" else h_last)
+        valid = None
+        if self.readout == "every" and lengths is not None:
+            valid = (np.arange(x.shape[0])[:, None] < lengths[None, :])[..., None]
+            out *= valid
+        return out, _Cache(self, rnn=rnn_cache, head=head_cache, valid=valid)
+
+    def backward(self, cache, dout):
+        """Backpropagate dL/dout through the readout and every layer.
+
+        Parameters
+        ----------
+        cache
+            From this model's ``forward``.
+        dout : array_like, shape of ``out``
+            dL/dout (ignored past each sequence's length).
+
+        Returns
+        -------
+        dx : ndarray, shape (T, B, D)
+        grads : dict
+            dL/d(each parameter), keys of ``params``; also kept as
+            ``model.grads``.
+        """
+        _check_cache(self, cache)
+        dout = float_array("dout", dout, cache.head.h.shape[:-1] + (self.output_size,), self.dtype)
+        if cache.valid is not None:
+            dout = dout * cache.valid
+        dh, g_head = self.head.backward(cache.head, dout)
+        if self.readout == "every":
+            dx, g_rnn = self.rnn.backward(cache.rnn, dh, None)
+        else:
+            dx, g_rnn = self.rnn.backward(cache.rnn, None, dh)
+        self.grads = _prefixed([("", g_rnn), ("readout.", g_head)])
+        return dx, self.grads

@@ -1,0 +1,335 @@
+"""Optimisers, global-norm gradient clipping and weight noise.
+
+An optimiser updates a dict of parameter arrays in place from a dict of
+gradients with the same keys: ``opt.step(params, grads)``. Its state
+(momentum buffers, moment estimates) is kept per key, in the parameters'
+dtype, and created at the first step. The update formulas are PyTorch's
+(``torch.optim``, 2.13.0), written out in each class, so a run can be
+compared with PyTorch step by step (the tests do).
+"""
+import contextlib
+
+import numpy as np
+
+__all__ = ["Optimizer", "SGD", "RMSProp", "Adam", "make_optimizer", "clip_grad_norm",
+           "global_norm", "weight_noise"]
+
+
+def _nonnegative(name, value):
+    value = float(value)
+    if not value >= 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def _unit(name, value):
+    value = float(value)
+    if not 0 <= value < 1:
+        raise ValueError(f"{name} must lie in [0, 1), got {value}")
+    return value
+
+
+class Optimizer:
+    """Base class: checks the dicts, keeps per-key state, counts steps.
+
+    Parameters
+    ----------
+    lr : float
+        The learning rate, > 0. May be changed between steps (``opt.lr = ...``).
+    weight_decay : float
+        L2 penalty: ``g <- g + weight_decay * p`` before the update (as
+        PyTorch's ``weight_decay``; not AdamW's decoupled decay).
+    """
+
+    def __init__(self, lr, weight_decay=0.0):
+        self.lr = float(lr)
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        self.weight_decay = _nonnegative("weight_decay", weight_decay)
+        self.state = {}
+        self.t = 0
+
+    def step(self, params, grads):
+        """Update every array of ``params`` in place.
+
+        Parameters
+        ----------
+        params : dict of str to ndarray
+            Float arrays, changed in place.
+        grads : dict of str to ndarray
+            The same keys and shapes. Not changed.
+        """
+        if set(params) != set(grads):
+            raise ValueError(
+                f"params and grads need the same keys; only in params "
+                f"{sorted(set(params) - set(grads))}, only in grads {sorted(set(grads) - set(params))}"
+            )
+        for k, p in params.items():
+            g = np.asarray(grads[k])
+            if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
+                raise TypeError(f"params[{k!r}] must be a float ndarray, got {type(p).__name__}")
+            if g.shape != p.shape:
+                raise ValueError(f"grads[{k!r}] must have shape {p.shape}, got {g.shape}")
+        self.t += 1
+        for k, p in params.items():
+            g = np.asarray(grads[k], dtype=p.dtype)
+            if self.weight_decay:
+                g = g + self.weight_decay * p
+            if k not in self.state:
+                self.state[k] = self._init_state(p)
+            self._update(p, g, self.state[k])
+
+    def _init_state(self, p):
+        return {}
+
+    def _update(self, p, g, state):
+        raise NotImplementedError
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k not in ("state", "t"))
+        return f"{type(self).__name__}({args})"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum.
+
+    As ``torch.optim.SGD`` with dampening 0::
+
+        b <- momentum * b + g            (b = g at the first step)
+        d = g + momentum * b  if nesterov else  b
+        p <- p - lr * d
+
+    and ``p <- p - lr * g`` when momentum is 0.
+
+    Parameters
+    ----------
+    lr : float
+    momentum : float
+        In [0, 1).
+    nesterov : bool
+    weight_decay : float
+    """
+
+    def __init__(self, lr=0.01, momentum=0.0, *, nesterov=False, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        self.momentum = _unit("momentum", momentum)
+        self.nesterov = bool(nesterov)
+        if self.nesterov and not self.momentum:
+            raise ValueError("nesterov needs momentum > 0")
+
+    def _init_state(self, p):
+        return {"b": None}
+
+    def _update(self, p, g, state):
+        if self.momentum:
+            if state["b"] is None:
+                state["b"] = g.copy()
+            else:
+                state["b"] *= self.momentum
+                state["b"] += g
+            d = g + self.momentum * state["b"] if self.nesterov else state["b"]
+        else:
+            d = g
+        p -= self.lr * d
+
+
+class RMSProp(Optimizer):
+    """RMSProp (Tieleman and Hinton 2012), optionally centered and with momentum.
+
+    As ``torch.optim.RMSprop``, with eps added *outside* the square root::
+
+        v <- alpha * v + (1 - alpha) * g^2
+        centered:  m <- alpha * m + (1 - alpha) * g,   s = sqrt(v - m^2) + eps
+        else:      s = sqrt(v) + eps
+        momentum > 0:  b <- momentum * b + g / s,  p <- p - lr * b
+        else:          p <- p - lr * g / s
+
+    (v, m and b start at 0.) The centered form with momentum is Graves'
+    2013 variant.
+
+    Parameters
+    ----------
+    lr : float
+    alpha : float
+        Decay of the squared-gradient average, in [0, 1).
+    eps : float
+    momentum : float
+        In [0, 1).
+    centered : bool
+    weight_decay : float
+    """
+
+    def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, *, momentum=0.0, centered=False,
+                 weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        self.alpha = _unit("alpha", alpha)
+        self.eps = _nonnegative("eps", eps)
+        self.momentum = _unit("momentum", momentum)
+        self.centered = bool(centered)
+
+    def _init_state(self, p):
+        zeros = lambda: np.zeros_like(p)  # noqa: E731
+        return {"v": zeros(), "m": zeros() if self.centered else None,
+                "b": zeros() if self.momentum else None}
+
+    def _update(self, p, g, state):
+        a = self.alpha
+        v = state["v"]
+        v *= a
+        v += (1 - a) * g * g
+        if self.centered:
+            m = state["m"]
+            m *= a
+            m += (1 - a) * g
+            s = np.sqrt(v - m * m) + self.eps
+        else:
+            s = np.sqrt(v) + self.eps
+        if self.momentum:
+            b = state["b"]
+            b *= self.momentum
+            b += g / s
+            p -= self.lr * b
+        else:
+            p -= self.lr * (g / s)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba 2015).
+
+    As ``torch.optim.Adam`` (L2 ``weight_decay``, no amsgrad), at step t = 1, 2, ...::
+
+        m <- beta1 * m + (1 - beta1) * g
+        v <- beta2 * v + (1 - beta2) * g^2
+        s = sqrt(v) / sqrt(1 - beta2^t) + eps
+        p <- p - (lr / (1 - beta1^t)) * m / s
+
+    Parameters
+    ----------
+    lr : float
+    betas : (float, float)
+        Each in [0, 1).
+    eps : float
+    weight_decay : float
+    """
+
+    def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, *, weight_decay=0.0):
+        super().__init__(lr, weight_decay)
+        b1, b2 = betas
+        self.betas = (_unit("betas[0]", b1), _unit("betas[1]", b2))
+        self.eps = _nonnegative("eps", eps)
+
+    def _init_state(self, p):
+        return {"m": np.zeros_like(p), "v": np.zeros_like(p)}
+
+    def _update(self, p, g, state):
+        b1, b2 = self.betas
+        m, v = state["m"], state["v"]
+        m *= b1
+        m += (1 - b1) * g
+        v *= b2
+        v += (1 - b2) * g * g
+        bias1 = 1 - b1 ** self.t
+        bias2_sqrt = np.sqrt(1 - b2 ** self.t)
+        s = np.sqrt(v) / bias2_sqrt + self.eps
+        p -= (self.lr / bias1) * (m / s)
+
+
+_OPTIMIZERS = {"sgd": SGD, "rmsprop": RMSProp, "adam": Adam}
+
+
+def make_optimizer(optimizer, lr=None, **kwargs):
+    """An optimiser from a name (``"sgd"``, ``"rmsprop"``, ``"adam"``) or an instance.
+
+    Parameters
+    ----------
+    optimizer : str or Optimizer
+        An instance is returned as it is (then ``lr`` and ``kwargs`` must be
+        empty).
+    lr : float, optional
+        None takes the class default (SGD 0.01, RMSProp 0.01, Adam 0.001).
+    **kwargs
+        The class's other keywords.
+    """
+    if isinstance(optimizer, Optimizer):
+        if lr is not None or kwargs:
+            raise ValueError("pass lr and options to the optimiser's constructor, not with an instance")
+        return optimizer
+    if not isinstance(optimizer, str) or optimizer.lower() not in _OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {sorted(_OPTIMIZERS)} or an Optimizer, got {optimizer!r}")
+    cls = _OPTIMIZERS[optimizer.lower()]
+    return cls(**kwargs) if lr is None else cls(lr, **kwargs)
+
+
+def global_norm(grads):
+    """sqrt of the sum of squares of every array in ``grads`` (a dict), in float64."""
+    return float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads.values())))
+
+
+def clip_grad_norm(grads, max_norm):
+    """Rescale gradients in place so their global norm is at most ``max_norm``.
+
+    Pascanu, Mikolov and Bengio (2013), algorithm 1: with ||g|| the norm of
+    all gradients together, if ||g|| > max_norm then g <- max_norm g / ||g||.
+    (Exactly this: PyTorch's ``clip_grad_norm_`` divides by ||g|| + 1e-6.)
+
+    Parameters
+    ----------
+    grads : dict of str to ndarray
+        Changed in place.
+    max_norm : float
+        theta > 0.
+
+    Returns
+    -------
+    float
+        ||g|| before clipping.
+    """
+    max_norm = float(max_norm)
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be > 0, got {max_norm}")
+    norm = global_norm(grads)
+    if norm > max_norm:
+        for g in grads.values():
+            g *= max_norm / norm
+    return norm
+
+
+@contextlib.contextmanager
+def weight_noise(params, std, rng):
+    """Add Gaussian noise to the weights for the duration of a ``with`` block.
+
+    Chung et al. (2014), after Graves (2011): each step's forward and
+    backward passes run on w + e, e ~ N(0, std^2) drawn afresh for every
+    entry of every parameter; the update is then applied to the clean
+    weights w. On entry, the noise is added in place (the arrays stay the
+    same objects, so layers and caches keep working); on exit, even on an
+    exception, every array gets its clean values back exactly.
+
+    Parameters
+    ----------
+    params : dict of str to ndarray
+        Changed in place inside the block.
+    std : float
+        The noise's standard deviation; 0 does nothing (and draws nothing).
+    rng : numpy.random.Generator
+        Draws the noise, key by key in the dict's order.
+
+    Yields
+    ------
+    dict of str to ndarray
+        The noise added to each array.
+    """
+    std = _nonnegative("std", std)
+    if std == 0:
+        yield {}
+        return
+    clean = {k: p.copy() for k, p in params.items()}
+    noise = {}
+    try:
+        for k, p in params.items():
+            noise[k] = (std * rng.standard_normal(p.shape)).astype(p.dtype)
+            p += noise[k]
+        yield noise
+    finally:
+        for k, p in params.items():
+            np.copyto(p, clean[k])

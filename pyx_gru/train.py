@@ -1,0 +1,548 @@
+"""Training a ``pyx_gru.layers.Model``: ``fit``, ``evaluate``, ``predict`` and ``History``.
+
+Data is time-major, as everywhere in pyx_gru: ``x`` (T, N, D) for N
+sequences, ``lengths`` (N,) or None, and targets by readout and loss:
+
+=============  =====================  =========================
+readout        "mse" / "sigmoid"      "softmax"
+=============  =====================  =========================
+``"last"``     y (N, K) float         y (N,) int in [0, K)
+``"every"``    y (T, N, K) float      y (T, N) int in [0, K)
+=============  =====================  =========================
+
+``mask`` (T, N) bool (readout "every") says which steps count in the loss,
+on top of the lengths (None: every step within its length); for readout
+"last" it may be (N,) (which sequences count). A ``pyx_gru.tasks.Task``
+carries all of these, and its loss and readout: ``fit(model, task)``. The
+loss units are those of ``pyx_gru.losses``.
+"""
+import json
+import math
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import losses as _losses
+from .layers import Model
+from .optim import clip_grad_norm, global_norm, make_optimizer, weight_noise as _weight_noise
+
+__all__ = ["fit", "evaluate", "predict", "History"]
+
+
+# ---------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------
+
+class _Data:
+    """Checked arrays of one data set: x (T, N, D), y, lengths, mask."""
+
+    def __init__(self, x, y, lengths, mask, loss, readout, what):
+        x = np.asarray(x)
+        if x.ndim != 3 or x.dtype.kind not in "iuf":
+            raise ValueError(f"{what} x must be a real array of shape (T, N, D), got "
+                             f"{x.dtype} {x.shape}")
+        T, N, _ = x.shape
+        if lengths is not None:
+            lengths = np.asarray(lengths)
+            if lengths.dtype.kind not in "iu" or lengths.shape != (N,):
+                raise ValueError(f"{what} lengths must be integers of shape ({N},), got "
+                                 f"{lengths.dtype} {lengths.shape}")
+            if N and (lengths.min() < 0 or lengths.max() > T):
+                raise ValueError(f"{what} lengths must lie in [0, T] = [0, {T}]")
+            lengths = lengths.astype(np.intp)
+        rows = (N,) if readout == "last" else (T, N)
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.dtype != bool or mask.shape != rows:
+                raise ValueError(f"{what} mask must be a bool array of shape {rows} for readout "
+                                 f"{readout!r}, got {mask.dtype} {mask.shape}")
+        y = np.asarray(y) if y is not None else None
+        if y is None:
+            raise TypeError(f"{what} y (the targets) is missing")
+        if loss == "softmax":
+            if y.dtype.kind not in "iu" or y.shape != rows:
+                raise ValueError(f"{what} y must be integer class labels of shape {rows} for loss "
+                                 f"'softmax' and readout {readout!r}, got {y.dtype} {y.shape}")
+        elif y.dtype.kind not in "iuf" or y.ndim != len(rows) + 1 or y.shape[:-1] != rows:
+            raise ValueError(f"{what} y must be a float array of shape {rows + ('K',)} for loss "
+                             f"{loss!r} and readout {readout!r}, got {y.dtype} {y.shape}")
+        self.x, self.y, self.lengths, self.mask = x, y, lengths, mask
+        self.readout, self.N = readout, N
+
+    def batch(self, idx):
+        """x, y, lengths and the counted-steps mask of rows ``idx``, cut to
+        the batch's longest sequence."""
+        T = self.x.shape[0]
+        lengths = None if self.lengths is None else self.lengths[idx]
+        Tb = T if lengths is None or not len(idx) else int(lengths.max())
+        x = self.x[:Tb, idx]
+        if self.readout == "last":
+            y = self.y[idx]
+            mask = None if self.mask is None else self.mask[idx]
+        else:
+            y = self.y[:Tb, idx]
+            mask = None if self.mask is None else self.mask[:Tb, idx]
+            mask = _losses.step_mask((Tb, len(idx)), lengths, mask)
+        return x, y, lengths, mask
+
+
+def _is_task(obj):
+    return not isinstance(obj, np.ndarray) and all(
+        hasattr(obj, a) for a in ("x", "y", "lengths", "mask", "loss", "readout"))
+
+
+def _resolve(model, x, y, lengths, mask, loss, readout, what="data"):
+    """(_Data, loss name) from arrays or a Task, checked against the model."""
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a pyx_gru.layers.Model, got {type(model).__name__}")
+    if readout is not None and readout != model.readout:
+        raise ValueError(f"readout={readout!r} but the model reads out {model.readout!r}")
+    if _is_task(x):
+        task = x
+        if y is not None or lengths is not None or mask is not None:
+            raise TypeError(f"{what}: pass either a Task or arrays (x, y, lengths, mask), not both")
+        if loss is not None and loss != task.loss:
+            raise ValueError(f"loss={loss!r} but the task {task.name!r} uses {task.loss!r}")
+        if task.readout != model.readout:
+            raise ValueError(f"the task {getattr(task, 'name', '')!r} reads out {task.readout!r}, "
+                             f"the model {model.readout!r}")
+        x, y, lengths, mask, loss = task.x, task.y, task.lengths, task.mask, task.loss
+    if loss is None:
+        loss = "softmax" if y is not None and np.asarray(y).dtype.kind in "iu" else "mse"
+    _losses.get_loss(loss)
+    data = _Data(x, y, lengths, mask, loss, model.readout, what)
+    if data.x.shape[2] != model.input_size:
+        raise ValueError(f"{what} x has {data.x.shape[2]} features, the model takes {model.input_size}")
+    if loss != "softmax" and data.y.shape[-1] != model.output_size:
+        raise ValueError(f"{what} y has {data.y.shape[-1]} outputs, the model gives {model.output_size}")
+    return data, loss
+
+
+def _valid_data(model, valid, loss):
+    if valid is None:
+        return None
+    if _is_task(valid):
+        return _resolve(model, valid, None, None, None, loss, None, "valid")[0]
+    if not isinstance(valid, (tuple, list)) or not 2 <= len(valid) <= 4:
+        raise TypeError("valid must be a Task or a tuple (x, y[, lengths[, mask]])")
+    x, y, lengths, mask = (tuple(valid) + (None, None))[:4]
+    return _resolve(model, x, y, lengths, mask, loss, None, "valid")[0]
+
+
+def _json_seed(seed):
+    """A seed as JSON can hold it: an int, None, or its repr (a Generator)."""
+    if seed is None or isinstance(seed, (int, np.integer)):
+        return None if seed is None else int(seed)
+    return repr(seed)
+
+
+def _batches(N, batch_size):
+    return [slice(i, min(i + batch_size, N)) for i in range(0, N, batch_size)]
+
+
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    return int(batch_size)
+
+
+# ---------------------------------------------------------------------------
+# History and progress
+# ---------------------------------------------------------------------------
+
+@dataclass
+class History:
+    """What ``fit`` measured, epoch by epoch.
+
+    Attributes
+    ----------
+    epoch : list of int
+        1, 2, ... (one entry per completed epoch).
+    train_loss : list of float
+        The mean training loss over the epoch's batches, as the weights
+        changed (and with the weight noise on, if any): the sum of the
+        batches' loss terms over the number of counted terms.
+    valid_loss : list of float or None
+        The loss on ``valid`` after the epoch (None without ``valid``).
+    grad_norm : list of float
+        The mean global gradient norm over the epoch's steps, before clipping.
+    time : list of float
+        Wall-clock seconds from the start of ``fit`` to the end of the epoch.
+    steps : list of int
+        Optimiser steps taken by the end of the epoch.
+    best_epoch : int or None
+        The epoch with the lowest validation loss (whose parameters ``fit``
+        restored), None without ``valid``.
+    stopped_early : bool
+        Early stopping ended the run.
+    diverged : bool
+        A batch's loss or gradient was not finite: the run stopped there (the
+        step was not applied).
+    settings : dict
+        ``fit``'s arguments and the model's configuration.
+    """
+
+    epoch: list = field(default_factory=list)
+    train_loss: list = field(default_factory=list)
+    valid_loss: list = field(default_factory=list)
+    grad_norm: list = field(default_factory=list)
+    time: list = field(default_factory=list)
+    steps: list = field(default_factory=list)
+    best_epoch: int = None
+    stopped_early: bool = False
+    diverged: bool = False
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def best_valid_loss(self):
+        """float or None: the validation loss at ``best_epoch``."""
+        return None if self.best_epoch is None else self.valid_loss[self.best_epoch - 1]
+
+    def to_dict(self):
+        """dict: every attribute, JSON-serialisable."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        """The History that ``to_dict`` gave ``d``."""
+        return cls(**d)
+
+    def to_json(self, path=None):
+        """The history as JSON text; written to ``path`` as well when given."""
+        text = json.dumps(self.to_dict(), indent=1)
+        if path is not None:
+            with open(path, "w") as f:
+                f.write(text)
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path):
+        """A History from JSON text or from the path of a file holding it."""
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            with open(text) as f:
+                text = f.read()
+        return cls.from_dict(json.loads(text))
+
+    def plot(self, ax=None, *, baseline=None, logy=True):
+        """Plot the training and validation losses against the epoch.
+
+        Needs matplotlib (imported only here).
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw; a new figure when None.
+        baseline : float, optional
+            Draw a horizontal line there (e.g. a task's memoryless baseline).
+        logy : bool
+            Logarithmic loss axis.
+
+        Returns
+        -------
+        matplotlib.axes.Axes
+        """
+        try:
+            import matplotlib.pyplot as plt
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise ImportError("History.plot needs matplotlib: pip install matplotlib") from None
+        if ax is None:
+            _, ax = plt.subplots()
+        ax.plot(self.epoch, self.train_loss, label="train")
+        if any(v is not None for v in self.valid_loss):
+            ax.plot(self.epoch, [np.nan if v is None else v for v in self.valid_loss], label="valid")
+        if self.best_epoch is not None:
+            ax.axvline(self.best_epoch, color="0.6", linestyle=":", label="best")
+        if baseline is not None:
+            ax.axhline(baseline, color="k", linestyle="--", label="baseline")
+        if logy:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"loss ({self.settings.get('loss', '')})")
+        ax.legend()
+        return ax
+
+
+class _Progress:
+    """One status line on stderr, redrawn in place (``\\r``), at most every
+    0.1 s; a line per epoch. Off when ``verbose`` is 0, or 1 and stderr is
+    not a terminal; ``verbose=2`` prints only the epoch lines, whatever the
+    stream."""
+
+    def __init__(self, verbose, epochs, n_batches, stream=None):
+        self.stream = sys.stderr if stream is None else stream
+        tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.bar = verbose == 1 and tty
+        self.lines = self.bar or verbose >= 2
+        self.epochs, self.n_batches = epochs, n_batches
+        self.last = 0.0
+
+    def update(self, epoch, batch, loss, elapsed):
+        if not self.bar or (time.perf_counter() - self.last < 0.1 and batch < self.n_batches):
+            return
+        self.last = time.perf_counter()
+        width = 20
+        done = width * batch // max(self.n_batches, 1)
+        self.stream.write(f"\repoch {epoch}/{self.epochs} [{'#' * done}{'.' * (width - done)}] "
+                          f"{batch}/{self.n_batches} loss {loss:.4g} {elapsed:.1f}s ")
+        self.stream.flush()
+
+    def epoch_end(self, epoch, train, valid, elapsed):
+        if not self.lines:
+            return
+        v = "" if valid is None else f" valid {valid:.6g}"
+        line = f"epoch {epoch}/{self.epochs} train {train:.6g}{v} {elapsed:.1f}s"
+        # over a bar: back to the line's start, and clear what the bar left
+        self.stream.write(f"\r{line}\x1b[K\n" if self.bar else line + "\n")
+        self.stream.flush()
+
+
+# ---------------------------------------------------------------------------
+# fit, evaluate, predict
+# ---------------------------------------------------------------------------
+
+def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, valid=None,
+        optimizer="adam", lr=None, epochs=10, batch_size=32, clip=None, weight_noise=0.0,
+        patience=None, restore_best=True, bucket=False, seed=0, verbose=1, callback=None):
+    """Train ``model`` by mini-batch gradient descent.
+
+    Each epoch shuffles the N sequences (seeded), and for each mini-batch:
+    adds weight noise (optional), runs forward, the loss and backward, takes
+    the clean weights back, clips the gradients' global norm (optional), and
+    lets the optimiser update the parameters in place. After each epoch it
+    evaluates ``valid`` (if given), keeps the best parameters, and stops
+    early after ``patience`` epochs without improvement.
+
+    Parameters
+    ----------
+    model : pyx_gru.layers.Model
+        Trained in place.
+    x : array_like (T, N, D), or a pyx_gru.tasks.Task
+        The inputs; a Task brings y, lengths, mask, loss and readout too
+        (then pass none of those).
+    y : array_like
+        Targets: see the module docstring for shapes.
+    lengths : array_like of int, shape (N,), optional
+    mask : array_like of bool, shape (T, N) ("every") or (N,) ("last"), optional
+    loss : {"mse", "softmax", "sigmoid"}, optional
+        None: the task's, else "softmax" for integer y and "mse" otherwise.
+    readout : {"last", "every"}, optional
+        Only checked against ``model.readout``.
+    valid : Task or tuple (x, y[, lengths[, mask]]), optional
+        Held-out data, evaluated after every epoch.
+    optimizer : {"adam", "rmsprop", "sgd"} or pyx_gru.optim.Optimizer
+    lr : float, optional
+        The learning rate for a named optimiser (None: its default).
+    epochs : int
+        At most this many passes over the data.
+    batch_size : int
+        Sequences per step (the last batch may be smaller). Each batch is
+        cut to its longest sequence.
+    clip : float, optional
+        Clip the global gradient norm to this (Pascanu et al. 2013).
+    weight_noise : float
+        Standard deviation of the Gaussian weight noise (Chung et al. 2014);
+        0 for none.
+    patience : int, optional
+        Stop after this many epochs without a lower validation loss. Needs
+        ``valid``.
+    restore_best : bool
+        With ``valid``, end with the parameters of the best epoch.
+    bucket : bool
+        Batch sequences of similar length (sort a random permutation by
+        length, then shuffle the batches): less padding, less compute.
+    seed : int
+        Seeds the shuffling and the weight noise (not the model's
+        initialisation, which its constructor seeds). The same seed, data
+        and model give bitwise the same losses.
+    verbose : {0, 1, 2}
+        0: silent. 1: a progress line on stderr when it is a terminal.
+        2: one line per epoch on stderr, always.
+    callback : callable, optional
+        ``callback(epoch, model, history)`` after each epoch; returning True
+        stops training.
+
+    Returns
+    -------
+    History
+    """
+    train, loss = _resolve(model, x, y, lengths, mask, loss, readout, "train")
+    valid = _valid_data(model, valid, loss)
+    batch_size = _check_batch_size(batch_size)
+    epochs = int(epochs)
+    if epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if patience is not None and valid is None:
+        raise ValueError("patience (early stopping) needs valid data")
+    if clip is not None and not float(clip) > 0:
+        raise ValueError(f"clip must be > 0, got {clip}")
+    opt = make_optimizer(optimizer, lr)
+    terms = _losses.TERMS[loss]
+    shuffle_rng, noise_rng = np.random.default_rng(seed).spawn(2)
+    history = History(settings={
+        "loss": loss, "readout": model.readout, "optimizer": repr(opt), "epochs": epochs,
+        "batch_size": batch_size, "clip": None if clip is None else float(clip),
+        "weight_noise": float(weight_noise), "patience": None if patience is None else int(patience),
+        "bucket": bool(bucket), "seed": _json_seed(seed), "n_train": train.N,
+        "n_valid": None if valid is None else valid.N, "n_params": model.n_params,
+        "dtype": model.dtype.name, "model": model.config,
+    })
+    params = model.params
+    best, best_loss, waited = None, math.inf, 0
+    slices = _batches(train.N, batch_size)
+    progress = _Progress(verbose, epochs, len(slices))
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        order = shuffle_rng.permutation(train.N)
+        if bucket and train.lengths is not None:
+            order = order[np.argsort(train.lengths[order], kind="stable")]
+            batches = [order[s] for s in slices]
+            batches = [batches[i] for i in shuffle_rng.permutation(len(batches))]
+        else:
+            batches = [order[s] for s in slices]
+        total, count, norms = 0.0, 0, []
+        for b, idx in enumerate(batches, 1):
+            xb, yb, lb, mb = train.batch(idx)
+            # overflow is caught below as a non-finite loss or gradient norm
+            with _weight_noise(params, weight_noise, noise_rng), \
+                    np.errstate(over="ignore", invalid="ignore"):
+                out, cache = model.forward(xb, lb)
+                s, n, dsum = terms(out, yb, mb)
+                if n:
+                    _, grads = model.backward(cache, (dsum / n).astype(model.dtype))
+                    norm = global_norm(grads) if clip is None else clip_grad_norm(grads, clip)
+            if not n:
+                continue
+            if not (math.isfinite(s) and math.isfinite(norm)):
+                history.diverged = True
+                warnings.warn(f"fit: the loss or gradient is not finite at epoch {epoch}, batch "
+                              f"{b}; training stopped (try a smaller lr or clip=...)",
+                              RuntimeWarning, stacklevel=2)
+                break
+            opt.step(params, grads)
+            total, count = total + s, count + n
+            norms.append(norm)
+            progress.update(epoch, b, total / count, time.perf_counter() - start)
+        if history.diverged:
+            break
+        history.epoch.append(epoch)
+        history.train_loss.append(total / count if count else 0.0)
+        history.grad_norm.append(float(np.mean(norms)) if norms else 0.0)
+        history.steps.append(opt.t)
+        v = None
+        if valid is not None:
+            v = _evaluate_data(model, valid, loss, 256)["loss"]
+            if v < best_loss:
+                best, best_loss, waited = model.get_params(), v, 0
+                history.best_epoch = epoch
+            else:
+                waited += 1
+        history.valid_loss.append(v)
+        history.time.append(time.perf_counter() - start)
+        progress.epoch_end(epoch, history.train_loss[-1], v, history.time[-1])
+        if callback is not None and callback(epoch, model, history):
+            break
+        if patience is not None and waited >= patience:
+            history.stopped_early = True
+            break
+    if restore_best and best is not None:
+        model.params = best
+    return history
+
+
+def _evaluate_data(model, data, loss, batch_size):
+    terms = _losses.TERMS[loss]
+    total, count, correct = 0.0, 0, 0
+    for s in _batches(data.N, batch_size):
+        idx = np.arange(s.start, s.stop)
+        xb, yb, lb, mb = data.batch(idx)
+        out, _ = model.forward(xb, lb)
+        t, n, _ = terms(out, yb, mb)
+        total, count = total + t, count + n
+        if loss == "softmax":
+            hit = np.argmax(out, axis=-1) == yb
+            correct += int(np.sum(hit if mb is None else hit & mb))
+    result = {"loss": total / count if count else 0.0, "count": count}
+    if loss == "softmax":
+        result["accuracy"] = correct / count if count else 0.0
+    return result
+
+
+def evaluate(model, x, y=None, *, lengths=None, mask=None, loss=None, batch_size=256):
+    """The model's loss on a data set, in the units of ``pyx_gru.losses``.
+
+    Parameters
+    ----------
+    model : pyx_gru.layers.Model
+    x : array_like (T, N, D), or a Task
+    y, lengths, mask, loss
+        As in ``fit``.
+    batch_size : int
+        Sequences per forward pass (memory only; the result does not depend
+        on it beyond rounding).
+
+    Returns
+    -------
+    dict
+        ``"loss"``: the mean over all counted terms; ``"count"``: their
+        number (steps, or steps times outputs for "mse"); for "softmax",
+        ``"accuracy"``: the fraction of counted steps whose largest logit is
+        the target class.
+    """
+    data, loss = _resolve(model, x, y, lengths, mask, loss, None)
+    return _evaluate_data(model, data, loss, _check_batch_size(batch_size))
+
+
+def predict(model, x, *, lengths=None, loss=None, batch_size=256):
+    """The model's outputs, in batches.
+
+    Parameters
+    ----------
+    model : pyx_gru.layers.Model
+    x : array_like (T, N, D), or a Task (its lengths and loss are used)
+    lengths : array_like of int, shape (N,), optional
+    loss : {"mse", "softmax", "sigmoid"}, optional
+        "softmax" and "sigmoid" turn the logits into probabilities; None or
+        "mse" gives the raw readout.
+    batch_size : int
+
+    Returns
+    -------
+    ndarray
+        (N, K) for readout "last", (T, N, K) for "every" (zero past each
+        sequence's length).
+    """
+    if _is_task(x):
+        if lengths is not None:
+            raise TypeError("pass either a Task or x and lengths, not both")
+        loss = x.loss if loss is None else loss
+        x, lengths = x.x, x.lengths
+    if loss is not None:
+        _losses.get_loss(loss)
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (T, N, D), got {x.shape}")
+    T, N, _ = x.shape
+    batch_size = _check_batch_size(batch_size)
+    outs = []
+    for s in _batches(N, batch_size):
+        lb = None if lengths is None else np.asarray(lengths)[s]
+        Tb = T if lb is None or not len(lb) else int(lb.max())
+        out, _ = model.forward(x[:Tb, s], lb)
+        if model.readout == "every" and Tb < T:
+            out = np.concatenate([out, np.zeros((T - Tb,) + out.shape[1:], dtype=out.dtype)])
+        outs.append(out)
+    if not outs:
+        shape = (0, model.output_size) if model.readout == "last" else (T, 0, model.output_size)
+        return np.zeros(shape, dtype=model.dtype)
+    out = np.concatenate(outs, axis=0 if model.readout == "last" else 1)
+    if loss == "softmax":
+        out = _losses.softmax(out).astype(model.dtype)
+    elif loss == "sigmoid":
+        out = _losses.sigmoid(out).astype(model.dtype)
+    if model.readout == "every" and lengths is not None and loss in ("softmax", "sigmoid"):
+        out *= (np.arange(T)[:, None] < np.asarray(lengths)[None, :])[..., None]
+    return out
