@@ -9,6 +9,7 @@ step.
 """
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -318,6 +319,8 @@ def test_subset_selects_rows_and_recomputes_empirical_baselines():
     lasts = tasks.temporal_order(20, 20, seed=0)
     part = lasts.subset([3, 1])
     assert part.T == lasts.lengths[[3, 1]].max() and np.array_equal(part.y, lasts.y[[3, 1]])
+    empty = task.subset([])
+    assert empty.N == 0 and empty.baseline == 1 / 6 and math.isnan(empty.info["baseline_empirical"])
     with pytest.raises(ValueError, match="indices"):
         task.subset([50])
     with pytest.raises(TypeError, match="indices"):
@@ -377,7 +380,8 @@ def _task(**kw):
         (dict(lengths=[1, 2, 3]), ValueError, r"lengths must have shape \(2,\)"),
         (dict(mask=np.ones((3, 2), bool)), ValueError, "mask applies only"),
         (dict(readout="every", y=np.zeros((3, 2), np.int64), mask=np.ones((3, 2))), TypeError, "mask must be a bool"),
-        (dict(readout="every", y=np.zeros((3, 2), np.int64), mask=np.ones((2, 2), bool)), ValueError, r"mask must have shape \(3, 2\)"),
+        (dict(readout="every", y=np.zeros((3, 2), np.int64), mask=np.ones((2, 2), bool)),
+         ValueError, r"mask must have shape \(3, 2\)"),
         (dict(baseline="low"), TypeError, "baseline must be a real number"),
         (dict(info=[]), TypeError, "info must be a dict"),
         (dict(info={"rows": {"a": [1]}}), ValueError, "one entry per sequence"),
@@ -422,3 +426,13 @@ def test_task_converts_and_does_not_freeze_the_callers_arrays():
 def test_generators_reject_bad_arguments(call, error):
     with pytest.raises(error):
         call()
+
+
+def test_readme_example_runs():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Tasks", 1)[1]
+    code = section.split("```python", 1)[1].split("```", 1)[0]
+    scope = {}
+    exec(code, scope)
+    assert scope["task"].baseline == 1 / 6
+    assert [p.N for p in (scope["train"], scope["valid"], scope["test"])] == [8000, 1000, 1000]

@@ -171,7 +171,8 @@ def musicxml_roll(path, step):
 def corpus_file(music21, name):
     """music21's corpus file for a name such as 'bach/bwv66.6'."""
     base = Path(music21.__file__).parent / "corpus" / name
-    return next(p for p in (base.with_suffix(base.suffix + ".mxl"), base.with_suffix(base.suffix + ".xml")) if p.exists())
+    candidates = (base.with_suffix(base.suffix + ".mxl"), base.with_suffix(base.suffix + ".xml"))
+    return next(p for p in candidates if p.exists())
 
 
 def _offline(*args, **kwargs):
@@ -351,3 +352,33 @@ def test_default_cache_dir(monkeypatch, tmp_path):
 def test_chorales_reject_bad_arguments(kw, error, tmp_path):
     with pytest.raises(error):
         tasks.load_chorales(cache_dir=tmp_path, **kw)
+
+
+def test_piano_roll_samples_at_frame_starts(music21):
+    from music21 import chord, note, stream
+
+    def part(*elements):
+        p = stream.Part()
+        for offset, element in elements:
+            p.insert(offset, element)
+        return p
+
+    triplet = note.Note(62, quarterLength=Fraction(1, 3))
+    grace = note.Note(64, quarterLength=1).getGrace()
+    score = stream.Score([
+        part((0, note.Note(60, quarterLength=2.5)), (2.5, note.Note(67, quarterLength=0.5))),  # 67 misses t = 2
+        part((0.5, note.Note(48, quarterLength=1)), (Fraction(5, 3), triplet),
+             (3, chord.Chord([50, 53], quarterLength=1))),
+        part((1, grace), (1, note.Note(110, quarterLength=1))),  # a grace note and one above C8
+    ])
+    roll, dropped = tasks.piano_roll(score, 1.0)
+    on = [sorted((np.flatnonzero(frame) + 21).tolist()) for frame in roll]
+    # t = 0: 60; t = 1: 60 and 48 (onset 0.5; the grace note takes no
+    # time); t = 2: 60 only, the triplet [5/3, 2) and 67 [2.5, 3) fall between
+    # samples; t = 3: the chord. MIDI 110 is above the piano: dropped.
+    assert on == [[60], [48, 60], [60], [50, 53]] and dropped == 1
+    halves, _ = tasks.piano_roll(score, 0.5)
+    # every half beat: 60 ends at 2.5, where 67 starts
+    assert [sorted((np.flatnonzero(f) + 21).tolist()) for f in halves] == [
+        [60], [48, 60], [48, 60], [60], [60], [67], [50, 53], [50, 53]]
+    assert halves.shape == (8, 88)

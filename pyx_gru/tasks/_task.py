@@ -166,7 +166,9 @@ class Task:
         if rows is not None:
             for key, value in rows.items():
                 if len(value) != N:
-                    raise ValueError(f"info['rows'][{key!r}] must have one entry per sequence (N={N}), got {len(value)}")
+                    raise ValueError(
+                        f"info['rows'][{key!r}] must have one entry per sequence (N={N}), got {len(value)}"
+                    )
             info["rows"] = dict(rows)
         put("info", info)
         if self.baseline_fn is not None and not callable(self.baseline_fn):
@@ -282,7 +284,9 @@ class Task:
         bounds = np.concatenate([[0], cuts])
         sizes = np.diff(bounds)
         if np.any(sizes == 0):
-            raise ValueError(f"split of N={self.N} sequences by {tuple(f)} leaves a part empty (sizes {sizes.tolist()})")
+            raise ValueError(
+                f"split of N={self.N} sequences by {tuple(f)} leaves a part empty (sizes {sizes.tolist()})"
+            )
         return tuple(self.subset(perm[a:b]) for a, b in zip(bounds[:-1], bounds[1:]))
 
     def _with_baselines(self):
