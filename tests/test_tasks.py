@@ -327,6 +327,8 @@ def test_subset_selects_rows_and_recomputes_empirical_baselines():
         task.subset([0.5])
     with pytest.raises(ValueError, match="bool mask"):
         task.subset(np.ones(3, bool))
+    with pytest.raises(ValueError, match="one-dimensional"):
+        task.subset(3)
 
 
 @pytest.mark.parametrize("fractions", [(0.5, 0.5), (0.5, 0.6, -0.1), (0.5, 0.2, 0.2), (np.nan, 0.5, 0.5)])

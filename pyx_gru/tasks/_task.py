@@ -230,15 +230,15 @@ class Task:
             afresh on the kept rows.
         """
         idx = np.asarray(indices)
+        if idx.ndim != 1:
+            raise ValueError(f"indices must be one-dimensional, got shape {idx.shape}")
         if idx.dtype == np.bool_:
             if idx.shape != (self.N,):
                 raise ValueError(f"indices as a bool mask must have shape ({self.N},), got {idx.shape}")
             idx = np.flatnonzero(idx)
-        elif idx.dtype.kind not in "iu" and not (idx.size == 0 and idx.dtype.kind == "f"):
+        elif idx.dtype.kind not in "iu" and idx.size:  # [] arrives as float64
             raise TypeError(f"indices must be integers or a bool mask, got dtype {idx.dtype}")
-        idx = idx.astype(np.int64).reshape(-1) if idx.ndim <= 1 else None
-        if idx is None:
-            raise ValueError("indices must be one-dimensional")
+        idx = idx.astype(np.int64)
         if idx.size and (idx.min() < -self.N or idx.max() >= self.N):
             raise ValueError(f"indices must lie in [0, {self.N}), got values in [{idx.min()}, {idx.max()}]")
         lengths = None if self.lengths is None else self.lengths[idx]
