@@ -169,8 +169,11 @@ def musicxml_roll(path, step):
 
 
 def corpus_file(music21, name):
-    """music21's corpus file for a name such as 'bach/bwv66.6'."""
+    """music21's corpus file for a name such as 'bach/bwv66.6' (the file name
+    itself, such as 'bwv66.6.mxl', also works)."""
     base = Path(music21.__file__).parent / "corpus" / name
+    if base.suffix in (".mxl", ".xml"):
+        return base
     candidates = (base.with_suffix(base.suffix + ".mxl"), base.with_suffix(base.suffix + ".xml"))
     return next(p for p in candidates if p.exists())
 
@@ -211,16 +214,18 @@ def test_chorales_build_offline_and_metadata(built, music21):
     # the pieces come from music21's Riemenschneider list, four-part ones only
     listed = list(dict.fromkeys(music21.corpus.chorales.Iterator(returnType="filename")))
     assert meta["pieces"] == [n for n in listed[: listed.index(meta["pieces"][-1]) + 1] if n not in meta["skipped"]]
-    for name in meta["pieces"]:
-        assert musicxml_notes(read_musicxml(corpus_file(music21, name)))[2] == 4
+    for name, file in zip(meta["pieces"], meta["files"]):
+        assert file.startswith(name.split("/")[1])
+        assert musicxml_notes(read_musicxml(corpus_file(music21, "bach/" + file)))[2] == 4
     saved = json.loads((directory / "chorales_step1_first4.json").read_text())
     assert saved["pieces"] == meta["pieces"] and saved["n_frames"] == [r.shape[0] for r in rolls]
+    assert saved["files"] == meta["files"] and saved["format"] == 2
 
 
 def test_chorale_rolls_match_the_musicxml(built, music21):
     _, rolls, meta, _ = built
-    for name, roll in zip(meta["pieces"], rolls):
-        expected = musicxml_roll(corpus_file(music21, name), 1.0)
+    for name, file, roll in zip(meta["pieces"], meta["files"], rolls):
+        expected = musicxml_roll(corpus_file(music21, "bach/" + file), 1.0)
         assert roll.dtype == np.bool_ and roll.shape == expected.shape, name
         np.testing.assert_array_equal(roll, expected, err_msg=name)
         assert 3 <= roll.sum(axis=1).mean() <= 4  # four voices, sometimes in unison or resting
@@ -246,7 +251,7 @@ def test_chorale_task_arrays(built):
     assert task.x.shape == (F.max() - 1, N_PIECES, 88) and task.y.shape == task.x.shape
     assert task.x.dtype == np.float64 and (task.readout, task.loss, task.n_classes) == ("every", "sigmoid", 88)
     np.testing.assert_array_equal(task.lengths, F - 1)
-    assert task.info["rows"]["piece"] == meta["pieces"]
+    assert task.info["rows"]["piece"] == meta["pieces"] and task.info["rows"]["file"] == meta["files"]
     for i, roll in enumerate(rolls):
         np.testing.assert_array_equal(task.x[: F[i] - 1, i], roll[:-1])
         np.testing.assert_array_equal(task.y[: F[i] - 1, i], roll[1:])

@@ -11,7 +11,7 @@ kind.
 Choices:
 
 * Pieces: music21's list of the 371 chorales in Riemenschneider's numbering
-  (``music21.corpus.chorales.Iterator``), each distinct file once (350),
+  (``music21.corpus.chorales.Iterator``), each distinct piece once (350),
   in that order, keeping those with exactly four parts (the vocal S, A, T,
   B; pieces with obbligato instruments are skipped and listed in the
   metadata). Repeats are not expanded.
@@ -24,7 +24,7 @@ Choices:
 * Pitch: MIDI 21 (A0) to 108 (C8), the 88 piano keys; channel k is MIDI
   21 + k. The four voices span MIDI 36 to 81. Voices in unison share a key.
 
-Parsing all the pieces takes about 15 s, so the rolls are cached once, as
+Parsing all the pieces takes 15 to 25 s on 2 cores, so the rolls are cached once, as
 ``.npz`` (``allow_pickle=False``) with JSON metadata (music21's version,
 the settings, the list of pieces), in ``cache_dir``, else ``$PYX_GRU_DATA``,
 else ``$XDG_CACHE_HOME/pyx_gru``, else ``~/.cache/pyx_gru``. music21 reads
@@ -49,7 +49,7 @@ LOWEST_MIDI = 21  # A0
 N_KEYS = 88  # A0..C8
 STEPS = (1.0, 0.5, 0.25)
 N_PARTS = 4
-FORMAT = 1  # bump when the conversion changes, to invalidate old caches
+FORMAT = 2  # bump when the conversion changes, to invalidate old caches
 CACHE_ENV = "PYX_GRU_DATA"
 
 
@@ -99,9 +99,13 @@ def _chorale_files(music21):
     files = []
     for name in names:
         # The name's own file, not a variant (bwv190.7-inst) or a longer
-        # number (bwv244.32 for bwv244.3); MusicXML before Humdrum.
-        candidates = sorted(by_stem.get(name.split("/")[-1], []), key=lambda p: (p.suffix == ".krn", p.suffix))
-        if candidates:
+        # number (bwv244.32 for bwv244.3); MusicXML before Humdrum. A name
+        # with no file of its own takes the one file it abbreviates
+        # (bwv18.5-l: bwv18.5-lz).
+        stem = name.split("/")[-1]
+        candidates = by_stem.get(stem) or [p for s, ps in by_stem.items() if s.startswith(stem) for p in ps]
+        candidates = sorted(candidates, key=lambda p: (p.suffix == ".krn", p.suffix))
+        if len({p.stem for p in candidates}) == 1:
             files.append((name, candidates[0]))
     return files
 
@@ -147,7 +151,7 @@ def _cache_paths(directory, step, max_pieces):
 
 
 def _build(music21, step, max_pieces):
-    rolls, pieces, skipped = [], [], {}
+    rolls, pieces, files, skipped = [], [], [], {}
     out_of_range = 0
     start = time.perf_counter()
     for name, path in _chorale_files(music21):
@@ -160,6 +164,7 @@ def _build(music21, step, max_pieces):
         roll, dropped = piano_roll(score, step)
         rolls.append(roll)
         pieces.append(name)
+        files.append(path.name)
         out_of_range += dropped
     meta = {
         "format": FORMAT,
@@ -169,6 +174,7 @@ def _build(music21, step, max_pieces):
         "n_keys": N_KEYS,
         "max_pieces": max_pieces,
         "pieces": pieces,
+        "files": files,
         "n_frames": [int(r.shape[0]) for r in rolls],
         "skipped": skipped,
         "notes_out_of_range": out_of_range,
@@ -205,6 +211,7 @@ def _load(npz_path, json_path):
         or frames.shape[1] != N_KEYS
         or offsets.ndim != 1
         or len(offsets) != len(meta.get("pieces", ())) + 1
+        or len(meta.get("files", ())) != len(meta["pieces"])
         or offsets[0] != 0
         or offsets[-1] != frames.shape[0]
         or np.any(np.diff(offsets) < 0)
@@ -235,7 +242,8 @@ def load_chorales(*, step=1.0, max_pieces=None, cache_dir=None, refresh=False):
         One piano roll per piece (see :func:`piano_roll`).
     meta : dict
         ``music21_version``, ``step``, ``lowest_midi``, ``n_keys``,
-        ``pieces`` (corpus names, in order), ``n_frames``, ``skipped``
+        ``pieces`` (corpus names, in order), ``files`` (their file names in
+        music21's ``corpus/bach``), ``n_frames``, ``skipped``
         (name: reason), ``notes_out_of_range``, ``parse_seconds`` (of the
         run that built the cache), ``cache`` (the ``.npz`` path) and
         ``from_cache`` (whether this call read it).
@@ -316,7 +324,7 @@ def chorales(*, step=1.0, max_pieces=None, cache_dir=None, refresh=False):
         ``x`` and ``y`` (T, N, 88) float64 in {0, 1}, ``lengths`` (N,),
         ``readout="every"``, ``loss="sigmoid"``, ``n_classes=88``, with T
         the longest piece's frame count minus 1; ``info["rows"]`` holds each
-        row's ``piece`` name and ``n_frames``; ``info`` the metadata of
+        row's ``piece`` name, ``file`` and ``n_frames``; ``info`` the metadata of
         :func:`load_chorales`.
 
     Raises
@@ -334,8 +342,9 @@ def chorales(*, step=1.0, max_pieces=None, cache_dir=None, refresh=False):
     for i, roll in enumerate(rolls):
         x[: F[i] - 1, i] = roll[:-1]
         y[: F[i] - 1, i] = roll[1:]
-    info = {k: v for k, v in meta.items() if k not in ("pieces", "n_frames")}
-    info["rows"] = {"piece": [meta["pieces"][i] for i in keep], "n_frames": F}
+    info = {k: v for k, v in meta.items() if k not in ("pieces", "files", "n_frames")}
+    info["rows"] = {"piece": [meta["pieces"][i] for i in keep], "file": [meta["files"][i] for i in keep],
+                    "n_frames": F}
     info["reference"] = "in the spirit of JSB Chorales (Boulanger-Lewandowski et al. 2012; Chung et al. 2014)"
     task = Task("chorales", x, y, F - 1, None, "every", "sigmoid", N_KEYS, 0.0, info=info,
                 baseline_fn=_chorale_baselines)
