@@ -1,0 +1,42 @@
+"""Tasks to train and compare the cells on, each with its memoryless baseline.
+
+Every generator returns a :class:`Task`: inputs ``x`` (T, N, D) time-major,
+targets ``y``, optional ``lengths`` and ``mask``, the readout ("last" or
+"every"), the loss ("mse", "softmax" or "sigmoid"), the output size K and
+``baseline``, the loss of a predictor without memory, in the units the loss
+reports (see :class:`Task`). ``Task.split`` and ``Task.subset`` select
+sequences.
+
+Synthetic, with long-range dependencies (NumPy only, seeded):
+
+* :func:`adding` — the adding problem (baseline 1/6),
+* :func:`copy_memory` — copy memory (baseline 10 ln 8 / (T + 20)),
+* :func:`temporal_order` — temporal order, 4 classes (baseline ln 4),
+* :func:`reber` — next-symbol prediction on the embedded Reber grammar.
+
+Real data that ship inside wheels (optional extras, ``pip install
+"pyx_gru[tasks]"``; nothing is downloaded):
+
+* :func:`digits` — scikit-learn's 8×8 digits, row by row or pixel by pixel,
+* :func:`chorales` — piano rolls of Bach chorales from music21's corpus,
+  converted once and cached (:func:`load_chorales`).
+"""
+from ._task import Task
+from .chorales import chorales, default_cache_dir, load_chorales, piano_roll
+from .digits import digits
+from .synthetic import REBER_SYMBOLS, TEMPORAL_ORDER_SYMBOLS, adding, copy_memory, reber, temporal_order
+
+__all__ = [
+    "Task",
+    "adding",
+    "copy_memory",
+    "temporal_order",
+    "reber",
+    "digits",
+    "chorales",
+    "load_chorales",
+    "piano_roll",
+    "default_cache_dir",
+    "REBER_SYMBOLS",
+    "TEMPORAL_ORDER_SYMBOLS",
+]
