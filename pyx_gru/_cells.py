@@ -135,6 +135,8 @@ class Cell:
         forget-gate bias 1), extra biases and peepholes zero.
     """
 
+    #: tuple of str: the gate names, in the order of the column blocks of
+    #: ``W``, ``U`` and ``b`` (and of ``cache.gates``).
     gates = ()
     _kind = None
     _lstm = False
@@ -537,9 +539,11 @@ class RNN(Cell):
 class SimpleGRU(Cell):
     """The simplified GRU: one gate f mixes the old state and the candidate.
 
-    f_t = sigmoid(x_t W_f + h_{t-1} U_f + b_f),
-    g_t = tanh(x_t W_g + h_{t-1} U_g + b_g),
-    h_t = f_t * h_{t-1} + (1 - f_t) * g_t.
+    ::
+
+        f_t = sigmoid(x_t W_f + h_{t-1} U_f + b_f)
+        g_t = tanh(x_t W_g + h_{t-1} U_g + b_g)
+        h_t = f_t * h_{t-1} + (1 - f_t) * g_t
 
     f = 1 keeps the state; f = 0 is the vanilla RNN. Gates: ``("f", "g")``.
     """
@@ -551,13 +555,15 @@ class SimpleGRU(Cell):
 class GRU(Cell):
     """Gated recurrent unit, with the reset gate before or after the matmul.
 
-    z_t = sigmoid(x_t W_z + h_{t-1} U_z + b_z)          (update)
-    r_t = sigmoid(x_t W_r + h_{t-1} U_r + b_r)          (reset)
-    reset="after" (cuDNN, PyTorch, Keras' default):
-        g_t = tanh(x_t W_g + b_g + r_t * (h_{t-1} U_g + b_hg))
-    reset="before" (Cho et al. 2014):
-        g_t = tanh(x_t W_g + b_g + (r_t * h_{t-1}) U_g)
-    h_t = z_t * h_{t-1} + (1 - z_t) * g_t
+    ::
+
+        z_t = sigmoid(x_t W_z + h_{t-1} U_z + b_z)          (update)
+        r_t = sigmoid(x_t W_r + h_{t-1} U_r + b_r)          (reset)
+        reset="after" (cuDNN, PyTorch, Keras' default):
+            g_t = tanh(x_t W_g + b_g + r_t * (h_{t-1} U_g + b_hg))
+        reset="before" (Cho et al. 2014):
+            g_t = tanh(x_t W_g + b_g + (r_t * h_{t-1}) U_g)
+        h_t = z_t * h_{t-1} + (1 - z_t) * g_t
 
     z = 1 keeps the state. Gates: ``("z", "r", "g")``; ``reset="after"`` adds
     the parameter ``b_hg`` (H,), zero at initialisation.
@@ -600,12 +606,14 @@ class GRU(Cell):
 class LSTM(Cell):
     """Long short-term memory, optionally with diagonal peepholes.
 
-    i_t = sigmoid(x_t W_i + h_{t-1} U_i + b_i + p_i * c_{t-1})
-    f_t = sigmoid(x_t W_f + h_{t-1} U_f + b_f + p_f * c_{t-1})
-    g_t = tanh(x_t W_g + h_{t-1} U_g + b_g)
-    c_t = f_t * c_{t-1} + i_t * g_t
-    o_t = sigmoid(x_t W_o + h_{t-1} U_o + b_o + p_o * c_t)
-    h_t = o_t * tanh(c_t)
+    ::
+
+        i_t = sigmoid(x_t W_i + h_{t-1} U_i + b_i + p_i * c_{t-1})
+        f_t = sigmoid(x_t W_f + h_{t-1} U_f + b_f + p_f * c_{t-1})
+        g_t = tanh(x_t W_g + h_{t-1} U_g + b_g)
+        c_t = f_t * c_{t-1} + i_t * g_t
+        o_t = sigmoid(x_t W_o + h_{t-1} U_o + b_o + p_o * c_t)
+        h_t = o_t * tanh(c_t)
 
     The peephole terms are there only with ``peephole=True``, which adds the
     parameter ``P`` (3, H) = [p_i; p_f; p_o], zero at initialisation. The state
