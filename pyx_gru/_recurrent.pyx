@@ -18,6 +18,10 @@
 #            dh_prev += dA[t] @ U.T         one GEMM per step
 #   dW = x.T @ dA, dU = hs[:T].T @ dA, dx = dA @ W.T, db = dA.sum(0)
 #                                           one GEMM each, after the loop
+# Threads: batch rows are independent through time, so a large enough call
+# runs on a team of threads, each taking the whole time loop for its own
+# block of rows (no synchronisation between steps) and a share of the GEMMs
+# over all rows; see "The sequence driver" below.
 # A cell differs from the others only in its pointwise step. Two cells have a
 # little more: GRU with the reset gate after the matmul keeps two versions of
 # the candidate's gradient (input side dXg, recurrent side r * dXg in dA), and
