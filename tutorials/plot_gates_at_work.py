@@ -97,7 +97,8 @@ r = cache.gates[:, :, H:2 * H]
 h = cache.hs[1:]                                    # h_t after reading symbol t
 
 # The unit that best tells T-strings from P-strings inside the inner string
-# (from the fourth symbol to the last inner one): the model's memory.
+# (the states after the fourth symbol up to the inner string's closing E,
+# not included): the model's memory.
 second = np.array([s[1] for s in strings])
 inner = (np.arange(h.shape[0])[:, None] >= 3) & (np.arange(h.shape[0])[:, None] < L - 2)
 gap = np.abs(h[inner & (second == "T")].mean(axis=0) - h[inner & (second == "P")].mean(axis=0))

@@ -89,9 +89,7 @@ fig.tight_layout()
 # simplified GRU keeps the most over 100 steps. The LSTM loses a factor of
 # ten in its first steps back (from :math:`h_T` the gradient reaches the
 # cell state through the output gate, :math:`o_T \approx 1/2`, and the
-# tanh) and then fades the slowest of all: along :math:`c_t` it passes
-# through no matrix, only the forget gate, which starts at
-# :math:`\sigma(1) \approx 0.73`. (The curve is
+# tanh) and then fades about as slowly as the simplified GRU. (The curve is
 # :math:`\partial L / \partial h_t` with :math:`c_t` held fixed; see
 # ``diagnostics``.) The vanilla RNN's orthogonal :math:`U` has every
 # singular value 1, so it loses only what the tanh's slopes take. The
@@ -99,7 +97,24 @@ fig.tight_layout()
 #
 # The GRU is the surprise: both forms lose the gradient fastest of all, by
 # a factor of about 0.74 per step, :math:`10^{-13}` over 100 steps, far more
-# than the vanilla RNN it is meant to improve on.
+# than the vanilla RNN it is meant to improve on. More on that below.
+#
+# Is the LSTM's slow fade its cell state, the path through no matrix? Not
+# yet. With :math:`U = 0` that path is all that is left, and it multiplies
+# the gradient by the forget gate at every step, :math:`\sigma(1) \approx
+# 0.73` at initialisation:
+lstm_c_only = cells["LSTM"].copy()
+lstm_c_only.params["U"][:] = 0.0
+_, dc_only = pg.diagnostics.state_gradients(lstm_c_only, x, dstate)
+_, dc_full = pg.diagnostics.state_gradients(cells["LSTM"], x, dstate)
+full, only = (typical(np.linalg.norm(dc, axis=-1)) for dc in (dc_full, dc_only))
+print(f"LSTM |dL/dc_0|: {full[0]:.1e} with U, {only[0]:.1e} with U = 0, where the factor "
+      f"per step (from c_(T-1) back to c_0) is {(only[0] / only[T - 1]) ** (1 / (T - 1)):.2f}")
+
+# %%
+# The cell state alone loses the gradient at the forget gate's rate; the
+# paths through :math:`U` keep it, as in the other cells. The carousel pays
+# off once training pushes :math:`f_t` towards 1 (:doc:`../theory/lstm`).
 #
 # Why the GRU starts worse than the simplified GRU
 # ------------------------------------------------
@@ -114,7 +129,8 @@ fig.tight_layout()
 #
 # the direct path :math:`z_t = 1/2` plus the candidate's path, which the
 # update gate halves (:math:`1 - z_t`) and the reset gate halves again
-# (:math:`r_t`). :math:`U_g` is orthogonal, with eigenvalues
+# (:math:`r_t`); the paths through :math:`U_z` and :math:`U_r` carry the
+# factors :math:`h_{t-1} - g_t` and :math:`n_t`, which vanish there. :math:`U_g` is orthogonal, with eigenvalues
 # :math:`e^{i\theta}` on the unit circle, so :math:`J_t` has eigenvalues
 # :math:`\tfrac12 + \tfrac14 e^{i\theta}`, of modulus at most
 # :math:`3/4`: the gradient shrinks by about :math:`3/4` per step, and
@@ -131,7 +147,7 @@ print(f"GRU: factor per step {closed[0] ** (1 / T):.3f} (predicted: at most 0.75
       f"(SimpleGRU: {norms['SimpleGRU'][0]:.1e})")
 
 # %%
-# The fix: start the update gate closed
+# The fix: start the update gate near 1
 # -------------------------------------
 #
 # The update gate decides how much of the old state, and of its gradient,
@@ -211,9 +227,9 @@ fig.tight_layout()
 # they do, their gradient reaches the start of the sequence: the update
 # gates have learned to stay near 1 between the marked steps. The vanilla
 # RNN never leaves the baseline, and its gradient over 100 steps shrinks
-# further as it trains. The default GRU's poor start cost it little here;
-# on longer sequences, or with less data, a start with :math:`b_z` of 2 to 3
-# is a cheap safeguard.
+# further as it trains. The default GRU's poor start cost it an epoch or
+# two here; the bias is one line, but not pyx_gru's default, so a model
+# that should start with long memory has to ask for it.
 #
 # The vanilla RNN: the largest singular value sets the rate
 # ---------------------------------------------------------
