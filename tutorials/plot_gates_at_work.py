@@ -109,9 +109,11 @@ print(f"memory unit: {memory}; |mean h (T strings) - mean h (P strings)| inside 
       f"string, by unit: {np.round(gap, 2)}")
 
 # two strings that differ in their second symbol and have the same length
-b_T = next(b for b in range(N) if second[b] == "T" and L[b] == 13)
-b_P = next(b for b in range(N) if second[b] == "P" and L[b] == 13)
-fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharey=True)
+# (about 13 steps: long enough to show the memory, short enough to read)
+n = min(set(L[second == "T"]) & set(L[second == "P"]), key=lambda n: abs(n - 13))
+b_T = np.flatnonzero((second == "T") & (L == n))[0]
+b_P = np.flatnonzero((second == "P") & (L == n))[0]
+fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharey=True, layout="constrained")
 for col, b in enumerate((b_T, b_P)):
     read = strings[b][:L[b]]                        # the symbols read at steps 1 .. L
     for row, (gate, name) in enumerate(((z, "z"), (r, "r"))):
