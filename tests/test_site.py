@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 import pyx_gru
+import pyx_gru.tasks  # noqa: F401  (a subpackage that pyx_gru does not import)
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -63,6 +64,9 @@ def test_every_page_and_tutorial_is_built(site):
                 "theory/index", "theory/rnn", "theory/simple_gru", "theory/gru", "theory/lstm",
                 "theory/invariants", "auto_tutorials/index"]
     expected += [f"auto_tutorials/{name}" for name in TUTORIALS]
+    expected += [f"api/generated/{module}" for module in (
+        "pyx_gru", "pyx_gru.reference", "pyx_gru.interop", "pyx_gru.layers", "pyx_gru.losses",
+        "pyx_gru.optim", "pyx_gru.train", "pyx_gru.diagnostics", "pyx_gru.tasks", "pyx_gru.bench")]
     for page in expected:
         assert (site / f"{page}.html").is_file(), page
 
@@ -108,16 +112,26 @@ def test_api_reference_covers_every_public_name(site):
         inventory = InventoryFile.load(f, "", os.path.join)
     documented = {name for kind in inventory for name in inventory[kind]}
     missing = []
-    for module in (pyx_gru, pyx_gru.reference, pyx_gru.interop):
+    modules = (pyx_gru, pyx_gru.reference, pyx_gru.interop, pyx_gru.layers, pyx_gru.losses,
+               pyx_gru.optim, pyx_gru.train, pyx_gru.diagnostics, pyx_gru.tasks)
+    for module in modules:
         for name in module.__all__:
-            if not isinstance(getattr(module, name), type(pyx_gru)):  # submodules have their own page
-                full = f"{module.__name__}.{name}"
-                if full not in documented:
-                    missing.append(full)
+            obj = getattr(module, name)
+            if isinstance(obj, type(pyx_gru)):  # submodules have their own page
+                continue
+            full = f"{module.__name__}.{name}"
+            if full not in documented:
+                missing.append(full)
+            if isinstance(obj, type):  # and a class's own public methods and properties
+                missing += [f"{full}.{member}" for member, value in vars(obj).items()
+                            if not member.startswith("_")
+                            and (callable(value) or isinstance(value, (property, classmethod,
+                                                                       staticmethod)))
+                            and f"{full}.{member}" not in documented]
     for method in ("forward", "backward", "params", "gates", "pinnable_gates"):
         if f"pyx_gru.Cell.{method}" not in documented:
             missing.append(f"pyx_gru.Cell.{method}")
-    for module in ("pyx_gru", "pyx_gru.reference", "pyx_gru.interop", "pyx_gru.bench"):
+    for module in [m.__name__ for m in modules] + ["pyx_gru.bench"]:
         if module not in inventory.get("py:module", {}):
             missing.append(module)
     assert not missing, missing
