@@ -17,6 +17,7 @@ from types import MappingProxyType
 import numpy as np
 
 from . import _recurrent
+from ._limits import backward_bytes, cell_bytes, check_fits, forward_bytes
 from ._validation import (
     INT_MAX,
     check_dtype,
@@ -24,6 +25,7 @@ from ._validation import (
     float_array,
     lengths_array,
     real_array,
+    shaped_array,
 )
 
 __all__ = ["Cell", "RNN", "SimpleGRU", "GRU", "LSTM", "Cache"]
@@ -145,6 +147,11 @@ class Cell:
         if len(self.gates) * self.hidden_size > INT_MAX:
             raise ValueError(f"hidden_size {hidden_size} is too large for 32-bit BLAS")
         self._dtype = check_dtype(dtype)
+        check_fits(
+            f"{type(self).__name__}(input_size={self.input_size}, hidden_size={self.hidden_size})",
+            cell_bytes(self.input_size, self.hidden_size, len(self.gates), self.dtype.itemsize),
+            "choose a smaller input_size or hidden_size",
+        )
         rng = np.random.default_rng(seed)
         self._params = {k: _aligned(v, self.dtype) for k, v in self._init_params(rng).items()}
 
@@ -217,15 +224,17 @@ class Cell:
                 or v.dtype != self.dtype
                 or v.shape != shape
                 or not v.flags.c_contiguous
+                or not v.flags.aligned
             ):
                 got = (
                     f"{v.dtype} array of shape {v.shape}"
                     + ("" if v.flags.c_contiguous else ", not C-contiguous")
+                    + ("" if v.flags.aligned else ", not aligned")
                     if isinstance(v, np.ndarray)
                     else type(v).__name__
                 )
                 raise ValueError(
-                    f"params[{k!r}] must be a C-contiguous {self.dtype} array of shape "
+                    f"params[{k!r}] must be a C-contiguous, aligned {self.dtype} array of shape "
                     f"{shape}, got {got} (assign cell.params = {{...}} to cast and copy)"
                 )
         return dict(p)
@@ -244,6 +253,210 @@ class Cell:
     def copy(self):
         """A new cell with a copy of the parameters."""
         return self.astype(self.dtype)
+
+    def __repr__(self):
+        parts = ", ".join(
+            f"{n}={getattr(self, n).shape}" if isinstance(getattr(self, n), np.ndarray)
+            else n for n in self._names
+        )
+        return f"Cache({type(self.cell).__name__}, {parts})"
+
+
+def _placeholder(ndim, dtype):
+    # Stands in for an array a cell does not use; the kernels never touch it.
+    return np.zeros((1,) * ndim, dtype=dtype)
+
+
+_PLACEHOLDERS = {
+    (n, np.dtype(dt)): _placeholder(n, dt) for n in (1, 2, 3) for dt in (np.float32, np.float64)
+}
+_NO_LENGTHS = np.zeros(1, dtype=np.intp)
+
+
+def _aligned(array, dtype):
+    """A C-contiguous copy of ``array`` in ``dtype`` whose data starts on a
+    64-byte boundary: OpenBLAS reads an aligned weight matrix up to twice as
+    fast in the one-row products of a batch of 1."""
+    array = np.asarray(array, dtype=dtype)
+    buf = np.empty(array.nbytes + 64, dtype=np.uint8)
+    offset = -buf.ctypes.data % 64
+    out = buf[offset:offset + array.nbytes].view(dtype).reshape(array.shape)
+    out[...] = array
+    return out
+
+
+def _glorot_uniform(rng, fan_in, fan_out, blocks):
+    # U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), per gate block.
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=(fan_in, blocks * fan_out))
+
+
+def _orthogonal(rng, n, blocks):
+    # One random orthogonal (n, n) matrix per gate block (QR of a Gaussian,
+    # signs fixed so the distribution is uniform over orthogonal matrices).
+    out = []
+    for _ in range(blocks):
+        q, r = np.linalg.qr(rng.standard_normal((n, n)))
+        out.append(q * np.sign(np.diag(r)))
+    return np.concatenate(out, axis=1)
+
+
+class Cell:
+    """Base class of the recurrent cells. Use a subclass.
+
+    Parameters
+    ----------
+    input_size : int
+        D, the number of input features.
+    hidden_size : int
+        H, the number of hidden units.
+    dtype : {numpy.float64, numpy.float32}
+        Precision of the parameters and of every computation.
+    seed : int, numpy.random.Generator or None
+        Seeds the initialisation: input weights Glorot-uniform per gate block,
+        recurrent weights orthogonal per gate block, biases zero (the LSTM's
+        forget-gate bias 1), extra biases and peepholes zero.
+    """
+
+    gates = ()
+    _kind = None
+    _lstm = False
+
+    def __init__(self, input_size, hidden_size, *, dtype=np.float64, seed=None):
+        self._input_size = check_size("input_size", input_size)
+        self._hidden_size = check_size("hidden_size", hidden_size)
+        if len(self.gates) * self.hidden_size > INT_MAX:
+            raise ValueError(f"hidden_size {hidden_size} is too large for 32-bit BLAS")
+        self._dtype = check_dtype(dtype)
+        check_fits(
+            f"{type(self).__name__}(input_size={self.input_size}, hidden_size={self.hidden_size})",
+            cell_bytes(self.input_size, self.hidden_size, len(self.gates), self.dtype.itemsize),
+            "choose a smaller input_size or hidden_size",
+        )
+        rng = np.random.default_rng(seed)
+        self._params = {k: _aligned(v, self.dtype) for k, v in self._init_params(rng).items()}
+
+    # The architecture is fixed at construction: the kernels rely on it.
+    input_size = property(lambda self: self._input_size, doc="int: D, the input size.")
+    hidden_size = property(lambda self: self._hidden_size, doc="int: H, the hidden size.")
+    dtype = property(lambda self: self._dtype, doc="numpy.dtype: float32 or float64.")
+
+    # -- parameters -------------------------------------------------------
+
+    def _init_params(self, rng):
+        D, H, G = self.input_size, self.hidden_size, len(self.gates)
+        return {
+            "W": _glorot_uniform(rng, D, H, G),
+            "U": _orthogonal(rng, H, G),
+            "b": np.zeros(G * H),
+        }
+
+    @property
+    def param_shapes(self):
+        """dict: the name and shape of every parameter."""
+        D, H, G = self.input_size, self.hidden_size, len(self.gates)
+        return {"W": (D, G * H), "U": (H, G * H), "b": (G * H,)}
+
+    @property
+    def n_params(self):
+        """int: the number of scalar parameters."""
+        return int(sum(np.prod(s) for s in self.param_shapes.values()))
+
+    @property
+    def params(self):
+        """dict of str to ndarray: the parameters, by name (see ``param_shapes``).
+
+        Arrays may be changed in place (an optimiser step) or replaced by
+        arrays of the same shape and dtype. Assigning a whole dict validates
+        it, casts it to the cell's dtype and copies it.
+        """
+        return self._params
+
+    @params.setter
+    def params(self, new):
+        if not isinstance(new, dict):
+            raise TypeError(f"params must be a dict of arrays, got {type(new).__name__}")
+        self._check_keys(new)
+        self._params = {
+            k: _aligned(float_array(f"params[{k!r}]", new[k], shape, self.dtype), self.dtype)
+            for k, shape in self.param_shapes.items()
+        }
+
+    def _check_keys(self, params):
+        expected = set(self.param_shapes)
+        missing = sorted(expected - set(params))
+        extra = sorted(set(params) - expected)
+        if missing or extra:
+            raise ValueError(
+                f"{type(self).__name__} params need exactly the keys {sorted(expected)}; "
+                f"missing {missing}, unexpected {extra}"
+            )
+
+    def _checked_params(self):
+        # The kernels trust these arrays, so check them every call.
+        p = self._params
+        if not isinstance(p, dict):
+            raise TypeError(f"cell.params must be a dict, got {type(p).__name__}")
+        self._check_keys(p)
+        for k, shape in self.param_shapes.items():
+            v = p[k]
+            if (
+                not isinstance(v, np.ndarray)
+                or v.dtype != self.dtype
+                or v.shape != shape
+                or not v.flags.c_contiguous
+                or not v.flags.aligned
+            ):
+                got = (
+                    f"{v.dtype} array of shape {v.shape}"
+                    + ("" if v.flags.c_contiguous else ", not C-contiguous")
+                    + ("" if v.flags.aligned else ", not aligned")
+                    if isinstance(v, np.ndarray)
+                    else type(v).__name__
+                )
+                raise ValueError(
+                    f"params[{k!r}] must be a C-contiguous, aligned {self.dtype} array of shape "
+                    f"{shape}, got {got} (assign cell.params = {{...}} to cast and copy)"
+                )
+        return dict(p)
+
+    @property
+    def config(self):
+        """dict: the constructor arguments that fix the architecture."""
+        return {"input_size": self.input_size, "hidden_size": self.hidden_size}
+
+    def astype(self, dtype):
+        """A new cell of the same architecture with the parameters cast to ``dtype``."""
+        new = type(self)(**self.config, dtype=dtype, seed=0)
+        new.params = self._checked_params()
+        return new
+
+    def copy(self):
+        """A new cell with a copy of the parameters."""
+        return self.astype(self.dtype)
+
+    def save(self, path):
+        """Save the cell (sizes, form, dtype and parameters) to an ``.npz`` file.
+
+        ``pyx_gru.load(path)`` gives back an equal cell, bitwise. The file is
+        written to a temporary file in the same directory and renamed over
+        ``path`` only once complete, so an interrupted save leaves any older
+        file at ``path`` as it was.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write, used exactly as given: no ``.npz`` suffix is
+            added (unlike ``numpy.savez``), so ``load(path)`` reads it back.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
+        from ._saving import save
+
+        return save(self, path)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
@@ -325,6 +538,8 @@ class Cell:
                 )
         T, B = self._check_cache_input(cache)
         H, dt = self.hidden_size, self.dtype
+        check_fits(f"{self!r}.backward of a cache with (T, B) = {(T, B)}",
+                   backward_bytes(self, T, B), "run forward and backward in chunks of steps")
         if dy is None:
             dy = np.zeros((T, B, H), dtype=dt)
         else:
@@ -368,10 +583,14 @@ class Cell:
 
     def _check_inputs(self, x, state0, lengths):
         D, dt = self.input_size, self.dtype
-        x = float_array("x", x, ("T", "B", D), dt, copy=True)
+        x = shaped_array("x", x, ("T", "B", D))
         T, B = x.shape[:2]
         if T * B > INT_MAX:
             raise ValueError(f"x has T*B = {T * B} rows, more than 32-bit BLAS allows ({INT_MAX})")
+        check_fits(f"{self!r}.forward of x with (T, B, D) = {x.shape}", forward_bytes(self, T, B),
+                   "run the sequence in chunks (each chunk's final state is the next "
+                   "one's state0) or split the batch")
+        x = np.array(x, dtype=dt, order="C", copy=True)
         h0, c0 = self._check_state("state0", state0, B)
         if lengths is not None:
             lengths = lengths_array(lengths, T, B)

@@ -182,10 +182,10 @@ def test_outputs_and_cache_are_read_only(gru):
 # -- parameters ---------------------------------------------------------------
 
 @pytest.mark.parametrize("key,value,match", [
-    ("W", np.zeros((3, 11)), r"params\['W'\] must be a C-contiguous float64 array of shape \(3, 12\)"),
-    ("U", np.zeros((4, 12), dtype=np.float32), r"params\['U'\] must be a C-contiguous float64"),
+    ("W", np.zeros((3, 11)), r"params\['W'\] must be a C-contiguous, aligned float64 array of shape \(3, 12\)"),
+    ("U", np.zeros((4, 12), dtype=np.float32), r"params\['U'\] must be a C-contiguous, aligned float64"),
     ("U", np.zeros((12, 4)).T, "not C-contiguous"),
-    ("b", [0.0] * 12, r"params\['b'\] must be a C-contiguous float64 array of shape \(12,\), got list"),
+    ("b", [0.0] * 12, r"params\['b'\] must be a C-contiguous, aligned float64 array of shape \(12,\), got list"),
 ])
 def test_replaced_params_are_checked_before_the_kernels(gru, key, value, match):
     gru.params[key] = value
