@@ -28,7 +28,10 @@ upper bound, checked against ``tracemalloc`` in ``tests/test_sizes.py``):
   states (e = 1 for the RNN and the simplified GRU, 2 for the GRU with its
   ``extra`` array, and the LSTM with its cell states), plus O(B G H) scratch;
 * backward: s T B (D + H) for dx and dy, the gate gradients of one chunk,
-  s (T B / 8 + 32 + B) (G H + H), the parameter gradients and O(B H) scratch.
+  s (T B / 8 + 32 + B) G H (and as many times H for the GRU with the reset
+  after), the parameter gradients and O(B H) scratch;
+
+and each adds 64 KiB for the Python objects around the arrays.
 """
 import os
 
@@ -132,22 +135,29 @@ def cell_bytes(D, H, G, itemsize):
     GH = G * H
     params = itemsize * ((D + H + 1) * GH + 4 * H)   # W, U, b, and b_hg or P
     init = 8 * (D * GH + 2 * H * GH + 4 * H * H)
-    return params + init
+    return params + init + OVERHEAD
+
+
+# Python objects (the cache, dicts, array headers) on top of the arrays.
+OVERHEAD = 64 * 1024
 
 
 def forward_bytes(cell, T, B):
-    """Bytes ``cell.forward`` allocates for T steps of a batch of B."""
+    """Bytes ``cell.forward`` allocates for T steps of a batch of B (at most)."""
     D, H, GH, s = _sizes(cell)
     states = 2 if cell._lstm or cell._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else 1
     per_row = D + GH + states * H
     scratch = B * (GH + 6 * H) + 2 * states * B * H
-    return s * (T * B * per_row + scratch) + 8 * B
+    return s * (T * B * per_row + scratch) + 8 * B + OVERHEAD
 
 
 def backward_bytes(cell, T, B):
-    """Bytes ``cell.backward`` allocates for a cache of T steps of a batch of B."""
+    """Bytes ``cell.backward`` allocates for a cache of T steps of a batch of B
+    (at most)."""
     D, H, GH, s = _sizes(cell)
     chunk_rows = min(T * B, T * B // 8 + 32 + B)
+    chunk = GH + (H if cell._kind == _recurrent.GRU_AFTER else 0)
     params = (D + H + 1) * GH + 4 * H
     scratch = 5 * B * H
-    return s * (T * B * (D + H) + chunk_rows * (GH + H) + params + scratch) + 8 * (GH + 4 * H)
+    return (s * (T * B * (D + H) + chunk_rows * chunk + params + scratch)
+            + 8 * (GH + 4 * H) + OVERHEAD)
