@@ -314,6 +314,20 @@ class Cell:
             The final state: each sequence's state after its last step.
         cache : Cache
             What ``backward`` needs.
+
+        Notes
+        -----
+        NaN and Inf reach only what depends on them; nothing checks for them,
+        so they never raise and cost nothing. A NaN in ``x[t, b]`` makes row
+        b's outputs NaN from step t on (from step 0 for a NaN in row b of
+        ``state0``), while the other rows, and row b before step t, stay
+        bitwise as they would be without it. An Inf may instead saturate a
+        gate: row b's later outputs are then NaN or finite. In ``backward``
+        such a row's ``dx`` and ``dstate0`` become NaN, and so do the
+        parameter gradients, which sum over all rows; a NaN in ``dy[t, b]``
+        reaches ``dx[:t + 1, b]``, row b of ``dstate0`` and the parameter
+        gradients only. Steps past a sequence's length are never read, so
+        padding may hold anything.
         """
         p = self._checked_params()
         x, h0, c0, lengths = self._check_inputs(x, state0, lengths)
@@ -339,6 +353,11 @@ class Cell:
         dstate0 : ndarray (B, H), or for LSTM a tuple (dh0, dc0)
         dparams : dict
             Same keys and shapes as ``params``.
+
+        Notes
+        -----
+        For NaN and Inf in ``dy`` or in the forward pass's inputs, see
+        ``forward``.
         """
         if not isinstance(cache, Cache):
             raise TypeError(f"cache must be the Cache returned by forward, got {type(cache).__name__}")
