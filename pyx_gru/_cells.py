@@ -225,11 +225,13 @@ class Cell:
                 or v.shape != shape
                 or not v.flags.c_contiguous
                 or not v.flags.aligned
+                or np.ma.is_masked(v)
             ):
                 got = (
                     f"{v.dtype} array of shape {v.shape}"
                     + ("" if v.flags.c_contiguous else ", not C-contiguous")
                     + ("" if v.flags.aligned else ", not aligned")
+                    + (", with masked entries" if np.ma.is_masked(v) else "")
                     if isinstance(v, np.ndarray)
                     else type(v).__name__
                 )
@@ -546,16 +548,17 @@ class Cell:
         return hs[1:], h, (c if self._lstm else None), cache
 
     def _backward(self, cache, dy, dh, dc, p, pins):
-        x = cache.x
+        x, lengths = cache.x, getattr(cache, "lengths", None)
         T, B, D = x.shape
         H, GH, dt = self.hidden_size, len(self.gates) * self.hidden_size, self.dtype
-        # The kernel reads these with no bounds checks: their shapes must be exact.
-        self._check_array("cache.gates", cache.gates, (T, B, GH), dt)
-        self._check_array("cache.hs", cache.hs, (T + 1, B, H), dt)
+        # The kernel reads these with no bounds checks: their shapes must be
+        # exact (and a Cache built by hand may lack them).
+        self._check_array("cache.gates", getattr(cache, "gates", None), (T, B, GH), dt)
+        self._check_array("cache.hs", getattr(cache, "hs", None), (T + 1, B, H), dt)
         if self._lstm:
-            self._check_array("cache.cs", cache.cs, (T + 1, B, H), dt)
+            self._check_array("cache.cs", getattr(cache, "cs", None), (T + 1, B, H), dt)
         if self._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE):
-            self._check_array("cache.extra", cache.extra, (T, B, H), dt)
+            self._check_array("cache.extra", getattr(cache, "extra", None), (T, B, H), dt)
         ph2, ph3 = _PLACEHOLDERS[2, dt], _PLACEHOLDERS[3, dt]
         _, P, peephole = self._extra_arrays(p)
         grads = {k: np.zeros(v.shape, dtype=dt) for k, v in p.items()}
@@ -568,8 +571,8 @@ class Cell:
         work = np.empty((3, B, H), dtype=dt)
         acc = np.empty(GH + 4 * H, dtype=np.float64)  # float64 sums for db, db_hg and dP
         _recurrent.backward(
-            self._kind, peephole, cache.lengths is not None, x, p["W"], p["U"], P,
-            _NO_LENGTHS if cache.lengths is None else cache.lengths,
+            self._kind, peephole, lengths is not None, x, p["W"], p["U"], P,
+            _NO_LENGTHS if lengths is None else lengths,
             cache.gates, cache.hs, cache.cs if self._lstm else ph3,
             cache.extra if self._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3,
             dy,

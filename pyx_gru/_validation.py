@@ -106,7 +106,13 @@ def float_array(name, value, shape, dtype, *, copy=False):
 def lengths_array(lengths, T, B):
     """``lengths`` as a C-contiguous intp array of shape (B,), values in [0, T]."""
     _no_masked_entries("lengths", lengths, f"({B},)")
-    arr = np.asarray(lengths)
+    try:
+        arr = np.asarray(lengths)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(
+            f"lengths must be an integer array of shape ({B},); it could not be "
+            f"converted to one ({exc})"
+        ) from None
     if arr.dtype.kind not in "iu":
         raise TypeError(
             f"lengths must be an integer array of shape ({B},), got dtype {arr.dtype}"
