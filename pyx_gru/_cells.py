@@ -536,11 +536,14 @@ class Cell:
             _recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3
         hu = np.empty((B, GH), dtype=dt)
         keep, pin = self._keep_and_pin(pins)
-        _recurrent.forward(
-            self._kind, peephole, lengths is not None, x, p["W"], p["U"], p["b"],
-            b_hg, P, _NO_LENGTHS if lengths is None else lengths,
-            gates, hs, cs, extra, h, c, hu, keep, pin,
-        )
+        # With B = 0 there is nothing to compute (and the kernel would take
+        # the address of element 0 of empty arrays).
+        if B:
+            _recurrent.forward(
+                self._kind, peephole, lengths is not None, x, p["W"], p["U"], p["b"],
+                b_hg, P, _NO_LENGTHS if lengths is None else lengths,
+                gates, hs, cs, extra, h, c, hu, keep, pin,
+            )
         cache = Cache(
             self, p, x=x, lengths=lengths, pins=pins, gates=gates, hs=hs,
             cs=cs if self._lstm else None, extra=extra if extra is not ph3 else None,
@@ -570,17 +573,19 @@ class Cell:
         dxg = np.empty((K, B, H), dtype=dt) if self._kind == _recurrent.GRU_AFTER else ph3
         work = np.empty((3, B, H), dtype=dt)
         acc = np.empty(GH + 4 * H, dtype=np.float64)  # float64 sums for db, db_hg and dP
-        _recurrent.backward(
-            self._kind, peephole, lengths is not None, x, p["W"], p["U"], P,
-            _NO_LENGTHS if lengths is None else lengths,
-            cache.gates, cache.hs, cache.cs if self._lstm else ph3,
-            cache.extra if self._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3,
-            dy,
-            dh, ph2 if dc is None else dc, dA, dxg, work, dx,
-            grads["W"], grads["U"], grads["b"],
-            grads.get("b_hg", _PLACEHOLDERS[1, dt]), grads.get("P", ph2), acc,
-            self._keep_and_pin(pins)[0],
-        )
+        # With T * B = 0 the gradients are zero and dstate0 is dstate.
+        if T * B:
+            _recurrent.backward(
+                self._kind, peephole, lengths is not None, x, p["W"], p["U"], P,
+                _NO_LENGTHS if lengths is None else lengths,
+                cache.gates, cache.hs, cache.cs if self._lstm else ph3,
+                cache.extra if self._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3,
+                dy,
+                dh, ph2 if dc is None else dc, dA, dxg, work, dx,
+                grads["W"], grads["U"], grads["b"],
+                grads.get("b_hg", _PLACEHOLDERS[1, dt]), grads.get("P", ph2), acc,
+                self._keep_and_pin(pins)[0],
+            )
         return dx, dh, dc, grads
 
 
