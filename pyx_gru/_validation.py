@@ -43,6 +43,22 @@ def _no_masked_entries(name, value, expected):
         )
 
 
+def _array_of(name, value, expected, kinds, what):
+    """``value`` as an ndarray whose dtype kind is one of ``kinds``, else a
+    TypeError saying it must hold ``what``."""
+    _no_masked_entries(name, value, expected)
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(
+            f"{name} must be an array of {what} with shape {expected}; "
+            f"it could not be converted to one ({exc})"
+        ) from None
+    if arr.dtype.kind not in kinds:
+        raise TypeError(f"{name} must hold {what}, got dtype {arr.dtype}; expected shape {expected}")
+    return arr
+
+
 def real_array(name, value, expected):
     """``value`` as an ndarray of real numbers (any float or int dtype).
 
@@ -53,20 +69,7 @@ def real_array(name, value, expected):
     """
     if value is None:
         raise TypeError(f"{name} must be an array of shape {expected}, got None")
-    _no_masked_entries(name, value, expected)
-    try:
-        arr = np.asarray(value)
-    except (ValueError, TypeError) as exc:
-        raise TypeError(
-            f"{name} must be an array of real numbers with shape {expected}; "
-            f"it could not be converted to one ({exc})"
-        ) from None
-    if arr.dtype.kind not in "iuf":
-        raise TypeError(
-            f"{name} must hold real numbers (a float or integer dtype), got dtype "
-            f"{arr.dtype}; expected shape {expected}"
-        )
-    return arr
+    return _array_of(name, value, expected, "iuf", "real numbers (a float or integer dtype)")
 
 
 def shape_text(shape):
@@ -105,18 +108,7 @@ def float_array(name, value, shape, dtype, *, copy=False):
 
 def lengths_array(lengths, T, B):
     """``lengths`` as a C-contiguous intp array of shape (B,), values in [0, T]."""
-    _no_masked_entries("lengths", lengths, f"({B},)")
-    try:
-        arr = np.asarray(lengths)
-    except (ValueError, TypeError) as exc:
-        raise TypeError(
-            f"lengths must be an integer array of shape ({B},); it could not be "
-            f"converted to one ({exc})"
-        ) from None
-    if arr.dtype.kind not in "iu":
-        raise TypeError(
-            f"lengths must be an integer array of shape ({B},), got dtype {arr.dtype}"
-        )
+    arr = _array_of("lengths", lengths, f"({B},)", "iu", "integers")
     if arr.shape != (B,):
         raise ValueError(f"lengths must have shape ({B},) (one per batch row), got {arr.shape}")
     if B and (arr.min() < 0 or arr.max() > T):

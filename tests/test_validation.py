@@ -115,8 +115,8 @@ def test_lstm_state_parts_may_be_none(lstm):
     ([-1, 2], ValueError, r"lengths must lie in \[0, T\] = \[0, 4\], got \[-1\]"),
     ([4], ValueError, r"lengths must have shape \(2,\)"),
     ([[4, 4]], ValueError, r"lengths must have shape \(2,\)"),
-    ([4.0, 2.0], TypeError, r"lengths must be an integer array of shape \(2,\)"),
-    ([True, False], TypeError, "lengths must be an integer array"),
+    ([4.0, 2.0], TypeError, r"lengths must hold integers, got dtype float64; expected shape \(2,\)"),
+    ([True, False], TypeError, "lengths must hold integers, got dtype bool"),
 ])
 def test_bad_lengths(gru, lengths, exc, match):
     with pytest.raises(exc, match=match):
