@@ -18,6 +18,9 @@ The rule
   cgroup v1's ``limit_in_bytes - usage_in_bytes``) when that is smaller,
   falling back to the physical memory (``os.sysconf``) where neither exists.
 
+Requests of at most 64 MiB (``ALWAYS_FITS``) are taken to fit without
+looking, unless ``PYX_GRU_MEMORY_LIMIT`` is set.
+
 The estimates, with s the bytes per number (4 or 8), G the number of gates,
 D the input size, H the hidden size, T the steps and B the batch (each an
 upper bound, checked against ``tracemalloc`` in ``tests/test_sizes.py``):
@@ -40,6 +43,7 @@ from . import _recurrent
 __all__ = ["memory_limit", "check_fits", "cell_bytes", "forward_bytes", "backward_bytes"]
 
 ENV = "PYX_GRU_MEMORY_LIMIT"
+ALWAYS_FITS = 64 * 2**20
 # A cgroup "limit" this large means no limit.
 _UNLIMITED = 2**60
 
@@ -113,8 +117,12 @@ def check_fits(what, nbytes, advice):
     """Raise a ValueError when ``nbytes`` exceed ``memory_limit()``.
 
     ``what`` names the request ("GRU(...).forward of x (T, B, D) = ...") and
-    ``advice`` says how to make it smaller.
+    ``advice`` says how to make it smaller. Up to ``ALWAYS_FITS`` bytes are
+    not checked unless ``PYX_GRU_MEMORY_LIMIT`` is set: reading the available
+    memory costs more than a small forward pass.
     """
+    if nbytes <= ALWAYS_FITS and not os.environ.get(ENV, "").strip():
+        return
     limit, source = memory_limit()
     if limit is not None and nbytes > limit:
         raise ValueError(

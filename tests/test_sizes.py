@@ -44,6 +44,7 @@ def test_estimates_bound_what_is_allocated(config, dtype, T, B, D, H):
 
 
 @pytest.mark.parametrize("make", [
+    lambda: pg.LSTM(3, 2**29),   # G*H = 2**31 overflows BLAS's int
     lambda: pg.LSTM(10**6, 10**6),
     lambda: pg.GRU(2**31 - 1, 1000),
     lambda: pg.RNN(3, 500_000),
@@ -90,11 +91,20 @@ def test_the_limit_is_exact_and_settable(monkeypatch):
 
 
 def test_the_default_limit_is_the_available_memory(monkeypatch):
+    """Without PYX_GRU_MEMORY_LIMIT: the memory available now, at most the
+    physical memory; requests up to ALWAYS_FITS are not even checked."""
     monkeypatch.delenv("PYX_GRU_MEMORY_LIMIT", raising=False)
     limit, source = _limits.memory_limit()
     physical = _limits._physical_memory()
     assert source in ("available memory", "physical memory")
     assert 0 < limit <= physical
+    calls = []
+    monkeypatch.setattr(_limits, "memory_limit", lambda: calls.append(1) or (0, "nothing"))
+    _limits.check_fits("small", _limits.ALWAYS_FITS, "")
+    assert not calls
+    with pytest.raises(ValueError, match=r"big needs about 64 MiB \(67108865 bytes\), more than the 0 MiB of nothing"):
+        _limits.check_fits("big", _limits.ALWAYS_FITS + 1, "")
+    assert calls
 
 
 # -- a long sequence ---------------------------------------------------------------
