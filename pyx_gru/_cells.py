@@ -378,7 +378,7 @@ class Cell:
                 )
         T, B = self._check_cache_input(cache)
         H, dt = self.hidden_size, self.dtype
-        check_fits(f"{self!r}.backward of a cache with (T, B) = {(T, B)}",
+        check_fits(lambda: f"{self!r}.backward of a cache with (T, B) = {(T, B)}",
                    backward_bytes(self, T, B), "run forward and backward in chunks of steps")
         if dy is None:
             dy = np.zeros((T, B, H), dtype=dt)
@@ -427,7 +427,7 @@ class Cell:
         T, B = x.shape[:2]
         if T * B > INT_MAX:
             raise ValueError(f"x has T*B = {T * B} rows, more than 32-bit BLAS allows ({INT_MAX})")
-        check_fits(f"{self!r}.forward of x with (T, B, D) = {x.shape}", forward_bytes(self, T, B),
+        check_fits(lambda: f"{self!r}.forward of x with (T, B, D) = {x.shape}", forward_bytes(self, T, B),
                    "run the sequence in chunks (each chunk's final state is the next "
                    "one's state0) or split the batch")
         x = np.array(x, dtype=dt, order="C", copy=True)

@@ -66,7 +66,7 @@ def gradcheck(cell, T=4, B=3, *, lengths=None, gates=None, eps=1e-6, max_entries
     T, B = check_size("T", T), check_size("B", B)
     rng = np.random.default_rng(seed)
     D, H = cell.input_size, cell.hidden_size
-    check_fits(f"gradcheck of {cell!r} with T={T}, B={B}",
+    check_fits(lambda: f"gradcheck of {cell!r} with T={T}, B={B}",
                2 * forward_bytes(cell, T, B) + backward_bytes(cell, T, B) + 8 * T * B * (D + H),
                "use a smaller T or B")
     lstm = cell._lstm

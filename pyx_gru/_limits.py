@@ -116,15 +116,18 @@ def _gib(n):
 def check_fits(what, nbytes, advice):
     """Raise a ValueError when ``nbytes`` exceed ``memory_limit()``.
 
-    ``what`` names the request ("GRU(...).forward of x (T, B, D) = ...") and
-    ``advice`` says how to make it smaller. Up to ``ALWAYS_FITS`` bytes are
-    not checked unless ``PYX_GRU_MEMORY_LIMIT`` is set: reading the available
-    memory costs more than a small forward pass.
+    ``what`` names the request ("GRU(...).forward of x (T, B, D) = ..."), or
+    is a function that returns the name (called only to raise: a cell's repr
+    costs more than a small forward pass); ``advice`` says how to make the
+    request smaller. Up to ``ALWAYS_FITS`` bytes are not checked unless
+    ``PYX_GRU_MEMORY_LIMIT`` is set: reading the available memory costs more
+    than a small forward pass too.
     """
     if nbytes <= ALWAYS_FITS and not os.environ.get(ENV, "").strip():
         return
     limit, source = memory_limit()
     if limit is not None and nbytes > limit:
+        what = what() if callable(what) else what
         raise ValueError(
             f"{what} needs about {_gib(nbytes)} ({nbytes} bytes), more than the "
             f"{_gib(max(limit, 0))} of {source}; {advice} (the limit can be set with "

@@ -103,7 +103,8 @@ def float_array(name, value, shape, dtype, *, copy=False):
     arr = shaped_array(name, value, shape)
     if copy:
         return np.array(arr, dtype=dtype, order="C", copy=True)
-    return np.require(arr, dtype=dtype, requirements=["C", "A"])
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    return arr if arr.flags.aligned else arr.copy()
 
 
 def lengths_array(lengths, T, B):
