@@ -263,9 +263,10 @@ def new_cell(draw):
     constructor must refuse them), else a small valid cell."""
     if draw(st.integers(0, 5)) == 0:
         cls = draw(st.sampled_from([pg.RNN, pg.SimpleGRU, pg.GRU, pg.LSTM]))
-        size = st.one_of(st.integers(-3, 6), st.sampled_from([2**31, 2**63, 10**7]),
-                         st.floats(0, 5), st.booleans(), st.none(), st.text(max_size=2),
-                         st.sampled_from([np.int64(3), np.float64(3), np.uint8(2)]))
+        # about half of the sizes and dtypes are valid
+        size = st.one_of(st.integers(1, 4), st.sampled_from([np.int64(3), np.uint8(2)]), st.one_of(
+            st.integers(-3, 0), st.sampled_from([2**31, 2**63, 10**7]), st.floats(0, 5),
+            st.booleans(), st.none(), st.text(max_size=2), st.just(np.float64(3))))
         kw = {"dtype": draw(st.sampled_from(
             [np.float32, np.float64, "float32", "f8", np.float16, np.int64, None, "x", object, complex]))}
         if draw(st.booleans()):
