@@ -4,6 +4,9 @@ For each of the six cell configurations it prints the parameter count, the
 largest relative error of ``gradcheck`` (float64 finite differences), and the
 median time of one forward + backward pass of the compiled cell and of the
 NumPy reference on the same problem, with their ratio.
+
+``python -m pyx_gru compare ...`` trains and compares cells on a task
+instead (``pyx_gru.experiments``; ``python -m pyx_gru compare --help``).
 """
 import argparse
 import sys
@@ -45,6 +48,10 @@ def _fwd_bwd(cell, x, dy):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "compare":  # python -m pyx_gru compare: see pyx_gru.experiments
+        from .experiments import main as compare_main
+        return compare_main(argv[1:])
     parser = argparse.ArgumentParser(
         prog="python -m pyx_gru",
         description="Parameter count, gradient check and forward+backward time "
