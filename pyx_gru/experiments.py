@@ -68,6 +68,7 @@ joblib and threadpoolctl are the optional extra ``experiments``
 """
 import contextlib
 import csv
+import functools
 import io
 import json
 import math
@@ -139,6 +140,12 @@ def _cell_name(cell):
     return cell
 
 
+@functools.lru_cache(maxsize=256)
+def _quadratic(cell, input_size, output_size, num_layers, bidirectional, cell_kwargs):
+    return _count_coefficients(cell, input_size, output_size, num_layers, bidirectional,
+                               dict(cell_kwargs))
+
+
 def _count_coefficients(cell, input_size, output_size, num_layers, bidirectional, cell_kwargs):
     """(a, b, c) with count(H) = a H^2 + b H + c for the whole model.
 
@@ -186,8 +193,8 @@ def count_params(cell, hidden_size, input_size, output_size, *, num_layers=1,
     int
     """
     hidden_size = check_size("hidden_size", hidden_size)
-    a, b, c = _count_coefficients(_cell_name(cell), input_size, output_size, num_layers,
-                                  bidirectional, cell_kwargs)
+    a, b, c = _quadratic(_cell_name(cell), input_size, output_size, num_layers, bidirectional,
+                         tuple(sorted(cell_kwargs.items())))
     return a * hidden_size ** 2 + b * hidden_size + c
 
 
@@ -219,8 +226,8 @@ def match_hidden_size(cell, n_params, input_size, output_size, *, num_layers=1,
         H >= 1 minimising ``|count_params(cell, H, ...) - n_params|``.
     """
     n_params = check_size("n_params", n_params)
-    a, b, c = _count_coefficients(_cell_name(cell), input_size, output_size, num_layers,
-                                  bidirectional, cell_kwargs)
+    a, b, c = _quadratic(_cell_name(cell), input_size, output_size, num_layers, bidirectional,
+                         tuple(sorted(cell_kwargs.items())))
     # the positive root of a H^2 + b H + c = n_params (a > 0: H x H recurrent weights)
     root = (-b + math.sqrt(b * b - 4 * a * (c - n_params))) / (2 * a)
     candidates = {max(1, math.floor(root)), max(1, math.ceil(root))}
@@ -761,7 +768,7 @@ def _argparse():
 
 
 # --quick: a smoke test of the whole pipeline in seconds
-_QUICK = {"n": 200, "length": 10, "params": 600, "epochs": 2, "seeds": 1, "max_pieces": 6}
+_QUICK = {"n": 200, "length": 20, "params": 600, "epochs": 2, "seeds": 1, "max_pieces": 6}
 
 
 def add_compare_arguments(parser):
