@@ -86,6 +86,9 @@ __all__ = [
     "count_params",
     "match_hidden_size",
     "compare",
+    "flow_curve",
+    "decay_rate",
+    "rnn_rate_predictions",
     "Comparison",
     "COLUMNS",
     "make_task",
@@ -736,6 +739,119 @@ class Comparison:
                      f"~{self.settings.get('target_params') or ''} params")
         ax.legend(fontsize="small", loc="best")
         return fig
+
+
+# ---------------------------------------------------------------------------
+# Gradient flow at initialisation
+# ---------------------------------------------------------------------------
+
+def flow_curve(cell, x, *, seed=0):
+    """||dL/dh_t|| for a loss at the last step, as one curve over t.
+
+    dL/dh_T is a random unit vector per sequence (seeded); the curve is the
+    geometric mean over the B sequences of ``diagnostics.gradient_norms``
+    (exact, from the compiled backward pass).
+
+    Parameters
+    ----------
+    cell : pyx_gru.Cell
+    x : array_like, shape (T, B, D)
+    seed : int
+        Seeds the directions of dL/dh_T.
+
+    Returns
+    -------
+    ndarray, shape (T + 1,)
+        ``curve[t]`` for t = 0 .. T (``curve[T]`` = 1).
+    """
+    from . import diagnostics
+
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (T, B, D), got {x.shape}")
+    d = np.random.default_rng(seed).standard_normal((x.shape[1], cell.hidden_size))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    norms = diagnostics.gradient_norms(cell, x, d)
+    return np.exp(np.mean(np.log(norms), axis=1))
+
+
+def decay_rate(curve, *, start=0, stop=None):
+    """The per-step factor of a geometric fit to a gradient-norm curve.
+
+    Fits ``log curve[t] = a + (T - t) log(rho)`` by least squares over
+    ``start <= t < stop``: rho < 1 means ||dL/dh_t|| shrinks by rho per step
+    back in time; rho^100 is what is left after 100 steps.
+
+    Parameters
+    ----------
+    curve : array_like, shape (T + 1,)
+        Positive, e.g. ``flow_curve``'s.
+    start, stop : int
+        The steps fitted (stop None: T + 1).
+
+    Returns
+    -------
+    float
+        rho.
+    """
+    curve = np.asarray(curve, dtype=np.float64)
+    t = np.arange(curve.size)[start:stop]
+    if t.size < 2:
+        raise ValueError(f"decay_rate needs at least 2 steps in [start, stop), got {t.size}")
+    y = curve[start:stop]
+    if not np.all(np.isfinite(y) & (y > 0)):
+        raise ValueError("curve must be positive and finite over the fitted steps")
+    slope = np.polyfit(curve.size - 1 - t, np.log(y), 1)[0]
+    return float(np.exp(slope))
+
+
+def rnn_rate_predictions(cell, x, *, start=0, stop=None):
+    """What the recurrent matrix and tanh's slopes predict for a tanh RNN's decay rate.
+
+    Back through one step, dL/dh_{t-1} = (dL/dh_t * s_t) U^T with s_t =
+    1 - h_t^2, tanh's slope. Hence ||dL/dh_{t-1}|| <= sigma_max(U) max(s_t)
+    ||dL/dh_t|| (Pascanu et al. 2013: gradients vanish when sigma_max < 1 /
+    max|tanh'| = 1). When every singular value of U equals sigma_max (the
+    default orthogonal initialisation, and any multiple of it), the factor
+    is exactly sigma_max ||dL/dh_t * s_t|| / ||dL/dh_t||, which is about
+    sigma_max times the root mean square of s_t over the units when the
+    gradient is spread over them.
+
+    Parameters
+    ----------
+    cell : pyx_gru.RNN
+    x : array_like, shape (T, B, D)
+    start, stop : int
+        The window of ``decay_rate``: the slopes s_t of the steps between
+        its points, t = start + 1 .. stop - 1 (stop None: T + 1), are
+        averaged.
+
+    Returns
+    -------
+    dict
+        ``sigma_max`` (of U), ``mean_slope`` (E|tanh'|), ``rms_slope`` (the
+        geometric mean over steps and sequences of the root mean square over
+        the units), ``max_slope``, and the per-step rates ``mean`` =
+        sigma_max E|tanh'|, ``rms`` = sigma_max rms_slope, ``bound`` =
+        sigma_max max_slope, plus ``radius``, U's spectral radius (the rate
+        over many steps when U is far from orthogonal and tanh' is near 1).
+    """
+    from ._cells import RNN
+
+    if not isinstance(cell, RNN):
+        raise TypeError(f"cell must be a pyx_gru.RNN, got {type(cell).__name__}")
+    _, _, cache = cell.forward(x)
+    slopes = 1.0 - np.asarray(cache.hs, dtype=np.float64) ** 2  # (T + 1, B, H), t = 0 .. T
+    slopes = slopes[start + 1:stop]
+    if slopes.shape[0] < 1:
+        raise ValueError("no steps in [start, stop)")
+    U = np.asarray(cell.params["U"], dtype=np.float64)
+    sigma = float(np.linalg.svd(U, compute_uv=False)[0])
+    rms = float(np.exp(np.mean(np.log(np.sqrt(np.mean(slopes ** 2, axis=-1))))))
+    mean, top = float(slopes.mean()), float(slopes.max())
+    return {"sigma_max": sigma, "radius": float(np.abs(np.linalg.eigvals(U)).max()),
+            "mean_slope": mean, "rms_slope": rms, "max_slope": top,
+            "mean": sigma * mean, "rms": sigma * rms, "bound": sigma * top}
 
 
 # ---------------------------------------------------------------------------
