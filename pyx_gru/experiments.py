@@ -907,11 +907,11 @@ def add_compare_arguments(parser):
                       help="match every model to this many parameters (default 10000)")
     size.add_argument("--hidden", type=int, default=None, help="one hidden size for every cell")
     p.add_argument("--layers", type=int, default=1, help="stacked recurrent layers (default 1)")
-    p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per cell and lr (default 3)")
+    p.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per cell and lr (default 2)")
     p.add_argument("--lr", type=_list_of(float, "--lr"), default=None,
-                   help="comma-separated learning rates (default 1e-3,3e-3,1e-2)")
+                   help="comma-separated learning rates (default 1e-3,3e-3)")
     p.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"], default="adam")
-    p.add_argument("--epochs", type=int, default=20, help="at most this many epochs (default 20)")
+    p.add_argument("--epochs", type=int, default=15, help="at most this many epochs (default 15)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--clip", type=float, default=1.0, help="global-norm clipping, 0 for none (default 1)")
     p.add_argument("--weight-noise", type=float, default=0.0, help="weight noise std (default 0)")
@@ -950,7 +950,7 @@ def run_compare(args):
     """
     _check_args(args)
     n, length, epochs, seeds = args.n, args.length, args.epochs, args.seeds
-    params, lrs, max_pieces = args.params, args.lr or [1e-3, 3e-3, 1e-2], args.max_pieces
+    params, lrs, max_pieces = args.params, args.lr or [1e-3, 3e-3], args.max_pieces
     if args.quick:
         n, length = min(n, _QUICK["n"]), min(length, _QUICK["length"])
         epochs, seeds = min(epochs, _QUICK["epochs"]), min(seeds, _QUICK["seeds"])

@@ -461,3 +461,18 @@ def test_the_gradient_flow_script_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "U = 0.5 Q" in out and "GRU, b_z=3" in out and "LSTM (b_f=1)" in out
     assert (tmp_path / "gradient_flow.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_readme_example_runs(capsys, tmp_path, monkeypatch):
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Comparing cells"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert "learning rate chosen on validation loss" in capsys.readouterr().out
+    assert len(namespace["result"].rows) == 8
+    assert (tmp_path / "pyx_gru_results" / "adding20" / "results.csv").exists()
+    assert "# 34:" in code and experiments.match_hidden_size("lstm", 20_000, 88, 88) == 34
