@@ -60,7 +60,12 @@ With Ray (``pip install "ray[default]"``), register its backend first::
     with joblib.parallel_config(backend="ray"):
         result = experiments.compare(...)
 
-``backend=`` passes a backend name straight to ``joblib.Parallel`` instead.
+(The Dask recipe was checked with dask and distributed 2026.8.0 and joblib
+1.6.0 on a ``LocalCluster`` of two worker processes: the same table as
+``n_jobs=1``, one BLAS thread in every job. Use the context manager for Dask:
+passing ``backend="dask"`` to ``compare`` failed inside joblib there.)
+``backend=`` passes a backend name straight to ``joblib.Parallel``:
+``"loky"``, ``"threading"``, ``"multiprocessing"``, ``"sequential"``.
 
 joblib and threadpoolctl are the optional extra ``experiments``
 (``pip install "pyx_gru[experiments]"``); without them ``compare`` raises an
@@ -394,9 +399,10 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
     n_jobs : int
         Jobs at once (joblib): 1 runs them in this process, -1 on every core.
     backend : str, optional
-        A joblib backend (``"loky"``, ``"threading"``, ``"dask"``, ``"ray"``,
-        ...); None takes the one of an enclosing ``joblib.parallel_config``,
-        else loky. See the module docstring for clusters.
+        A joblib backend name (``"loky"``, ``"threading"``, ...); None takes
+        the one of an enclosing ``joblib.parallel_config``, else loky. For a
+        Dask or Ray cluster, use ``joblib.parallel_config`` as the module
+        docstring shows.
     threads_per_job : int or None
         BLAS and OpenMP threads inside each job (None: no limit).
     verbose : int
