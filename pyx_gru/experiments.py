@@ -126,6 +126,17 @@ def _parallel_tools():
     return joblib, threadpoolctl
 
 
+def _log_axis(ax):
+    """A logarithmic y axis with plain numbers (0.01, 9) on its ticks."""
+    from matplotlib.ticker import LogFormatter
+
+    ax.set_yscale("log")
+    # minor ticks labelled only when the axis spans about a decade or less
+    ax.yaxis.set_major_formatter(LogFormatter())
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+    ax.tick_params(axis="y", which="minor", labelsize="x-small")
+
+
 def _pyplot_free_figure(**kwargs):
     """A matplotlib Figure that needs no GUI backend (no pyplot)."""
     try:
@@ -699,7 +710,7 @@ class Comparison:
                 ax.plot(h.epoch, h.train_loss, color=colours[r["lr"]], lw=0.8, ls=":", alpha=0.7)
             ax.axhline(self.baseline, color="k", ls="--", lw=1)
             if logy:
-                ax.set_yscale("log")
+                _log_axis(ax)
             first = next(r for r in self.rows if r["cell"] == cell)
             ax.set_title(f"{cell} (H={first['hidden_size']}, {first['n_params']} params)")
             ax.set_xlabel("epoch")
@@ -739,7 +750,7 @@ class Comparison:
         ax.set_xticks(range(len(cells)))
         ax.set_xticklabels([f"{s['cell']}\nH={s['hidden_size']}" for s in self.summary()])
         if logy:
-            ax.set_yscale("log")
+            _log_axis(ax)
         ax.set_ylabel(f"test loss ({self.settings.get('loss')})")
         ax.set_title(f"{self.settings.get('task')}, T={self.settings.get('T')}, "
                      f"~{self.settings.get('target_params') or ''} params")
