@@ -83,8 +83,9 @@ import time
 import numpy as np
 
 from . import _blas
-from ._validation import check_size
+from ._validation import check_dtype, check_size
 from .layers import CELLS, Model, _ALIASES
+from .optim import make_optimizer
 from .train import History, evaluate, fit
 
 __all__ = [
@@ -373,7 +374,7 @@ def _cell_gate_bias(cell, gate_bias):
 
 
 def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden_size=None,
-            lrs=(1e-3,), seeds=(0,), optimizer="adam", epochs=20, batch_size=32, clip=1.0,
+            lrs=(1e-3,), seeds=(0,), optimizer="adam", epochs=15, batch_size=32, clip=1.0,
             weight_noise=0.0, patience=None, bucket=False, dtype="float32", num_layers=1,
             gate_bias=None, split=(0.8, 0.1, 0.1), split_seed=0, n_jobs=1, backend=None,
             threads_per_job=1, verbose=0):
@@ -440,6 +441,8 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
         raise ValueError("give exactly one of n_params (a target count) and hidden_size")
     if threads_per_job is not None:
         threads_per_job = check_size("threads_per_job", threads_per_job)
+    dtype = check_dtype(dtype).name
+    make_optimizer(optimizer, lrs[0])  # a bad name fails here, not in every job
     if gate_bias:
         known = {g for c in cells for g in CELLS[c][0].gates}
         unknown = sorted(set(gate_bias) - known)
@@ -457,6 +460,7 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
                   "bucket": bucket}
     jobs = [{"cell": c, "hidden_size": sizes[c], "lr": lr, "seed": s}
             for c in cells for lr in lrs for s in seeds]
+
     def model_kwargs(cell):
         own = _cell_gate_bias(cell, gate_bias)
         return {"dtype": dtype, "num_layers": num_layers, **({"gate_bias": own} if own else {})}
@@ -479,7 +483,7 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
         "n_train": train.N, "n_valid": valid.N, "n_test": test.N,
         "baseline_train": train.baseline, "baseline_valid": valid.baseline,
         "baseline": test.baseline, "cells": cells, "hidden_sizes": sizes,
-        "target_params": n_params, "lrs": lrs, "seeds": seeds, "dtype": np.dtype(dtype).name,
+        "target_params": n_params, "lrs": lrs, "seeds": seeds, "dtype": dtype,
         "num_layers": num_layers, "gate_bias": gate_bias, "split": list(split),
         "split_seed": split_seed, "n_jobs": n_jobs, "backend": backend,
         "threads_per_job": threads_per_job, "wall_time": time.perf_counter() - start,

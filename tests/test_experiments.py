@@ -250,6 +250,10 @@ def test_compare_rejects_bad_arguments(small_task):
         compare(small_task, cells=["gru"], hidden_size=3, gate_bias={"q": 1.0})
     with pytest.raises(TypeError, match="tuple \\(train, valid, test\\)"):
         compare(np.zeros((3, 2, 1)), cells=["gru"], hidden_size=3)
+    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+        compare(small_task, cells=["gru"], hidden_size=3, dtype="int8")
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        compare(small_task, cells=["gru"], hidden_size=3, optimizer="lbfgs")
     with pytest.raises(ValueError, match="threads_per_job must be >= 1"):
         compare(small_task, cells=["gru"], hidden_size=3, threads_per_job=0)
 
