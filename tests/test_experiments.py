@@ -384,7 +384,7 @@ def test_compare_command_rejects_bad_options(argv, message, capsys):
 
 def test_compare_runs_as_a_module(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pyx_gru", "compare", "--quick", "--cells", "gru",
-                           "--n-jobs", "2", "--out", str(tmp_path)],
+                           "--out", str(tmp_path)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "baseline 0.1667" in proc.stdout
