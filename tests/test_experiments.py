@@ -480,3 +480,19 @@ def test_readme_example_runs(capsys, tmp_path, monkeypatch):
     assert len(namespace["result"].rows) == 8
     assert (tmp_path / "pyx_gru_results" / "adding20" / "results.csv").exists()
     assert "# 34:" in code and experiments.match_hidden_size("lstm", 20_000, 88, 88) == 34
+
+
+def test_the_commands_in_the_results_page_parse():
+    """Every `python -m pyx_gru compare ...` command of docs/results/README.md
+    is valid for the parser (and its checks), so the page can be rerun."""
+    import argparse
+    import shlex
+
+    text = (ROOT / "docs" / "results" / "README.md").read_text().replace("\\\n", " ")
+    commands = [line.split("compare", 1)[1] for line in text.splitlines()
+                if line.strip().startswith("python -m pyx_gru compare")]
+    assert len(commands) >= 2
+    for command in commands:
+        parser = experiments.add_compare_arguments(argparse.ArgumentParser())
+        args = parser.parse_args(shlex.split(command))
+        experiments._check_args(args)
