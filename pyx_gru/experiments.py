@@ -28,8 +28,9 @@ core) in worker processes (joblib's default ``loky`` backend). Each job
 limits the BLAS and OpenMP thread pools to ``threads_per_job`` threads
 (threadpoolctl; 1 by default) and records what the kernels then saw in the
 column ``blas_threads``: on a busy machine, threads that the BLAS or the
-kernels' team start on top of the jobs only fight over the cores (multi-
-threaded BLAS ran 30 times slower here with a load of 6 on 2 cores). A run
+kernels' team start on top of the jobs only fight over the cores (on the
+project's 2 cores at a load of 5-9, a small training run took 10 times
+longer with the default two threads than with one). A run
 depends only on its seed, so the table is the same, up to the ``time``
 column, whatever ``n_jobs`` and ``backend``.
 
