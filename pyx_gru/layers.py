@@ -103,8 +103,8 @@ def set_gate_bias(cell, gate_bias):
 
     The default initialisation (biases 0, the LSTM's forget-gate bias 1)
     leaves a GRU's update gate z and a SimpleGRU's f near 0.5 at first, so
-    the state is halved at every step and gradients vanish fast over long
-    sequences; a bias of 2-3 makes these gates keep most of the state from
+    each step keeps only about half of the state and gradients vanish fast
+    over long sequences; a bias of 2-3 makes these gates keep most of the state from
     the start (the "chrono" and forget-bias heuristics: Gers et al. 2000,
     Jozefowicz et al. 2015, Tallec & Ollivier 2018).
 
@@ -125,14 +125,15 @@ def set_gate_bias(cell, gate_bias):
         raise TypeError(f"cell must be a pyx_gru cell, got {type(cell).__name__}")
     if not isinstance(gate_bias, dict):
         raise TypeError(f"gate_bias must be a dict of gate name to float, got {type(gate_bias).__name__}")
-    H, b = cell.hidden_size, cell.params["b"]
-    for gate, value in gate_bias.items():
+    for gate, value in gate_bias.items():  # check everything before changing anything
         if gate not in cell.gates:
             raise ValueError(f"gate_bias: {type(cell).__name__} has the gates {cell.gates}, not {gate!r}")
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
             raise TypeError(f"gate_bias[{gate!r}] must be a real number, got {value!r}")
         if not np.isfinite(value):
             raise ValueError(f"gate_bias[{gate!r}] must be finite, got {value!r}")
+    H, b = cell.hidden_size, cell.params["b"]
+    for gate, value in gate_bias.items():
         k = cell.gates.index(gate)
         b[k * H:(k + 1) * H] = value
     return cell

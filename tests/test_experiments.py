@@ -119,7 +119,8 @@ def test_set_gate_bias_rejects_bad_input():
     with pytest.raises(TypeError, match="must be a real number"):
         pg.layers.set_gate_bias(cell, {"z": True})
     with pytest.raises(ValueError, match="must be finite"):
-        pg.layers.set_gate_bias(cell, {"z": np.nan})
+        pg.layers.set_gate_bias(cell, {"z": 5.0, "r": np.nan})
+    assert np.all(cell.params["b"] == 0)  # nothing changed by a call that failed
     with pytest.raises(TypeError, match="gate_bias must be a dict"):
         pg.layers.set_gate_bias(cell, 2.0)
     with pytest.raises(TypeError, match="cell must be a pyx_gru cell"):
