@@ -9,10 +9,12 @@ The cells (``RNN``, ``SimpleGRU``, ``GRU``, ``LSTM``) share one interface::
 with compiled forward and backward passes over whole sequences.
 ``pyx_gru.reference`` has the same cells in plain NumPy, and ``gradcheck``
 checks any cell's gradients against finite differences. ``interop``
-converts weights from and to PyTorch and Keras.
+converts weights from and to PyTorch and Keras. ``cell.save(path)`` writes a
+cell to an ``.npz`` file (no pickle) and ``pyx_gru.load(path)`` reads it back.
 """
 from ._cells import GRU, LSTM, RNN, Cache, Cell, SimpleGRU
 from ._gradcheck import gradcheck
+from ._saving import load
 from . import interop, reference
 # training and diagnostics (issue 6)
 from . import diagnostics, layers, losses, optim, train
@@ -21,6 +23,6 @@ from .train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "SimpleGRU", "GRU", "LSTM", "Cell", "Cache", "gradcheck", "reference", "interop"]
+__all__ = ["RNN", "SimpleGRU", "GRU", "LSTM", "Cell", "Cache", "gradcheck", "load", "reference", "interop"]
 __all__ += ["layers", "losses", "optim", "train", "diagnostics", "Model", "fit", "evaluate",
             "predict", "History"]

@@ -11,13 +11,14 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
 
 
 
-# A team of threads in the kernels. pyx_gru's kernels can split a batch over
-# threads that each call BLAS, and the BLAS must then run single-threaded
-# (as scikit-learn's OpenMP code does with threadpoolctl). team_enter(want)
-# returns the team size to use, at most `want` and at most the BLAS's current
-# thread count (so threadpoolctl and OPENBLAS_NUM_THREADS govern pyx_gru too);
-# when it returns more than 1, the BLAS is held at one thread until
-# team_leave(). It returns 1 when the hooks are unbound (pyx_gru._threads binds
-# OpenBLAS's) or while another team runs.
+# A team of threads in the kernels. Every kernel call runs between
+# team_enter(want) and team_leave(). While any call is inside, SciPy's BLAS is
+# held at one thread (as scikit-learn's OpenMP code does with threadpoolctl)
+# and the setting it had is given back when the last call leaves; so every
+# BLAS call of a kernel is single-threaded, whatever runs beside it, and a
+# result depends only on the team size. team_enter returns that size: at most
+# `want` and at most the BLAS's own thread count (threadpoolctl and
+# OPENBLAS_NUM_THREADS govern pyx_gru too). Unbound hooks (pyx_gru._threads
+# binds OpenBLAS's): always 1, and the BLAS is left alone.
 cdef int team_enter(int want) noexcept nogil
 cdef void team_leave() noexcept nogil

@@ -45,38 +45,41 @@ cdef extern from *:
     static pyx_gru_get_threads_t pyx_gru_get_threads = NULL;
     static pyx_gru_set_threads_t pyx_gru_set_threads = NULL;
     static pthread_mutex_t pyx_gru_team_lock = PTHREAD_MUTEX_INITIALIZER;
-    static int pyx_gru_team_saved = 0;   /* BLAS threads before the running team; 0: none */
+    static int pyx_gru_team_users = 0;  /* calls inside enter/leave */
+    static int pyx_gru_team_saved = 1;  /* the BLAS's threads before the first of them */
 
     static int pyx_gru_team_enter(int want) {
-        int n = 1;
-        if (want < 2 || pyx_gru_get_threads == NULL || pyx_gru_set_threads == NULL)
+        int n;
+        if (pyx_gru_get_threads == NULL || pyx_gru_set_threads == NULL)
             return 1;
         pthread_mutex_lock(&pyx_gru_team_lock);
-        if (pyx_gru_team_saved == 0) {
-            n = pyx_gru_get_threads();
-            if (n > 1) {
-                pyx_gru_team_saved = n;
+        if (pyx_gru_team_users++ == 0) {
+            pyx_gru_team_saved = pyx_gru_get_threads();
+            if (pyx_gru_team_saved > 1)
                 pyx_gru_set_threads(1);
-                if (n > want) n = want;
-            } else {
-                n = 1;
-            }
+            else
+                pyx_gru_team_saved = 1;
         }
+        n = want < pyx_gru_team_saved ? want : pyx_gru_team_saved;
         pthread_mutex_unlock(&pyx_gru_team_lock);
-        return n;
+        return n > 1 ? n : 1;
     }
 
     static void pyx_gru_team_leave(void) {
+        if (pyx_gru_get_threads == NULL || pyx_gru_set_threads == NULL)
+            return;
         pthread_mutex_lock(&pyx_gru_team_lock);
-        if (pyx_gru_team_saved > 0) {
+        if (--pyx_gru_team_users == 0 && pyx_gru_team_saved > 1)
             pyx_gru_set_threads(pyx_gru_team_saved);
-            pyx_gru_team_saved = 0;
-        }
         pthread_mutex_unlock(&pyx_gru_team_lock);
     }
 
     static int pyx_gru_bind(size_t get, size_t set) {
         pthread_mutex_lock(&pyx_gru_team_lock);
+        if (pyx_gru_team_users > 0) {   /* never rebind under a running call */
+            pthread_mutex_unlock(&pyx_gru_team_lock);
+            return pyx_gru_get_threads != NULL;
+        }
         pyx_gru_get_threads = (pyx_gru_get_threads_t) get;
         pyx_gru_set_threads = (pyx_gru_set_threads_t) set;
         pthread_mutex_unlock(&pyx_gru_team_lock);
@@ -84,7 +87,12 @@ cdef extern from *:
     }
 
     static int pyx_gru_blas_threads(void) {
-        int n = pyx_gru_get_threads == NULL ? 1 : pyx_gru_get_threads();
+        int n = 1;
+        if (pyx_gru_get_threads != NULL) {
+            pthread_mutex_lock(&pyx_gru_team_lock);
+            n = pyx_gru_team_users > 0 ? pyx_gru_team_saved : pyx_gru_get_threads();
+            pthread_mutex_unlock(&pyx_gru_team_lock);
+        }
         return n > 1 ? n : 1;
     }
     """

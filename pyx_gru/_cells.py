@@ -17,6 +17,7 @@ from types import MappingProxyType
 import numpy as np
 
 from . import _recurrent, _threads, _workspace  # noqa: F401  (_threads binds the BLAS thread hooks)
+from ._limits import backward_bytes, cell_bytes, check_fits, forward_bytes
 from ._validation import (
     INT_MAX,
     check_dtype,
@@ -24,6 +25,7 @@ from ._validation import (
     float_array,
     lengths_array,
     real_array,
+    shaped_array,
 )
 
 __all__ = ["Cell", "RNN", "SimpleGRU", "GRU", "LSTM", "Cache"]
@@ -135,6 +137,8 @@ class Cell:
         forget-gate bias 1), extra biases and peepholes zero.
     """
 
+    #: tuple of str: the gate names, in the order of the column blocks of
+    #: ``W``, ``U`` and ``b`` (and of ``cache.gates``).
     gates = ()
     _kind = None
     _lstm = False
@@ -145,6 +149,11 @@ class Cell:
         if len(self.gates) * self.hidden_size > INT_MAX:
             raise ValueError(f"hidden_size {hidden_size} is too large for 32-bit BLAS")
         self._dtype = check_dtype(dtype)
+        check_fits(
+            f"{type(self).__name__}(input_size={self.input_size}, hidden_size={self.hidden_size})",
+            cell_bytes(self.input_size, self.hidden_size, len(self.gates), self.dtype.itemsize),
+            "choose a smaller input_size or hidden_size",
+        )
         rng = np.random.default_rng(seed)
         self._params = {k: _aligned(v, self.dtype) for k, v in self._init_params(rng).items()}
 
@@ -217,15 +226,19 @@ class Cell:
                 or v.dtype != self.dtype
                 or v.shape != shape
                 or not v.flags.c_contiguous
+                or not v.flags.aligned
+                or np.ma.is_masked(v)
             ):
                 got = (
                     f"{v.dtype} array of shape {v.shape}"
                     + ("" if v.flags.c_contiguous else ", not C-contiguous")
+                    + ("" if v.flags.aligned else ", not aligned")
+                    + (", with masked entries" if np.ma.is_masked(v) else "")
                     if isinstance(v, np.ndarray)
                     else type(v).__name__
                 )
                 raise ValueError(
-                    f"params[{k!r}] must be a C-contiguous {self.dtype} array of shape "
+                    f"params[{k!r}] must be a C-contiguous, aligned {self.dtype} array of shape "
                     f"{shape}, got {got} (assign cell.params = {{...}} to cast and copy)"
                 )
         return dict(p)
@@ -244,6 +257,29 @@ class Cell:
     def copy(self):
         """A new cell with a copy of the parameters."""
         return self.astype(self.dtype)
+
+    def save(self, path):
+        """Save the cell (sizes, form, dtype and parameters) to an ``.npz`` file.
+
+        ``pyx_gru.load(path)`` gives back an equal cell, bitwise. The file is
+        written to a temporary file in the same directory and renamed over
+        ``path`` only once complete, so an interrupted save leaves any older
+        file at ``path`` as it was.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Where to write, used exactly as given: no ``.npz`` suffix is
+            added (unlike ``numpy.savez``), so ``load(path)`` reads it back.
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+        """
+        from ._saving import save
+
+        return save(self, path)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
@@ -282,6 +318,20 @@ class Cell:
             The final state: each sequence's state after its last step.
         cache : Cache
             What ``backward`` needs.
+
+        Notes
+        -----
+        NaN and Inf reach only what depends on them; nothing checks for them,
+        so they never raise and cost nothing. A NaN in ``x[t, b]`` makes row
+        b's outputs NaN from step t on (from step 0 for a NaN in row b of
+        ``state0``), while the other rows, and row b before step t, stay
+        bitwise as they would be without it. An Inf may instead saturate a
+        gate: row b's later outputs are then NaN or finite. In ``backward``
+        such a row's ``dx`` and ``dstate0`` become NaN, and so do the
+        parameter gradients, which sum over all rows; a NaN in ``dy[t, b]``
+        reaches ``dx[:t + 1, b]``, row b of ``dstate0`` and the parameter
+        gradients only. Steps past a sequence's length are never read, so
+        padding may hold anything.
         """
         p = self._checked_params()
         x, h0, c0, lengths = self._check_inputs(x, state0, lengths)
@@ -307,6 +357,11 @@ class Cell:
         dstate0 : ndarray (B, H), or for LSTM a tuple (dh0, dc0)
         dparams : dict
             Same keys and shapes as ``params``.
+
+        Notes
+        -----
+        For NaN and Inf in ``dy`` or in the forward pass's inputs, see
+        ``forward``.
         """
         if not isinstance(cache, Cache):
             raise TypeError(f"cache must be the Cache returned by forward, got {type(cache).__name__}")
@@ -325,6 +380,8 @@ class Cell:
                 )
         T, B = self._check_cache_input(cache)
         H, dt = self.hidden_size, self.dtype
+        check_fits(lambda: f"{self!r}.backward of a cache with (T, B) = {(T, B)}",
+                   backward_bytes(self, T, B), "run forward and backward in chunks of steps")
         if dy is None:
             dy = np.zeros((T, B, H), dtype=dt)
         else:
@@ -368,10 +425,14 @@ class Cell:
 
     def _check_inputs(self, x, state0, lengths):
         D, dt = self.input_size, self.dtype
-        x = float_array("x", x, ("T", "B", D), dt, copy=True)
+        x = shaped_array("x", x, ("T", "B", D))
         T, B = x.shape[:2]
         if T * B > INT_MAX:
             raise ValueError(f"x has T*B = {T * B} rows, more than 32-bit BLAS allows ({INT_MAX})")
+        check_fits(lambda: f"{self!r}.forward of x with (T, B, D) = {x.shape}", forward_bytes(self, T, B),
+                   "run the sequence in chunks (each chunk's final state is the next "
+                   "one's state0) or split the batch")
+        x = np.array(x, dtype=dt, order="C", copy=True)
         h0, c0 = self._check_state("state0", state0, B)
         if lengths is not None:
             lengths = lengths_array(lengths, T, B)
@@ -477,11 +538,14 @@ class Cell:
             _recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3
         hu = np.empty((B, GH), dtype=dt)
         keep, pin = self._keep_and_pin(pins)
-        _recurrent.forward(
-            self._kind, peephole, lengths is not None, x, p["W"], p["U"], p["b"],
-            b_hg, P, _NO_LENGTHS if lengths is None else lengths,
-            gates, hs, cs, extra, h, c, hu, keep, pin,
-        )
+        # With B = 0 there is nothing to compute (and the kernel would take
+        # the address of element 0 of empty arrays).
+        if B:
+            _recurrent.forward(
+                self._kind, peephole, lengths is not None, x, p["W"], p["U"], p["b"],
+                b_hg, P, _NO_LENGTHS if lengths is None else lengths,
+                gates, hs, cs, extra, h, c, hu, keep, pin,
+            )
         cache = Cache(
             self, p, x=x, lengths=lengths, pins=pins, gates=gates, hs=hs,
             cs=cs if self._lstm else None, extra=extra if extra is not ph3 else None,
@@ -489,16 +553,17 @@ class Cell:
         return hs[1:], h, (c if self._lstm else None), cache
 
     def _backward(self, cache, dy, dh, dc, p, pins):
-        x = cache.x
+        x, lengths = cache.x, getattr(cache, "lengths", None)
         T, B, D = x.shape
         H, GH, dt = self.hidden_size, len(self.gates) * self.hidden_size, self.dtype
-        # The kernel reads these with no bounds checks: their shapes must be exact.
-        self._check_array("cache.gates", cache.gates, (T, B, GH), dt)
-        self._check_array("cache.hs", cache.hs, (T + 1, B, H), dt)
+        # The kernel reads these with no bounds checks: their shapes must be
+        # exact (and a Cache built by hand may lack them).
+        self._check_array("cache.gates", getattr(cache, "gates", None), (T, B, GH), dt)
+        self._check_array("cache.hs", getattr(cache, "hs", None), (T + 1, B, H), dt)
         if self._lstm:
-            self._check_array("cache.cs", cache.cs, (T + 1, B, H), dt)
+            self._check_array("cache.cs", getattr(cache, "cs", None), (T + 1, B, H), dt)
         if self._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE):
-            self._check_array("cache.extra", cache.extra, (T, B, H), dt)
+            self._check_array("cache.extra", getattr(cache, "extra", None), (T, B, H), dt)
         ph2, ph3 = _PLACEHOLDERS[2, dt], _PLACEHOLDERS[3, dt]
         _, P, peephole = self._extra_arrays(p)
         grads = {k: np.zeros(v.shape, dtype=dt) for k, v in p.items()}
@@ -510,17 +575,19 @@ class Cell:
         dxg = _workspace.empty((K, B, H), dtype=dt) if self._kind == _recurrent.GRU_AFTER else ph3
         work = np.empty((3, B, H), dtype=dt)
         acc = np.empty(GH + 4 * H, dtype=np.float64)  # float64 sums for db, db_hg and dP
-        _recurrent.backward(
-            self._kind, peephole, cache.lengths is not None, x, p["W"], p["U"], P,
-            _NO_LENGTHS if cache.lengths is None else cache.lengths,
-            cache.gates, cache.hs, cache.cs if self._lstm else ph3,
-            cache.extra if self._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3,
-            dy,
-            dh, ph2 if dc is None else dc, dA, dxg, work, dx,
-            grads["W"], grads["U"], grads["b"],
-            grads.get("b_hg", _PLACEHOLDERS[1, dt]), grads.get("P", ph2), acc,
-            self._keep_and_pin(pins)[0],
-        )
+        # With T * B = 0 the gradients are zero and dstate0 is dstate.
+        if T * B:
+            _recurrent.backward(
+                self._kind, peephole, lengths is not None, x, p["W"], p["U"], P,
+                _NO_LENGTHS if lengths is None else lengths,
+                cache.gates, cache.hs, cache.cs if self._lstm else ph3,
+                cache.extra if self._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3,
+                dy,
+                dh, ph2 if dc is None else dc, dA, dxg, work, dx,
+                grads["W"], grads["U"], grads["b"],
+                grads.get("b_hg", _PLACEHOLDERS[1, dt]), grads.get("P", ph2), acc,
+                self._keep_and_pin(pins)[0],
+            )
         return dx, dh, dc, grads
 
 
@@ -537,9 +604,11 @@ class RNN(Cell):
 class SimpleGRU(Cell):
     """The simplified GRU: one gate f mixes the old state and the candidate.
 
-    f_t = sigmoid(x_t W_f + h_{t-1} U_f + b_f),
-    g_t = tanh(x_t W_g + h_{t-1} U_g + b_g),
-    h_t = f_t * h_{t-1} + (1 - f_t) * g_t.
+    ::
+
+        f_t = sigmoid(x_t W_f + h_{t-1} U_f + b_f)
+        g_t = tanh(x_t W_g + h_{t-1} U_g + b_g)
+        h_t = f_t * h_{t-1} + (1 - f_t) * g_t
 
     f = 1 keeps the state; f = 0 is the vanilla RNN. Gates: ``("f", "g")``.
     """
@@ -551,13 +620,15 @@ class SimpleGRU(Cell):
 class GRU(Cell):
     """Gated recurrent unit, with the reset gate before or after the matmul.
 
-    z_t = sigmoid(x_t W_z + h_{t-1} U_z + b_z)          (update)
-    r_t = sigmoid(x_t W_r + h_{t-1} U_r + b_r)          (reset)
-    reset="after" (cuDNN, PyTorch, Keras' default):
-        g_t = tanh(x_t W_g + b_g + r_t * (h_{t-1} U_g + b_hg))
-    reset="before" (Cho et al. 2014):
-        g_t = tanh(x_t W_g + b_g + (r_t * h_{t-1}) U_g)
-    h_t = z_t * h_{t-1} + (1 - z_t) * g_t
+    ::
+
+        z_t = sigmoid(x_t W_z + h_{t-1} U_z + b_z)          (update)
+        r_t = sigmoid(x_t W_r + h_{t-1} U_r + b_r)          (reset)
+        reset="after" (cuDNN, PyTorch, Keras' default):
+            g_t = tanh(x_t W_g + b_g + r_t * (h_{t-1} U_g + b_hg))
+        reset="before" (Cho et al. 2014):
+            g_t = tanh(x_t W_g + b_g + (r_t * h_{t-1}) U_g)
+        h_t = z_t * h_{t-1} + (1 - z_t) * g_t
 
     z = 1 keeps the state. Gates: ``("z", "r", "g")``; ``reset="after"`` adds
     the parameter ``b_hg`` (H,), zero at initialisation.
@@ -600,12 +671,14 @@ class GRU(Cell):
 class LSTM(Cell):
     """Long short-term memory, optionally with diagonal peepholes.
 
-    i_t = sigmoid(x_t W_i + h_{t-1} U_i + b_i + p_i * c_{t-1})
-    f_t = sigmoid(x_t W_f + h_{t-1} U_f + b_f + p_f * c_{t-1})
-    g_t = tanh(x_t W_g + h_{t-1} U_g + b_g)
-    c_t = f_t * c_{t-1} + i_t * g_t
-    o_t = sigmoid(x_t W_o + h_{t-1} U_o + b_o + p_o * c_t)
-    h_t = o_t * tanh(c_t)
+    ::
+
+        i_t = sigmoid(x_t W_i + h_{t-1} U_i + b_i + p_i * c_{t-1})
+        f_t = sigmoid(x_t W_f + h_{t-1} U_f + b_f + p_f * c_{t-1})
+        g_t = tanh(x_t W_g + h_{t-1} U_g + b_g)
+        c_t = f_t * c_{t-1} + i_t * g_t
+        o_t = sigmoid(x_t W_o + h_{t-1} U_o + b_o + p_o * c_t)
+        h_t = o_t * tanh(c_t)
 
     The peephole terms are there only with ``peephole=True``, which adds the
     parameter ``P`` (3, H) = [p_i; p_f; p_o], zero at initialisation. The state

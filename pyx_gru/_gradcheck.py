@@ -1,6 +1,9 @@
 """Check a cell's backward pass against centered finite differences."""
 import numpy as np
 
+from ._limits import backward_bytes, check_fits, forward_bytes
+from ._validation import check_size
+
 __all__ = ["gradcheck", "gradcheck_layer", "finite_difference_errors"]
 
 
@@ -112,8 +115,12 @@ def gradcheck(cell, T=4, B=3, *, lengths=None, gates=None, eps=1e-6, max_entries
         less means the gradients are right.
     """
     cell = cell.astype(np.float64)
+    T, B = check_size("T", T), check_size("B", B)
     rng = np.random.default_rng(seed)
     D, H = cell.input_size, cell.hidden_size
+    check_fits(lambda: f"gradcheck of {cell!r} with T={T}, B={B}",
+               2 * forward_bytes(cell, T, B) + backward_bytes(cell, T, B) + 8 * T * B * (D + H),
+               "use a smaller T or B")
     lstm = cell._lstm
     x = rng.uniform(-1, 1, size=(T, B, D))
     state0 = [rng.uniform(-0.5, 0.5, size=(B, H)) for _ in range(2 if lstm else 1)]

@@ -18,6 +18,10 @@
 #            dh_prev += dA[t] @ U.T         one GEMM per step
 #   dW = x.T @ dA, dU = hs[:T].T @ dA, dx = dA @ W.T, db = dA.sum(0)
 #                                           one GEMM each, after the loop
+# Threads: batch rows are independent through time, so a large enough call
+# runs on a team of threads, each taking the whole time loop for its own
+# block of rows (no synchronisation between steps) and a share of the GEMMs
+# over all rows; see "The sequence driver" below.
 # A cell differs from the others only in its pointwise step. Two cells have a
 # little more: GRU with the reset gate after the matmul keeps two versions of
 # the candidate's gradient (input side dXg, recurrent side r * dXg in dA), and
@@ -344,10 +348,10 @@ cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, bint peephole,
 # rows (the forward's input projection, the backward's weight gradients)
 # are split over the team by rows or by columns, between barriers. The team
 # has as many threads as the BLAS may use (so threadpoolctl governs both),
-# fewer when the batch or the work is small, and the BLAS is held at one
-# thread while it runs (pyx_gru._blas.team_enter). A team of one is the plain
-# serial driver, its BLAS calls threaded as the BLAS likes. Every entry of
-# every sum is added in the same order whatever the team size.
+# fewer when the batch or the work is small (a team of one is the plain
+# serial driver). Every BLAS call runs single-threaded: the BLAS is held at
+# one thread while any call is inside (pyx_gru._blas.team_enter), so a result
+# depends on the team size only, never on what runs beside it.
 # ---------------------------------------------------------------------------
 
 cdef extern from *:
@@ -390,10 +394,8 @@ cdef int _wanted_team(Py_ssize_t B, double work) noexcept nogil:
 def team_size(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH):
     """The number of threads a pass over (T, B) with hidden size H and GH gate
     columns would run on now."""
-    cdef int want = _wanted_team(B, <double> T * B * H * GH)
-    cdef int n = team_enter(want)
-    if n > 1:
-        team_leave()
+    cdef int n = team_enter(_wanted_team(B, <double> T * B * H * GH))
+    team_leave()
     return n
 
 
@@ -569,7 +571,7 @@ def forward(int kind, bint peephole, bint masked,
                 _forward_member(threadid(), PYX_TEAM_SIZE(), kind, peephole, masked,
                                 T, B, D, H, GH, px, pW, pU, pb, pb_hg, pP, plen, pgates,
                                 phs, pcs, pextra, ph_last, pc_last, phu, pkeep, ppin)
-            team_leave()
+        team_leave()
         if not masked:
             memcpy(ph_last, phs + T * B * H, B * row)
             if lstm:
@@ -841,7 +843,7 @@ def backward(int kind, bint peephole, bint masked,
                                  T, B, D, H, GH, K, px, pW, pU, pP, plen, pgates, phs,
                                  pcs, pextra, pdy, pdh, pdc, pdA, pdxg, pwork, pdx, pdW,
                                  pdU, pacc, pkeep)
-            team_leave()
+        team_leave()
         # After T steps the gradients of the initial state are in dh/dc when
         # T is even, in work[0]/work[1] when odd.
         if T % 2 == 1:

@@ -2,11 +2,12 @@
 controls into the kernels (``pyx_gru._blas.bind_openblas``).
 
 The kernels split a batch over a team of as many threads as the BLAS may use,
-and hold the BLAS at one thread while the team runs (each member calls it
-single-threaded), restoring its setting afterwards: what scikit-learn's
-OpenMP code does with threadpoolctl, in C and per call. While a team runs,
-other threads' calls into the same BLAS (SciPy's; NumPy has its own) run
-single-threaded too. The library is found among the shared objects this
+and hold the BLAS at one thread while any kernel call runs (every BLAS call
+of a kernel is single-threaded), restoring its setting when the last call
+returns: what scikit-learn's OpenMP code does with threadpoolctl, in C and
+per call. Meanwhile other threads' calls into the same BLAS (SciPy's; NumPy
+has its own) run single-threaded too, and a change of its thread count made
+during a kernel call is undone when the call returns. The library is found among the shared objects this
 process has mapped (``/proc/self/maps``): the one whose file name
 ``cython_blas`` names as a dependency. Anything else (another BLAS, another
 OS, an older OpenBLAS) leaves the hooks unbound, and the kernels then run the

@@ -36,56 +36,82 @@ def check_dtype(dtype):
     return dt
 
 
-def real_array(name, value, expected):
-    """``value`` as an ndarray of real numbers (any float or int dtype).
+def _no_masked_entries(name, value, expected):
+    # np.asarray drops a mask silently: masked entries would be computed with.
+    if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
+        raise TypeError(
+            f"{name} is a masked array with masked entries, which would be read as "
+            f"numbers; fill them (value.filled(0)) or use lengths; expected shape {expected}"
+        )
 
-    Lists are converted; bool, complex, object and string data are rejected,
-    as is anything that is not rectangular. ``expected`` describes the shape
-    for the error message, e.g. ``"(T, B, 8)"``.
-    """
-    if value is None:
-        raise TypeError(f"{name} must be an array of shape {expected}, got None")
+
+def _array_of(name, value, expected, kinds, what):
+    """``value`` as an ndarray whose dtype kind is one of ``kinds``, else a
+    TypeError saying it must hold ``what``."""
+    _no_masked_entries(name, value, expected)
     try:
         arr = np.asarray(value)
     except (ValueError, TypeError) as exc:
         raise TypeError(
-            f"{name} must be an array of real numbers with shape {expected}; "
+            f"{name} must be an array of {what} with shape {expected}; "
             f"it could not be converted to one ({exc})"
         ) from None
-    if arr.dtype.kind not in "iuf":
-        raise TypeError(
-            f"{name} must hold real numbers (a float or integer dtype), got dtype "
-            f"{arr.dtype}; expected shape {expected}"
-        )
+    if arr.dtype.kind not in kinds:
+        raise TypeError(f"{name} must hold {what}, got dtype {arr.dtype}; expected shape {expected}")
     return arr
 
 
-def float_array(name, value, shape, dtype, *, copy=False):
-    """A C-contiguous array of ``dtype`` and exactly ``shape``.
+def real_array(name, value, expected):
+    """``value`` as an ndarray of real numbers (any float or int dtype).
+
+    Lists are converted; bool, complex, object and string data are rejected,
+    as is anything that is not rectangular and a masked array with masked
+    entries. ``expected`` describes the shape for the error message, e.g.
+    ``"(T, B, 8)"``. No copy is made of an ndarray.
+    """
+    if value is None:
+        raise TypeError(f"{name} must be an array of shape {expected}, got None")
+    return _array_of(name, value, expected, "iuf", "real numbers (a float or integer dtype)")
+
+
+def shape_text(shape):
+    """``(T, B, 3)`` for ``("T", "B", 3)``; ``(4,)`` for ``(4,)``."""
+    return "(" + ", ".join(str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def shaped_array(name, value, shape):
+    """``value`` as a real ndarray of exactly ``shape`` (not yet copied or cast).
 
     An int in ``shape`` is a required size; a str (``"T"``, ``"B"``) is a free
-    dimension, named in the error message. Integer and other float inputs are
-    cast to ``dtype``. With ``copy`` the result never shares memory with
-    ``value``.
+    dimension, named in the error message.
     """
-    expected = "(" + ", ".join(str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
+    expected = shape_text(shape)
     arr = real_array(name, value, expected)
     if arr.ndim != len(shape) or any(
         not isinstance(s, str) and s != n for s, n in zip(shape, arr.shape)
     ):
         raise ValueError(f"{name} must have shape {expected}, got {arr.shape}")
+    return arr
+
+
+def float_array(name, value, shape, dtype, *, copy=False):
+    """A C-contiguous, aligned array of ``dtype`` and exactly ``shape``.
+
+    ``shape`` is as in ``shaped_array``. Integer and other float inputs are
+    cast to ``dtype``; Fortran-ordered, strided, byte-swapped and unaligned
+    arrays are copied. With ``copy`` the result never shares memory with
+    ``value``.
+    """
+    arr = shaped_array(name, value, shape)
     if copy:
         return _workspace.copy(arr, dtype)
-    return np.ascontiguousarray(arr, dtype=dtype)
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    return arr if arr.flags.aligned else arr.copy()
 
 
 def lengths_array(lengths, T, B):
     """``lengths`` as a C-contiguous intp array of shape (B,), values in [0, T]."""
-    arr = np.asarray(lengths) if not isinstance(lengths, np.ndarray) else lengths
-    if arr.dtype.kind not in "iu":
-        raise TypeError(
-            f"lengths must be an integer array of shape ({B},), got dtype {arr.dtype}"
-        )
+    arr = _array_of("lengths", lengths, f"({B},)", "iu", "integers")
     if arr.shape != (B,):
         raise ValueError(f"lengths must have shape ({B},) (one per batch row), got {arr.shape}")
     if B and (arr.min() < 0 or arr.max() > T):

@@ -446,7 +446,7 @@ def torch_runners(torch, module, data):
 
 
 def forward_disagreement(runners, cell_dtype):
-    """Largest |y - y_pyx_gru| / max|y_pyx_gru| of each other contender's forward."""
+    """Largest ``|y - y_pyx_gru| / max|y_pyx_gru|`` of each other contender's forward."""
     def as_numpy(out):
         y = out[0]
         return y.detach().numpy() if hasattr(y, "detach") else np.asarray(y)

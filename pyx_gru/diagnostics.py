@@ -47,10 +47,12 @@ __all__ = [
     "TANH_SATURATION",
 ]
 
-# A sigmoid gate is saturated below SIGMOID_SATURATION[0] or above [1]
-# (its slope s (1 - s) is then below 0.0475, under a fifth of its maximum
-# 0.25); a tanh activation when |g| > TANH_SATURATION (slope 1 - g^2 < 0.0975).
+#: (low, high): a sigmoid gate ``s`` is saturated below ``low`` or above
+#: ``high`` (its slope ``s (1 - s)`` is then below 0.0475, under a fifth of
+#: its maximum 0.25); the default of ``gate_statistics``.
 SIGMOID_SATURATION = (0.05, 0.95)
+#: The tanh candidate ``g`` is saturated when ``abs(g)`` exceeds this (slope
+#: ``1 - g**2 < 0.0975``); the default of ``gate_statistics``.
 TANH_SATURATION = 0.95
 
 # Memory for one chunk of suffix rows (inputs and cache), in bytes.

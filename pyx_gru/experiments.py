@@ -101,6 +101,7 @@ __all__ = [
     "make_task",
     "TASKS",
     "add_compare_arguments",
+    "check_compare_arguments",
     "run_compare",
     "main",
 ]
@@ -519,7 +520,7 @@ def _format_value(v):
     return str(v)
 
 
-def format_table(rows, columns):
+def _format_table(rows, columns):
     """Rows (dicts) as a plain-text table with a header, columns aligned."""
     cells = [[c for c in columns]] + [[_format_value(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
@@ -613,9 +614,9 @@ class Comparison:
         cols = [c for c in COLUMNS if c != "task" and not (
             c == "test_accuracy" and all(r[c] is None for r in self.rows))]
         return "\n\n".join([
-            head, format_table(self.rows, cols),
+            head, _format_table(self.rows, cols),
             "learning rate chosen on validation loss; test loss over the seeds:",
-            format_table(self.summary(), summary_cols),
+            _format_table(self.summary(), summary_cols),
         ])
 
     # -- files --------------------------------------------------------------
@@ -833,7 +834,7 @@ def rnn_rate_predictions(cell, x, *, start=0, stop=None):
     Back through one step, dL/dh_{t-1} = (dL/dh_t * s_t) U^T with s_t =
     1 - h_t^2, tanh's slope. Hence ||dL/dh_{t-1}|| <= sigma_max(U) max(s_t)
     ||dL/dh_t|| (Pascanu et al. 2013: gradients vanish when sigma_max < 1 /
-    max|tanh'| = 1). When every singular value of U equals sigma_max (the
+    max tanh' = 1). When every singular value of U equals sigma_max (the
     default orthogonal initialisation, and any multiple of it), the factor
     is exactly sigma_max ||dL/dh_t * s_t|| / ||dL/dh_t||, which is about
     sigma_max times the root mean square of s_t over the units when the
@@ -851,10 +852,10 @@ def rnn_rate_predictions(cell, x, *, start=0, stop=None):
     Returns
     -------
     dict
-        ``sigma_max`` (of U), ``mean_slope`` (E|tanh'|), ``rms_slope`` (the
+        ``sigma_max`` (of U), ``mean_slope`` (the mean of tanh'), ``rms_slope`` (the
         geometric mean over steps and sequences of the root mean square over
         the units), ``max_slope``, and the per-step rates ``mean`` =
-        sigma_max E|tanh'|, ``rms`` = sigma_max rms_slope, ``bound`` =
+        sigma_max mean_slope, ``rms`` = sigma_max rms_slope, ``bound`` =
         sigma_max max_slope, plus ``radius``, U's spectral radius (the rate
         over many steps when U is far from orthogonal and tanh' is near 1).
     """
@@ -970,7 +971,7 @@ def run_compare(args):
     ValueError
         For an option out of range, naming it.
     """
-    _check_args(args)
+    check_compare_arguments(args)
     n, length, epochs, seeds = args.n, args.length, args.epochs, args.seeds
     params, lrs, max_pieces = args.params, args.lr or [1e-3, 3e-3], args.max_pieces
     if args.quick:
@@ -1003,7 +1004,7 @@ def run_compare(args):
     return 0
 
 
-def _check_args(args):
+def check_compare_arguments(args):
     """ValueError naming the first bad option of the parsed ``args``."""
     for name in ("n", "length", "epochs", "batch_size", "seeds", "layers"):
         if getattr(args, name) < 1:
@@ -1027,16 +1028,19 @@ def _check_args(args):
             raise ValueError(f"--cells: unknown cell {c!r}; choose from {', '.join(CELLS)}")
 
 
+COMPARE_DESCRIPTION = ("Train cells at equal parameter counts over seeds and learning rates, "
+                       "print the table, write results.csv/.json and plots.")
+
+
 def main(argv=None):
-    """``python -m pyx_gru compare [options]``; returns the exit status."""
-    parser = _argparse().ArgumentParser(
-        prog="python -m pyx_gru compare",
-        description="Train cells at equal parameter counts over seeds and learning rates, print "
-                    "the table, write results.csv/.json and plots.")
+    """``python -m pyx_gru compare [options]``, also ``python -m
+    pyx_gru.experiments [options]``; returns the exit status."""
+    parser = _argparse().ArgumentParser(prog="python -m pyx_gru compare",
+                                        description=COMPARE_DESCRIPTION)
     add_compare_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        _check_args(args)
+        check_compare_arguments(args)
     except ValueError as exc:
         parser.error(str(exc))
     return run_compare(args)

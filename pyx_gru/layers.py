@@ -45,7 +45,8 @@ __all__ = [
     "Model",
 ]
 
-# Cell names for Model(cell=...): name -> (class, constructor keywords).
+#: Cell names for ``Model(cell=...)`` and ``make_cell``: name -> (class,
+#: constructor keywords).
 CELLS = {
     "rnn": (RNN, {}),
     "sgru": (SimpleGRU, {}),

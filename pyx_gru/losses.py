@@ -211,6 +211,8 @@ sigmoid_cross_entropy.__doc__ = """Sigmoid cross-entropy for multi-label outputs
     target="target : array_like, shape of ``out``\n        Values in [0, 1] (1 = note on)."
 )
 
+#: The losses by name (``fit(..., loss=name)``): name -> function
+#: ``(out, target, mask=None) -> (loss, dout)``.
 LOSSES = {"mse": mse, "softmax": softmax_cross_entropy, "sigmoid": sigmoid_cross_entropy}
 # (sum, count, dsum) of each loss: evaluate() sums these over batches.
 TERMS = {"mse": _mse_terms, "softmax": _softmax_terms, "sigmoid": _sigmoid_terms}

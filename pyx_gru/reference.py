@@ -21,7 +21,14 @@ import numpy as np
 from . import _cells
 from ._cells import Cache
 
-__all__ = ["RNN", "SimpleGRU", "GRU", "LSTM", "from_cell", "sigmoid", "gate", "gate_slope"]
+__all__ = [
+    "RNN", "SimpleGRU", "GRU", "LSTM", "from_cell", "sigmoid", "gate", "gate_slope",
+    "rnn_step_forward", "rnn_step_backward",
+    "simple_gru_step_forward", "simple_gru_step_backward",
+    "gru_after_step_forward", "gru_after_step_backward",
+    "gru_before_step_forward", "gru_before_step_backward",
+    "lstm_step_forward", "lstm_step_backward",
+]
 
 
 def sigmoid(a):
@@ -62,6 +69,11 @@ def rnn_step_forward(x_t, state, p, pins=None):
 
 
 def rnn_step_backward(dstate, cache, p, pins=None):
+    """Backward of ``rnn_step_forward``: da = dh * (1 - g**2).
+
+    Returns ``(dx_t, (dh_prev,), grads)``: dx_t (B, D), dh_prev (B, H), and
+    this step's share of every parameter gradient, keyed like ``p``.
+    """
     (dh,) = dstate
     x_t, h_prev, g = cache
     da = dh * (1 - g**2)  # through tanh
@@ -85,6 +97,11 @@ def simple_gru_step_forward(x_t, state, p, pins=None):
 
 
 def simple_gru_step_backward(dstate, cache, p, pins=None):
+    """Backward of ``simple_gru_step_forward``: df = dh * (h_prev - g),
+    dg = dh * (1 - f), and the direct path dh * f to h_prev.
+
+    Returns ``(dx_t, (dh_prev,), grads)`` as ``rnn_step_backward`` does.
+    """
     (dh,) = dstate
     x_t, h_prev, f, g = cache
     df = dh * (h_prev - g)
@@ -115,6 +132,12 @@ def gru_after_step_forward(x_t, state, p, pins=None):
 
 
 def gru_after_step_backward(dstate, cache, p, pins=None):
+    """Backward of ``gru_after_step_forward``. The candidate's gradient has
+    an input side (da_g, for W_g and b_g) and a recurrent side
+    (dn = r * da_g, for U_g and b_hg).
+
+    Returns ``(dx_t, (dh_prev,), grads)`` as ``rnn_step_backward`` does.
+    """
     (dh,) = dstate
     x_t, h_prev, z, r, n, g = cache
     dz = dh * (h_prev - g)
@@ -149,6 +172,11 @@ def gru_before_step_forward(x_t, state, p, pins=None):
 
 
 def gru_before_step_backward(dstate, cache, p, pins=None):
+    """Backward of ``gru_before_step_forward``: drh = da_g @ U_g.T is the
+    gradient of r * h_prev, shared between r and h_prev.
+
+    Returns ``(dx_t, (dh_prev,), grads)`` as ``rnn_step_backward`` does.
+    """
     (dh,) = dstate
     x_t, h_prev, z, r, rh, g = cache
     U_z, U_r, U_g = _gate_blocks(p["U"], 3)
@@ -190,6 +218,12 @@ def lstm_step_forward(x_t, state, p, pins=None):
 
 
 def lstm_step_backward(dstate, cache, p, pins=None):
+    """Backward of ``lstm_step_forward``, given ``dstate = (dh, dc_next)``
+    (dc_next is dL/dc_t from the next step).
+
+    Returns ``(dx_t, (dh_prev, dc_prev), grads)``: dx_t (B, D), dh_prev and
+    dc_prev (B, H), and this step's share of every parameter gradient.
+    """
     dh, dc_next = dstate
     x_t, h_prev, c_prev, i, f, g, c, o = cache
     p_i, p_f, p_o = _peepholes(p)

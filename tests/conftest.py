@@ -23,6 +23,16 @@ settings.load_profile(PROFILE)
 EXAMPLE_SCALE = {"ci": 1.0, "dev": 0.25, "thorough": 4.0}.get(PROFILE, 1.0)
 
 
+# Lines for the end of the run (the fuzz suite's counts): see
+# pytest_terminal_summary.
+SUMMARY = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in SUMMARY:
+        terminalreporter.write_line(line)
+
+
 def examples(n):
     """max_examples for a property test that should draw n examples on CI."""
     return settings(max_examples=max(5, int(n * EXAMPLE_SCALE)))

@@ -496,4 +496,4 @@ def test_the_commands_in_the_results_page_parse():
     for command in commands:
         parser = experiments.add_compare_arguments(argparse.ArgumentParser())
         args = parser.parse_args(shlex.split(command))
-        experiments._check_args(args)
+        experiments.check_compare_arguments(args)

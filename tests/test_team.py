@@ -124,3 +124,36 @@ def test_unbound_hooks_give_the_same_numbers(tmp_path):
         assert_close(f["dx"], dx, np.float64)
         for k, v in dp.items():
             assert_close(f[k], v, np.float64)
+
+
+@needs_hooks
+def test_results_do_not_depend_on_what_runs_beside():
+    # A team call (B = 16) and single-thread calls (B = 1, B = 3) running at the
+    # same time give bitwise what each gives alone, and the BLAS gets its
+    # thread count back when the last call returns.
+    threads_before = _blas.threads()
+    problems = []
+    for i, (name, B) in enumerate([("gru_after", 16), ("lstm", 1), ("rnn", 3), ("gru_before", 16)]):
+        cell = make_cell(name, D=24, H=40, seed=i)
+        problems.append((cell, random_problem(cell, 60, B, seed=i)))
+    alone = [run(cell, *p, None) for cell, p in problems]
+    errors = []
+
+    def work(i):
+        cell, p = problems[i]
+        for _ in range(8):
+            if not all(np.array_equal(a, b) for a, b in zip(run(cell, *p, None), alone[i])):
+                errors.append(i)
+
+    threads = [threading.Thread(target=work, args=(i % 4,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert _blas.threads() == threads_before
+    with threadpool_limits(1, user_api="blas") as limits:
+        run(*problems[0][:1], *problems[0][1], None)
+        assert limits.get_original_num_threads()["blas"] == threads_before
+        assert _blas.threads() == 1
+    assert _blas.threads() == threads_before

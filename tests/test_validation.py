@@ -115,8 +115,8 @@ def test_lstm_state_parts_may_be_none(lstm):
     ([-1, 2], ValueError, r"lengths must lie in \[0, T\] = \[0, 4\], got \[-1\]"),
     ([4], ValueError, r"lengths must have shape \(2,\)"),
     ([[4, 4]], ValueError, r"lengths must have shape \(2,\)"),
-    ([4.0, 2.0], TypeError, r"lengths must be an integer array of shape \(2,\)"),
-    ([True, False], TypeError, "lengths must be an integer array"),
+    ([4.0, 2.0], TypeError, r"lengths must hold integers, got dtype float64; expected shape \(2,\)"),
+    ([True, False], TypeError, "lengths must hold integers, got dtype bool"),
 ])
 def test_bad_lengths(gru, lengths, exc, match):
     with pytest.raises(exc, match=match):
@@ -182,10 +182,10 @@ def test_outputs_and_cache_are_read_only(gru):
 # -- parameters ---------------------------------------------------------------
 
 @pytest.mark.parametrize("key,value,match", [
-    ("W", np.zeros((3, 11)), r"params\['W'\] must be a C-contiguous float64 array of shape \(3, 12\)"),
-    ("U", np.zeros((4, 12), dtype=np.float32), r"params\['U'\] must be a C-contiguous float64"),
+    ("W", np.zeros((3, 11)), r"params\['W'\] must be a C-contiguous, aligned float64 array of shape \(3, 12\)"),
+    ("U", np.zeros((4, 12), dtype=np.float32), r"params\['U'\] must be a C-contiguous, aligned float64"),
     ("U", np.zeros((12, 4)).T, "not C-contiguous"),
-    ("b", [0.0] * 12, r"params\['b'\] must be a C-contiguous float64 array of shape \(12,\), got list"),
+    ("b", [0.0] * 12, r"params\['b'\] must be a C-contiguous, aligned float64 array of shape \(12,\), got list"),
 ])
 def test_replaced_params_are_checked_before_the_kernels(gru, key, value, match):
     gru.params[key] = value

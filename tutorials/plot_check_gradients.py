@@ -101,11 +101,28 @@ class ForgetfulGRU(reference.GRU):
 buggy = ForgetfulGRU(3, 4, seed=0)
 buggy.params = cells["GRU (after)"].params
 bad = pg.gradcheck(buggy, T=5, B=3)
+good = pg.gradcheck(reference.from_cell(cells["GRU (after)"]), T=5, B=3)
 for name, value in bad.items():
     print(f"{name:<5} {value:.1e}")
+
+fig, ax = plt.subplots(figsize=(7, 3.5))
+names = list(good)
+pos = np.arange(len(names))
+ax.bar(pos - 0.2, [good[n] for n in names], 0.4, label="reference GRU")
+ax.bar(pos + 0.2, [bad[n] for n in names], 0.4, color="C3", label="without the direct path")
+ax.set_xticks(pos, names)
+ax.set_yscale("log")
+ax.set_ylim(1e-13, 10)
+ax.axhline(1e-6, color="k", linestyle="--", linewidth=1)
+ax.set_ylabel("relative error vs finite differences")
+ax.set_title("One missing term, every gradient wrong")
+ax.legend(fontsize=8)
+fig.tight_layout()
 
 # %%
 # Every array now has a relative error between 0.1 and 1, some eight orders
 # of magnitude above a correct gradient's: there is no mistaking a real bug
-# for rounding.
+# for rounding. The missing term sits in the recursion of the backward pass,
+# so the error reaches every earlier step and, from there, every gradient,
+# even those of weights that the dropped term never touches directly.
 plt.show()

@@ -20,6 +20,18 @@ Real data that ship inside wheels (optional extras, ``pip install
 * :func:`digits` — scikit-learn's 8×8 digits, row by row or pixel by pixel,
 * :func:`chorales` — piano rolls of Bach chorales from music21's corpus,
   converted once and cached (:func:`load_chorales`).
+
+The symbols behind the one-hot inputs:
+
+.. data:: REBER_SYMBOLS
+
+   str: the symbols of :func:`reber` (B, T, P, S, X, V, E), in the order
+   of the one-hot inputs and of the class labels.
+
+.. data:: TEMPORAL_ORDER_SYMBOLS
+
+   str: the input symbols of :func:`temporal_order` (a, b, c, d, X, Y, B,
+   E), in one-hot order.
 """
 from ._task import Task
 from .chorales import chorales, default_cache_dir, load_chorales, piano_roll

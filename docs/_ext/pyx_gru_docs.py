@@ -1,0 +1,123 @@
+"""Sphinx helpers of the pyx_gru site.
+
+* ``.. readme-benchmark::`` renders the benchmark table of ``README.md`` (the
+  paragraph that starts with "Full run," and the Markdown table after it), so
+  the site shows the figures the README has, with their date and machine,
+  without a second copy to keep in step.
+* ``.. program-help:: [subcommand]`` prints ``python -m pyx_gru [subcommand]
+  --help`` as the parser gives it.
+* ``TutorialOrder`` sorts the tutorials in reading order for sphinx-gallery.
+"""
+import re
+from pathlib import Path
+
+from docutils import nodes
+from docutils.parsers.rst import Directive
+from docutils.statemachine import StringList
+from sphinx.errors import ExtensionError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# Reading order of tutorials/plot_*.py. The final phase adds, in these places:
+#   5 plot_cells_compared.py (long-range tasks at equal parameter counts),
+#   6 plot_chorales.py (against Chung et al.'s table).
+TUTORIALS = [
+    "plot_rnn_to_gru.py",             # 1
+    "plot_gradient_flow.py",          # 2
+    "plot_gates_at_work.py",          # 3
+    "plot_reset_before_after.py",     # 4
+    "plot_torch_interop.py",          # 7
+    "plot_check_gradients.py",        # 8
+]
+
+
+class TutorialOrder:
+    """sphinx-gallery ``within_subsection_order``: the order of ``TUTORIALS``,
+    then any other script by name."""
+
+    def __init__(self, src_dir):
+        self.src_dir = src_dir
+
+    def __call__(self, filename):
+        name = Path(filename).name
+        if name in TUTORIALS:
+            return (0, TUTORIALS.index(name), name)
+        return (1, 0, name)
+
+
+def _inline(text):
+    """Markdown inline code to reST."""
+    return re.sub(r"`([^`]+)`", r"``\1``", text)
+
+
+def readme_benchmark_rst(readme):
+    """reST for the README's benchmark paragraph and table.
+
+    Parameters
+    ----------
+    readme : str
+        The text of README.md.
+
+    Returns
+    -------
+    list of str
+        reST lines: the paragraph, then a ``list-table``.
+    """
+    lines = readme.splitlines()
+    try:
+        start = next(i for i, line in enumerate(lines) if line.startswith("Full run,"))
+    except StopIteration:
+        raise ExtensionError("readme-benchmark: README.md has no paragraph starting 'Full run,'")
+    paragraph = []
+    i = start
+    while i < len(lines) and lines[i].strip():
+        paragraph.append(lines[i].strip())
+        i += 1
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    rows = []
+    while i < len(lines) and lines[i].startswith("|"):
+        cells = [c.strip() for c in lines[i].strip().strip("|").split("|")]
+        if not all(re.fullmatch(r":?-+:?", c) for c in cells):
+            rows.append(cells)
+        i += 1
+    if len(rows) < 2 or any(len(r) != len(rows[0]) for r in rows):
+        raise ExtensionError("readme-benchmark: no well-formed table after the 'Full run,' paragraph")
+    out = [_inline(" ".join(paragraph)), "", ".. list-table::", "   :header-rows: 1", ""]
+    for row in rows:
+        for k, cell in enumerate(row):
+            out.append(("   * - " if k == 0 else "     - ") + (_inline(cell) or " "))
+    out.append("")
+    return out
+
+
+class ReadmeBenchmark(Directive):
+    has_content = False
+
+    def run(self):
+        readme = ROOT / "README.md"
+        self.state.document.settings.env.note_dependency(str(readme))
+        content = StringList(readme_benchmark_rst(readme.read_text(encoding="utf-8")), str(readme))
+        node = nodes.container()
+        self.state.nested_parse(content, self.content_offset, node)
+        return node.children
+
+
+class ProgramHelp(Directive):
+    optional_arguments = 1
+    has_content = False
+
+    def run(self):
+        from pyx_gru.__main__ import build_parser
+
+        parser = build_parser()
+        if self.arguments:
+            parser = parser.subcommands[self.arguments[0]]
+        text = parser.format_help()
+        return [nodes.literal_block(text, text, language="text")]
+
+
+def setup(app):
+    app.add_directive("readme-benchmark", ReadmeBenchmark)
+    app.add_directive("program-help", ProgramHelp)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,88 @@
+"""Sphinx configuration of the pyx_gru site.
+
+Build it with ``python -m pyx_gru docs`` (or ``sphinx-build -W --keep-going -b
+html docs docs/_build/html``). Everything is offline: MathJax comes from
+sphinx-mathjax-offline, the theme ships its own assets, and the tutorials in
+``tutorials/`` are executed by sphinx-gallery at build time. The compiled
+extension must be built first (``pip install -e ".[docs]"``), since autodoc
+imports pyx_gru.
+"""
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "_ext"))
+
+import pyx_gru  # noqa: E402  (autodoc and the tutorials need the compiled package)
+
+project = "pyx_gru"
+author = "the pyx_gru developers"
+copyright = "2026, the pyx_gru developers"
+release = version = pyx_gru.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # after sphinx.ext.mathjax: a local MathJax 3, no CDN
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+    "pyx_gru_docs",  # docs/_ext: the README's benchmark table, the CLI's help, tutorial order
+]
+
+exclude_patterns = ["_build", "auto_tutorials/*.ipynb", "auto_tutorials/*.py", "auto_tutorials/*.zip"]
+templates_path = ["_templates"]
+root_doc = "index"
+default_role = "math"  # `x_t` in a page is inline math, as in the docstrings' prose
+nitpicky = False
+
+# -- math: MathJax 3 from the package, configured here ---------------------------
+mathjax3_config = {
+    "tex": {"macros": {}},
+    "chtml": {"displayAlign": "center"},
+}
+
+# -- API reference -----------------------------------------------------------------
+autosummary_generate = True
+autodoc_member_order = "bysource"
+autodoc_typehints = "none"
+autodoc_preserve_defaults = True  # dtype=np.float64, as written, not <class ...>
+numpydoc_show_class_members = False  # autodoc lists the members; avoids autosummary stubs
+numpydoc_class_members_toctree = False
+
+# -- tutorials ---------------------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": "../tutorials",
+    "gallery_dirs": "auto_tutorials",
+    "filename_pattern": r"/plot_",
+    "within_subsection_order": "pyx_gru_docs.TutorialOrder",
+    # The execution-times pages load jQuery and DataTables from CDNs.
+    "write_computation_times": False,
+    # Always run the tutorials: the site shows what the current code computes,
+    # never output cached from an earlier build of other code.
+    "run_stale_examples": True,
+    "show_signature": False,
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "image_scrapers": ("matplotlib",),
+    "reset_modules": ("matplotlib",),
+}
+
+# -- HTML --------------------------------------------------------------------------
+html_theme = "pydata_sphinx_theme"
+html_title = "pyx_gru"
+html_theme_options = {
+    "show_toc_level": 2,
+    "navigation_depth": 3,
+    "secondary_sidebar_items": ["page-toc"],
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version"],
+}
+# The section navigation only where a section has pages; elsewhere the article
+# gets the width.
+html_sidebars = {page: [] for page in ("index", "story", "notation", "performance")}
+html_sidebars["**"] = ["sidebar-nav-bs"]
+html_static_path = ["_static"]
+html_css_files = ["pyx_gru.css"]
+html_show_sourcelink = True
