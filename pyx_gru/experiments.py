@@ -106,7 +106,7 @@ __all__ = [
     "main",
 ]
 
-# The table's columns, in order.
+#: The columns of ``Comparison.rows``, in order (and the header of its CSV).
 COLUMNS = (
     "task", "cell", "hidden_size", "n_params", "lr", "seed", "test_loss", "test_accuracy",
     "best_valid_loss", "best_epoch", "epochs", "stopped_early", "diverged", "time", "baseline",
@@ -260,6 +260,7 @@ def match_hidden_size(cell, n_params, input_size, output_size, *, num_layers=1,
 # Tasks by name (for the command line)
 # ---------------------------------------------------------------------------
 
+#: The task names of ``make_task`` and of ``python -m pyx_gru compare --task``.
 TASKS = ("adding", "copy", "temporal_order", "reber", "digits", "digits_pixels", "chorales")
 
 
