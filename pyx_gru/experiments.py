@@ -10,7 +10,8 @@ readout) comes closest to a target count. The result, a ``Comparison``, is a
 tidy table (one row per cell x lr x seed) with every run's learning curves;
 it writes CSV and JSON and draws the plots (matplotlib, imported only
 then). ``python -m pyx_gru compare`` runs it from the command line
-(``add_compare_arguments``, ``run_compare``, ``main``).
+(``add_compare_arguments``, ``check_compare_arguments``, ``run_compare``,
+``main``).
 
 Choosing the learning rate on validation data
 ---------------------------------------------
