@@ -7,13 +7,15 @@ import numpy as np
 import pytest
 
 import pyx_gru as pg
-from pyx_gru import _limits
+from pyx_gru import _limits, _workspace
 from conftest import CONFIGS, TOL, assert_close, make_cell, parts, random_problem
 
 
 def traced_peak(f):
     """The peak of memory traced (NumPy's arrays and Python's objects) while
-    f() runs, and f's result."""
+    f() runs, and f's result. The buffer pool is emptied first: a buffer
+    left free by an earlier call would be reused untraced."""
+    _workspace.clear()
     tracemalloc.start()
     try:
         out = f()
