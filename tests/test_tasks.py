@@ -378,7 +378,7 @@ def _task(**kw):
         (dict(loss="ce"), ValueError, "loss must be one of"),
         (dict(n_classes=0), ValueError, "n_classes must be >= 1"),
         (dict(lengths=[1, 4]), ValueError, "lengths must lie in"),
-        (dict(lengths=[1.0, 2.0]), TypeError, "lengths must be an integer array"),
+        (dict(lengths=[1.0, 2.0]), TypeError, "lengths must hold integers"),
         (dict(lengths=[1, 2, 3]), ValueError, r"lengths must have shape \(2,\)"),
         (dict(mask=np.ones((3, 2), bool)), ValueError, "mask applies only"),
         (dict(readout="every", y=np.zeros((3, 2), np.int64), mask=np.ones((3, 2))), TypeError, "mask must be a bool"),
