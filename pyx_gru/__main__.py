@@ -10,6 +10,10 @@ Subcommands:
     relative error of ``gradcheck`` (float64 finite differences), and the
     median time of one forward + backward pass of the compiled cell and of the
     NumPy reference on the same problem, with their ratio.
+``compare``
+    Train and compare cells on a task at equal parameter counts, over seeds
+    and learning rates; print the table, write CSV, JSON and plots
+    (``pyx_gru.experiments``; needs the ``experiments`` extra).
 """
 import argparse
 import sys
@@ -100,6 +104,17 @@ def docs(args, parser):
     return 0
 
 
+def compare(args, parser):
+    """``python -m pyx_gru compare``: see ``pyx_gru.experiments.run_compare``."""
+    from .experiments import check_compare_arguments, run_compare
+
+    try:
+        check_compare_arguments(args)
+    except ValueError as err:
+        parser.error(str(err))
+    return run_compare(args)
+
+
 def build_parser():
     """The argument parser of ``python -m pyx_gru``.
 
@@ -111,8 +126,8 @@ def build_parser():
     """
     parser = argparse.ArgumentParser(
         prog="python -m pyx_gru",
-        description="pyx_gru's command line: build the documentation site, or check "
-                    "and time every cell.",
+        description="pyx_gru's command line: build the documentation site, check "
+                    "and time every cell, or train and compare cells.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     parser.subcommands = {}
@@ -139,6 +154,16 @@ def build_parser():
     add_check_arguments(p)
     p.set_defaults(func=check)
     parser.subcommands["check"] = p
+
+    from .experiments import COMPARE_DESCRIPTION, add_compare_arguments
+
+    p = sub.add_parser(
+        "compare", help="train and compare cells at equal parameter counts",
+        description=COMPARE_DESCRIPTION,
+    )
+    add_compare_arguments(p)
+    p.set_defaults(func=compare)
+    parser.subcommands["compare"] = p
     return parser
 
 

@@ -34,7 +34,9 @@ def _is_free(i):
 
 
 def _take(nbytes):
-    """A free buffer of nbytes..2*nbytes bytes (the smallest), or a new one."""
+    """A free buffer with room for nbytes at a 64-byte boundary: of
+    nbytes + _ALIGN .. 2 * (nbytes + _ALIGN) bytes (the smallest), or a new one."""
+    nbytes += _ALIGN  # the aligned start may lie up to _ALIGN - 1 bytes in
     with _lock:
         best = None
         for i in range(len(_buffers)):  # by index: a loop variable is a reference
@@ -46,7 +48,7 @@ def _take(nbytes):
             buf = _buffers.pop(best)
             _buffers.append(buf)  # most recently used last
             return buf
-        buf = np.empty(nbytes + _ALIGN, dtype=np.uint8)
+        buf = np.empty(nbytes, dtype=np.uint8)
         _buffers.append(buf)
         _trim()
         return buf

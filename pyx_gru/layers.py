@@ -36,6 +36,7 @@ from ._validation import check_dtype, check_size, float_array, lengths_array
 __all__ = [
     "CELLS",
     "make_cell",
+    "set_gate_bias",
     "reverse_sequences",
     "Recurrent",
     "Bidirectional",
@@ -57,7 +58,8 @@ CELLS = {
 _ALIASES = {"simple_gru": "sgru", "gru_after": "gru"}
 
 
-def make_cell(cell, input_size, hidden_size, *, dtype=np.float64, seed=None, **kwargs):
+def make_cell(cell, input_size, hidden_size, *, dtype=np.float64, seed=None, gate_bias=None,
+              **kwargs):
     """A new cell from a name of ``CELLS`` (or an alias) or a cell class.
 
     Parameters
@@ -70,6 +72,11 @@ def make_cell(cell, input_size, hidden_size, *, dtype=np.float64, seed=None, **k
         D and H.
     dtype : {numpy.float64, numpy.float32}
     seed : int, numpy.random.Generator or None
+    gate_bias : dict of str to float, optional
+        Initial biases that replace the default ones, by gate name (see
+        ``set_gate_bias``), e.g. ``{"z": 2.0}`` for a GRU whose update gate
+        starts near sigmoid(2) = 0.88, keeping most of the state. None keeps
+        the cell's own initialisation.
     **kwargs
         More constructor keywords (``reset=``, ``peephole=``); they override
         the name's.
@@ -86,7 +93,51 @@ def make_cell(cell, input_size, hidden_size, *, dtype=np.float64, seed=None, **k
         cls = cell
     else:
         raise TypeError(f"cell must be a name such as 'gru' or a Cell class, got {cell!r}")
-    return cls(input_size, hidden_size, dtype=dtype, seed=seed, **kwargs)
+    new = cls(input_size, hidden_size, dtype=dtype, seed=seed, **kwargs)
+    if gate_bias is not None:
+        set_gate_bias(new, gate_bias)
+    return new
+
+
+def set_gate_bias(cell, gate_bias):
+    """Set whole gate blocks of a cell's bias ``b`` to constants, in place.
+
+    The default initialisation (biases 0, the LSTM's forget-gate bias 1)
+    leaves a GRU's update gate z and a SimpleGRU's f near 0.5 at first, so
+    each step keeps only about half of the state and gradients vanish fast
+    over long sequences; a bias of 2-3 makes these gates keep most of the state from
+    the start (the "chrono" and forget-bias heuristics: Gers et al. 2000,
+    Jozefowicz et al. 2015, Tallec & Ollivier 2018).
+
+    Parameters
+    ----------
+    cell : pyx_gru.Cell
+    gate_bias : dict of str to float
+        Gate name (one of ``cell.gates``, e.g. ``"z"``, ``"f"``) to the
+        value its H bias entries ``b[k*H:(k+1)*H]`` take. For the GRU this
+        is the gate's only bias (``b_hg`` belongs to the candidate g).
+
+    Returns
+    -------
+    pyx_gru.Cell
+        ``cell`` itself.
+    """
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be a pyx_gru cell, got {type(cell).__name__}")
+    if not isinstance(gate_bias, dict):
+        raise TypeError(f"gate_bias must be a dict of gate name to float, got {type(gate_bias).__name__}")
+    for gate, value in gate_bias.items():  # check everything before changing anything
+        if gate not in cell.gates:
+            raise ValueError(f"gate_bias: {type(cell).__name__} has the gates {cell.gates}, not {gate!r}")
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"gate_bias[{gate!r}] must be a real number, got {value!r}")
+        if not np.isfinite(value):
+            raise ValueError(f"gate_bias[{gate!r}] must be finite, got {value!r}")
+    H, b = cell.hidden_size, cell.params["b"]
+    for gate, value in gate_bias.items():
+        k = cell.gates.index(gate)
+        b[k * H:(k + 1) * H] = value
+    return cell
 
 
 def reverse_sequences(x, lengths=None):
@@ -487,7 +538,8 @@ class Model:
         Seeds every layer's initialisation, in order (bottom layer first,
         forward before backward cell, the readout last).
     **cell_kwargs
-        More cell keywords (``reset=``, ``peephole=``).
+        More cell keywords (``reset=``, ``peephole=``, ``gate_bias=``: see
+        ``make_cell``), for every cell.
 
     Attributes
     ----------

@@ -42,9 +42,9 @@ def test_a_subcommand_is_required(capsys):
 
 def test_help_lists_the_subcommands():
     text = build_parser().format_help()
-    for name in ("docs", "check"):
+    for name in ("docs", "check", "compare"):
         assert name in text
-    assert set(build_parser().subcommands) == {"docs", "check"}
+    assert set(build_parser().subcommands) == {"docs", "check", "compare"}
 
 
 def test_docs_without_sources_says_where_it_looked(tmp_path, capsys, monkeypatch):

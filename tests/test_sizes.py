@@ -13,8 +13,8 @@ from conftest import CONFIGS, TOL, assert_close, make_cell, parts, random_proble
 
 def traced_peak(f):
     """The peak of memory traced (NumPy's arrays and Python's objects) while
-    f() runs, and f's result. The buffer pool is emptied first, so that f
-    allocates (and tracemalloc sees) everything it uses."""
+    f() runs, and f's result. The buffer pool is emptied first: a buffer
+    left free by an earlier call would be reused untraced."""
     _workspace.clear()
     tracemalloc.start()
     try:

@@ -35,6 +35,21 @@ def test_reused_only_when_free():
     assert c.ctypes.data % 64 == 0 and c.flags.c_contiguous and c.flags.writeable
 
 
+def test_a_slightly_larger_request_fits_a_reused_buffer():
+    """A freed buffer comes back for requests up to twice its size, and the
+    64-byte-aligned start may lie up to 63 bytes into it: a request a few
+    bytes larger than the first must still fit (it once failed to reshape:
+    compare() on the chorales, batches of a few more steps)."""
+    _workspace.clear()
+    for extra in range(0, 129, 4):
+        a = _workspace.empty((1 << 17,), np.uint8)
+        del a
+        b = _workspace.empty(((1 << 17) + extra,), np.uint8)
+        assert b.shape == ((1 << 17) + extra,) and b.ctypes.data % 64 == 0
+        b[...] = 1
+        del b
+
+
 def test_zeros_and_copy():
     z = _workspace.zeros(BIG, np.float32)
     assert not z.any()

@@ -1,0 +1,1052 @@
+"""Comparing cells fairly: equal parameter counts, several seeds, a grid of
+learning rates, run in parallel through joblib.
+
+``compare`` trains one model per (cell, learning rate, seed) on a task's
+training part, with early stopping on its validation part, and scores the
+best parameters on its test part. As in Chung et al. (2014), the cells are
+compared at about equal numbers of parameters: ``match_hidden_size`` picks,
+for each cell, the hidden size H whose whole model (recurrent layers and
+readout) comes closest to a target count. The result, a ``Comparison``, is a
+tidy table (one row per cell x lr x seed) with every run's learning curves;
+it writes CSV and JSON and draws the plots (matplotlib, imported only
+then). ``python -m pyx_gru compare`` runs it from the command line
+(``add_compare_arguments``, ``check_compare_arguments``, ``run_compare``,
+``main``).
+
+Choosing the learning rate on validation data
+---------------------------------------------
+``Comparison.summary`` picks, for each cell, the learning rate with the
+lowest mean best validation loss over the seeds and reports the test loss of
+that learning rate's runs (mean, spread and best over the seeds). The test
+losses of the other learning rates are in the table, but choosing among them
+by test loss would flatter every cell.
+
+Parallel and distributed runs
+-----------------------------
+The runs are independent jobs handed to ``joblib.Parallel``: ``n_jobs=1``
+runs them one after the other in this process, ``n_jobs=2`` (or -1 for every
+core) in worker processes (joblib's default ``loky`` backend). Each job
+limits the BLAS and OpenMP thread pools to ``threads_per_job`` threads
+(threadpoolctl; 1 by default) and records what the kernels then saw in the
+column ``blas_threads``: on a busy machine, threads that the BLAS or the
+kernels' team start on top of the jobs only fight over the cores (on the
+project's 2 cores at a load of 5-9, a small training run took 10 times
+longer with the default two threads than with one). A run
+depends only on its seed, so the table is the same, up to the ``time``
+column, whatever ``n_jobs`` and ``backend``.
+
+When one machine is not enough, joblib's backends move the same sweep onto
+a cluster, without changing the code that calls ``compare``. Every worker
+needs ``pyx_gru`` (built) and its dependencies installed. With Dask
+(``pip install "dask[distributed]"``)::
+
+    import joblib
+    from dask.distributed import Client
+    from pyx_gru import experiments, tasks
+
+    client = Client("tcp://scheduler-host:8786")    # or Client() for a local cluster
+    train, valid, test = tasks.adding(10_000, length=200).split()
+    # scatter: send the data to the workers once, not with every job
+    with joblib.parallel_config(backend="dask", scatter=[train, valid, test]):
+        result = experiments.compare((train, valid, test), cells=["rnn", "gru", "lstm"],
+                                     n_params=10_000, lrs=[1e-3, 3e-3, 1e-2],
+                                     seeds=range(5), n_jobs=-1)
+    result.save("results/adding200")
+
+With Ray (``pip install "ray[default]"``), register its backend first::
+
+    import joblib
+    from ray.util.joblib import register_ray
+
+    register_ray()                                 # ray.init(address="auto") for a cluster
+    with joblib.parallel_config(backend="ray"):
+        result = experiments.compare(...)
+
+(The Dask recipe was checked with dask and distributed 2026.8.0 and joblib
+1.6.0 on a ``LocalCluster`` of two worker processes: the same table as
+``n_jobs=1``, one BLAS thread in every job. Use the context manager for Dask:
+passing ``backend="dask"`` to ``compare`` failed inside joblib there.)
+``backend=`` passes a backend name straight to ``joblib.Parallel``:
+``"loky"``, ``"threading"``, ``"multiprocessing"``, ``"sequential"``.
+
+joblib and threadpoolctl are the optional extra ``experiments``
+(``pip install "pyx_gru[experiments]"``); without them ``compare`` raises an
+``ImportError`` that says so. Parameter matching needs neither.
+"""
+import contextlib
+import csv
+import functools
+import io
+import json
+import math
+import sys
+import time
+
+import numpy as np
+
+from . import _blas
+from ._validation import check_dtype, check_size
+from .layers import CELLS, Model, _ALIASES
+from .optim import make_optimizer
+from .train import History, evaluate, fit
+
+__all__ = [
+    "count_params",
+    "match_hidden_size",
+    "compare",
+    "flow_curve",
+    "decay_rate",
+    "rnn_rate_predictions",
+    "Comparison",
+    "COLUMNS",
+    "make_task",
+    "TASKS",
+    "add_compare_arguments",
+    "check_compare_arguments",
+    "run_compare",
+    "main",
+]
+
+#: The columns of ``Comparison.rows``, in order (and the header of its CSV).
+COLUMNS = (
+    "task", "cell", "hidden_size", "n_params", "lr", "seed", "test_loss", "test_accuracy",
+    "best_valid_loss", "best_epoch", "epochs", "stopped_early", "diverged", "time", "baseline",
+    "blas_threads",
+)
+
+_EXTRA = 'pip install "pyx_gru[experiments]"'
+
+
+def _parallel_tools():
+    """(joblib, threadpoolctl), or an ImportError that says what to install."""
+    try:
+        import joblib
+        import threadpoolctl
+    except ImportError as exc:
+        raise ImportError(
+            f"pyx_gru.experiments.compare runs its jobs through joblib and limits their threads "
+            f"with threadpoolctl ({exc.name} is missing): {_EXTRA}"
+        ) from None
+    return joblib, threadpoolctl
+
+
+def _log_axis(ax):
+    """A logarithmic y axis with plain numbers (0.01, 9) on its ticks."""
+    from matplotlib.ticker import LogFormatter
+
+    ax.set_yscale("log")
+    # minor ticks labelled only when the axis spans about a decade or less
+    ax.yaxis.set_major_formatter(LogFormatter())
+    ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
+    ax.tick_params(axis="y", which="minor", labelsize="x-small")
+
+
+def _pyplot_free_figure(**kwargs):
+    """A matplotlib Figure that needs no GUI backend (no pyplot)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("the plots need matplotlib: pip install matplotlib") from None
+    return Figure(**kwargs)
+
+
+# ---------------------------------------------------------------------------
+# Equal parameter counts
+# ---------------------------------------------------------------------------
+
+def _cell_name(cell):
+    if isinstance(cell, str):
+        name = _ALIASES.get(cell, cell)
+        if name not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS) + sorted(_ALIASES)}, got {cell!r}")
+        return name
+    return cell
+
+
+@functools.lru_cache(maxsize=256)
+def _quadratic(cell, input_size, output_size, num_layers, bidirectional, cell_kwargs):
+    return _count_coefficients(cell, input_size, output_size, num_layers, bidirectional,
+                               dict(cell_kwargs))
+
+
+def _count_coefficients(cell, input_size, output_size, num_layers, bidirectional, cell_kwargs):
+    """(a, b, c) with count(H) = a H^2 + b H + c for the whole model.
+
+    Every weight matrix of a model is (D or H) x (multiple of H) and every
+    bias a multiple of H, or of K for the readout, so the count is a
+    quadratic in H: three tiny models give its coefficients, a fourth checks
+    them."""
+    counts = [Model(input_size, h, output_size, cell=cell, num_layers=num_layers,
+                    bidirectional=bidirectional, seed=0, **cell_kwargs).n_params
+              for h in (1, 2, 3, 4)]
+    c1, c2, c3, c4 = counts
+    a2 = c3 - 2 * c2 + c1  # 2a
+    if a2 % 2:
+        raise AssertionError(f"parameter counts {counts} are not a quadratic in H")
+    a = a2 // 2
+    b = c2 - c1 - 3 * a
+    c = c1 - a - b
+    if a * 16 + b * 4 + c != c4:
+        raise AssertionError(f"parameter counts {counts} are not a quadratic in H")
+    return a, b, c
+
+
+def count_params(cell, hidden_size, input_size, output_size, *, num_layers=1,
+                 bidirectional=False, **cell_kwargs):
+    """The number of parameters of a whole model, readout included.
+
+    The same as ``Model(input_size, hidden_size, output_size, cell=cell,
+    ...).n_params``, without building it.
+
+    Parameters
+    ----------
+    cell : str or type
+        As in ``pyx_gru.layers.make_cell``.
+    hidden_size : int
+        H.
+    input_size, output_size : int
+        D and K.
+    num_layers : int
+    bidirectional : bool
+    **cell_kwargs
+        More cell keywords (``reset=``, ``peephole=``).
+
+    Returns
+    -------
+    int
+    """
+    hidden_size = check_size("hidden_size", hidden_size)
+    a, b, c = _quadratic(_cell_name(cell), input_size, output_size, num_layers, bidirectional,
+                         tuple(sorted(cell_kwargs.items())))
+    return a * hidden_size ** 2 + b * hidden_size + c
+
+
+def match_hidden_size(cell, n_params, input_size, output_size, *, num_layers=1,
+                      bidirectional=False, **cell_kwargs):
+    """The hidden size whose whole model comes closest to ``n_params`` parameters.
+
+    Chung et al. (2014) compared the tanh RNN, the GRU and the LSTM at about
+    20,000 parameters each (100, 46 and 36 units on their music data). Here
+    the count includes the recurrent layers and the dense readout, with
+    every bias; ties go to the smaller H.
+
+    Parameters
+    ----------
+    cell : str or type
+        As in ``pyx_gru.layers.make_cell``.
+    n_params : int
+        The target count.
+    input_size, output_size : int
+        D and K.
+    num_layers : int
+    bidirectional : bool
+    **cell_kwargs
+        More cell keywords (``reset=``, ``peephole=``).
+
+    Returns
+    -------
+    int
+        H >= 1 minimising ``|count_params(cell, H, ...) - n_params|``.
+    """
+    n_params = check_size("n_params", n_params)
+    a, b, c = _quadratic(_cell_name(cell), input_size, output_size, num_layers, bidirectional,
+                         tuple(sorted(cell_kwargs.items())))
+    # the positive root of a H^2 + b H + c = n_params (a > 0: H x H recurrent weights)
+    root = (-b + math.sqrt(b * b - 4 * a * (c - n_params))) / (2 * a)
+    candidates = {max(1, math.floor(root)), max(1, math.ceil(root))}
+    return min(sorted(candidates), key=lambda h: abs(a * h * h + b * h + c - n_params))
+
+
+# ---------------------------------------------------------------------------
+# Tasks by name (for the command line)
+# ---------------------------------------------------------------------------
+
+#: The task names of ``make_task`` and of ``python -m pyx_gru compare --task``.
+TASKS = ("adding", "copy", "temporal_order", "reber", "digits", "digits_pixels", "chorales")
+
+
+def make_task(name, *, length=100, n=10_000, seed=0, max_pieces=None):
+    """A task of ``pyx_gru.tasks`` by its name in ``TASKS``.
+
+    Parameters
+    ----------
+    name : str
+        ``"adding"``, ``"copy"`` (copy memory), ``"temporal_order"``,
+        ``"reber"`` (embedded), ``"digits"`` (rows), ``"digits_pixels"`` or
+        ``"chorales"``.
+    length : int
+        T, for the adding, copy and temporal-order tasks.
+    n : int
+        The number of sequences, for the synthetic tasks.
+    seed : int
+        Seeds the generator.
+    max_pieces : int, optional
+        Chorales only: the first this many pieces (None: all).
+
+    Returns
+    -------
+    pyx_gru.tasks.Task
+    """
+    from . import tasks
+
+    if name not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {name!r}")
+    if name == "adding":
+        return tasks.adding(n, length, seed=seed)
+    if name == "copy":
+        return tasks.copy_memory(n, length, seed=seed)
+    if name == "temporal_order":
+        return tasks.temporal_order(n, length, seed=seed)
+    if name == "reber":
+        return tasks.reber(n, seed=seed)
+    if name in ("digits", "digits_pixels"):
+        return tasks.digits("rows" if name == "digits" else "pixels", seed=seed)
+    return tasks.chorales(max_pieces=max_pieces)
+
+
+# ---------------------------------------------------------------------------
+# One run, and the sweep
+# ---------------------------------------------------------------------------
+
+def _thread_limit(threadpoolctl, threads):
+    if threads is None:
+        return contextlib.nullcontext()
+    return threadpoolctl.threadpool_limits(limits=threads)
+
+
+def _run(job, train, valid, test, model_kwargs, fit_kwargs, threads):
+    """Train and score one model; (row, history as a dict). Runs in a worker."""
+    _, threadpoolctl = _parallel_tools()
+    with _thread_limit(threadpoolctl, threads):
+        blas_threads = _blas.threads()
+        model = Model(train.D, job["hidden_size"], train.n_classes, cell=job["cell"],
+                      readout=train.readout, seed=job["seed"], **model_kwargs)
+        start = time.perf_counter()
+        history = fit(model, train, valid=valid, lr=job["lr"], seed=job["seed"], verbose=0,
+                      **fit_kwargs)
+        elapsed = time.perf_counter() - start
+        scores = evaluate(model, test)
+    row = {
+        "task": train.name, "cell": job["cell"], "hidden_size": job["hidden_size"],
+        "n_params": model.n_params, "lr": job["lr"], "seed": job["seed"],
+        "test_loss": scores["loss"], "test_accuracy": scores.get("accuracy"),
+        "best_valid_loss": history.best_valid_loss, "best_epoch": history.best_epoch,
+        "epochs": len(history.epoch), "stopped_early": history.stopped_early,
+        "diverged": history.diverged, "time": elapsed, "baseline": test.baseline,
+        "blas_threads": blas_threads,
+    }
+    return row, history.to_dict()
+
+
+def _as_list(name, values, kind):
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        values = [values]
+    values = list(values)
+    if not values:
+        raise ValueError(f"{name} must not be empty")
+    for v in values:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, kind):
+            raise TypeError(f"{name} must hold {kind[0].__name__}s, got {v!r}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name} has duplicates: {values}")
+    return values
+
+
+def _split_data(task, split, split_seed):
+    if isinstance(task, (tuple, list)):
+        if len(task) != 3:
+            raise ValueError("task must be a Task or a tuple (train, valid, test) of Tasks")
+        parts = tuple(task)
+    else:
+        parts = task.split(split, seed=split_seed) if hasattr(task, "split") else None
+    if parts is None or not all(hasattr(p, "readout") and hasattr(p, "baseline") for p in parts):
+        raise TypeError("task must be a pyx_gru.tasks.Task or a tuple (train, valid, test) of Tasks")
+    train, valid, test = parts
+    for what, p in (("valid", valid), ("test", test)):
+        if (p.D, p.n_classes, p.readout, p.loss) != (train.D, train.n_classes, train.readout, train.loss):
+            raise ValueError(f"the {what} part does not match the training part (D, K, readout, loss)")
+    return train, valid, test
+
+
+def _cell_gate_bias(cell, gate_bias):
+    """The entries of ``gate_bias`` that the cell has gates for."""
+    if not gate_bias:
+        return None
+    gates = CELLS[cell][0].gates
+    own = {g: v for g, v in gate_bias.items() if g in gates}
+    return own or None
+
+
+def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden_size=None,
+            lrs=(1e-3,), seeds=(0,), optimizer="adam", epochs=15, batch_size=32, clip=1.0,
+            weight_noise=0.0, patience=None, bucket=False, dtype="float32", num_layers=1,
+            gate_bias=None, split=(0.8, 0.1, 0.1), split_seed=0, n_jobs=1, backend=None,
+            threads_per_job=1, verbose=0):
+    """Train every cell with every learning rate and seed, and score them.
+
+    Parameters
+    ----------
+    task : pyx_gru.tasks.Task or tuple (train, valid, test)
+        A Task is split by ``Task.split(split, seed=split_seed)``.
+    cells : sequence of str
+        Names of ``pyx_gru.layers.CELLS`` (or their aliases).
+    n_params : int, optional
+        Give each cell the hidden size whose whole model comes closest to
+        this many parameters (``match_hidden_size``).
+    hidden_size : int, optional
+        One H for every cell instead (give exactly one of the two).
+    lrs : sequence of float
+        The learning-rate grid.
+    seeds : sequence of int
+        Each seeds a model's initialisation and its training's shuffling
+        (and weight noise).
+    optimizer : {"adam", "rmsprop", "sgd"}
+    epochs, batch_size, clip, weight_noise, patience, bucket
+        As in ``pyx_gru.fit`` (``clip=None`` for no clipping).
+    dtype : {"float32", "float64"}
+    num_layers : int
+    gate_bias : dict of str to float, optional
+        Initial gate biases (``pyx_gru.layers.set_gate_bias``), applied to
+        every cell that has the gate: ``{"z": 2.0}`` sets the GRU's update
+        gate, ``{"f": 2.0}`` the SimpleGRU's f and the LSTM's forget gate.
+        None keeps each cell's defaults.
+    split : tuple of 3 floats
+    split_seed : int
+    n_jobs : int
+        Jobs at once (joblib): 1 runs them in this process, -1 on every core.
+    backend : str, optional
+        A joblib backend name (``"loky"``, ``"threading"``, ...); None takes
+        the one of an enclosing ``joblib.parallel_config``, else loky. For a
+        Dask or Ray cluster, use ``joblib.parallel_config`` as the module
+        docstring shows.
+    threads_per_job : int or None
+        BLAS and OpenMP threads inside each job (None: no limit).
+    verbose : int
+        0 silent; 1 a line on stderr per finished run.
+
+    Returns
+    -------
+    Comparison
+        Rows ordered by cell, then lr, then seed.
+
+    Raises
+    ------
+    ImportError
+        Without joblib or threadpoolctl (``pip install "pyx_gru[experiments]"``).
+    """
+    joblib, _ = _parallel_tools()
+    train, valid, test = _split_data(task, split, split_seed)
+    cells = [_cell_name(c) for c in _as_list("cells", cells, (str,))]
+    lrs = [float(v) for v in _as_list("lrs", lrs, (int, float, np.integer, np.floating))]
+    if not all(v > 0 and math.isfinite(v) for v in lrs):
+        raise ValueError(f"lrs must be positive, got {lrs}")
+    seeds = [int(s) for s in _as_list("seeds", seeds, (int, np.integer))]
+    if (n_params is None) == (hidden_size is None):
+        raise ValueError("give exactly one of n_params (a target count) and hidden_size")
+    if threads_per_job is not None:
+        threads_per_job = check_size("threads_per_job", threads_per_job)
+    dtype = check_dtype(dtype).name
+    make_optimizer(optimizer, lrs[0])  # a bad name fails here, not in every job
+    if gate_bias:
+        known = {g for c in cells for g in CELLS[c][0].gates}
+        unknown = sorted(set(gate_bias) - known)
+        if unknown:
+            raise ValueError(f"gate_bias names gates {unknown} that none of the cells {cells} has")
+    D, K = train.D, train.n_classes
+    sizes = {}
+    for c in cells:
+        if n_params is not None:
+            sizes[c] = match_hidden_size(c, n_params, D, K, num_layers=num_layers)
+        else:
+            sizes[c] = check_size("hidden_size", hidden_size)
+    fit_kwargs = {"optimizer": optimizer, "epochs": epochs, "batch_size": batch_size,
+                  "clip": clip, "weight_noise": weight_noise, "patience": patience,
+                  "bucket": bucket}
+    jobs = [{"cell": c, "hidden_size": sizes[c], "lr": lr, "seed": s}
+            for c in cells for lr in lrs for s in seeds]
+
+    def model_kwargs(cell):
+        own = _cell_gate_bias(cell, gate_bias)
+        return {"dtype": dtype, "num_layers": num_layers, **({"gate_bias": own} if own else {})}
+
+    calls = (joblib.delayed(_run)(job, train, valid, test, model_kwargs(job["cell"]), fit_kwargs,
+                                  threads_per_job)
+             for job in jobs)
+    rows, histories = [], []
+    start = time.perf_counter()
+    with joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator") as parallel:
+        for row, history in parallel(calls):
+            rows.append(row)
+            histories.append(History.from_dict(history))
+            if verbose:
+                print(f"[{len(rows)}/{len(jobs)}] {_row_line(row)}", file=sys.stderr, flush=True)
+    settings = {
+        "task": train.name, "T": train.T, "D": D, "K": K, "loss": train.loss,
+        "readout": train.readout,
+        "task_info": {k: v for k, v in train.info.items() if k != "rows"},
+        "n_train": train.N, "n_valid": valid.N, "n_test": test.N,
+        "baseline_train": train.baseline, "baseline_valid": valid.baseline,
+        "baseline": test.baseline, "cells": cells, "hidden_sizes": sizes,
+        "target_params": n_params, "lrs": lrs, "seeds": seeds, "dtype": dtype,
+        "num_layers": num_layers, "gate_bias": gate_bias, "split": list(split),
+        "split_seed": split_seed, "n_jobs": n_jobs, "backend": backend,
+        "threads_per_job": threads_per_job, "wall_time": time.perf_counter() - start,
+        **fit_kwargs,
+    }
+    return Comparison(rows, histories, _jsonable(settings))
+
+
+def _jsonable(obj):
+    """obj with NumPy scalars and arrays as Python values (JSON-safe)."""
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def _row_line(row):
+    acc = "" if row["test_accuracy"] is None else f" acc {row['test_accuracy']:.3f}"
+    return (f"{row['cell']} H={row['hidden_size']} ({row['n_params']} params) lr={row['lr']:g} "
+            f"seed={row['seed']}: test {row['test_loss']:.4g}{acc}, {row['epochs']} epochs, "
+            f"{row['time']:.1f}s")
+
+
+# ---------------------------------------------------------------------------
+# The result
+# ---------------------------------------------------------------------------
+
+def _format_value(v):
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _format_table(rows, columns):
+    """Rows (dicts) as a plain-text table with a header, columns aligned."""
+    cells = [[c for c in columns]] + [[_format_value(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    lines = ["  ".join(s.rjust(w) for s, w in zip(line, widths)) for line in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+class Comparison:
+    """The result of ``compare``: a tidy table and every run's history.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per (cell, lr, seed), with the keys of ``COLUMNS``: ``test_loss``
+        and ``test_accuracy`` (softmax tasks; else None) of the best
+        parameters on the test part, ``best_valid_loss`` and ``best_epoch``,
+        ``epochs`` run, ``time`` (s of training), ``n_params``,
+        ``hidden_size``, ``baseline`` (the test part's memoryless baseline)
+        and ``blas_threads`` (the BLAS threads the job ran with).
+        ``pandas.DataFrame(result.rows)`` makes a data frame of it.
+    histories : list of pyx_gru.History
+        The learning curves, in the order of ``rows``.
+    settings : dict
+        The task, its sizes and baselines, the grid and the training settings.
+    """
+
+    def __init__(self, rows, histories, settings):
+        if len(rows) != len(histories):
+            raise ValueError("rows and histories must have the same length")
+        self.rows = [dict(r) for r in rows]
+        self.histories = list(histories)
+        self.settings = dict(settings)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __repr__(self):
+        return (f"Comparison({self.settings.get('task')!r}, cells={self.settings.get('cells')}, "
+                f"{len(self.rows)} runs)")
+
+    @property
+    def baseline(self):
+        """float: the test part's memoryless baseline."""
+        return self.settings["baseline"]
+
+    def summary(self):
+        """Per cell, the learning rate chosen on validation data and its test losses.
+
+        Returns
+        -------
+        list of dict
+            One per cell, in the order of ``settings["cells"]``: ``cell``,
+            ``hidden_size``, ``n_params``, ``lr`` (the lowest mean best
+            validation loss over the seeds; runs without one count as
+            infinite), ``valid_loss`` (that mean), ``test_loss`` (mean over
+            the seeds at that lr), ``test_std`` (their standard deviation,
+            ddof=0), ``test_min``, ``test_max``, ``seeds``, ``baseline`` and
+            ``ratio`` (test_loss / baseline).
+        """
+        out = []
+        for cell in dict.fromkeys(r["cell"] for r in self.rows):
+            mine = [r for r in self.rows if r["cell"] == cell]
+            by_lr = {}
+            for r in mine:
+                by_lr.setdefault(r["lr"], []).append(r)
+
+            def valid_mean(runs):
+                v = [math.inf if r["best_valid_loss"] is None else r["best_valid_loss"] for r in runs]
+                return float(np.mean(v))
+
+            lr = min(by_lr, key=lambda k: valid_mean(by_lr[k]))
+            runs = by_lr[lr]
+            test = np.array([r["test_loss"] for r in runs], dtype=float)
+            out.append({
+                "cell": cell, "hidden_size": runs[0]["hidden_size"], "n_params": runs[0]["n_params"],
+                "lr": lr, "valid_loss": valid_mean(runs), "test_loss": float(test.mean()),
+                "test_std": float(test.std()), "test_min": float(test.min()),
+                "test_max": float(test.max()), "seeds": len(runs), "baseline": runs[0]["baseline"],
+                "ratio": float(test.mean() / runs[0]["baseline"]) if runs[0]["baseline"] else None,
+            })
+        return out
+
+    def format(self):
+        """The table and the summary as text."""
+        s = self.settings
+        head = (f"task {s.get('task')} (T={s.get('T')}, {s.get('n_train')}/{s.get('n_valid')}/"
+                f"{s.get('n_test')} sequences), loss {s.get('loss')}, baseline {self.baseline:.4g}")
+        summary_cols = ("cell", "hidden_size", "n_params", "lr", "valid_loss", "test_loss",
+                        "test_std", "test_min", "test_max", "seeds", "ratio")
+        cols = [c for c in COLUMNS if c != "task" and not (
+            c == "test_accuracy" and all(r[c] is None for r in self.rows))]
+        return "\n\n".join([
+            head, _format_table(self.rows, cols),
+            "learning rate chosen on validation loss; test loss over the seeds:",
+            _format_table(self.summary(), summary_cols),
+        ])
+
+    # -- files --------------------------------------------------------------
+
+    def to_csv(self, path=None):
+        """The table as CSV (header ``COLUMNS``; None as an empty field).
+
+        Returns the text; writes it to ``path`` too when given."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(COLUMNS)
+        for r in self.rows:
+            writer.writerow(["" if r[c] is None else repr(r[c]) if isinstance(r[c], float) else r[c]
+                             for c in COLUMNS])
+        text = buf.getvalue()
+        if path is not None:
+            with open(path, "w", newline="") as f:
+                f.write(text)
+        return text
+
+    def to_dict(self):
+        """dict: ``settings``, ``columns``, ``rows`` and ``histories`` (as dicts), JSON-safe."""
+        return {"format": "pyx_gru.experiments.Comparison", "version": 1,
+                "settings": self.settings, "columns": list(COLUMNS), "rows": self.rows,
+                "histories": [h.to_dict() for h in self.histories]}
+
+    def to_json(self, path=None):
+        """The whole result as JSON; written to ``path`` too when given."""
+        text = json.dumps(_jsonable(self.to_dict()), indent=1)
+        if path is not None:
+            with open(path, "w") as f:
+                f.write(text)
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path):
+        """A Comparison from ``to_json``'s text or the path of a file holding it."""
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            with open(text) as f:
+                text = f.read()
+        d = json.loads(text)
+        if d.get("format") != "pyx_gru.experiments.Comparison":
+            raise ValueError("not the JSON of a pyx_gru.experiments.Comparison")
+        return cls(d["rows"], [History.from_dict(h) for h in d["histories"]], d["settings"])
+
+    def save(self, directory, *, plots=True):
+        """Write ``results.csv``, ``results.json`` and (with ``plots``)
+        ``learning_curves.png`` and ``test_loss.png`` into ``directory``
+        (created if needed).
+
+        Returns
+        -------
+        dict of str to pathlib.Path
+            What was written, by kind.
+        """
+        from pathlib import Path
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = {"csv": directory / "results.csv", "json": directory / "results.json"}
+        self.to_csv(paths["csv"])
+        self.to_json(paths["json"])
+        if plots:
+            paths["learning_curves"] = directory / "learning_curves.png"
+            paths["test_loss"] = directory / "test_loss.png"
+            self.plot_learning_curves().savefig(paths["learning_curves"], dpi=110)
+            self.plot_test_loss().savefig(paths["test_loss"], dpi=110)
+        return paths
+
+    # -- plots ----------------------------------------------------------------
+
+    def plot_learning_curves(self, *, logy=True):
+        """Validation loss per epoch, one panel per cell, a colour per learning rate.
+
+        Each run is a line (its seeds share the colour); the training loss
+        is dotted; the dashed black line is the memoryless baseline. Needs
+        matplotlib.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        cells = list(dict.fromkeys(r["cell"] for r in self.rows))
+        lrs = sorted({r["lr"] for r in self.rows})
+        fig = _pyplot_free_figure(figsize=(3.6 * len(cells), 3.4), layout="constrained")
+        axes = fig.subplots(1, len(cells), sharey=True, squeeze=False)[0]
+        colours = {lr: f"C{i % 10}" for i, lr in enumerate(lrs)}
+        for ax, cell in zip(axes, cells):
+            for r, h in zip(self.rows, self.histories):
+                if r["cell"] != cell:
+                    continue
+                label = f"lr {r['lr']:g}" if r["seed"] == min(
+                    q["seed"] for q in self.rows if q["cell"] == cell and q["lr"] == r["lr"]) else None
+                valid = [np.nan if v is None else v for v in h.valid_loss]
+                ax.plot(h.epoch, valid, color=colours[r["lr"]], lw=1.2, label=label)
+                ax.plot(h.epoch, h.train_loss, color=colours[r["lr"]], lw=0.8, ls=":", alpha=0.7)
+            ax.axhline(self.baseline, color="k", ls="--", lw=1)
+            if logy:
+                _log_axis(ax)
+            first = next(r for r in self.rows if r["cell"] == cell)
+            ax.set_title(f"{cell} (H={first['hidden_size']}, {first['n_params']} params)")
+            ax.set_xlabel("epoch")
+        axes[0].set_ylabel(f"valid loss ({self.settings.get('loss')}); train dotted")
+        axes[-1].legend(fontsize="small")
+        fig.suptitle(f"{self.settings.get('task')}, T={self.settings.get('T')}: "
+                     "learning curves (dashed: baseline)")
+        return fig
+
+    def plot_test_loss(self, *, logy=True):
+        """Test loss per cell against the baseline: a point per run (a colour
+        per learning rate), the chosen learning rate's mean as a black bar.
+        Needs matplotlib.
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        cells = list(dict.fromkeys(r["cell"] for r in self.rows))
+        lrs = sorted({r["lr"] for r in self.rows})
+        fig = _pyplot_free_figure(figsize=(1.6 * len(cells) + 2.5, 3.6), layout="constrained")
+        ax = fig.subplots()
+        width = 0.6
+        for i, lr in enumerate(lrs):
+            offset = (i - (len(lrs) - 1) / 2) * width / max(len(lrs), 1)
+            xs, ys = [], []
+            for j, cell in enumerate(cells):
+                for r in self.rows:
+                    if r["cell"] == cell and r["lr"] == lr:
+                        xs.append(j + offset)
+                        ys.append(r["test_loss"])
+            ax.plot(xs, ys, "o", color=f"C{i % 10}", ms=5, alpha=0.8, label=f"lr {lr:g}")
+        for j, s in enumerate(self.summary()):
+            ax.plot([j - width / 2, j + width / 2], [s["test_loss"]] * 2, color="k", lw=2,
+                    label="chosen lr, mean" if j == 0 else None)
+        ax.axhline(self.baseline, color="k", ls="--", lw=1, label="baseline")
+        ax.set_xticks(range(len(cells)))
+        ax.set_xticklabels([f"{s['cell']}\nH={s['hidden_size']}" for s in self.summary()])
+        if logy:
+            _log_axis(ax)
+        ax.set_ylabel(f"test loss ({self.settings.get('loss')})")
+        ax.set_title(f"{self.settings.get('task')}, T={self.settings.get('T')}, "
+                     f"~{self.settings.get('target_params') or ''} params")
+        ax.legend(fontsize="small", loc="best")
+        return fig
+
+
+# ---------------------------------------------------------------------------
+# Gradient flow at initialisation
+# ---------------------------------------------------------------------------
+
+def flow_curve(cell, x, *, seed=0):
+    """||dL/dh_t|| for a loss at the last step, as one curve over t.
+
+    dL/dh_T is a random unit vector per sequence (seeded); the curve is the
+    geometric mean over the B sequences of ``diagnostics.gradient_norms``
+    (exact, from the compiled backward pass).
+
+    Parameters
+    ----------
+    cell : pyx_gru.Cell
+    x : array_like, shape (T, B, D)
+    seed : int
+        Seeds the directions of dL/dh_T.
+
+    Returns
+    -------
+    ndarray, shape (T + 1,)
+        ``curve[t]`` for t = 0 .. T (``curve[T]`` = 1).
+    """
+    from . import diagnostics
+
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (T, B, D), got {x.shape}")
+    d = np.random.default_rng(seed).standard_normal((x.shape[1], cell.hidden_size))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    norms = diagnostics.gradient_norms(cell, x, d)
+    return np.exp(np.mean(np.log(norms), axis=1))
+
+
+def decay_rate(curve, *, start=0, stop=None):
+    """The per-step factor of a geometric fit to a gradient-norm curve.
+
+    Fits ``log curve[t] = a + (T - t) log(rho)`` by least squares over
+    ``start <= t < stop``: rho < 1 means ||dL/dh_t|| shrinks by rho per step
+    back in time; rho^100 is what is left after 100 steps.
+
+    Parameters
+    ----------
+    curve : array_like, shape (T + 1,)
+        Positive, e.g. ``flow_curve``'s.
+    start, stop : int
+        The steps fitted (stop None: T + 1).
+
+    Returns
+    -------
+    float
+        rho.
+    """
+    curve = np.asarray(curve, dtype=np.float64)
+    t = np.arange(curve.size)[start:stop]
+    if t.size < 2:
+        raise ValueError(f"decay_rate needs at least 2 steps in [start, stop), got {t.size}")
+    y = curve[start:stop]
+    if not np.all(np.isfinite(y) & (y > 0)):
+        raise ValueError("curve must be positive and finite over the fitted steps")
+    slope = np.polyfit(curve.size - 1 - t, np.log(y), 1)[0]
+    return float(np.exp(slope))
+
+
+def rnn_rate_predictions(cell, x, *, start=0, stop=None):
+    """What the recurrent matrix and tanh's slopes predict for a tanh RNN's decay rate.
+
+    Back through one step, dL/dh_{t-1} = (dL/dh_t * s_t) U^T with s_t =
+    1 - h_t^2, tanh's slope. Hence ||dL/dh_{t-1}|| <= sigma_max(U) max(s_t)
+    ||dL/dh_t|| (Pascanu et al. 2013: gradients vanish when sigma_max < 1 /
+    max tanh' = 1). When every singular value of U equals sigma_max (the
+    default orthogonal initialisation, and any multiple of it), the factor
+    is exactly sigma_max ||dL/dh_t * s_t|| / ||dL/dh_t||, which is about
+    sigma_max times the root mean square of s_t over the units when the
+    gradient is spread over them.
+
+    Parameters
+    ----------
+    cell : pyx_gru.RNN
+    x : array_like, shape (T, B, D)
+    start, stop : int
+        The window of ``decay_rate``: the slopes s_t of the steps between
+        its points, t = start + 1 .. stop - 1 (stop None: T + 1), are
+        averaged.
+
+    Returns
+    -------
+    dict
+        ``sigma_max`` (of U), ``mean_slope`` (the mean of tanh'), ``rms_slope`` (the
+        geometric mean over steps and sequences of the root mean square over
+        the units), ``max_slope``, and the per-step rates ``mean`` =
+        sigma_max mean_slope, ``rms`` = sigma_max rms_slope, ``bound`` =
+        sigma_max max_slope, plus ``radius``, U's spectral radius (the rate
+        over many steps when U is far from orthogonal and tanh' is near 1).
+    """
+    from ._cells import RNN
+
+    if not isinstance(cell, RNN):
+        raise TypeError(f"cell must be a pyx_gru.RNN, got {type(cell).__name__}")
+    _, _, cache = cell.forward(x)
+    slopes = 1.0 - np.asarray(cache.hs, dtype=np.float64) ** 2  # (T + 1, B, H), t = 0 .. T
+    slopes = slopes[start + 1:stop]
+    if slopes.shape[0] < 1:
+        raise ValueError("no steps in [start, stop)")
+    U = np.asarray(cell.params["U"], dtype=np.float64)
+    sigma = float(np.linalg.svd(U, compute_uv=False)[0])
+    rms = float(np.exp(np.mean(np.log(np.sqrt(np.mean(slopes ** 2, axis=-1))))))
+    mean, top = float(slopes.mean()), float(slopes.max())
+    return {"sigma_max": sigma, "radius": float(np.abs(np.linalg.eigvals(U)).max()),
+            "mean_slope": mean, "rms_slope": rms, "max_slope": top,
+            "mean": sigma * mean, "rms": sigma * rms, "bound": sigma * top}
+
+
+# ---------------------------------------------------------------------------
+# The command: python -m pyx_gru compare
+# ---------------------------------------------------------------------------
+
+def _list_of(kind, what):
+    def parse(text):
+        try:
+            values = [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise _argparse().ArgumentTypeError(f"{what}: expected a comma-separated list, got {text!r}")
+        if not values:
+            raise _argparse().ArgumentTypeError(f"{what}: empty list")
+        return values
+    return parse
+
+
+def _gate_bias_arg(text):
+    try:
+        gate, value = text.split("=")
+        return gate.strip(), float(value)
+    except ValueError:
+        raise _argparse().ArgumentTypeError(f"--gate-bias: expected GATE=VALUE such as z=2, got {text!r}")
+
+
+def _argparse():
+    import argparse
+    return argparse
+
+
+# --quick: a smoke test of the whole pipeline in seconds
+_QUICK = {"n": 200, "length": 20, "params": 600, "epochs": 2, "seeds": 1, "max_pieces": 6}
+
+
+def add_compare_arguments(parser):
+    """Add the ``compare`` command's options to an ``argparse`` parser."""
+    p = parser
+    p.add_argument("--task", choices=TASKS, default="adding", help="the task (default adding)")
+    p.add_argument("--length", type=int, default=100,
+                   help="T for adding, copy and temporal_order (default 100)")
+    p.add_argument("--n", type=int, default=10_000,
+                   help="sequences generated for the synthetic tasks (default 10000)")
+    p.add_argument("--max-pieces", type=int, default=None,
+                   help="chorales: only the first this many pieces (default all)")
+    p.add_argument("--task-seed", type=int, default=0, help="seeds the task's generator (default 0)")
+    p.add_argument("--split", type=_list_of(float, "--split"), default=[0.8, 0.1, 0.1],
+                   help="train,valid,test fractions (default 0.8,0.1,0.1)")
+    p.add_argument("--cells", type=_list_of(str, "--cells"), default=["rnn", "sgru", "gru", "lstm"],
+                   help=f"comma-separated, from {', '.join(CELLS)} (default rnn,sgru,gru,lstm)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--params", type=int, default=None,
+                      help="match every model to this many parameters (default 10000)")
+    size.add_argument("--hidden", type=int, default=None, help="one hidden size for every cell")
+    p.add_argument("--layers", type=int, default=1, help="stacked recurrent layers (default 1)")
+    p.add_argument("--seeds", type=int, default=2, help="seeds 0..N-1 per cell and lr (default 2)")
+    p.add_argument("--lr", type=_list_of(float, "--lr"), default=None,
+                   help="comma-separated learning rates (default 1e-3,3e-3)")
+    p.add_argument("--optimizer", choices=["adam", "rmsprop", "sgd"], default="adam")
+    p.add_argument("--epochs", type=int, default=15, help="at most this many epochs (default 15)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--clip", type=float, default=1.0, help="global-norm clipping, 0 for none (default 1)")
+    p.add_argument("--weight-noise", type=float, default=0.0, help="weight noise std (default 0)")
+    p.add_argument("--patience", type=int, default=None,
+                   help="early stopping after this many epochs without progress (default none)")
+    p.add_argument("--gate-bias", type=_gate_bias_arg, action="append", default=[],
+                   metavar="GATE=VALUE", help="initial bias of a gate in every cell that has it, "
+                   "e.g. z=2 (GRU update gate) or f=2; repeatable")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--n-jobs", type=int, default=1, help="parallel jobs, -1 for every core (default 1)")
+    p.add_argument("--backend", default=None, help="joblib backend (default loky)")
+    p.add_argument("--threads-per-job", type=int, default=1,
+                   help="BLAS/OpenMP threads in each job, 0 for no limit (default 1)")
+    p.add_argument("--out", default=None,
+                   help="directory for results.csv/.json and the plots (default pyx_gru_results/TASK)")
+    p.add_argument("--no-plots", action="store_true", help="write no plots")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a smoke test: {_QUICK['n']} sequences, T <= {_QUICK['length']}, "
+                        f"~{_QUICK['params']} params, {_QUICK['epochs']} epochs, 1 seed, one lr")
+    p.add_argument("--verbose", "-v", action="store_true", help="a line per finished run on stderr")
+    return parser
+
+
+def run_compare(args):
+    """Run ``compare`` as the parsed ``args`` ask, print the table, write the files.
+
+    Returns
+    -------
+    int
+        The exit status (0).
+
+    Raises
+    ------
+    ValueError
+        For an option out of range, naming it.
+    """
+    check_compare_arguments(args)
+    n, length, epochs, seeds = args.n, args.length, args.epochs, args.seeds
+    params, lrs, max_pieces = args.params, args.lr or [1e-3, 3e-3], args.max_pieces
+    if args.quick:
+        n, length = min(n, _QUICK["n"]), min(length, _QUICK["length"])
+        epochs, seeds = min(epochs, _QUICK["epochs"]), min(seeds, _QUICK["seeds"])
+        params = min(params or _QUICK["params"], _QUICK["params"]) if args.hidden is None else None
+        lrs = lrs[-1:] if args.lr is None else lrs[:1]
+        max_pieces = min(max_pieces or _QUICK["max_pieces"], _QUICK["max_pieces"])
+    if args.hidden is None and params is None:
+        params = 10_000
+    task = make_task(args.task, length=length, n=n, seed=args.task_seed, max_pieces=max_pieces)
+    result = compare(
+        task, cells=args.cells, n_params=params, hidden_size=args.hidden, lrs=lrs,
+        seeds=range(seeds), optimizer=args.optimizer, epochs=epochs,
+        batch_size=args.batch_size, clip=args.clip or None, weight_noise=args.weight_noise,
+        patience=args.patience, dtype=args.dtype, num_layers=args.layers,
+        gate_bias=dict(args.gate_bias) or None, split=tuple(args.split), n_jobs=args.n_jobs,
+        backend=args.backend, threads_per_job=args.threads_per_job or None,
+        verbose=int(args.verbose))
+    print(result.format())
+    from pathlib import Path
+
+    out = Path(args.out) if args.out else Path("pyx_gru_results") / args.task
+    try:
+        paths = result.save(out, plots=not args.no_plots)
+    except ImportError as exc:  # no matplotlib: keep the table
+        print(f"no plots: {exc}", file=sys.stderr)
+        paths = result.save(out, plots=False)
+    print("\nwrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def check_compare_arguments(args):
+    """ValueError naming the first bad option of the parsed ``args``."""
+    for name in ("n", "length", "epochs", "batch_size", "seeds", "layers"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+    for name in ("params", "hidden", "max_pieces", "patience"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.n_jobs == 0:
+        raise ValueError("--n-jobs must not be 0 (1 for serial, -1 for every core)")
+    if args.threads_per_job < 0:
+        raise ValueError("--threads-per-job must be >= 0")
+    if any(not lr > 0 for lr in args.lr or []):
+        raise ValueError("--lr values must be > 0")
+    if args.clip < 0 or args.weight_noise < 0:
+        raise ValueError("--clip and --weight-noise must be >= 0")
+    if len(args.split) != 3:
+        raise ValueError("--split needs three fractions")
+    for c in args.cells:
+        if _ALIASES.get(c, c) not in CELLS:
+            raise ValueError(f"--cells: unknown cell {c!r}; choose from {', '.join(CELLS)}")
+
+
+COMPARE_DESCRIPTION = ("Train cells at equal parameter counts over seeds and learning rates, "
+                       "print the table, write results.csv/.json and plots.")
+
+
+def main(argv=None):
+    """``python -m pyx_gru compare [options]``, also ``python -m
+    pyx_gru.experiments [options]``; returns the exit status."""
+    parser = _argparse().ArgumentParser(prog="python -m pyx_gru compare",
+                                        description=COMPARE_DESCRIPTION)
+    add_compare_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        check_compare_arguments(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return run_compare(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
