@@ -88,7 +88,7 @@ from . import _blas
 from ._validation import check_dtype, check_size
 from .layers import CELLS, Model, _ALIASES
 from .optim import make_optimizer
-from .train import History, evaluate, fit
+from .train import History, _json_text, _read_json, evaluate, fit
 
 __all__ = [
     "count_params",
@@ -647,20 +647,12 @@ class Comparison:
 
     def to_json(self, path=None):
         """The whole result as JSON; written to ``path`` too when given."""
-        text = json.dumps(_jsonable(self.to_dict()), indent=1)
-        if path is not None:
-            with open(path, "w") as f:
-                f.write(text)
-        return text
+        return _json_text(_jsonable(self.to_dict()), path)
 
     @classmethod
     def from_json(cls, text_or_path):
         """A Comparison from ``to_json``'s text or the path of a file holding it."""
-        text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            with open(text) as f:
-                text = f.read()
-        d = json.loads(text)
+        d = _read_json(text_or_path)
         if d.get("format") != "pyx_gru.experiments.Comparison":
             raise ValueError("not the JSON of a pyx_gru.experiments.Comparison")
         return cls(d["rows"], [History.from_dict(h) for h in d["histories"]], d["settings"])

@@ -153,6 +153,25 @@ def _check_batch_size(batch_size):
 # History and progress
 # ---------------------------------------------------------------------------
 
+def _json_text(obj, path=None):
+    """``obj`` as indented JSON text, also written to ``path`` when given."""
+    text = json.dumps(obj, indent=1)
+    if path is not None:
+        with open(path, "w") as f:
+            f.write(text)
+    return text
+
+
+def _read_json(text_or_path):
+    """The object in JSON text, or in the file at that path (text that does
+    not start with ``{`` is taken for a path)."""
+    text = str(text_or_path)
+    if not text.lstrip().startswith("{"):
+        with open(text) as f:
+            text = f.read()
+    return json.loads(text)
+
+
 @dataclass
 class History:
     """What ``fit`` measured, epoch by epoch.
@@ -212,20 +231,12 @@ class History:
 
     def to_json(self, path=None):
         """The history as JSON text; written to ``path`` as well when given."""
-        text = json.dumps(self.to_dict(), indent=1)
-        if path is not None:
-            with open(path, "w") as f:
-                f.write(text)
-        return text
+        return _json_text(self.to_dict(), path)
 
     @classmethod
     def from_json(cls, text_or_path):
         """A History from JSON text or from the path of a file holding it."""
-        text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            with open(text) as f:
-                text = f.read()
-        return cls.from_dict(json.loads(text))
+        return cls.from_dict(_read_json(text_or_path))
 
     def plot(self, ax=None, *, baseline=None, logy=True):
         """Plot the training and validation losses against the epoch.
