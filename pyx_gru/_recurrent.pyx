@@ -376,10 +376,13 @@ cdef double _MIN_WORK = 2e5
 
 
 def _set_split(Py_ssize_t min_rows, double min_work):
-    """Set the team-size thresholds (for the tests and the benchmark)."""
+    """Set the team-size thresholds (for the tests and the benchmark);
+    returns the previous (min_rows, min_work), to restore them."""
     global _MIN_ROWS, _MIN_WORK
+    previous = (_MIN_ROWS, _MIN_WORK)
     _MIN_ROWS = min_rows if min_rows > 1 else 1
     _MIN_WORK = min_work
+    return previous
 
 
 cdef int _wanted_team(Py_ssize_t B, double work) noexcept nogil:

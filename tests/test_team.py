@@ -22,13 +22,15 @@ needs_hooks = pytest.mark.skipif(not _threads.BOUND, reason="no OpenBLAS thread 
 @pytest.fixture
 def split_mode():
     """set(split): True splits every batch of >= 2 rows, False never splits."""
+    saved = []
+
     def set_(split):
-        if split:
-            _recurrent._set_split(1, 0.0)
-        else:
-            _recurrent._set_split(10**9, 1e300)
+        previous = _recurrent._set_split(*((1, 0.0) if split else (10**9, 1e300)))
+        if not saved:
+            saved.append(previous)
     yield set_
-    _recurrent._set_split(2, 2e5)
+    if saved:
+        _recurrent._set_split(*saved[0])
 
 
 def run(cell, x, state0, dy, dstate, lengths, gates=None):
