@@ -32,6 +32,7 @@ import numpy as np
 
 from ._cells import GRU, LSTM, RNN, Cell, SimpleGRU
 from ._validation import check_dtype, check_size, float_array, lengths_array
+from .losses import step_mask
 
 __all__ = [
     "CELLS",
@@ -670,7 +671,7 @@ class Model:
         out, head_cache = self.head.forward(y if self.readout == "every" else h_last)
         valid = None
         if self.readout == "every" and lengths is not None:
-            valid = (np.arange(x.shape[0])[:, None] < lengths[None, :])[..., None]
+            valid = step_mask(out.shape[:2], lengths)[..., None]
             out *= valid
         return out, _Cache(self, rnn=rnn_cache, head=head_cache, valid=valid)
 

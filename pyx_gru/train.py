@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from . import losses as _losses
+from ._validation import lengths_array
 from .layers import Model
 from .optim import clip_grad_norm, global_norm, make_optimizer, weight_noise as _weight_noise
 
@@ -46,13 +47,10 @@ class _Data:
                              f"{x.dtype} {x.shape}")
         T, N, _ = x.shape
         if lengths is not None:
-            lengths = np.asarray(lengths)
-            if lengths.dtype.kind not in "iu" or lengths.shape != (N,):
-                raise ValueError(f"{what} lengths must be integers of shape ({N},), got "
-                                 f"{lengths.dtype} {lengths.shape}")
-            if N and (lengths.min() < 0 or lengths.max() > T):
-                raise ValueError(f"{what} lengths must lie in [0, T] = [0, {T}]")
-            lengths = lengths.astype(np.intp)
+            try:
+                lengths = lengths_array(lengths, T, N)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{what} {exc}") from None
         rows = (N,) if readout == "last" else (T, N)
         if mask is not None:
             mask = np.asarray(mask)
@@ -555,5 +553,5 @@ def predict(model, x, *, lengths=None, loss=None, batch_size=256):
     elif loss == "sigmoid":
         out = _losses.sigmoid(out).astype(model.dtype)
     if model.readout == "every" and lengths is not None and loss in ("softmax", "sigmoid"):
-        out *= (np.arange(T)[:, None] < np.asarray(lengths)[None, :])[..., None]
+        out *= _losses.step_mask(out.shape[:2], lengths)[..., None]
     return out

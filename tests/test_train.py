@@ -248,7 +248,7 @@ def test_errors_name_the_argument():
         fit(Model(1, 3, 2, seed=0), x, y, verbose=0)
     with pytest.raises(ValueError, match=r"train x has 1 features, the model takes 2"):
         fit(Model(2, 3, 1, seed=0), x, y, verbose=0)
-    with pytest.raises(ValueError, match=r"lengths must be integers of shape \(8,\)"):
+    with pytest.raises(ValueError, match=r"train lengths must have shape \(8,\)"):
         fit(model, x, y, lengths=lengths[:4], verbose=0)
     with pytest.raises(ValueError, match=r"valid x must be a real array of shape \(T, N, D\)"):
         fit(model, x, y, valid=(x[0], y), verbose=0)
