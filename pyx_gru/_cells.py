@@ -23,6 +23,7 @@ from ._validation import (
     check_dtype,
     check_size,
     float_array,
+    kernel_array_problem,
     lengths_array,
     real_array,
     shaped_array,
@@ -220,23 +221,8 @@ class Cell:
             raise TypeError(f"cell.params must be a dict, got {type(p).__name__}")
         self._check_keys(p)
         for k, shape in self.param_shapes.items():
-            v = p[k]
-            if (
-                not isinstance(v, np.ndarray)
-                or v.dtype != self.dtype
-                or v.shape != shape
-                or not v.flags.c_contiguous
-                or not v.flags.aligned
-                or np.ma.is_masked(v)
-            ):
-                got = (
-                    f"{v.dtype} array of shape {v.shape}"
-                    + ("" if v.flags.c_contiguous else ", not C-contiguous")
-                    + ("" if v.flags.aligned else ", not aligned")
-                    + (", with masked entries" if np.ma.is_masked(v) else "")
-                    if isinstance(v, np.ndarray)
-                    else type(v).__name__
-                )
+            got = kernel_array_problem(p[k], shape, self.dtype)
+            if got is not None:
                 raise ValueError(
                     f"params[{k!r}] must be a C-contiguous, aligned {self.dtype} array of shape "
                     f"{shape}, got {got} (assign cell.params = {{...}} to cast and copy)"
@@ -396,16 +382,11 @@ class Cell:
     # -- validation -------------------------------------------------------
 
     def _check_array(self, what, a, shape, dtype):
-        if (
-            not isinstance(a, np.ndarray)
-            or a.shape != shape
-            or a.dtype != dtype
-            or not a.flags.c_contiguous
-        ):
-            got = f"{a.dtype} {a.shape}" if isinstance(a, np.ndarray) else type(a).__name__
+        got = kernel_array_problem(a, shape, np.dtype(dtype))
+        if got is not None:
             raise ValueError(
-                f"{what} should be a C-contiguous {np.dtype(dtype)} array of shape {shape}, "
-                f"got {got}: this cache was not made by this cell's forward"
+                f"{what} should be a C-contiguous, aligned {np.dtype(dtype)} array of shape "
+                f"{shape}, got {got}: this cache was not made by this cell's forward"
             )
 
     def _check_cache_input(self, cache):

@@ -118,3 +118,20 @@ def lengths_array(lengths, T, B):
         bad = arr[(arr < 0) | (arr > T)]
         raise ValueError(f"lengths must lie in [0, T] = [0, {T}], got {bad.tolist()[:5]}")
     return np.array(arr, dtype=np.intp, order="C", copy=True)
+
+
+def kernel_array_problem(a, shape, dtype):
+    """What keeps ``a`` from being an array the kernels can read with no
+    checks (an unmasked, C-contiguous, aligned ndarray of exactly ``shape``
+    and ``dtype``), as text for an error message; None if nothing does."""
+    if not isinstance(a, np.ndarray):
+        return type(a).__name__
+    if (a.dtype == dtype and a.shape == shape and a.flags.c_contiguous and a.flags.aligned
+            and not np.ma.is_masked(a)):
+        return None
+    return (
+        f"{a.dtype} array of shape {a.shape}"
+        + ("" if a.flags.c_contiguous else ", not C-contiguous")
+        + ("" if a.flags.aligned else ", not aligned")
+        + (", with masked entries" if np.ma.is_masked(a) else "")
+    )

@@ -205,3 +205,25 @@ def test_a_cache_from_elsewhere_is_refused():
             forged = pg.Cache(cell, cache.params, **{k: v for k, v in fields.items() if k != drop})
             with pytest.raises(ValueError, match=f"cache.{drop}"):
                 cell.backward(forged)
+
+
+def unaligned_copy(a):
+    """A copy of ``a`` that starts one byte into a buffer: C-contiguous, right
+    dtype and shape, but ``flags.aligned`` is False."""
+    buf = np.empty(a.nbytes + 1, dtype=np.uint8)[1:]
+    out = buf.view(a.dtype).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned and out.flags.c_contiguous
+    return out
+
+
+@pytest.mark.parametrize("field", ["x", "gates", "hs", "cs"])
+def test_a_cache_with_unaligned_arrays_is_refused(field):
+    # The kernels read a cache's arrays unchecked: an unaligned one is an error
+    # before it gets there, like an unaligned parameter.
+    _, _, cache = LSTM.forward(BASE["x"])
+    fields = {n: getattr(cache, n) for n in ("x", "lengths", "pins", "gates", "hs", "cs", "extra")}
+    fields[field] = unaligned_copy(fields[field])
+    forged = pg.Cache(LSTM, cache.params, **fields)
+    with pytest.raises(ValueError, match=rf"cache\.{field} should be .*not aligned"):
+        LSTM.backward(forged)
