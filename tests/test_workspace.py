@@ -76,17 +76,30 @@ def test_kept_caches_are_never_overwritten():
 
 
 def test_threads_get_distinct_buffers():
-    seen, errors = [], []
+    # Four threads take buffers in rounds, while the buffers of the round
+    # before are released: every live array of a round must have memory of
+    # its own, still holding its thread's values after all have written.
+    n, rounds = 4, 20
+    barrier = threading.Barrier(n)
+    live = [None] * n
+    errors = []
 
     def work(i):
-        for _ in range(50):
+        for r in range(rounds):
+            live[i] = None                     # release last round's buffer
+            barrier.wait()
             a = _workspace.empty(BIG, np.float64)
-            a.fill(i)
-            seen.append(a.ctypes.data)
-            if not (a == i).all():
-                errors.append(i)
+            a.fill(n * r + i)
+            live[i] = a
+            barrier.wait()                     # everyone has written
+            if not (a == n * r + i).all():
+                errors.append((r, i))
+            if i == 0 and any(np.shares_memory(live[j], live[k])
+                              for j in range(n) for k in range(j + 1, n)):
+                errors.append((r, "shared"))
+            barrier.wait()
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
