@@ -15,6 +15,7 @@ import pyx_gru as pg
 from pyx_gru import experiments, tasks
 from pyx_gru.__main__ import main as pyx_gru_main
 from pyx_gru.experiments import COLUMNS, Comparison, compare, count_params, match_hidden_size
+from test_diagnostics import reference_backprop
 
 joblib = pytest.importorskip("joblib", reason="joblib (optional extra 'experiments') is not installed")
 threadpoolctl = pytest.importorskip("threadpoolctl")
@@ -446,10 +447,16 @@ def test_flow_curve_of_an_lstm_and_bad_input():
     cell = pg.LSTM(2, 4, seed=0)
     x = tasks.adding(3, 10, seed=0).x
     curve = experiments.flow_curve(cell, x)
+    # the documented recipe (seeded unit directions at T, geometric mean over
+    # rows), with the norms from the reference cell's step-by-step backprop
     d = np.random.default_rng(0).standard_normal((3, 4))
     d /= np.linalg.norm(d, axis=1, keepdims=True)
-    expected = np.exp(np.log(pg.diagnostics.gradient_norms(cell, x, d)).mean(axis=1))
-    np.testing.assert_allclose(curve, expected, rtol=1e-14)
+    zeros = np.zeros(4)
+    norms = np.array([[np.linalg.norm(w[0]) for w in
+                       reference_backprop(cell, x[:, b], (zeros, zeros), (d[b:b + 1], np.zeros((1, 4))))]
+                      for b in range(3)])
+    np.testing.assert_allclose(curve, np.exp(np.log(norms).mean(axis=0)), rtol=1e-10)
+    assert curve[-1] == pytest.approx(1.0, rel=1e-12)
     with pytest.raises(TypeError, match="must be a pyx_gru.RNN"):
         experiments.rnn_rate_predictions(cell, x)
     with pytest.raises(ValueError, match=r"shape \(T, B, D\)"):
