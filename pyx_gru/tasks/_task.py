@@ -20,7 +20,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .._validation import check_size, lengths_array, real_array
+from .._validation import check_size, lengths_array, real_array, shaped_array
+from ..losses import step_mask
 
 __all__ = ["Task"]
 
@@ -116,9 +117,7 @@ class Task:
         K = check_size("n_classes", self.n_classes)
         put("n_classes", K)
 
-        x = real_array("x", self.x, "(T, N, D)")
-        if x.ndim != 3:
-            raise ValueError(f"x must have shape (T, N, D), got {x.shape}")
+        x = shaped_array("x", self.x, ("T", "N", "D"))
         T, N, _ = x.shape
         put("x", _frozen(np.ascontiguousarray(x, dtype=np.float64)))
 
@@ -148,12 +147,7 @@ class Task:
         if self.mask is not None:
             if self.readout != "every":
                 raise ValueError("mask applies only to readout='every'; use None with readout='last'")
-            mask = np.asarray(self.mask)
-            if mask.dtype != np.bool_:
-                raise TypeError(f"mask must be a bool array of shape ({T}, {N}), got dtype {mask.dtype}")
-            if mask.shape != (T, N):
-                raise ValueError(f"mask must have shape ({T}, {N}), got {mask.shape}")
-            put("mask", _frozen(np.ascontiguousarray(mask)))
+            put("mask", _frozen(np.ascontiguousarray(step_mask((T, N), mask=self.mask))))
 
         baseline = self.baseline
         if isinstance(baseline, (bool, np.bool_)) or not isinstance(baseline, (int, float, np.integer, np.floating)):
