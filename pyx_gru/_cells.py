@@ -500,6 +500,13 @@ class Cell:
         ph1, ph2 = _PLACEHOLDERS[1, self.dtype], _PLACEHOLDERS[2, self.dtype]
         return p.get("b_hg", ph1), p.get("P", ph2), "P" in p
 
+    def _packed_workspace(self, backward):
+        # Room for U packed for the per-step products (U.T for backward),
+        # or a placeholder when they call the BLAS.
+        H, GH, dt = self.hidden_size, len(self.gates) * self.hidden_size, self.dtype
+        n = _recurrent.packed_size(H, GH, backward, dt.itemsize)
+        return _workspace.empty((n,), dtype=dt) if n else _PLACEHOLDERS[1, dt]
+
     def _forward(self, x, h0, c0, lengths, p, pins):
         T, B, _ = x.shape
         H, GH, dt = self.hidden_size, len(self.gates) * self.hidden_size, self.dtype
@@ -518,6 +525,7 @@ class Cell:
         extra = _workspace.empty((T, B, H), dtype=dt) if self._kind in (
             _recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3
         hu = np.empty((B, GH), dtype=dt)
+        packed = self._packed_workspace(False)
         keep, pin = self._keep_and_pin(pins)
         # With B = 0 there is nothing to compute (and the kernel would take
         # the address of element 0 of empty arrays).
@@ -525,7 +533,7 @@ class Cell:
             _recurrent.forward(
                 self._kind, peephole, lengths is not None, x, p["W"], p["U"], p["b"],
                 b_hg, P, _NO_LENGTHS if lengths is None else lengths,
-                gates, hs, cs, extra, h, c, hu, keep, pin,
+                gates, hs, cs, extra, h, c, hu, packed, keep, pin,
             )
         cache = Cache(
             self, p, x=x, lengths=lengths, pins=pins, gates=gates, hs=hs,
@@ -555,6 +563,7 @@ class Cell:
         dA = _workspace.empty((K, B, GH), dtype=dt)
         dxg = _workspace.empty((K, B, H), dtype=dt) if self._kind == _recurrent.GRU_AFTER else ph3
         work = np.empty((3, B, H), dtype=dt)
+        packed = self._packed_workspace(True)
         acc = np.empty(GH + 4 * H, dtype=np.float64)  # float64 sums for db, db_hg and dP
         # With T * B = 0 the gradients are zero and dstate0 is dstate.
         if T * B:
@@ -564,7 +573,7 @@ class Cell:
                 cache.gates, cache.hs, cache.cs if self._lstm else ph3,
                 cache.extra if self._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3,
                 dy,
-                dh, ph2 if dc is None else dc, dA, dxg, work, dx,
+                dh, ph2 if dc is None else dc, dA, dxg, work, packed, dx,
                 grads["W"], grads["U"], grads["b"],
                 grads.get("b_hg", _PLACEHOLDERS[1, dt]), grads.get("P", ph2), acc,
                 self._keep_and_pin(pins)[0],

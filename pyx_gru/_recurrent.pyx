@@ -39,6 +39,7 @@ from cython.parallel cimport parallel, threadid
 from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm, team_enter, team_leave
+from ._gemm cimport gemm_packed, pack, panel_width, pyx_gemm_available, pyx_packed_size
 from ._math cimport sigmoid_block, tanh_block
 
 cdef enum:
@@ -55,24 +56,47 @@ GRU_BEFORE = _GRU_BEFORE
 LSTM = _LSTM
 
 
-cdef inline void _pin(floating* a, Py_ssize_t k, Py_ssize_t H,
+cdef inline void _pin(floating* a, Py_ssize_t k, Py_ssize_t H, Py_ssize_t n,
                       const floating* keep, const floating* pin) noexcept nogil:
-    # a[k*H:(k+1)*H] = pin[k] if gate k is pinned (keep[k] == 0)
+    # a[k*H : k*H+n] = pin[k, :n] if gate k is pinned (keep[k] == 0)
     if keep[k] == 0:
-        memcpy(a + k * H, pin + k * H, H * sizeof(floating))
+        memcpy(a + k * H, pin + k * H, n * sizeof(floating))
+
+
+cdef inline void _activate(floating* a, Py_ssize_t B, Py_ssize_t ld, Py_ssize_t n,
+                           bint tanh) noexcept nogil:
+    # tanh or sigmoid of a[bb*ld : bb*ld + n] for each of B rows, in one call
+    # when those rows are one contiguous block
+    cdef Py_ssize_t bb
+    if n == ld:
+        if tanh:
+            tanh_block(a, B * n)
+        else:
+            sigmoid_block(a, B * n)
+        return
+    for bb in range(B):
+        if tanh:
+            tanh_block(a + bb * ld, n)
+        else:
+            sigmoid_block(a + bb * ld, n)
 
 
 cdef inline void _sigmoid_gates(floating* a, const floating* hu, const floating* b,
-                                Py_ssize_t n_gates, Py_ssize_t H, const floating* keep,
-                                const floating* pin) noexcept nogil:
+                                Py_ssize_t n_gates, Py_ssize_t H, Py_ssize_t n,
+                                const floating* keep, const floating* pin) noexcept nogil:
     # The first n_gates gate blocks of one row: a = sigmoid(a + hu + b), then
     # the pinned gates set to their values.
     cdef Py_ssize_t j, k
-    for j in range(n_gates * H):
-        a[j] += hu[j] + b[j]
-    sigmoid_block(a, n_gates * H)
     for k in range(n_gates):
-        _pin(a, k, H, keep, pin)
+        for j in range(k * H, k * H + n):
+            a[j] += hu[j] + b[j]
+    if n == H:
+        sigmoid_block(a, n_gates * H)
+    else:
+        for k in range(n_gates):
+            sigmoid_block(a + k * H, n)
+    for k in range(n_gates):
+        _pin(a, k, H, n, keep, pin)
 
 
 cdef inline floating _mix(floating z, floating h_prev, floating g) noexcept nogil:
@@ -100,21 +124,25 @@ cdef inline floating _mix_backward(floating dh, floating h_prev, floating z,
 # k with keep[k] == 0 is pinned to pin[k, :] (``forward(..., gates=...)``).
 # Each step works row by row in simple passes (add the recurrent part, apply
 # an activation to a contiguous block, combine) so that every pass vectorises.
+# A step handles the first n of its H hidden units (n = H, or a team member's
+# share): every pointer comes offset to the first unit, and H is the stride
+# (the width of a gate block, and of a state row).
 # ---------------------------------------------------------------------------
 
-cdef void _rnn_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
+cdef void _rnn_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating* a,
                        const floating* hu, const floating* b,
                        floating* h) noexcept nogil:
     # h = g = tanh(x W + h_prev U + b)
     cdef Py_ssize_t bb, j
     for bb in range(B):
-        for j in range(H):
+        for j in range(n):
             a[bb * H + j] += hu[bb * H + j] + b[j]
-    tanh_block(a, B * H)
-    memcpy(h, a, B * H * sizeof(floating))
+    _activate(a, B, H, n, True)
+    for bb in range(B):
+        memcpy(h + bb * H, a + bb * H, n * sizeof(floating))
 
 
-cdef void _simple_gru_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
+cdef void _simple_gru_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating* a,
                               const floating* hu, const floating* b,
                               const floating* h_prev,
                               floating* h, const floating* keep,
@@ -123,66 +151,69 @@ cdef void _simple_gru_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
     cdef Py_ssize_t bb, j, o, k
     for bb in range(B):
         o = bb * 2 * H
-        _sigmoid_gates(a + o, hu + o, b, 1, H, keep, pin)
-        for j in range(H):
+        _sigmoid_gates(a + o, hu + o, b, 1, H, n, keep, pin)
+        for j in range(n):
             a[o + H + j] += hu[o + H + j] + b[H + j]
-        tanh_block(a + o + H, H)
-        for j in range(H):
+        tanh_block(a + o + H, n)
+        for j in range(n):
             k = bb * H + j
             h[k] = _mix(a[o + j], h_prev[k], a[o + H + j])
 
 
-cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
+cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating* a,
                              const floating* hu, const floating* b,
                              const floating* b_hg,
-                             const floating* h_prev, floating* n,
+                             const floating* h_prev, floating* nn,
                              floating* h, const floating* keep,
                              const floating* pin) noexcept nogil:
-    # z = sigmoid(.), r = sigmoid(.), n = h_prev U_g + b_hg,
+    # z = sigmoid(.), r = sigmoid(.), n = h_prev U_g + b_hg (kept in nn),
     # g = tanh(x W_g + b_g + r * n), h = z * h_prev + (1 - z) * g
     cdef Py_ssize_t bb, j, o, k
     for bb in range(B):
         o = bb * 3 * H
-        _sigmoid_gates(a + o, hu + o, b, 2, H, keep, pin)
-        for j in range(H):
+        _sigmoid_gates(a + o, hu + o, b, 2, H, n, keep, pin)
+        for j in range(n):
             k = bb * H + j
-            n[k] = hu[o + 2 * H + j] + b_hg[j]
-            a[o + 2 * H + j] += b[2 * H + j] + a[o + H + j] * n[k]
-        tanh_block(a + o + 2 * H, H)
-        for j in range(H):
+            nn[k] = hu[o + 2 * H + j] + b_hg[j]
+            a[o + 2 * H + j] += b[2 * H + j] + a[o + H + j] * nn[k]
+        tanh_block(a + o + 2 * H, n)
+        for j in range(n):
             k = bb * H + j
             h[k] = _mix(a[o + j], h_prev[k], a[o + 2 * H + j])
 
 
-cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, floating* a,
-                              floating* hu, const floating* b, const floating* U,
-                              const floating* h_prev, floating* rh,
-                              floating* h, const floating* keep,
-                              const floating* pin) noexcept nogil:
-    # z = sigmoid(.), r = sigmoid(.), g = tanh(x W_g + b_g + (r * h_prev) U_g),
-    # h = z * h_prev + (1 - z) * g. Only hu[:, :2H] is filled on entry.
+cdef void _gru_before_gates(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating* a,
+                            const floating* hu, const floating* b,
+                            const floating* h_prev, floating* rh,
+                            const floating* keep, const floating* pin) noexcept nogil:
+    # First half of the GRU with the reset before the matmul: z = sigmoid(.),
+    # r = sigmoid(.), rh = r * h_prev. Only hu[:, :2H] is filled on entry.
     cdef Py_ssize_t bb, j, o, k
-    cdef Py_ssize_t GH = 3 * H
     for bb in range(B):
-        o = bb * GH
-        _sigmoid_gates(a + o, hu + o, b, 2, H, keep, pin)
-        for j in range(H):
+        o = bb * 3 * H
+        _sigmoid_gates(a + o, hu + o, b, 2, H, n, keep, pin)
+        for j in range(n):
             k = bb * H + j
             rh[k] = a[o + H + j] * h_prev[k]
-    # hu[:, 2H:] = (r * h_prev) @ U[:, 2H:]
-    gemm(False, False, <int> B, <int> H, <int> H, <floating> 1, rh, <int> H,
-         U + 2 * H, <int> GH, <floating> 0, hu + 2 * H, <int> GH)
+
+
+cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating* a,
+                              const floating* hu, const floating* b,
+                              const floating* h_prev, floating* h) noexcept nogil:
+    # Second half, once the driver has put (r * h_prev) @ U_g in hu[:, 2H:]:
+    # g = tanh(x W_g + b_g + (r * h_prev) U_g), h = z * h_prev + (1 - z) * g.
+    cdef Py_ssize_t bb, j, o, k
     for bb in range(B):
-        o = bb * GH
-        for j in range(H):
+        o = bb * 3 * H
+        for j in range(n):
             a[o + 2 * H + j] += hu[o + 2 * H + j] + b[2 * H + j]
-        tanh_block(a + o + 2 * H, H)
-        for j in range(H):
+        tanh_block(a + o + 2 * H, n)
+        for j in range(n):
             k = bb * H + j
             h[k] = _mix(a[o + j], h_prev[k], a[o + 2 * H + j])
 
 
-cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, bint peephole,
+cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole,
                         floating* a, const floating* hu, const floating* b,
                         const floating* P,
                         const floating* c_prev, floating* c,
@@ -194,25 +225,26 @@ cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, bint peephole,
     for bb in range(B):
         o = bb * 4 * H
         if peephole:
-            for j in range(H):
+            for j in range(n):
                 a[o + j] += P[j] * c_prev[bb * H + j]
                 a[o + H + j] += P[H + j] * c_prev[bb * H + j]
-        _sigmoid_gates(a + o, hu + o, b, 2, H, keep, pin)
-        for j in range(2 * H, 4 * H):
-            a[o + j] += hu[o + j] + b[j]
-        tanh_block(a + o + 2 * H, H)
-        for j in range(H):
+        _sigmoid_gates(a + o, hu + o, b, 2, H, n, keep, pin)
+        for j in range(n):
+            a[o + 2 * H + j] += hu[o + 2 * H + j] + b[2 * H + j]
+            a[o + 3 * H + j] += hu[o + 3 * H + j] + b[3 * H + j]
+        tanh_block(a + o + 2 * H, n)
+        for j in range(n):
             k = bb * H + j
             c[k] = a[o + H + j] * c_prev[k] + a[o + j] * a[o + 2 * H + j]
         if peephole:
-            for j in range(H):
+            for j in range(n):
                 a[o + 3 * H + j] += P[2 * H + j] * c[bb * H + j]
-        sigmoid_block(a + o + 3 * H, H)
-        _pin(a + o, 3, H, keep, pin)
+        sigmoid_block(a + o + 3 * H, n)
+        _pin(a + o, 3, H, n, keep, pin)
         # h = o * tanh(c)
-        memcpy(h + bb * H, c + bb * H, H * sizeof(floating))
-        tanh_block(h + bb * H, H)
-        for j in range(H):
+        memcpy(h + bb * H, c + bb * H, n * sizeof(floating))
+        tanh_block(h + bb * H, n)
+        for j in range(n):
             h[bb * H + j] *= a[o + 3 * H + j]
 
 
@@ -221,20 +253,24 @@ cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, bint peephole,
 # written with dL/d(pre-activation) of each gate on the recurrent side (what
 # multiplies U); `dh_prev` gets the part of dL/dh_{t-1} that does not go
 # through U (the driver adds da @ U.T). A pinned gate is a constant: its
-# derivative is multiplied by keep[k] == 0.
+# derivative is multiplied by keep[k] == 0. As forward: the first n units,
+# pointers offset to the first, H the stride.
 # ---------------------------------------------------------------------------
 
-cdef void _rnn_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
+cdef void _rnn_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, const floating* a,
                         const floating* dh, floating* da,
                         floating* dh_prev) noexcept nogil:
-    cdef Py_ssize_t i
+    cdef Py_ssize_t bb, j, k
     cdef floating one = 1
-    for i in range(B * H):
-        da[i] = dh[i] * (one - a[i] * a[i])
-        dh_prev[i] = 0
+    for bb in range(B):
+        for j in range(n):
+            k = bb * H + j
+            da[k] = dh[k] * (one - a[k] * a[k])
+            dh_prev[k] = 0
 
 
-cdef void _simple_gru_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
+cdef void _simple_gru_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
+                               const floating* a,
                                const floating* h_prev, const floating* dh,
                                floating* da, floating* dh_prev,
                                const floating* keep) noexcept nogil:
@@ -242,7 +278,7 @@ cdef void _simple_gru_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
     cdef floating g, dg, one = 1
     for bb in range(B):
         o = bb * 2 * H
-        for j in range(H):
+        for j in range(n):
             k = bb * H + j
             g = a[o + H + j]
             dg = _mix_backward(dh[k], h_prev[k], a[o + j], g, keep[0], &da[o + j],
@@ -250,57 +286,66 @@ cdef void _simple_gru_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
             da[o + H + j] = dg * (one - g * g)
 
 
-cdef void _gru_after_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
-                              const floating* h_prev, const floating* n,
+cdef void _gru_after_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
+                              const floating* a,
+                              const floating* h_prev, const floating* nn,
                               const floating* dh, floating* da,
                               floating* dxg, floating* dh_prev,
                               const floating* keep) noexcept nogil:
     # dxg = dL/d(x W_g + b_g + r * n) (input side);
     # da[:, 2H:] = r * dxg = dL/dn (recurrent side, also dL/db_hg)
     cdef Py_ssize_t bb, j, o, k
-    cdef floating z, r, g, dag, one = 1
+    cdef floating r, g, dag, one = 1
     for bb in range(B):
         o = bb * 3 * H
-        for j in range(H):
+        for j in range(n):
             k = bb * H + j
             r = a[o + H + j]
             g = a[o + 2 * H + j]
             dag = _mix_backward(dh[k], h_prev[k], a[o + j], g, keep[0], &da[o + j],
                                 &dh_prev[k]) * (one - g * g)
-            da[o + H + j] = dag * n[k] * r * (one - r) * keep[1]
+            da[o + H + j] = dag * nn[k] * r * (one - r) * keep[1]
             da[o + 2 * H + j] = dag * r
             dxg[k] = dag
 
 
-cdef void _gru_before_backward(Py_ssize_t B, Py_ssize_t H, const floating* a,
-                               const floating* U, const floating* h_prev,
-                               const floating* dh, floating* da,
-                               floating* drh, floating* dh_prev,
-                               const floating* keep) noexcept nogil:
-    # drh = dL/d(r * h_prev) = da_g @ U_g.T
+cdef void _gru_before_candidate_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
+                                         const floating* a, const floating* h_prev,
+                                         const floating* dh, floating* da,
+                                         floating* dh_prev,
+                                         const floating* keep) noexcept nogil:
+    # First half of the GRU with the reset before the matmul, backwards:
+    # da_g, da_z and the direct part of dh_prev.
     cdef Py_ssize_t bb, j, o, k
-    cdef Py_ssize_t GH = 3 * H
-    cdef floating z, r, g, one = 1
+    cdef floating g, one = 1
     for bb in range(B):
-        o = bb * GH
-        for j in range(H):
+        o = bb * 3 * H
+        for j in range(n):
             k = bb * H + j
             g = a[o + 2 * H + j]
             da[o + 2 * H + j] = _mix_backward(dh[k], h_prev[k], a[o + j], g, keep[0],
                                               &da[o + j], &dh_prev[k]) * (one - g * g)
-    # drh = da[:, 2H:] @ U[:, 2H:].T
-    gemm(False, True, <int> B, <int> H, <int> H, <floating> 1, da + 2 * H,
-         <int> GH, U + 2 * H, <int> GH, <floating> 0, drh, <int> H)
+
+
+cdef void _gru_before_reset_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
+                                     const floating* a, const floating* h_prev,
+                                     const floating* drh, floating* da,
+                                     floating* dh_prev,
+                                     const floating* keep) noexcept nogil:
+    # Second half, once the driver has put drh = dL/d(r * h_prev) =
+    # da_g @ U_g.T in drh: da_r, and dh_prev += drh * r.
+    cdef Py_ssize_t bb, j, o, k
+    cdef floating r, one = 1
     for bb in range(B):
-        o = bb * GH
-        for j in range(H):
+        o = bb * 3 * H
+        for j in range(n):
             k = bb * H + j
             r = a[o + H + j]
             da[o + H + j] = drh[k] * h_prev[k] * r * (one - r) * keep[1]
             dh_prev[k] += drh[k] * r
 
 
-cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, bint peephole,
+cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole,
                          const floating* a, const floating* P,
                          const floating* c_prev, const floating* c,
                          const floating* dh, const floating* dc,
@@ -311,11 +356,12 @@ cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, bint peephole,
     # scratch for tanh(c_t), computed in one vectorised pass.
     cdef Py_ssize_t bb, j, o, k
     cdef floating i_, f, g, og, t_, dao, dai, daf, dct, one = 1
-    memcpy(tc, c, B * H * sizeof(floating))
-    tanh_block(tc, B * H)
+    for bb in range(B):
+        memcpy(tc + bb * H, c + bb * H, n * sizeof(floating))
+    _activate(tc, B, H, n, True)
     for bb in range(B):
         o = bb * 4 * H
-        for j in range(H):
+        for j in range(n):
             k = bb * H + j
             i_ = a[o + j]
             f = a[o + H + j]
@@ -341,17 +387,23 @@ cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, bint peephole,
 # ---------------------------------------------------------------------------
 # The sequence driver
 #
-# Each pass runs on a team of threads (OpenMP). Batch rows are independent
-# through time (row b of h_t depends only on row b of h_{t-1}), so every
-# member runs the whole time loop for its own block of rows, calling BLAS
-# single-threaded, with no synchronisation between steps. The GEMMs over all
-# rows (the forward's input projection, the backward's weight gradients)
-# are split over the team by rows or by columns, between barriers. The team
-# has as many threads as the BLAS may use (so threadpoolctl governs both),
-# fewer when the batch or the work is small (a team of one is the plain
-# serial driver). Every BLAS call runs single-threaded: the BLAS is held at
-# one thread while any call is inside (pyx_gru._blas.team_enter), so a result
-# depends on the team size only, never on what runs beside it.
+# Each pass runs on a team of threads (OpenMP), calling BLAS single-threaded.
+# The team splits the time loop in one of two ways:
+# - by batch rows: row b of h_t depends only on row b of h_{t-1}, so every
+#   member runs the whole time loop for its own block of rows, with no
+#   synchronisation between steps. Each member's per-step GEMM reads all of
+#   U (and the BLAS packs all of it, every step) for a few rows.
+# - by hidden units, when U is large: every member runs all rows for its own
+#   block of units (their columns in every gate block, which is all a unit's
+#   pointwise step needs), reading only its share of U per step, with a
+#   barrier per step (the next step's GEMM reads every unit of h_{t-1}).
+# The GEMMs over all rows (the forward's input projection, the backward's
+# weight gradients) are split over the team by rows or by columns, between
+# barriers. The team has as many threads as the BLAS may use (so
+# threadpoolctl governs both), fewer when the work is small (a team of one
+# is the plain serial driver). The BLAS is held at one thread while any call
+# is inside (pyx_gru._blas.team_enter), so a result depends on the team size
+# only, never on what runs beside it.
 # ---------------------------------------------------------------------------
 
 cdef extern from *:
@@ -368,38 +420,66 @@ cdef extern from *:
     int PYX_TEAM_SIZE() noexcept nogil
     void PYX_BARRIER() noexcept nogil
 
-# A team member gets at least _MIN_ROWS batch rows, and a call is split only
-# when its GEMM work (multiply-adds) is at least _MIN_WORK per member: below
-# that, waking a second thread costs more than it saves.
+# A call is split only when its GEMM work (multiply-adds) is at least
+# _MIN_WORK per member: below that, waking a second thread costs more than it
+# saves. U with at least _UNIT_SPLIT elements splits by units, if each
+# member's share of a step is at least _MIN_STEP_WORK multiply-adds (a
+# barrier per step costs a few microseconds); otherwise by rows, with at
+# least _MIN_ROWS rows per member.
 cdef Py_ssize_t _MIN_ROWS = 2
 cdef double _MIN_WORK = 2e5
+cdef Py_ssize_t _UNIT_SPLIT = 1 << 16
+cdef double _MIN_STEP_WORK = 1e5
+# Units are split in blocks of this many (64 bytes of float32).
+cdef Py_ssize_t _UNIT_BLOCK = 16
 
 
-def _set_split(Py_ssize_t min_rows, double min_work):
-    """Set the team-size thresholds (for the tests and the benchmark);
-    returns the previous (min_rows, min_work), to restore them."""
-    global _MIN_ROWS, _MIN_WORK
-    previous = (_MIN_ROWS, _MIN_WORK)
+def _set_split(Py_ssize_t min_rows, double min_work, Py_ssize_t unit_split=-1,
+               double min_step_work=-1):
+    """Set the team thresholds (for the tests and the benchmark); returns the
+    previous (min_rows, min_work, unit_split, min_step_work), to restore
+    them. A negative unit_split or min_step_work keeps the current one."""
+    global _MIN_ROWS, _MIN_WORK, _UNIT_SPLIT, _MIN_STEP_WORK
+    previous = (_MIN_ROWS, _MIN_WORK, _UNIT_SPLIT, _MIN_STEP_WORK)
     _MIN_ROWS = min_rows if min_rows > 1 else 1
     _MIN_WORK = min_work
+    if unit_split >= 0:
+        _UNIT_SPLIT = unit_split
+    if min_step_work >= 0:
+        _MIN_STEP_WORK = min_step_work
     return previous
 
 
-cdef int _wanted_team(Py_ssize_t B, double work) noexcept nogil:
-    # The largest team this call is worth: _MIN_ROWS rows and _MIN_WORK
-    # multiply-adds per member at least.
-    cdef double n = B // _MIN_ROWS
-    if n > work / _MIN_WORK:
-        n = work / _MIN_WORK
+cdef bint _by_units(Py_ssize_t H, Py_ssize_t GH) noexcept nogil:
+    # Whether a team splits this cell's time loop by units (else by rows).
+    return H * GH >= _UNIT_SPLIT and H > _UNIT_BLOCK
+
+
+cdef int _wanted_team(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH) noexcept nogil:
+    # The largest team this call is worth: _MIN_WORK multiply-adds per member
+    # at least, and _MIN_ROWS rows or _MIN_STEP_WORK per step and a block of
+    # units each.
+    cdef double step = <double> B * H * GH
+    cdef double n = T * step / _MIN_WORK
+    cdef double most
+    if _by_units(H, GH):
+        most = step / _MIN_STEP_WORK
+        if most > (H + _UNIT_BLOCK - 1) // _UNIT_BLOCK:
+            most = (H + _UNIT_BLOCK - 1) // _UNIT_BLOCK
+    else:
+        most = B // _MIN_ROWS
+    if n > most:
+        n = most
     return <int> n if n < 1024 else 1024
 
 
 def team_size(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH):
     """The number of threads a pass over (T, B) with hidden size H and GH gate
-    columns would run on now."""
-    cdef int n = team_enter(_wanted_team(B, <double> T * B * H * GH))
+    columns would run on now, and whether they split it by units (else by
+    batch rows): ``(n, by_units)``."""
+    cdef int n = team_enter(_wanted_team(T, B, H, GH))
     team_leave()
-    return n
+    return n, bool(n > 1 and _by_units(H, GH))
 
 
 cdef inline Py_ssize_t _part(Py_ssize_t n, int i, int parts, Py_ssize_t unit) noexcept nogil:
@@ -420,83 +500,199 @@ cdef void _add_column_sums(Py_ssize_t rows, Py_ssize_t ncols, const floating* m,
             acc[j] += m[i * ld + j]
 
 
-cdef void _forward_rows(int kind, bint peephole, bint masked,
+# The per-step products use the packed kernel of _gemm.h where the CPU has
+# it (AVX-512F), unless switched off (for the tests); the BLAS otherwise.
+cdef bint _PACKED = pyx_gemm_available() != 0
+
+
+def packed_available():
+    """Whether this CPU runs the packed per-step kernel (AVX-512F)."""
+    return pyx_gemm_available() != 0
+
+
+def _set_packed(bint on):
+    """Use the packed per-step kernel (if the CPU has it) or the BLAS; returns
+    the previous setting."""
+    global _PACKED
+    previous = _PACKED
+    _PACKED = on and pyx_gemm_available() != 0
+    return previous
+
+
+def packed_size(Py_ssize_t H, Py_ssize_t GH, bint backward, int itemsize):
+    """Elements of the workspace the packed U takes (forward: each gate
+    block of U; backward: U.T), 0 when the per-step products call the BLAS."""
+    cdef size_t pw = 64 // itemsize
+    if not _PACKED or H == 0:
+        return 0
+    if backward:
+        return pyx_packed_size(GH, H, pw)
+    return GH // H * pyx_packed_size(H, H, pw)
+
+
+cdef floating* _packed_or_null(floating[::1] packed, Py_ssize_t H, Py_ssize_t GH,
+                               bint backward):
+    # The packed workspace, if it is on and large enough; else NULL (BLAS).
+    cdef Py_ssize_t need = packed_size(H, GH, backward, sizeof(floating))
+    if need == 0 or packed.shape[0] < need:
+        return NULL
+    return &packed[0]
+
+
+cdef void _times_u(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, Py_ssize_t k0,
+                   Py_ssize_t k1, Py_ssize_t u0, Py_ssize_t nu, const floating* h,
+                   const floating* U, const floating* Up, floating* hu) noexcept nogil:
+    # hu[:, cols] = h @ U[:, cols] for the columns of units [u0, u0+nu) in
+    # gate blocks [k0, k1); h (nb, H), hu (nb, GH). Up: U packed (a
+    # pyx_packed_size(H, H) block per gate), or NULL to call the BLAS.
+    cdef Py_ssize_t k
+    cdef size_t pw = panel_width(U)
+    cdef size_t blk = pyx_packed_size(H, H, pw)
+    if Up != NULL:
+        for k in range(k0, k1):
+            # hu[:, kH+u0 : kH+u0+nu] = h @ U[:, kH+u0 : kH+u0+nu]
+            gemm_packed(<int> nb, <int> nu, <int> H, h, <int> H,
+                        Up + k * blk + (u0 // pw) * H * pw, H * pw, <floating> 0,
+                        hu + k * H + u0, <int> GH)
+        return
+    if nu == H and k0 == 0:
+        # hu[:, :k1 H] = h @ U[:, :k1 H]
+        gemm(False, False, <int> nb, <int> (k1 * H), <int> H, <floating> 1, h, <int> H,
+             U, <int> GH, <floating> 0, hu, <int> GH)
+        return
+    for k in range(k0, k1):
+        # hu[:, kH+u0 : kH+u0+nu] = h @ U[:, kH+u0 : kH+u0+nu]
+        gemm(False, False, <int> nb, <int> nu, <int> H, <floating> 1, h, <int> H,
+             U + k * H + u0, <int> GH, <floating> 0, hu + k * H + u0, <int> GH)
+
+
+cdef void _times_ut(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, Py_ssize_t k0,
+                    Py_ssize_t nk, Py_ssize_t u0, Py_ssize_t nu, const floating* A,
+                    Py_ssize_t lda, const floating* U, const floating* Utp, floating beta,
+                    floating* C) noexcept nogil:
+    # C[:, :nu] = beta * C + A[:, :nk] @ U[u0:u0+nu, k0:k0+nk].T, C (nb, H)
+    # rows. Utp: U.T packed (pyx_packed_size(GH, H)), or NULL to call the BLAS.
+    cdef size_t pw = panel_width(U)
+    if Utp != NULL:
+        gemm_packed(<int> nb, <int> nu, <int> nk, A, <int> lda,
+                    Utp + (u0 // pw) * GH * pw + k0 * pw, GH * pw, beta, C, <int> H)
+    else:
+        gemm(False, True, <int> nb, <int> nu, <int> nk, <floating> 1, A, <int> lda,
+             U + u0 * GH + k0, <int> GH, beta, C, <int> H)
+
+
+cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
                         Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH,
-                        Py_ssize_t b0, Py_ssize_t b1,
-                        const floating* U, const floating* b, const floating* b_hg,
-                        const floating* P, const Py_ssize_t* lengths,
-                        floating* gates, floating* hs, floating* cs, floating* extra,
-                        floating* h_last, floating* c_last, floating* hu,
-                        const floating* keep, const floating* pin) noexcept nogil:
-    # The time loop of batch rows [b0, b1). gates[t] holds x_t @ W on entry.
+                        Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t u0, Py_ssize_t u1,
+                        const floating* U, const floating* Up, const floating* b,
+                        const floating* b_hg, const floating* P,
+                        const Py_ssize_t* lengths, floating* gates, floating* hs,
+                        floating* cs, floating* extra, floating* h_last, floating* c_last,
+                        floating* hu, const floating* keep,
+                        const floating* pin) noexcept nogil:
+    # The time loop of batch rows [b0, b1) and units [u0, u1). gates[t] holds
+    # x_t @ W on entry. With `units`, the team splits by units and every
+    # member must take every step (barriers), even with an empty share.
     cdef Py_ssize_t nb = b1 - b0
+    cdef Py_ssize_t nu = u1 - u0
     cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
     cdef bint lstm = kind == _LSTM
-    cdef size_t row = H * sizeof(floating)
+    cdef size_t part = nu * sizeof(floating)
     cdef Py_ssize_t t, bb, s
     cdef floating* a
     cdef floating* h
     cdef floating* h_prev
     cdef floating* c_prev = NULL
     cdef floating* hu_rows = hu + b0 * GH
-    if nb <= 0:
+    if nb <= 0 or (nu <= 0 and not units):
         return
     for t in range(T):
         s = (t * B + b0) * H            # offset of [t, b0] in (T+1, B, H) arrays
-        a = gates + (t * B + b0) * GH
-        h = hs + s + B * H              # hs[t + 1, b0]
+        a = gates + (t * B + b0) * GH + u0
+        h = hs + s + B * H + u0         # hs[t + 1, b0, u0]
         # Without lengths, every state is in hs; with them, the carried state
         # lives in h_last / c_last.
         h_prev = h_last + b0 * H if masked else hs + s
         if lstm:
-            c_prev = c_last + b0 * H if masked else cs + s
-        # hu[b0:b1, :n_rec] = h_prev @ U[:, :n_rec]
-        gemm(False, False, <int> nb, <int> n_rec, <int> H, <floating> 1,
-             h_prev, <int> H, U, <int> GH, <floating> 0, hu_rows, <int> GH)
+            c_prev = (c_last + b0 * H if masked else cs + s) + u0
+        if nu > 0:
+            # hu[b0:b1, :n_rec] = h_prev @ U[:, :n_rec], this member's columns
+            _times_u(nb, H, GH, 0, n_rec // H, u0, nu, h_prev, U, Up, hu_rows)
+        if units and masked:
+            PYX_BARRIER()   # all have read h_last before it changes
         if kind == _RNN:
-            _rnn_forward(nb, H, a, hu_rows, b, h)
+            _rnn_forward(nb, H, nu, a, hu_rows + u0, b + u0, h)
         elif kind == _SIMPLE_GRU:
-            _simple_gru_forward(nb, H, a, hu_rows, b, h_prev, h, keep, pin)
+            _simple_gru_forward(nb, H, nu, a, hu_rows + u0, b + u0, h_prev + u0, h,
+                                keep, pin + u0)
         elif kind == _GRU_AFTER:
-            _gru_after_forward(nb, H, a, hu_rows, b, b_hg, h_prev, extra + s, h, keep, pin)
+            _gru_after_forward(nb, H, nu, a, hu_rows + u0, b + u0, b_hg + u0, h_prev + u0,
+                               extra + s + u0, h, keep, pin + u0)
         elif kind == _GRU_BEFORE:
-            _gru_before_forward(nb, H, a, hu_rows, b, U, h_prev, extra + s, h, keep, pin)
+            _gru_before_gates(nb, H, nu, a, hu_rows + u0, b + u0, h_prev + u0,
+                              extra + s + u0, keep, pin + u0)
+            if units:
+                PYX_BARRIER()   # every unit of r * h_prev is written
+            if nu > 0:
+                # hu[b0:b1, 2H+u0 : 2H+u1] = (r * h_prev) @ U[:, 2H+u0 : 2H+u1]
+                _times_u(nb, H, GH, 2, 3, u0, nu, extra + s, U, Up, hu_rows)
+            _gru_before_forward(nb, H, nu, a, hu_rows + u0, b + u0, h_prev + u0, h)
         else:
-            _lstm_forward(nb, H, peephole, a, hu_rows, b, P, c_prev, cs + s + B * H, h,
-                          keep, pin)
+            _lstm_forward(nb, H, nu, peephole, a, hu_rows + u0, b + u0, P + u0, c_prev,
+                          cs + s + B * H + u0, h, keep, pin + u0)
         if masked:
             for bb in range(b0, b1):
-                s = ((t + 1) * B + bb) * H
+                s = ((t + 1) * B + bb) * H + u0
                 if t < lengths[bb]:
-                    memcpy(h_last + bb * H, hs + s, row)
+                    memcpy(h_last + bb * H + u0, hs + s, part)
                     if lstm:
-                        memcpy(c_last + bb * H, cs + s, row)
+                        memcpy(c_last + bb * H + u0, cs + s, part)
                 else:
-                    memset(hs + s, 0, row)
+                    memset(hs + s, 0, part)
                     if lstm:
-                        memcpy(cs + s, c_last + bb * H, row)
+                        memcpy(cs + s, c_last + bb * H + u0, part)
+        if units:
+            PYX_BARRIER()   # h_t is complete before the next step reads it
 
 
 cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked,
-                          Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
-                          Py_ssize_t GH, const floating* x, const floating* W,
-                          const floating* U, const floating* b, const floating* b_hg,
-                          const floating* P, const Py_ssize_t* lengths,
-                          floating* gates, floating* hs, floating* cs, floating* extra,
-                          floating* h_last, floating* c_last, floating* hu,
-                          const floating* keep, const floating* pin) noexcept nogil:
-    # Member tid of a team of nth: its rows of the input projection, then
-    # the time loop of its batch rows.
+                          bint units, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D,
+                          Py_ssize_t H, Py_ssize_t GH, const floating* x,
+                          const floating* W, const floating* U, floating* Up,
+                          const floating* b, const floating* b_hg, const floating* P,
+                          const Py_ssize_t* lengths, floating* gates, floating* hs,
+                          floating* cs, floating* extra, floating* h_last,
+                          floating* c_last, floating* hu, const floating* keep,
+                          const floating* pin) noexcept nogil:
+    # Member tid of a team of nth: its share of packing U (into Up, unless
+    # NULL) and its rows of the input projection, then the time loop of its
+    # batch rows, or of its units.
     cdef Py_ssize_t r0 = _part(T * B, tid, nth, 1)
     cdef Py_ssize_t r1 = _part(T * B, tid + 1, nth, 1)
+    cdef size_t pw = panel_width(U)
+    cdef Py_ssize_t npan = (H + pw - 1) // pw
+    cdef Py_ssize_t q0 = _part(GH // H * npan, tid, nth, 1)
+    cdef Py_ssize_t q1 = _part(GH // H * npan, tid + 1, nth, 1)
+    cdef Py_ssize_t g, p0, p1
+    if Up != NULL:
+        # Up[gate g] = U[:, gH:(g+1)H] packed, panels [q0, q1) of all gates'
+        for g in range(GH // H):
+            p0 = q0 - g * npan if q0 > g * npan else 0
+            p1 = q1 - g * npan if q1 < (g + 1) * npan else npan
+            if p1 > p0:
+                pack(H, H, U + g * H, GH, 1, p0, p1, Up + g * pyx_packed_size(H, H, pw))
     # gates[r0:r1] = x[r0:r1] @ W, x and gates seen as (T*B, D) and (T*B, GH)
     # (b is added step by step, in the pass that adds h_prev @ U)
     gemm(False, False, <int> (r1 - r0), <int> GH, <int> D, <floating> 1,
          x + r0 * D, <int> D, W, <int> GH, <floating> 0, gates + r0 * GH, <int> GH)
+    cdef bint split_units = units and nth > 1
     PYX_BARRIER()
-    _forward_rows(kind, peephole, masked, T, B, H, GH,
-                  _part(B, tid, nth, 1), _part(B, tid + 1, nth, 1),
-                  U, b, b_hg, P, lengths, gates, hs, cs, extra, h_last, c_last, hu,
+    _forward_rows(kind, peephole, masked, split_units, T, B, H, GH,
+                  0 if split_units else _part(B, tid, nth, 1),
+                  B if split_units else _part(B, tid + 1, nth, 1),
+                  _part(H, tid, nth, _UNIT_BLOCK) if split_units else 0,
+                  _part(H, tid + 1, nth, _UNIT_BLOCK) if split_units else H,
+                  U, Up, b, b_hg, P, lengths, gates, hs, cs, extra, h_last, c_last, hu,
                   keep, pin)
 
 
@@ -515,6 +711,7 @@ def forward(int kind, bint peephole, bint masked,
             floating[:, ::1] h_last,
             floating[:, ::1] c_last,
             floating[:, ::1] hu,
+            floating[::1] packed,
             const floating[::1] keep,
             const floating[:, ::1] pin):
     """Forward pass over a whole sequence, in place.
@@ -523,8 +720,10 @@ def forward(int kind, bint peephole, bint masked,
     P (3, H) [LSTM with peepholes], lengths (B,) [used when ``masked``].
     Writes gates (T, B, GH), hs (T+1, B, H) from hs[0], cs (T+1, B, H) from
     cs[0] [LSTM], extra (T, B, H) [GRU], the final state into h_last and
-    c_last (B, H) [LSTM], and uses hu (B, GH) as workspace. Arrays a cell does
-    not use may be any placeholder of the right dtype. keep (G,) is 1 for a
+    c_last (B, H) [LSTM], and uses hu (B, GH) and packed
+    (``packed_size(H, GH, False, itemsize)``, or any placeholder for the BLAS
+    path) as workspace. Arrays a cell does not use may be any placeholder of
+    the right dtype. keep (G,) is 1 for a
     learned gate and 0 for a gate pinned to the values pin[k] (pin is (G, H),
     or any placeholder when nothing is pinned).
     """
@@ -534,6 +733,7 @@ def forward(int kind, bint peephole, bint masked,
     cdef Py_ssize_t H = hs.shape[2]
     cdef Py_ssize_t D = x.shape[2]
     cdef bint lstm = kind == _LSTM
+    cdef bint units = _by_units(H, GH)
     cdef size_t row = H * sizeof(floating)
     cdef int nt
     if B == 0:
@@ -557,6 +757,7 @@ def forward(int kind, bint peephole, bint masked,
     cdef floating* ph_last = &h_last[0, 0]
     cdef floating* pc_last = &c_last[0, 0]
     cdef floating* phu = &hu[0, 0]
+    cdef floating* pUp = _packed_or_null(packed, H, GH, False)
     cdef const floating* pkeep = &keep[0]
     cdef const floating* ppin = &pin[0, 0]
 
@@ -564,16 +765,17 @@ def forward(int kind, bint peephole, bint masked,
         memcpy(ph_last, phs, B * row)
         if lstm:
             memcpy(pc_last, pcs, B * row)
-        nt = team_enter(_wanted_team(B, <double> T * B * H * GH))
+        nt = team_enter(_wanted_team(T, B, H, GH))
         if nt == 1:
-            _forward_member(0, 1, kind, peephole, masked, T, B, D, H, GH, px, pW, pU, pb,
-                            pb_hg, pP, plen, pgates, phs, pcs, pextra, ph_last, pc_last,
-                            phu, pkeep, ppin)
+            _forward_member(0, 1, kind, peephole, masked, False, T, B, D, H, GH, px, pW,
+                            pU, pUp, pb, pb_hg, pP, plen, pgates, phs, pcs, pextra, ph_last,
+                            pc_last, phu, pkeep, ppin)
         else:
             with parallel(num_threads=nt):
                 _forward_member(threadid(), PYX_TEAM_SIZE(), kind, peephole, masked,
-                                T, B, D, H, GH, px, pW, pU, pb, pb_hg, pP, plen, pgates,
-                                phs, pcs, pextra, ph_last, pc_last, phu, pkeep, ppin)
+                                units, T, B, D, H, GH, px, pW, pU, pUp, pb, pb_hg, pP, plen,
+                                pgates, phs, pcs, pextra, ph_last, pc_last, phu, pkeep,
+                                ppin)
         team_leave()
         if not masked:
             memcpy(ph_last, phs + T * B * H, B * row)
@@ -581,24 +783,39 @@ def forward(int kind, bint peephole, bint masked,
                 memcpy(pc_last, pcs + T * B * H, B * row)
 
 
-cdef void _backward_rows(int kind, bint peephole, bint masked,
+cdef void _pass_masked(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, Py_ssize_t u0,
+                       Py_ssize_t nu, Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t t,
+                       const Py_ssize_t* lengths, floating* da) noexcept nogil:
+    # da[bb, k*H+u0 : k*H+u0+nu] = 0 for gate blocks k in [k0, k1), in the
+    # rows whose sequence has ended before step t
+    cdef Py_ssize_t bb, k
+    for bb in range(nb):
+        if t >= lengths[bb]:
+            for k in range(k0, k1):
+                memset(da + bb * GH + k * H + u0, 0, nu * sizeof(floating))
+
+
+cdef void _backward_rows(int kind, bint peephole, bint masked, bint units,
                          Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH,
                          Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t b0, Py_ssize_t b1,
-                         bint into_dh, const floating* U, const floating* P,
-                         const Py_ssize_t* lengths, const floating* gates,
+                         Py_ssize_t u0, Py_ssize_t u1,
+                         bint into_dh, const floating* U, const floating* Utp,
+                         const floating* P, const Py_ssize_t* lengths,
+                         const floating* gates,
                          const floating* hs, const floating* cs, const floating* extra,
                          const floating* dy, floating* dh, floating* dc,
                          floating* dA, floating* dxg, floating* work,
                          const floating* keep) noexcept nogil:
-    # Steps t1-1 down to t0 of batch rows [b0, b1). dh/dc (B, H) and
-    # work[0]/work[1] take turns holding dL/dh_t and dL/dc_t; `into_dh` says
-    # that dh/dc hold them on entry. dA (K, B, GH) and dxg (K, B, H) are the
-    # chunk's, row 0 being step t0.
+    # Steps t1-1 down to t0 of batch rows [b0, b1) and units [u0, u1). dh/dc
+    # (B, H) and work[0]/work[1] take turns holding dL/dh_t and dL/dc_t;
+    # `into_dh` says that dh/dc hold them on entry. dA (K, B, GH) and dxg
+    # (K, B, H) are the chunk's, row 0 being step t0. With `units`, as in
+    # _forward_rows.
     cdef Py_ssize_t nb = b1 - b0
+    cdef Py_ssize_t nu = u1 - u0
     cdef Py_ssize_t BH = B * H
     cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
     cdef bint lstm = kind == _LSTM
-    cdef size_t row = H * sizeof(floating)
     cdef Py_ssize_t t, bb, j, s, k
     cdef floating* dh_cur = (dh if into_dh else work) + b0 * H
     cdef floating* dh_prev = (work if into_dh else dh) + b0 * H
@@ -608,44 +825,61 @@ cdef void _backward_rows(int kind, bint peephole, bint masked,
     cdef floating* swap
     cdef floating* da
     cdef const floating* a
-    if nb <= 0:
+    if nb <= 0 or (nu <= 0 and not units):
         return
     for t in range(t1 - 1, t0 - 1, -1):
         s = (t * B + b0) * H              # offset of [t, b0] in (T+1, B, H) arrays
         k = ((t - t0) * B + b0)           # row of [t - t0, b0] in the chunk
-        a = gates + (t * B + b0) * GH
+        a = gates + (t * B + b0) * GH + u0
         da = dA + k * GH
         # dh = dh_next + dy[t], for the rows still inside their sequence
         for bb in range(nb):
             if not masked or t < lengths[b0 + bb]:
-                for j in range(H):
-                    dh_cur[bb * H + j] += dy[s + bb * H + j]
+                for j in range(bb * H + u0, bb * H + u1):
+                    dh_cur[j] += dy[s + j]
         if kind == _RNN:
-            _rnn_backward(nb, H, a, dh_cur, da, dh_prev)
+            _rnn_backward(nb, H, nu, a, dh_cur + u0, da + u0, dh_prev + u0)
         elif kind == _SIMPLE_GRU:
-            _simple_gru_backward(nb, H, a, hs + s, dh_cur, da, dh_prev, keep)
+            _simple_gru_backward(nb, H, nu, a, hs + s + u0, dh_cur + u0, da + u0,
+                                 dh_prev + u0, keep)
         elif kind == _GRU_AFTER:
-            _gru_after_backward(nb, H, a, hs + s, extra + s, dh_cur, da, dxg + k * H,
-                                dh_prev, keep)
+            _gru_after_backward(nb, H, nu, a, hs + s + u0, extra + s + u0, dh_cur + u0,
+                                da + u0, dxg + k * H + u0, dh_prev + u0, keep)
         elif kind == _GRU_BEFORE:
-            _gru_before_backward(nb, H, a, U, hs + s, dh_cur, da, scratch, dh_prev, keep)
+            _gru_before_candidate_backward(nb, H, nu, a, hs + s + u0, dh_cur + u0,
+                                           da + u0, dh_prev + u0, keep)
+            if masked:
+                _pass_masked(nb, H, GH, u0, nu, 2, 3, t, lengths + b0, da)
+            if units:
+                PYX_BARRIER()   # every unit of da_g is written
+            if nu > 0:
+                # drh[:, u0:u1] = da[:, 2H:] @ U[u0:u1, 2H:].T
+                _times_ut(nb, H, GH, 2 * H, H, u0, nu, da + 2 * H, GH, U, Utp, 0,
+                          scratch + u0)
+            _gru_before_reset_backward(nb, H, nu, a, hs + s + u0, scratch + u0, da + u0,
+                                       dh_prev + u0, keep)
         else:
-            _lstm_backward(nb, H, peephole, a, P, cs + s, cs + s + BH, dh_cur, dc_cur,
-                           da, dh_prev, dc_prev, keep, scratch)
+            _lstm_backward(nb, H, nu, peephole, a, P + u0, cs + s + u0, cs + s + BH + u0,
+                           dh_cur + u0, dc_cur + u0, da + u0, dh_prev + u0, dc_prev + u0,
+                           keep, scratch + u0)
         if masked:
             # Past its length a row's state was carried unchanged: its
             # gradient passes straight through and its gates get none.
+            _pass_masked(nb, H, GH, u0, nu, 0, 2 if kind == _GRU_BEFORE else GH // H,
+                         t, lengths + b0, da)
             for bb in range(nb):
                 if t >= lengths[b0 + bb]:
-                    memset(da + bb * GH, 0, GH * sizeof(floating))
-                    memcpy(dh_prev + bb * H, dh_cur + bb * H, row)
+                    j = bb * H + u0
+                    memcpy(dh_prev + j, dh_cur + j, nu * sizeof(floating))
                     if kind == _GRU_AFTER:
-                        memset(dxg + (k + bb) * H, 0, row)
+                        memset(dxg + k * H + j, 0, nu * sizeof(floating))
                     if lstm:
-                        memcpy(dc_prev + bb * H, dc_cur + bb * H, row)
-        # dh_prev += dA[t][b0:b1, :n_rec] @ U[:, :n_rec].T
-        gemm(False, True, <int> nb, <int> H, <int> n_rec, <floating> 1, da,
-             <int> GH, U, <int> GH, <floating> 1, dh_prev, <int> H)
+                        memcpy(dc_prev + j, dc_cur + j, nu * sizeof(floating))
+        if units:
+            PYX_BARRIER()   # every column of dA[t] is written
+        if nu > 0:
+            # dh_prev[:, u0:u1] += dA[t][b0:b1, :n_rec] @ U[u0:u1, :n_rec].T
+            _times_ut(nb, H, GH, 0, n_rec, u0, nu, da, GH, U, Utp, 1, dh_prev + u0)
         swap = dh_cur
         dh_cur = dh_prev
         dh_prev = swap
@@ -653,6 +887,7 @@ cdef void _backward_rows(int kind, bint peephole, bint masked,
             swap = dc_cur
             dc_cur = dc_prev
             dc_prev = swap
+
 
 
 cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
@@ -731,10 +966,10 @@ cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
 
 
 cdef void _backward_member(int tid, int nth, int kind, bint peephole, bint masked,
-                           Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
-                           Py_ssize_t GH, Py_ssize_t K,
+                           bint units, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D,
+                           Py_ssize_t H, Py_ssize_t GH, Py_ssize_t K,
                            const floating* x, const floating* W, const floating* U,
-                           const floating* P, const Py_ssize_t* lengths,
+                           floating* Utp, const floating* P, const Py_ssize_t* lengths,
                            const floating* gates, const floating* hs, const floating* cs,
                            const floating* extra, const floating* dy,
                            floating* dh, floating* dc, floating* dA, floating* dxg,
@@ -742,18 +977,27 @@ cdef void _backward_member(int tid, int nth, int kind, bint peephole, bint maske
                            double* acc, const floating* keep) noexcept nogil:
     # Member tid of a team of nth. Steps are taken backwards in chunks
     # [t0, t1) of K steps: the member runs the chunk's steps for its batch
-    # rows, then (after a barrier) its columns of the chunk's weight and bias
-    # gradients and its rows of dx; a second barrier keeps the next chunk
-    # from overwriting dA before everyone has read it.
-    cdef Py_ssize_t b0 = _part(B, tid, nth, 1)
-    cdef Py_ssize_t b1 = _part(B, tid + 1, nth, 1)
+    # rows (or its units), then (after a barrier) its columns of the chunk's
+    # weight and bias gradients and its rows of dx; a second barrier keeps
+    # the next chunk from overwriting dA before everyone has read it.
+    cdef bint split_units = units and nth > 1
+    cdef Py_ssize_t b0 = 0 if split_units else _part(B, tid, nth, 1)
+    cdef Py_ssize_t b1 = B if split_units else _part(B, tid + 1, nth, 1)
+    cdef Py_ssize_t u0 = _part(H, tid, nth, _UNIT_BLOCK) if split_units else 0
+    cdef Py_ssize_t u1 = _part(H, tid + 1, nth, _UNIT_BLOCK) if split_units else H
     cdef Py_ssize_t c0 = _part(GH, tid, nth, 16)
     cdef Py_ssize_t c1 = _part(GH, tid + 1, nth, 16)
     cdef Py_ssize_t t0, t1 = T, rows
+    cdef size_t pw = panel_width(U)
+    cdef Py_ssize_t npan = (H + pw - 1) // pw
+    if Utp != NULL:
+        # Utp = U.T packed, this member's panels
+        pack(GH, H, U, 1, GH, _part(npan, tid, nth, 1), _part(npan, tid + 1, nth, 1), Utp)
+        PYX_BARRIER()
     while t1 > 0:
         t0 = t1 - K if t1 > K else 0
-        _backward_rows(kind, peephole, masked, B, H, GH, t0, t1, b0, b1,
-                       (T - t1) % 2 == 0, U, P, lengths, gates, hs, cs, extra, dy,
+        _backward_rows(kind, peephole, masked, split_units, B, H, GH, t0, t1, b0, b1, u0, u1,
+                       (T - t1) % 2 == 0, U, Utp, P, lengths, gates, hs, cs, extra, dy,
                        dh, dc, dA, dxg, work, keep)
         PYX_BARRIER()
         rows = (t1 - t0) * B
@@ -780,6 +1024,7 @@ def backward(int kind, bint peephole, bint masked,
              floating[:, :, ::1] dA,
              floating[:, :, ::1] dxg,
              floating[:, :, ::1] work,
+             floating[::1] packed,
              floating[:, :, ::1] dx,
              floating[:, ::1] dW,
              floating[:, ::1] dU,
@@ -794,7 +1039,8 @@ def backward(int kind, bint peephole, bint masked,
     (T, B, H). On entry dh and dc (B, H) hold dL/d(final state); on exit
     dL/d(initial state). dA (K, B, GH) and dxg (K, B, H) [GRU reset after]
     hold the gate gradients of one chunk of K steps; work is (3, B, H)
-    scratch and acc (GH + 4H,) float64 scratch. Writes dx (T, B, D), and adds
+    scratch, packed ``packed_size(H, GH, True, itemsize)`` scratch (or any
+    placeholder for the BLAS path) and acc (GH + 4H,) float64 scratch. Writes dx (T, B, D), and adds
     into dW, dU (which the caller zeroes); writes db, db_hg [GRU reset after]
     and dP [LSTM with peepholes]. keep (G,) is the forward pass's: 0 for a
     pinned gate, whose pre-activation gets no gradient.
@@ -826,6 +1072,7 @@ def backward(int kind, bint peephole, bint masked,
     cdef floating* pdA = &dA[0, 0, 0]
     cdef floating* pdxg = &dxg[0, 0, 0]
     cdef floating* pwork = &work[0, 0, 0]
+    cdef floating* pUtp = _packed_or_null(packed, H, GH, True)
     cdef floating* pdx = &dx[0, 0, 0]
     cdef floating* pdW = &dW[0, 0]
     cdef floating* pdU = &dU[0, 0]
@@ -835,17 +1082,17 @@ def backward(int kind, bint peephole, bint masked,
     with nogil:
         for j in range(acc.shape[0]):
             pacc[j] = 0
-        nt = team_enter(_wanted_team(B, <double> T * B * H * GH))
+        nt = team_enter(_wanted_team(T, B, H, GH))
         if nt == 1:
-            _backward_member(0, 1, kind, peephole, masked, T, B, D, H, GH, K, px, pW, pU,
-                             pP, plen, pgates, phs, pcs, pextra, pdy, pdh, pdc, pdA,
-                             pdxg, pwork, pdx, pdW, pdU, pacc, pkeep)
+            _backward_member(0, 1, kind, peephole, masked, False, T, B, D, H, GH, K, px,
+                             pW, pU, pUtp, pP, plen, pgates, phs, pcs, pextra, pdy, pdh, pdc,
+                             pdA, pdxg, pwork, pdx, pdW, pdU, pacc, pkeep)
         else:
             with parallel(num_threads=nt):
                 _backward_member(threadid(), PYX_TEAM_SIZE(), kind, peephole, masked,
-                                 T, B, D, H, GH, K, px, pW, pU, pP, plen, pgates, phs,
-                                 pcs, pextra, pdy, pdh, pdc, pdA, pdxg, pwork, pdx, pdW,
-                                 pdU, pacc, pkeep)
+                                 _by_units(H, GH), T, B, D, H, GH, K, px, pW, pU, pUtp,
+                                 pP, plen, pgates, phs, pcs, pextra, pdy, pdh, pdc, pdA,
+                                 pdxg, pwork, pdx, pdW, pdU, pacc, pkeep)
         team_leave()
         # After T steps the gradients of the initial state are in dh/dc when
         # T is even, in work[0]/work[1] when odd.

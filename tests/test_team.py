@@ -1,8 +1,11 @@
-"""The team of threads inside one call: a batch split over threads gives the
-serial result (to rounding: the BLAS runs single-threaded inside a team and
-its kernels for other row counts may round differently) and is bitwise
-repeatable, the team follows the BLAS's thread limit and gives it back, and
-the kernels still run when the thread hooks are not bound."""
+"""The team of threads inside one call, and the two kernels of the per-step
+products: a call split over threads, by batch rows or by hidden units, with
+the per-step products from the BLAS or from the packed kernel (_gemm.h),
+gives the serial BLAS result (to rounding: the BLAS's kernels for other
+shapes may round differently) and is bitwise repeatable; the packed kernel's
+results do not depend on the split at all. The team follows the BLAS's
+thread limit and gives it back, and the kernels still run when the thread
+hooks are not bound."""
 import os
 import subprocess
 import sys
@@ -19,18 +22,31 @@ from conftest import CONFIGS, DTYPES, assert_close, make_cell, parts, random_pro
 needs_hooks = pytest.mark.skipif(not _threads.BOUND, reason="no OpenBLAS thread hooks in this process")
 
 
+# _set_split's thresholds: never split; split every batch of >= 2 rows by
+# rows; split every call by units.
+MODES = {"serial": (10**9, 1e300), "rows": (1, 0.0, 2**62, 0.0), "units": (1, 0.0, 0, 0.0)}
+
+
+needs_packed = pytest.mark.skipif(
+    not _recurrent.packed_available(), reason="the packed kernel needs AVX-512F")
+
+
 @pytest.fixture
 def split_mode():
-    """set(split): True splits every batch of >= 2 rows, False never splits."""
+    """set(mode, packed=False): mode one of MODES; restored after the test."""
     saved = []
 
-    def set_(split):
-        previous = _recurrent._set_split(*((1, 0.0) if split else (10**9, 1e300)))
+    def set_(mode, packed=False):
+        previous = _recurrent._set_split(*MODES[mode]), _recurrent._set_packed(packed)
         if not saved:
             saved.append(previous)
     yield set_
     if saved:
-        _recurrent._set_split(*saved[0])
+        _recurrent._set_split(*saved[0][0])
+        _recurrent._set_packed(saved[0][1])
+
+
+KERNELS = ["blas", pytest.param("packed", marks=needs_packed)]
 
 
 def run(cell, x, state0, dy, dstate, lengths, gates=None):
@@ -44,43 +60,81 @@ def run(cell, x, state0, dy, dstate, lengths, gates=None):
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("T,B", [(9, 5), (37, 2), (4, 16)])
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "lengths"])
-def test_split_matches_serial(split_mode, name, dtype, T, B, masked):
+@pytest.mark.parametrize("mode", ["rows", "units"])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_split_matches_serial(split_mode, kernel, mode, name, dtype, T, B, masked):
     cell = make_cell(name, D=5, H=19, dtype=dtype)
     x, state0, dy, dstate = random_problem(cell, T, B, seed=T * B)
     lengths = np.random.default_rng(B).integers(0, T + 1, B) if masked else None
     gates = {cell.pinnable_gates[0]: 0.75} if name != "rnn" and B == 5 else None
     threads_before = _blas.threads()
-    split_mode(False)
+    split_mode("serial")
     serial = run(cell, x, state0, dy, dstate, lengths, gates)
-    split_mode(True)
-    assert _recurrent.team_size(T, B, 19, cell.params["U"].shape[1]) == 2
+    split_mode(mode, kernel == "packed")
+    # H = 19: with units, one member takes a block of 16 and the other 3
+    assert _recurrent.team_size(T, B, 19, cell.params["U"].shape[1]) == (2, mode == "units")
     split = run(cell, x, state0, dy, dstate, lengths, gates)
     again = run(cell, x, state0, dy, dstate, lengths, gates)
     assert _blas.threads() == threads_before  # the BLAS got its threads back
     for a, b, c in zip(serial, split, again):
         assert_close(b, a, dtype)
         np.testing.assert_array_equal(c, b)
+    if kernel == "packed":
+        # one chain of multiply-adds per element: the split does not show
+        # in the recurrence (only in the BLAS's weight-gradient products)
+        split_mode("serial", True)
+        alone = run(cell, x, state0, dy, dstate, lengths, gates)
+        np.testing.assert_array_equal(alone[0], split[0])
+
+
+@needs_packed
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("name", ["rnn", "gru_before", "lstm_peephole"])
+@pytest.mark.parametrize("H,B", [(64, 13), (70, 7), (80, 1), (136, 6)])
+@pytest.mark.parametrize("mode", ["serial", "units"])
+def test_packed_kernel_against_blas(split_mode, mode, name, dtype, H, B):
+    # Hidden sizes that fill the kernel's 4-vector column blocks (64 floats)
+    # and leave partial panels, batches of whole and partial 6-row blocks
+    # (cell-level tests elsewhere use small H: one vector, masked).
+    cell = make_cell(name, D=7, H=H, dtype=dtype, scale=0.2)
+    x, state0, dy, dstate = random_problem(cell, 6, B, seed=H + B)
+    split_mode("serial", False)
+    blas = run(cell, x, state0, dy, dstate, None)
+    split_mode(mode, True)
+    packed = run(cell, x, state0, dy, dstate, None)
+    for a, b in zip(blas, packed):
+        assert_close(b, a, dtype)
 
 
 @needs_hooks
-def test_team_follows_blas_limit(split_mode):
-    split_mode(True)
-    assert _recurrent.team_size(100, 64, 512, 1536) == _blas.threads() >= 1
+@pytest.mark.parametrize("mode", ["rows", "units"])
+def test_team_follows_blas_limit(split_mode, mode):
+    split_mode(mode)
+    n = _blas.threads()
+    assert n >= 1
+    assert _recurrent.team_size(100, 64, 512, 1536) == (n, n > 1 and mode == "units")
     with threadpool_limits(1, user_api="blas"):
         assert _blas.threads() == 1
-        assert _recurrent.team_size(100, 64, 512, 1536) == 1
+        assert _recurrent.team_size(100, 64, 512, 1536) == (1, False)
 
 
-def test_small_calls_stay_on_one_thread():
-    # the default thresholds: one row per member is too few, tiny work too
-    assert _recurrent.team_size(100, 1, 512, 1536) == 1
-    assert _recurrent.team_size(4, 3, 8, 24) == 1
+def test_default_thresholds():
+    # tiny work stays on one thread; a small U splits by rows, and one row
+    # per member is too few; a large U splits by units, even with one row
+    n = _blas.threads()
+    assert _recurrent.team_size(4, 3, 8, 24) == (1, False)
+    assert _recurrent.team_size(100, 1, 64, 192) == (1, False)
+    assert _recurrent.team_size(100, 64, 64, 192) == (n, False)
+    assert _recurrent.team_size(100, 64, 512, 2048) == (n, n > 1)
+    assert _recurrent.team_size(100, 1, 512, 2048) == (n, n > 1)
 
 
 @needs_hooks
-def test_split_calls_from_many_threads(split_mode):
+@pytest.mark.parametrize("mode", ["rows", "units"])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_split_calls_from_many_threads(split_mode, kernel, mode):
     # Four callers at once, each call a team of its own: bitwise the serial results.
-    split_mode(True)
+    split_mode(mode, kernel == "packed")
     cells = {n: make_cell(n, D=4, H=24) for n in ("gru_after", "lstm_peephole")}
     problems = {n: random_problem(c, 30, 8, seed=3) for n, c in cells.items()}
     expected = {n: run(c, *problems[n], None) for n, c in cells.items()}
@@ -108,7 +162,7 @@ def test_unbound_hooks_give_the_same_numbers(tmp_path):
         "from conftest import make_cell, random_problem\n"
         "from pyx_gru import _threads, _blas, _recurrent\n"
         "assert not _threads.BOUND and _blas.threads() == 1\n"
-        "assert _recurrent.team_size(100, 64, 64, 192) == 1\n"
+        "assert _recurrent.team_size(100, 64, 512, 2048) == (1, False)\n"
         "cell = make_cell('gru_before', D=5, H=19)\n"
         "x, s0, dy, ds = random_problem(cell, 9, 6, seed=1)\n"
         "y, s, c = cell.forward(x, s0)\n"

@@ -1,0 +1,179 @@
+/* The per-step matrix products of the time loop, against a packed U.
+ *
+ * Design: every step of the time loop multiplies a few rows (the batch, or
+ * a team member's share of it) by the same U: h_{t-1} @ U forward,
+ * dA[t] @ U.T backward. A BLAS call packs its B operand on every call, so it
+ * repacked all of U at every step: at 16 rows that cost as much as the
+ * multiply-adds (OpenBLAS reached 44 GFLOP/s on one core at (16 x 256) @
+ * (256 x 512), where this kernel reaches 117), and U's power-of-two row
+ * strides (4H columns for the LSTM) made a direct read alias in the caches.
+ * So U (and U.T for the backward) is packed once per call, and these
+ * kernels read it as it lies:
+ *
+ *   packed layout: the columns of a (K x N) operand cut into panels of one
+ *   vector (PW = 16 floats or 8 doubles), each panel K rows of PW, contiguous
+ *   (zeros past column N). Panel p, row k, lane c is column p*PW + c.
+ *
+ *   C[m x n] = beta * C + A[m x k] @ Bp[0:k, 0:n]   (beta 0 or 1)
+ *
+ * The micro-kernel keeps a block of 6 rows x 4 vectors of C in 24 AVX-512
+ * registers and runs over the whole k: per k it loads 4 vectors of the
+ * panels, broadcasts 6 elements of A and does 24 fused multiply-adds. Each
+ * element of C is one chain of fused multiply-adds in k order, so a result
+ * does not depend on how the rows or columns were split between threads.
+ * Columns past the last full 4-vector block go one vector at a time, the
+ * last one masked. AVX-512F only: pyx_gemm_available() says whether the CPU
+ * has it, and the callers use BLAS otherwise.
+ */
+#ifndef PYX_GRU_GEMM_H
+#define PYX_GRU_GEMM_H
+
+#include <stddef.h>
+#include <string.h>
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(PYX_GRU_NO_PACKED_GEMM)
+#include <immintrin.h>
+#define PYX_GEMM_BUILT 1
+#define PYX_GEMM_TARGET __attribute__((target("avx512f")))
+#define PYX_GEMM_INLINE PYX_GEMM_TARGET static inline __attribute__((always_inline))
+#else
+#define PYX_GEMM_BUILT 0
+#endif
+
+#define PYX_PANEL_F 16
+#define PYX_PANEL_D 8
+
+/* The packed size, in elements, of a (K x N) operand. */
+static inline size_t pyx_packed_size(size_t K, size_t N, size_t pw) {
+    return ((N + pw - 1) / pw) * K * pw;
+}
+
+static int pyx_gemm_available(void) {
+#if PYX_GEMM_BUILT
+    static int have = -1;
+    if (have < 0) {
+        __builtin_cpu_init();
+        have = __builtin_cpu_supports("avx512f") ? 1 : 0;
+    }
+    return have;
+#else
+    return 0;
+#endif
+}
+
+/* Pack panels [p0, p1) of the (K x N) operand whose element (k, j) is
+ * src[k * sk + j * sj] (sk, sj: strides; U is (1, ...) as is, U.T swaps
+ * them) into dst, laid out as above. */
+#define PYX_PACK(NAME, T, PW)                                                   \
+static void NAME(size_t K, size_t N, const T* src, size_t sk, size_t sj,       \
+                 size_t p0, size_t p1, T* dst) {                               \
+    for (size_t p = p0; p < p1; p++) {                                          \
+        T* out = dst + p * K * PW;                                              \
+        size_t j0 = p * PW, nc = N - j0 < PW ? N - j0 : PW;                     \
+        if (nc < PW) memset(out, 0, K * PW * sizeof(T));                        \
+        if (sj == 1) {                /* rows of the panel lie in rows of src */ \
+            for (size_t k = 0; k < K; k++)                                      \
+                memcpy(out + k * PW, src + k * sk + j0, nc * sizeof(T));        \
+        } else {                      /* columns of the panel lie in rows */    \
+            for (size_t c = 0; c < nc; c++) {                                   \
+                const T* s = src + (j0 + c) * sj;                               \
+                for (size_t k = 0; k < K; k++) out[k * PW + c] = s[k * sk];     \
+            }                                                                   \
+        }                                                                       \
+    }                                                                           \
+}
+PYX_PACK(pyx_pack_f, float, PYX_PANEL_F)
+PYX_PACK(pyx_pack_d, double, PYX_PANEL_D)
+
+#if PYX_GEMM_BUILT
+
+/* C[RB x NV vectors] (+)= A[RB x k] @ panels[0:k, NV vectors]; the last
+ * vector's lanes masked by `last`. */
+#define PYX_MICRO(NAME, T, VT, MT, PW, RB, NV, SET0, LOAD, MLOAD, BCAST, FMA, ADD, MSTORE) \
+PYX_GEMM_INLINE void NAME(int k, const T* A, int lda, const T* Bp, size_t ps,   \
+                          T beta, T* C, int ldc, MT last) {                     \
+    VT acc[RB][NV];                                                             \
+    for (int r = 0; r < RB; r++)                                                \
+        for (int v = 0; v < NV; v++) acc[r][v] = SET0();                        \
+    for (int kk = 0; kk < k; kk++) {                                            \
+        VT b[NV];                                                               \
+        for (int v = 0; v < NV; v++) b[v] = LOAD(Bp + v * ps + (size_t)kk * PW);\
+        for (int r = 0; r < RB; r++) {                                          \
+            VT a = BCAST(A[(size_t)r * lda + kk]);                              \
+            for (int v = 0; v < NV; v++) acc[r][v] = FMA(a, b[v], acc[r][v]);  \
+        }                                                                       \
+    }                                                                           \
+    for (int r = 0; r < RB; r++)                                                \
+        for (int v = 0; v < NV; v++) {                                          \
+            T* c = C + (size_t)r * ldc + v * PW;                                \
+            MT m = v == NV - 1 ? last : (MT) -1;                                \
+            VT x = acc[r][v];                                                   \
+            if (beta != 0) x = ADD(x, MLOAD(m, c));                             \
+            MSTORE(c, m, x);                                                    \
+        }                                                                       \
+}
+
+#define PYX_MICROS(P, T, VT, MT, PW, NV, ...)                                   \
+    PYX_MICRO(P##_1, T, VT, MT, PW, 1, NV, __VA_ARGS__)                         \
+    PYX_MICRO(P##_2, T, VT, MT, PW, 2, NV, __VA_ARGS__)                         \
+    PYX_MICRO(P##_3, T, VT, MT, PW, 3, NV, __VA_ARGS__)                         \
+    PYX_MICRO(P##_4, T, VT, MT, PW, 4, NV, __VA_ARGS__)                         \
+    PYX_MICRO(P##_5, T, VT, MT, PW, 5, NV, __VA_ARGS__)                         \
+    PYX_MICRO(P##_6, T, VT, MT, PW, 6, NV, __VA_ARGS__)
+
+#define PYX_F_OPS _mm512_setzero_ps, _mm512_loadu_ps, _mm512_maskz_loadu_ps, \
+    _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_mask_storeu_ps
+#define PYX_D_OPS _mm512_setzero_pd, _mm512_loadu_pd, _mm512_maskz_loadu_pd, \
+    _mm512_set1_pd, _mm512_fmadd_pd, _mm512_add_pd, _mm512_mask_storeu_pd
+
+PYX_MICROS(pyx_micro4_f, float, __m512, __mmask16, PYX_PANEL_F, 4, PYX_F_OPS)
+PYX_MICROS(pyx_micro1_f, float, __m512, __mmask16, PYX_PANEL_F, 1, PYX_F_OPS)
+PYX_MICROS(pyx_micro4_d, double, __m512d, __mmask8, PYX_PANEL_D, 4, PYX_D_OPS)
+PYX_MICROS(pyx_micro1_d, double, __m512d, __mmask8, PYX_PANEL_D, 1, PYX_D_OPS)
+
+/* Rows in blocks of 6 (the last block 1 to 6 rows, each its own unrolled
+ * kernel), within a block of columns. */
+#define PYX_ROWS(P, k, A, lda, Bp, ps, beta, C, ldc, last, m)                  \
+    for (int i = 0; i < (m); i += 6) {                                          \
+        const int left = (m) - i;                                               \
+        const size_t ia = (size_t)i * (lda), ic = (size_t)i * (ldc);            \
+        switch (left < 6 ? left : 6) {                                          \
+        case 1: P##_1(k, A + ia, lda, Bp, ps, beta, C + ic, ldc, last); break;  \
+        case 2: P##_2(k, A + ia, lda, Bp, ps, beta, C + ic, ldc, last); break;  \
+        case 3: P##_3(k, A + ia, lda, Bp, ps, beta, C + ic, ldc, last); break;  \
+        case 4: P##_4(k, A + ia, lda, Bp, ps, beta, C + ic, ldc, last); break;  \
+        case 5: P##_5(k, A + ia, lda, Bp, ps, beta, C + ic, ldc, last); break;  \
+        default: P##_6(k, A + ia, lda, Bp, ps, beta, C + ic, ldc, last); break; \
+        }                                                                       \
+    }
+
+/* C[m x n] = beta * C + A[m x k] @ Bp[0:k, 0:n]; Bp's panels are ps
+ * elements apart (K_total * PW: a panel may hold more rows than k). */
+#define PYX_GEMM_PACKED(NAME, T, MT, PW, P4, P1)                                \
+PYX_GEMM_TARGET static void NAME(int m, int n, int k, const T* A, int lda,     \
+                                 const T* Bp, size_t ps, T beta, T* C, int ldc) { \
+    int j = 0;                                                                  \
+    const MT full = (MT) -1;                                                    \
+    for (; j + 4 * PW <= n; j += 4 * PW) {                                      \
+        const T* bp = Bp + (size_t)(j / PW) * ps;                               \
+        PYX_ROWS(P4, k, A, lda, bp, ps, beta, C + j, ldc, full, m)              \
+    }                                                                           \
+    for (; j < n; j += PW) {                                                    \
+        const T* bp = Bp + (size_t)(j / PW) * ps;                               \
+        const int nc = n - j < PW ? n - j : PW;                                 \
+        const MT last = (MT)((1u << nc) - 1);                                   \
+        PYX_ROWS(P1, k, A, lda, bp, ps, beta, C + j, ldc, last, m)              \
+    }                                                                           \
+}
+PYX_GEMM_PACKED(pyx_gemm_packed_f, float, __mmask16, PYX_PANEL_F, pyx_micro4_f, pyx_micro1_f)
+PYX_GEMM_PACKED(pyx_gemm_packed_d, double, __mmask8, PYX_PANEL_D, pyx_micro4_d, pyx_micro1_d)
+
+#else  /* no AVX-512 build: never called (pyx_gemm_available() is 0) */
+
+static void pyx_gemm_packed_f(int m, int n, int k, const float* A, int lda,
+                              const float* Bp, size_t ps, float beta, float* C, int ldc) {}
+static void pyx_gemm_packed_d(int m, int n, int k, const double* A, int lda,
+                              const double* Bp, size_t ps, double beta, double* C, int ldc) {}
+
+#endif
+#endif
