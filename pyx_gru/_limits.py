@@ -29,10 +29,13 @@ upper bound, checked against ``tracemalloc`` in ``tests/test_sizes.py``):
   the initialisation, 8 (D G H + 2 H G H + 4 H^2) (drawn weights and QR);
 * forward: s T B (D + G H + H e) for the copy of x, the gates and the
   states (e = 1 for the RNN and the simplified GRU, 2 for the GRU with its
-  ``extra`` array, and the LSTM with its cell states), plus O(B G H) scratch;
+  ``extra`` array, and the LSTM with its cell states), plus O(B G H) scratch
+  and U packed for the per-step products (G H^2, rounded up to whole
+  64-byte panels);
 * backward: s T B (D + H) for dx and dy, the gate gradients of one chunk,
   s (T B / 8 + 32 + B) G H (and as many times H for the GRU with the reset
-  after), the parameter gradients and O(B H) scratch;
+  after), the parameter gradients, O(B H) scratch and U.T packed (as
+  forward);
 
 and each adds 64 KiB for the Python objects around the arrays.
 """
@@ -158,7 +161,7 @@ def forward_bytes(cell, T, B):
     D, H, GH, s = _sizes(cell)
     states = 2 if cell._lstm or cell._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else 1
     per_row = D + GH + states * H
-    scratch = B * (GH + 6 * H) + 2 * states * B * H
+    scratch = B * (GH + 6 * H) + 2 * states * B * H + _recurrent.packed_size(H, GH, False, s)
     return s * (T * B * per_row + scratch) + 8 * B + OVERHEAD
 
 
@@ -169,6 +172,6 @@ def backward_bytes(cell, T, B):
     chunk_rows = min(T * B, T * B // 8 + 32 + B)
     chunk = GH + (H if cell._kind == _recurrent.GRU_AFTER else 0)
     params = (D + H + 1) * GH + 4 * H
-    scratch = 5 * B * H
+    scratch = 5 * B * H + _recurrent.packed_size(H, GH, True, s)
     return (s * (T * B * (D + H) + chunk_rows * chunk + params + scratch)
             + 8 * (GH + 4 * H) + OVERHEAD)
