@@ -78,8 +78,16 @@ problem is subtracted from each shape's time, since pyx_gru calls BLAS from C
 it vanish). The roofline of a task is the sum over its GEMMs of count x
 measured time: what the task would take if it did nothing but its GEMMs at
 the rate BLAS reaches on those shapes. Each contender's time over it ("x
-roof") says how far it is from that; PyTorch uses MKL, which may beat
-OpenBLAS on some shapes, so its ratio can fall below 1.
+roof") says how far it is from that. PyTorch uses MKL and oneDNN, which may
+beat OpenBLAS on some shapes, and pyx_gru computes its per-step products
+with its own kernel against a U packed once per call (``_gemm.h``), which
+beats OpenBLAS at those few-row shapes; so either ratio can fall below 1.
+
+The per-step kernel (``--kernels``)
+-----------------------------------
+Adds a contender ``pyx_gru/blas``: pyx_gru with its per-step products from
+the BLAS (as on a CPU without AVX-512F), timed in the same interleaved
+rounds, and prints the two side by side.
 
 Scaling (``--scaling``)
 -----------------------
@@ -95,7 +103,7 @@ hs, cs, extra; y is a view of hs) plus dx, dstate0 and dparams.
 Usage
 -----
 ``python -m pyx_gru.bench [--quick] [--threads N] [--cells ...] [--sizes ...]
-[--json PATH] [--scaling]``; ``--help`` lists the cell names. Results go to
+[--json PATH] [--scaling] [--kernels]``; ``--help`` lists the cell names. Results go to
 ``benchmarks/results/bench-<YYYYMMDD-HHMMSS>.json`` unless ``--json`` says
 otherwise.
 """
@@ -116,7 +124,7 @@ import scipy
 from scipy.linalg import blas as scipy_blas
 
 import pyx_gru
-from pyx_gru import GRU, LSTM, RNN, SimpleGRU, _workspace, interop, reference
+from pyx_gru import GRU, LSTM, RNN, SimpleGRU, _recurrent, _workspace, interop, reference
 
 T_STEPS = 100
 
@@ -149,14 +157,15 @@ class Settings:
     max_rounds: int
     budget: float  # seconds of timed rounds per case
     skip_reference: tuple  # sizes at which the NumPy reference is not run
+    kernels: bool = False  # also time pyx_gru with its per-step products from the BLAS
 
     @classmethod
-    def make(cls, quick, threads):
+    def make(cls, quick, threads, kernels=False):
         if quick:
             return cls(threads, warmup=1, min_rounds=2, max_rounds=25, budget=0.25,
-                       skip_reference=LARGE_SIZES)
+                       skip_reference=LARGE_SIZES, kernels=kernels)
         return cls(threads, warmup=2, min_rounds=10, max_rounds=200, budget=3.0,
-                   skip_reference=())
+                   skip_reference=(), kernels=kernels)
 
 
 @dataclass(frozen=True)
@@ -400,6 +409,20 @@ def numpy_runners(cell, data):
     return {"fwd": fwd, "fwd+bwd": fwd_bwd}
 
 
+def blas_kernel_runners(runners):
+    """The same runners with pyx_gru's per-step products from the BLAS rather
+    than its packed kernel (``_recurrent._set_packed(False)`` around each call)."""
+    def wrap(fn):
+        def call():
+            previous = _recurrent._set_packed(False)
+            try:
+                return fn()
+            finally:
+                _recurrent._set_packed(previous)
+        return call
+    return {task: wrap(fn) for task, fn in runners.items()}
+
+
 def torch_module(torch, case, cell):
     """The torch.nn module with the cell's weights, in the cell's dtype."""
     module = getattr(torch.nn, case.torch_name)(case.D, case.H)
@@ -461,6 +484,8 @@ def run_case(case, settings, torch, memo, rng):
     """Roofline and interleaved timings of every contender of one case."""
     cell, data = make_problem(case, rng)
     contenders = {"pyx_gru": numpy_runners(cell, data)}
+    if settings.kernels and _recurrent.packed_available():
+        contenders["pyx_gru/blas"] = blas_kernel_runners(contenders["pyx_gru"])
     size = (case.B, case.D, case.H)
     if size not in settings.skip_reference:
         contenders["numpy"] = numpy_runners(reference.from_cell(cell), data)
@@ -531,6 +556,17 @@ def print_report(results, info):
            if d > (1e-3 if r["dtype"] == "float32" else 1e-9)]
     for b in bad:
         print(f"WARNING: {b[5]} disagrees with pyx_gru on {b[:5]}: max rel diff {b[6]:.1e}")
+    kernels = [r for r in results if "pyx_gru/blas" in r["timings"]["fwd"]]
+    if kernels:
+        print("\n== the per-step products: packed kernel against the BLAS (ms; blas / packed) ==")
+        for r in kernels:
+            cols = []
+            for task in TASKS:
+                t = r["timings"][task]
+                packed, blas = t["pyx_gru"]["median"], t["pyx_gru/blas"]["median"]
+                cols.append(f"{task}: {packed * 1e3:9.3f} vs {blas * 1e3:9.3f} {blas / packed:5.2f}x")
+            print(f"{r['label']:<10} {r['B']:>3} {r['D']:>4} {r['H']:>4} {'f' + r['dtype'][5:]:<5} "
+                  + " | ".join(cols))
 
 
 def load_average():
@@ -792,6 +828,9 @@ def main(argv=None):
                         help="where to write the results (default benchmarks/results/bench-<date>.json)")
     parser.add_argument("--scaling", action="store_true",
                         help="run the time and memory scaling study instead")
+    parser.add_argument("--kernels", action="store_true",
+                        help="also time pyx_gru with its per-step products from the BLAS "
+                             "instead of its packed kernel")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error("--threads must be >= 1")
@@ -801,7 +840,7 @@ def main(argv=None):
 
     threadpoolctl = import_threadpoolctl()
     torch = None if args.scaling else import_torch()
-    settings = Settings.make(args.quick, args.threads)
+    settings = Settings.make(args.quick, args.threads, args.kernels)
     rng = np.random.default_rng(0)
     start = time.perf_counter()
     clock = cpu_clock()

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pyx_gru import bench
+from pyx_gru import _recurrent, bench
 
 pytest.importorskip("threadpoolctl")
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
@@ -17,11 +17,12 @@ def test_quick_run_writes_the_expected_json(tmp_path):
     path = tmp_path / "out" / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "pyx_gru.bench", "--quick", "--cells", "gru",
-         "--sizes", "1,32,32", "--threads", "1", "--json", str(path)],
+         "--sizes", "1,32,32", "--threads", "1", "--kernels", "--json", str(path)],
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     assert "== fwd ==" in proc.stdout and "== fwd+bwd ==" in proc.stdout
+    assert ("packed kernel against the BLAS" in proc.stdout) == _recurrent.packed_available()
     data = json.loads(path.read_text())
 
     machine = data["machine"]
@@ -38,6 +39,8 @@ def test_quick_run_writes_the_expected_json(tmp_path):
         expected = {"pyx_gru", "numpy"}
         if HAVE_TORCH and r["cell"] == "gru_after":
             expected.add("torch")
+        if _recurrent.packed_available():
+            expected.add("pyx_gru/blas")
         assert set(r["forward_max_rel_diff"]) == expected - {"pyx_gru"}
         for task in ("fwd", "fwd+bwd"):
             roof = r["roofline"][task]
