@@ -25,6 +25,7 @@ TUTORIALS = [
     "plot_gates_at_work.py",          # 3
     "plot_reset_before_after.py",     # 4
     "plot_cells_compared.py",         # 5
+    "plot_chorales.py",               # 6
     "plot_torch_interop.py",          # 7
     "plot_check_gradients.py",        # 8
 ]
