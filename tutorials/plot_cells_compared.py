@@ -49,10 +49,10 @@ cells = ["rnn", "sgru", "gru", "gru_before", "lstm", "lstm_peephole"]
 budgets = [1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000]
 sizes = {c: [experiments.match_hidden_size(c, n, D, K) for n in budgets] for c in cells}
 
-print(f"{'budget':>8}" + "".join(f"{c:>15}" for c in cells))
+print(f"{'budget':>8}" + "".join(f"{c:>16}" for c in cells))
 for k, n in enumerate(budgets):
     print(f"{n:>8,}" + "".join(
-        f"{sizes[c][k]:>6} ({experiments.count_params(c, sizes[c][k], D, K):>6,})" for c in cells))
+        f"{sizes[c][k]:>6} ({experiments.count_params(c, sizes[c][k], D, K):>7,})" for c in cells))
 
 # count_params is the count of the model itself:
 worst = max(abs(experiments.count_params(c, h, D, K) - pg.Model(D, h, K, cell=c, seed=0).n_params)

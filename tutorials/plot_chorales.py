@@ -9,7 +9,7 @@ On the JSB Chorales, Bach's four-part chorales, they report a test negative
 log-likelihood of 9.10 nats per frame for the tanh RNN, 8.54 for the GRU
 and 8.67 for the LSTM. This tutorial repeats the experiment in kind, on the
 chorales that ship with music21, with their recipe, cut down to run in
-about half a minute: a subset of the pieces, at most 60 epochs, two seeds.
+well under a minute: a subset of the pieces, at most 60 epochs, two seeds.
 """
 
 # %%
@@ -99,9 +99,10 @@ for c in cells:
           f"Chung et al.'s H = {h} makes {without_readout:,} without the readout")
 
 # %%
-# Chung et al. had 100, 46 and 36 units, which come to about 20,000
-# parameters if the readout is not counted; ``pyx_gru.experiments`` counts
-# the whole model, readout included, so its units are fewer. The recipe
+# Chung et al. had 100, 46 and 36 units, which come to 18,000 to 19,000
+# parameters without the readout, close to their 20,000;
+# ``pyx_gru.experiments`` counts the whole model, readout included, so its
+# units are fewer. The recipe
 # differs in its details, too: they drew ten learning rates at random, and
 # their LSTM had peepholes (``cells=["lstm_peephole"]`` would add it).
 #
@@ -127,7 +128,8 @@ for row, history in zip(result.rows, result.histories):
             label=f"{row['cell']} (H = {row['hidden_size']}, lr {row['lr']:g})"
             if row["seed"] == 0 else None)
 for (name, value), style in zip(valid_baselines.items(), (":", "-.")):
-    ax.axhline(value, color="k", linestyle=style, linewidth=1, label=f"{name} baseline")
+    ax.axhline(value, color="k", linestyle=style, linewidth=1,
+               label=f"{name} baseline (validation pieces)")
 ax.set_ylim(9, 13)
 ax.set_xlabel("epoch")
 ax.set_ylabel("validation NLL (nats per frame)")
@@ -183,16 +185,17 @@ ax.legend(fontsize=8, loc="center right")
 fig.tight_layout()
 
 # %%
-# The ordering is the robust part. Here, in the full run and in Chung et
-# al.'s table, the tanh RNN is behind both gated cells, and the gap is larger
-# than the spread between seeds. The GRU and the LSTM come out close:
+# The ordering is the robust part. Here and in the full run the tanh RNN
+# is behind both gated cells by more than the spread between seeds, as in
+# Chung et al.'s table. The GRU and the LSTM come out close:
 # this short run, with one split and two seeds, is not enough to order them
 # (the full run puts the GRU ahead by a few hundredths, Chung et al. by
 # 0.13).
 #
 # The absolute numbers are not comparable, and the page should not be read
-# as if they were. This run sees a third of the pieces for at most 60
-# epochs, so its losses sit above the full run's. And both our runs use other
+# as if they were. This run trains on 72 pieces, about a third of the full
+# run's 199, for at most 60 epochs, and its losses sit above the full run's.
+# And both our runs use other
 # data than Chung et al.: music21's chorales against JSB Chorales' 382
 # (229/76/77 pieces), converted by our own code, split by our own seed.
 # The memoryless and repeat baselines show the scale: every model gains far
