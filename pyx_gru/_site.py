@@ -17,7 +17,7 @@ DOCS = ROOT / "docs"
 # What the build needs (import names; the docs extra installs them all), and
 # what running the tutorials needs on top.
 NEEDS = ("sphinx", "sphinx_gallery", "numpydoc", "pydata_sphinx_theme", "sphinx-mathjax-offline")
-NEEDS_GALLERY = ("matplotlib", "torch", "threadpoolctl")
+NEEDS_GALLERY = ("matplotlib", "torch", "threadpoolctl", "joblib", "music21")
 
 
 def missing_packages(gallery=True):

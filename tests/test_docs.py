@@ -86,10 +86,12 @@ def test_readme_benchmark_fails_loudly(text, message):
 def test_tutorials_are_sorted_in_reading_order():
     key = pyx_gru_docs.TutorialOrder("tutorials")
     names = ["plot_zzz_new.py", "plot_check_gradients.py", "plot_reset_before_after.py",
-             "plot_gates_at_work.py", "plot_torch_interop.py", "plot_aaa_new.py",
-             "plot_gradient_flow.py", "plot_rnn_to_gru.py"]
+             "plot_chorales.py", "plot_gates_at_work.py", "plot_torch_interop.py",
+             "plot_aaa_new.py", "plot_cells_compared.py", "plot_gradient_flow.py",
+             "plot_rnn_to_gru.py"]
     assert sorted(names, key=key) == ["plot_rnn_to_gru.py", "plot_gradient_flow.py",
                                       "plot_gates_at_work.py", "plot_reset_before_after.py",
+                                      "plot_cells_compared.py", "plot_chorales.py",
                                       "plot_torch_interop.py", "plot_check_gradients.py",
                                       "plot_aaa_new.py", "plot_zzz_new.py"]
 

@@ -67,7 +67,8 @@ def test_every_page_and_tutorial_is_built(site):
     expected += [f"auto_tutorials/{name}" for name in TUTORIALS]
     expected += [f"api/generated/{module}" for module in (
         "pyx_gru", "pyx_gru.reference", "pyx_gru.interop", "pyx_gru.layers", "pyx_gru.losses",
-        "pyx_gru.optim", "pyx_gru.train", "pyx_gru.diagnostics", "pyx_gru.tasks", "pyx_gru.bench")]
+        "pyx_gru.optim", "pyx_gru.train", "pyx_gru.diagnostics", "pyx_gru.tasks",
+        "pyx_gru.experiments", "pyx_gru.bench")]
     for page in expected:
         assert (site / f"{page}.html").is_file(), page
 

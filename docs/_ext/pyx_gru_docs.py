@@ -18,14 +18,14 @@ from sphinx.errors import ExtensionError
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Reading order of tutorials/plot_*.py. The final phase adds, in these places:
-#   5 plot_cells_compared.py (long-range tasks at equal parameter counts),
-#   6 plot_chorales.py (against Chung et al.'s table).
+# Reading order of tutorials/plot_*.py.
 TUTORIALS = [
     "plot_rnn_to_gru.py",             # 1
     "plot_gradient_flow.py",          # 2
     "plot_gates_at_work.py",          # 3
     "plot_reset_before_after.py",     # 4
+    "plot_cells_compared.py",         # 5
+    "plot_chorales.py",               # 6
     "plot_torch_interop.py",          # 7
     "plot_check_gradients.py",        # 8
 ]
