@@ -422,14 +422,18 @@ cdef extern from *:
 
 # A call is split only when its GEMM work (multiply-adds) is at least
 # _MIN_WORK per member: below that, waking a second thread costs more than it
-# saves. U with at least _UNIT_SPLIT elements splits by units, if each
-# member's share of a step is at least _MIN_STEP_WORK multiply-adds (a
-# barrier per step costs a few microseconds); otherwise by rows, with at
-# least _MIN_ROWS rows per member.
+# saves. It splits by rows, with at least _MIN_ROWS rows per member, unless
+# the batch is too small for that or U has at least _UNIT_SPLIT elements:
+# then by units, if each member's share of a step is at least _MIN_STEP_WORK
+# multiply-adds (a barrier per step costs a few microseconds, and a member
+# slowed by other work on its core stalls the whole team at each one).
+# Measured on 2 cores (forward+backward, float32, T = 100, ms, rows/units):
+# GRU (1, 256, 256) 5.9 (one thread)/5.2, LSTM (1, 256, 256) 6.5/4.8, LSTM
+# (32, 128, 128) 21.8/24.5, LSTM (64, 512, 512) 399/383.
 cdef Py_ssize_t _MIN_ROWS = 2
 cdef double _MIN_WORK = 2e5
-cdef Py_ssize_t _UNIT_SPLIT = 1 << 16
-cdef double _MIN_STEP_WORK = 1e5
+cdef Py_ssize_t _UNIT_SPLIT = 1 << 20
+cdef double _MIN_STEP_WORK = 6e4
 # Units are split in blocks of this many (64 bytes of float32).
 cdef Py_ssize_t _UNIT_BLOCK = 16
 
@@ -450,9 +454,9 @@ def _set_split(Py_ssize_t min_rows, double min_work, Py_ssize_t unit_split=-1,
     return previous
 
 
-cdef bint _by_units(Py_ssize_t H, Py_ssize_t GH) noexcept nogil:
-    # Whether a team splits this cell's time loop by units (else by rows).
-    return H * GH >= _UNIT_SPLIT and H > _UNIT_BLOCK
+cdef bint _by_units(Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH) noexcept nogil:
+    # Whether a team splits this call's time loop by units (else by rows).
+    return (H * GH >= _UNIT_SPLIT or B < 2 * _MIN_ROWS) and H > _UNIT_BLOCK
 
 
 cdef int _wanted_team(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH) noexcept nogil:
@@ -462,7 +466,7 @@ cdef int _wanted_team(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH) n
     cdef double step = <double> B * H * GH
     cdef double n = T * step / _MIN_WORK
     cdef double most
-    if _by_units(H, GH):
+    if _by_units(B, H, GH):
         most = step / _MIN_STEP_WORK
         if most > (H + _UNIT_BLOCK - 1) // _UNIT_BLOCK:
             most = (H + _UNIT_BLOCK - 1) // _UNIT_BLOCK
@@ -479,7 +483,7 @@ def team_size(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH):
     batch rows): ``(n, by_units)``."""
     cdef int n = team_enter(_wanted_team(T, B, H, GH))
     team_leave()
-    return n, bool(n > 1 and _by_units(H, GH))
+    return n, bool(n > 1 and _by_units(B, H, GH))
 
 
 cdef inline Py_ssize_t _part(Py_ssize_t n, int i, int parts, Py_ssize_t unit) noexcept nogil:
@@ -733,7 +737,7 @@ def forward(int kind, bint peephole, bint masked,
     cdef Py_ssize_t H = hs.shape[2]
     cdef Py_ssize_t D = x.shape[2]
     cdef bint lstm = kind == _LSTM
-    cdef bint units = _by_units(H, GH)
+    cdef bint units = _by_units(B, H, GH)
     cdef size_t row = H * sizeof(floating)
     cdef int nt
     if B == 0:
@@ -1090,7 +1094,7 @@ def backward(int kind, bint peephole, bint masked,
         else:
             with parallel(num_threads=nt):
                 _backward_member(threadid(), PYX_TEAM_SIZE(), kind, peephole, masked,
-                                 _by_units(H, GH), T, B, D, H, GH, K, px, pW, pU, pUtp,
+                                 _by_units(B, H, GH), T, B, D, H, GH, K, px, pW, pU, pUtp,
                                  pP, plen, pgates, phs, pcs, pextra, pdy, pdh, pdc, pdA,
                                  pdxg, pwork, pdx, pdW, pdU, pacc, pkeep)
         team_leave()

@@ -119,13 +119,17 @@ def test_team_follows_blas_limit(split_mode, mode):
 
 
 def test_default_thresholds():
-    # tiny work stays on one thread; a small U splits by rows, and one row
-    # per member is too few; a large U splits by units, even with one row
+    # tiny work stays on one thread; a batch splits by rows; a batch too
+    # small for that, or a U larger than a core's cache, by units if each
+    # step is worth a barrier
     n = _blas.threads()
     assert _recurrent.team_size(4, 3, 8, 24) == (1, False)
     assert _recurrent.team_size(100, 1, 64, 192) == (1, False)
     assert _recurrent.team_size(100, 64, 64, 192) == (n, False)
+    assert _recurrent.team_size(100, 32, 128, 512) == (n, False)
+    assert _recurrent.team_size(100, 64, 512, 1536) == (n, False)
     assert _recurrent.team_size(100, 64, 512, 2048) == (n, n > 1)
+    assert _recurrent.team_size(100, 1, 256, 768) == (n, n > 1)
     assert _recurrent.team_size(100, 1, 512, 2048) == (n, n > 1)
 
 
