@@ -500,11 +500,11 @@ class Cell:
         ph1, ph2 = _PLACEHOLDERS[1, self.dtype], _PLACEHOLDERS[2, self.dtype]
         return p.get("b_hg", ph1), p.get("P", ph2), "P" in p
 
-    def _packed_workspace(self, backward):
+    def _packed_workspace(self, B, backward):
         # Room for U packed for the per-step products (U.T for backward),
         # or a placeholder when they call the BLAS.
         H, GH, dt = self.hidden_size, len(self.gates) * self.hidden_size, self.dtype
-        n = _recurrent.packed_size(H, GH, backward, dt.itemsize)
+        n = _recurrent.packed_size(B, H, GH, backward, dt.itemsize)
         return _workspace.empty((n,), dtype=dt) if n else _PLACEHOLDERS[1, dt]
 
     def _forward(self, x, h0, c0, lengths, p, pins):
@@ -525,7 +525,7 @@ class Cell:
         extra = _workspace.empty((T, B, H), dtype=dt) if self._kind in (
             _recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3
         hu = np.empty((B, GH), dtype=dt)
-        packed = self._packed_workspace(False)
+        packed = self._packed_workspace(B, False)
         keep, pin = self._keep_and_pin(pins)
         # With B = 0 there is nothing to compute (and the kernel would take
         # the address of element 0 of empty arrays).
@@ -563,7 +563,7 @@ class Cell:
         dA = _workspace.empty((K, B, GH), dtype=dt)
         dxg = _workspace.empty((K, B, H), dtype=dt) if self._kind == _recurrent.GRU_AFTER else ph3
         work = np.empty((3, B, H), dtype=dt)
-        packed = self._packed_workspace(True)
+        packed = self._packed_workspace(B, True)
         acc = np.empty(GH + 4 * H, dtype=np.float64)  # float64 sums for db, db_hg and dP
         # With T * B = 0 the gradients are zero and dstate0 is dstate.
         if T * B:

@@ -418,7 +418,7 @@ def blas_kernel_runners(runners):
             try:
                 return fn()
             finally:
-                _recurrent._set_packed(previous)
+                _recurrent._set_packed(*previous)
         return call
     return {task: wrap(fn) for task, fn in runners.items()}
 

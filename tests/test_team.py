@@ -37,13 +37,14 @@ def split_mode():
     saved = []
 
     def set_(mode, packed=False):
-        previous = _recurrent._set_split(*MODES[mode]), _recurrent._set_packed(packed)
+        # packed: at every batch size (by default small batches use the BLAS)
+        previous = _recurrent._set_split(*MODES[mode]), _recurrent._set_packed(packed, 1)
         if not saved:
             saved.append(previous)
     yield set_
     if saved:
         _recurrent._set_split(*saved[0][0])
-        _recurrent._set_packed(saved[0][1])
+        _recurrent._set_packed(*saved[0][1])
 
 
 KERNELS = ["blas", pytest.param("packed", marks=needs_packed)]
@@ -116,6 +117,14 @@ def test_team_follows_blas_limit(split_mode, mode):
     with threadpool_limits(1, user_api="blas"):
         assert _blas.threads() == 1
         assert _recurrent.team_size(100, 64, 512, 1536) == (1, False)
+
+
+@needs_packed
+def test_small_batches_use_the_blas():
+    # below 8 rows the per-step products go to the BLAS (no packed U)
+    assert _recurrent.packed_size(7, 64, 192, False, 4) == 0
+    assert _recurrent.packed_size(8, 64, 192, False, 4) == 64 * 192
+    assert _recurrent.packed_size(8, 70, 210, True, 8) == 9 * 8 * 210
 
 
 def test_default_thresholds():
