@@ -103,7 +103,9 @@ hs, cs, extra; y is a view of hs) plus dx, dstate0 and dparams.
 Usage
 -----
 ``python -m pyx_gru.bench [--quick] [--threads N] [--cells ...] [--sizes ...]
-[--json PATH] [--scaling] [--kernels]``; ``--help`` lists the cell names. Results go to
+[--json PATH] [--scaling] [--kernels]``; ``--help`` lists the cell names.
+``python -m pyx_gru.bench --markdown PATH`` prints the README's table of a
+results file. Results go to
 ``benchmarks/results/bench-<YYYYMMDD-HHMMSS>.json`` unless ``--json`` says
 otherwise.
 """
@@ -812,6 +814,34 @@ def restart_with_short_blas_spin():
     os.execve(sys.executable, [sys.executable, "-m", "pyx_gru.bench", *sys.argv[1:]], env)
 
 
+def _sig(x):
+    """Three significant figures, as the README's table gives them."""
+    return f"{x:.3g}" if x < 1000 else f"{x:.0f}"
+
+
+def markdown_table(payload):
+    """The README's table (Markdown) of a run's JSON payload: per case,
+    fwd+bwd times of pyx_gru, NumPy and PyTorch (ms), the speed-up over
+    PyTorch and pyx_gru over the roofline, then fwd times and speed-up."""
+    def ms(t, who):
+        return _sig(t[who]["median"] * 1e3) if who in t else "–"
+
+    def speedup(t):
+        return f"{t['torch']['median'] / t['pyx_gru']['median']:.2f}×" if "torch" in t else "–"
+
+    lines = ["| cell | B, D, H | dtype | fwd+bwd: pyx_gru | NumPy | PyTorch | speed-up "
+             "| pyx_gru / roofline | fwd: pyx_gru | PyTorch | speed-up |",
+             "|" + "---|" * 11]
+    for r in payload["results"]:
+        fb, fwd = r["timings"]["fwd+bwd"], r["timings"]["fwd"]
+        roof = fb["pyx_gru"]["median"] / r["roofline"]["fwd+bwd"]["seconds"]
+        cols = [r["label"], f"{r['B']}, {r['D']}, {r['H']}", "f" + r["dtype"][5:],
+                ms(fb, "pyx_gru"), ms(fb, "numpy"), ms(fb, "torch"), speedup(fb), f"{roof:.2f}",
+                ms(fwd, "pyx_gru"), ms(fwd, "torch"), speedup(fwd)]
+        lines.append("| " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pyx_gru.bench",
@@ -828,10 +858,16 @@ def main(argv=None):
                         help="where to write the results (default benchmarks/results/bench-<date>.json)")
     parser.add_argument("--scaling", action="store_true",
                         help="run the time and memory scaling study instead")
+    parser.add_argument("--markdown", metavar="JSON", default=None,
+                        help="print the README's table of a results file, and exit")
     parser.add_argument("--kernels", action="store_true",
                         help="also time pyx_gru with its per-step products from the BLAS "
                              "instead of its packed kernel")
     args = parser.parse_args(argv)
+    if args.markdown:
+        with open(args.markdown, encoding="utf-8") as f:
+            print(markdown_table(json.load(f)))
+        return 0
     if args.threads < 1:
         parser.error("--threads must be >= 1")
     if BLAS_SPIN_ENV not in os.environ:

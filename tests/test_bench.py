@@ -55,6 +55,27 @@ def test_quick_run_writes_the_expected_json(tmp_path):
                 assert "iqr_pct" in stats and stats["warmup"]
 
 
+def test_markdown_table_of_a_results_file(tmp_path):
+    # the README's table from a results file: one row per case, the header's
+    # 11 columns, pyx_gru's median in ms
+    stats = {"median": 0.002}
+    timings = {"pyx_gru": stats, "numpy": {"median": 0.02}, "torch": {"median": 0.008}}
+    result = {"label": "GRU after", "B": 1, "D": 32, "H": 32, "dtype": "float32",
+              "timings": {"fwd": timings, "fwd+bwd": timings},
+              "roofline": {"fwd": {"seconds": 0.001}, "fwd+bwd": {"seconds": 0.001}}}
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"results": [result, dict(result, label="SimpleGRU",
+                                                         timings={"fwd": {"pyx_gru": stats},
+                                                                  "fwd+bwd": {"pyx_gru": stats}})]}))
+    proc = subprocess.run([sys.executable, "-m", "pyx_gru.bench", "--markdown", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 4 and all(line.count("|") == 12 for line in lines)
+    assert lines[2] == "| GRU after | 1, 32, 32 | f32 | 2 | 20 | 8 | 4.00× | 2.00 | 2 | 8 | 4.00× |"
+    assert lines[3] == "| SimpleGRU | 1, 32, 32 | f32 | 2 | – | – | – | 2.00 | 2 | – | – |"
+
+
 def test_gemm_plan_counts_the_flops_of_the_spec():
     G, B, D, H, T = 3, 4, 5, 6, 100
     plan = bench.gemm_plan(G, B, D, H, T)
