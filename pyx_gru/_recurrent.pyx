@@ -506,13 +506,16 @@ cdef void _add_column_sums(Py_ssize_t rows, Py_ssize_t ncols, const floating* m,
 
 # The per-step products use the packed kernel of _gemm.h where the CPU has
 # it (AVX-512F), unless switched off (for the tests), for batches of at
-# least _PACKED_MIN_B rows; the BLAS otherwise. A row or two per member is a
-# matrix-vector product, where the kernel's few accumulators wait on each
-# other and the BLAS's gemv was faster (measured: LSTM (1, 32, 32) forward
-# 0.23 ms packed, 0.14 ms BLAS; GRU (16, 64, 64) and up, the packed kernel
-# as fast or up to 1.8x faster).
+# least _PACKED_MIN_B rows and at least _PACKED_MIN_H hidden units; the BLAS
+# otherwise. A row or two per member is a matrix-vector product, where the
+# kernel's few accumulators wait on each other and the BLAS's gemv was
+# faster (LSTM (1, 32, 32) forward: 0.23 ms packed, 0.14 ms BLAS); at
+# (16, 64, 64) the packed forward was 0.86-0.93x the BLAS's speed and
+# forward+backward the same; from (32, 128, 128) up, forward+backward
+# 1.1-1.5x faster (python -m pyx_gru.bench --kernels, 2026-11-22).
 cdef bint _PACKED = pyx_gemm_available() != 0
 cdef Py_ssize_t _PACKED_MIN_B = 8
+cdef Py_ssize_t _PACKED_MIN_H = 128
 
 
 def packed_available():
@@ -520,15 +523,17 @@ def packed_available():
     return pyx_gemm_available() != 0
 
 
-def _set_packed(bint on, Py_ssize_t min_batch=-1):
+def _set_packed(bint on, Py_ssize_t min_batch=-1, Py_ssize_t min_hidden=-1):
     """Use the packed per-step kernel (if the CPU has it) or the BLAS, and
-    from which batch size (negative: keep it); returns the previous
-    (on, min_batch), to restore them."""
-    global _PACKED, _PACKED_MIN_B
-    previous = (_PACKED, _PACKED_MIN_B)
+    from which batch and hidden sizes (negative: keep them); returns the
+    previous (on, min_batch, min_hidden), to restore them."""
+    global _PACKED, _PACKED_MIN_B, _PACKED_MIN_H
+    previous = (_PACKED, _PACKED_MIN_B, _PACKED_MIN_H)
     _PACKED = on and pyx_gemm_available() != 0
     if min_batch >= 0:
         _PACKED_MIN_B = min_batch
+    if min_hidden >= 0:
+        _PACKED_MIN_H = min_hidden
     return previous
 
 
@@ -537,7 +542,7 @@ def packed_size(Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH, bint backward, int it
     (forward: each gate block of U; backward: U.T), 0 when the per-step
     products call the BLAS."""
     cdef size_t pw = 64 // itemsize
-    if not _PACKED or H == 0 or B < _PACKED_MIN_B:
+    if not _PACKED or H == 0 or B < _PACKED_MIN_B or H < _PACKED_MIN_H:
         return 0
     if backward:
         return pyx_packed_size(GH, H, pw)

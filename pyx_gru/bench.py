@@ -416,7 +416,7 @@ def blas_kernel_runners(runners):
     than its packed kernel (``_recurrent._set_packed(False)`` around each call)."""
     def wrap(fn):
         def call():
-            previous = _recurrent._set_packed(False)
+            previous = _recurrent._set_packed(False)  # (on, min_batch, min_hidden)
             try:
                 return fn()
             finally:

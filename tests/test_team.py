@@ -37,8 +37,8 @@ def split_mode():
     saved = []
 
     def set_(mode, packed=False):
-        # packed: at every batch size (by default small batches use the BLAS)
-        previous = _recurrent._set_split(*MODES[mode]), _recurrent._set_packed(packed, 1)
+        # packed: at every size (by default small ones use the BLAS)
+        previous = _recurrent._set_split(*MODES[mode]), _recurrent._set_packed(packed, 1, 1)
         if not saved:
             saved.append(previous)
     yield set_
@@ -120,11 +120,13 @@ def test_team_follows_blas_limit(split_mode, mode):
 
 
 @needs_packed
-def test_small_batches_use_the_blas():
-    # below 8 rows the per-step products go to the BLAS (no packed U)
-    assert _recurrent.packed_size(7, 64, 192, False, 4) == 0
-    assert _recurrent.packed_size(8, 64, 192, False, 4) == 64 * 192
-    assert _recurrent.packed_size(8, 70, 210, True, 8) == 9 * 8 * 210
+def test_small_sizes_use_the_blas():
+    # below 8 rows or 128 units the per-step products go to the BLAS (no
+    # packed U); U is packed in whole 64-byte panels
+    assert _recurrent.packed_size(7, 128, 384, False, 4) == 0
+    assert _recurrent.packed_size(64, 127, 381, False, 4) == 0
+    assert _recurrent.packed_size(8, 128, 384, False, 4) == 128 * 384
+    assert _recurrent.packed_size(8, 130, 390, True, 8) == 17 * 8 * 390
 
 
 def test_default_thresholds():
