@@ -4,6 +4,8 @@ from cython cimport floating
 
 
 cdef extern from "_gemm.h" nogil:
+    size_t PYX_PANEL_F
+    size_t PYX_PANEL_D
     int pyx_gemm_available()
     size_t pyx_packed_size(size_t K, size_t N, size_t pw)
     void pyx_pack_f(size_t K, size_t N, const float* src, size_t sk, size_t sj,
@@ -16,9 +18,9 @@ cdef extern from "_gemm.h" nogil:
                            size_t ps, double beta, double* C, int ldc)
 
 
-cdef inline Py_ssize_t panel_width(const floating* like) noexcept nogil:
-    """Columns per panel: one 64-byte vector."""
-    return 16 if floating is float else 8
+cdef inline size_t panel_width(const floating* like) noexcept nogil:
+    """Columns per panel: one 64-byte vector (_gemm.h's PYX_PANEL_F/_D)."""
+    return PYX_PANEL_F if floating is float else PYX_PANEL_D
 
 
 cdef inline void pack(size_t K, size_t N, const floating* src, size_t sk, size_t sj,

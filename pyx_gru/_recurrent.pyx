@@ -39,7 +39,8 @@ from cython.parallel cimport parallel, threadid
 from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm, team_enter, team_leave
-from ._gemm cimport gemm_packed, pack, panel_width, pyx_gemm_available, pyx_packed_size
+from ._gemm cimport (PYX_PANEL_D, PYX_PANEL_F, gemm_packed, pack, panel_width,
+                     pyx_gemm_available, pyx_packed_size)
 from ._math cimport sigmoid_block, tanh_block
 
 cdef enum:
@@ -541,7 +542,7 @@ def packed_size(Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH, bint backward, int it
     """Elements of the workspace the packed U takes for a batch of B
     (forward: each gate block of U; backward: U.T), 0 when the per-step
     products call the BLAS."""
-    cdef size_t pw = 64 // itemsize
+    cdef size_t pw = PYX_PANEL_F if itemsize == 4 else PYX_PANEL_D
     if not _PACKED or H == 0 or B < _PACKED_MIN_B or H < _PACKED_MIN_H:
         return 0
     if backward:
