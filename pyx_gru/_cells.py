@@ -58,15 +58,15 @@ class Cache:
 
     def __init__(self, cell, params, **arrays):
         # Made by forward, never by hand: the arrays become read-only here.
-        object.__setattr__(self, "cell", cell)
-        object.__setattr__(self, "params", MappingProxyType(dict(params)))
+        # (Set through __dict__, as __setattr__ refuses; setflags is about
+        # twice as fast as assigning to .flags.writeable.)
         for name, value in arrays.items():
             if isinstance(value, np.ndarray):
-                value.flags.writeable = False
+                value.setflags(write=False)
             elif isinstance(value, dict):
-                value = MappingProxyType(dict(value))
-            object.__setattr__(self, name, value)
-        object.__setattr__(self, "_names", tuple(arrays))
+                arrays[name] = MappingProxyType(dict(value))
+        self.__dict__.update(arrays, cell=cell, params=MappingProxyType(dict(params)),
+                             _names=tuple(arrays))
 
     def __setattr__(self, name, value):
         raise AttributeError("a Cache is read-only; run forward again for a new one")
@@ -91,6 +91,11 @@ _PLACEHOLDERS = {
     (n, np.dtype(dt)): _placeholder(n, dt) for n in (1, 2, 3) for dt in (np.float32, np.float64)
 }
 _NO_LENGTHS = np.zeros(1, dtype=np.intp)
+# keep (G,) with every gate learned, the kernels' usual case (read-only).
+_ALL_KEPT = {(g, np.dtype(dt)): np.ones(g, dtype=dt) for g in (1, 2, 3, 4)
+             for dt in (np.float32, np.float64)}
+for _keep in _ALL_KEPT.values():
+    _keep.flags.writeable = False
 
 
 def _aligned(array, dtype):
@@ -219,9 +224,13 @@ class Cell:
         p = self._params
         if not isinstance(p, dict):
             raise TypeError(f"cell.params must be a dict, got {type(p).__name__}")
-        self._check_keys(p)
-        for k, shape in self.param_shapes.items():
-            got = kernel_array_problem(p[k], shape, self.dtype)
+        shapes = self.__dict__.get("_shapes")
+        if shapes is None:  # fixed with the architecture: computed once
+            shapes = self._shapes = self.param_shapes
+        if p.keys() != shapes.keys():
+            self._check_keys(p)
+        for k, shape in shapes.items():
+            got = kernel_array_problem(p[k], shape, self._dtype)
             if got is not None:
                 raise ValueError(
                     f"params[{k!r}] must be a C-contiguous, aligned {self.dtype} array of shape "
@@ -459,9 +468,9 @@ class Cell:
         """The kernels' form of ``pins``: keep (G,), 1 for a learned gate and 0
         for a pinned one, and pin (G, H), the pinned values."""
         G, dt = len(self.gates), self.dtype
-        keep = np.ones(G, dtype=dt)
         if not pins:
-            return keep, _PLACEHOLDERS[2, dt]
+            return _ALL_KEPT[G, dt], _PLACEHOLDERS[2, dt]
+        keep = np.ones(G, dtype=dt)
         pin = np.zeros((G, self.hidden_size), dtype=dt)
         for name, value in pins.items():
             k = self.gates.index(name)

@@ -41,23 +41,30 @@ def _no_masked_entries(name, value, expected):
     if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
         raise TypeError(
             f"{name} is a masked array with masked entries, which would be read as "
-            f"numbers; fill them (value.filled(0)) or use lengths; expected shape {expected}"
+            f"numbers; fill them (value.filled(0)) or use lengths; expected shape "
+            f"{_text(expected)}"
         )
 
 
 def _array_of(name, value, expected, kinds, what):
     """``value`` as an ndarray whose dtype kind is one of ``kinds``, else a
-    TypeError saying it must hold ``what``."""
-    _no_masked_entries(name, value, expected)
-    try:
-        arr = np.asarray(value)
-    except (ValueError, TypeError) as exc:
-        raise TypeError(
-            f"{name} must be an array of {what} with shape {expected}; "
-            f"it could not be converted to one ({exc})"
-        ) from None
+    TypeError saying it must hold ``what``. ``expected`` describes the shape,
+    as text or as a ``shaped_array`` shape (formatted only for an error)."""
+    if type(value) is np.ndarray:  # the common case: no mask, no conversion
+        arr = value
+    else:
+        _no_masked_entries(name, value, expected)
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(
+                f"{name} must be an array of {what} with shape {_text(expected)}; "
+                f"it could not be converted to one ({exc})"
+            ) from None
     if arr.dtype.kind not in kinds:
-        raise TypeError(f"{name} must hold {what}, got dtype {arr.dtype}; expected shape {expected}")
+        raise TypeError(
+            f"{name} must hold {what}, got dtype {arr.dtype}; expected shape {_text(expected)}"
+        )
     return arr
 
 
@@ -67,10 +74,10 @@ def real_array(name, value, expected):
     Lists are converted; bool, complex, object and string data are rejected,
     as is anything that is not rectangular and a masked array with masked
     entries. ``expected`` describes the shape for the error message, e.g.
-    ``"(T, B, 8)"``. No copy is made of an ndarray.
+    ``"(T, B, 8)"`` (or a ``shaped_array`` shape). No copy is made of an ndarray.
     """
     if value is None:
-        raise TypeError(f"{name} must be an array of shape {expected}, got None")
+        raise TypeError(f"{name} must be an array of shape {_text(expected)}, got None")
     return _array_of(name, value, expected, "iuf", "real numbers (a float or integer dtype)")
 
 
@@ -79,18 +86,23 @@ def shape_text(shape):
     return "(" + ", ".join(str(s) for s in shape) + (",)" if len(shape) == 1 else ")")
 
 
+def _text(expected):
+    # An expected shape as text: a str is already text, a tuple is formatted.
+    return expected if isinstance(expected, str) else shape_text(expected)
+
+
 def shaped_array(name, value, shape):
     """``value`` as a real ndarray of exactly ``shape`` (not yet copied or cast).
 
     An int in ``shape`` is a required size; a str (``"T"``, ``"B"``) is a free
     dimension, named in the error message.
     """
-    expected = shape_text(shape)
-    arr = real_array(name, value, expected)
-    if arr.ndim != len(shape) or any(
-        not isinstance(s, str) and s != n for s, n in zip(shape, arr.shape)
+    arr = real_array(name, value, shape)
+    got = arr.shape
+    if len(got) != len(shape) or any(
+        s != n and not isinstance(s, str) for s, n in zip(shape, got)
     ):
-        raise ValueError(f"{name} must have shape {expected}, got {arr.shape}")
+        raise ValueError(f"{name} must have shape {shape_text(shape)}, got {got}")
     return arr
 
 
@@ -124,6 +136,10 @@ def kernel_array_problem(a, shape, dtype):
     """What keeps ``a`` from being an array the kernels can read with no
     checks (an unmasked, C-contiguous, aligned ndarray of exactly ``shape``
     and ``dtype``), as text for an error message; None if nothing does."""
+    if type(a) is np.ndarray and a.shape == shape and a.dtype == dtype:
+        flags = a.flags  # one flags object: each .flags makes a new one
+        if flags.c_contiguous and flags.aligned:
+            return None
     if not isinstance(a, np.ndarray):
         return type(a).__name__
     if (a.dtype == dtype and a.shape == shape and a.flags.c_contiguous and a.flags.aligned

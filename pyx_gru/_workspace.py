@@ -75,7 +75,8 @@ def _trim():
 def empty(shape, dtype):
     """Like ``np.empty(shape, dtype)`` (C order, 64-byte aligned when pooled)."""
     dtype = np.dtype(dtype)
-    shape = tuple(int(n) for n in shape)
+    if type(shape) is not tuple or any(type(n) is not int for n in shape):
+        shape = tuple(int(n) for n in shape)
     nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow, and 30x faster
     if nbytes < MIN_BYTES:
         return np.empty(shape, dtype=dtype)
@@ -93,6 +94,8 @@ def zeros(shape, dtype):
 
 def copy(array, dtype):
     """A C-ordered copy of ``array`` cast to ``dtype``."""
+    if np.size(array) * np.dtype(dtype).itemsize < MIN_BYTES:  # not pooled: NumPy's copy is quicker
+        return np.array(array, dtype=dtype, order="C", copy=True)
     out = empty(np.shape(array), dtype)
     np.copyto(out, array, casting="unsafe")
     return out
