@@ -25,8 +25,9 @@ directives = {
 
 # -fno-trapping-math lets GCC turn the activations' selects into vector blends
 # (it gives up FP exception flags, which nothing reads); -ffp-contract=off
-# keeps a*b + c two roundings in every clone of _activations.h, so AVX-512,
-# AVX2 and SSE2 machines compute bitwise the same. No -ffast-math: no
+# keeps a*b + c two roundings in every clone of _activations.h (its fused
+# multiply-adds are explicit fma calls), so AVX-512, AVX2 and SSE2 machines
+# compute bitwise the same. No -ffast-math: no
 # reassociation, NaN and inf honoured.
 COMPILE_ARGS = ["-O3", "-fno-trapping-math", "-ffp-contract=off"]
 # The sequence driver splits a batch over a team of OpenMP threads.

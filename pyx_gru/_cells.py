@@ -422,7 +422,7 @@ class Cell:
         check_fits(lambda: f"{self!r}.forward of x with (T, B, D) = {x.shape}", forward_bytes(self, T, B),
                    "run the sequence in chunks (each chunk's final state is the next "
                    "one's state0) or split the batch")
-        x = np.array(x, dtype=dt, order="C", copy=True)
+        x = _workspace.copy(x, dt)  # the cache's own copy (pooled: no page faults)
         h0, c0 = self._check_state("state0", state0, B)
         if lengths is not None:
             lengths = lengths_array(lengths, T, B)
@@ -510,10 +510,10 @@ class Cell:
         return p.get("b_hg", ph1), p.get("P", ph2), "P" in p
 
     def _packed_workspace(self, B, backward):
-        # Room for U packed for the per-step products (U.T for backward),
-        # or a placeholder when they call the BLAS.
+        # Room for U and W packed for the per-step products (U.T for
+        # backward), or a placeholder when they call the BLAS.
         H, GH, dt = self.hidden_size, len(self.gates) * self.hidden_size, self.dtype
-        n = _recurrent.packed_size(B, H, GH, backward, dt.itemsize)
+        n = _recurrent.packed_size(B, self.input_size, H, GH, backward, dt.itemsize)
         return _workspace.empty((n,), dtype=dt) if n else _PLACEHOLDERS[1, dt]
 
     def _forward(self, x, h0, c0, lengths, p, pins):

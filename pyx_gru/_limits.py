@@ -161,7 +161,7 @@ def forward_bytes(cell, T, B):
     D, H, GH, s = _sizes(cell)
     states = 2 if cell._lstm or cell._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else 1
     per_row = D + GH + states * H
-    scratch = B * (GH + 6 * H) + 2 * states * B * H + _recurrent.packed_size(B, H, GH, False, s)
+    scratch = B * (GH + 6 * H) + 2 * states * B * H + _recurrent.packed_size(B, D, H, GH, False, s)
     return s * (T * B * per_row + scratch) + 8 * B + OVERHEAD
 
 
@@ -172,6 +172,6 @@ def backward_bytes(cell, T, B):
     chunk_rows = min(T * B, T * B // 8 + 32 + B)
     chunk = GH + (H if cell._kind == _recurrent.GRU_AFTER else 0)
     params = (D + H + 1) * GH + 4 * H
-    scratch = 5 * B * H + _recurrent.packed_size(B, H, GH, True, s)
+    scratch = 5 * B * H + _recurrent.packed_size(B, D, H, GH, True, s)
     return (s * (T * B * (D + H) + chunk_rows * chunk + params + scratch)
             + 8 * (GH + 4 * H) + OVERHEAD)

@@ -510,13 +510,16 @@ cdef void _add_column_sums(Py_ssize_t rows, Py_ssize_t ncols, const floating* m,
 # least _PACKED_MIN_B rows and at least _PACKED_MIN_H hidden units; the BLAS
 # otherwise. A row or two per member is a matrix-vector product, where the
 # kernel's few accumulators wait on each other and the BLAS's gemv was
-# faster (LSTM (1, 32, 32) forward: 0.23 ms packed, 0.14 ms BLAS); at
-# (16, 64, 64) the packed forward was 0.86-0.93x the BLAS's speed and
-# forward+backward the same; from (32, 128, 128) up, forward+backward
-# 1.1-1.5x faster (python -m pyx_gru.bench --kernels, 2026-11-22).
+# faster (LSTM (1, 32, 32) forward: 0.23 ms packed, 0.14 ms BLAS); from
+# (32, 128, 128) up, forward+backward 1.1-1.5x faster (python -m
+# pyx_gru.bench --kernels, 2026-11-22). Since each step also takes its
+# own x_t @ W against a packed W, and rows go in balanced blocks, the packed
+# path is also the faster at (16, 64, 64): forward 0.55 against 0.57 ms,
+# forward+backward 1.89 against 1.97 (GRU, float32, 2 threads); at
+# (16, 32, 32) the two were even.
 cdef bint _PACKED = pyx_gemm_available() != 0
 cdef Py_ssize_t _PACKED_MIN_B = 8
-cdef Py_ssize_t _PACKED_MIN_H = 128
+cdef Py_ssize_t _PACKED_MIN_H = 64
 
 
 def packed_available():
@@ -538,25 +541,42 @@ def _set_packed(bint on, Py_ssize_t min_batch=-1, Py_ssize_t min_hidden=-1):
     return previous
 
 
-def packed_size(Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH, bint backward, int itemsize):
-    """Elements of the workspace the packed U takes for a batch of B
-    (forward: each gate block of U; backward: U.T), 0 when the per-step
-    products call the BLAS."""
+def packed_size(Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, Py_ssize_t GH, bint backward,
+                int itemsize):
+    """Elements of the workspace the packed operands take for a batch of B
+    (forward: each gate block of U, then each gate block of W; backward:
+    U.T), 0 when the per-step products call the BLAS."""
     cdef size_t pw = PYX_PANEL_F if itemsize == 4 else PYX_PANEL_D
     if not _PACKED or H == 0 or B < _PACKED_MIN_B or H < _PACKED_MIN_H:
         return 0
     if backward:
         return pyx_packed_size(GH, H, pw)
-    return GH // H * pyx_packed_size(H, H, pw)
+    return GH // H * (pyx_packed_size(H, H, pw) + pyx_packed_size(D, H, pw))
 
 
-cdef floating* _packed_or_null(floating[::1] packed, Py_ssize_t B, Py_ssize_t H,
-                               Py_ssize_t GH, bint backward):
+cdef floating* _packed_or_null(floating[::1] packed, Py_ssize_t B, Py_ssize_t D,
+                               Py_ssize_t H, Py_ssize_t GH, bint backward):
     # The packed workspace, if it is on and large enough; else NULL (BLAS).
-    cdef Py_ssize_t need = packed_size(B, H, GH, backward, sizeof(floating))
+    cdef Py_ssize_t need = packed_size(B, D, H, GH, backward, sizeof(floating))
     if need == 0 or packed.shape[0] < need:
         return NULL
     return &packed[0]
+
+
+cdef void _times_blocks(Py_ssize_t nb, Py_ssize_t K, Py_ssize_t H, Py_ssize_t GH,
+                        Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t u0, Py_ssize_t nu,
+                        const floating* A, const floating* Mp, floating* C) noexcept nogil:
+    # C[:, cols] = A @ M[:, cols] for the columns of units [u0, u0+nu) in gate
+    # blocks [k0, k1); A (nb, K), C (nb, GH), M (K, GH) packed a gate block at
+    # a time (pyx_packed_size(K, H) each): U (K = H) or W (K = D).
+    cdef Py_ssize_t k
+    cdef size_t pw = panel_width(A)
+    cdef size_t blk = pyx_packed_size(K, H, pw)
+    for k in range(k0, k1):
+        # C[:, kH+u0 : kH+u0+nu] = A @ M[:, kH+u0 : kH+u0+nu]
+        gemm_packed(<int> nb, <int> nu, <int> K, A, <int> K,
+                    Mp + k * blk + (u0 // pw) * K * pw, K * pw, <floating> 0,
+                    C + k * H + u0, <int> GH)
 
 
 cdef void _times_u(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, Py_ssize_t k0,
@@ -566,14 +586,8 @@ cdef void _times_u(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, Py_ssize_t k0,
     # gate blocks [k0, k1); h (nb, H), hu (nb, GH). Up: U packed (a
     # pyx_packed_size(H, H) block per gate), or NULL to call the BLAS.
     cdef Py_ssize_t k
-    cdef size_t pw = panel_width(U)
-    cdef size_t blk = pyx_packed_size(H, H, pw)
     if Up != NULL:
-        for k in range(k0, k1):
-            # hu[:, kH+u0 : kH+u0+nu] = h @ U[:, kH+u0 : kH+u0+nu]
-            gemm_packed(<int> nb, <int> nu, <int> H, h, <int> H,
-                        Up + k * blk + (u0 // pw) * H * pw, H * pw, <floating> 0,
-                        hu + k * H + u0, <int> GH)
+        _times_blocks(nb, H, H, GH, k0, k1, u0, nu, h, Up, hu)
         return
     if nu == H and k0 == 0:
         # hu[:, :k1 H] = h @ U[:, :k1 H]
@@ -602,17 +616,20 @@ cdef void _times_ut(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, Py_ssize_t k0,
 
 
 cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
-                        Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH,
-                        Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t u0, Py_ssize_t u1,
+                        Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                        Py_ssize_t GH, Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t u0,
+                        Py_ssize_t u1, const floating* x, const floating* Wp,
                         const floating* U, const floating* Up, const floating* b,
                         const floating* b_hg, const floating* P,
                         const Py_ssize_t* lengths, floating* gates, floating* hs,
                         floating* cs, floating* extra, floating* h_last, floating* c_last,
                         floating* hu, const floating* keep,
                         const floating* pin) noexcept nogil:
-    # The time loop of batch rows [b0, b1) and units [u0, u1). gates[t] holds
-    # x_t @ W on entry. With `units`, the team splits by units and every
-    # member must take every step (barriers), even with an empty share.
+    # The time loop of batch rows [b0, b1) and units [u0, u1). With Wp (W
+    # packed), each step first writes x_t @ W into gates[t], its rows and
+    # units; without (Wp NULL), gates[t] holds x_t @ W on entry. With
+    # `units`, the team splits by units and every member must take every
+    # step (barriers), even with an empty share.
     cdef Py_ssize_t nb = b1 - b0
     cdef Py_ssize_t nu = u1 - u0
     cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
@@ -636,6 +653,11 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
         if lstm:
             c_prev = (c_last + b0 * H if masked else cs + s) + u0
         if nu > 0:
+            if Wp != NULL:
+                # gates[t, b0:b1] = x_t[b0:b1] @ W, this member's columns
+                # (a - u0 is gates[t, b0, 0])
+                _times_blocks(nb, D, H, GH, 0, GH // H, u0, nu, x + (t * B + b0) * D, Wp,
+                              a - u0)
             # hu[b0:b1, :n_rec] = h_prev @ U[:, :n_rec], this member's columns
             _times_u(nb, H, GH, 0, n_rec // H, u0, nu, h_prev, U, Up, hu_rows)
         if units and masked:
@@ -684,36 +706,48 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
                           floating* cs, floating* extra, floating* h_last,
                           floating* c_last, floating* hu, const floating* keep,
                           const floating* pin) noexcept nogil:
-    # Member tid of a team of nth: its share of packing U (into Up, unless
-    # NULL) and its rows of the input projection, then the time loop of its
-    # batch rows, or of its units.
+    # Member tid of a team of nth. With Up (the packed path): its share of
+    # packing U into Up and W after it, and then the time loop of its batch
+    # rows, or of its units, each step taking its own x_t @ W while x_t is
+    # hot in cache. Without (Up NULL: the BLAS path): its rows of the input
+    # projection of all steps at once, then the time loop.
     cdef Py_ssize_t r0 = _part(T * B, tid, nth, 1)
     cdef Py_ssize_t r1 = _part(T * B, tid + 1, nth, 1)
     cdef size_t pw = panel_width(U)
+    cdef Py_ssize_t G = GH // H
     cdef Py_ssize_t npan = (H + pw - 1) // pw
-    cdef Py_ssize_t q0 = _part(GH // H * npan, tid, nth, 1)
-    cdef Py_ssize_t q1 = _part(GH // H * npan, tid + 1, nth, 1)
+    cdef Py_ssize_t q0 = _part(2 * G * npan, tid, nth, 1)
+    cdef Py_ssize_t q1 = _part(2 * G * npan, tid + 1, nth, 1)
     cdef Py_ssize_t g, p0, p1
+    cdef floating* Wp = NULL
     if Up != NULL:
-        # Up[gate g] = U[:, gH:(g+1)H] packed, panels [q0, q1) of all gates'
-        for g in range(GH // H):
+        Wp = Up + G * pyx_packed_size(H, H, pw)
+        # Up[gate g] = U[:, gH:(g+1)H] packed, then Wp[gate g] the same of W:
+        # panels [q0, q1) of all 2G blocks' (U's blocks are g < G)
+        for g in range(2 * G):
             p0 = q0 - g * npan if q0 > g * npan else 0
             p1 = q1 - g * npan if q1 < (g + 1) * npan else npan
-            if p1 > p0:
+            if p1 <= p0:
+                continue
+            if g < G:
                 pack(H, H, U + g * H, GH, 1, p0, p1, Up + g * pyx_packed_size(H, H, pw))
-    # gates[r0:r1] = x[r0:r1] @ W, x and gates seen as (T*B, D) and (T*B, GH)
-    # (b is added step by step, in the pass that adds h_prev @ U)
-    gemm(False, False, <int> (r1 - r0), <int> GH, <int> D, <floating> 1,
-         x + r0 * D, <int> D, W, <int> GH, <floating> 0, gates + r0 * GH, <int> GH)
+            else:
+                pack(D, H, W + (g - G) * H, GH, 1, p0, p1,
+                     Wp + (g - G) * pyx_packed_size(D, H, pw))
+    else:
+        # gates[r0:r1] = x[r0:r1] @ W, x and gates seen as (T*B, D) and (T*B, GH)
+        # (b is added step by step, in the pass that adds h_prev @ U)
+        gemm(False, False, <int> (r1 - r0), <int> GH, <int> D, <floating> 1,
+             x + r0 * D, <int> D, W, <int> GH, <floating> 0, gates + r0 * GH, <int> GH)
     cdef bint split_units = units and nth > 1
     PYX_BARRIER()
-    _forward_rows(kind, peephole, masked, split_units, T, B, H, GH,
+    _forward_rows(kind, peephole, masked, split_units, T, B, D, H, GH,
                   0 if split_units else _part(B, tid, nth, 1),
                   B if split_units else _part(B, tid + 1, nth, 1),
                   _part(H, tid, nth, _UNIT_BLOCK) if split_units else 0,
                   _part(H, tid + 1, nth, _UNIT_BLOCK) if split_units else H,
-                  U, Up, b, b_hg, P, lengths, gates, hs, cs, extra, h_last, c_last, hu,
-                  keep, pin)
+                  x, Wp, U, Up, b, b_hg, P, lengths, gates, hs, cs, extra, h_last, c_last,
+                  hu, keep, pin)
 
 
 def forward(int kind, bint peephole, bint masked,
@@ -741,7 +775,7 @@ def forward(int kind, bint peephole, bint masked,
     Writes gates (T, B, GH), hs (T+1, B, H) from hs[0], cs (T+1, B, H) from
     cs[0] [LSTM], extra (T, B, H) [GRU], the final state into h_last and
     c_last (B, H) [LSTM], and uses hu (B, GH) and packed
-    (``packed_size(B, H, GH, False, itemsize)``, or any placeholder for the BLAS
+    (``packed_size(B, D, H, GH, False, itemsize)``, or any placeholder for the BLAS
     path) as workspace. Arrays a cell does not use may be any placeholder of
     the right dtype. keep (G,) is 1 for a
     learned gate and 0 for a gate pinned to the values pin[k] (pin is (G, H),
@@ -777,7 +811,7 @@ def forward(int kind, bint peephole, bint masked,
     cdef floating* ph_last = &h_last[0, 0]
     cdef floating* pc_last = &c_last[0, 0]
     cdef floating* phu = &hu[0, 0]
-    cdef floating* pUp = _packed_or_null(packed, B, H, GH, False)
+    cdef floating* pUp = _packed_or_null(packed, B, D, H, GH, False)
     cdef const floating* pkeep = &keep[0]
     cdef const floating* ppin = &pin[0, 0]
 
@@ -1059,7 +1093,7 @@ def backward(int kind, bint peephole, bint masked,
     (T, B, H). On entry dh and dc (B, H) hold dL/d(final state); on exit
     dL/d(initial state). dA (K, B, GH) and dxg (K, B, H) [GRU reset after]
     hold the gate gradients of one chunk of K steps; work is (3, B, H)
-    scratch, packed ``packed_size(B, H, GH, True, itemsize)`` scratch (or any
+    scratch, packed ``packed_size(B, D, H, GH, True, itemsize)`` scratch (or any
     placeholder for the BLAS path) and acc (GH + 4H,) float64 scratch. Writes dx (T, B, D), and adds
     into dW, dU (which the caller zeroes); writes db, db_hg [GRU reset after]
     and dP [LSTM with peepholes]. keep (G,) is the forward pass's: 0 for a
@@ -1092,7 +1126,7 @@ def backward(int kind, bint peephole, bint masked,
     cdef floating* pdA = &dA[0, 0, 0]
     cdef floating* pdxg = &dxg[0, 0, 0]
     cdef floating* pwork = &work[0, 0, 0]
-    cdef floating* pUtp = _packed_or_null(packed, B, H, GH, True)
+    cdef floating* pUtp = _packed_or_null(packed, B, D, H, GH, True)
     cdef floating* pdx = &dx[0, 0, 0]
     cdef floating* pdW = &dW[0, 0]
     cdef floating* pdU = &dU[0, 0]

@@ -24,7 +24,7 @@ def traced_peak(f):
         tracemalloc.stop()
 
 
-# (1, 8, 4, 256): the packed U of the per-step products (B >= 8, H >= 128)
+# (1, 8, 4, 256): the packed U and W of the per-step products (B >= 8, H >= 64)
 # is most of what such a call allocates
 @pytest.mark.parametrize("T,B,D,H", [(2000, 4, 16, 64), (300, 4, 8, 16), (40, 1, 3, 5),
                                      (1, 8, 4, 256)])

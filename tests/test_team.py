@@ -121,12 +121,15 @@ def test_team_follows_blas_limit(split_mode, mode):
 
 @needs_packed
 def test_small_sizes_use_the_blas():
-    # below 8 rows or 128 units the per-step products go to the BLAS (no
-    # packed U); U is packed in whole 64-byte panels
-    assert _recurrent.packed_size(7, 128, 384, False, 4) == 0
-    assert _recurrent.packed_size(64, 127, 381, False, 4) == 0
-    assert _recurrent.packed_size(8, 128, 384, False, 4) == 128 * 384
-    assert _recurrent.packed_size(8, 130, 390, True, 8) == 17 * 8 * 390
+    # below 8 rows or 64 units the per-step products go to the BLAS (no
+    # packed U or W); they are packed in whole 64-byte panels: forward each
+    # gate block of U (H rows) and of W (D rows), backward U.T (GH rows)
+    assert _recurrent.packed_size(7, 64, 128, 384, False, 4) == 0
+    assert _recurrent.packed_size(64, 64, 63, 189, False, 4) == 0
+    assert _recurrent.packed_size(8, 64, 128, 384, False, 4) == (128 + 64) * 384
+    assert _recurrent.packed_size(8, 32, 64, 192, False, 4) == (64 + 32) * 192
+    assert _recurrent.packed_size(8, 5, 130, 390, False, 8) == 3 * 17 * 8 * (130 + 5)
+    assert _recurrent.packed_size(8, 5, 130, 390, True, 8) == 17 * 8 * 390
 
 
 def test_default_thresholds():
