@@ -282,7 +282,7 @@ class Cell:
 
     # -- the interface ----------------------------------------------------
 
-    def forward(self, x, state0=None, lengths=None, *, gates=None):
+    def forward(self, x, state0=None, lengths=None, *, gates=None, cache=True):
         """Run the cell over whole sequences.
 
         Parameters
@@ -303,16 +303,23 @@ class Cell:
             (H,) arrays in [0, 1]. A pinned gate ignores its weights, and the
             backward pass gives its pre-activation no gradient (so its rows of
             W, U and b get zero gradient).
+        cache : bool, default True
+            Keep what ``backward`` needs. ``cache=False`` is for inference (as
+            PyTorch's forward under ``no_grad``): nothing is saved, so beyond
+            ``y`` the pass needs memory for a few steps only, not for all T
+            (the gate activations, (T, B, G*H), are 3 to 4 times the size of
+            ``y``), and x is not copied. The outputs are the same as with a
+            cache.
 
         Returns
         -------
         y : ndarray, shape (T, B, H)
-            The hidden state at every step (0 past each length). Read-only:
-            the backward pass reads it from the cache.
+            The hidden state at every step (0 past each length). With a
+            cache it is read-only (the backward pass reads it from there).
         state : ndarray (B, H), or for LSTM a tuple (h, c)
             The final state: each sequence's state after its last step.
-        cache : Cache
-            What ``backward`` needs.
+        cache : Cache or None
+            What ``backward`` needs; None with ``cache=False``.
 
         Notes
         -----
@@ -328,11 +335,13 @@ class Cell:
         gradients only. Steps past a sequence's length are never read, so
         padding may hold anything.
         """
+        if not isinstance(cache, (bool, np.bool_)):
+            raise TypeError(f"cache must be True or False, got {type(cache).__name__} {cache!r}")
         p = self._checked_params()
-        x, h0, c0, lengths = self._check_inputs(x, state0, lengths)
+        x, h0, c0, lengths = self._check_inputs(x, state0, lengths, bool(cache))
         pins = self._check_gates(gates)
-        y, h, c, cache = self._forward(x, h0, c0, lengths, p, pins)
-        return y, ((h, c) if self._lstm else h), cache
+        y, h, c, saved = self._forward(x, h0, c0, lengths, p, pins, bool(cache))
+        return y, ((h, c) if self._lstm else h), saved
 
     def backward(self, cache, dy=None, dstate=None):
         """Backpropagate through the whole sequence.
@@ -413,23 +422,28 @@ class Cell:
         return T, B
 
 
-    def _check_inputs(self, x, state0, lengths):
+    def _check_inputs(self, x, state0, lengths, cache=True):
         D, dt = self.input_size, self.dtype
         x = shaped_array("x", x, ("T", "B", D))
         T, B = x.shape[:2]
         if T * B > INT_MAX:
             raise ValueError(f"x has T*B = {T * B} rows, more than 32-bit BLAS allows ({INT_MAX})")
-        check_fits(lambda: f"{self!r}.forward of x with (T, B, D) = {x.shape}", forward_bytes(self, T, B),
+        check_fits(lambda: f"{self!r}.forward of x with (T, B, D) = {x.shape}",
+                   forward_bytes(self, T, B, cache),
                    "run the sequence in chunks (each chunk's final state is the next "
                    "one's state0) or split the batch")
-        x = _workspace.copy(x, dt)  # the cache's own copy (pooled: no page faults)
+        if cache:
+            x = _workspace.copy(x, dt)  # the cache's own copy (pooled: no page faults)
+        else:
+            x = float_array("x", x, ("T", "B", D), dt)  # only read: no copy if it fits
         h0, c0 = self._check_state("state0", state0, B)
         if lengths is not None:
             lengths = lengths_array(lengths, T, B)
             lengths.flags.writeable = False
             # Steps past a sequence's end never reach its outputs; zero them so
             # that padding (even NaN) cannot leak into the weight gradients.
-            for b in np.flatnonzero(lengths < T):
+            # (Without a cache there are no gradients, and x is the caller's.)
+            for b in np.flatnonzero(lengths < T) if cache else ():
                 x[lengths[b]:, b] = 0
         return x, h0, c0, lengths
 
@@ -516,22 +530,25 @@ class Cell:
         n = _recurrent.packed_size(B, self.input_size, H, GH, backward, dt.itemsize)
         return _workspace.empty((n,), dtype=dt) if n else _PLACEHOLDERS[1, dt]
 
-    def _forward(self, x, h0, c0, lengths, p, pins):
-        T, B, _ = x.shape
+    def _forward(self, x, h0, c0, lengths, p, pins, cache=True):
+        T, B, D = x.shape
         H, GH, dt = self.hidden_size, len(self.gates) * self.hidden_size, self.dtype
         ph3 = _PLACEHOLDERS[3, dt]
         b_hg, P, peephole = self._extra_arrays(p)
-        gates = _workspace.empty((T, B, GH), dtype=dt)
+        # With a cache every step keeps its gates, c and extra; without, they
+        # are rings of a few steps (see _recurrent.forward).
+        Tg = T if cache else _recurrent.gate_steps(T, B, D, H, GH, dt.itemsize)
+        gates = _workspace.empty((Tg, B, GH), dtype=dt)
         hs = _workspace.empty((T + 1, B, H), dtype=dt)
         hs[0] = h0
         h = np.empty((B, H), dtype=dt)
         if self._lstm:
-            cs = _workspace.empty((T + 1, B, H), dtype=dt)
+            cs = _workspace.empty((T + 1 if cache else 2, B, H), dtype=dt)
             cs[0] = c0
             c = np.empty((B, H), dtype=dt)
         else:
             cs, c = ph3, _PLACEHOLDERS[2, dt]
-        extra = _workspace.empty((T, B, H), dtype=dt) if self._kind in (
+        extra = _workspace.empty((T if cache else 1, B, H), dtype=dt) if self._kind in (
             _recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3
         hu = np.empty((B, GH), dtype=dt)
         packed = self._packed_workspace(B, False)
@@ -544,11 +561,11 @@ class Cell:
                 b_hg, P, _NO_LENGTHS if lengths is None else lengths,
                 gates, hs, cs, extra, h, c, hu, packed, keep, pin,
             )
-        cache = Cache(
+        saved = Cache(
             self, p, x=x, lengths=lengths, pins=pins, gates=gates, hs=hs,
             cs=cs if self._lstm else None, extra=extra if extra is not ph3 else None,
-        )
-        return hs[1:], h, (c if self._lstm else None), cache
+        ) if cache else None
+        return hs[1:], h, (c if self._lstm else None), saved
 
     def _backward(self, cache, dy, dh, dc, p, pins):
         x, lengths = cache.x, getattr(cache, "lengths", None)

@@ -156,12 +156,16 @@ def cell_bytes(D, H, G, itemsize):
 OVERHEAD = 64 * 1024
 
 
-def forward_bytes(cell, T, B):
-    """Bytes ``cell.forward`` allocates for T steps of a batch of B (at most)."""
+def forward_bytes(cell, T, B, cache=True):
+    """Bytes ``cell.forward`` allocates for T steps of a batch of B (at most),
+    with or without a cache."""
     D, H, GH, s = _sizes(cell)
     states = 2 if cell._lstm or cell._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else 1
-    per_row = D + GH + states * H
     scratch = B * (GH + 6 * H) + 2 * states * B * H + _recurrent.packed_size(B, D, H, GH, False, s)
+    if not cache:  # y, x if cast, and rings: a chunk of gates, two cell states, one extra
+        Tg = _recurrent.gate_steps(T, B, D, H, GH, s)
+        return s * (T * B * (H + D) + Tg * B * GH + 3 * B * H + scratch) + 8 * B + OVERHEAD
+    per_row = D + GH + states * H
     return s * (T * B * per_row + scratch) + 8 * B + OVERHEAD
 
 

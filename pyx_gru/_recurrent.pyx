@@ -554,6 +554,22 @@ def packed_size(Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, Py_ssize_t GH, bint ba
     return GH // H * (pyx_packed_size(H, H, pw) + pyx_packed_size(D, H, pw))
 
 
+# Without a cache, the BLAS path projects the input this many rows (steps
+# times batch) at a time, at least: enough for an efficient GEMM, and a
+# small fraction of the cache's T * B rows on long sequences.
+cdef Py_ssize_t _CHUNK_ROWS = 256
+
+
+def gate_steps(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, Py_ssize_t GH,
+               int itemsize):
+    """Steps of gates a forward pass without a cache keeps (``forward``'s
+    Tg): 1 on the packed path, where each step projects its own input;
+    else chunks of at least _CHUNK_ROWS rows; never more than T."""
+    if packed_size(B, D, H, GH, False, itemsize):
+        return min(T, 1)
+    return min(T, max(1, (_CHUNK_ROWS + B - 1) // max(B, 1)))
+
+
 cdef floating* _packed_or_null(floating[::1] packed, Py_ssize_t B, Py_ssize_t D,
                                Py_ssize_t H, Py_ssize_t GH, bint backward):
     # The packed workspace, if it is on and large enough; else NULL (BLAS).
@@ -616,7 +632,8 @@ cdef void _times_ut(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, Py_ssize_t k0,
 
 
 cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
-                        Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                        Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t Tg, Py_ssize_t Tc,
+                        Py_ssize_t Te, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
                         Py_ssize_t GH, Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t u0,
                         Py_ssize_t u1, const floating* x, const floating* Wp,
                         const floating* U, const floating* Up, const floating* b,
@@ -625,33 +642,40 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
                         floating* cs, floating* extra, floating* h_last, floating* c_last,
                         floating* hu, const floating* keep,
                         const floating* pin) noexcept nogil:
-    # The time loop of batch rows [b0, b1) and units [u0, u1). With Wp (W
-    # packed), each step first writes x_t @ W into gates[t], its rows and
-    # units; without (Wp NULL), gates[t] holds x_t @ W on entry. With
-    # `units`, the team splits by units and every member must take every
-    # step (barriers), even with an empty share.
+    # Steps [t0, t1) of batch rows [b0, b1) and units [u0, u1). With Wp (W
+    # packed), each step first writes x_t @ W into its gates, its rows and
+    # units; without (Wp NULL), they hold x_t @ W on entry. With `units`,
+    # the team splits by units and every member must take every step
+    # (barriers), even with an empty share. gates, cs and extra hold Tg, Tc
+    # and Te steps, used as rings: step t's gates are gates[t % Tg], its
+    # c_{t-1} and c_t are cs[t % Tc] and cs[(t + 1) % Tc], its extra is
+    # extra[t % Te] (with a cache, Tg = Te = T and Tc = T + 1: no wrapping).
     cdef Py_ssize_t nb = b1 - b0
     cdef Py_ssize_t nu = u1 - u0
     cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
     cdef bint lstm = kind == _LSTM
     cdef size_t part = nu * sizeof(floating)
-    cdef Py_ssize_t t, bb, s
+    cdef Py_ssize_t t, bb, s, sc
     cdef floating* a
     cdef floating* h
     cdef floating* h_prev
     cdef floating* c_prev = NULL
+    cdef floating* c = NULL
+    cdef floating* e
     cdef floating* hu_rows = hu + b0 * GH
     if nb <= 0 or (nu <= 0 and not units):
         return
-    for t in range(T):
+    for t in range(t0, t1):
         s = (t * B + b0) * H            # offset of [t, b0] in (T+1, B, H) arrays
-        a = gates + (t * B + b0) * GH + u0
+        a = gates + ((t % Tg) * B + b0) * GH + u0
         h = hs + s + B * H + u0         # hs[t + 1, b0, u0]
+        e = extra + ((t % Te) * B + b0) * H
         # Without lengths, every state is in hs; with them, the carried state
         # lives in h_last / c_last.
         h_prev = h_last + b0 * H if masked else hs + s
         if lstm:
-            c_prev = (c_last + b0 * H if masked else cs + s) + u0
+            c_prev = (c_last + b0 * H if masked else cs + ((t % Tc) * B + b0) * H) + u0
+            c = cs + (((t + 1) % Tc) * B + b0) * H + u0
         if nu > 0:
             if Wp != NULL:
                 # gates[t, b0:b1] = x_t[b0:b1] @ W, this member's columns
@@ -669,36 +693,38 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
                                 keep, pin + u0)
         elif kind == _GRU_AFTER:
             _gru_after_forward(nb, H, nu, a, hu_rows + u0, b + u0, b_hg + u0, h_prev + u0,
-                               extra + s + u0, h, keep, pin + u0)
+                               e + u0, h, keep, pin + u0)
         elif kind == _GRU_BEFORE:
             _gru_before_gates(nb, H, nu, a, hu_rows + u0, b + u0, h_prev + u0,
-                              extra + s + u0, keep, pin + u0)
+                              e + u0, keep, pin + u0)
             if units:
                 PYX_BARRIER()   # every unit of r * h_prev is written
             if nu > 0:
                 # hu[b0:b1, 2H+u0 : 2H+u1] = (r * h_prev) @ U[:, 2H+u0 : 2H+u1]
-                _times_u(nb, H, GH, 2, 3, u0, nu, extra + s, U, Up, hu_rows)
+                _times_u(nb, H, GH, 2, 3, u0, nu, e, U, Up, hu_rows)
             _gru_before_forward(nb, H, nu, a, hu_rows + u0, b + u0, h_prev + u0, h)
         else:
             _lstm_forward(nb, H, nu, peephole, a, hu_rows + u0, b + u0, P + u0, c_prev,
-                          cs + s + B * H + u0, h, keep, pin + u0)
+                          c, h, keep, pin + u0)
         if masked:
             for bb in range(b0, b1):
                 s = ((t + 1) * B + bb) * H + u0
+                sc = (((t + 1) % Tc) * B + bb) * H + u0
                 if t < lengths[bb]:
                     memcpy(h_last + bb * H + u0, hs + s, part)
                     if lstm:
-                        memcpy(c_last + bb * H + u0, cs + s, part)
+                        memcpy(c_last + bb * H + u0, cs + sc, part)
                 else:
                     memset(hs + s, 0, part)
                     if lstm:
-                        memcpy(cs + s, c_last + bb * H + u0, part)
+                        memcpy(cs + sc, c_last + bb * H + u0, part)
         if units:
             PYX_BARRIER()   # h_t is complete before the next step reads it
 
 
 cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked,
-                          bint units, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D,
+                          bint units, Py_ssize_t T, Py_ssize_t Tg, Py_ssize_t Tc,
+                          Py_ssize_t Te, Py_ssize_t B, Py_ssize_t D,
                           Py_ssize_t H, Py_ssize_t GH, const floating* x,
                           const floating* W, const floating* U, floating* Up,
                           const floating* b, const floating* b_hg, const floating* P,
@@ -710,9 +736,12 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
     # packing U into Up and W after it, and then the time loop of its batch
     # rows, or of its units, each step taking its own x_t @ W while x_t is
     # hot in cache. Without (Up NULL: the BLAS path): its rows of the input
-    # projection of all steps at once, then the time loop.
+    # projection of all steps at once, then the time loop; or, when gates
+    # holds fewer steps than T (Tg < T: no cache), the same a chunk of Tg
+    # steps at a time.
     cdef Py_ssize_t r0 = _part(T * B, tid, nth, 1)
     cdef Py_ssize_t r1 = _part(T * B, tid + 1, nth, 1)
+    cdef Py_ssize_t t0, t1
     cdef size_t pw = panel_width(U)
     cdef Py_ssize_t G = GH // H
     cdef Py_ssize_t npan = (H + pw - 1) // pw
@@ -734,20 +763,37 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
             else:
                 pack(D, H, W + (g - G) * H, GH, 1, p0, p1,
                      Wp + (g - G) * pyx_packed_size(D, H, pw))
-    else:
+    elif Tg == T:
         # gates[r0:r1] = x[r0:r1] @ W, x and gates seen as (T*B, D) and (T*B, GH)
         # (b is added step by step, in the pass that adds h_prev @ U)
         gemm(False, False, <int> (r1 - r0), <int> GH, <int> D, <floating> 1,
              x + r0 * D, <int> D, W, <int> GH, <floating> 0, gates + r0 * GH, <int> GH)
     cdef bint split_units = units and nth > 1
+    cdef Py_ssize_t b0 = 0 if split_units else _part(B, tid, nth, 1)
+    cdef Py_ssize_t b1 = B if split_units else _part(B, tid + 1, nth, 1)
+    cdef Py_ssize_t u0 = _part(H, tid, nth, _UNIT_BLOCK) if split_units else 0
+    cdef Py_ssize_t u1 = _part(H, tid + 1, nth, _UNIT_BLOCK) if split_units else H
     PYX_BARRIER()
-    _forward_rows(kind, peephole, masked, split_units, T, B, D, H, GH,
-                  0 if split_units else _part(B, tid, nth, 1),
-                  B if split_units else _part(B, tid + 1, nth, 1),
-                  _part(H, tid, nth, _UNIT_BLOCK) if split_units else 0,
-                  _part(H, tid + 1, nth, _UNIT_BLOCK) if split_units else H,
-                  x, Wp, U, Up, b, b_hg, P, lengths, gates, hs, cs, extra, h_last, c_last,
-                  hu, keep, pin)
+    if Up != NULL or Tg == T:
+        _forward_rows(kind, peephole, masked, split_units, 0, T, Tg, Tc, Te, B, D, H, GH,
+                      b0, b1, u0, u1, x, Wp, U, Up, b, b_hg, P, lengths, gates, hs, cs,
+                      extra, h_last, c_last, hu, keep, pin)
+        return
+    t0 = 0
+    while t0 < T:
+        t1 = t0 + Tg if t0 + Tg < T else T
+        r0 = _part((t1 - t0) * B, tid, nth, 1)
+        r1 = _part((t1 - t0) * B, tid + 1, nth, 1)
+        # gates[:t1-t0] (as rows) [r0:r1] = x[t0:t1] (as rows) [r0:r1] @ W
+        gemm(False, False, <int> (r1 - r0), <int> GH, <int> D, <floating> 1,
+             x + (t0 * B + r0) * D, <int> D, W, <int> GH, <floating> 0, gates + r0 * GH,
+             <int> GH)
+        PYX_BARRIER()   # the chunk's input projection is complete
+        _forward_rows(kind, peephole, masked, split_units, t0, t1, Tg, Tc, Te, B, D, H,
+                      GH, b0, b1, u0, u1, x, Wp, U, Up, b, b_hg, P, lengths, gates, hs, cs,
+                      extra, h_last, c_last, hu, keep, pin)
+        PYX_BARRIER()   # everyone is done with the chunk before the next overwrites it
+        t0 = t1
 
 
 def forward(int kind, bint peephole, bint masked,
@@ -780,8 +826,16 @@ def forward(int kind, bint peephole, bint masked,
     the right dtype. keep (G,) is 1 for a
     learned gate and 0 for a gate pinned to the values pin[k] (pin is (G, H),
     or any placeholder when nothing is pinned).
+
+    T is ``hs.shape[0] - 1``. Without a cache to keep, gates, cs and extra
+    may hold fewer steps, used as rings: gates (Tg, B, GH) with 1 <= Tg <= T
+    (the input projection then goes Tg steps at a time), cs (2, B, H) from
+    cs[0], extra (1, B, H).
     """
-    cdef Py_ssize_t T = gates.shape[0]
+    cdef Py_ssize_t T = hs.shape[0] - 1
+    cdef Py_ssize_t Tg = gates.shape[0]
+    cdef Py_ssize_t Tc = cs.shape[0]
+    cdef Py_ssize_t Te = extra.shape[0]
     cdef Py_ssize_t B = gates.shape[1]
     cdef Py_ssize_t GH = gates.shape[2]
     cdef Py_ssize_t H = hs.shape[2]
@@ -792,7 +846,7 @@ def forward(int kind, bint peephole, bint masked,
     cdef int nt
     if B == 0:
         return
-    if T == 0:
+    if T <= 0:
         memcpy(&h_last[0, 0], &hs[0, 0, 0], B * row)
         if lstm:
             memcpy(&c_last[0, 0], &cs[0, 0, 0], B * row)
@@ -821,20 +875,20 @@ def forward(int kind, bint peephole, bint masked,
             memcpy(pc_last, pcs, B * row)
         nt = team_enter(_wanted_team(T, B, H, GH))
         if nt == 1:
-            _forward_member(0, 1, kind, peephole, masked, False, T, B, D, H, GH, px, pW,
-                            pU, pUp, pb, pb_hg, pP, plen, pgates, phs, pcs, pextra, ph_last,
-                            pc_last, phu, pkeep, ppin)
+            _forward_member(0, 1, kind, peephole, masked, False, T, Tg, Tc, Te, B, D, H, GH,
+                            px, pW, pU, pUp, pb, pb_hg, pP, plen, pgates, phs, pcs, pextra,
+                            ph_last, pc_last, phu, pkeep, ppin)
         else:
             with parallel(num_threads=nt):
                 _forward_member(threadid(), PYX_TEAM_SIZE(), kind, peephole, masked,
-                                units, T, B, D, H, GH, px, pW, pU, pUp, pb, pb_hg, pP, plen,
-                                pgates, phs, pcs, pextra, ph_last, pc_last, phu, pkeep,
-                                ppin)
+                                units, T, Tg, Tc, Te, B, D, H, GH, px, pW, pU, pUp, pb,
+                                pb_hg, pP, plen, pgates, phs, pcs, pextra, ph_last, pc_last,
+                                phu, pkeep, ppin)
         team_leave()
         if not masked:
             memcpy(ph_last, phs + T * B * H, B * row)
             if lstm:
-                memcpy(pc_last, pcs + T * B * H, B * row)
+                memcpy(pc_last, pcs + (T % Tc) * B * H, B * row)
 
 
 cdef void _pass_masked(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, Py_ssize_t u0,

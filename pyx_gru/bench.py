@@ -7,7 +7,10 @@ For every cell (RNN, simplified GRU, GRU with the reset gate after and before
 the matmul, LSTM) and every size (B, D, H), with T = 100, time-major, float32
 (and float64 at (32, 128, 128)), two tasks:
 
-* ``fwd``: one forward pass from a zero initial state;
+* ``fwd``: one inference forward pass from a zero initial state (pyx_gru
+  with ``cache=False``, PyTorch under ``no_grad``: neither keeps what a
+  backward pass would need); pyx_gru's forward that keeps its cache is timed
+  too, as ``pyx_gru/cache``, and printed after the tables;
 * ``fwd+bwd``: one forward pass and one backward pass that computes the
   gradients of every parameter, of x and of the initial state, from given
   dL/dy and dL/d(final state).
@@ -398,11 +401,13 @@ def make_problem(case, rng):
 
 
 def numpy_runners(cell, data):
-    """fwd and fwd+bwd callables of a pyx_gru cell or of its NumPy reference."""
+    """fwd and fwd+bwd callables of a pyx_gru cell or of its NumPy reference.
+    fwd is inference: ``cache=False``, as PyTorch's forward runs under
+    ``no_grad``; fwd+bwd keeps the cache its backward pass needs."""
     x, state0, dy, dstate = data["x"], data["state0"], data["dy"], data["dstate"]
 
     def fwd():
-        return cell.forward(x, state0)
+        return cell.forward(x, state0, cache=False)
 
     def fwd_bwd():
         _, _, cache = cell.forward(x, state0)
@@ -485,7 +490,8 @@ def forward_disagreement(runners, cell_dtype):
 def run_case(case, settings, torch, memo, rng):
     """Roofline and interleaved timings of every contender of one case."""
     cell, data = make_problem(case, rng)
-    contenders = {"pyx_gru": numpy_runners(cell, data)}
+    contenders = {"pyx_gru": numpy_runners(cell, data),
+                  "pyx_gru/cache": {"fwd": lambda: cell.forward(data["x"], data["state0"])}}
     if settings.kernels and _recurrent.packed_available():
         contenders["pyx_gru/blas"] = blas_kernel_runners(contenders["pyx_gru"])
     size = (case.B, case.D, case.H)
@@ -496,12 +502,13 @@ def run_case(case, settings, torch, memo, rng):
     agreement = forward_disagreement(contenders, cell.dtype)
     clock = cpu_clock()
     roof = roofline(case, memo, rng)
-    runners = {(name, task): fns[task] for name, fns in contenders.items() for task in TASKS}
+    runners = {(name, task): fns[task] for name, fns in contenders.items() for task in TASKS
+               if task in fns}
     warm, times, orders = interleaved_rounds(runners, settings, rng)
     others = other_cpus(clock, cpu_clock())
     timings = {task: {name: {"warmup": warm[name, task], "times": times[name, task],
                              **summarize(times[name, task])}
-                      for name in contenders}
+                      for name in contenders if task in contenders[name]}
                for task in TASKS}
     return {"cell": case.cell, "label": case.label, "T": T_STEPS, "B": case.B, "D": case.D,
             "H": case.H, "dtype": case.dtype, "gates": case.gates, "other_cpus": others,
@@ -558,6 +565,15 @@ def print_report(results, info):
            if d > (1e-3 if r["dtype"] == "float32" else 1e-9)]
     for b in bad:
         print(f"WARNING: {b[5]} disagrees with pyx_gru on {b[:5]}: max rel diff {b[6]:.1e}")
+    cached = [r for r in results if "pyx_gru/cache" in r["timings"]["fwd"]]
+    if cached:
+        print("\n== pyx_gru's forward keeping its cache (as for training), against the "
+              "inference forward above (ms; ratio) ==")
+        for r in cached:
+            t = r["timings"]["fwd"]
+            keep, infer = t["pyx_gru/cache"]["median"], t["pyx_gru"]["median"]
+            print(f"{r['label']:<10} {r['B']:>3} {r['D']:>4} {r['H']:>4} {'f' + r['dtype'][5:]:<5} "
+                  f"{keep * 1e3:9.3f} vs {infer * 1e3:9.3f} {keep / infer:5.2f}x")
     kernels = [r for r in results if "pyx_gru/blas" in r["timings"]["fwd"]]
     if kernels:
         print("\n== the per-step products: packed kernel against the BLAS (ms; blas / packed) ==")

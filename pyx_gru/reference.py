@@ -256,7 +256,7 @@ class _ReferenceCell:
     def _steps(self):
         raise NotImplementedError
 
-    def _forward(self, x, h0, c0, lengths, p, pins):
+    def _forward(self, x, h0, c0, lengths, p, pins, cache=True):
         step_forward, _ = self._steps()
         T, B, _ = x.shape
         state = (h0,) if c0 is None else (h0, c0)
@@ -267,9 +267,10 @@ class _ReferenceCell:
             on = _active(t, lengths, B)
             state = tuple(np.where(on, new, old) for new, old in zip(new_state, state))
             y[t] = np.where(on, new_state[0], 0)
-            steps.append(step_cache)
-        cache = Cache(self, p, x=x, lengths=lengths, pins=pins, steps=steps)
-        return y, state[0], (state[1] if c0 is not None else None), cache
+            if cache:
+                steps.append(step_cache)
+        saved = Cache(self, p, x=x, lengths=lengths, pins=pins, steps=steps) if cache else None
+        return y, state[0], (state[1] if c0 is not None else None), saved
 
     def _backward(self, cache, dy, dh, dc, p, pins):
         _, step_backward = self._steps()

@@ -239,14 +239,17 @@ def snapshot(a):
     return None
 
 
-def check_forward(cell, x, out):
+def check_forward(cell, x, out, keep=True):
     y, state, cache = out
     T, B = np.shape(y)[:2]
     H = cell.hidden_size
-    assert isinstance(cache, pg.Cache) and cache.cell is cell
     assert y.shape == (T, B, H) and y.dtype == cell.dtype, (y.shape, y.dtype)
     for s in (state if cell._lstm else (state,)):
         assert s.shape == (B, H) and s.dtype == cell.dtype
+    if not keep:  # cache=False: inference, nothing kept
+        assert cache is None
+        return
+    assert isinstance(cache, pg.Cache) and cache.cell is cell
     assert cache.x.shape == (T, B, cell.input_size)
 
 
@@ -293,12 +296,19 @@ def op_forward(draw, cell, state):
     state0 = draw(state_arg(cell, B))
     lengths = draw(lengths_arg(T, B))
     gates = draw(gates_arg(cell))
+    kw = {"gates": gates}
+    keep = draw(st.integers(0, 5))  # usually the default; else False or anything
+    if keep == 0:
+        kw["cache"] = False
+    elif keep == 1:
+        kw["cache"] = draw(st.one_of(st.sampled_from([True, np.bool_(False)]), garbage()))
     before = [snapshot(a) for a in (x, lengths)]
-    out = call("forward", cell.forward, x, state0, lengths, gates=gates)
+    out = call("forward", cell.forward, x, state0, lengths, **kw)
     assert [snapshot(a) for a in (x, lengths)] == before, "forward changed its input"
     if out is not Rejected:
-        check_forward(cell, x, out)
-        state["cache"] = out[2]
+        check_forward(cell, x, out, bool(kw.get("cache", True)))
+        if out[2] is not None:
+            state["cache"] = out[2]
 
 
 def op_backward(draw, cell, state):

@@ -88,6 +88,30 @@ def test_split_matches_serial(split_mode, kernel, mode, name, dtype, T, B, maske
         np.testing.assert_array_equal(alone[0], split[0])
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("name", CONFIGS)
+# B = 5 and 16: the BLAS path projects the input ceil(256 / B) steps at a
+# time without a cache (52 and 16): T = 120 and 37 cross chunk boundaries
+@pytest.mark.parametrize("T,B", [(120, 5), (37, 16), (3, 2)])
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("mode", ["serial", "rows", "units"])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_inference_forward_is_the_forward(split_mode, kernel, mode, name, dtype, T, B, masked):
+    """forward(..., cache=False) keeps gates, c and extra in rings of a few
+    steps (and the BLAS path projects the input a chunk at a time), yet
+    gives bitwise the outputs of the forward that keeps everything."""
+    cell = make_cell(name, D=5, H=19, dtype=dtype)
+    x, state0, _, _ = random_problem(cell, T, B, seed=T + B)
+    lengths = np.random.default_rng(B).integers(0, T + 1, B) if masked else None
+    gates = {cell.pinnable_gates[-1]: 0.25} if name != "rnn" and B == 16 else None
+    split_mode(mode, kernel == "packed")
+    y, state, cache = cell.forward(x, state0, lengths, gates=gates)
+    y_inf, state_inf, none = cell.forward(x, state0, lengths, gates=gates, cache=False)
+    assert none is None and cache is not None
+    for a, b in zip([y, *parts(state)], [y_inf, *parts(state_inf)]):
+        np.testing.assert_array_equal(b, a)
+
+
 @needs_packed
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("name", ["rnn", "gru_before", "lstm_peephole"])
