@@ -8,7 +8,9 @@
  * (256 x 512), where this kernel reaches 117), and U's power-of-two row
  * strides (4H columns for the LSTM) made a direct read alias in the caches.
  * So U (and U.T for the backward) is packed once per call, and these
- * kernels read it as it lies:
+ * kernels read it as it lies. W is packed too, and each step takes its own
+ * x_t @ W just before h_{t-1} @ U, while x_t is in cache: no pass over a
+ * (T*B, G*H) array written before the loop and read back during it.
  *
  *   packed layout: the columns of a (K x N) operand cut into panels of one
  *   vector (PW = 16 floats or 8 doubles), each panel K rows of PW, contiguous
@@ -16,10 +18,12 @@
  *
  *   C[m x n] = beta * C + A[m x k] @ Bp[0:k, 0:n]   (beta 0 or 1)
  *
- * The micro-kernel keeps a block of 6 rows x 4 vectors of C in 24 AVX-512
- * registers and runs over the whole k: per k it loads 4 vectors of the
- * panels, broadcasts 6 elements of A and does 24 fused multiply-adds. Each
- * element of C is one chain of fused multiply-adds in k order, so a result
+ * The micro-kernel keeps a block of up to 6 rows x 4 vectors of C in 24
+ * AVX-512 registers: per k it loads 4 vectors of the panels, broadcasts 6
+ * elements of A and does 24 fused multiply-adds. k goes in blocks of
+ * PYX_KC (the 4 panels' block then stays in L1 for every row block), each
+ * block continuing the chain from C, so each element of C is still one
+ * chain of fused multiply-adds in k order, started from beta * C: a result
  * does not depend on how the rows or columns were split between threads.
  * Columns past the last full 4-vector block go one vector at a time, the
  * last one masked. AVX-512F only: pyx_gemm_available() says whether the CPU
@@ -149,11 +153,12 @@ PYX_MICROS(pyx_micro1_d, double, __m512d, __mmask8, PYX_PANEL_D, 1, PYX_D_OPS)
         }                                                                       \
     }
 
+/* k per block: 4 panels x 128 k x 64 bytes = 32 KiB, L1's size here (about
+ * 6% faster than whole k at (32 x 512) @ (512 x 2048), one core). */
+#define PYX_KC 128
+
 /* C[m x n] = beta * C + A[m x k] @ Bp[0:k, 0:n]; Bp's panels are ps
  * elements apart (K_total * PW: a panel may hold more rows than k). */
-#ifndef PYX_KC
-#define PYX_KC 128
-#endif
 #define PYX_GEMM_PACKED(NAME, T, MT, PW, P4, P1)                                \
 PYX_GEMM_TARGET static void NAME(int m, int n, int k, const T* A, int lda,     \
                                  const T* Bp, size_t ps, T beta, T* C, int ldc) { \

@@ -6,10 +6,14 @@
 #
 # Forward:
 #   gates = x @ W                          one GEMM over all T*B rows, before the loop
+#                                           (the packed path instead takes gates[t] =
+#                                           x_t @ W at the start of step t)
 #   for t:   hu = h_{t-1} @ U               one GEMM per step, every gate at once
 #            <cell pointwise step>          gates[t] + hu + b -> activations,
 #                                           hs[t+1] <- h_t
 #            <mask rows with t >= lengths>  carry the state, y = 0
+#   Without a cache (inference), gates, c and extra are rings of a few steps,
+#   and the BLAS path projects the input a chunk of steps at a time.
 # Backward:
 #   for t backwards:
 #            dh = dh_next + dy[t]           (active rows only)
@@ -398,9 +402,9 @@ cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole
 #   block of units (their columns in every gate block, which is all a unit's
 #   pointwise step needs), reading only its share of U per step, with a
 #   barrier per step (the next step's GEMM reads every unit of h_{t-1}).
-# The GEMMs over all rows (the forward's input projection, the backward's
-# weight gradients) are split over the team by rows or by columns, between
-# barriers. The team has as many threads as the BLAS may use (so
+# The GEMMs over all rows (the forward's input projection on the BLAS path,
+# the backward's weight gradients) are split over the team by rows or by
+# columns, between barriers. The team has as many threads as the BLAS may use (so
 # threadpoolctl governs both), fewer when the work is small (a team of one
 # is the plain serial driver). The BLAS is held at one thread while any call
 # is inside (pyx_gru._blas.team_enter), so a result depends on the team size
