@@ -158,10 +158,14 @@ PYX_MICROS(pyx_micro1_d, double, __m512d, __mmask8, PYX_PANEL_D, 1, PYX_D_OPS)
 #define PYX_KC 128
 
 /* C[m x n] = beta * C + A[m x k] @ Bp[0:k, 0:n]; Bp's panels are ps
- * elements apart (K_total * PW: a panel may hold more rows than k). */
+ * elements apart (K_total * PW: a panel may hold more rows than k). The
+ * rows come in `groups` groups of m, group g's at A + g * gsa and
+ * C + g * gsc (several steps' rows of one batch block): every block of the
+ * panels, once in L1, serves all of them. */
 #define PYX_GEMM_PACKED(NAME, T, MT, PW, P4, P1)                                \
 PYX_GEMM_TARGET static void NAME(int m, int n, int k, const T* A, int lda,     \
-                                 const T* Bp, size_t ps, T beta, T* C, int ldc) { \
+                                 const T* Bp, size_t ps, T beta, T* C, int ldc, \
+                                 int groups, size_t gsa, size_t gsc) {          \
     int j = 0;                                                                  \
     const MT full = (MT) -1;                                                    \
     for (; j + 4 * PW <= n; j += 4 * PW) {                                      \
@@ -169,7 +173,10 @@ PYX_GEMM_TARGET static void NAME(int m, int n, int k, const T* A, int lda,     \
         for (int k0 = 0; k0 < k; k0 += PYX_KC) {                                \
             const int kc = k - k0 < PYX_KC ? k - k0 : PYX_KC;                   \
             const T b0 = k0 ? (T) 1 : beta;                                     \
-            PYX_ROWS(P4, kc, A + k0, lda, bp + (size_t)k0 * PW, ps, b0, C + j, ldc, full, m) \
+            for (int g = 0; g < groups; g++) {                                  \
+                PYX_ROWS(P4, kc, A + g * gsa + k0, lda, bp + (size_t)k0 * PW, ps, b0, \
+                         C + g * gsc + j, ldc, full, m)                         \
+            }                                                                   \
         }                                                                       \
     }                                                                           \
     for (; j < n; j += PW) {                                                    \
@@ -179,7 +186,10 @@ PYX_GEMM_TARGET static void NAME(int m, int n, int k, const T* A, int lda,     \
         for (int k0 = 0; k0 < k; k0 += PYX_KC) {                                \
             const int kc = k - k0 < PYX_KC ? k - k0 : PYX_KC;                   \
             const T b0 = k0 ? (T) 1 : beta;                                     \
-            PYX_ROWS(P1, kc, A + k0, lda, bp + (size_t)k0 * PW, ps, b0, C + j, ldc, last, m) \
+            for (int g = 0; g < groups; g++) {                                  \
+                PYX_ROWS(P1, kc, A + g * gsa + k0, lda, bp + (size_t)k0 * PW, ps, b0, \
+                         C + g * gsc + j, ldc, last, m)                         \
+            }                                                                   \
         }                                                                       \
     }                                                                           \
 }
@@ -189,9 +199,11 @@ PYX_GEMM_PACKED(pyx_gemm_packed_d, double, __mmask8, PYX_PANEL_D, pyx_micro4_d, 
 #else  /* no AVX-512 build: never called (pyx_gemm_available() is 0) */
 
 static void pyx_gemm_packed_f(int m, int n, int k, const float* A, int lda,
-                              const float* Bp, size_t ps, float beta, float* C, int ldc) {}
+                              const float* Bp, size_t ps, float beta, float* C, int ldc,
+                              int groups, size_t gsa, size_t gsc) {}
 static void pyx_gemm_packed_d(int m, int n, int k, const double* A, int lda,
-                              const double* Bp, size_t ps, double beta, double* C, int ldc) {}
+                              const double* Bp, size_t ps, double beta, double* C, int ldc,
+                              int groups, size_t gsa, size_t gsc) {}
 
 #endif
 #endif

@@ -13,9 +13,11 @@ cdef extern from "_gemm.h" nogil:
     void pyx_pack_d(size_t K, size_t N, const double* src, size_t sk, size_t sj,
                     size_t p0, size_t p1, double* dst)
     void pyx_gemm_packed_f(int m, int n, int k, const float* A, int lda, const float* Bp,
-                           size_t ps, float beta, float* C, int ldc)
+                           size_t ps, float beta, float* C, int ldc, int groups,
+                           size_t gsa, size_t gsc)
     void pyx_gemm_packed_d(int m, int n, int k, const double* A, int lda, const double* Bp,
-                           size_t ps, double beta, double* C, int ldc)
+                           size_t ps, double beta, double* C, int ldc, int groups,
+                           size_t gsa, size_t gsc)
 
 
 cdef inline size_t panel_width(const floating* like) noexcept nogil:
@@ -34,9 +36,12 @@ cdef inline void pack(size_t K, size_t N, const floating* src, size_t sk, size_t
 
 cdef inline void gemm_packed(int m, int n, int k, const floating* A, int lda,
                              const floating* Bp, size_t ps, floating beta,
-                             floating* C, int ldc) noexcept nogil:
-    """C[m x n] = beta * C + A[m x k] @ Bp[0:k, 0:n], Bp packed (panels ps apart)."""
+                             floating* C, int ldc, int groups=1, size_t gsa=0,
+                             size_t gsc=0) noexcept nogil:
+    """C[m x n] = beta * C + A[m x k] @ Bp[0:k, 0:n], Bp packed (panels ps
+    apart); the same for `groups` groups of m rows, at A + g * gsa and
+    C + g * gsc."""
     if floating is float:
-        pyx_gemm_packed_f(m, n, k, A, lda, Bp, ps, beta, C, ldc)
+        pyx_gemm_packed_f(m, n, k, A, lda, Bp, ps, beta, C, ldc, groups, gsa, gsc)
     else:
-        pyx_gemm_packed_d(m, n, k, A, lda, Bp, ps, beta, C, ldc)
+        pyx_gemm_packed_d(m, n, k, A, lda, Bp, ps, beta, C, ldc, groups, gsa, gsc)

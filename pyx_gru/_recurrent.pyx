@@ -562,15 +562,36 @@ def packed_size(Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, Py_ssize_t GH, bint ba
 # times batch) at a time, at least: enough for an efficient GEMM, and a
 # small fraction of the cache's T * B rows on long sequences.
 cdef Py_ssize_t _CHUNK_ROWS = 256
+# The packed path projects the input of this many rows (steps times batch)
+# at a time, at least, within the time loop: each block of the packed W
+# then serves several steps while it is in L1.
+cdef Py_ssize_t _PROJECTION_ROWS = 256
+
+
+cdef Py_ssize_t _projection_steps(Py_ssize_t T, Py_ssize_t B) noexcept nogil:
+    # Kx: steps per input projection on the packed path, in [1, max(T, 1)].
+    cdef Py_ssize_t k = (_PROJECTION_ROWS + B - 1) // (B if B > 0 else 1)
+    if k > T:
+        k = T
+    return k if k > 1 else 1
+
+
+def _set_projection_rows(Py_ssize_t rows):
+    """Set the packed path's rows per input projection (for the tests and
+    the benchmark); returns the previous value."""
+    global _PROJECTION_ROWS
+    previous = _PROJECTION_ROWS
+    _PROJECTION_ROWS = rows if rows > 1 else 1
+    return previous
 
 
 def gate_steps(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, Py_ssize_t GH,
                int itemsize):
     """Steps of gates a forward pass without a cache keeps (``forward``'s
-    Tg): 1 on the packed path, where each step projects its own input;
-    else chunks of at least _CHUNK_ROWS rows; never more than T."""
+    Tg): on the packed path, the steps of one input projection; else chunks
+    of at least _CHUNK_ROWS rows; never more than T."""
     if packed_size(B, D, H, GH, False, itemsize):
-        return min(T, 1)
+        return min(T, _projection_steps(T, B))
     return min(T, max(1, (_CHUNK_ROWS + B - 1) // max(B, 1)))
 
 
@@ -585,10 +606,12 @@ cdef floating* _packed_or_null(floating[::1] packed, Py_ssize_t B, Py_ssize_t D,
 
 cdef void _times_blocks(Py_ssize_t nb, Py_ssize_t K, Py_ssize_t H, Py_ssize_t GH,
                         Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t u0, Py_ssize_t nu,
-                        const floating* A, const floating* Mp, floating* C) noexcept nogil:
+                        const floating* A, const floating* Mp, floating* C,
+                        Py_ssize_t groups=1, size_t gsa=0, size_t gsc=0) noexcept nogil:
     # C[:, cols] = A @ M[:, cols] for the columns of units [u0, u0+nu) in gate
     # blocks [k0, k1); A (nb, K), C (nb, GH), M (K, GH) packed a gate block at
-    # a time (pyx_packed_size(K, H) each): U (K = H) or W (K = D).
+    # a time (pyx_packed_size(K, H) each): U (K = H) or W (K = D). The same
+    # for `groups` groups of nb rows, gsa and gsc apart in A and C.
     cdef Py_ssize_t k
     cdef size_t pw = panel_width(A)
     cdef size_t blk = pyx_packed_size(K, H, pw)
@@ -596,7 +619,7 @@ cdef void _times_blocks(Py_ssize_t nb, Py_ssize_t K, Py_ssize_t H, Py_ssize_t GH
         # C[:, kH+u0 : kH+u0+nu] = A @ M[:, kH+u0 : kH+u0+nu]
         gemm_packed(<int> nb, <int> nu, <int> K, A, <int> K,
                     Mp + k * blk + (u0 // pw) * K * pw, K * pw, <floating> 0,
-                    C + k * H + u0, <int> GH)
+                    C + k * H + u0, <int> GH, <int> groups, gsa, gsc)
 
 
 cdef void _times_u(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, Py_ssize_t k0,
@@ -637,7 +660,8 @@ cdef void _times_ut(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, Py_ssize_t k0,
 
 cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
                         Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t Tg, Py_ssize_t Tc,
-                        Py_ssize_t Te, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                        Py_ssize_t Te, Py_ssize_t Kx, Py_ssize_t B, Py_ssize_t D,
+                        Py_ssize_t H,
                         Py_ssize_t GH, Py_ssize_t b0, Py_ssize_t b1, Py_ssize_t u0,
                         Py_ssize_t u1, const floating* x, const floating* Wp,
                         const floating* U, const floating* Up, const floating* b,
@@ -647,8 +671,9 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
                         floating* hu, const floating* keep,
                         const floating* pin) noexcept nogil:
     # Steps [t0, t1) of batch rows [b0, b1) and units [u0, u1). With Wp (W
-    # packed), each step first writes x_t @ W into its gates, its rows and
-    # units; without (Wp NULL), they hold x_t @ W on entry. With `units`,
+    # packed), every Kx-th step first writes x_t @ W into the gates of the
+    # next Kx steps, its rows and units (t0 = 0, and Tg a multiple of Kx);
+    # without (Wp NULL), they hold x_t @ W on entry. With `units`,
     # the team splits by units and every member must take every step
     # (barriers), even with an empty share. gates, cs and extra hold Tg, Tc
     # and Te steps, used as rings: step t's gates are gates[t % Tg], its
@@ -659,7 +684,7 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
     cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
     cdef bint lstm = kind == _LSTM
     cdef size_t part = nu * sizeof(floating)
-    cdef Py_ssize_t t, bb, s, sc
+    cdef Py_ssize_t t, bb, s, sc, kx
     cdef floating* a
     cdef floating* h
     cdef floating* h_prev
@@ -681,11 +706,12 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
             c_prev = (c_last + b0 * H if masked else cs + ((t % Tc) * B + b0) * H) + u0
             c = cs + (((t + 1) % Tc) * B + b0) * H + u0
         if nu > 0:
-            if Wp != NULL:
-                # gates[t, b0:b1] = x_t[b0:b1] @ W, this member's columns
-                # (a - u0 is gates[t, b0, 0])
+            if Wp != NULL and t % Kx == 0:
+                kx = Kx if t + Kx <= t1 else t1 - t
+                # gates[t:t+kx, b0:b1] = x[t:t+kx, b0:b1] @ W, this member's
+                # columns, the steps as groups of rows (a - u0 is gates[t, b0, 0])
                 _times_blocks(nb, D, H, GH, 0, GH // H, u0, nu, x + (t * B + b0) * D, Wp,
-                              a - u0)
+                              a - u0, kx, B * D, B * GH)
             # hu[b0:b1, :n_rec] = h_prev @ U[:, :n_rec], this member's columns
             _times_u(nb, H, GH, 0, n_rec // H, u0, nu, h_prev, U, Up, hu_rows)
         if units and masked:
@@ -728,7 +754,7 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
 
 cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked,
                           bint units, Py_ssize_t T, Py_ssize_t Tg, Py_ssize_t Tc,
-                          Py_ssize_t Te, Py_ssize_t B, Py_ssize_t D,
+                          Py_ssize_t Te, Py_ssize_t Kx, Py_ssize_t B, Py_ssize_t D,
                           Py_ssize_t H, Py_ssize_t GH, const floating* x,
                           const floating* W, const floating* U, floating* Up,
                           const floating* b, const floating* b_hg, const floating* P,
@@ -779,8 +805,8 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
     cdef Py_ssize_t u1 = _part(H, tid + 1, nth, _UNIT_BLOCK) if split_units else H
     PYX_BARRIER()
     if Up != NULL or Tg == T:
-        _forward_rows(kind, peephole, masked, split_units, 0, T, Tg, Tc, Te, B, D, H, GH,
-                      b0, b1, u0, u1, x, Wp, U, Up, b, b_hg, P, lengths, gates, hs, cs,
+        _forward_rows(kind, peephole, masked, split_units, 0, T, Tg, Tc, Te, Kx, B, D, H,
+                      GH, b0, b1, u0, u1, x, Wp, U, Up, b, b_hg, P, lengths, gates, hs, cs,
                       extra, h_last, c_last, hu, keep, pin)
         return
     t0 = 0
@@ -793,9 +819,9 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
              x + (t0 * B + r0) * D, <int> D, W, <int> GH, <floating> 0, gates + r0 * GH,
              <int> GH)
         PYX_BARRIER()   # the chunk's input projection is complete
-        _forward_rows(kind, peephole, masked, split_units, t0, t1, Tg, Tc, Te, B, D, H,
-                      GH, b0, b1, u0, u1, x, Wp, U, Up, b, b_hg, P, lengths, gates, hs, cs,
-                      extra, h_last, c_last, hu, keep, pin)
+        _forward_rows(kind, peephole, masked, split_units, t0, t1, Tg, Tc, Te, 1, B, D,
+                      H, GH, b0, b1, u0, u1, x, Wp, U, Up, b, b_hg, P, lengths, gates, hs,
+                      cs, extra, h_last, c_last, hu, keep, pin)
         PYX_BARRIER()   # everyone is done with the chunk before the next overwrites it
         t0 = t1
 
@@ -841,6 +867,7 @@ def forward(int kind, bint peephole, bint masked,
     cdef Py_ssize_t Tc = cs.shape[0]
     cdef Py_ssize_t Te = extra.shape[0]
     cdef Py_ssize_t B = gates.shape[1]
+    cdef Py_ssize_t Kx = _projection_steps(hs.shape[0] - 1, B)
     cdef Py_ssize_t GH = gates.shape[2]
     cdef Py_ssize_t H = hs.shape[2]
     cdef Py_ssize_t D = x.shape[2]
@@ -879,13 +906,13 @@ def forward(int kind, bint peephole, bint masked,
             memcpy(pc_last, pcs, B * row)
         nt = team_enter(_wanted_team(T, B, H, GH))
         if nt == 1:
-            _forward_member(0, 1, kind, peephole, masked, False, T, Tg, Tc, Te, B, D, H, GH,
-                            px, pW, pU, pUp, pb, pb_hg, pP, plen, pgates, phs, pcs, pextra,
+            _forward_member(0, 1, kind, peephole, masked, False, T, Tg, Tc, Te, Kx, B, D, H,
+                            GH, px, pW, pU, pUp, pb, pb_hg, pP, plen, pgates, phs, pcs, pextra,
                             ph_last, pc_last, phu, pkeep, ppin)
         else:
             with parallel(num_threads=nt):
                 _forward_member(threadid(), PYX_TEAM_SIZE(), kind, peephole, masked,
-                                units, T, Tg, Tc, Te, B, D, H, GH, px, pW, pU, pUp, pb,
+                                units, T, Tg, Tc, Te, Kx, B, D, H, GH, px, pW, pU, pUp, pb,
                                 pb_hg, pP, plen, pgates, phs, pcs, pextra, ph_last, pc_last,
                                 phu, pkeep, ppin)
         team_leave()

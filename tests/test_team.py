@@ -131,6 +131,40 @@ def test_packed_kernel_against_blas(split_mode, mode, name, dtype, H, B):
         assert_close(b, a, dtype)
 
 
+@needs_packed
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("mode", ["serial", "rows", "units"])
+def test_input_projection_in_chunks_of_steps(split_mode, mode, name, dtype):
+    """The packed path projects the input several steps at a time (the rows
+    of several steps in one product, inside the time loop): any number of
+    steps per projection, ragged last chunk included, gives bitwise the
+    same (each element is one chain of multiply-adds), with or without a
+    cache, and the BLAS path's result to rounding."""
+    cell = make_cell(name, D=7, H=24, dtype=dtype, scale=0.3)
+    T, B = 23, 4
+    x, state0, dy, dstate = random_problem(cell, T, B, seed=3)
+    lengths = np.array([23, 5, 0, 17])
+    split_mode("serial", False)
+    blas = run(cell, x, state0, dy, dstate, lengths)
+    split_mode(mode, True)
+    outs = []
+    previous = _recurrent._set_projection_rows(B)
+    try:
+        for rows in (1, 5 * B, 7 * B, 10**6):   # 1, 5, 7 and all 23 steps at a time
+            _recurrent._set_projection_rows(rows)
+            outs.append(run(cell, x, state0, dy, dstate, lengths))
+            y, state, _ = cell.forward(x, state0, lengths, cache=False)
+            np.testing.assert_array_equal(y, outs[-1][0])
+    finally:
+        _recurrent._set_projection_rows(previous)
+    for out in outs[1:]:
+        for a, b in zip(outs[0], out):
+            np.testing.assert_array_equal(b, a)
+    for a, b in zip(blas, outs[0]):
+        assert_close(b, a, dtype)
+
+
 @needs_hooks
 @pytest.mark.parametrize("mode", ["rows", "units"])
 def test_team_follows_blas_limit(split_mode, mode):
