@@ -428,40 +428,50 @@ cdef extern from *:
 # A call is split only when its GEMM work (multiply-adds) is at least
 # _MIN_WORK per member: below that, waking a second thread costs more than it
 # saves. It splits by rows, with at least _MIN_ROWS rows per member, unless
-# the batch is too small for that or U has at least _UNIT_SPLIT elements:
-# then by units, if each member's share of a step is at least _MIN_STEP_WORK
-# multiply-adds (a barrier per step costs a few microseconds, and a member
-# slowed by other work on its core stalls the whole team at each one).
+# the batch is too small for that, or U has at least _UNIT_SPLIT elements
+# and the batch fewer than _UNIT_MAX_B rows (each member would read all of
+# a large U and W every step for a few rows): then by units, if each
+# member's share of a step is at least _MIN_STEP_WORK multiply-adds (a
+# barrier per step costs a few microseconds, and a member slowed by other
+# work on its core stalls the whole team at each one).
 # Measured on 2 cores (forward+backward, float32, T = 100, ms, rows/units):
 # GRU (1, 256, 256) 5.9 (one thread)/5.2, LSTM (1, 256, 256) 6.5/4.8, LSTM
-# (32, 128, 128) 21.8/24.5, LSTM (64, 512, 512) 399/383.
+# (32, 128, 128) 21.8/24.5. With the input projected in the time loop
+# (2026-11-22, forward without a cache / forward+backward): LSTM (64, 512,
+# 512) 97.5/100.8 and 323/331, LSTM (32, 512, 512) 52.4/55.0 and 168/172,
+# LSTM (16, 512, 512) 32.5/28.5 and 98/91, GRU (16, 1024, 1024) 96/85 and
+# 280/260, GRU (32, 1024, 1024) 159/161 and 500/497.
 cdef Py_ssize_t _MIN_ROWS = 2
 cdef double _MIN_WORK = 2e5
 cdef Py_ssize_t _UNIT_SPLIT = 1 << 20
+cdef Py_ssize_t _UNIT_MAX_B = 32
 cdef double _MIN_STEP_WORK = 6e4
 # Units are split in blocks of this many (64 bytes of float32).
 cdef Py_ssize_t _UNIT_BLOCK = 16
 
 
 def _set_split(Py_ssize_t min_rows, double min_work, Py_ssize_t unit_split=-1,
-               double min_step_work=-1):
+               double min_step_work=-1, Py_ssize_t unit_max_b=-1):
     """Set the team thresholds (for the tests and the benchmark); returns the
-    previous (min_rows, min_work, unit_split, min_step_work), to restore
-    them. A negative unit_split or min_step_work keeps the current one."""
-    global _MIN_ROWS, _MIN_WORK, _UNIT_SPLIT, _MIN_STEP_WORK
-    previous = (_MIN_ROWS, _MIN_WORK, _UNIT_SPLIT, _MIN_STEP_WORK)
+    previous (min_rows, min_work, unit_split, min_step_work, unit_max_b), to
+    restore them. A negative unit_split, min_step_work or unit_max_b keeps
+    the current one."""
+    global _MIN_ROWS, _MIN_WORK, _UNIT_SPLIT, _MIN_STEP_WORK, _UNIT_MAX_B
+    previous = (_MIN_ROWS, _MIN_WORK, _UNIT_SPLIT, _MIN_STEP_WORK, _UNIT_MAX_B)
     _MIN_ROWS = min_rows if min_rows > 1 else 1
     _MIN_WORK = min_work
     if unit_split >= 0:
         _UNIT_SPLIT = unit_split
     if min_step_work >= 0:
         _MIN_STEP_WORK = min_step_work
+    if unit_max_b >= 0:
+        _UNIT_MAX_B = unit_max_b
     return previous
 
 
 cdef bint _by_units(Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH) noexcept nogil:
     # Whether a team splits this call's time loop by units (else by rows).
-    return (H * GH >= _UNIT_SPLIT or B < 2 * _MIN_ROWS) and H > _UNIT_BLOCK
+    return ((H * GH >= _UNIT_SPLIT and B < _UNIT_MAX_B) or B < 2 * _MIN_ROWS) and H > _UNIT_BLOCK
 
 
 cdef int _wanted_team(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH) noexcept nogil:

@@ -24,7 +24,8 @@ needs_hooks = pytest.mark.skipif(not _threads.BOUND, reason="no OpenBLAS thread 
 
 # _set_split's thresholds: never split; split every batch of >= 2 rows by
 # rows; split every call by units.
-MODES = {"serial": (10**9, 1e300), "rows": (1, 0.0, 2**62, 0.0), "units": (1, 0.0, 0, 0.0)}
+MODES = {"serial": (10**9, 1e300), "rows": (1, 0.0, 2**62, 0.0),
+         "units": (1, 0.0, 0, 0.0, 2**62)}
 
 
 needs_packed = pytest.mark.skipif(
@@ -192,15 +193,18 @@ def test_small_sizes_use_the_blas():
 
 def test_default_thresholds():
     # tiny work stays on one thread; a batch splits by rows; a batch too
-    # small for that, or a U larger than a core's cache, by units if each
-    # step is worth a barrier
+    # small for that, or under 32 rows with a U of 2**20 elements or more
+    # (larger than a core's cache), by units if each step is worth a barrier
     n = _blas.threads()
     assert _recurrent.team_size(4, 3, 8, 24) == (1, False)
     assert _recurrent.team_size(100, 1, 64, 192) == (1, False)
     assert _recurrent.team_size(100, 64, 64, 192) == (n, False)
     assert _recurrent.team_size(100, 32, 128, 512) == (n, False)
     assert _recurrent.team_size(100, 64, 512, 1536) == (n, False)
-    assert _recurrent.team_size(100, 64, 512, 2048) == (n, n > 1)
+    assert _recurrent.team_size(100, 64, 512, 2048) == (n, False)
+    assert _recurrent.team_size(100, 32, 512, 2048) == (n, False)
+    assert _recurrent.team_size(100, 31, 512, 2048) == (n, n > 1)
+    assert _recurrent.team_size(100, 16, 1024, 3072) == (n, n > 1)
     assert _recurrent.team_size(100, 1, 256, 768) == (n, n > 1)
     assert _recurrent.team_size(100, 1, 512, 2048) == (n, n > 1)
 
