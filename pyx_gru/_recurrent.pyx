@@ -6,8 +6,8 @@
 #
 # Forward:
 #   gates = x @ W                          one GEMM over all T*B rows, before the loop
-#                                           (the packed path instead takes gates[t] =
-#                                           x_t @ W at the start of step t)
+#                                           (the packed path takes it inside the loop,
+#                                           about 256 rows, several steps, at a time)
 #   for t:   hu = h_{t-1} @ U               one GEMM per step, every gate at once
 #            <cell pointwise step>          gates[t] + hu + b -> activations,
 #                                           hs[t+1] <- h_t
@@ -682,7 +682,8 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
                         const floating* pin) noexcept nogil:
     # Steps [t0, t1) of batch rows [b0, b1) and units [u0, u1). With Wp (W
     # packed), every Kx-th step first writes x_t @ W into the gates of the
-    # next Kx steps, its rows and units (t0 = 0, and Tg a multiple of Kx);
+    # next Kx steps, its rows and units (t0 = 0; Tg is Kx or T, so that a
+    # projection never wraps around the ring of gates);
     # without (Wp NULL), they hold x_t @ W on entry. With `units`,
     # the team splits by units and every member must take every step
     # (barriers), even with an empty share. gates, cs and extra hold Tg, Tc
@@ -877,7 +878,9 @@ def forward(int kind, bint peephole, bint masked,
     cdef Py_ssize_t Tc = cs.shape[0]
     cdef Py_ssize_t Te = extra.shape[0]
     cdef Py_ssize_t B = gates.shape[1]
-    cdef Py_ssize_t Kx = _projection_steps(hs.shape[0] - 1, B)
+    # Steps per input projection on the packed path: a ring of gates holds
+    # exactly one projection (so the two can never disagree)
+    cdef Py_ssize_t Kx = Tg if Tg < T else _projection_steps(T, B)
     cdef Py_ssize_t GH = gates.shape[2]
     cdef Py_ssize_t H = hs.shape[2]
     cdef Py_ssize_t D = x.shape[2]
