@@ -157,6 +157,18 @@ PYX_MICROS(pyx_micro1_d, double, __m512d, __mmask8, PYX_PANEL_D, 1, PYX_D_OPS)
  * 6% faster than whole k at (32 x 512) @ (512 x 2048), one core). */
 #define PYX_KC 128
 
+/* The columns of the panels from bp on (4 vectors with P4, 1 with P1),
+ * every k block, every group of rows: within a function below. */
+#define PYX_KBLOCKS(T, PW, P, bp, j, mask)                                      \
+    for (int k0 = 0; k0 < k; k0 += PYX_KC) {                                    \
+        const int kc = k - k0 < PYX_KC ? k - k0 : PYX_KC;                       \
+        const T b0 = k0 ? (T) 1 : beta;                                         \
+        for (int g = 0; g < groups; g++) {                                      \
+            PYX_ROWS(P, kc, A + g * gsa + k0, lda, (bp) + (size_t)k0 * PW, ps, b0, \
+                     C + g * gsc + (j), ldc, mask, m)                           \
+        }                                                                       \
+    }
+
 /* C[m x n] = beta * C + A[m x k] @ Bp[0:k, 0:n]; Bp's panels are ps
  * elements apart (K_total * PW: a panel may hold more rows than k). The
  * rows come in `groups` groups of m, group g's at A + g * gsa and
@@ -169,28 +181,12 @@ PYX_GEMM_TARGET static void NAME(int m, int n, int k, const T* A, int lda,     \
     int j = 0;                                                                  \
     const MT full = (MT) -1;                                                    \
     for (; j + 4 * PW <= n; j += 4 * PW) {                                      \
-        const T* bp = Bp + (size_t)(j / PW) * ps;                               \
-        for (int k0 = 0; k0 < k; k0 += PYX_KC) {                                \
-            const int kc = k - k0 < PYX_KC ? k - k0 : PYX_KC;                   \
-            const T b0 = k0 ? (T) 1 : beta;                                     \
-            for (int g = 0; g < groups; g++) {                                  \
-                PYX_ROWS(P4, kc, A + g * gsa + k0, lda, bp + (size_t)k0 * PW, ps, b0, \
-                         C + g * gsc + j, ldc, full, m)                         \
-            }                                                                   \
-        }                                                                       \
+        PYX_KBLOCKS(T, PW, P4, Bp + (size_t)(j / PW) * ps, j, full)             \
     }                                                                           \
     for (; j < n; j += PW) {                                                    \
-        const T* bp = Bp + (size_t)(j / PW) * ps;                               \
         const int nc = n - j < PW ? n - j : PW;                                 \
         const MT last = (MT)((1u << nc) - 1);                                   \
-        for (int k0 = 0; k0 < k; k0 += PYX_KC) {                                \
-            const int kc = k - k0 < PYX_KC ? k - k0 : PYX_KC;                   \
-            const T b0 = k0 ? (T) 1 : beta;                                     \
-            for (int g = 0; g < groups; g++) {                                  \
-                PYX_ROWS(P1, kc, A + g * gsa + k0, lda, bp + (size_t)k0 * PW, ps, b0, \
-                         C + g * gsc + j, ldc, last, m)                         \
-            }                                                                   \
-        }                                                                       \
+        PYX_KBLOCKS(T, PW, P1, Bp + (size_t)(j / PW) * ps, j, last)             \
     }                                                                           \
 }
 PYX_GEMM_PACKED(pyx_gemm_packed_f, float, __mmask16, PYX_PANEL_F, pyx_micro4_f, pyx_micro1_f)
