@@ -238,13 +238,16 @@ class Recurrent:
     def __repr__(self):
         return f"Recurrent({self.cell!r}{', reverse=True' if self.reverse else ''})"
 
-    def forward(self, x, lengths=None):
+    def forward(self, x, lengths=None, *, cache=True):
         """Run the layer.
 
         Parameters
         ----------
         x : array_like, shape (T, B, D)
         lengths : array_like of int, shape (B,), optional
+        cache : bool, default True
+            Keep what ``backward`` needs; False for inference (see
+            ``Cell.forward``): the cache returned is then None.
 
         Returns
         -------
@@ -258,11 +261,11 @@ class Recurrent:
         x, lengths = _inputs(x, lengths, self.input_size, self.dtype)
         if self.reverse:
             x = reverse_sequences(x, lengths)
-        y, state, cell_cache = self.cell.forward(x, lengths=lengths)
+        y, state, cell_cache = self.cell.forward(x, lengths=lengths, cache=cache)
         h_last = state[0] if isinstance(state, tuple) else state
         if self.reverse:
             y = reverse_sequences(y, lengths)
-        return y, h_last, _Cache(self, cell_cache=cell_cache, lengths=lengths)
+        return y, h_last, _Cache(self, cell_cache=cell_cache, lengths=lengths) if cache else None
 
     def backward(self, cache, dy=None, dh_last=None):
         """Backpropagate.
@@ -335,13 +338,13 @@ class Bidirectional:
     def __repr__(self):
         return f"Bidirectional({self.fwd.cell!r}, {self.bwd.cell!r})"
 
-    def forward(self, x, lengths=None):
+    def forward(self, x, lengths=None, *, cache=True):
         """Run both directions; see ``Recurrent.forward`` (H is doubled)."""
-        y_f, h_f, cache_f = self.fwd.forward(x, lengths)
-        y_b, h_b, cache_b = self.bwd.forward(x, lengths)
+        y_f, h_f, cache_f = self.fwd.forward(x, lengths, cache=cache)
+        y_b, h_b, cache_b = self.bwd.forward(x, lengths, cache=cache)
         y = np.concatenate([y_f, y_b], axis=-1)
         h_last = np.concatenate([h_f, h_b], axis=-1)
-        return y, h_last, _Cache(self, f=cache_f, b=cache_b)
+        return y, h_last, _Cache(self, f=cache_f, b=cache_b) if cache else None
 
     def backward(self, cache, dy=None, dh_last=None):
         """See ``Recurrent.backward``; ``dy`` is (T, B, 2H), ``dh_last`` (B, 2H)."""
@@ -409,13 +412,13 @@ class Stack:
     def __repr__(self):
         return "Stack([" + ", ".join(repr(layer) for layer in self.layers) + "])"
 
-    def forward(self, x, lengths=None):
+    def forward(self, x, lengths=None, *, cache=True):
         """Run every layer; see ``Recurrent.forward``."""
         caches = []
         for layer in self.layers:
-            x, h_last, cache = layer.forward(x, lengths)
-            caches.append(cache)
-        return x, h_last, _Cache(self, caches=caches)
+            x, h_last, layer_cache = layer.forward(x, lengths, cache=cache)
+            caches.append(layer_cache)
+        return x, h_last, _Cache(self, caches=caches) if cache else None
 
     def backward(self, cache, dy=None, dh_last=None):
         """See ``Recurrent.backward``; ``dy`` and ``dh_last`` are the top layer's."""
@@ -650,7 +653,7 @@ class Model:
                 f"bidirectional={c['bidirectional']}, readout={c['readout']!r}, "
                 f"dtype={self.dtype.name}, seed={c['seed']!r}; {self.n_params} parameters)")
 
-    def forward(self, x, lengths=None):
+    def forward(self, x, lengths=None, *, cache=True):
         """Run the model: every recurrent layer, then the readout.
 
         Parameters
@@ -659,6 +662,10 @@ class Model:
             Inputs, time-major.
         lengths : array_like of int, shape (B,), optional
             Sequence b is ``x[:lengths[b], b]``; None means all T steps.
+        cache : bool, default True
+            Keep what ``backward`` needs; False to evaluate or predict (the
+            recurrent layers then run ``Cell.forward(..., cache=False)``, and
+            the cache returned is None).
 
         Returns
         -------
@@ -667,13 +674,13 @@ class Model:
         cache
         """
         x, lengths = _inputs(x, lengths, self.input_size, self.dtype)
-        y, h_last, rnn_cache = self.rnn.forward(x, lengths)
+        y, h_last, rnn_cache = self.rnn.forward(x, lengths, cache=cache)
         out, head_cache = self.head.forward(y if self.readout == "every" else h_last)
         valid = None
         if self.readout == "every" and lengths is not None:
             valid = step_mask(out.shape[:2], lengths)[..., None]
             out *= valid
-        return out, _Cache(self, rnn=rnn_cache, head=head_cache, valid=valid)
+        return out, _Cache(self, rnn=rnn_cache, head=head_cache, valid=valid) if cache else None
 
     def backward(self, cache, dout):
         """Backpropagate dL/dout through the readout and every layer.

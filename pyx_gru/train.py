@@ -468,7 +468,7 @@ def _evaluate_data(model, data, loss, batch_size):
     for s in _batches(data.N, batch_size):
         idx = np.arange(s.start, s.stop)
         xb, yb, lb, mb = data.batch(idx)
-        out, _ = model.forward(xb, lb)
+        out, _ = model.forward(xb, lb, cache=False)
         t, n, _ = terms(out, yb, mb)
         total, count = total + t, count + n
         if loss == "softmax":
@@ -540,7 +540,7 @@ def predict(model, x, *, lengths=None, loss=None, batch_size=256):
     for s in _batches(N, batch_size):
         lb = None if lengths is None else np.asarray(lengths)[s]
         Tb = T if lb is None or not len(lb) else int(lb.max())
-        out, _ = model.forward(x[:Tb, s], lb)
+        out, _ = model.forward(x[:Tb, s], lb, cache=False)
         if model.readout == "every" and Tb < T:
             out = np.concatenate([out, np.zeros((T - Tb,) + out.shape[1:], dtype=out.dtype)])
         outs.append(out)

@@ -301,3 +301,44 @@ def test_empty_batch_and_zero_steps():
     assert dx.shape == (0, 4, 2)
     out, cache = model.forward(np.zeros((5, 0, 2)))
     assert out.shape == (0, 2)
+
+
+# --------------------------------------------------------------------------
+# inference: cache=False
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("readout", ["last", "every"])
+@pytest.mark.parametrize("lengths", [None, LENGTHS], ids=["full", "lengths"])
+def test_model_inference_is_the_forward(cell, bidirectional, readout, lengths):
+    """Model.forward(..., cache=False) (what evaluate and predict run) gives
+    bitwise the outputs of the forward that keeps its caches, and no cache."""
+    model = randomize(Model(2, 3, 2, cell=cell, num_layers=2, bidirectional=bidirectional,
+                            readout=readout, seed=0))
+    x = x_of()
+    out, cache = model.forward(x, lengths)
+    out_inf, none = model.forward(x, lengths, cache=False)
+    assert none is None and cache is not None
+    np.testing.assert_array_equal(out_inf, out)
+    with pytest.raises(TypeError, match="cache must be True or False"):
+        model.forward(x, lengths, cache="no")
+    with pytest.raises(ValueError, match="cache must be the one Model.forward returned"):
+        model.backward(None, np.ones_like(out))
+
+
+def test_evaluate_and_predict_keep_no_cache(monkeypatch):
+    # they only read outputs: every cell call they make is an inference pass
+    model = Model(2, 3, 1, cell="gru", seed=0)
+    x = x_of(T=6, B=5)
+    seen = []
+    forward = pg.GRU.forward
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("cache", True))
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(pg.GRU, "forward", spy)
+    pg.predict(model, x, batch_size=2)
+    pg.evaluate(model, x, np.zeros((5, 1)), loss="mse", batch_size=2)
+    assert seen and not any(seen)
