@@ -5,6 +5,7 @@ The cells (``RNN``, ``SimpleGRU``, ``GRU``, ``LSTM``) share one interface::
     cell = pyx_gru.GRU(input_size=8, hidden_size=16, reset="after", seed=0)
     y, state, cache = cell.forward(x, state0=None, lengths=None)
     dx, dstate0, dparams = cell.backward(cache, dy, dstate=None)
+    y, state, _ = cell.forward(x, cache=False)    # inference: no cache kept
 
 with compiled forward and backward passes over whole sequences.
 ``pyx_gru.reference`` has the same cells in plain NumPy, and ``gradcheck``
