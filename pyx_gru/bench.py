@@ -167,7 +167,10 @@ class Settings:
     @classmethod
     def make(cls, quick, threads, kernels=False):
         if quick:
-            return cls(threads, warmup=1, min_rounds=2, max_rounds=25, budget=0.25,
+            # Two warm-up calls, as in a full run: a library's first call
+            # (PyTorch's LSTM builds its oneDNN primitives, 40 ms) is no
+            # estimate of the next ones, and its next few may still be slow.
+            return cls(threads, warmup=2, min_rounds=2, max_rounds=25, budget=0.25,
                        skip_reference=LARGE_SIZES, kernels=kernels)
         return cls(threads, warmup=2, min_rounds=10, max_rounds=200, budget=3.0,
                    skip_reference=(), kernels=kernels)
