@@ -68,7 +68,9 @@ def make_cell(cell, input_size, hidden_size, *, dtype=np.float64, seed=None, gat
     cell : str or type
         ``"rnn"``, ``"sgru"`` (alias ``"simple_gru"``), ``"gru"`` (reset
         after, alias ``"gru_after"``), ``"gru_before"``, ``"lstm"``,
-        ``"lstm_peephole"``, or a subclass of ``pyx_gru.Cell``.
+        ``"lstm_peephole"``, or a subclass of ``pyx_gru.Cell`` (one that
+        overrides ``forward`` should pass on the keywords it does not
+        handle: ``pyx_gru.evaluate`` and ``predict`` ask for ``cache=False``).
     input_size, hidden_size : int
         D and H.
     dtype : {numpy.float64, numpy.float32}
@@ -261,7 +263,10 @@ class Recurrent:
         x, lengths = _inputs(x, lengths, self.input_size, self.dtype)
         if self.reverse:
             x = reverse_sequences(x, lengths)
-        y, state, cell_cache = self.cell.forward(x, lengths=lengths, cache=cache)
+        # cache is passed on only when False: a Cell subclass whose forward
+        # predates the keyword still trains (it needs it only to evaluate)
+        y, state, cell_cache = (self.cell.forward(x, lengths=lengths) if cache is True
+                                else self.cell.forward(x, lengths=lengths, cache=cache))
         h_last = state[0] if isinstance(state, tuple) else state
         if self.reverse:
             y = reverse_sequences(y, lengths)

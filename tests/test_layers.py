@@ -342,3 +342,28 @@ def test_evaluate_and_predict_keep_no_cache(monkeypatch):
     pg.predict(model, x, batch_size=2)
     pg.evaluate(model, x, np.zeros((5, 1)), loss="mse", batch_size=2)
     assert seen and not any(seen)
+
+
+def test_cell_subclasses_with_their_own_forward():
+    """A Cell subclass that overrides forward (as the first tutorial's leaky
+    RNN does) trains whatever its signature; to be evaluated it passes on
+    the keywords it does not handle, cache among them."""
+    class Old(pg.SimpleGRU):  # a forward written before cache= existed
+        def forward(self, x, state0=None, lengths=None, *, gates=None):
+            return super().forward(x, state0, lengths, gates={"f": 0.5})
+
+    class New(pg.SimpleGRU):
+        def forward(self, x, state0=None, lengths=None, *, gates=None, **kwargs):
+            return super().forward(x, state0, lengths, gates={"f": 0.5}, **kwargs)
+
+    x, y = x_of(T=6, B=5), np.zeros((5, 1))
+    outs = []
+    for cls in (Old, New):
+        model = Model(2, 3, 1, cell=cls, seed=0)
+        out, cache = model.forward(x)
+        model.backward(cache, np.ones_like(out))
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert pg.evaluate(Model(2, 3, 1, cell=New, seed=0), x, y, loss="mse")["count"] == 5
+    with pytest.raises(TypeError, match="cache"):
+        pg.evaluate(Model(2, 3, 1, cell=Old, seed=0), x, y, loss="mse")

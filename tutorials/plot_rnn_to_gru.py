@@ -55,8 +55,10 @@ def leaky(lam):
     """A SimpleGRU class whose gate f is pinned to the scalar lam."""
 
     class LeakyRNN(pg.SimpleGRU):
-        def forward(self, x, state0=None, lengths=None, *, gates=None):
-            return super().forward(x, state0, lengths, gates={"f": lam})
+        # Other keywords (such as cache=False, which pg.evaluate passes)
+        # go through unchanged; only the gates are ours.
+        def forward(self, x, state0=None, lengths=None, *, gates=None, **kwargs):
+            return super().forward(x, state0, lengths, gates={"f": lam}, **kwargs)
 
     LeakyRNN.__name__ = f"LeakyRNN_{lam}"
     return LeakyRNN
