@@ -1,5 +1,10 @@
 """The kernels' own sigmoid and tanh: accuracy in ulp against extended
 precision, and the special values."""
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -42,3 +47,75 @@ def test_activation_special_values(dtype):
     assert s[1] == 1 and 0 <= s[2] < 1e-37 and s[3] == s[4] == 0.5
     assert t[1] == 1 and t[2] == -1 and t[3] == 0 and t[4] == 0
     assert not np.signbit(t[3]) and np.signbit(t[4])
+
+
+C_HARNESS = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "_activations.h"
+/* argv: n, input file of n floats then n doubles; writes sigmoid and tanh
+   of both to the output file, block functions over the whole array */
+int main(int argc, char **argv) {
+    long n = atol(argv[1]);
+    float *f = malloc(n * sizeof(float)), *g = malloc(n * sizeof(float));
+    double *d = malloc(n * sizeof(double)), *e = malloc(n * sizeof(double));
+    FILE *in = fopen(argv[2], "rb"), *out = fopen(argv[3], "wb");
+    if (!in || !out || fread(f, sizeof(float), n, in) != (size_t) n
+        || fread(d, sizeof(double), n, in) != (size_t) n) return 2;
+    for (long i = 0; i < n; i++) { g[i] = f[i]; e[i] = d[i]; }
+    pyx_sigmoid_block_f(f, n); pyx_tanh_block_f(g, n);
+    pyx_sigmoid_block_d(d, n); pyx_tanh_block_d(e, n);
+    fwrite(f, sizeof(float), n, out); fwrite(g, sizeof(float), n, out);
+    fwrite(d, sizeof(double), n, out); fwrite(e, sizeof(double), n, out);
+    return fclose(out) != 0;
+}
+"""
+
+# How _activations.h is compiled: as the extension is (its target clones,
+# one picked for this CPU when the program loads), and as a single version
+# for each instruction set, the SSE2 one taking fmaf and fma from libm.
+BUILDS = {
+    "clones": [],
+    "sse2": ["-DPYX_GRU_NO_CLONES", "-march=x86-64"],
+    "avx2_fma": ["-DPYX_GRU_NO_CLONES", "-march=x86-64-v3"],
+    "avx512": ["-DPYX_GRU_NO_CLONES", "-march=x86-64-v4"],
+}
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None or platform.machine() != "x86_64",
+                    reason="needs gcc on x86-64")
+def test_every_instruction_set_computes_the_same_bits(tmp_path):
+    """The activations' fused multiply-adds are explicit and nothing else is
+    fused (-ffp-contract=off), so the SSE2, AVX2 and AVX-512 versions do the
+    same IEEE operations: bitwise the same results, and the same as the
+    compiled kernels' own. (A version this CPU cannot run is skipped.)"""
+    header = Path(_recurrent.__file__).with_name("_activations.h")
+    if not header.exists():
+        pytest.skip("_activations.h is not installed beside the extension")
+    (tmp_path / "harness.c").write_text(C_HARNESS)
+    n = POINTS.size
+    (tmp_path / "in.bin").write_bytes(POINTS.astype(np.float32).tobytes()
+                                      + POINTS.astype(np.float64).tobytes())
+    results = {}
+    for name, flags in BUILDS.items():
+        exe = tmp_path / name
+        subprocess.run(["gcc", "-O3", "-fno-trapping-math", "-ffp-contract=off", *flags,
+                        f"-I{header.parent}", str(tmp_path / "harness.c"), "-o", str(exe), "-lm"],
+                       check=True, capture_output=True)
+        out = tmp_path / f"{name}.out"
+        run = subprocess.run([str(exe), str(n), str(tmp_path / "in.bin"), str(out)],
+                             capture_output=True)
+        if run.returncode < 0:  # SIGILL: this CPU lacks the instruction set
+            continue
+        assert run.returncode == 0, (name, run.returncode)
+        results[name] = out.read_bytes()
+    assert {"clones", "sse2"} <= set(results)
+    for name, data in results.items():
+        assert data == results["sse2"], f"{name} differs from sse2"
+    ours = []
+    for dtype in (np.float32, np.float64):
+        for what in ("sigmoid", "tanh"):
+            v = POINTS.astype(dtype)
+            _recurrent._activation(what, v)
+            ours.append(v.tobytes())
+    assert b"".join(ours) == results["sse2"]
