@@ -28,6 +28,8 @@ for a reversed pass, the state after it has read the sequence back to step
 means zeros. Shapes: T steps, B sequences, D inputs, H hidden units per
 direction, K outputs; time-major, like the cells.
 """
+import inspect
+
 import numpy as np
 
 from ._cells import GRU, LSTM, RNN, Cell, SimpleGRU
@@ -70,7 +72,8 @@ def make_cell(cell, input_size, hidden_size, *, dtype=np.float64, seed=None, gat
         after, alias ``"gru_after"``), ``"gru_before"``, ``"lstm"``,
         ``"lstm_peephole"``, or a subclass of ``pyx_gru.Cell`` (one that
         overrides ``forward`` should pass on the keywords it does not
-        handle: ``pyx_gru.evaluate`` and ``predict`` ask for ``cache=False``).
+        handle, so that ``pyx_gru.evaluate`` and ``predict`` can ask for
+        ``cache=False``; without them it runs the forward that keeps a cache).
     input_size, hidden_size : int
         D and H.
     dtype : {numpy.float64, numpy.float32}
@@ -204,6 +207,25 @@ def _split(grads, prefix):
     return {k[len(prefix):]: v for k, v in grads.items() if k.startswith(prefix)}
 
 
+_TAKES_CACHE = {}
+
+
+def _takes_cache(cell):
+    """Whether ``cell.forward`` accepts ``cache=``: a Cell subclass may
+    override forward with the signature it had before the keyword existed
+    (then it runs the forward that keeps a cache, with the same outputs)."""
+    cls = type(cell)
+    known = _TAKES_CACHE.get(cls)
+    if known is None:
+        try:
+            params = inspect.signature(cls.forward).parameters.values()
+            known = any(p.name == "cache" or p.kind is p.VAR_KEYWORD for p in params)
+        except (TypeError, ValueError):
+            known = True
+        _TAKES_CACHE[cls] = known
+    return known
+
+
 class Recurrent:
     """One recurrent layer: a cell over whole sequences, forwards or backwards.
 
@@ -263,10 +285,14 @@ class Recurrent:
         x, lengths = _inputs(x, lengths, self.input_size, self.dtype)
         if self.reverse:
             x = reverse_sequences(x, lengths)
-        # cache is passed on only when False: a Cell subclass whose forward
-        # predates the keyword still trains (it needs it only to evaluate)
-        y, state, cell_cache = (self.cell.forward(x, lengths=lengths) if cache is True
-                                else self.cell.forward(x, lengths=lengths, cache=cache))
+        if not isinstance(cache, (bool, np.bool_)):
+            raise TypeError(f"cache must be True or False, got {type(cache).__name__} {cache!r}")
+        # cache is passed on only when False and the cell's forward takes it
+        # (a Cell subclass may override forward without the keyword)
+        if cache or not _takes_cache(self.cell):
+            y, state, cell_cache = self.cell.forward(x, lengths=lengths)
+        else:
+            y, state, cell_cache = self.cell.forward(x, lengths=lengths, cache=False)
         h_last = state[0] if isinstance(state, tuple) else state
         if self.reverse:
             y = reverse_sequences(y, lengths)

@@ -346,8 +346,9 @@ def test_evaluate_and_predict_keep_no_cache(monkeypatch):
 
 def test_cell_subclasses_with_their_own_forward():
     """A Cell subclass that overrides forward (as the first tutorial's leaky
-    RNN does) trains whatever its signature; to be evaluated it passes on
-    the keywords it does not handle, cache among them."""
+    RNN does) trains and is evaluated whatever its signature: one that
+    passes its other keywords on gets cache=False, one written before the
+    keyword existed gets the forward that keeps a cache (same outputs)."""
     class Old(pg.SimpleGRU):  # a forward written before cache= existed
         def forward(self, x, state0=None, lengths=None, *, gates=None):
             return super().forward(x, state0, lengths, gates={"f": 0.5})
@@ -364,6 +365,10 @@ def test_cell_subclasses_with_their_own_forward():
         model.backward(cache, np.ones_like(out))
         outs.append(out)
     np.testing.assert_array_equal(outs[0], outs[1])
-    assert pg.evaluate(Model(2, 3, 1, cell=New, seed=0), x, y, loss="mse")["count"] == 5
-    with pytest.raises(TypeError, match="cache"):
-        pg.evaluate(Model(2, 3, 1, cell=Old, seed=0), x, y, loss="mse")
+    new = pg.evaluate(Model(2, 3, 1, cell=New, seed=0), x, y, loss="mse")
+    old = pg.evaluate(Model(2, 3, 1, cell=Old, seed=0), x, y, loss="mse")
+    assert new == old and new["count"] == 5
+    np.testing.assert_array_equal(pg.predict(Model(2, 3, 1, cell=Old, seed=0), x), outs[0])
+    for cls in (Old, New):
+        with pytest.raises(TypeError, match="cache must be True or False"):
+            Model(2, 3, 1, cell=cls, seed=0).forward(x, cache=None)
