@@ -775,14 +775,12 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
                           const floating* pin) noexcept nogil:
     # Member tid of a team of nth. With Up (the packed path): its share of
     # packing U into Up and W after it, and then the time loop of its batch
-    # rows, or of its units, each step taking its own x_t @ W while x_t is
-    # hot in cache. Without (Up NULL: the BLAS path): its rows of the input
-    # projection of all steps at once, then the time loop; or, when gates
-    # holds fewer steps than T (Tg < T: no cache), the same a chunk of Tg
-    # steps at a time.
-    cdef Py_ssize_t r0 = _part(T * B, tid, nth, 1)
-    cdef Py_ssize_t r1 = _part(T * B, tid + 1, nth, 1)
-    cdef Py_ssize_t t0, t1
+    # rows, or of its units, which projects the input of Kx steps at a time
+    # itself. Without (Up NULL: the BLAS path): chunks of Tg steps (all T
+    # with a cache, one chunk), each its share of the chunk's input
+    # projection by rows, then the chunk's time loop.
+    cdef Py_ssize_t r0, r1, t1
+    cdef Py_ssize_t t0 = 0
     cdef size_t pw = panel_width(U)
     cdef Py_ssize_t G = GH // H
     cdef Py_ssize_t npan = (H + pw - 1) // pw
@@ -790,6 +788,11 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
     cdef Py_ssize_t q1 = _part(2 * G * npan, tid + 1, nth, 1)
     cdef Py_ssize_t g, p0, p1
     cdef floating* Wp = NULL
+    cdef bint split_units = units and nth > 1
+    cdef Py_ssize_t b0 = 0 if split_units else _part(B, tid, nth, 1)
+    cdef Py_ssize_t b1 = B if split_units else _part(B, tid + 1, nth, 1)
+    cdef Py_ssize_t u0 = _part(H, tid, nth, _UNIT_BLOCK) if split_units else 0
+    cdef Py_ssize_t u1 = _part(H, tid + 1, nth, _UNIT_BLOCK) if split_units else H
     if Up != NULL:
         Wp = Up + G * pyx_packed_size(H, H, pw)
         # Up[gate g] = U[:, gH:(g+1)H] packed, then Wp[gate g] the same of W:
@@ -804,28 +807,17 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
             else:
                 pack(D, H, W + (g - G) * H, GH, 1, p0, p1,
                      Wp + (g - G) * pyx_packed_size(D, H, pw))
-    elif Tg == T:
-        # gates[r0:r1] = x[r0:r1] @ W, x and gates seen as (T*B, D) and (T*B, GH)
-        # (b is added step by step, in the pass that adds h_prev @ U)
-        gemm(False, False, <int> (r1 - r0), <int> GH, <int> D, <floating> 1,
-             x + r0 * D, <int> D, W, <int> GH, <floating> 0, gates + r0 * GH, <int> GH)
-    cdef bint split_units = units and nth > 1
-    cdef Py_ssize_t b0 = 0 if split_units else _part(B, tid, nth, 1)
-    cdef Py_ssize_t b1 = B if split_units else _part(B, tid + 1, nth, 1)
-    cdef Py_ssize_t u0 = _part(H, tid, nth, _UNIT_BLOCK) if split_units else 0
-    cdef Py_ssize_t u1 = _part(H, tid + 1, nth, _UNIT_BLOCK) if split_units else H
-    PYX_BARRIER()
-    if Up != NULL or Tg == T:
+        PYX_BARRIER()   # U and W are packed
         _forward_rows(kind, peephole, masked, split_units, 0, T, Tg, Tc, Te, Kx, B, D, H,
                       GH, b0, b1, u0, u1, x, Wp, U, Up, b, b_hg, P, lengths, gates, hs, cs,
                       extra, h_last, c_last, hu, keep, pin)
         return
-    t0 = 0
     while t0 < T:
         t1 = t0 + Tg if t0 + Tg < T else T
         r0 = _part((t1 - t0) * B, tid, nth, 1)
         r1 = _part((t1 - t0) * B, tid + 1, nth, 1)
         # gates[:t1-t0] (as rows) [r0:r1] = x[t0:t1] (as rows) [r0:r1] @ W
+        # (b is added step by step, in the pass that adds h_prev @ U)
         gemm(False, False, <int> (r1 - r0), <int> GH, <int> D, <floating> 1,
              x + (t0 * B + r0) * D, <int> D, W, <int> GH, <floating> 0, gates + r0 * GH,
              <int> GH)

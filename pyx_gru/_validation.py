@@ -136,18 +136,15 @@ def kernel_array_problem(a, shape, dtype):
     """What keeps ``a`` from being an array the kernels can read with no
     checks (an unmasked, C-contiguous, aligned ndarray of exactly ``shape``
     and ``dtype``), as text for an error message; None if nothing does."""
-    if type(a) is np.ndarray and a.shape == shape and a.dtype == dtype:
-        flags = a.flags  # one flags object: each .flags makes a new one
-        if flags.c_contiguous and flags.aligned:
-            return None
     if not isinstance(a, np.ndarray):
         return type(a).__name__
-    if (a.dtype == dtype and a.shape == shape and a.flags.c_contiguous and a.flags.aligned
-            and not np.ma.is_masked(a)):
+    flags = a.flags  # one flags object: each .flags makes a new one
+    masked = type(a) is not np.ndarray and np.ma.is_masked(a)  # only a subclass can be
+    if a.dtype == dtype and a.shape == shape and flags.c_contiguous and flags.aligned and not masked:
         return None
     return (
         f"{a.dtype} array of shape {a.shape}"
-        + ("" if a.flags.c_contiguous else ", not C-contiguous")
-        + ("" if a.flags.aligned else ", not aligned")
-        + (", with masked entries" if np.ma.is_masked(a) else "")
+        + ("" if flags.c_contiguous else ", not C-contiguous")
+        + ("" if flags.aligned else ", not aligned")
+        + (", with masked entries" if masked else "")
     )
