@@ -307,9 +307,10 @@ class Cell:
             Keep what ``backward`` needs. ``cache=False`` is for inference (as
             PyTorch's forward under ``no_grad``): nothing is saved, so beyond
             ``y`` the pass needs memory for a few steps only, not for all T
-            (the gate activations, (T, B, G*H), are 3 to 4 times the size of
-            ``y``), and x is not copied. The outputs are the same as with a
-            cache.
+            (the gate activations, (T, B, G*H), are G times the size of
+            ``y``: 1 to 4), and x is not copied when it already has the
+            cell's dtype and is C-contiguous and aligned. The outputs are the
+            same as with a cache.
 
         Returns
         -------

@@ -29,6 +29,7 @@ means zeros. Shapes: T steps, B sequences, D inputs, H hidden units per
 direction, K outputs; time-major, like the cells.
 """
 import inspect
+import weakref
 
 import numpy as np
 
@@ -207,7 +208,7 @@ def _split(grads, prefix):
     return {k[len(prefix):]: v for k, v in grads.items() if k.startswith(prefix)}
 
 
-_TAKES_CACHE = {}
+_TAKES_CACHE = weakref.WeakKeyDictionary()  # a class made per call (the tutorial's) is freed
 
 
 def _takes_cache(cell):

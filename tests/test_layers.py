@@ -372,3 +372,21 @@ def test_cell_subclasses_with_their_own_forward():
     for cls in (Old, New):
         with pytest.raises(TypeError, match="cache must be True or False"):
             Model(2, 3, 1, cell=cls, seed=0).forward(x, cache=None)
+
+
+def test_a_cell_class_made_per_call_is_freed():
+    # the record of which classes take cache= must not keep them alive (the
+    # first tutorial makes one class per value of lambda)
+    import gc
+    import weakref
+
+    def make():
+        class Leaky(pg.SimpleGRU):
+            def forward(self, x, state0=None, lengths=None, *, gates=None, **kwargs):
+                return super().forward(x, state0, lengths, gates={"f": 0.3}, **kwargs)
+        Model(2, 3, 1, cell=Leaky, seed=0).forward(x_of(), cache=False)
+        return weakref.ref(Leaky)
+
+    ref = make()
+    gc.collect()
+    assert ref() is None
