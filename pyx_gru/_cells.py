@@ -24,6 +24,7 @@ from ._validation import (
     check_size,
     float_array,
     kernel_array_problem,
+    kernel_form,
     lengths_array,
     real_array,
     shaped_array,
@@ -401,7 +402,7 @@ class Cell:
     # -- validation -------------------------------------------------------
 
     def _check_array(self, what, a, shape, dtype):
-        got = kernel_array_problem(a, shape, np.dtype(dtype))
+        got = kernel_array_problem(a, shape, dtype)
         if got is not None:
             raise ValueError(
                 f"{what} should be a C-contiguous, aligned {np.dtype(dtype)} array of shape "
@@ -436,7 +437,7 @@ class Cell:
         if cache:
             x = _workspace.copy(x, dt)  # the cache's own copy (pooled: no page faults)
         else:
-            x = float_array("x", x, ("T", "B", D), dt)  # only read: no copy if it fits
+            x = kernel_form(x, dt)  # only read: no copy if it fits
         h0, c0 = self._check_state("state0", state0, B)
         if lengths is not None:
             lengths = lengths_array(lengths, T, B)
@@ -495,13 +496,7 @@ class Cell:
 
     def _check_state(self, name, state, B):
         """(h, c) as fresh writable arrays (B, H); c is None unless LSTM."""
-        H, dt = self.hidden_size, self.dtype
-
-        def part(label, value):
-            if value is None:
-                return np.zeros((B, H), dtype=dt)
-            return float_array(label, value, (B, H), dt, copy=True)
-
+        H = self.hidden_size
         if self._lstm:
             if state is None:
                 state = (None, None)
@@ -510,13 +505,20 @@ class Cell:
                     f"{name} of an LSTM must be a tuple (h, c) of two ({B}, {H}) arrays "
                     f"(or None), got {type(state).__name__}"
                 )
-            return part(f"{name}[0] (h)", state[0]), part(f"{name}[1] (c)", state[1])
+            return (self._state_part(f"{name}[0] (h)", state[0], B),
+                    self._state_part(f"{name}[1] (c)", state[1], B))
         if isinstance(state, tuple):
             raise TypeError(
                 f"{name} of a {type(self).__name__} is one ({B}, {H}) array, not a tuple "
                 "(a tuple (h, c) is the LSTM's state)"
             )
-        return part(name, state), None
+        return self._state_part(name, state, B), None
+
+    def _state_part(self, label, value, B):
+        # One part of a state: zeros for None, else a checked private copy.
+        if value is None:
+            return np.zeros((B, self.hidden_size), dtype=self._dtype)
+        return float_array(label, value, (B, self.hidden_size), self._dtype, copy=True)
 
     # -- compiled passes --------------------------------------------------
 

@@ -99,11 +99,13 @@ def shaped_array(name, value, shape):
     """
     arr = real_array(name, value, shape)
     got = arr.shape
-    if len(got) != len(shape) or any(
-        s != n and not isinstance(s, str) for s, n in zip(shape, got)
-    ):
-        raise ValueError(f"{name} must have shape {shape_text(shape)}, got {got}")
-    return arr
+    if len(got) == len(shape):
+        for s, n in zip(shape, got):  # a loop, not any(...): no generator per call
+            if s != n and type(s) is not str:
+                break
+        else:
+            return arr
+    raise ValueError(f"{name} must have shape {shape_text(shape)}, got {got}")
 
 
 def float_array(name, value, shape, dtype, *, copy=False):
@@ -117,7 +119,17 @@ def float_array(name, value, shape, dtype, *, copy=False):
     arr = shaped_array(name, value, shape)
     if copy:
         return _workspace.copy(arr, dtype)
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    return kernel_form(arr, dtype)
+
+
+def kernel_form(arr, dtype):
+    """``arr`` (an ndarray already of the right shape) as a C-contiguous,
+    aligned array of ``dtype``: ``arr`` itself when it is one, else a copy."""
+    if type(arr) is np.ndarray and arr.dtype == dtype:
+        flags = arr.flags
+        if flags.c_contiguous and flags.aligned:
+            return arr
+    arr = np.ascontiguousarray(arr, dtype=dtype)  # a subclass becomes an ndarray
     return arr if arr.flags.aligned else arr.copy()
 
 
@@ -139,9 +151,11 @@ def kernel_array_problem(a, shape, dtype):
     if not isinstance(a, np.ndarray):
         return type(a).__name__
     flags = a.flags  # one flags object: each .flags makes a new one
-    masked = type(a) is not np.ndarray and np.ma.is_masked(a)  # only a subclass can be
-    if a.dtype == dtype and a.shape == shape and flags.c_contiguous and flags.aligned and not masked:
+    # Cheap tests first; only a subclass can be masked.
+    if a.shape == shape and a.dtype == dtype and flags.c_contiguous and flags.aligned and (
+            type(a) is np.ndarray or not np.ma.is_masked(a)):
         return None
+    masked = type(a) is not np.ndarray and np.ma.is_masked(a)
     return (
         f"{a.dtype} array of shape {a.shape}"
         + ("" if flags.c_contiguous else ", not C-contiguous")

@@ -75,9 +75,10 @@ def _trim():
 def empty(shape, dtype):
     """Like ``np.empty(shape, dtype)`` (C order, 64-byte aligned when pooled)."""
     dtype = np.dtype(dtype)
-    if type(shape) is not tuple or any(type(n) is not int for n in shape):
+    nbytes = math.prod(shape) * dtype.itemsize  # 30x faster than NumPy's prod
+    if type(nbytes) is not int:  # NumPy integers in shape could overflow: Python ints
         shape = tuple(int(n) for n in shape)
-    nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow, and 30x faster
+        nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < MIN_BYTES:
         return np.empty(shape, dtype=dtype)
     buf = _take(nbytes)

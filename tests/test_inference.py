@@ -26,6 +26,28 @@ def test_returns_no_cache_and_a_writable_y(config, dtype):
         cell.backward(cache)
 
 
+def test_x_of_any_layout_gives_the_outputs_of_the_cached_pass(config, dtype):
+    """Without a cache x is used as given when it already fits, and copied
+    or cast otherwise: every layout gives the cached pass's y, bitwise."""
+    cell = make_cell(config, D=3, H=4, dtype=dtype)
+    x, state0, _, _ = random_problem(cell, 5, 2)
+    x = x.astype(dtype)  # the cell's dtype: the layouts below are all it lacks
+    want = cell.forward(x, state0)[0]
+    wide = np.zeros((5, 4, 3), dtype=dtype)
+    wide[:, ::2] = x
+    unaligned = np.frombuffer(b"\0" + x.tobytes(), dtype=dtype, offset=1).reshape(x.shape)
+    assert not unaligned.flags.aligned
+    other = np.float64 if dtype == np.float32 else np.float32
+    for given in (x, np.asfortranarray(x), wide[:, ::2], x.astype(x.dtype.newbyteorder()),
+                  unaligned, np.ma.masked_array(x), x.tolist()):
+        y = cell.forward(given, state0, cache=False)[0]
+        np.testing.assert_array_equal(y, want)
+        assert type(y) is np.ndarray
+    cast = x.astype(other)
+    np.testing.assert_array_equal(cell.forward(cast, state0, cache=False)[0],
+                                  cell.forward(cast, state0)[0])
+
+
 def test_padding_is_read_but_never_written(config):
     """Without a cache, x is not copied, so padding past the lengths is not
     zeroed either: it must still not reach any output, and x stays as given."""
