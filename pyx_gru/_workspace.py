@@ -26,50 +26,54 @@ MAX_FREE_BYTES = 1 << 30
 _ALIGN = 64
 
 _lock = threading.Lock()
-_buffers = []  # uint8 arrays owned by the pool, oldest first
+# One entry [buffer, its size in bytes, the offset of its first 64-byte
+# boundary] per uint8 array the pool owns, oldest first. The entry keeps the
+# numbers so that a search reads no array attribute (buf.ctypes alone costs
+# about 1 us), and iterating entries takes no reference to a buffer.
+_pool = []
 
 
-def _is_free(i):
-    # The list's reference and getrefcount's argument: nobody else holds it.
-    return sys.getrefcount(_buffers[i]) == 2
+def _is_free(entry):
+    # The entry's reference and getrefcount's argument: nobody else holds it.
+    return sys.getrefcount(entry[0]) == 2
 
 
 def _take(nbytes):
-    """A free buffer with room for nbytes at a 64-byte boundary: of
-    nbytes + _ALIGN .. 2 * (nbytes + _ALIGN) bytes (the smallest), or a new one."""
+    """A free buffer with room for nbytes at a 64-byte boundary, and that
+    boundary's offset: of nbytes + _ALIGN .. 2 * (nbytes + _ALIGN) bytes (the
+    smallest), or a new one."""
     nbytes += _ALIGN  # the aligned start may lie up to _ALIGN - 1 bytes in
     with _lock:
-        best = None
-        for i in range(len(_buffers)):  # by index: a loop variable is a reference
-            size = _buffers[i].nbytes
-            if nbytes <= size <= 2 * nbytes and _is_free(i) and (
-                    best is None or size < _buffers[best].nbytes):
-                best = i
-        if best is not None:
-            buf = _buffers.pop(best)
-            _buffers.append(buf)  # most recently used last
-            return buf
+        best, best_size = -1, 2 * nbytes + 1
+        for i, entry in enumerate(_pool):
+            if nbytes <= entry[1] < best_size and _is_free(entry):
+                best, best_size = i, entry[1]
+        if best >= 0:
+            entry = _pool.pop(best)
+            _pool.append(entry)  # most recently used last
+            return entry[0], entry[2]
         buf = np.empty(nbytes, dtype=np.uint8)
-        _buffers.append(buf)
+        start = (-buf.ctypes.data) % _ALIGN
+        _pool.append([buf, nbytes, start])
         _trim()
-        return buf
+        return buf, start
 
 
 def _trim():
-    free = [i for i in range(len(_buffers)) if _is_free(i)]
-    free_bytes = sum(_buffers[i].nbytes for i in free)
+    free = [i for i, entry in enumerate(_pool) if _is_free(entry)]
+    free_bytes = sum(_pool[i][1] for i in free)
     drop = set()
     for i in free:  # oldest first
-        if len(_buffers) - len(drop) <= MAX_BUFFERS and free_bytes <= MAX_FREE_BYTES:
+        if len(_pool) - len(drop) <= MAX_BUFFERS and free_bytes <= MAX_FREE_BYTES:
             break
         drop.add(i)
-        free_bytes -= _buffers[i].nbytes
-    if len(_buffers) - len(drop) > MAX_BUFFERS:
+        free_bytes -= _pool[i][1]
+    if len(_pool) - len(drop) > MAX_BUFFERS:
         # too many in use: stop tracking the oldest (they stay valid; the
         # pool just forgets them)
-        keep = [i for i in range(len(_buffers)) if i not in drop]
+        keep = [i for i in range(len(_pool)) if i not in drop]
         drop.update(keep[:len(keep) - MAX_BUFFERS])
-    _buffers[:] = [b for i, b in enumerate(_buffers) if i not in drop]
+    _pool[:] = [entry for i, entry in enumerate(_pool) if i not in drop]
 
 
 def empty(shape, dtype):
@@ -81,8 +85,7 @@ def empty(shape, dtype):
         nbytes = math.prod(shape) * dtype.itemsize
     if nbytes < MIN_BYTES:
         return np.empty(shape, dtype=dtype)
-    buf = _take(nbytes)
-    start = (-buf.ctypes.data) % _ALIGN
+    buf, start = _take(nbytes)
     return buf[start:start + nbytes].view(dtype).reshape(shape)
 
 
@@ -105,11 +108,10 @@ def copy(array, dtype):
 def free_bytes():
     """Bytes the pool holds that nothing else uses (for tests and curiosity)."""
     with _lock:
-        return sum(_buffers[i].nbytes for i in range(len(_buffers)) if _is_free(i))
+        return sum(entry[1] for entry in _pool if _is_free(entry))
 
 
 def clear():
     """Drop every free buffer."""
     with _lock:
-        busy = [i for i in range(len(_buffers)) if not _is_free(i)]
-        _buffers[:] = [_buffers[i] for i in busy]
+        _pool[:] = [entry for entry in _pool if not _is_free(entry)]

@@ -114,7 +114,7 @@ def test_pool_is_bounded(monkeypatch):
         _workspace.empty((n, 1 << 14), np.float64)
     # the cap, plus the last buffer (in use when the pool last trimmed)
     assert _workspace.free_bytes() <= (4 << 20) + 39 * (1 << 17) + 64
-    assert len(_workspace._buffers) <= _workspace.MAX_BUFFERS
+    assert len(_workspace._pool) <= _workspace.MAX_BUFFERS
     _workspace.clear()
     assert _workspace.free_bytes() == 0
 
