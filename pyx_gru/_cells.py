@@ -153,16 +153,16 @@ class Cell:
     def __init__(self, input_size, hidden_size, *, dtype=np.float64, seed=None):
         self._input_size = check_size("input_size", input_size)
         self._hidden_size = check_size("hidden_size", hidden_size)
-        if len(self.gates) * self.hidden_size > INT_MAX:
+        if len(self.gates) * self._hidden_size > INT_MAX:
             raise ValueError(f"hidden_size {hidden_size} is too large for 32-bit BLAS")
         self._dtype = check_dtype(dtype)
         check_fits(
-            f"{type(self).__name__}(input_size={self.input_size}, hidden_size={self.hidden_size})",
-            cell_bytes(self.input_size, self.hidden_size, len(self.gates), self.dtype.itemsize),
+            f"{type(self).__name__}(input_size={self._input_size}, hidden_size={self._hidden_size})",
+            cell_bytes(self._input_size, self._hidden_size, len(self.gates), self._dtype.itemsize),
             "choose a smaller input_size or hidden_size",
         )
         rng = np.random.default_rng(seed)
-        self._params = {k: _aligned(v, self.dtype) for k, v in self._init_params(rng).items()}
+        self._params = {k: _aligned(v, self._dtype) for k, v in self._init_params(rng).items()}
 
     # The architecture is fixed at construction: the kernels rely on it.
     input_size = property(lambda self: self._input_size, doc="int: D, the input size.")
@@ -172,7 +172,7 @@ class Cell:
     # -- parameters -------------------------------------------------------
 
     def _init_params(self, rng):
-        D, H, G = self.input_size, self.hidden_size, len(self.gates)
+        D, H, G = self._input_size, self._hidden_size, len(self.gates)
         return {
             "W": _glorot_uniform(rng, D, H, G),
             "U": _orthogonal(rng, H, G),
@@ -182,7 +182,7 @@ class Cell:
     @property
     def param_shapes(self):
         """dict: the name and shape of every parameter."""
-        D, H, G = self.input_size, self.hidden_size, len(self.gates)
+        D, H, G = self._input_size, self._hidden_size, len(self.gates)
         return {"W": (D, G * H), "U": (H, G * H), "b": (G * H,)}
 
     @property
@@ -206,7 +206,7 @@ class Cell:
             raise TypeError(f"params must be a dict of arrays, got {type(new).__name__}")
         self._check_keys(new)
         self._params = {
-            k: _aligned(float_array(f"params[{k!r}]", new[k], shape, self.dtype), self.dtype)
+            k: _aligned(float_array(f"params[{k!r}]", new[k], shape, self._dtype), self._dtype)
             for k, shape in self.param_shapes.items()
         }
 
@@ -234,7 +234,7 @@ class Cell:
             got = kernel_array_problem(p[k], shape, self._dtype)
             if got is not None:
                 raise ValueError(
-                    f"params[{k!r}] must be a C-contiguous, aligned {self.dtype} array of shape "
+                    f"params[{k!r}] must be a C-contiguous, aligned {self._dtype} array of shape "
                     f"{shape}, got {got} (assign cell.params = {{...}} to cast and copy)"
                 )
         return dict(p)
@@ -242,7 +242,7 @@ class Cell:
     @property
     def config(self):
         """dict: the constructor arguments that fix the architecture."""
-        return {"input_size": self.input_size, "hidden_size": self.hidden_size}
+        return {"input_size": self._input_size, "hidden_size": self._hidden_size}
 
     def astype(self, dtype):
         """A new cell of the same architecture with the parameters cast to ``dtype``."""
@@ -252,7 +252,7 @@ class Cell:
 
     def copy(self):
         """A new cell with a copy of the parameters."""
-        return self.astype(self.dtype)
+        return self.astype(self._dtype)
 
     def save(self, path):
         """Save the cell (sizes, form, dtype and parameters) to an ``.npz`` file.
@@ -279,7 +279,7 @@ class Cell:
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
-        return f"{type(self).__name__}({args}, dtype={self.dtype.name})"
+        return f"{type(self).__name__}({args}, dtype={self._dtype.name})"
 
     # -- the interface ----------------------------------------------------
 
@@ -385,7 +385,7 @@ class Cell:
                     "cache; run forward again"
                 )
         T, B = self._check_cache_input(cache)
-        H, dt = self.hidden_size, self.dtype
+        H, dt = self._hidden_size, self._dtype
         check_fits(lambda: f"{self!r}.backward of a cache with (T, B) = {(T, B)}",
                    backward_bytes(self, T, B), "run forward and backward in chunks of steps")
         if dy is None:
@@ -415,7 +415,7 @@ class Cell:
         if not isinstance(x, np.ndarray) or x.ndim != 3:
             raise ValueError("cache.x is missing or not (T, B, D): run forward again")
         T, B = x.shape[:2]
-        self._check_array("cache.x", x, (T, B, self.input_size), self.dtype)
+        self._check_array("cache.x", x, (T, B, self._input_size), self._dtype)
         lengths = getattr(cache, "lengths", None)
         if lengths is not None:
             self._check_array("cache.lengths", lengths, (B,), np.intp)
@@ -425,7 +425,7 @@ class Cell:
 
 
     def _check_inputs(self, x, state0, lengths, cache=True):
-        D, dt = self.input_size, self.dtype
+        D, dt = self._input_size, self._dtype
         x = shaped_array("x", x, ("T", "B", D))
         T, B = x.shape[:2]
         if T * B > INT_MAX:
@@ -460,7 +460,7 @@ class Cell:
             return {}
         if not isinstance(gates, dict):
             raise TypeError(f"gates must be a dict such as {{'z': 1.0}}, got {type(gates).__name__}")
-        H = self.hidden_size
+        H = self._hidden_size
         pins = {}
         for name, value in gates.items():
             if name not in self.pinnable_gates:
@@ -473,7 +473,7 @@ class Cell:
                 arr = np.full(H, arr)
             elif arr.shape != (H,):
                 raise ValueError(f"gates[{name!r}] must be a scalar or have shape ({H},), got {arr.shape}")
-            arr = np.array(arr, dtype=self.dtype, order="C")
+            arr = np.array(arr, dtype=self._dtype, order="C")
             if not np.all((arr >= 0) & (arr <= 1)):
                 raise ValueError(f"gates[{name!r}] must lie in [0, 1]")
             arr.flags.writeable = False
@@ -483,11 +483,11 @@ class Cell:
     def _keep_and_pin(self, pins):
         """The kernels' form of ``pins``: keep (G,), 1 for a learned gate and 0
         for a pinned one, and pin (G, H), the pinned values."""
-        G, dt = len(self.gates), self.dtype
+        G, dt = len(self.gates), self._dtype
         if not pins:
             return _ALL_KEPT[G, dt], _PLACEHOLDERS[2, dt]
         keep = np.ones(G, dtype=dt)
-        pin = np.zeros((G, self.hidden_size), dtype=dt)
+        pin = np.zeros((G, self._hidden_size), dtype=dt)
         for name, value in pins.items():
             k = self.gates.index(name)
             keep[k] = 0
@@ -496,7 +496,7 @@ class Cell:
 
     def _check_state(self, name, state, B):
         """(h, c) as fresh writable arrays (B, H); c is None unless LSTM."""
-        H = self.hidden_size
+        H = self._hidden_size
         if self._lstm:
             if state is None:
                 state = (None, None)
@@ -517,25 +517,25 @@ class Cell:
     def _state_part(self, label, value, B):
         # One part of a state: zeros for None, else a checked private copy.
         if value is None:
-            return np.zeros((B, self.hidden_size), dtype=self._dtype)
-        return float_array(label, value, (B, self.hidden_size), self._dtype, copy=True)
+            return np.zeros((B, self._hidden_size), dtype=self._dtype)
+        return float_array(label, value, (B, self._hidden_size), self._dtype, copy=True)
 
     # -- compiled passes --------------------------------------------------
 
     def _extra_arrays(self, p):
-        ph1, ph2 = _PLACEHOLDERS[1, self.dtype], _PLACEHOLDERS[2, self.dtype]
+        ph1, ph2 = _PLACEHOLDERS[1, self._dtype], _PLACEHOLDERS[2, self._dtype]
         return p.get("b_hg", ph1), p.get("P", ph2), "P" in p
 
     def _packed_workspace(self, B, backward):
         # Room for U and W packed for the per-step products (U.T for
         # backward), or a placeholder when they call the BLAS.
-        H, GH, dt = self.hidden_size, len(self.gates) * self.hidden_size, self.dtype
-        n = _recurrent.packed_size(B, self.input_size, H, GH, backward, dt.itemsize)
+        H, GH, dt = self._hidden_size, len(self.gates) * self._hidden_size, self._dtype
+        n = _recurrent.packed_size(B, self._input_size, H, GH, backward, dt.itemsize)
         return _workspace.empty((n,), dtype=dt) if n else _PLACEHOLDERS[1, dt]
 
     def _forward(self, x, h0, c0, lengths, p, pins, cache=True):
         T, B, D = x.shape
-        H, GH, dt = self.hidden_size, len(self.gates) * self.hidden_size, self.dtype
+        H, GH, dt = self._hidden_size, len(self.gates) * self._hidden_size, self._dtype
         ph3 = _PLACEHOLDERS[3, dt]
         b_hg, P, peephole = self._extra_arrays(p)
         # With a cache every step keeps its gates, c and extra; without, they
@@ -573,7 +573,7 @@ class Cell:
     def _backward(self, cache, dy, dh, dc, p, pins):
         x, lengths = cache.x, getattr(cache, "lengths", None)
         T, B, D = x.shape
-        H, GH, dt = self.hidden_size, len(self.gates) * self.hidden_size, self.dtype
+        H, GH, dt = self._hidden_size, len(self.gates) * self._hidden_size, self._dtype
         # The kernel reads these with no bounds checks: their shapes must be
         # exact (and a Cache built by hand may lack them).
         self._check_array("cache.gates", getattr(cache, "gates", None), (T, B, GH), dt)
@@ -672,14 +672,14 @@ class GRU(Cell):
     def _init_params(self, rng):
         p = super()._init_params(rng)
         if self.reset == "after":
-            p["b_hg"] = np.zeros(self.hidden_size)
+            p["b_hg"] = np.zeros(self._hidden_size)
         return p
 
     @property
     def param_shapes(self):
         shapes = super().param_shapes
         if self.reset == "after":
-            shapes["b_hg"] = (self.hidden_size,)
+            shapes["b_hg"] = (self._hidden_size,)
         return shapes
 
     @property
@@ -724,7 +724,7 @@ class LSTM(Cell):
 
     def _init_params(self, rng):
         p = super()._init_params(rng)
-        H = self.hidden_size
+        H = self._hidden_size
         p["b"][H:2 * H] = 1.0
         if self.peephole:
             p["P"] = np.zeros((3, H))
@@ -734,7 +734,7 @@ class LSTM(Cell):
     def param_shapes(self):
         shapes = super().param_shapes
         if self.peephole:
-            shapes["P"] = (3, self.hidden_size)
+            shapes["P"] = (3, self._hidden_size)
         return shapes
 
     @property
