@@ -829,6 +829,58 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
         t0 = t1
 
 
+# ---------------------------------------------------------------------------
+# The shape contract of forward and backward, checked before any nogil code:
+# the kernels index every array with no bounds checks. Cell._forward and
+# Cell._backward always meet it; the checks make a direct call with arrays
+# of the wrong shapes a ValueError, not a crash (a few dozen integer
+# comparisons; an array a cell does not use may be any placeholder).
+# ---------------------------------------------------------------------------
+
+cdef inline Py_ssize_t _gate_count(int kind) noexcept nogil:
+    if kind == _RNN:
+        return 1
+    if kind == _SIMPLE_GRU:
+        return 2
+    return 4 if kind == _LSTM else 3
+
+
+cdef inline bint _has(const Py_ssize_t* shape, int ndim, Py_ssize_t n0, Py_ssize_t n1=0,
+                      Py_ssize_t n2=0) noexcept nogil:
+    # shape[:ndim] == (n0, n1, n2)[:ndim]
+    return shape[0] == n0 and (ndim < 2 or shape[1] == n1) and (ndim < 3 or shape[2] == n2)
+
+
+cdef int _wrong(str pass_, str name, object array, str want) except -1:
+    raise ValueError(f"_recurrent.{pass_}: {name} has shape {tuple(array.shape)}, "
+                     f"expected {want} (see its docstring)")
+
+
+cdef int _check_common(str pass_, int kind, bint peephole, bint masked, Py_ssize_t B,
+                       Py_ssize_t D, Py_ssize_t H, Py_ssize_t GH, object x, object W,
+                       object U, object P, object lengths, object keep,
+                       const Py_ssize_t* W_shape, const Py_ssize_t* U_shape,
+                       const Py_ssize_t* P_shape, const Py_ssize_t* lengths_shape,
+                       const Py_ssize_t* keep_shape) except -1:
+    # What both passes read: the kind, the gate columns, W, U, P, lengths, keep.
+    if kind < _RNN or kind > _LSTM:
+        raise ValueError(f"_recurrent.{pass_}: kind must be one of 0..4, got {kind}")
+    if H < 1 or GH != _gate_count(kind) * H:
+        raise ValueError(f"_recurrent.{pass_}: {GH} gate columns for H = {H}, expected "
+                         f"{_gate_count(kind)} * H for kind {kind}")
+    if not _has(W_shape, 2, D, GH):
+        _wrong(pass_, "W", W, f"(D, GH) = ({D}, {GH})")
+    if not _has(U_shape, 2, H, GH):
+        _wrong(pass_, "U", U, f"(H, GH) = ({H}, {GH})")
+    if kind == _LSTM and peephole and not _has(P_shape, 2, 3, H):
+        _wrong(pass_, "P", P, f"(3, H) = (3, {H})")
+    if masked and not _has(lengths_shape, 1, B):
+        _wrong(pass_, "lengths", lengths, f"(B,) = ({B},)")
+    if not _has(keep_shape, 1, GH // H):
+        _wrong(pass_, "keep", keep, f"(G,) = ({GH // H},)")
+    return 0
+
+
 def forward(int kind, bint peephole, bint masked,
             const floating[:, :, ::1] x,
             const floating[:, ::1] W,
@@ -870,16 +922,45 @@ def forward(int kind, bint peephole, bint masked,
     cdef Py_ssize_t Tc = cs.shape[0]
     cdef Py_ssize_t Te = extra.shape[0]
     cdef Py_ssize_t B = gates.shape[1]
-    # Steps per input projection on the packed path: a ring of gates holds
-    # exactly one projection (so the two can never disagree)
-    cdef Py_ssize_t Kx = Tg if Tg < T else _projection_steps(T, B)
+    cdef Py_ssize_t Kx
     cdef Py_ssize_t GH = gates.shape[2]
     cdef Py_ssize_t H = hs.shape[2]
     cdef Py_ssize_t D = x.shape[2]
     cdef bint lstm = kind == _LSTM
-    cdef bint units = _by_units(B, H, GH)
+    cdef bint gru = kind == _GRU_AFTER or kind == _GRU_BEFORE
+    cdef bint units
     cdef size_t row = H * sizeof(floating)
-    cdef int nt
+    cdef int nt, k
+    # The contract (see the section above)
+    if T < 0 or not _has(hs.shape, 3, T + 1, B, H):
+        _wrong("forward", "hs", hs, f"(T + 1, B, H) with B = {B} (from gates), T >= 0")
+    _check_common("forward", kind, peephole, masked, B, D, H, GH, x, W, U, P, lengths, keep,
+                  W.shape, U.shape, P.shape, lengths.shape, keep.shape)
+    if not _has(x.shape, 2, T, B):
+        _wrong("forward", "x", x, f"(T, B, D) = ({T}, {B}, D)")
+    if T > 0 and not 1 <= Tg <= T:
+        _wrong("forward", "gates", gates, f"(Tg, B, GH) with 1 <= Tg <= T = {T}")
+    if not _has(b.shape, 1, GH):
+        _wrong("forward", "b", b, f"(GH,) = ({GH},)")
+    if kind == _GRU_AFTER and not _has(b_hg.shape, 1, H):
+        _wrong("forward", "b_hg", b_hg, f"(H,) = ({H},)")
+    if lstm and not (_has(&cs.shape[1], 2, B, H) and (Tc >= 2 or T == 0 and Tc == 1)):
+        _wrong("forward", "cs", cs, f"(T + 1, B, H) or a ring (2, B, H), B = {B}, H = {H}")
+    if gru and not (_has(&extra.shape[1], 2, B, H) and (Te >= 1 or T == 0)):
+        _wrong("forward", "extra", extra, f"(T, B, H) or a ring (1, B, H), B = {B}, H = {H}")
+    if not _has(h_last.shape, 2, B, H):
+        _wrong("forward", "h_last", h_last, f"(B, H) = ({B}, {H})")
+    if lstm and not _has(c_last.shape, 2, B, H):
+        _wrong("forward", "c_last", c_last, f"(B, H) = ({B}, {H})")
+    if not _has(hu.shape, 2, B, GH):
+        _wrong("forward", "hu", hu, f"(B, GH) = ({B}, {GH})")
+    for k in range(GH // H):
+        if keep[k] == 0 and not _has(pin.shape, 2, GH // H, H):
+            _wrong("forward", "pin", pin, f"(G, H) = ({GH // H}, {H}) when a gate is pinned")
+    # Steps per input projection on the packed path: a ring of gates holds
+    # exactly one projection (so the two can never disagree)
+    Kx = Tg if Tg < T else _projection_steps(T, B)
+    units = _by_units(B, H, GH)
     if B == 0:
         return
     if T <= 0:
@@ -1199,6 +1280,43 @@ def backward(int kind, bint peephole, bint masked,
     cdef size_t row = H * sizeof(floating)
     cdef Py_ssize_t j
     cdef int nt
+    # The contract (see the section above forward)
+    _check_common("backward", kind, peephole, masked, B, D, H, GH, x, W, U, P, lengths, keep,
+                  W.shape, U.shape, P.shape, lengths.shape, keep.shape)
+    if not _has(x.shape, 2, T, B):
+        _wrong("backward", "x", x, f"(T, B, D) = ({T}, {B}, D)")
+    if not _has(hs.shape, 2, T + 1, B):
+        _wrong("backward", "hs", hs, f"(T + 1, B, H) = ({T + 1}, {B}, H)")
+    if lstm and not _has(cs.shape, 3, T + 1, B, H):
+        _wrong("backward", "cs", cs, f"(T + 1, B, H) = ({T + 1}, {B}, {H})")
+    if (kind == _GRU_AFTER or kind == _GRU_BEFORE) and not _has(extra.shape, 3, T, B, H):
+        _wrong("backward", "extra", extra, f"(T, B, H) = ({T}, {B}, {H})")
+    if not _has(dy.shape, 3, T, B, H):
+        _wrong("backward", "dy", dy, f"(T, B, H) = ({T}, {B}, {H})")
+    if not _has(dh.shape, 2, B, H):
+        _wrong("backward", "dh", dh, f"(B, H) = ({B}, {H})")
+    if lstm and not _has(dc.shape, 2, B, H):
+        _wrong("backward", "dc", dc, f"(B, H) = ({B}, {H})")
+    if T * B and not (K >= 1 and _has(&dA.shape[1], 2, B, GH)):
+        _wrong("backward", "dA", dA, f"(K, B, GH) with K >= 1, B = {B}, GH = {GH}")
+    if kind == _GRU_AFTER and T * B and not _has(dxg.shape, 3, K, B, H):
+        _wrong("backward", "dxg", dxg, f"(K, B, H) = ({K}, {B}, {H})")
+    if not _has(work.shape, 3, 3, B, H):
+        _wrong("backward", "work", work, f"(3, B, H) = (3, {B}, {H})")
+    if not _has(dx.shape, 3, T, B, D):
+        _wrong("backward", "dx", dx, f"(T, B, D) = ({T}, {B}, {D})")
+    if not _has(dW.shape, 2, D, GH):
+        _wrong("backward", "dW", dW, f"(D, GH) = ({D}, {GH})")
+    if not _has(dU.shape, 2, H, GH):
+        _wrong("backward", "dU", dU, f"(H, GH) = ({H}, {GH})")
+    if not _has(db.shape, 1, GH):
+        _wrong("backward", "db", db, f"(GH,) = ({GH},)")
+    if kind == _GRU_AFTER and not _has(db_hg.shape, 1, H):
+        _wrong("backward", "db_hg", db_hg, f"(H,) = ({H},)")
+    if lstm and peephole and not _has(dP.shape, 2, 3, H):
+        _wrong("backward", "dP", dP, f"(3, H) = (3, {H})")
+    if acc.shape[0] < GH + 4 * H:
+        _wrong("backward", "acc", acc, f"(GH + 4H,) = ({GH + 4 * H},) at least")
     if T * B == 0:
         return
     cdef const floating* px = &x[0, 0, 0]
