@@ -21,6 +21,7 @@ from ._limits import backward_bytes, cell_bytes, check_fits, forward_bytes
 from ._validation import (
     INT_MAX,
     check_dtype,
+    check_flag,
     check_size,
     float_array,
     kernel_array_problem,
@@ -337,12 +338,11 @@ class Cell:
         gradients only. Steps past a sequence's length are never read, so
         padding may hold anything.
         """
-        if not isinstance(cache, (bool, np.bool_)):
-            raise TypeError(f"cache must be True or False, got {type(cache).__name__} {cache!r}")
+        cache = check_flag("cache", cache)
         p = self._checked_params()
-        x, h0, c0, lengths = self._check_inputs(x, state0, lengths, bool(cache))
+        x, h0, c0, lengths = self._check_inputs(x, state0, lengths, cache)
         pins = self._check_gates(gates)
-        y, h, c, saved = self._forward(x, h0, c0, lengths, p, pins, bool(cache))
+        y, h, c, saved = self._forward(x, h0, c0, lengths, p, pins, cache)
         return y, ((h, c) if self._lstm else h), saved
 
     def backward(self, cache, dy=None, dstate=None):

@@ -25,6 +25,13 @@ def check_size(name, value, minimum=1):
     return value
 
 
+def check_flag(name, value):
+    """A bool (NumPy's included) as a Python bool; anything else is a TypeError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
 def check_dtype(dtype):
     """float32 or float64 as an np.dtype."""
     try:
@@ -123,12 +130,11 @@ def float_array(name, value, shape, dtype, *, copy=False):
 
 
 def kernel_form(arr, dtype):
-    """``arr`` (an ndarray already of the right shape) as a C-contiguous,
-    aligned array of ``dtype``: ``arr`` itself when it is one, else a copy."""
-    if type(arr) is np.ndarray and arr.dtype == dtype:
-        flags = arr.flags
-        if flags.c_contiguous and flags.aligned:
-            return arr
+    """``arr`` (an ndarray already of the right shape) as a plain ndarray the
+    kernels can read (``kernel_array_problem``): ``arr`` itself when it is
+    one, else a copy."""
+    if type(arr) is np.ndarray and kernel_array_problem(arr, arr.shape, dtype) is None:
+        return arr
     arr = np.ascontiguousarray(arr, dtype=dtype)  # a subclass becomes an ndarray
     return arr if arr.flags.aligned else arr.copy()
 

@@ -34,7 +34,7 @@ import weakref
 import numpy as np
 
 from ._cells import GRU, LSTM, RNN, Cell, SimpleGRU
-from ._validation import check_dtype, check_size, float_array, lengths_array
+from ._validation import check_dtype, check_flag, check_size, float_array, lengths_array
 from .losses import step_mask
 
 __all__ = [
@@ -286,8 +286,7 @@ class Recurrent:
         x, lengths = _inputs(x, lengths, self.input_size, self.dtype)
         if self.reverse:
             x = reverse_sequences(x, lengths)
-        if not isinstance(cache, (bool, np.bool_)):
-            raise TypeError(f"cache must be True or False, got {type(cache).__name__} {cache!r}")
+        cache = check_flag("cache", cache)
         # cache is passed on only when False and the cell's forward takes it
         # (a Cell subclass may override forward without the keyword)
         if cache or not _takes_cache(self.cell):
