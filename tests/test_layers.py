@@ -349,12 +349,16 @@ def test_cell_subclasses_with_their_own_forward():
     RNN does) trains and is evaluated whatever its signature: one that
     passes its other keywords on gets cache=False, one written before the
     keyword existed gets the forward that keeps a cache (same outputs)."""
+    asked = []  # (class, the cache= its forward was given, or None for none)
+
     class Old(pg.SimpleGRU):  # a forward written before cache= existed
         def forward(self, x, state0=None, lengths=None, *, gates=None):
+            asked.append((Old, None))
             return super().forward(x, state0, lengths, gates={"f": 0.5})
 
     class New(pg.SimpleGRU):
         def forward(self, x, state0=None, lengths=None, *, gates=None, **kwargs):
+            asked.append((New, kwargs.get("cache")))
             return super().forward(x, state0, lengths, gates={"f": 0.5}, **kwargs)
 
     x, y = x_of(T=6, B=5), np.zeros((5, 1))
@@ -365,9 +369,12 @@ def test_cell_subclasses_with_their_own_forward():
         model.backward(cache, np.ones_like(out))
         outs.append(out)
     np.testing.assert_array_equal(outs[0], outs[1])
+    asked.clear()
     new = pg.evaluate(Model(2, 3, 1, cell=New, seed=0), x, y, loss="mse")
     old = pg.evaluate(Model(2, 3, 1, cell=Old, seed=0), x, y, loss="mse")
     assert new == old and new["count"] == 5
+    # New was asked for the inference pass, Old (which could not take it) was not
+    assert set(asked) == {(New, False), (Old, None)}
     np.testing.assert_array_equal(pg.predict(Model(2, 3, 1, cell=Old, seed=0), x), outs[0])
     for cls in (Old, New):
         with pytest.raises(TypeError, match="cache must be True or False"):
