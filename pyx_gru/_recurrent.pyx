@@ -523,8 +523,10 @@ cdef void _add_column_sums(Py_ssize_t rows, Py_ssize_t ncols, const floating* m,
 # it (AVX-512F), unless switched off (for the tests), for batches of at
 # least _PACKED_MIN_B rows and at least _PACKED_MIN_H hidden units; the BLAS
 # otherwise. A row or two per member is a matrix-vector product, where the
-# kernel's few accumulators wait on each other and the BLAS's gemv was
-# faster (LSTM (1, 32, 32) forward: 0.23 ms packed, 0.14 ms BLAS); from
+# kernel's few accumulators wait on each other and the BLAS's one-row
+# xgemm was faster (LSTM (1, 32, 32) forward: 0.23 ms packed, 0.14 ms
+# BLAS; its xgemv proper was slower still inside the loop: GRU (1, 256,
+# 256) forward 1.28 against 0.79 ms, 2026-11-22); from
 # (32, 128, 128) up, forward+backward 1.1-1.5x faster (python -m
 # pyx_gru.bench --kernels, 2026-11-22). Since each step also takes its
 # own x_t @ W against a packed W, and rows go in balanced blocks, the packed
