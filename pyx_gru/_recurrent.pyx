@@ -858,29 +858,44 @@ cdef int _wrong(str pass_, str name, object array, str want) except -1:
                      f"expected {want} (see its docstring)")
 
 
-cdef int _check_common(str pass_, int kind, bint peephole, bint masked, Py_ssize_t B,
-                       Py_ssize_t D, Py_ssize_t H, Py_ssize_t GH, object x, object W,
-                       object U, object P, object lengths, object keep,
-                       const Py_ssize_t* W_shape, const Py_ssize_t* U_shape,
-                       const Py_ssize_t* P_shape, const Py_ssize_t* lengths_shape,
-                       const Py_ssize_t* keep_shape) except -1:
-    # What both passes read: the kind, the gate columns, W, U, P, lengths, keep.
+cdef int _common_problem(int kind, bint peephole, bint masked, Py_ssize_t B, Py_ssize_t D,
+                         Py_ssize_t H, Py_ssize_t GH, const Py_ssize_t* W_shape,
+                         const Py_ssize_t* U_shape, const Py_ssize_t* P_shape,
+                         const Py_ssize_t* lengths_shape,
+                         const Py_ssize_t* keep_shape) noexcept nogil:
+    # What both passes read, in shapes only (no Python objects unless one is
+    # wrong): 0 when all is well, else which check failed, for _common_error.
     if kind < _RNN or kind > _LSTM:
-        raise ValueError(f"_recurrent.{pass_}: kind must be one of 0..4, got {kind}")
+        return 1
     if H < 1 or GH != _gate_count(kind) * H:
+        return 2
+    if not _has(W_shape, 2, D, GH):
+        return 3
+    if not _has(U_shape, 2, H, GH):
+        return 4
+    if kind == _LSTM and peephole and not _has(P_shape, 2, 3, H):
+        return 5
+    if masked and not _has(lengths_shape, 1, B):
+        return 6
+    if not _has(keep_shape, 1, GH // H):
+        return 7
+    return 0
+
+
+def _common_error(str pass_, int problem, int kind, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                  Py_ssize_t GH, W, U, P, lengths, keep):
+    # Raise the ValueError of _common_problem's finding.
+    if problem == 1:
+        raise ValueError(f"_recurrent.{pass_}: kind must be one of 0..4, got {kind}")
+    if problem == 2:
         raise ValueError(f"_recurrent.{pass_}: {GH} gate columns for H = {H}, expected "
                          f"{_gate_count(kind)} * H for kind {kind}")
-    if not _has(W_shape, 2, D, GH):
-        _wrong(pass_, "W", W, f"(D, GH) = ({D}, {GH})")
-    if not _has(U_shape, 2, H, GH):
-        _wrong(pass_, "U", U, f"(H, GH) = ({H}, {GH})")
-    if kind == _LSTM and peephole and not _has(P_shape, 2, 3, H):
-        _wrong(pass_, "P", P, f"(3, H) = (3, {H})")
-    if masked and not _has(lengths_shape, 1, B):
-        _wrong(pass_, "lengths", lengths, f"(B,) = ({B},)")
-    if not _has(keep_shape, 1, GH // H):
-        _wrong(pass_, "keep", keep, f"(G,) = ({GH // H},)")
-    return 0
+    name, array, want = {
+        3: ("W", W, f"(D, GH) = ({D}, {GH})"), 4: ("U", U, f"(H, GH) = ({H}, {GH})"),
+        5: ("P", P, f"(3, H) = (3, {H})"), 6: ("lengths", lengths, f"(B,) = ({B},)"),
+        7: ("keep", keep, f"(G,) = ({GH // H},)"),
+    }[problem]
+    _wrong(pass_, name, array, want)
 
 
 def forward(int kind, bint peephole, bint masked,
@@ -936,8 +951,10 @@ def forward(int kind, bint peephole, bint masked,
     # The contract (see the section above)
     if T < 0 or not _has(hs.shape, 3, T + 1, B, H):
         _wrong("forward", "hs", hs, f"(T + 1, B, H) with B = {B} (from gates), T >= 0")
-    _check_common("forward", kind, peephole, masked, B, D, H, GH, x, W, U, P, lengths, keep,
-                  W.shape, U.shape, P.shape, lengths.shape, keep.shape)
+    nt = _common_problem(kind, peephole, masked, B, D, H, GH, W.shape, U.shape, P.shape,
+                         lengths.shape, keep.shape)
+    if nt:
+        _common_error("forward", nt, kind, B, D, H, GH, W, U, P, lengths, keep)
     if not _has(x.shape, 2, T, B):
         _wrong("forward", "x", x, f"(T, B, D) = ({T}, {B}, D)")
     if T > 0 and not 1 <= Tg <= T:
@@ -1283,8 +1300,10 @@ def backward(int kind, bint peephole, bint masked,
     cdef Py_ssize_t j
     cdef int nt
     # The contract (see the section above forward)
-    _check_common("backward", kind, peephole, masked, B, D, H, GH, x, W, U, P, lengths, keep,
-                  W.shape, U.shape, P.shape, lengths.shape, keep.shape)
+    nt = _common_problem(kind, peephole, masked, B, D, H, GH, W.shape, U.shape, P.shape,
+                         lengths.shape, keep.shape)
+    if nt:
+        _common_error("backward", nt, kind, B, D, H, GH, W, U, P, lengths, keep)
     if not _has(x.shape, 2, T, B):
         _wrong("backward", "x", x, f"(T, B, D) = ({T}, {B}, D)")
     if not _has(hs.shape, 2, T + 1, B):
