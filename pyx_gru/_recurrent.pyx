@@ -858,8 +858,9 @@ cdef int _wrong(str pass_, str name, object array, str want) except -1:
                      f"expected {want} (see its docstring)")
 
 
-cdef int _common_problem(int kind, bint peephole, bint masked, Py_ssize_t B, Py_ssize_t D,
-                         Py_ssize_t H, Py_ssize_t GH, const Py_ssize_t* W_shape,
+cdef int _common_problem(int kind, bint peephole, bint masked, Py_ssize_t T, Py_ssize_t B,
+                         Py_ssize_t D, Py_ssize_t H, Py_ssize_t GH, const Py_ssize_t* x_shape,
+                         const Py_ssize_t* W_shape,
                          const Py_ssize_t* U_shape, const Py_ssize_t* P_shape,
                          const Py_ssize_t* lengths_shape,
                          const Py_ssize_t* keep_shape) noexcept nogil:
@@ -867,6 +868,8 @@ cdef int _common_problem(int kind, bint peephole, bint masked, Py_ssize_t B, Py_
     # wrong): 0 when all is well, else which check failed, for _common_error.
     if kind < _RNN or kind > _LSTM:
         return 1
+    if not _has(x_shape, 2, T, B):
+        return 8
     if H < 1 or GH != _gate_count(kind) * H:
         return 2
     if not _has(W_shape, 2, D, GH):
@@ -882,8 +885,8 @@ cdef int _common_problem(int kind, bint peephole, bint masked, Py_ssize_t B, Py_
     return 0
 
 
-def _common_error(str pass_, int problem, int kind, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
-                  Py_ssize_t GH, W, U, P, lengths, keep):
+def _common_error(str pass_, int problem, int kind, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D,
+                  Py_ssize_t H, Py_ssize_t GH, x, W, U, P, lengths, keep):
     # Raise the ValueError of _common_problem's finding.
     if problem == 1:
         raise ValueError(f"_recurrent.{pass_}: kind must be one of 0..4, got {kind}")
@@ -893,7 +896,7 @@ def _common_error(str pass_, int problem, int kind, Py_ssize_t B, Py_ssize_t D, 
     name, array, want = {
         3: ("W", W, f"(D, GH) = ({D}, {GH})"), 4: ("U", U, f"(H, GH) = ({H}, {GH})"),
         5: ("P", P, f"(3, H) = (3, {H})"), 6: ("lengths", lengths, f"(B,) = ({B},)"),
-        7: ("keep", keep, f"(G,) = ({GH // H},)"),
+        7: ("keep", keep, f"(G,) = ({GH // H},)"), 8: ("x", x, f"(T, B, D) = ({T}, {B}, D)"),
     }[problem]
     _wrong(pass_, name, array, want)
 
@@ -951,12 +954,10 @@ def forward(int kind, bint peephole, bint masked,
     # The contract (see the section above)
     if T < 0 or not _has(hs.shape, 3, T + 1, B, H):
         _wrong("forward", "hs", hs, f"(T + 1, B, H) with B = {B} (from gates), T >= 0")
-    nt = _common_problem(kind, peephole, masked, B, D, H, GH, W.shape, U.shape, P.shape,
-                         lengths.shape, keep.shape)
+    nt = _common_problem(kind, peephole, masked, T, B, D, H, GH, x.shape, W.shape, U.shape,
+                         P.shape, lengths.shape, keep.shape)
     if nt:
-        _common_error("forward", nt, kind, B, D, H, GH, W, U, P, lengths, keep)
-    if not _has(x.shape, 2, T, B):
-        _wrong("forward", "x", x, f"(T, B, D) = ({T}, {B}, D)")
+        _common_error("forward", nt, kind, T, B, D, H, GH, x, W, U, P, lengths, keep)
     if T > 0 and not 1 <= Tg <= T:
         _wrong("forward", "gates", gates, f"(Tg, B, GH) with 1 <= Tg <= T = {T}")
     if not _has(b.shape, 1, GH):
@@ -1300,12 +1301,10 @@ def backward(int kind, bint peephole, bint masked,
     cdef Py_ssize_t j
     cdef int nt
     # The contract (see the section above forward)
-    nt = _common_problem(kind, peephole, masked, B, D, H, GH, W.shape, U.shape, P.shape,
-                         lengths.shape, keep.shape)
+    nt = _common_problem(kind, peephole, masked, T, B, D, H, GH, x.shape, W.shape, U.shape,
+                         P.shape, lengths.shape, keep.shape)
     if nt:
-        _common_error("backward", nt, kind, B, D, H, GH, W, U, P, lengths, keep)
-    if not _has(x.shape, 2, T, B):
-        _wrong("backward", "x", x, f"(T, B, D) = ({T}, {B}, D)")
+        _common_error("backward", nt, kind, T, B, D, H, GH, x, W, U, P, lengths, keep)
     if not _has(hs.shape, 2, T + 1, B):
         _wrong("backward", "hs", hs, f"(T + 1, B, H) = ({T + 1}, {B}, H)")
     if lstm and not _has(cs.shape, 3, T + 1, B, H):
