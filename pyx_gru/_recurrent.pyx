@@ -44,7 +44,7 @@ from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm, team_enter, team_leave
 from ._gemm cimport (PYX_PANEL_D, PYX_PANEL_F, gemm_packed, pack, panel_width,
-                     pyx_gemm_available, pyx_packed_size)
+                     pyx_gemm_available, pyx_packed_size, pyx_set_prefetch_bytes)
 from ._math cimport sigmoid_block, tanh_block
 
 cdef enum:
@@ -555,6 +555,13 @@ def _set_packed(bint on, Py_ssize_t min_batch=-1, Py_ssize_t min_hidden=-1):
     if min_hidden >= 0:
         _PACKED_MIN_H = min_hidden
     return previous
+
+
+def _set_prefetch(size_t nbytes):
+    """Read packed operands of at least nbytes per product with software
+    prefetch (_gemm.h's pyx_prefetch_bytes; for the tests); returns the
+    previous threshold, to restore it."""
+    return pyx_set_prefetch_bytes(nbytes)
 
 
 def packed_size(Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, Py_ssize_t GH, bint backward,
