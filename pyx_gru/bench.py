@@ -86,6 +86,20 @@ beat OpenBLAS on some shapes, and pyx_gru computes its per-step products
 with its own kernel against a U packed once per call (``_gemm.h``), which
 beats OpenBLAS at those few-row shapes; so either ratio can fall below 1.
 
+The targets
+-----------
+The report ends with the project's performance targets, each as met or
+MISS with the figure of this run (float32; they are set for 2 threads, and
+the report says so when the run used another count): the speed-ups over
+PyTorch (GRU at least 20x at (1, 32, 32), 5x at (16, 64, 64), 1.5x at
+(32, 128, 128), 1.2x at (64, 512, 512); LSTM at least 2x at (1, 32, 32) and
+1x at (64, 512, 512)), for forward+backward and for the forward alone;
+every cell's forward+backward within 1.15x of the roofline wherever
+B >= 32 and H >= 256; and, for every case with a PyTorch peer, the
+forward's speed-up against the forward+backward one of the same case. They
+go to the JSON file too (``targets``). The scaling run checks the peak
+memory: within 1.25x of what is needed at every point.
+
 The per-step kernel (``--kernels``)
 -----------------------------------
 Adds a contender ``pyx_gru/blas``: pyx_gru with its per-step products from
@@ -545,12 +559,11 @@ def table(results, task):
         t = r["timings"][task]
         roof = r["roofline"][task]["seconds"]
         med = {c: (t[c]["median"] if c in t else None) for c in CONTENDERS}
-        speedup = med["torch"] / med["pyx_gru"] if med["torch"] else None
         over = {c: (med[c] / roof if med[c] else None) for c in CONTENDERS}
         lines.append(
             f"{r['label']:<10} {r['B']:>3} {r['D']:>4} {r['H']:>4} {'f' + r['dtype'][5:]:<5} "
             f"{fmt_ms(t.get('pyx_gru'))} {fmt_ms(t.get('numpy'))} {fmt_ms(t.get('torch'))} "
-            f"{fmt_ratio(speedup, 8, 'x')} {roof * 1e3:>9.3f} {fmt_ratio(over['pyx_gru'], 8)} "
+            f"{fmt_ratio(speedup(r, task), 8, 'x')} {roof * 1e3:>9.3f} {fmt_ratio(over['pyx_gru'], 8)} "
             f"{fmt_ratio(over['numpy'])} {fmt_ratio(over['torch'])}"
         )
     return "\n".join(lines)
@@ -588,6 +601,78 @@ def print_report(results, info):
                 cols.append(f"{task}: {packed * 1e3:9.3f} vs {blas * 1e3:9.3f} {blas / packed:5.2f}x")
             print(f"{r['label']:<10} {r['B']:>3} {r['D']:>4} {r['H']:>4} {'f' + r['dtype'][5:]:<5} "
                   + " | ".join(cols))
+
+
+# The performance targets (issue 5), for float32 in one run at 2 threads:
+# the least speed-up over PyTorch of (cell, (B, D, H)), forward+backward;
+# and pyx_gru's forward+backward within ROOFLINE_TARGET of the roofline for
+# every cell wherever B >= 32 and H >= 256.
+SPEEDUP_TARGETS = (
+    ("gru_after", (1, 32, 32), 20.0), ("gru_after", (16, 64, 64), 5.0),
+    ("gru_after", (32, 128, 128), 1.5), ("gru_after", (64, 512, 512), 1.2),
+    ("lstm", (1, 32, 32), 2.0), ("lstm", (64, 512, 512), 1.0),
+)
+ROOFLINE_TARGET = 1.15
+# The scaling run: the peak memory of forward+backward over what the cache,
+# outputs and gradients need.
+MEMORY_TARGET = 1.25
+TARGET_THREADS = 2
+
+
+def speedup(result, task):
+    """PyTorch's median time over pyx_gru's for one task, or None."""
+    t = result["timings"][task]
+    if "torch" not in t:
+        return None
+    return t["torch"]["median"] / t["pyx_gru"]["median"]
+
+
+def target_rows(results):
+    """The targets a run's results can check, as rows
+    ``(kind, what, measured, bound, met)``; kind is ``"speed-up"`` (measured
+    >= bound), ``"roofline"`` (measured <= bound) or ``"fwd vs fwd+bwd"``
+    (the forward's speed-up against the forward+backward one of the same
+    size: the forward "at least as far ahead of PyTorch as forward+backward",
+    read size by size). Float32 results only."""
+    rows = []
+    f32 = [r for r in results if r["dtype"] == "float32"]
+    by_case = {(r["cell"], (r["B"], r["D"], r["H"])): r for r in f32}
+    for cell, size, least in SPEEDUP_TARGETS:
+        r = by_case.get((cell, size))
+        if r is None:
+            continue
+        for task in TASKS:
+            x = speedup(r, task)
+            if x is not None:
+                rows.append(("speed-up", f"{r['label']} {size} {task}", x, least, x >= least))
+    for r in f32:
+        if r["B"] >= 32 and r["H"] >= 256:
+            x = r["timings"]["fwd+bwd"]["pyx_gru"]["median"] / r["roofline"]["fwd+bwd"]["seconds"]
+            rows.append(("roofline", f"{r['label']} {(r['B'], r['D'], r['H'])} fwd+bwd", x,
+                         ROOFLINE_TARGET, x <= ROOFLINE_TARGET))
+    for r in f32:
+        fwd, both = speedup(r, "fwd"), speedup(r, "fwd+bwd")
+        if fwd is not None:
+            rows.append(("fwd vs fwd+bwd", f"{r['label']} {(r['B'], r['D'], r['H'])}", fwd,
+                         both, fwd >= both))
+    return rows
+
+
+def print_targets(rows, threads):
+    """The targets section of the report."""
+    if not rows:
+        return
+    print("\n== targets (float32, this run): speed-up = torch / pyx_gru ==")
+    if threads != TARGET_THREADS:
+        print(f"(the targets are set for {TARGET_THREADS} threads; this run used {threads})")
+    words = {"speed-up": ">=", "roofline": "<=", "fwd vs fwd+bwd": ">= fwd+bwd's"}
+    for kind, what, measured, bound, met in rows:
+        print(f"{'met ' if met else 'MISS'}  {kind:<14} {what:<36} {measured:8.2f} "
+              f"{words[kind]} {bound:.2f}")
+    for kind in words:
+        mine = [row for row in rows if row[0] == kind]
+        if mine:
+            print(f"{kind}: {sum(row[4] for row in mine)} of {len(mine)} met")
 
 
 def load_average():
@@ -779,6 +864,9 @@ def print_scaling(sweeps, threads):
         print(f"{s['label']:<10} vs {s['axis']}: time {s['time_exponent']:.2f} "
               f"({s['time_exponent_last_two']:.2f}), peak memory {s['memory_exponent']:.2f} "
               f"({s['memory_exponent_last_two']:.2f})")
+    worst = max(p["peak_bytes"] / p["needed_bytes"] for s in sweeps for p in s["points"])
+    print(f"\ntarget: peak memory within {MEMORY_TARGET:.2f}x of what is needed, at every "
+          f"point: {'met' if worst <= MEMORY_TARGET else 'MISSED'} (at most {worst:.2f}x)")
 
 
 # --------------------------------------------------------------------------
@@ -845,8 +933,8 @@ def markdown_table(payload):
     def ms(t, who):
         return _sig(t[who]["median"] * 1e3) if who in t else "–"
 
-    def speedup(t):
-        return f"{t['torch']['median'] / t['pyx_gru']['median']:.2f}×" if "torch" in t else "–"
+    def times(x):
+        return "–" if x is None else f"{x:.2f}×"
 
     lines = ["| cell | B, D, H | dtype | fwd+bwd: pyx_gru | NumPy | PyTorch | speed-up "
              "| pyx_gru / roofline | fwd: pyx_gru | PyTorch | speed-up |",
@@ -855,8 +943,8 @@ def markdown_table(payload):
         fb, fwd = r["timings"]["fwd+bwd"], r["timings"]["fwd"]
         roof = fb["pyx_gru"]["median"] / r["roofline"]["fwd+bwd"]["seconds"]
         cols = [r["label"], f"{r['B']}, {r['D']}, {r['H']}", "f" + r["dtype"][5:],
-                ms(fb, "pyx_gru"), ms(fb, "numpy"), ms(fb, "torch"), speedup(fb), f"{roof:.2f}",
-                ms(fwd, "pyx_gru"), ms(fwd, "torch"), speedup(fwd)]
+                ms(fb, "pyx_gru"), ms(fb, "numpy"), ms(fb, "torch"), times(speedup(r, "fwd+bwd")),
+                f"{roof:.2f}", ms(fwd, "pyx_gru"), ms(fwd, "torch"), times(speedup(r, "fwd"))]
         lines.append("| " + " | ".join(cols) + " |")
     return "\n".join(lines)
 
@@ -918,7 +1006,10 @@ def main(argv=None):
                 results.append(run_case(case, settings, torch, memo, rng))
             payload["results"] = results
             payload["gemm_call_overhead_seconds"] = {dt: v["overhead"] for dt, v in memo.items()}
+            payload["targets"] = [dict(zip(("kind", "what", "measured", "bound", "met"), row))
+                                  for row in target_rows(results)]
             print_report(results, info)
+            print_targets(target_rows(results), args.threads)
     elapsed = time.perf_counter() - start
     info["elapsed_seconds"] = elapsed
     info["load_average_at_end"] = load_average()

@@ -23,6 +23,8 @@ def test_quick_run_writes_the_expected_json(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "== fwd ==" in proc.stdout and "== fwd+bwd ==" in proc.stdout
     assert "forward keeping its cache" in proc.stdout
+    # the GRU target at (1, 32, 32), checked in the run (against PyTorch)
+    assert ("== targets" in proc.stdout) == HAVE_TORCH
     assert ("packed kernel against the BLAS" in proc.stdout) == _recurrent.packed_available()
     data = json.loads(path.read_text())
 
@@ -32,6 +34,8 @@ def test_quick_run_writes_the_expected_json(tmp_path):
     assert machine["threads"] == 1
     assert set(machine["versions"]) >= {"numpy", "scipy", "torch", "pyx_gru"}
     assert data["mode"] == "quick"
+    kinds = sorted({t["kind"] for t in data["targets"]})
+    assert kinds == (["fwd vs fwd+bwd", "speed-up"] if HAVE_TORCH else [])
 
     results = data["results"]
     assert [r["cell"] for r in results] == ["gru_after", "gru_before"]
@@ -78,6 +82,70 @@ def test_markdown_table_of_a_results_file(tmp_path):
     assert len(lines) == 4 and all(line.count("|") == 12 for line in lines)
     assert lines[2] == "| GRU after | 1, 32, 32 | f32 | 2 | 20 | 8 | 4.00× | 2.00 | 2 | 8 | 4.00× |"
     assert lines[3] == "| SimpleGRU | 1, 32, 32 | f32 | 2 | – | – | – | 2.00 | 2 | – | – |"
+
+
+def _result(cell, label, size, dtype, ours, torch=None, roof=None):
+    """A results entry as run_case makes one: ours and torch map a task to
+    a median (s), roof the fwd+bwd roofline (s)."""
+    B, D, H = size
+    timings = {task: {"pyx_gru": {"median": ours[task]}} for task in ours}
+    for task, median in (torch or {}).items():
+        timings[task]["torch"] = {"median": median}
+    return {"cell": cell, "label": label, "B": B, "D": D, "H": H, "dtype": dtype,
+            "timings": timings,
+            "roofline": {"fwd": {"seconds": 1.0}, "fwd+bwd": {"seconds": roof or 1.0}}}
+
+
+def test_targets_are_checked_against_the_issue_numbers(capsys):
+    results = [
+        # GRU at (1, 32, 32): 19.9x forward+backward misses 20x, 25x forward meets it
+        _result("gru_after", "GRU after", (1, 32, 32), "float32",
+                {"fwd": 0.04, "fwd+bwd": 0.1}, {"fwd": 1.0, "fwd+bwd": 1.99}),
+        # LSTM at (64, 512, 512): no slower (1.0x) is met; at 1.16 of the
+        # roofline, the roofline target is missed
+        _result("lstm", "LSTM", (64, 512, 512), "float32",
+                {"fwd": 2.0, "fwd+bwd": 5.0}, {"fwd": 2.0, "fwd+bwd": 5.5}, roof=5.0 / 1.16),
+        # no PyTorch peer: roofline only (B >= 32, H >= 256), met at 0.9
+        _result("simple_gru", "SimpleGRU", (32, 256, 256), "float32",
+                {"fwd": 1.0, "fwd+bwd": 0.9}, roof=1.0),
+        # float64 and sizes without a target: not checked
+        _result("gru_after", "GRU after", (32, 128, 128), "float64",
+                {"fwd": 1.0, "fwd+bwd": 1.0}, {"fwd": 1.0, "fwd+bwd": 1.0}),
+        _result("rnn", "RNN", (1, 256, 256), "float32",
+                {"fwd": 1.0, "fwd+bwd": 1.0}, {"fwd": 3.0, "fwd+bwd": 3.0}),
+    ]
+    rows = {(kind, what): (round(measured, 4), bound, met)
+            for kind, what, measured, bound, met in bench.target_rows(results)}
+    assert rows == {
+        ("speed-up", "GRU after (1, 32, 32) fwd"): (25.0, 20.0, True),
+        ("speed-up", "GRU after (1, 32, 32) fwd+bwd"): (19.9, 20.0, False),
+        ("speed-up", "LSTM (64, 512, 512) fwd"): (1.0, 1.0, True),
+        ("speed-up", "LSTM (64, 512, 512) fwd+bwd"): (1.1, 1.0, True),
+        ("roofline", "LSTM (64, 512, 512) fwd+bwd"): (1.16, 1.15, False),
+        ("roofline", "SimpleGRU (32, 256, 256) fwd+bwd"): (0.9, 1.15, True),
+        # the forward against forward+backward, size by size (equal is met)
+        ("fwd vs fwd+bwd", "GRU after (1, 32, 32)"): (25.0, 19.9, True),
+        ("fwd vs fwd+bwd", "LSTM (64, 512, 512)"): (1.0, 1.1, False),
+        ("fwd vs fwd+bwd", "RNN (1, 256, 256)"): (3.0, 3.0, True),
+    }
+    bench.print_targets(bench.target_rows(results), threads=1)
+    out = capsys.readouterr().out
+    assert "(the targets are set for 2 threads; this run used 1)" in out
+    assert "speed-up: 3 of 4 met" in out and "roofline: 1 of 2 met" in out
+    assert "fwd vs fwd+bwd: 2 of 3 met" in out
+    assert "MISS  speed-up       GRU after (1, 32, 32) fwd+bwd" in out
+
+
+@pytest.mark.parametrize("worst,verdict", [(1.25, "met"), (1.26, "MISSED")])
+def test_scaling_report_checks_the_memory_target(capsys, worst, verdict):
+    point = {"T": 10, "B": 1, "median": 1e-3, "iqr_pct": 1.0, "needed_bytes": 100}
+    sweep = {"label": "LSTM", "dtype": "float32", "H": 64, "axis": "T",
+             "points": [dict(point, peak_bytes=110), dict(point, T=100, peak_bytes=worst * 100)],
+             **{k: 1.0 for k in ("time_exponent", "time_exponent_last_two",
+                                 "memory_exponent", "memory_exponent_last_two")}}
+    bench.print_scaling([sweep], threads=2)
+    out = capsys.readouterr().out
+    assert f"at every point: {verdict} (at most {worst:.2f}x)" in out
 
 
 def test_gemm_plan_counts_the_flops_of_the_spec():
