@@ -61,7 +61,11 @@ static inline size_t pyx_packed_size(size_t K, size_t N, size_t pw) {
  * read from L3, 147 and 168; (32 x 512) @ (512 x 512), 1 MiB, 167 and
  * 170; (32 x 128) @ (128 x 384), 192 KiB, 177 and 174 (a smaller operand
  * stays in L2, where the extra instruction costs more than it saves).
- * pyx_set_prefetch_bytes sets it (for the tests) and returns the old. */
+ * A row block asks for as many lines as its own block has k, so when the
+ * next block is shorter (the last k block) some addresses lie past it,
+ * possibly past the operand: harmless, as a prefetch never faults and
+ * nothing is read from it. pyx_set_prefetch_bytes sets the threshold (for
+ * the tests) and returns the old one. */
 static size_t pyx_prefetch_bytes = 512 * 1024;
 
 static size_t pyx_set_prefetch_bytes(size_t bytes) {
