@@ -823,13 +823,23 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
         return
     while t0 < T:
         t1 = t0 + Tg if t0 + Tg < T else T
-        r0 = _part((t1 - t0) * B, tid, nth, 1)
-        r1 = _part((t1 - t0) * B, tid + 1, nth, 1)
-        # gates[:t1-t0] (as rows) [r0:r1] = x[t0:t1] (as rows) [r0:r1] @ W
         # (b is added step by step, in the pass that adds h_prev @ U)
-        gemm(False, False, <int> (r1 - r0), <int> GH, <int> D, <floating> 1,
-             x + (t0 * B + r0) * D, <int> D, W, <int> GH, <floating> 0, gates + r0 * GH,
-             <int> GH)
+        if split_units:
+            # each member projects the columns of its own units, the only
+            # ones its steps read: no gates pass from one core's cache to
+            # the other's
+            for g in range(G):
+                # gates[:t1-t0] (as rows) [:, gH+u0 : gH+u1] = x[t0:t1] (as rows) @ W[:, gH+u0 : gH+u1]
+                gemm(False, False, <int> ((t1 - t0) * B), <int> (u1 - u0), <int> D,
+                     <floating> 1, x + t0 * B * D, <int> D, W + g * H + u0, <int> GH,
+                     <floating> 0, gates + g * H + u0, <int> GH)
+        else:
+            r0 = _part((t1 - t0) * B, tid, nth, 1)
+            r1 = _part((t1 - t0) * B, tid + 1, nth, 1)
+            # gates[:t1-t0] (as rows) [r0:r1] = x[t0:t1] (as rows) [r0:r1] @ W
+            gemm(False, False, <int> (r1 - r0), <int> GH, <int> D, <floating> 1,
+                 x + (t0 * B + r0) * D, <int> D, W, <int> GH, <floating> 0, gates + r0 * GH,
+                 <int> GH)
         PYX_BARRIER()   # the chunk's input projection is complete
         _forward_rows(kind, peephole, masked, split_units, t0, t1, Tg, Tc, Te, 1, B, D,
                       H, GH, b0, b1, u0, u1, x, Wp, U, Up, b, b_hg, P, lengths, gates, hs,
