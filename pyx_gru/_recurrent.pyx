@@ -641,25 +641,27 @@ cdef void _times_blocks(Py_ssize_t nb, Py_ssize_t K, Py_ssize_t H, Py_ssize_t GH
                     C + k * H + u0, <int> GH, <int> groups, gsa, gsc)
 
 
-cdef void _times_u(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, Py_ssize_t k0,
-                   Py_ssize_t k1, Py_ssize_t u0, Py_ssize_t nu, const floating* h,
-                   const floating* U, const floating* Up, floating* hu) noexcept nogil:
-    # hu[:, cols] = h @ U[:, cols] for the columns of units [u0, u0+nu) in
-    # gate blocks [k0, k1); h (nb, H), hu (nb, GH). Up: U packed (a
-    # pyx_packed_size(H, H) block per gate), or NULL to call the BLAS.
+cdef void _times_gates(Py_ssize_t nb, Py_ssize_t K, Py_ssize_t H, Py_ssize_t GH,
+                       Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t u0, Py_ssize_t nu,
+                       const floating* A, const floating* M, const floating* Mp,
+                       floating* C) noexcept nogil:
+    # C[:, cols] = A @ M[:, cols] for the columns of units [u0, u0+nu) in
+    # gate blocks [k0, k1); A (nb, K), C (nb, GH), M (K, GH): U (K = H) or W
+    # (K = D). Mp: M packed (a pyx_packed_size(K, H) block per gate, as
+    # _times_blocks reads it), or NULL to call the BLAS.
     cdef Py_ssize_t k
-    if Up != NULL:
-        _times_blocks(nb, H, H, GH, k0, k1, u0, nu, h, Up, hu)
+    if Mp != NULL:
+        _times_blocks(nb, K, H, GH, k0, k1, u0, nu, A, Mp, C)
         return
     if nu == H and k0 == 0:
-        # hu[:, :k1 H] = h @ U[:, :k1 H]
-        gemm(False, False, <int> nb, <int> (k1 * H), <int> H, <floating> 1, h, <int> H,
-             U, <int> GH, <floating> 0, hu, <int> GH)
+        # C[:, :k1 H] = A @ M[:, :k1 H]
+        gemm(False, False, <int> nb, <int> (k1 * H), <int> K, <floating> 1, A, <int> K,
+             M, <int> GH, <floating> 0, C, <int> GH)
         return
     for k in range(k0, k1):
-        # hu[:, kH+u0 : kH+u0+nu] = h @ U[:, kH+u0 : kH+u0+nu]
-        gemm(False, False, <int> nb, <int> nu, <int> H, <floating> 1, h, <int> H,
-             U + k * H + u0, <int> GH, <floating> 0, hu + k * H + u0, <int> GH)
+        # C[:, kH+u0 : kH+u0+nu] = A @ M[:, kH+u0 : kH+u0+nu]
+        gemm(False, False, <int> nb, <int> nu, <int> K, <floating> 1, A, <int> K,
+             M + k * H + u0, <int> GH, <floating> 0, C + k * H + u0, <int> GH)
 
 
 cdef void _times_ut(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, Py_ssize_t k0,
@@ -733,7 +735,7 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
                 _times_blocks(nb, D, H, GH, 0, GH // H, u0, nu, x + (t * B + b0) * D, Wp,
                               a - u0, kx, B * D, B * GH)
             # hu[b0:b1, :n_rec] = h_prev @ U[:, :n_rec], this member's columns
-            _times_u(nb, H, GH, 0, n_rec // H, u0, nu, h_prev, U, Up, hu_rows)
+            _times_gates(nb, H, H, GH, 0, n_rec // H, u0, nu, h_prev, U, Up, hu_rows)
         if units and masked:
             PYX_BARRIER()   # all have read h_last before it changes
         if kind == _RNN:
@@ -751,7 +753,7 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
                 PYX_BARRIER()   # every unit of r * h_prev is written
             if nu > 0:
                 # hu[b0:b1, 2H+u0 : 2H+u1] = (r * h_prev) @ U[:, 2H+u0 : 2H+u1]
-                _times_u(nb, H, GH, 2, 3, u0, nu, e, U, Up, hu_rows)
+                _times_gates(nb, H, H, GH, 2, 3, u0, nu, e, U, Up, hu_rows)
             _gru_before_forward(nb, H, nu, a, hu_rows + u0, b + u0, h_prev + u0, h)
         else:
             _lstm_forward(nb, H, nu, peephole, a, hu_rows + u0, b + u0, P + u0, c_prev,
@@ -823,23 +825,17 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
         return
     while t0 < T:
         t1 = t0 + Tg if t0 + Tg < T else T
+        # Split by units, each member projects all rows for the columns of
+        # its own units, the only gates its steps read (none passes from one
+        # core's cache to the other's); by rows, its share of the rows for
+        # all columns (u0, u1 = 0, H).
+        r0 = 0 if split_units else _part((t1 - t0) * B, tid, nth, 1)
+        r1 = (t1 - t0) * B if split_units else _part((t1 - t0) * B, tid + 1, nth, 1)
+        # gates[:t1-t0] (as rows) [r0:r1, this member's columns] =
+        #     x[t0:t1] (as rows) [r0:r1] @ W[:, this member's columns]
         # (b is added step by step, in the pass that adds h_prev @ U)
-        if split_units:
-            # each member projects the columns of its own units, the only
-            # ones its steps read: no gates pass from one core's cache to
-            # the other's
-            for g in range(G):
-                # gates[:t1-t0] (as rows) [:, gH+u0 : gH+u1] = x[t0:t1] (as rows) @ W[:, gH+u0 : gH+u1]
-                gemm(False, False, <int> ((t1 - t0) * B), <int> (u1 - u0), <int> D,
-                     <floating> 1, x + t0 * B * D, <int> D, W + g * H + u0, <int> GH,
-                     <floating> 0, gates + g * H + u0, <int> GH)
-        else:
-            r0 = _part((t1 - t0) * B, tid, nth, 1)
-            r1 = _part((t1 - t0) * B, tid + 1, nth, 1)
-            # gates[:t1-t0] (as rows) [r0:r1] = x[t0:t1] (as rows) [r0:r1] @ W
-            gemm(False, False, <int> (r1 - r0), <int> GH, <int> D, <floating> 1,
-                 x + (t0 * B + r0) * D, <int> D, W, <int> GH, <floating> 0, gates + r0 * GH,
-                 <int> GH)
+        _times_gates(r1 - r0, D, H, GH, 0, G, u0, u1 - u0, x + (t0 * B + r0) * D, W, NULL,
+                     gates + r0 * GH)
         PYX_BARRIER()   # the chunk's input projection is complete
         _forward_rows(kind, peephole, masked, split_units, t0, t1, Tg, Tc, Te, 1, B, D,
                       H, GH, b0, b1, u0, u1, x, Wp, U, Up, b, b_hg, P, lengths, gates, hs,
