@@ -558,8 +558,7 @@ def table(results, task):
     for r in results:
         t = r["timings"][task]
         roof = r["roofline"][task]["seconds"]
-        med = {c: (t[c]["median"] if c in t else None) for c in CONTENDERS}
-        over = {c: (med[c] / roof if med[c] else None) for c in CONTENDERS}
+        over = {c: over_roofline(r, task, c) for c in CONTENDERS}
         lines.append(
             f"{r['label']:<10} {r['B']:>3} {r['D']:>4} {r['H']:>4} {'f' + r['dtype'][5:]:<5} "
             f"{fmt_ms(t.get('pyx_gru'))} {fmt_ms(t.get('numpy'))} {fmt_ms(t.get('torch'))} "
@@ -627,6 +626,15 @@ def speedup(result, task):
     return t["torch"]["median"] / t["pyx_gru"]["median"]
 
 
+def over_roofline(result, task, who="pyx_gru"):
+    """A contender's median time for one task over the task's roofline, or
+    None when it did not run."""
+    t = result["timings"][task]
+    if who not in t:
+        return None
+    return t[who]["median"] / result["roofline"][task]["seconds"]
+
+
 def target_rows(results):
     """The targets a run's results can check, as rows
     ``(kind, what, measured, bound, met)``; kind is ``"speed-up"`` (measured
@@ -648,7 +656,7 @@ def target_rows(results):
     for r in f32:
         if r["B"] >= 32 and r["H"] >= 256:
             for task in TASKS:
-                x = r["timings"][task]["pyx_gru"]["median"] / r["roofline"][task]["seconds"]
+                x = over_roofline(r, task)
                 rows.append(("roofline", f"{r['label']} {(r['B'], r['D'], r['H'])} {task}", x,
                              ROOFLINE_TARGET, x <= ROOFLINE_TARGET))
     for r in f32:
@@ -942,10 +950,9 @@ def markdown_table(payload):
              "|" + "---|" * 11]
     for r in payload["results"]:
         fb, fwd = r["timings"]["fwd+bwd"], r["timings"]["fwd"]
-        roof = fb["pyx_gru"]["median"] / r["roofline"]["fwd+bwd"]["seconds"]
         cols = [r["label"], f"{r['B']}, {r['D']}, {r['H']}", "f" + r["dtype"][5:],
                 ms(fb, "pyx_gru"), ms(fb, "numpy"), ms(fb, "torch"), times(speedup(r, "fwd+bwd")),
-                f"{roof:.2f}", ms(fwd, "pyx_gru"), ms(fwd, "torch"), times(speedup(r, "fwd"))]
+                f"{over_roofline(r, 'fwd+bwd'):.2f}", ms(fwd, "pyx_gru"), ms(fwd, "torch"), times(speedup(r, "fwd"))]
         lines.append("| " + " | ".join(cols) + " |")
     return "\n".join(lines)
 
