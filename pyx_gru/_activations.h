@@ -5,16 +5,15 @@
  * the speed of its calls. These are branch-free arithmetic (selects, not
  * jumps) that the compiler vectorises when applied over a contiguous block
  * (the *_block functions). The block functions are compiled once per
- * instruction set (target_clones: baseline SSE2, x86-64-v3 = AVX2 + FMA,
- * AVX-512) and the best one for the running CPU is picked when the module
- * loads. The polynomials are written with explicit fused multiply-adds
+ * vector path of _simd.h (portable: SSE2 on x86-64; AVX2 + FMA; AVX-512)
+ * and each call takes the path in use (pyx_simd()). The polynomials are written with explicit fused multiply-adds
  * (fmaf, fma: one rounding each): with them the activations ran 1.5x
  * faster than with a multiply and an add (0.30 against 0.49 ns per float32
  * sigmoid in blocks of 128, AVX-512). With -ffp-contract=off (setup.py)
- * nothing else is fused, so every clone does the same IEEE operations and
- * results are bitwise the same whichever clone runs; the SSE2 clone gets
- * its fmaf from libm (exact, but a call per element: slow, on CPUs older
- * than 2013).
+ * nothing else is fused, so every path does the same IEEE operations and
+ * results are bitwise the same whichever path runs; the portable path on
+ * x86-64 gets its fmaf from libm (exact, but a call per element: slow, on
+ * CPUs older than 2013).
  *
  * - exp(x) for x <= 0, after Cephes: x = n ln2 + r with |r| <= ln2 / 2 (n
  *   rounded by adding and subtracting 1.5 * 2^p, ln2 split in two for
@@ -37,11 +36,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(PYX_GRU_NO_CLONES)
-#define PYX_GRU_CLONES __attribute__((target_clones("default", "arch=x86-64-v3", "avx512f")))
-#else
-#define PYX_GRU_CLONES
-#endif
+#include "_simd.h"
 
 static inline float pyx_exp_nonpos_f(float x)
 {
@@ -130,24 +125,32 @@ static inline double pyx_tanh_d(double a)
     return copysign(x < 0.625 ? small : big, a);
 }
 
-PYX_GRU_CLONES static void pyx_sigmoid_block_f(float *v, ptrdiff_t n)
-{
-    for (ptrdiff_t i = 0; i < n; i++) v[i] = pyx_sigmoid_f(v[i]);
+/* v[:n] = F(v[:n]), once per vector path (PYX_GRU_NO_CLONES: once, for the
+ * flags of the build, as tests/test_math.py compiles it for each
+ * instruction set), and the function of the path in use. */
+#define PYX_BLOCK_ONE(NAME, TARGET, T, F)                                       \
+TARGET static void NAME(T* v, ptrdiff_t n) {                                    \
+    for (ptrdiff_t i = 0; i < n; i++) v[i] = F(v[i]);                           \
 }
+#if PYX_SIMD_X86 && !defined(PYX_GRU_NO_CLONES)
+#define PYX_BLOCK(NAME, T, F)                                                   \
+PYX_BLOCK_ONE(NAME##_portable, , T, F)                                          \
+PYX_BLOCK_ONE(NAME##_avx2, PYX_TARGET_AVX2, T, F)                               \
+PYX_BLOCK_ONE(NAME##_avx512, PYX_TARGET_AVX512, T, F)                           \
+static void NAME(T* v, ptrdiff_t n) {                                           \
+    switch (pyx_simd()) {                                                       \
+    case PYX_SIMD_AVX512: NAME##_avx512(v, n); return;                          \
+    case PYX_SIMD_AVX2: NAME##_avx2(v, n); return;                              \
+    default: NAME##_portable(v, n);                                             \
+    }                                                                           \
+}
+#else
+#define PYX_BLOCK(NAME, T, F) PYX_BLOCK_ONE(NAME, , T, F)
+#endif
 
-PYX_GRU_CLONES static void pyx_sigmoid_block_d(double *v, ptrdiff_t n)
-{
-    for (ptrdiff_t i = 0; i < n; i++) v[i] = pyx_sigmoid_d(v[i]);
-}
-
-PYX_GRU_CLONES static void pyx_tanh_block_f(float *v, ptrdiff_t n)
-{
-    for (ptrdiff_t i = 0; i < n; i++) v[i] = pyx_tanh_f(v[i]);
-}
-
-PYX_GRU_CLONES static void pyx_tanh_block_d(double *v, ptrdiff_t n)
-{
-    for (ptrdiff_t i = 0; i < n; i++) v[i] = pyx_tanh_d(v[i]);
-}
+PYX_BLOCK(pyx_sigmoid_block_f, float, pyx_sigmoid_f)
+PYX_BLOCK(pyx_sigmoid_block_d, double, pyx_sigmoid_d)
+PYX_BLOCK(pyx_tanh_block_f, float, pyx_tanh_f)
+PYX_BLOCK(pyx_tanh_block_d, double, pyx_tanh_d)
 
 #endif

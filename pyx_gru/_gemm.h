@@ -3,31 +3,33 @@
  * Design: every step of the time loop multiplies a few rows (the batch, or
  * a team member's share of it) by the same U: h_{t-1} @ U forward,
  * dA[t] @ U.T backward. A BLAS call packs its B operand on every call, so it
- * repacked all of U at every step: at 16 rows that cost as much as the
- * multiply-adds (OpenBLAS reached 44 GFLOP/s on one core at (16 x 256) @
- * (256 x 512), where this kernel reaches 117), and U's power-of-two row
- * strides (4H columns for the LSTM) made a direct read alias in the caches.
- * So U (and U.T for the backward) is packed once per call, and these
- * kernels read it as it lies. W is packed too, and each step takes its own
- * x_t @ W just before h_{t-1} @ U, while x_t is in cache: no pass over a
- * (T*B, G*H) array written before the loop and read back during it.
+ * repacked all of U at every step, and its one-row products are slow on
+ * some CPUs (docs/performance.rst). So U (and U.T for the backward) is
+ * packed once per call, and these kernels read it as it lies. W is packed
+ * too, and each step takes its own x_t @ W just before h_{t-1} @ U, while
+ * x_t is in cache.
  *
- *   packed layout: the columns of a (K x N) operand cut into panels of one
- *   vector (PW = 16 floats or 8 doubles), each panel K rows of PW, contiguous
- *   (zeros past column N). Panel p, row k, lane c is column p*PW + c.
+ *   packed layout: the columns of a (K x N) operand cut into panels of 64
+ *   bytes (PW = 16 floats or 8 doubles), each panel K rows of PW,
+ *   contiguous (zeros past column N). Panel p, row k, lane c is column
+ *   p*PW + c. The layout is the same on every vector path.
  *
  *   C[m x n] = beta * C + A[m x k] @ Bp[0:k, 0:n]   (beta 0 or 1)
  *
- * The micro-kernel keeps a block of up to 6 rows x 4 vectors of C in 24
- * AVX-512 registers: per k it loads 4 vectors of the panels, broadcasts 6
- * elements of A and does 24 fused multiply-adds. k goes in blocks of
- * PYX_KC (the 4 panels' block then stays in L1 for every row block), each
- * block continuing the chain from C, so each element of C is still one
- * chain of fused multiply-adds in k order, started from beta * C: a result
- * does not depend on how the rows or columns were split between threads.
- * Columns past the last full 4-vector block go one vector at a time, the
- * last one masked. AVX-512F only: pyx_gemm_available() says whether the CPU
- * has it, and the callers use BLAS otherwise.
+ * One micro-kernel (PYX_MICRO) keeps a block of RB rows x NP panels of C in
+ * registers: per k it loads the NP panels' row k, broadcasts RB elements of
+ * A and does RB x NP x (vectors per panel) fused multiply-adds. It is
+ * compiled for each vector path of _simd.h (AVX-512: a panel is one
+ * vector; AVX2: two; portable: four of 16 bytes), and the paths differ only
+ * in the vector type and its five operations. Rows go in balanced blocks
+ * of at most RBMAX; a block of few rows takes more panels at once (a row or
+ * two needs 8 independent chains of multiply-adds to hide their latency).
+ * k goes in blocks of PYX_KBYTES of panels (the block then stays in L1 for
+ * every row block), each block continuing the chain from C, so each element
+ * of C is one chain of fused multiply-adds in k order, started from
+ * beta * C, whatever the path, the blocking, or how the rows or columns
+ * were split between threads. A last partial panel goes through a small
+ * buffer of whole panels.
  */
 #ifndef PYX_GRU_GEMM_H
 #define PYX_GRU_GEMM_H
@@ -35,17 +37,19 @@
 #include <stddef.h>
 #include <string.h>
 
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(PYX_GRU_NO_PACKED_GEMM)
+#include "_simd.h"
+
+#if PYX_SIMD_X86
 #include <immintrin.h>
-#define PYX_GEMM_BUILT 1
-#define PYX_GEMM_TARGET __attribute__((target("avx512f")))
-#define PYX_GEMM_INLINE PYX_GEMM_TARGET static inline __attribute__((always_inline))
-#else
-#define PYX_GEMM_BUILT 0
+#endif
+#if defined(__aarch64__)
+#include <arm_neon.h>
 #endif
 
 #define PYX_PANEL_F 16
 #define PYX_PANEL_D 8
+/* Bytes of panels per k block: 4 panels of 128 rows, L1 on most cores. */
+#define PYX_KBYTES 32768
 
 /* The packed size, in elements, of a (K x N) operand. */
 static inline size_t pyx_packed_size(size_t K, size_t N, size_t pw) {
@@ -55,36 +59,21 @@ static inline size_t pyx_packed_size(size_t K, size_t N, size_t pw) {
 /* A packed operand of at least this many bytes (per call: k x n) is read
  * with software prefetch: while the rows go through one block of the
  * panels, the kernel asks for the next block (the next k block, else the
- * next 4 panels, else the first), one 64-byte line per k per row block, so
- * that the first row block of the next finds it in L1. One core, float32,
- * GFLOP/s without and with: (32 x 512) @ (512 x 2048), a 4 MiB operand
- * read from L3, 147 and 168; (32 x 512) @ (512 x 512), 1 MiB, 167 and
- * 170; (32 x 128) @ (128 x 384), 192 KiB, 177 and 174 (a smaller operand
- * stays in L2, where the extra instruction costs more than it saves).
- * A row block asks for as many lines as its own block has k, so when the
- * next block is shorter (the last k block) some addresses lie past it,
- * possibly past the operand: harmless, as a prefetch never faults and
- * nothing is read from it. pyx_set_prefetch_bytes sets the threshold (for
- * the tests) and returns the old one. */
+ * next panels, else the first), one 64-byte line per k per row block, so
+ * that the first row block of the next finds it in L1 (measured gains in
+ * docs/performance.rst; a smaller operand stays in L2, where the extra
+ * instruction costs more than it saves). A row block asks for as many
+ * lines as its own block has k, so when the next block is shorter some
+ * addresses lie past it, possibly past the operand: harmless, as a
+ * prefetch never faults and nothing is read from it.
+ * pyx_set_prefetch_bytes sets the threshold (for the tests) and returns the
+ * old one. */
 static size_t pyx_prefetch_bytes = 512 * 1024;
 
 static size_t pyx_set_prefetch_bytes(size_t bytes) {
     size_t previous = pyx_prefetch_bytes;
     pyx_prefetch_bytes = bytes;
     return previous;
-}
-
-static int pyx_gemm_available(void) {
-#if PYX_GEMM_BUILT
-    static int have = -1;
-    if (have < 0) {
-        __builtin_cpu_init();
-        have = __builtin_cpu_supports("avx512f") ? 1 : 0;
-    }
-    return have;
-#else
-    return 0;
-#endif
 }
 
 /* Pack panels [p0, p1) of the (K x N) operand whose element (k, j) is
@@ -111,136 +100,228 @@ static void NAME(size_t K, size_t N, const T* src, size_t sk, size_t sj,       \
 PYX_PACK(pyx_pack_f, float, PYX_PANEL_F)
 PYX_PACK(pyx_pack_d, double, PYX_PANEL_D)
 
-#if PYX_GEMM_BUILT
-
-/* C[RB x NV vectors] (+)= A[RB x k] @ panels[0:k, NV vectors]; the last
- * vector's lanes masked by `last`. With PF, also prefetch line kk of the
- * panel at pf at each kk (pyx_prefetch_bytes). */
-#define PYX_MICRO(NAME, T, VT, MT, PW, RB, NV, PF, SET0, LOAD, MLOAD, BCAST, FMA, ADD, MSTORE) \
-PYX_GEMM_INLINE void NAME(int k, const T* A, int lda, const T* Bp, size_t ps,   \
-                          T beta, T* C, int ldc, MT last, const T* pf) {        \
-    VT acc[RB][NV];                                                             \
+/* C[RB x NP panels] (+)= A[RB x k] @ panels[0:k, NP]: the micro-kernel of
+ * every path. VT is the path's vector of VN elements, VPP of them a panel;
+ * LOAD, STORE (unaligned), BCAST, FMA (a * b + c, one rounding where the
+ * path has it) and ZERO its operations. With pf, also prefetch line kk of
+ * the panel at pf at each kk. */
+#define PYX_MICRO(NAME, TARGET, T, VT, VN, VPP, RB, NP, LOAD, STORE, BCAST, FMA, ZERO) \
+TARGET static inline __attribute__((always_inline)) void NAME(                  \
+        int k, const T* A, int lda, const T* Bp, size_t ps, T beta, T* C,       \
+        int ldc, const T* pf) {                                                 \
+    VT acc[RB][(NP) * (VPP)];                                                   \
     for (int r = 0; r < RB; r++)                                                \
-        for (int v = 0; v < NV; v++)                                            \
-            acc[r][v] = beta != 0 ? MLOAD(v == NV - 1 ? last : (MT) -1,         \
-                                          C + (size_t)r * ldc + v * PW)         \
-                                  : SET0();                                     \
+        for (int v = 0; v < (NP) * (VPP); v++)                                  \
+            acc[r][v] = beta != 0 ? LOAD(C + (size_t)r * ldc + v * VN) : ZERO(); \
     for (int kk = 0; kk < k; kk++) {                                            \
-        VT b[NV];                                                               \
-        for (int v = 0; v < NV; v++) b[v] = LOAD(Bp + v * ps + (size_t)kk * PW);\
-        if (PF) _mm_prefetch((const char*)(pf + (size_t)kk * PW), _MM_HINT_T0); \
+        VT b[(NP) * (VPP)];                                                     \
+        for (int v = 0; v < (NP) * (VPP); v++)                                  \
+            b[v] = LOAD(Bp + (size_t)(v / (VPP)) * ps + (size_t)kk * (VN) * (VPP) \
+                        + (v % (VPP)) * VN);                                    \
+        if (pf) __builtin_prefetch(pf + (size_t)kk * (VN) * (VPP), 0, 3);       \
         for (int r = 0; r < RB; r++) {                                          \
             VT a = BCAST(A[(size_t)r * lda + kk]);                              \
-            for (int v = 0; v < NV; v++) acc[r][v] = FMA(a, b[v], acc[r][v]);  \
+            for (int v = 0; v < (NP) * (VPP); v++)                              \
+                acc[r][v] = FMA(a, b[v], acc[r][v]);                            \
         }                                                                       \
     }                                                                           \
     for (int r = 0; r < RB; r++)                                                \
-        for (int v = 0; v < NV; v++)                                            \
-            MSTORE(C + (size_t)r * ldc + v * PW, v == NV - 1 ? last : (MT) -1,  \
-                   acc[r][v]);                                                  \
+        for (int v = 0; v < (NP) * (VPP); v++)                                  \
+            STORE(C + (size_t)r * ldc + v * VN, acc[r][v]);                     \
 }
 
-#define PYX_MICROS(P, T, VT, MT, PW, NV, PF, ...)                               \
-    PYX_MICRO(P##_1, T, VT, MT, PW, 1, NV, PF, __VA_ARGS__)                     \
-    PYX_MICRO(P##_2, T, VT, MT, PW, 2, NV, PF, __VA_ARGS__)                     \
-    PYX_MICRO(P##_3, T, VT, MT, PW, 3, NV, PF, __VA_ARGS__)                     \
-    PYX_MICRO(P##_4, T, VT, MT, PW, 4, NV, PF, __VA_ARGS__)                     \
-    PYX_MICRO(P##_5, T, VT, MT, PW, 5, NV, PF, __VA_ARGS__)                     \
-    PYX_MICRO(P##_6, T, VT, MT, PW, 6, NV, PF, __VA_ARGS__)
-
-#define PYX_F_OPS _mm512_setzero_ps, _mm512_loadu_ps, _mm512_maskz_loadu_ps, \
-    _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_mask_storeu_ps
-#define PYX_D_OPS _mm512_setzero_pd, _mm512_loadu_pd, _mm512_maskz_loadu_pd, \
-    _mm512_set1_pd, _mm512_fmadd_pd, _mm512_add_pd, _mm512_mask_storeu_pd
-
-PYX_MICROS(pyx_micro4_f, float, __m512, __mmask16, PYX_PANEL_F, 4, 0, PYX_F_OPS)
-PYX_MICROS(pyx_micro4pf_f, float, __m512, __mmask16, PYX_PANEL_F, 4, 1, PYX_F_OPS)
-PYX_MICROS(pyx_micro1_f, float, __m512, __mmask16, PYX_PANEL_F, 1, 0, PYX_F_OPS)
-PYX_MICROS(pyx_micro4_d, double, __m512d, __mmask8, PYX_PANEL_D, 4, 0, PYX_D_OPS)
-PYX_MICROS(pyx_micro4pf_d, double, __m512d, __mmask8, PYX_PANEL_D, 4, 1, PYX_D_OPS)
-PYX_MICROS(pyx_micro1_d, double, __m512d, __mmask8, PYX_PANEL_D, 1, 0, PYX_D_OPS)
-
-/* Rows in ceil(m / 6) blocks of nearly equal size (at most 6 rows, each
- * size its own unrolled kernel; 8 rows go as 4 + 4: 167 GFLOP/s on one
- * core at (8 x 64) @ (64 x 64), against 151 as 6 + 2), within a block of
- * columns. Row block r is given panel r % npf of the block at pf to
- * prefetch (the prefetching kernels read it; npf: the panels there). */
-#define PYX_ROWS(P, k, A, lda, Bp, ps, beta, C, ldc, last, m, pf, npf)         \
-    for (int i = 0, nblk = ((m) + 5) / 6, blk = 0; i < (m); blk++) {           \
+/* Rows in ceil(m / RBMAX) blocks of nearly equal size (8 rows go as 4 + 4,
+ * not 6 + 2), each size and panel count its own unrolled kernel, within a
+ * block of NP panels. Row block b prefetches panel b % NP of the block at
+ * pf (NULL: none). */
+#define PYX_ROWS(P, RBMAX, NP, k, A, lda, Bp, ps, beta, C, ldc, m, pf)          \
+    for (int i = 0, nblk = ((m) + RBMAX - 1) / RBMAX, blk = 0; i < (m); blk++) { \
         const int rows = ((m) - i) / (nblk - blk) + (((m) - i) % (nblk - blk) != 0); \
         const size_t ia = (size_t)i * (lda), ic = (size_t)i * (ldc);            \
-        __typeof__(pf) pr = (pf) + (size_t)(blk % (npf)) * (ps);                \
+        const __typeof__(pf) pr = (pf) ? (pf) + (size_t)(blk % (NP)) * (ps) : (pf); \
         i += rows;                                                              \
-        switch (rows) {                                                         \
-        case 1: P##_1(k, A + ia, lda, Bp, ps, beta, C + ic, ldc, last, pr); break; \
-        case 2: P##_2(k, A + ia, lda, Bp, ps, beta, C + ic, ldc, last, pr); break; \
-        case 3: P##_3(k, A + ia, lda, Bp, ps, beta, C + ic, ldc, last, pr); break; \
-        case 4: P##_4(k, A + ia, lda, Bp, ps, beta, C + ic, ldc, last, pr); break; \
-        case 5: P##_5(k, A + ia, lda, Bp, ps, beta, C + ic, ldc, last, pr); break; \
-        default: P##_6(k, A + ia, lda, Bp, ps, beta, C + ic, ldc, last, pr); break; \
-        }                                                                       \
+        P(rows, NP, k, A + ia, lda, Bp, ps, beta, C + ic, ldc, pr);             \
     }
 
-/* k per block: 4 panels x 128 k x 64 bytes = 32 KiB, 2/3 of L1 here (about
- * 6% faster than whole k at (32 x 512) @ (512 x 2048), one core). */
-#define PYX_KC 128
-
-/* The columns of the panels from bp on (NV = 4 vectors with P4, 1 with
- * P1), every k block, every group of rows: within a function below. The
- * block after each is the next k block of the same panels, else nextp. */
-#define PYX_KBLOCKS(T, PW, P, NV, bp, j, mask, nextp)                           \
-    for (int k0 = 0; k0 < k; k0 += PYX_KC) {                                    \
-        const int kc = k - k0 < PYX_KC ? k - k0 : PYX_KC;                       \
-        const T b0 = k0 ? (T) 1 : beta;                                         \
-        const T* pf = k0 + PYX_KC < k ? (bp) + (size_t)(k0 + PYX_KC) * PW : (nextp); \
-        for (int g = 0; g < groups; g++) {                                      \
-            PYX_ROWS(P, kc, A + g * gsa + k0, lda, (bp) + (size_t)k0 * PW, ps, b0, \
-                     C + g * gsc + (j), ldc, mask, m, pf, NV)                   \
-        }                                                                       \
-    }
-
-/* C[m x n] = beta * C + A[m x k] @ Bp[0:k, 0:n]; Bp's panels are ps
- * elements apart (K_total * PW: a panel may hold more rows than k). The
- * rows come in `groups` groups of m, group g's at A + g * gsa and
- * C + g * gsc (several steps' rows of one batch block): every block of the
- * panels, once in L1, serves all of them. */
-#define PYX_GEMM_PACKED(NAME, T, MT, PW, P4, P4PF, P1)                          \
-PYX_GEMM_TARGET static void NAME(int m, int n, int k, const T* A, int lda,     \
-                                 const T* Bp, size_t ps, T beta, T* C, int ldc, \
-                                 int groups, size_t gsa, size_t gsc) {          \
-    int j = 0;                                                                  \
-    const MT full = (MT) -1;                                                    \
+/* The whole product on one path: panels in blocks of NP(rows) (then halves
+ * of it for the last full panels), every k block, every group of rows
+ * (`groups` groups of m rows, group g's at A + g * gsa and C + g * gsc:
+ * several steps' rows of one batch block, so that every block of the
+ * panels, once in L1, serves all of them), then the partial panel. Bp's
+ * panels are ps elements apart (K_total * PW: a panel may hold more rows
+ * than k). CALL(rows, np, ...) runs the micro-kernel of that shape. */
+#define PYX_GEMM_PATH(NAME, TARGET, T, PW, RBMAX, NPFOR, CALL)                  \
+TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
+                        size_t ps, T beta, T* C, int ldc, int groups,          \
+                        size_t gsa, size_t gsc) {                              \
+    const int nblk = (m + RBMAX - 1) / RBMAX;                                   \
+    const int npmax = NPFOR((m + nblk - 1) / nblk);                             \
+    const int full = n / PW, nc = n % PW;                                       \
     const int prefetch = (size_t)k * n * sizeof(T) >= pyx_prefetch_bytes;      \
-    for (; j + 4 * PW <= n; j += 4 * PW) {                                      \
-        const T* bp = Bp + (size_t)(j / PW) * ps;                               \
-        /* the next 4 full panels, else the first 4 (the next call's) */        \
-        const T* nextp = j + 8 * PW <= n ? bp + 4 * ps : Bp;                    \
-        if (prefetch) {                                                         \
-            PYX_KBLOCKS(T, PW, P4PF, 4, bp, j, full, nextp)                     \
-        } else {                                                                \
-            PYX_KBLOCKS(T, PW, P4, 4, bp, j, full, nextp)                       \
+    int p = 0;                                                                  \
+    if (m <= 0) return;                                                         \
+    for (int np = npmax; np >= 1; np /= 2) {                                    \
+        const int kcmax = PYX_KBYTES / (np * PW * (int)sizeof(T));              \
+        for (; p + np <= full; p += np) {                                       \
+            const T* bp = Bp + (size_t)p * ps;                                  \
+            /* the next np full panels, else the first (the next call's) */    \
+            const T* nextp = p + 2 * np <= full ? bp + (size_t)np * ps : Bp;    \
+            for (int k0 = 0; k0 < k; k0 += kcmax) {                             \
+                const int kc = k - k0 < kcmax ? k - k0 : kcmax;                 \
+                const T b0 = k0 ? (T) 1 : beta;                                 \
+                const T* pf = !prefetch ? NULL                                  \
+                    : k0 + kcmax < k ? bp + (size_t)(k0 + kcmax) * PW : nextp;  \
+                for (int g = 0; g < groups; g++) {                              \
+                    PYX_ROWS(CALL, RBMAX, np, kc, A + g * gsa + k0, lda,        \
+                             bp + (size_t)k0 * PW, ps, b0, C + g * gsc + p * PW, \
+                             ldc, m, pf)                                        \
+                }                                                               \
+            }                                                                   \
         }                                                                       \
     }                                                                           \
-    for (; j < n; j += PW) {       /* no prefetch: a panel or three at most */  \
-        const int nc = n - j < PW ? n - j : PW;                                 \
-        const MT last = (MT)((1u << nc) - 1);                                   \
-        const T* bp = Bp + (size_t)(j / PW) * ps;                               \
-        PYX_KBLOCKS(T, PW, P1, 1, bp, j, last, bp)                              \
+    if (nc) {                                                                   \
+        /* the partial panel, through whole panels of buf */                   \
+        T buf[RBMAX * PW];                                                      \
+        const T* bp = Bp + (size_t)full * ps;                                   \
+        for (int g = 0; g < groups; g++) {                                      \
+            for (int i = 0, blk = 0; i < m; blk++) {                            \
+                const int rows = (m - i) / (nblk - blk) + ((m - i) % (nblk - blk) != 0); \
+                T* c = C + g * gsc + (size_t)i * ldc + full * PW;               \
+                for (int r = 0; r < rows; r++)                                  \
+                    for (int j = 0; j < PW; j++)                                \
+                        buf[r * PW + j] = j < nc && beta != 0 ? c[(size_t)r * ldc + j] : 0; \
+                CALL(rows, 1, k, A + g * gsa + (size_t)i * lda, lda, bp, ps, beta, \
+                     buf, PW, (const T*)NULL);                                  \
+                for (int r = 0; r < rows; r++)                                  \
+                    memcpy(c + (size_t)r * ldc, buf + r * PW, nc * sizeof(T));  \
+                i += rows;                                                      \
+            }                                                                   \
+        }                                                                       \
     }                                                                           \
 }
-PYX_GEMM_PACKED(pyx_gemm_packed_f, float, __mmask16, PYX_PANEL_F, pyx_micro4_f,
-                pyx_micro4pf_f, pyx_micro1_f)
-PYX_GEMM_PACKED(pyx_gemm_packed_d, double, __mmask8, PYX_PANEL_D, pyx_micro4_d,
-                pyx_micro4pf_d, pyx_micro1_d)
 
-#else  /* no AVX-512 build: never called (pyx_gemm_available() is 0) */
+/* Each path: its vector operations, its micro-kernels (rows x panels, the
+ * panels a power of two up to NPFOR(rows)), and its product. */
+#define PYX_ARGS k, A, lda, Bp, ps, beta, C, ldc, pf
+#define PYX_DEF(P, RB, NP) PYX_MICRO_(P##_##RB##_##NP, P##_TARGET, P##_T, P##_VEC, RB, NP, P##_OPS)
+#define PYX_MICRO_(...) PYX_MICRO(__VA_ARGS__)
+#define PYX_CASE(P, RB, NP) case RB * 16 + NP: P##_##RB##_##NP(PYX_ARGS); return;
+#define PYX_PATH(P, PW, RBMAX, NPFOR, SHAPES)                                   \
+SHAPES(PYX_DEF, P)                                                              \
+P##_TARGET static inline __attribute__((always_inline)) void P##_call(          \
+        int rows, int np, int k, const P##_T* A, int lda, const P##_T* Bp,      \
+        size_t ps, P##_T beta, P##_T* C, int ldc, const P##_T* pf) {            \
+    switch (rows * 16 + np) { SHAPES(PYX_CASE, P) }                             \
+}                                                                               \
+PYX_GEMM_PATH(P, P##_TARGET, P##_T, PW, RBMAX, NPFOR, P##_call)
 
-static void pyx_gemm_packed_f(int m, int n, int k, const float* A, int lda,
-                              const float* Bp, size_t ps, float beta, float* C, int ldc,
-                              int groups, size_t gsa, size_t gsc) {}
-static void pyx_gemm_packed_d(int m, int n, int k, const double* A, int lda,
-                              const double* Bp, size_t ps, double beta, double* C, int ldc,
-                              int groups, size_t gsa, size_t gsc) {}
-
+/* Portable: GCC's generic vectors of 16 bytes. On aarch64 the fused
+ * multiply-add is NEON's; elsewhere a multiply and an add (-ffp-contract=off
+ * keeps them apart, so every build of this path rounds alike). */
+typedef float pyx_vf __attribute__((vector_size(16)));
+typedef double pyx_vd __attribute__((vector_size(16)));
+static inline pyx_vf pyx_vf_load(const float* p) { pyx_vf v; memcpy(&v, p, 16); return v; }
+static inline pyx_vd pyx_vd_load(const double* p) { pyx_vd v; memcpy(&v, p, 16); return v; }
+static inline void pyx_vf_store(float* p, pyx_vf v) { memcpy(p, &v, 16); }
+static inline void pyx_vd_store(double* p, pyx_vd v) { memcpy(p, &v, 16); }
+static inline pyx_vf pyx_vf_bcast(float s) { pyx_vf v = {s, s, s, s}; return v; }
+static inline pyx_vd pyx_vd_bcast(double s) { pyx_vd v = {s, s}; return v; }
+static inline pyx_vf pyx_vf_zero(void) { pyx_vf v = {0, 0, 0, 0}; return v; }
+static inline pyx_vd pyx_vd_zero(void) { pyx_vd v = {0, 0}; return v; }
+static inline pyx_vf pyx_vf_fma(pyx_vf a, pyx_vf b, pyx_vf c) {
+#if defined(__aarch64__)
+    return (pyx_vf) vfmaq_f32((float32x4_t) c, (float32x4_t) a, (float32x4_t) b);
+#else
+    return a * b + c;
 #endif
+}
+static inline pyx_vd pyx_vd_fma(pyx_vd a, pyx_vd b, pyx_vd c) {
+#if defined(__aarch64__)
+    return (pyx_vd) vfmaq_f64((float64x2_t) c, (float64x2_t) a, (float64x2_t) b);
+#else
+    return a * b + c;
+#endif
+}
+
+/* 16 registers of 16 bytes: up to 3 rows of one panel (12 accumulators),
+ * a single row two panels. */
+#define PYX_NP_PORTABLE(rows) ((rows) == 1 ? 2 : 1)
+#define PYX_SHAPES_PORTABLE(X, P) X(P, 1, 1) X(P, 1, 2) X(P, 2, 1) X(P, 3, 1)
+#define pyx_portable_f_TARGET
+#define pyx_portable_f_T float
+#define pyx_portable_f_VEC pyx_vf, 4, 4
+#define pyx_portable_f_OPS pyx_vf_load, pyx_vf_store, pyx_vf_bcast, pyx_vf_fma, pyx_vf_zero
+#define pyx_portable_d_TARGET
+#define pyx_portable_d_T double
+#define pyx_portable_d_VEC pyx_vd, 2, 4
+#define pyx_portable_d_OPS pyx_vd_load, pyx_vd_store, pyx_vd_bcast, pyx_vd_fma, pyx_vd_zero
+PYX_PATH(pyx_portable_f, PYX_PANEL_F, 3, PYX_NP_PORTABLE, PYX_SHAPES_PORTABLE)
+PYX_PATH(pyx_portable_d, PYX_PANEL_D, 3, PYX_NP_PORTABLE, PYX_SHAPES_PORTABLE)
+
+#if PYX_SIMD_X86
+/* AVX2 + FMA, 16 registers of 32 bytes: 6 rows x 1 panel (12
+ * accumulators, the classic 6 x 16 block), 2 rows x 2, 1 row x 4. */
+#define PYX_NP_AVX2(rows) ((rows) == 1 ? 4 : (rows) == 2 ? 2 : 1)
+#define PYX_SHAPES_AVX2(X, P) X(P, 1, 1) X(P, 1, 2) X(P, 1, 4) X(P, 2, 1) X(P, 2, 2) \
+    X(P, 3, 1) X(P, 4, 1) X(P, 5, 1) X(P, 6, 1)
+#define pyx_avx2_f_TARGET PYX_TARGET_AVX2
+#define pyx_avx2_f_T float
+#define pyx_avx2_f_VEC __m256, 8, 2
+#define pyx_avx2_f_OPS _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps, \
+    _mm256_setzero_ps
+#define pyx_avx2_d_TARGET PYX_TARGET_AVX2
+#define pyx_avx2_d_T double
+#define pyx_avx2_d_VEC __m256d, 4, 2
+#define pyx_avx2_d_OPS _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_fmadd_pd, \
+    _mm256_setzero_pd
+PYX_PATH(pyx_avx2_f, PYX_PANEL_F, 6, PYX_NP_AVX2, PYX_SHAPES_AVX2)
+PYX_PATH(pyx_avx2_d, PYX_PANEL_D, 6, PYX_NP_AVX2, PYX_SHAPES_AVX2)
+
+/* AVX-512, 32 registers of 64 bytes: 6 rows x 4 panels (24
+ * accumulators), a row or two 8 panels. */
+#define PYX_NP_AVX512(rows) ((rows) <= 2 ? 8 : 4)
+#define PYX_SHAPES_AVX512(X, P) X(P, 1, 1) X(P, 1, 2) X(P, 1, 4) X(P, 1, 8) \
+    X(P, 2, 1) X(P, 2, 2) X(P, 2, 4) X(P, 2, 8) X(P, 3, 1) X(P, 3, 2) X(P, 3, 4) \
+    X(P, 4, 1) X(P, 4, 2) X(P, 4, 4) X(P, 5, 1) X(P, 5, 2) X(P, 5, 4) \
+    X(P, 6, 1) X(P, 6, 2) X(P, 6, 4)
+#define pyx_avx512_f_TARGET PYX_TARGET_AVX512
+#define pyx_avx512_f_T float
+#define pyx_avx512_f_VEC __m512, 16, 1
+#define pyx_avx512_f_OPS _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps, \
+    _mm512_setzero_ps
+#define pyx_avx512_d_TARGET PYX_TARGET_AVX512
+#define pyx_avx512_d_T double
+#define pyx_avx512_d_VEC __m512d, 8, 1
+#define pyx_avx512_d_OPS _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_fmadd_pd, \
+    _mm512_setzero_pd
+PYX_PATH(pyx_avx512_f, PYX_PANEL_F, 6, PYX_NP_AVX512, PYX_SHAPES_AVX512)
+PYX_PATH(pyx_avx512_d, PYX_PANEL_D, 6, PYX_NP_AVX512, PYX_SHAPES_AVX512)
+#endif
+
+/* C[m x n] = beta * C + A[m x k] @ Bp[0:k, 0:n] on the path in use
+ * (pyx_simd()); see PYX_GEMM_PATH. */
+#define PYX_GEMM_PACKED(NAME, T, SUF)                                           \
+static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp,        \
+                 size_t ps, T beta, T* C, int ldc, int groups, size_t gsa,     \
+                 size_t gsc) {                                                  \
+    switch (pyx_simd()) {                                                       \
+    PYX_X86_CASES(SUF)                                                          \
+    default:                                                                    \
+        pyx_portable_##SUF(m, n, k, A, lda, Bp, ps, beta, C, ldc, groups, gsa, gsc); \
+    }                                                                           \
+}
+#if PYX_SIMD_X86
+#define PYX_X86_CASES(SUF)                                                      \
+    case PYX_SIMD_AVX512:                                                       \
+        pyx_avx512_##SUF(m, n, k, A, lda, Bp, ps, beta, C, ldc, groups, gsa, gsc); \
+        return;                                                                 \
+    case PYX_SIMD_AVX2:                                                         \
+        pyx_avx2_##SUF(m, n, k, A, lda, Bp, ps, beta, C, ldc, groups, gsa, gsc); \
+        return;
+#else
+#define PYX_X86_CASES(SUF)
+#endif
+PYX_GEMM_PACKED(pyx_gemm_packed_f, float, f)
+PYX_GEMM_PACKED(pyx_gemm_packed_d, double, d)
+
 #endif

@@ -3,10 +3,15 @@
 from cython cimport floating
 
 
+cdef extern from "_simd.h" nogil:
+    int pyx_simd()
+    int pyx_simd_widest()
+    int pyx_simd_set(int level)
+
+
 cdef extern from "_gemm.h" nogil:
     size_t PYX_PANEL_F
     size_t PYX_PANEL_D
-    int pyx_gemm_available()
     size_t pyx_set_prefetch_bytes(size_t bytes)
     size_t pyx_packed_size(size_t K, size_t N, size_t pw)
     void pyx_pack_f(size_t K, size_t N, const float* src, size_t sk, size_t sj,

@@ -38,13 +38,16 @@
 # backward pass reads there are exactly the rows it never uses), `cs` the LSTM
 # cell states, `extra` the GRU's per-step n_t = U_g h_{t-1} + b_hg (reset after)
 # or r_t * h_{t-1} (reset before).
+import os
+
 from cython cimport floating
 from cython.parallel cimport parallel, threadid
 from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm, team_enter, team_leave
 from ._gemm cimport (PYX_PANEL_D, PYX_PANEL_F, gemm_packed, pack, panel_width,
-                     pyx_gemm_available, pyx_packed_size, pyx_set_prefetch_bytes)
+                     pyx_packed_size, pyx_set_prefetch_bytes, pyx_simd, pyx_simd_set,
+                     pyx_simd_widest)
 from ._math cimport sigmoid_block, tanh_block
 
 cdef enum:
@@ -519,37 +522,70 @@ cdef void _add_column_sums(Py_ssize_t rows, Py_ssize_t ncols, const floating* m,
             acc[j] += m[i * ld + j]
 
 
-# The per-step products use the packed kernel of _gemm.h where the CPU has
-# it (AVX-512F), unless switched off (for the tests), for batches of at
-# least _PACKED_MIN_B rows and at least _PACKED_MIN_H hidden units; the BLAS
-# otherwise. A row or two per member is a matrix-vector product, where the
-# kernel's few accumulators wait on each other and the BLAS's one-row
-# xgemm was faster (LSTM (1, 32, 32) forward: 0.23 ms packed, 0.14 ms
-# BLAS; its xgemv proper was slower still inside the loop: GRU (1, 256,
-# 256) forward 1.28 against 0.79 ms, 2026-11-22); from
-# (32, 128, 128) up, forward+backward 1.1-1.5x faster (python -m
-# pyx_gru.bench --kernels, 2026-11-22). Since each step also takes its
-# own x_t @ W against a packed W, and rows go in balanced blocks, the packed
-# path is also the faster at (16, 64, 64): forward 0.55 against 0.57 ms,
-# forward+backward 1.89 against 1.97 (GRU, float32, 2 threads); at
-# (16, 32, 32) the two were even.
-cdef bint _PACKED = pyx_gemm_available() != 0
-cdef Py_ssize_t _PACKED_MIN_B = 8
-cdef Py_ssize_t _PACKED_MIN_H = 64
+# The per-step products use the packed kernel of _gemm.h, which every CPU
+# runs (on the widest vector path it has, _simd.h), at every size: a BLAS's
+# one-row products cost a library call and a repacking of U per step, and
+# some are slow (docs/performance.rst). _set_packed(False) sends them to the
+# BLAS instead, for the tests and the benchmark's --kernels; min_batch and
+# min_hidden keep the BLAS below those sizes.
+cdef bint _PACKED = True
+cdef Py_ssize_t _PACKED_MIN_B = 1
+cdef Py_ssize_t _PACKED_MIN_H = 1
+
+# The vector paths by name, narrowest first (_simd.h's levels are the indices).
+SIMD_PATHS = ("portable", "avx2", "avx512")
+
+
+def simd_paths():
+    """The vector paths this CPU runs, widest first: ``("avx512", "avx2",
+    "portable")`` on a CPU with AVX-512F, ``("avx2", "portable")`` with AVX2
+    and FMA, ``("portable",)`` on any other (aarch64, older x86-64)."""
+    return SIMD_PATHS[pyx_simd_widest()::-1]
+
+
+def simd_path():
+    """The vector path the kernels take now (one of :func:`simd_paths`)."""
+    return SIMD_PATHS[pyx_simd()]
+
+
+def _set_simd(str name):
+    """Take the vector path ``name`` (one of :func:`simd_paths`; for the
+    tests and the benchmark); returns the previous one, to restore it."""
+    if name not in simd_paths():
+        raise ValueError(f"vector path {name!r} is not one this CPU runs: {simd_paths()}")
+    previous = simd_path()
+    pyx_simd_set(SIMD_PATHS.index(name))
+    return previous
+
+
+def _simd_from_environment(environ):
+    """Take the path PYX_GRU_SIMD names, if set: the widest path allowed
+    (a CPU without it takes its own widest). Called once, on import."""
+    value = environ.get("PYX_GRU_SIMD", "").strip().lower()
+    if not value:
+        return
+    if value not in SIMD_PATHS:
+        raise ValueError(f"PYX_GRU_SIMD must be one of {', '.join(SIMD_PATHS[::-1])} "
+                         f"(or unset), got {value!r}")
+    pyx_simd_set(SIMD_PATHS.index(value))
+
+
+_simd_from_environment(os.environ)
 
 
 def packed_available():
-    """Whether this CPU runs the packed per-step kernel (AVX-512F)."""
-    return pyx_gemm_available() != 0
+    """Whether this CPU runs the packed per-step kernel: always (it has a
+    portable path); kept for callers of earlier versions."""
+    return True
 
 
 def _set_packed(bint on, Py_ssize_t min_batch=-1, Py_ssize_t min_hidden=-1):
-    """Use the packed per-step kernel (if the CPU has it) or the BLAS, and
-    from which batch and hidden sizes (negative: keep them); returns the
-    previous (on, min_batch, min_hidden), to restore them."""
+    """Use the packed per-step kernel or the BLAS, and from which batch and
+    hidden sizes (negative: keep them); returns the previous (on,
+    min_batch, min_hidden), to restore them."""
     global _PACKED, _PACKED_MIN_B, _PACKED_MIN_H
     previous = (_PACKED, _PACKED_MIN_B, _PACKED_MIN_H)
-    _PACKED = on and pyx_gemm_available() != 0
+    _PACKED = on
     if min_batch >= 0:
         _PACKED_MIN_B = min_batch
     if min_hidden >= 0:

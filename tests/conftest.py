@@ -7,6 +7,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import pyx_gru as pg
+from pyx_gru import _recurrent
 
 # Hypothesis profiles. "ci" (chosen when CI is set, as on the CI machine) draws
 # the full number of examples, derandomized so that a run is reproducible;
@@ -103,6 +104,19 @@ def assert_results_close(got, want, dtype):
         assert a2.keys() == b2.keys()
         for k in b2:
             assert_close(a2[k], b2[k], dtype, f"gradient of {k}")
+
+
+# The vector paths of the kernels this CPU runs (widest first): every kernel
+# test that takes the simd_path fixture runs on each of them.
+SIMD_PATHS = _recurrent.simd_paths()
+
+
+@pytest.fixture(params=SIMD_PATHS)
+def simd_path(request):
+    """Run the test on each vector path this CPU runs; restored after."""
+    previous = _recurrent._set_simd(request.param)
+    yield request.param
+    _recurrent._set_simd(previous)
 
 
 @pytest.fixture(params=list(CONFIGS))

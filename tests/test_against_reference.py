@@ -10,11 +10,15 @@ from conftest import (
 )
 
 
-@pytest.mark.parametrize("T,B,D,H", [(1, 1, 1, 1), (6, 3, 4, 5), (13, 5, 7, 3)])
+# The larger sizes fill the per-step kernel's blocks of rows (up to 6) and
+# panels (16 floats, 8 doubles; up to 8 a block) and leave partial ones.
+@pytest.mark.parametrize("T,B,D,H", [(1, 1, 1, 1), (6, 3, 4, 5), (13, 5, 7, 3), (5, 1, 9, 70),
+                                     (4, 13, 6, 40), (3, 2, 5, 136)])
 @pytest.mark.parametrize("with_lengths", [False, True])
-def test_compiled_equals_reference(config, dtype, T, B, D, H, with_lengths):
+def test_compiled_equals_reference(simd_path, config, dtype, T, B, D, H, with_lengths):
     """Outputs, final state, dx, dstate0 and every parameter gradient agree
-    (float64 to 1e-12, float32 to 1e-5, relative to scale)."""
+    (float64 to 1e-12, float32 to 1e-5, relative to scale), on every vector
+    path this CPU runs."""
     cell = make_cell(config, D, H, dtype, seed=T + B)
     ref = reference.from_cell(cell)
     x, state0, dy, dstate = random_problem(cell, T, B, seed=H)

@@ -1,9 +1,10 @@
-"""The team of threads inside one call, and the two kernels of the per-step
+"""The team of threads inside one call, and the kernels of the per-step
 products: a call split over threads, by batch rows or by hidden units, with
-the per-step products from the BLAS or from the packed kernel (_gemm.h),
-gives the serial BLAS result (to rounding: the BLAS's kernels for other
-shapes may round differently) and is bitwise repeatable; the packed kernel's
-results do not depend on the split at all. The team follows the BLAS's
+the per-step products from the BLAS or from the packed kernel (_gemm.h) on
+each vector path this CPU runs, gives the serial BLAS result (to rounding:
+the BLAS's kernels for other shapes may round differently) and is bitwise
+repeatable; the packed kernel's results do not depend on the split at all,
+and its AVX-512 and AVX2 paths give bitwise the same. The team follows the BLAS's
 thread limit and gives it back, and the kernels still run when the thread
 hooks are not bound."""
 import os
@@ -17,7 +18,9 @@ from threadpoolctl import threadpool_limits
 
 from pyx_gru import _blas, _recurrent, _threads
 
-from conftest import CONFIGS, DTYPES, assert_close, make_cell, parts, random_problem
+from conftest import (
+    CONFIGS, DTYPES, SIMD_PATHS, assert_close, make_cell, parts, random_problem,
+)
 
 needs_hooks = pytest.mark.skipif(not _threads.BOUND, reason="no OpenBLAS thread hooks in this process")
 
@@ -28,27 +31,27 @@ MODES = {"serial": (10**9, 1e300), "rows": (1, 0.0, 2**62, 0.0),
          "units": (1, 0.0, 0, 0.0, 2**62)}
 
 
-needs_packed = pytest.mark.skipif(
-    not _recurrent.packed_available(), reason="the packed kernel needs AVX-512F")
-
-
 @pytest.fixture
 def split_mode():
-    """set(mode, packed=False): mode one of MODES; restored after the test."""
+    """set(mode, kernel="blas"): mode one of MODES, kernel "blas" or a vector
+    path of the packed kernel (one of SIMD_PATHS); restored after the test."""
     saved = []
 
-    def set_(mode, packed=False):
-        # packed: at every size (by default small ones use the BLAS)
-        previous = _recurrent._set_split(*MODES[mode]), _recurrent._set_packed(packed, 1, 1)
+    def set_(mode, kernel="blas"):
+        previous = (_recurrent._set_split(*MODES[mode]),
+                    _recurrent._set_packed(kernel != "blas", 1, 1),
+                    _recurrent._set_simd(SIMD_PATHS[0] if kernel == "blas" else kernel))
         if not saved:
             saved.append(previous)
     yield set_
     if saved:
         _recurrent._set_split(*saved[0][0])
         _recurrent._set_packed(*saved[0][1])
+        _recurrent._set_simd(saved[0][2])
 
 
-KERNELS = ["blas", pytest.param("packed", marks=needs_packed)]
+# The BLAS, and the packed kernel on every vector path this CPU runs.
+KERNELS = ["blas", *SIMD_PATHS]
 
 
 def run(cell, x, state0, dy, dstate, lengths, gates=None):
@@ -72,7 +75,7 @@ def test_split_matches_serial(split_mode, kernel, mode, name, dtype, T, B, maske
     threads_before = _blas.threads()
     split_mode("serial")
     serial = run(cell, x, state0, dy, dstate, lengths, gates)
-    split_mode(mode, kernel == "packed")
+    split_mode(mode, kernel)
     # H = 19: with units, one member takes a block of 16 and the other 3
     assert _recurrent.team_size(T, B, 19, cell.params["U"].shape[1]) == (2, mode == "units")
     split = run(cell, x, state0, dy, dstate, lengths, gates)
@@ -81,10 +84,10 @@ def test_split_matches_serial(split_mode, kernel, mode, name, dtype, T, B, maske
     for a, b, c in zip(serial, split, again):
         assert_close(b, a, dtype)
         np.testing.assert_array_equal(c, b)
-    if kernel == "packed":
+    if kernel != "blas":
         # one chain of multiply-adds per element: the split does not show
         # in the recurrence (only in the BLAS's weight-gradient products)
-        split_mode("serial", True)
+        split_mode("serial", kernel)
         alone = run(cell, x, state0, dy, dstate, lengths, gates)
         np.testing.assert_array_equal(alone[0], split[0])
 
@@ -105,7 +108,7 @@ def test_inference_forward_is_the_forward(split_mode, kernel, mode, name, dtype,
     x, state0, _, _ = random_problem(cell, T, B, seed=T + B)
     lengths = np.random.default_rng(B).integers(0, T + 1, B) if masked else None
     gates = {cell.pinnable_gates[-1]: 0.25} if name != "rnn" and B == 16 else None
-    split_mode(mode, kernel == "packed")
+    split_mode(mode, kernel)
     y, state, cache = cell.forward(x, state0, lengths, gates=gates)
     y_inf, state_inf, none = cell.forward(x, state0, lengths, gates=gates, cache=False)
     assert none is None and cache is not None
@@ -128,23 +131,24 @@ def prefetch():
         _recurrent._set_prefetch(saved[0])
 
 
-@needs_packed
+@pytest.mark.parametrize("path", SIMD_PATHS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("name", ["rnn", "gru_before", "lstm_peephole"])
-@pytest.mark.parametrize("H,B", [(64, 13), (70, 7), (80, 1), (136, 6), (200, 25)])
+@pytest.mark.parametrize("H,B", [(64, 13), (70, 7), (80, 1), (136, 6), (200, 25), (33, 2),
+                                 (256, 1)])
 @pytest.mark.parametrize("mode", ["serial", "units"])
-def test_packed_kernel_against_blas(split_mode, prefetch, mode, name, dtype, H, B):
-    # Hidden sizes that fill the kernel's 4-vector column blocks (64 floats)
-    # and leave partial panels, batches of whole and partial 6-row blocks
-    # (cell-level tests elsewhere use small H: one vector, masked), k over
-    # one block of 128 (U.T's k is G * H). The prefetching kernel (by
-    # default only for operands of 512 KiB and more) gives bitwise the plain
-    # kernel's results: it reads the same panels, and asks for the next.
+def test_packed_kernel_against_blas(split_mode, prefetch, mode, path, name, dtype, H, B):
+    # Hidden sizes that fill the kernel's blocks of panels (up to 8 of 64
+    # bytes) and leave partial panels, batches of whole and partial row
+    # blocks (up to 6 rows, 3 on the portable path), k over several k
+    # blocks (U.T's k is G * H). The prefetching kernel (by default only for
+    # operands of 512 KiB and more) gives bitwise the plain kernel's
+    # results: it reads the same panels, and asks for the next.
     cell = make_cell(name, D=7, H=H, dtype=dtype, scale=0.2)
     x, state0, dy, dstate = random_problem(cell, 6, B, seed=H + B)
-    split_mode("serial", False)
+    split_mode("serial")
     blas = run(cell, x, state0, dy, dstate, None)
-    split_mode(mode, True)
+    split_mode(mode, path)
     prefetch(False)
     packed = run(cell, x, state0, dy, dstate, None)
     for a, b in zip(blas, packed):
@@ -155,11 +159,11 @@ def test_packed_kernel_against_blas(split_mode, prefetch, mode, name, dtype, H, 
         np.testing.assert_array_equal(b, a)
 
 
-@needs_packed
+@pytest.mark.parametrize("path", SIMD_PATHS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("mode", ["serial", "rows", "units"])
-def test_input_projection_in_chunks_of_steps(split_mode, mode, name, dtype):
+def test_input_projection_in_chunks_of_steps(split_mode, mode, path, name, dtype):
     """The packed path projects the input several steps at a time (the rows
     of several steps in one product, inside the time loop): any number of
     steps per projection, ragged last chunk included, gives bitwise the
@@ -169,9 +173,9 @@ def test_input_projection_in_chunks_of_steps(split_mode, mode, name, dtype):
     T, B = 23, 4
     x, state0, dy, dstate = random_problem(cell, T, B, seed=3)
     lengths = np.array([23, 5, 0, 17])
-    split_mode("serial", False)
+    split_mode("serial")
     blas = run(cell, x, state0, dy, dstate, lengths)
-    split_mode(mode, True)
+    split_mode(mode, path)
     outs = []
     previous = _recurrent._set_projection_rows(B)
     try:
@@ -201,17 +205,23 @@ def test_team_follows_blas_limit(split_mode, mode):
         assert _recurrent.team_size(100, 64, 512, 1536) == (1, False)
 
 
-@needs_packed
-def test_small_sizes_use_the_blas():
-    # below 8 rows or 64 units the per-step products go to the BLAS (no
-    # packed U or W); they are packed in whole 64-byte panels: forward each
-    # gate block of U (H rows) and of W (D rows), backward U.T (GH rows)
-    assert _recurrent.packed_size(7, 64, 128, 384, False, 4) == 0
-    assert _recurrent.packed_size(64, 64, 63, 189, False, 4) == 0
+def test_every_size_is_packed(split_mode):
+    # the per-step products of every batch and hidden size take the packed
+    # kernel (a BLAS's one-row products are slow on some CPUs); operands are
+    # packed in whole 64-byte panels on every vector path: forward each gate
+    # block of U (H rows) and of W (D rows), backward U.T (GH rows)
+    assert _recurrent.packed_size(1, 32, 32, 96, False, 4) == (32 + 32) * 3 * 32
+    assert _recurrent.packed_size(1, 1, 1, 1, False, 8) == (1 + 1) * 8
+    assert _recurrent.packed_size(7, 64, 128, 384, False, 4) == (128 + 64) * 384
     assert _recurrent.packed_size(8, 64, 128, 384, False, 4) == (128 + 64) * 384
     assert _recurrent.packed_size(8, 32, 64, 192, False, 4) == (64 + 32) * 192
     assert _recurrent.packed_size(8, 5, 130, 390, False, 8) == 3 * 17 * 8 * (130 + 5)
     assert _recurrent.packed_size(8, 5, 130, 390, True, 8) == 17 * 8 * 390
+    for path in SIMD_PATHS:
+        split_mode("serial", path)
+        assert _recurrent.packed_size(1, 32, 32, 96, False, 4) == (32 + 32) * 3 * 32
+    split_mode("serial", "blas")
+    assert _recurrent.packed_size(1, 32, 32, 96, False, 4) == 0
 
 
 def test_default_thresholds():
@@ -237,7 +247,7 @@ def test_default_thresholds():
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_split_calls_from_many_threads(split_mode, kernel, mode):
     # Four callers at once, each call a team of its own: bitwise the serial results.
-    split_mode(mode, kernel == "packed")
+    split_mode(mode, kernel)
     cells = {n: make_cell(n, D=4, H=24) for n in ("gru_after", "lstm_peephole")}
     problems = {n: random_problem(c, 30, 8, seed=3) for n, c in cells.items()}
     expected = {n: run(c, *problems[n], None) for n, c in cells.items()}
@@ -316,3 +326,53 @@ def test_results_do_not_depend_on_what_runs_beside():
         assert limits.get_original_num_threads()["blas"] == threads_before
         assert _blas.threads() == 1
     assert _blas.threads() == threads_before
+
+
+FMA_PATHS = [p for p in SIMD_PATHS if p in ("avx512", "avx2")]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("T,B,H", [(7, 1, 32), (5, 3, 70), (4, 9, 136), (3, 2, 256)])
+def test_vector_paths_agree(split_mode, name, dtype, T, B, H):
+    """Every vector path computes the same function. The AVX-512 and AVX2
+    paths do the same fused multiply-adds in the same order, only in vectors
+    of another width: bitwise the same results. The portable path on x86-64
+    multiplies and adds (no FMA there): the same to rounding."""
+    cell = make_cell(name, D=6, H=H, dtype=dtype, scale=0.3)
+    x, state0, dy, dstate = random_problem(cell, T, B, seed=H + B)
+    lengths = np.random.default_rng(B).integers(0, T + 1, B)
+    results = {}
+    for path in SIMD_PATHS:
+        split_mode("serial", path)
+        results[path] = run(cell, x, state0, dy, dstate, lengths)
+    first = results[SIMD_PATHS[0]]
+    for path, got in results.items():
+        for a, b in zip(first, got):
+            if path in FMA_PATHS and SIMD_PATHS[0] in FMA_PATHS:
+                np.testing.assert_array_equal(b, a, err_msg=path)
+            else:
+                assert_close(b, a, dtype, path)
+
+
+def test_the_switch_takes_a_narrower_path():
+    """PYX_GRU_SIMD names the widest path the kernels may take: a narrower
+    one this CPU runs is taken, a wider one gives this CPU's widest, and a
+    name that is no path stops the import with a clear message."""
+    script = "from pyx_gru import _recurrent; print(_recurrent.simd_path())"
+
+    def path_with(value):
+        env = dict(os.environ, PYX_GRU_SIMD=value)
+        return subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, timeout=120)
+
+    for path in SIMD_PATHS:
+        assert path_with(path).stdout.split() == [path]
+        assert path_with(path.upper() + " ").stdout.split() == [path]
+    assert path_with("avx512").stdout.split() == [SIMD_PATHS[0]]
+    assert path_with("").stdout.split() == [SIMD_PATHS[0]]
+    bad = path_with("sse9")
+    assert bad.returncode != 0
+    assert "PYX_GRU_SIMD must be one of avx512, avx2, portable (or unset), got 'sse9'" in bad.stderr
+    with pytest.raises(ValueError, match="is not one this CPU runs"):
+        _recurrent._set_simd("neon")
