@@ -143,8 +143,8 @@ TARGET static inline __attribute__((always_inline)) void NAME(                  
         P(rows, NP, k, A + ia, lda, Bp, ps, beta, C + ic, ldc, pr);             \
     }
 
-/* The whole product on one path: panels in blocks of NP(rows) (then halves
- * of it for the last full panels), every k block, every group of rows
+/* The whole product on one path: full panels in blocks of NP(rows) (the
+ * last block the rest), every k block, every group of rows
  * (`groups` groups of m rows, group g's at A + g * gsa and C + g * gsc:
  * several steps' rows of one batch block, so that every block of the
  * panels, once in L1, serves all of them), then the partial panel. Bp's
@@ -160,24 +160,25 @@ TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
     const int prefetch = (size_t)k * n * sizeof(T) >= pyx_prefetch_bytes;      \
     int p = 0;                                                                  \
     if (m <= 0) return;                                                         \
-    for (int np = npmax; np >= 1; np /= 2) {                                    \
+    while (p < full) {                                                          \
+        /* blocks of npmax panels, then the rest as one block */               \
+        const int np = full - p < npmax ? full - p : npmax;                     \
         const int kcmax = PYX_KBYTES / (np * PW * (int)sizeof(T));              \
-        for (; p + np <= full; p += np) {                                       \
-            const T* bp = Bp + (size_t)p * ps;                                  \
-            /* the next np full panels, else the first (the next call's) */    \
-            const T* nextp = p + 2 * np <= full ? bp + (size_t)np * ps : Bp;    \
-            for (int k0 = 0; k0 < k; k0 += kcmax) {                             \
-                const int kc = k - k0 < kcmax ? k - k0 : kcmax;                 \
-                const T b0 = k0 ? (T) 1 : beta;                                 \
-                const T* pf = !prefetch ? NULL                                  \
-                    : k0 + kcmax < k ? bp + (size_t)(k0 + kcmax) * PW : nextp;  \
-                for (int g = 0; g < groups; g++) {                              \
-                    PYX_ROWS(CALL, RBMAX, np, kc, A + g * gsa + k0, lda,        \
-                             bp + (size_t)k0 * PW, ps, b0, C + g * gsc + p * PW, \
-                             ldc, m, pf)                                        \
-                }                                                               \
+        const T* bp = Bp + (size_t)p * ps;                                      \
+        /* the next block of panels, else the first (the next call's) */       \
+        const T* nextp = p + np < full ? bp + (size_t)np * ps : Bp;             \
+        for (int k0 = 0; k0 < k; k0 += kcmax) {                                 \
+            const int kc = k - k0 < kcmax ? k - k0 : kcmax;                     \
+            const T b0 = k0 ? (T) 1 : beta;                                     \
+            const T* pf = !prefetch ? NULL                                      \
+                : k0 + kcmax < k ? bp + (size_t)(k0 + kcmax) * PW : nextp;      \
+            for (int g = 0; g < groups; g++) {                                  \
+                PYX_ROWS(CALL, RBMAX, np, kc, A + g * gsa + k0, lda,            \
+                         bp + (size_t)k0 * PW, ps, b0, C + g * gsc + p * PW,    \
+                         ldc, m, pf)                                            \
             }                                                                   \
         }                                                                       \
+        p += np;                                                                \
     }                                                                           \
     if (nc) {                                                                   \
         /* the partial panel, through whole panels of buf */                   \
@@ -200,8 +201,8 @@ TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
     }                                                                           \
 }
 
-/* Each path: its vector operations, its micro-kernels (rows x panels, the
- * panels a power of two up to NPFOR(rows)), and its product. */
+/* Each path: its vector operations, its micro-kernels (rows x panels, every
+ * panel count up to NPFOR(rows)), and its product. */
 #define PYX_ARGS k, A, lda, Bp, ps, beta, C, ldc, pf
 #define PYX_DEF(P, RB, NP) PYX_MICRO_(P##_##RB##_##NP, P##_TARGET, P##_T, P##_VEC, RB, NP, P##_OPS)
 #define PYX_MICRO_(...) PYX_MICRO(__VA_ARGS__)
@@ -262,8 +263,8 @@ PYX_PATH(pyx_portable_d, PYX_PANEL_D, 3, PYX_NP_PORTABLE, PYX_SHAPES_PORTABLE)
 /* AVX2 + FMA, 16 registers of 32 bytes: 6 rows x 1 panel (12
  * accumulators, the classic 6 x 16 block), 2 rows x 2, 1 row x 4. */
 #define PYX_NP_AVX2(rows) ((rows) == 1 ? 4 : (rows) == 2 ? 2 : 1)
-#define PYX_SHAPES_AVX2(X, P) X(P, 1, 1) X(P, 1, 2) X(P, 1, 4) X(P, 2, 1) X(P, 2, 2) \
-    X(P, 3, 1) X(P, 4, 1) X(P, 5, 1) X(P, 6, 1)
+#define PYX_SHAPES_AVX2(X, P) X(P, 1, 1) X(P, 1, 2) X(P, 1, 3) X(P, 1, 4) \
+    X(P, 2, 1) X(P, 2, 2) X(P, 3, 1) X(P, 4, 1) X(P, 5, 1) X(P, 6, 1)
 #define pyx_avx2_f_TARGET PYX_TARGET_AVX2
 #define pyx_avx2_f_T float
 #define pyx_avx2_f_VEC __m256, 8, 2
@@ -280,10 +281,11 @@ PYX_PATH(pyx_avx2_d, PYX_PANEL_D, 6, PYX_NP_AVX2, PYX_SHAPES_AVX2)
 /* AVX-512, 32 registers of 64 bytes: 6 rows x 4 panels (24
  * accumulators), a row or two 8 panels. */
 #define PYX_NP_AVX512(rows) ((rows) <= 2 ? 8 : 4)
-#define PYX_SHAPES_AVX512(X, P) X(P, 1, 1) X(P, 1, 2) X(P, 1, 4) X(P, 1, 8) \
-    X(P, 2, 1) X(P, 2, 2) X(P, 2, 4) X(P, 2, 8) X(P, 3, 1) X(P, 3, 2) X(P, 3, 4) \
-    X(P, 4, 1) X(P, 4, 2) X(P, 4, 4) X(P, 5, 1) X(P, 5, 2) X(P, 5, 4) \
-    X(P, 6, 1) X(P, 6, 2) X(P, 6, 4)
+#define PYX_SHAPES_AVX512(X, P) \
+    X(P, 1, 1) X(P, 1, 2) X(P, 1, 3) X(P, 1, 4) X(P, 1, 5) X(P, 1, 6) X(P, 1, 7) X(P, 1, 8) \
+    X(P, 2, 1) X(P, 2, 2) X(P, 2, 3) X(P, 2, 4) X(P, 2, 5) X(P, 2, 6) X(P, 2, 7) X(P, 2, 8) \
+    X(P, 3, 1) X(P, 3, 2) X(P, 3, 3) X(P, 3, 4) X(P, 4, 1) X(P, 4, 2) X(P, 4, 3) X(P, 4, 4) \
+    X(P, 5, 1) X(P, 5, 2) X(P, 5, 3) X(P, 5, 4) X(P, 6, 1) X(P, 6, 2) X(P, 6, 3) X(P, 6, 4)
 #define pyx_avx512_f_TARGET PYX_TARGET_AVX512
 #define pyx_avx512_f_T float
 #define pyx_avx512_f_VEC __m512, 16, 1

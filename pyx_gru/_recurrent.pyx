@@ -670,6 +670,13 @@ cdef void _times_blocks(Py_ssize_t nb, Py_ssize_t K, Py_ssize_t H, Py_ssize_t GH
     cdef Py_ssize_t k
     cdef size_t pw = panel_width(A)
     cdef size_t blk = pyx_packed_size(K, H, pw)
+    if nu == H and H % pw == 0:
+        # whole gate blocks of whole panels lie side by side, in M packed as
+        # in C: one product for all of them, so that a row or two gets all
+        # their panels at once (more independent chains of multiply-adds)
+        gemm_packed(<int> nb, <int> ((k1 - k0) * H), <int> K, A, <int> K, Mp + k0 * blk,
+                    K * pw, <floating> 0, C + k0 * H, <int> GH, <int> groups, gsa, gsc)
+        return
     for k in range(k0, k1):
         # C[:, kH+u0 : kH+u0+nu] = A @ M[:, kH+u0 : kH+u0+nu]
         gemm_packed(<int> nb, <int> nu, <int> K, A, <int> K,
