@@ -604,12 +604,12 @@ def packed_size(Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, Py_ssize_t GH, bint ba
                 int itemsize):
     """Elements of the workspace the packed operands take for a batch of B
     (forward: each gate block of U, then each gate block of W; backward:
-    U.T), 0 when the per-step products call the BLAS."""
+    U.T, then W.T), 0 when the per-step products call the BLAS."""
     cdef size_t pw = PYX_PANEL_F if itemsize == 4 else PYX_PANEL_D
     if not _PACKED or H == 0 or B < _PACKED_MIN_B or H < _PACKED_MIN_H:
         return 0
     if backward:
-        return pyx_packed_size(GH, H, pw)
+        return pyx_packed_size(GH, H, pw) + pyx_packed_size(GH, D, pw)
     return GH // H * (pyx_packed_size(H, H, pw) + pyx_packed_size(D, H, pw))
 
 
@@ -1194,13 +1194,17 @@ cdef void _backward_rows(int kind, bint peephole, bint masked, bint units,
 cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
                        Py_ssize_t H, Py_ssize_t GH, Py_ssize_t t0, Py_ssize_t t1,
                        Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t r0, Py_ssize_t r1,
-                       const floating* x, const floating* W, const floating* hs,
-                       const floating* cs, const floating* extra,
+                       const floating* x, const floating* W, const floating* Wtp,
+                       const floating* hs, const floating* cs, const floating* extra,
                        const floating* dA, const floating* dxg, floating* dx,
                        floating* dW, floating* dU, double* acc) noexcept nogil:
     # The chunk [t0, t1)'s share of the sums over time, for gate columns
     # [c0, c1) of dW, dU and the biases, and rows [r0, r1) of the chunk's dx.
-    # acc: float64 sums of db (GH), db_hg (H) and dP (3H).
+    # acc: float64 sums of db (GH), db_hg (H) and dP (3H). Wtp: W.T packed
+    # (pyx_packed_size(GH, D)) for dx, or NULL to call the BLAS; packed, a
+    # row of dx is one chain of multiply-adds over the gate columns, the same
+    # whatever chunk the row falls in (a BLAS may round a row differently
+    # with the number of rows).
     cdef Py_ssize_t rows = (t1 - t0) * B
     cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
     cdef Py_ssize_t H2 = 2 * H
@@ -1210,10 +1214,21 @@ cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
     cdef double* acc_hg = acc + GH
     cdef double* acc_p = acc + GH + H
     cdef floating* dxr = dx + (t0 * B + r0) * D
+    cdef size_t pw = panel_width(W)
     # Input side: dx = dA @ W.T; for the GRU with the reset after the matmul
     # the candidate's input-side gradient is dxg, not r * dxg (the last H
     # columns of dA).
-    if kind == _GRU_AFTER:
+    if Wtp != NULL and kind == _GRU_AFTER:
+        # dx[r0:r1] = dA[r0:r1, :2H] @ W[:, :2H].T + dxg[r0:r1] @ W[:, 2H:].T
+        gemm_packed(<int> (r1 - r0), <int> D, <int> H2, dA + r0 * GH, <int> GH, Wtp,
+                    GH * pw, <floating> 0, dxr, <int> D)
+        gemm_packed(<int> (r1 - r0), <int> D, <int> H, dxg + r0 * H, <int> H, Wtp + H2 * pw,
+                    GH * pw, <floating> 1, dxr, <int> D)
+    elif Wtp != NULL:
+        # dx[r0:r1] = dA[r0:r1] @ W.T
+        gemm_packed(<int> (r1 - r0), <int> D, <int> GH, dA + r0 * GH, <int> GH, Wtp,
+                    GH * pw, <floating> 0, dxr, <int> D)
+    elif kind == _GRU_AFTER:
         # dx[r0:r1] = dA[r0:r1, :2H] @ W[:, :2H].T + dxg[r0:r1] @ W[:, 2H:].T
         gemm(False, True, <int> (r1 - r0), <int> D, <int> H2, <floating> 1, dA + r0 * GH,
              <int> GH, W, <int> GH, <floating> 0, dxr, <int> D)
@@ -1291,9 +1306,13 @@ cdef void _backward_member(int tid, int nth, int kind, bint peephole, bint maske
     cdef Py_ssize_t t0, t1 = T, rows
     cdef size_t pw = panel_width(U)
     cdef Py_ssize_t npan = (H + pw - 1) // pw
+    cdef Py_ssize_t npx = (D + pw - 1) // pw
+    cdef floating* Wtp = NULL
     if Utp != NULL:
-        # Utp = U.T packed, this member's panels
+        # Utp = U.T packed, then Wtp = W.T packed: this member's panels of each
+        Wtp = Utp + pyx_packed_size(GH, H, pw)
         pack(GH, H, U, 1, GH, _part(npan, tid, nth, 1), _part(npan, tid + 1, nth, 1), Utp)
+        pack(GH, D, W, 1, GH, _part(npx, tid, nth, 1), _part(npx, tid + 1, nth, 1), Wtp)
         PYX_BARRIER()
     while t1 > 0:
         t0 = t1 - K if t1 > K else 0
@@ -1304,7 +1323,7 @@ cdef void _backward_member(int tid, int nth, int kind, bint peephole, bint maske
         rows = (t1 - t0) * B
         _chunk_grads(kind, peephole, B, D, H, GH, t0, t1, c0, c1,
                      _part(rows, tid, nth, 1), _part(rows, tid + 1, nth, 1),
-                     x, W, hs, cs, extra, dA, dxg, dx, dW, dU, acc)
+                     x, W, Wtp, hs, cs, extra, dA, dxg, dx, dW, dU, acc)
         PYX_BARRIER()
         t1 = t0
 

@@ -114,13 +114,13 @@ def test_the_default_limit_is_the_available_memory(monkeypatch):
 
 # -- a long sequence ---------------------------------------------------------------
 
-def test_a_sequence_of_100000_steps_runs_and_equals_two_chunks(config, dtype):
-    """T = 100,000, B = 1, H = 32, forward and backward. The same sequence in
-    two halves (the first half's final state is the second's state0; the
-    second half's dstate0 is the first's dstate) gives bitwise the same
-    outputs, states, dx and dstate0, and parameter gradients that sum to the
-    whole one's within the dtype's tolerance (they are sums over 100,000
-    steps, accumulated in a different grouping)."""
+def test_a_sequence_of_100000_steps_runs_and_equals_two_chunks(simd_path, config, dtype):
+    """T = 100,000, B = 1, H = 32, forward and backward, on every vector
+    path. The same sequence in two halves (the first half's final state is
+    the second's state0; the second half's dstate0 is the first's dstate)
+    gives bitwise the same outputs, states, dx and dstate0, and parameter
+    gradients that sum to the whole one's within the dtype's tolerance (they
+    are sums over 100,000 steps, accumulated in a different grouping)."""
     T, h = 100_000, 50_000
     cell = make_cell(config, 8, 32, dtype)
     x, state0, dy, dstate = random_problem(cell, T, 1)
