@@ -71,9 +71,9 @@ int main(int argc, char **argv) {
 }
 """
 
-# How _activations.h is compiled: as the extension is (its target clones,
-# one picked for this CPU when the program loads), and as a single version
-# for each instruction set, the SSE2 one taking fmaf and fma from libm.
+# How _activations.h is compiled: as the extension is (a version per vector
+# path, the widest this CPU runs taken), and as a single version for each
+# instruction set, the SSE2 one taking fmaf and fma from libm.
 BUILDS = {
     "clones": [],
     "sse2": ["-DPYX_GRU_NO_CLONES", "-march=x86-64"],
@@ -84,11 +84,12 @@ BUILDS = {
 
 @pytest.mark.skipif(shutil.which("gcc") is None or platform.machine() != "x86_64",
                     reason="needs gcc on x86-64")
-def test_every_instruction_set_computes_the_same_bits(tmp_path):
+def test_every_instruction_set_computes_the_same_bits(tmp_path, simd_path):
     """The activations' fused multiply-adds are explicit and nothing else is
     fused (-ffp-contract=off), so the SSE2, AVX2 and AVX-512 versions do the
     same IEEE operations: bitwise the same results, and the same as the
-    compiled kernels' own. (A version this CPU cannot run is skipped.)"""
+    compiled kernels' own on each of their vector paths. (A version this CPU
+    cannot run is skipped.)"""
     header = Path(_recurrent.__file__).with_name("_activations.h")
     if not header.exists():
         pytest.skip("_activations.h is not installed beside the extension")

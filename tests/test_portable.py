@@ -1,0 +1,175 @@
+"""The kernels' C sources built as they would be on other CPUs: the per-step
+product (_gemm.h) and the activations (_activations.h) compiled with GCC for
+x86-64 with every vector path, for x86-64 with SSE2 only (no AVX code at
+all), and for aarch64 (a cross compiler, run under qemu-user), then run on
+the same operands.
+
+- Every build agrees with a float64 product to float32 rounding.
+- The x86-64 AVX-512 and AVX2 paths and aarch64 (NEON's fused multiply-add)
+  do the same fused multiply-adds in the same order: bitwise the same.
+- The x86-64 portable path (multiply, then add) gives bitwise what an
+  SSE2-only build gives.
+
+A build whose compiler is missing is skipped with a message (`.ci/run`
+installs Debian's gcc-aarch64-linux-gnu and qemu-user); a path this CPU
+cannot run is left out."""
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pyx_gru import _recurrent
+
+HEADERS = Path(_recurrent.__file__).parent
+FLAGS = ["-O3", "-fno-trapping-math", "-ffp-contract=off"]  # as setup.py
+PATH_LEVELS = {"portable": 0, "avx2": 1, "avx512": 2}
+
+HARNESS = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "_gemm.h"
+#include "_activations.h"
+/* argv: level, input file, output file. The input holds three int32
+   (m, n, k), then A (m x k), B (k x n), C (m x n) in float32, then the same
+   three in float64. Writes C = C + A @ B (B packed), float32 then float64,
+   then sigmoid and tanh of A in both precisions. */
+#define PRODUCT(T, PACK, GEMM, PW)                                            \
+    {                                                                         \
+        T *a = malloc(m * k * sizeof(T)), *b = malloc(k * n * sizeof(T));     \
+        T *c = malloc(m * n * sizeof(T)), *s = malloc(m * k * sizeof(T));     \
+        T *t = malloc(m * k * sizeof(T));                                     \
+        T *bp = malloc((pyx_packed_size(k, n, PW) + 1) * sizeof(T));          \
+        if (fread(a, sizeof(T), m * k, in) != (size_t)(m * k)                 \
+            || fread(b, sizeof(T), k * n, in) != (size_t)(k * n)              \
+            || fread(c, sizeof(T), m * n, in) != (size_t)(m * n)) return 3;   \
+        PACK(k, n, b, n, 1, 0, (n + PW - 1) / PW, bp);                        \
+        GEMM(m, n, k, a, k, bp, (size_t)k * PW, 1, c, n, 1, 0, 0);            \
+        fwrite(c, sizeof(T), m * n, out);                                     \
+        for (long i = 0; i < m * k; i++) s[i] = t[i] = a[i];                  \
+        if (sizeof(T) == 4) {                                                 \
+            pyx_sigmoid_block_f((float*)s, m * k); pyx_tanh_block_f((float*)t, m * k); \
+        } else {                                                              \
+            pyx_sigmoid_block_d((double*)s, m * k); pyx_tanh_block_d((double*)t, m * k); \
+        }                                                                     \
+        fwrite(s, sizeof(T), m * k, out); fwrite(t, sizeof(T), m * k, out);   \
+    }
+int main(int argc, char **argv) {
+    int shape[3];
+    FILE *in = fopen(argv[2], "rb"), *out = fopen(argv[3], "wb");
+    if (!in || !out || fread(shape, sizeof(int), 3, in) != 3) return 2;
+    if (pyx_simd_set(atoi(argv[1])) != atoi(argv[1])) return 4;
+    long m = shape[0], n = shape[1], k = shape[2];
+    PRODUCT(float, pyx_pack_f, pyx_gemm_packed_f, PYX_PANEL_F)
+    PRODUCT(double, pyx_pack_d, pyx_gemm_packed_d, PYX_PANEL_D)
+    return fclose(out) != 0;
+}
+"""
+
+# (m, n, k): one and a few rows, full and partial blocks of panels and of
+# rows, k over several k blocks.
+SHAPES = [(1, 96, 32), (2, 200, 70), (7, 1030, 300), (13, 45, 129), (3, 16, 1)]
+
+
+def operands(m, n, k, seed):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-3, 3, (m, k)), rng.uniform(-1, 1, (k, n)), rng.uniform(-1, 1, (m, n))
+
+
+def input_bytes(m, n, k, seed):
+    a, b, c = operands(m, n, k, seed)
+    data = np.array([m, n, k], dtype=np.int32).tobytes()
+    for dtype in (np.float32, np.float64):
+        data += b"".join(v.astype(dtype).tobytes() for v in (a, b, c))
+    return data
+
+
+def split_output(data, m, n, k):
+    """(C, sigmoid(A), tanh(A)) of float32, then of float64."""
+    out, pos = [], 0
+    for dtype in (np.float32, np.float64):
+        for count in (m * n, m * k, m * k):
+            size = count * np.dtype(dtype).itemsize
+            out.append(np.frombuffer(data[pos:pos + size], dtype=dtype))
+            pos += size
+    assert pos == len(data)
+    return out
+
+
+def build(tmp_path, name, compiler, flags):
+    if shutil.which(compiler) is None:
+        pytest.skip(f"{compiler} not found: apt-get install -y gcc-aarch64-linux-gnu "
+                    "libc6-dev-arm64-cross qemu-user (.ci/run does)")
+    source = tmp_path / "harness.c"
+    source.write_text(HARNESS)
+    exe = tmp_path / name
+    subprocess.run([compiler, *FLAGS, *flags, f"-I{HEADERS}", str(source), "-o", str(exe),
+                    "-lm"], check=True, capture_output=True, timeout=300)
+    return exe
+
+
+def run_all(exe, tmp_path, level, prefix=()):
+    """Outputs of every shape, or None when this CPU lacks the path."""
+    results = []
+    for i, (m, n, k) in enumerate(SHAPES):
+        src, dst = tmp_path / f"in{i}.bin", tmp_path / f"out{i}.bin"
+        src.write_bytes(input_bytes(m, n, k, seed=i))
+        run = subprocess.run([*prefix, str(exe), str(level), str(src), str(dst)],
+                             capture_output=True, timeout=300)
+        if run.returncode == 4:
+            return None
+        assert run.returncode == 0, (exe.name, level, run.returncode, run.stderr[-500:])
+        results.append(split_output(dst.read_bytes(), m, n, k))
+    return results
+
+
+def check_against_float64(results):
+    for (m, n, k), outs, i in zip(SHAPES, results, range(len(SHAPES))):
+        a, b, c = operands(m, n, k, seed=i)
+        for dtype, got in ((np.float32, outs[0]), (np.float64, outs[3])):
+            a_, b_, c_ = (v.astype(dtype).astype(np.float64) for v in (a, b, c))
+            want = (c_ + a_ @ b_).ravel()
+            scale = (np.abs(c_) + np.abs(a_) @ np.abs(b_)).ravel()
+            eps = np.finfo(dtype).eps
+            assert np.all(np.abs(got - want) <= 2 * k * eps * scale + eps), (m, n, k, dtype)
+
+
+x86_only = pytest.mark.skipif(platform.machine() != "x86_64" or shutil.which("gcc") is None,
+                              reason="needs gcc on x86-64")
+
+
+@x86_only
+def test_x86_paths_and_an_sse2_only_build(tmp_path):
+    exe = build(tmp_path, "x86", "gcc", [])
+    sse2 = build(tmp_path, "sse2", "gcc", ["-march=x86-64", "-DPYX_GRU_NO_X86_PATHS"])
+    results = {p: run_all(exe, tmp_path, level) for p, level in PATH_LEVELS.items()}
+    results = {p: r for p, r in results.items() if r is not None}
+    assert set(results) == set(_recurrent.simd_paths())
+    for r in results.values():
+        check_against_float64(r)
+    only_sse2 = run_all(sse2, tmp_path, 0)
+    for got, want in zip(only_sse2, results["portable"]):
+        for u, v in zip(got, want):
+            np.testing.assert_array_equal(u, v)
+    if {"avx512", "avx2"} <= set(results):
+        for got, want in zip(results["avx2"], results["avx512"]):
+            for u, v in zip(got, want):
+                np.testing.assert_array_equal(u, v)
+
+
+@x86_only
+def test_aarch64_build_gives_the_bits_of_the_fma_paths(tmp_path):
+    if shutil.which("qemu-aarch64") is None:
+        pytest.skip("qemu-aarch64 not found: apt-get install -y qemu-user (.ci/run does)")
+    arm = build(tmp_path, "arm", "aarch64-linux-gnu-gcc", [])
+    on_arm = run_all(arm, tmp_path, 0, prefix=("qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"))
+    check_against_float64(on_arm)
+    fma_paths = [p for p in ("avx2", "avx512") if p in _recurrent.simd_paths()]
+    if not fma_paths:
+        pytest.skip("this x86-64 CPU has no FMA path to compare with")
+    x86 = run_all(build(tmp_path, "x86", "gcc", []), tmp_path, PATH_LEVELS[fma_paths[0]])
+    for got, want in zip(on_arm, x86):
+        for u, v in zip(got, want):
+            np.testing.assert_array_equal(u, v)
