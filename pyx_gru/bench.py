@@ -15,23 +15,50 @@ the matmul, LSTM) and every size (B, D, H), with T = 100, time-major, float32
   gradients of every parameter, of x and of the initial state, from given
   dL/dy and dL/d(final state).
 
-Each task is run by up to three contenders holding the same weights:
-``pyx_gru`` (the compiled cell), ``numpy`` (``pyx_gru.reference``) and
+Each task is run by these contenders holding the same weights:
+``pyx_gru`` (the compiled cell), ``numpy`` (``pyx_gru.reference``),
 ``torch`` (``torch.nn.RNN``/``GRU``/``LSTM`` loaded through
 ``pyx_gru.interop.to_torch``; the simplified GRU and the GRU with the reset
-gate before the matmul have no PyTorch peer). PyTorch runs ``fwd`` in eval
-mode under ``torch.no_grad()`` and ``fwd+bwd`` in train mode, with x and the
-initial state requiring gradients and ``torch.autograd.backward([y, h_n
-(, c_n)], [dy, dh (, dc)])``; its ``.grad`` fields are reset to None before
+gate before the matmul have no PyTorch peer) and the optional peers below.
+PyTorch runs ``fwd`` in eval mode under ``torch.no_grad()`` and ``fwd+bwd``
+in train mode, with x and the initial state requiring gradients and
+``torch.autograd.backward([y, h_n (, c_n)], [dy, dh (, dc)])``; its ``.grad`` fields are reset to None before
 each call, as pyx_gru allocates fresh gradients on every call. Before timing,
 the contenders' forward outputs are compared, to be sure they compute the same
-function.
+function: a largest difference above 1e-3 of the largest output (float32;
+1e-9 in float64) is a warning, at once and in the report, and is recorded
+(``forward_disagrees``).
+
+Two optional peers run the cells PyTorch has (RNN, GRU with the reset gate
+after the matmul, LSTM), in float32:
+
+* ``onnxruntime``: a one-node ONNX model (``RNN``, ``GRU`` with
+  ``linear_before_reset=1``, ``LSTM``) built in the process with
+  ``onnx.helper``, the cell's weights as initializers in ONNX's layout and
+  gate order; ``fwd`` only, x (T, B, D) and the initial state as inputs,
+  ``intra_op_num_threads`` and ``inter_op_num_threads`` set to the thread
+  count, sequential execution;
+* ``jax``: the cell's step under ``jax.lax.scan`` in ``jax.jit``, with
+  PyTorch's equations and weights (the input projection of all steps done
+  before the scan, as pyx_gru and PyTorch do); ``fwd`` and ``fwd+bwd``
+  (``jax.grad`` of sum(y * dy) + sum(h_T * dh) (+ sum(c_T * dc)), the
+  gradients of every parameter, x and the initial state), each waiting for
+  its results, compiled before the warm-up; its CPU thread pool is sized
+  with ``PJRT_NPROC`` (see ``import_jax``).
+
+A peer that is not installed is reported as such, and its targets as "not
+run". The report names the CPU model, pyx_gru's vector path
+(``vector_path``) and the core type of each OpenBLAS loaded (threadpoolctl's
+``architecture``), and records ``OPENBLAS_CORETYPE`` and ``PYX_GRU_SIMD``
+when set; a peers table gives the medians of pyx_gru, PyTorch, JAX and ONNX
+Runtime side by side.
 
 How it is timed
 ---------------
 All libraries get the same number of threads (``--threads``, default 2):
 ``threadpoolctl.threadpool_limits`` for the OpenBLAS of NumPy and of SciPy
-(pyx_gru calls SciPy's) and for OpenMP, and ``torch.set_num_threads``. For one
+(pyx_gru calls SciPy's) and for OpenMP, ``torch.set_num_threads``, ONNX
+Runtime's session options and JAX's ``PJRT_NPROC``. For one
 (cell, size, dtype) case, every (contender, task) pair is a *runner*; after a
 few warm-up calls of each, the runners are timed in interleaved rounds: each
 round calls every runner once, in an order shuffled every round (a fixed
@@ -96,8 +123,12 @@ PyTorch (GRU at least 20x at (1, 32, 32), 5x at (16, 64, 64), 1.5x at
 1x at (64, 512, 512)) and every cell within 1.15x of the roofline wherever
 B >= 32 and H >= 256, for forward+backward and for the forward alone;
 and, for every case with a PyTorch peer, the
-forward's speed-up against the forward+backward one of the same case. They
-go to the JSON file too (``targets``). The scaling run checks the peak
+forward's speed-up against the forward+backward one of the same case; and
+(issue 16) for RNN, GRU (reset after) and LSTM at every size, pyx_gru faster
+than PyTorch, JAX and ONNX Runtime in the forward and than PyTorch and JAX
+in forward+backward (a peer that did not run is "not run", neither met nor
+missed). The section's heading names the vector path and the CPU it
+measured. They go to the JSON file too (``targets``). The scaling run checks the peak
 memory: within 1.25x of what is needed at every point.
 
 The per-step kernel (``--kernels``)
@@ -122,7 +153,7 @@ Usage
 ``python -m pyx_gru.bench [--quick] [--threads N] [--cells ...] [--sizes ...]
 [--json PATH] [--scaling] [--kernels]``; ``--help`` lists the cell names.
 ``python -m pyx_gru.bench --markdown PATH`` prints the README's table of a
-results file. Results go to
+results file, then its peers table. Results go to
 ``benchmarks/results/bench-<YYYYMMDD-HHMMSS>.json`` unless ``--json`` says
 otherwise.
 """
