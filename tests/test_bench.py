@@ -201,7 +201,9 @@ def test_vector_path_takes_the_kernels_word_or_falls_back(monkeypatch):
 def test_a_missing_peer_is_reported_not_an_error(monkeypatch, capsys, tmp_path):
     # import failures simulated through the import helpers: the run goes on,
     # the report says which peer is missing and how to install it, and the
-    # peers' targets are "not run"
+    # peers' targets are "not run" (torch is left out too, so that the run
+    # does not change this process's torch thread count)
+    monkeypatch.setattr(bench, "import_torch", lambda: None)
     monkeypatch.setattr(bench, "import_onnxruntime", lambda: None)
     monkeypatch.setattr(bench, "import_jax", lambda threads: None)
     path = tmp_path / "bench.json"
@@ -215,6 +217,7 @@ def test_a_missing_peer_is_reported_not_an_error(monkeypatch, capsys, tmp_path):
     assert data["machine"]["versions"]["onnxruntime"] is None
     assert data["machine"]["versions"]["jax"] is None
     status = {t["what"]: t["status"] for t in data["targets"] if t["kind"] == "faster than"}
+    assert status["RNN (1, 8, 8) fwd vs torch"] == "not run"
     assert status["RNN (1, 8, 8) fwd vs jax"] == "not run"
     assert status["RNN (1, 8, 8) fwd vs onnxruntime"] == "not run"
     assert set(data["results"][0]["timings"]["fwd"]) & {"jax", "onnxruntime"} == set()
