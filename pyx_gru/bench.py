@@ -22,12 +22,12 @@ Each task is run by these contenders holding the same weights:
 gate before the matmul have no PyTorch peer) and the optional peers below.
 PyTorch runs ``fwd`` in eval mode under ``torch.no_grad()`` and ``fwd+bwd``
 in train mode, with x and the initial state requiring gradients and
-``torch.autograd.backward([y, h_n (, c_n)], [dy, dh (, dc)])``; its ``.grad`` fields are reset to None before
-each call, as pyx_gru allocates fresh gradients on every call. Before timing,
-the contenders' forward outputs are compared, to be sure they compute the same
-function: a largest difference above 1e-3 of the largest output (float32;
-1e-9 in float64) is a warning, at once and in the report, and is recorded
-(``forward_disagrees``).
+``torch.autograd.backward([y, h_n (, c_n)], [dy, dh (, dc)])``; its
+``.grad`` fields are reset to None before each call, as pyx_gru allocates
+fresh gradients on every call. Before timing, the contenders' forward
+outputs are compared, to be sure they compute the same function: a largest
+difference above 1e-3 of the largest output (float32; 1e-9 in float64) is a
+warning, at once and in the report, and is recorded (``forward_disagrees``).
 
 Two optional peers run the cells PyTorch has (RNN, GRU with the reset gate
 after the matmul, LSTM), in float32:
@@ -128,8 +128,8 @@ forward's speed-up against the forward+backward one of the same case; and
 than PyTorch, JAX and ONNX Runtime in the forward and than PyTorch and JAX
 in forward+backward (a peer that did not run is "not run", neither met nor
 missed). The section's heading names the vector path and the CPU it
-measured. They go to the JSON file too (``targets``). The scaling run checks the peak
-memory: within 1.25x of what is needed at every point.
+measured. They go to the JSON file too (``targets``). The scaling run checks
+the peak memory: within 1.25x of what is needed at every point.
 
 The per-step kernel (``--kernels``)
 -----------------------------------
@@ -535,7 +535,7 @@ PEERS = {
 # LSTM i, f, g, o):
 ONNX_GATES = {"RNN": (0,), "GRU": (1, 0, 2), "LSTM": (0, 3, 1, 2)}  # z r h; i o f c
 ONNX_OPSET = 17
-ONNX_IR_VERSION = 8  # the IR version of opset 17, which every onnxruntime >= 1.20 reads
+ONNX_IR_VERSION = 8  # opset 17's (onnx.helper.VERSION_TABLE); newer onnx would write a newer one
 
 
 def import_onnxruntime():
@@ -557,10 +557,12 @@ def import_jax(threads):
     runs XLA's matmuls) is read from ``PJRT_NPROC`` when the client starts:
     a jitted (2000 x 2000) matmul used 1.0 CPU with ``PJRT_NPROC=1`` and 1.95
     with 2, on 2 cores. ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` did
-    not hold it to one thread (1.75 CPUs, and slower), and XLA rejects
-    ``intra_op_parallelism_threads=N`` there (it takes a word without ``--``
-    for a file of flags). So this sets ``PJRT_NPROC``, which counts only if
-    jax's CPU client has not started yet in this process.
+    not hold it to one thread (1.75 CPUs, and slower), and
+    ``intra_op_parallelism_threads=N`` is no XLA flag: after that one it
+    changed nothing, and alone XLA took it for the name of a file of flags
+    and aborted. So this sets ``PJRT_NPROC`` (XLA's ``DefaultThreadPoolSize``
+    reads it, then ``NPROC``), which counts only if jax's CPU client has not
+    started yet in this process.
     """
     os.environ["PJRT_NPROC"] = str(threads)
     try:
@@ -777,6 +779,8 @@ def run_case(case, settings, torch, peers, memo, rng):
         contenders["numpy"] = numpy_runners(reference.from_cell(cell), data)
     if torch is not None and case.torch_name is not None:
         contenders["torch"] = torch_runners(torch, torch_module(torch, case, cell), data)
+    # The peers run float32 only: JAX computes in float64 only with x64
+    # switched on for the whole process, and the targets are float32.
     if case.torch_name is not None and case.dtype == "float32":
         if peers["onnxruntime"] is not None:
             session = onnx_session(*peers["onnxruntime"], cell, case.torch_name, case.B,
@@ -898,7 +902,7 @@ def print_report(results, info):
 PEER_COLUMNS = {"fwd": ("pyx_gru", "torch", "jax", "onnxruntime"),
                 "fwd+bwd": ("pyx_gru", "torch", "jax")}
 CONTENDER_LABELS = {"pyx_gru": "pyx_gru", "torch": "PyTorch", "jax": "JAX",
-                    "onnxruntime": "ONNX Runtime", "numpy": "NumPy"}
+                    "onnxruntime": "ONNX Runtime"}
 
 
 def peer_results(results):
@@ -1015,8 +1019,8 @@ def target_rows(results):
         for task, peers in PEER_TARGETS.items():
             for peer in peers:
                 x = peer_speedup(r, task, peer)
-                rows.append(("faster than", f"{r['label']} {(r['B'], r['D'], r['H'])} {task} vs {peer}",
-                             x, 1.0, None if x is None else x > 1.0))
+                what = f"{r['label']} {(r['B'], r['D'], r['H'])} {task} vs {peer}"
+                rows.append(("faster than", what, x, 1.0, None if x is None else x > 1.0))
     return rows
 
 
@@ -1355,8 +1359,9 @@ def markdown_peers_table(payload):
     rows = peer_results(payload["results"])
     if not rows:
         return ""
-    head = ["cell", "B, D, H"] + [f"{task}: {CONTENDER_LABELS[c]}" if i == 0 else CONTENDER_LABELS[c]
-                                  for task, cols in PEER_COLUMNS.items() for i, c in enumerate(cols)]
+    head = ["cell", "B, D, H"]
+    for task, cols in PEER_COLUMNS.items():
+        head += [f"{task}: {CONTENDER_LABELS[cols[0]]}", *(CONTENDER_LABELS[c] for c in cols[1:])]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cols = [r["label"], f"{r['B']}, {r['D']}, {r['H']}"]
