@@ -15,23 +15,50 @@ the matmul, LSTM) and every size (B, D, H), with T = 100, time-major, float32
   gradients of every parameter, of x and of the initial state, from given
   dL/dy and dL/d(final state).
 
-Each task is run by up to three contenders holding the same weights:
-``pyx_gru`` (the compiled cell), ``numpy`` (``pyx_gru.reference``) and
+Each task is run by these contenders holding the same weights:
+``pyx_gru`` (the compiled cell), ``numpy`` (``pyx_gru.reference``),
 ``torch`` (``torch.nn.RNN``/``GRU``/``LSTM`` loaded through
 ``pyx_gru.interop.to_torch``; the simplified GRU and the GRU with the reset
-gate before the matmul have no PyTorch peer). PyTorch runs ``fwd`` in eval
-mode under ``torch.no_grad()`` and ``fwd+bwd`` in train mode, with x and the
-initial state requiring gradients and ``torch.autograd.backward([y, h_n
-(, c_n)], [dy, dh (, dc)])``; its ``.grad`` fields are reset to None before
-each call, as pyx_gru allocates fresh gradients on every call. Before timing,
-the contenders' forward outputs are compared, to be sure they compute the same
-function.
+gate before the matmul have no PyTorch peer) and the optional peers below.
+PyTorch runs ``fwd`` in eval mode under ``torch.no_grad()`` and ``fwd+bwd``
+in train mode, with x and the initial state requiring gradients and
+``torch.autograd.backward([y, h_n (, c_n)], [dy, dh (, dc)])``; its
+``.grad`` fields are reset to None before each call, as pyx_gru allocates
+fresh gradients on every call. Before timing, the contenders' forward
+outputs are compared, to be sure they compute the same function: a largest
+difference above 1e-3 of the largest output (float32; 1e-9 in float64) is a
+warning, at once and in the report, and is recorded (``forward_disagrees``).
+
+Two optional peers run the cells PyTorch has (RNN, GRU with the reset gate
+after the matmul, LSTM), in float32:
+
+* ``onnxruntime``: a one-node ONNX model (``RNN``, ``GRU`` with
+  ``linear_before_reset=1``, ``LSTM``) built in the process with
+  ``onnx.helper``, the cell's weights as initializers in ONNX's layout and
+  gate order; ``fwd`` only, x (T, B, D) and the initial state as inputs,
+  ``intra_op_num_threads`` and ``inter_op_num_threads`` set to the thread
+  count, sequential execution;
+* ``jax``: the cell's step under ``jax.lax.scan`` in ``jax.jit``, with
+  PyTorch's equations and weights (the input projection of all steps done
+  before the scan, as pyx_gru and PyTorch do); ``fwd`` and ``fwd+bwd``
+  (``jax.grad`` of sum(y * dy) + sum(h_T * dh) (+ sum(c_T * dc)), the
+  gradients of every parameter, x and the initial state), each waiting for
+  its results, compiled before the warm-up; its CPU thread pool is sized
+  with ``PJRT_NPROC`` (see ``import_jax``).
+
+A peer that is not installed is reported as such, and its targets as "not
+run". The report names the CPU model, pyx_gru's vector path
+(``vector_path``) and the core type of each OpenBLAS loaded (threadpoolctl's
+``architecture``), and records ``OPENBLAS_CORETYPE`` and ``PYX_GRU_SIMD``
+when set; a peers table gives the medians of pyx_gru, PyTorch, JAX and ONNX
+Runtime side by side.
 
 How it is timed
 ---------------
 All libraries get the same number of threads (``--threads``, default 2):
 ``threadpoolctl.threadpool_limits`` for the OpenBLAS of NumPy and of SciPy
-(pyx_gru calls SciPy's) and for OpenMP, and ``torch.set_num_threads``. For one
+(pyx_gru calls SciPy's) and for OpenMP, ``torch.set_num_threads``, ONNX
+Runtime's session options and JAX's ``PJRT_NPROC``. For one
 (cell, size, dtype) case, every (contender, task) pair is a *runner*; after a
 few warm-up calls of each, the runners are timed in interleaved rounds: each
 round calls every runner once, in an order shuffled every round (a fixed
@@ -96,9 +123,13 @@ PyTorch (GRU at least 20x at (1, 32, 32), 5x at (16, 64, 64), 1.5x at
 1x at (64, 512, 512)) and every cell within 1.15x of the roofline wherever
 B >= 32 and H >= 256, for forward+backward and for the forward alone;
 and, for every case with a PyTorch peer, the
-forward's speed-up against the forward+backward one of the same case. They
-go to the JSON file too (``targets``). The scaling run checks the peak
-memory: within 1.25x of what is needed at every point.
+forward's speed-up against the forward+backward one of the same case; and
+(issue 16) for RNN, GRU (reset after) and LSTM at every size, pyx_gru faster
+than PyTorch, JAX and ONNX Runtime in the forward and than PyTorch and JAX
+in forward+backward (a peer that did not run is "not run", neither met nor
+missed). The section's heading names the vector path and the CPU it
+measured. They go to the JSON file too (``targets``). The scaling run checks
+the peak memory: within 1.25x of what is needed at every point.
 
 The per-step kernel (``--kernels``)
 -----------------------------------
@@ -122,7 +153,7 @@ Usage
 ``python -m pyx_gru.bench [--quick] [--threads N] [--cells ...] [--sizes ...]
 [--json PATH] [--scaling] [--kernels]``; ``--help`` lists the cell names.
 ``python -m pyx_gru.bench --markdown PATH`` prints the README's table of a
-results file. Results go to
+results file, then its peers table. Results go to
 ``benchmarks/results/bench-<YYYYMMDD-HHMMSS>.json`` unless ``--json`` says
 otherwise.
 """
@@ -492,8 +523,238 @@ def torch_runners(torch, module, data):
     return {"fwd": fwd, "fwd+bwd": fwd_bwd}
 
 
+# The optional peers: their contender names, what the report calls them, and
+# what to install when they are missing.
+PEERS = {
+    "onnxruntime": ("ONNX Runtime", "pip install onnxruntime onnx"),
+    "jax": ("JAX", "pip install jax jaxlib"),
+}
+# The peers run the cells PyTorch has (RNN, GRU with the reset gate after the
+# matmul, LSTM), named by their torch.nn class, which is also the ONNX
+# operator. ONNX's gate order, as positions in PyTorch's (RNN g; GRU r, z, n;
+# LSTM i, f, g, o):
+ONNX_GATES = {"RNN": (0,), "GRU": (1, 0, 2), "LSTM": (0, 3, 1, 2)}  # z r h; i o f c
+ONNX_OPSET = 17
+ONNX_IR_VERSION = 8  # opset 17's (onnx.helper.VERSION_TABLE); newer onnx would write a newer one
+
+
+def import_onnxruntime():
+    """(onnxruntime, onnx), or None if either cannot be imported (the ONNX
+    Runtime column is then reported as not installed)."""
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime, onnx
+
+
+def import_jax(threads):
+    """jax with its CPU thread pool held to ``threads``, or None if it cannot
+    be imported (the JAX column is then reported as not installed).
+
+    With jax/jaxlib 0.10.2, the size of the CPU client's thread pool (which
+    runs XLA's matmuls) is read from ``PJRT_NPROC`` when the client starts:
+    a jitted (2000 x 2000) matmul used 1.0 CPU with ``PJRT_NPROC=1`` and 1.95
+    with 2, on 2 cores. ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` did
+    not hold it to one thread (1.75 CPUs, and slower), and
+    ``intra_op_parallelism_threads=N`` is no XLA flag: after that one it
+    changed nothing, and alone XLA took it for the name of a file of flags
+    and aborted. So this sets ``PJRT_NPROC`` (XLA's ``DefaultThreadPoolSize``
+    reads it, then ``NPROC``), which counts only if jax's CPU client has not
+    started yet in this process.
+    """
+    os.environ["PJRT_NPROC"] = str(threads)
+    try:
+        import jax
+    except ImportError:
+        return None
+    return jax
+
+
+def import_peers(threads):
+    """{peer name: its module(s), or None when not installed} for PEERS."""
+    return {"onnxruntime": import_onnxruntime(), "jax": import_jax(threads)}
+
+
+def peer_versions(peers):
+    """{peer name: version string, or None when not installed}."""
+    versions = {}
+    for name, mods in peers.items():
+        if mods is None:
+            versions[name] = None
+        elif name == "onnxruntime":
+            versions[name] = f"{mods[0].__version__} (onnx {mods[1].__version__})"
+        else:
+            versions[name] = mods.__version__
+    return versions
+
+
+def peer_lines(versions):
+    """One line per optional peer: its version, or "not installed" and how to
+    install it."""
+    return [f"{PEERS[name][0]}: {v}" if v is not None
+            else f"{PEERS[name][0]}: not installed ({PEERS[name][1]})"
+            for name, v in versions.items()]
+
+
+def onnx_weights(cell, kind):
+    """The cell's weights in ONNX's layout: W (1, G*H, D), R (1, G*H, H) and
+    B (1, 2*G*H) = [Wb, Rb], gate blocks in ONNX's order (GRU z, r, h; LSTM
+    i, o, f, c), from PyTorch's layout (``interop.to_torch``), whose blocks
+    ONNX's equations use unchanged (GRU with ``linear_before_reset=1``: Rbh
+    inside the reset product, like PyTorch's b_hn). ``kind`` is "RNN",
+    "GRU" or "LSTM"."""
+    H = cell.hidden_size
+    t = interop.to_torch(cell)
+
+    def reorder(a):
+        return np.concatenate([a[k * H:(k + 1) * H] for k in ONNX_GATES[kind]])
+
+    return {"W": reorder(t["weight_ih_l0"])[None], "R": reorder(t["weight_hh_l0"])[None],
+            "B": np.concatenate([reorder(t["bias_ih_l0"]), reorder(t["bias_hh_l0"])])[None]}
+
+
+def onnx_session(ort, onnx, cell, kind, B, threads):
+    """An onnxruntime InferenceSession of one ONNX RNN, GRU or LSTM node with
+    the cell's weights as initializers; inputs X (T, B, D) and initial_h (and
+    initial_c) (1, B, H); outputs Y (T, 1, B, H), Y_h (and Y_c) (1, B, H).
+    Float32 only; intra- and inter-op threads = ``threads``, sequential.
+    ``kind`` is "RNN", "GRU" (reset after) or "LSTM"."""
+    h = onnx.helper
+    lstm = kind == "LSTM"
+    D, H = cell.input_size, cell.hidden_size
+    f32 = onnx.TensorProto.FLOAT
+    states = ["initial_h", "initial_c"] if lstm else ["initial_h"]
+    outputs = ["Y", "Y_h", "Y_c"] if lstm else ["Y", "Y_h"]
+    attrs = {"hidden_size": H}
+    if kind == "GRU":
+        attrs["linear_before_reset"] = 1  # PyTorch's and pyx_gru's reset="after"
+    node = h.make_node(kind, ["X", "W", "R", "B", "", *states], outputs, **attrs)
+    inits = [onnx.numpy_helper.from_array(a.astype(np.float32), name)
+             for name, a in onnx_weights(cell, kind).items()]
+    graph = h.make_graph(
+        [node], f"pyx_gru_{kind}",
+        [h.make_tensor_value_info("X", f32, [T_STEPS, B, D]),
+         *(h.make_tensor_value_info(s, f32, [1, B, H]) for s in states)],
+        [h.make_tensor_value_info("Y", f32, [T_STEPS, 1, B, H]),
+         *(h.make_tensor_value_info(o, f32, [1, B, H]) for o in outputs[1:])],
+        initializer=inits)
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", ONNX_OPSET)])
+    model.ir_version = ONNX_IR_VERSION
+    onnx.checker.check_model(model)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = threads
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(model.SerializeToString(), options,
+                                providers=["CPUExecutionProvider"])
+
+
+def onnx_runners(session, data):
+    """The fwd callable of an ONNX session (ONNX Runtime has no backward):
+    returns (y (T, B, H), final state (1, B, H) or an (h, c) tuple)."""
+    lstm = isinstance(data["state0"], tuple)
+    states = data["state0"] if lstm else (data["state0"],)
+    feeds = {"X": np.ascontiguousarray(data["x"], dtype=np.float32),
+             **{name: np.ascontiguousarray(s[None], dtype=np.float32)
+                for name, s in zip(("initial_h", "initial_c"), states)}}
+
+    def fwd():
+        y, *state = session.run(None, feeds)
+        return y[:, 0], (tuple(state) if lstm else state[0])
+
+    return {"fwd": fwd}
+
+
+def jax_cell(jnp, jax, kind):
+    """The step of a cell in JAX, with PyTorch's equations and layout: a
+    function ``(params, state, xw_t) -> (state, h)`` where params are
+    (weight_ih (G*H, D), weight_hh (G*H, H), bias_ih, bias_hh (G*H,)), state
+    is h (B, H) or (h, c), and xw_t = x_t @ weight_ih.T + bias_ih (B, G*H)
+    (the input side of every step is computed before the scan, as pyx_gru and
+    PyTorch do)."""
+    sigmoid = jax.nn.sigmoid
+
+    def rnn(params, h, xw):
+        h = jnp.tanh(xw + h @ params[1].T + params[3])
+        return h, h
+
+    def gru(params, h, xw):
+        hw = h @ params[1].T + params[3]
+        xr, xz, xn = jnp.split(xw, 3, axis=-1)
+        hr, hz, hn = jnp.split(hw, 3, axis=-1)
+        r, z = sigmoid(xr + hr), sigmoid(xz + hz)
+        n = jnp.tanh(xn + r * hn)  # reset after the matmul: b_hn inside the product
+        h = (1 - z) * n + z * h
+        return h, h
+
+    def lstm(params, state, xw):
+        h, c = state
+        i, f, g, o = jnp.split(xw + h @ params[1].T + params[3], 4, axis=-1)
+        c = sigmoid(f) * c + sigmoid(i) * jnp.tanh(g)
+        h = sigmoid(o) * jnp.tanh(c)
+        return (h, c), h
+
+    return {"RNN": rnn, "GRU": gru, "LSTM": lstm}[kind]
+
+
+def jax_functions(jax, kind):
+    """Jitted ``forward(params, x, state0) -> (y, final state)`` and
+    ``gradients(params, x, state0, dy, dstate) -> (dparams, dx, dstate0)``,
+    the gradients of L = sum(y * dy) + sum(h_T * dh) (+ sum(c_T * dc)), as
+    pyx_gru's backward gives them; x (T, B, D), y and dy (T, B, H), states
+    (B, H) or (h, c) tuples, params in PyTorch's layout (see ``jax_cell``)."""
+    jnp = jax.numpy
+    step = jax_cell(jnp, jax, kind)
+
+    def forward(params, x, state0):
+        xw = x @ params[0].T + params[2]  # (T, B, G*H)
+        state, y = jax.lax.scan(lambda s, xw_t: step(params, s, xw_t), state0, xw)
+        return y, state
+
+    def loss(params, x, state0, dy, dstate):
+        y, state = forward(params, x, state0)
+        return jnp.sum(y * dy) + sum(jnp.sum(s * d) for s, d in zip(
+            jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(dstate)))
+
+    return jax.jit(forward), jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+
+
+def jax_runners(jax, cell, kind, data):
+    """fwd and fwd+bwd callables of the cell in JAX (``lax.scan`` under
+    ``jit``), each waiting for its results (``block_until_ready``), compiled
+    here by one call each, outside any timed region. fwd returns (y, final
+    state) as NumPy-convertible arrays; fwd+bwd returns (dparams (PyTorch's
+    names), dx, dstate0). ``kind`` is "RNN", "GRU" (reset after) or "LSTM"."""
+    forward, gradients = jax_functions(jax, kind)
+    t = interop.to_torch(cell)
+    names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+    params = jax.device_put(tuple(t[n] for n in names))
+    x, state0, dy, dstate = jax.device_put(
+        (data["x"], data["state0"], data["dy"], data["dstate"]))
+
+    def fwd():
+        return jax.block_until_ready(forward(params, x, state0))
+
+    def fwd_bwd():
+        dparams, dx, dstate0 = jax.block_until_ready(gradients(params, x, state0, dy, dstate))
+        return dict(zip(names, dparams)), dx, dstate0
+
+    fwd()
+    fwd_bwd()
+    return {"fwd": fwd, "fwd+bwd": fwd_bwd}
+
+
+# Largest relative forward difference from pyx_gru that counts as the same
+# function: a float32 tolerance (the summation orders of the libraries differ).
+AGREEMENT = {"float32": 1e-3, "float64": 1e-9}
+
+
 def forward_disagreement(runners, cell_dtype):
-    """Largest ``|y - y_pyx_gru| / max|y_pyx_gru|`` of each other contender's forward."""
+    """Largest ``|y - y_pyx_gru| / max|y_pyx_gru|`` of each other contender's
+    forward; every ``fwd`` runner returns y (T, B, H) first (NumPy, torch or
+    JAX arrays)."""
     def as_numpy(out):
         y = out[0]
         return y.detach().numpy() if hasattr(y, "detach") else np.asarray(y)
@@ -504,8 +765,10 @@ def forward_disagreement(runners, cell_dtype):
             for name, r in runners.items() if name != "pyx_gru"}
 
 
-def run_case(case, settings, torch, memo, rng):
-    """Roofline and interleaved timings of every contender of one case."""
+def run_case(case, settings, torch, peers, memo, rng):
+    """Roofline and interleaved timings of every contender of one case;
+    ``peers`` is ``import_peers``'s dict (the optional peers run float32
+    RNN, GRU with the reset gate after and LSTM)."""
     cell, data = make_problem(case, rng)
     contenders = {"pyx_gru": numpy_runners(cell, data),
                   "pyx_gru/cache": {"fwd": lambda: cell.forward(data["x"], data["state0"])}}
@@ -516,7 +779,23 @@ def run_case(case, settings, torch, memo, rng):
         contenders["numpy"] = numpy_runners(reference.from_cell(cell), data)
     if torch is not None and case.torch_name is not None:
         contenders["torch"] = torch_runners(torch, torch_module(torch, case, cell), data)
+    # The peers run float32 only: JAX computes in float64 only with x64
+    # switched on for the whole process, and the targets are float32.
+    if case.torch_name is not None and case.dtype == "float32":
+        if peers["onnxruntime"] is not None:
+            session = onnx_session(*peers["onnxruntime"], cell, case.torch_name, case.B,
+                                   settings.threads)
+            contenders["onnxruntime"] = onnx_runners(session, data)
+        if peers["jax"] is not None:
+            contenders["jax"] = jax_runners(peers["jax"], cell, case.torch_name, data)
     agreement = forward_disagreement(contenders, cell.dtype)
+    disagree = sorted(name for name, d in agreement.items() if d > AGREEMENT[case.dtype])
+    for name in disagree:
+        # Said at once (stderr) and again in the report: timing a contender
+        # that computes another function would compare nothing.
+        print(f"WARNING: {name} disagrees with pyx_gru on {case.label} ({case.B}, {case.D}, "
+              f"{case.H}) {case.dtype}: max rel diff "
+              f"{agreement[name]:.1e} > {AGREEMENT[case.dtype]:.0e}", file=sys.stderr, flush=True)
     clock = cpu_clock()
     roof = roofline(case, memo, rng)
     runners = {(name, task): fns[task] for name, fns in contenders.items() for task in TASKS
@@ -529,7 +808,8 @@ def run_case(case, settings, torch, memo, rng):
                for task in TASKS}
     return {"cell": case.cell, "label": case.label, "T": T_STEPS, "B": case.B, "D": case.D,
             "H": case.H, "dtype": case.dtype, "gates": case.gates, "other_cpus": others,
-            "forward_max_rel_diff": agreement, "roofline": roof, "timings": timings,
+            "forward_max_rel_diff": agreement, "forward_disagrees": disagree,
+            "roofline": roof, "timings": timings,
             "round_orders": [[f"{name} {task}" for name, task in order] for order in orders]}
 
 
@@ -568,18 +848,34 @@ def table(results, task):
     return "\n".join(lines)
 
 
+def machine_lines(info):
+    """What the figures were measured on: CPU model, pyx_gru's vector path,
+    the BLAS's core type and the optional peers' versions (or that they are
+    not installed)."""
+    env = info["environment"]
+    forced = [f"{k}={env[k]}" for k in ("PYX_GRU_SIMD", "OPENBLAS_CORETYPE") if env.get(k)]
+    blas = ", ".join(f"{arch} ({lib})" for lib, arch in info["blas_core_types"]) or "no OpenBLAS"
+    lines = [f"CPU: {info['cpu_model']}; pyx_gru's vector path: {info['vector_path']}; "
+             f"OpenBLAS core type: {blas}" + (f"; set: {' '.join(forced)}" if forced else "")]
+    return lines + peer_lines({name: info["versions"][name] for name in PEERS
+                               if name in info["versions"]})
+
+
 def print_report(results, info):
+    print()
+    print("\n".join(machine_lines(info)))
     print(f"\nT = {T_STEPS}, time-major, {info['threads']} thread(s); median ms of one call "
           "±IQR as % of the median;\nspeed-up = torch / pyx_gru; x/roof = time over the GEMM "
           "roofline (sum of the task's GEMMs at the measured sgemm/dgemm rate)")
     for task in TASKS:
         print(f"\n== {task} ==")
         print(table(results, task))
-    bad = [(r["label"], r["B"], r["D"], r["H"], r["dtype"], name, d)
-           for r in results for name, d in r["forward_max_rel_diff"].items()
-           if d > (1e-3 if r["dtype"] == "float32" else 1e-9)]
-    for b in bad:
-        print(f"WARNING: {b[5]} disagrees with pyx_gru on {b[:5]}: max rel diff {b[6]:.1e}")
+    for r in results:
+        for name in r["forward_disagrees"]:
+            print(f"WARNING: {name} DISAGREES with pyx_gru on {r['label']} "
+                  f"({r['B']}, {r['D']}, {r['H']}) {r['dtype']}: max rel diff of the forward "
+                  f"{r['forward_max_rel_diff'][name]:.1e} > {AGREEMENT[r['dtype']]:.0e}; "
+                  "its times are not comparable")
     cached = [r for r in results if "pyx_gru/cache" in r["timings"]["fwd"]]
     if cached:
         print("\n== pyx_gru's forward keeping its cache (as for training), against the "
@@ -602,6 +898,44 @@ def print_report(results, info):
                   + " | ".join(cols))
 
 
+# The peers table: its columns of each task, contender names.
+PEER_COLUMNS = {"fwd": ("pyx_gru", "torch", "jax", "onnxruntime"),
+                "fwd+bwd": ("pyx_gru", "torch", "jax")}
+CONTENDER_LABELS = {"pyx_gru": "pyx_gru", "torch": "PyTorch", "jax": "JAX",
+                    "onnxruntime": "ONNX Runtime"}
+
+
+def peer_results(results):
+    """The results the peers table covers: float32 cases of the cells PyTorch,
+    JAX and ONNX Runtime have (RNN, GRU with the reset gate after, LSTM)."""
+    return [r for r in results if r["dtype"] == "float32" and CELLS[r["cell"]][3] is not None]
+
+
+def peers_table(results):
+    """The peers table, as a string: median ms of each contender of
+    PEER_COLUMNS, per case; "-" where one did not run."""
+    def ms(t, who):
+        return f"{t[who]['median'] * 1e3:>12.3f}" if who in t else f"{'-':>12}"
+
+    head = f"{'cell':<10} {'B':>3} {'D':>4} {'H':>4} | " + " | ".join(
+        f"{task}: " + " ".join(f"{CONTENDER_LABELS[c]:>12}" for c in cols)
+        for task, cols in PEER_COLUMNS.items())
+    lines = [head, "-" * len(head)]
+    for r in peer_results(results):
+        lines.append(f"{r['label']:<10} {r['B']:>3} {r['D']:>4} {r['H']:>4} | " + " | ".join(
+            " " * len(f"{task}: ") + " ".join(ms(r["timings"][task], c) for c in cols)
+            for task, cols in PEER_COLUMNS.items()))
+    return "\n".join(lines)
+
+
+def print_peers(results):
+    """The peers table of the report (nothing when no case has peers)."""
+    if peer_results(results):
+        print("\n== peers (float32; median ms of one call; fwd is inference, ONNX Runtime "
+              "runs no backward) ==")
+        print(peers_table(results))
+
+
 # The performance targets (issue 5), for float32 in one run at 2 threads:
 # the least speed-up over PyTorch of (cell, (B, D, H)), forward+backward;
 # and pyx_gru's forward+backward within ROOFLINE_TARGET of the roofline for
@@ -612,6 +946,9 @@ SPEEDUP_TARGETS = (
     ("lstm", (1, 32, 32), 2.0), ("lstm", (64, 512, 512), 1.0),
 )
 ROOFLINE_TARGET = 1.15
+# Issue 16: pyx_gru faster than each of these peers, for RNN, GRU (reset
+# after) and LSTM at every size; ONNX Runtime runs the forward only.
+PEER_TARGETS = {"fwd": ("torch", "jax", "onnxruntime"), "fwd+bwd": ("torch", "jax")}
 # The scaling run: the peak memory of forward+backward over what the cache,
 # outputs and gradients need.
 MEMORY_TARGET = 1.25
@@ -635,13 +972,25 @@ def over_roofline(result, task, who="pyx_gru"):
     return t[who]["median"] / result["roofline"][task]["seconds"]
 
 
+def peer_speedup(result, task, peer):
+    """A peer's median time over pyx_gru's for one task, or None when the peer
+    did not run."""
+    t = result["timings"][task]
+    if peer not in t:
+        return None
+    return t[peer]["median"] / t["pyx_gru"]["median"]
+
+
 def target_rows(results):
     """The targets a run's results can check, as rows
     ``(kind, what, measured, bound, met)``; kind is ``"speed-up"`` (measured
-    >= bound), ``"roofline"`` (measured <= bound) or ``"fwd vs fwd+bwd"``
+    >= bound), ``"roofline"`` (measured <= bound), ``"fwd vs fwd+bwd"``
     (the forward's speed-up against the forward+backward one of the same
     size: the forward "at least as far ahead of PyTorch as forward+backward",
-    read size by size). Float32 results only."""
+    read size by size) or ``"faster than"`` (a peer's time over pyx_gru's,
+    measured > bound = 1, for every cell with peers at every size, each peer
+    of PEER_TARGETS; measured and met are None, "not run", where the peer
+    did not run). Float32 results only."""
     rows = []
     f32 = [r for r in results if r["dtype"] == "float32"]
     by_case = {(r["cell"], (r["B"], r["D"], r["H"])): r for r in f32}
@@ -664,24 +1013,45 @@ def target_rows(results):
         if fwd is not None:
             rows.append(("fwd vs fwd+bwd", f"{r['label']} {(r['B'], r['D'], r['H'])}", fwd,
                          both, fwd >= both))
+    for r in f32:
+        if CELLS[r["cell"]][3] is None:
+            continue
+        for task, peers in PEER_TARGETS.items():
+            for peer in peers:
+                x = peer_speedup(r, task, peer)
+                what = f"{r['label']} {(r['B'], r['D'], r['H'])} {task} vs {peer}"
+                rows.append(("faster than", what, x, 1.0, None if x is None else x > 1.0))
     return rows
 
 
-def print_targets(rows, threads):
-    """The targets section of the report."""
+def target_status(met):
+    """"met", "MISS" or "not run" (met is None) for a target row."""
+    return "not run" if met is None else "met" if met else "MISS"
+
+
+def print_targets(rows, threads, path, cpu_model):
+    """The targets section of the report, naming the vector path of pyx_gru
+    (``vector_path()``) and the CPU model it measured."""
     if not rows:
         return
-    print("\n== targets (float32, this run): speed-up = torch / pyx_gru ==")
+    print(f"\n== targets (float32, this run; pyx_gru's {path} path on {cpu_model}): "
+          "speed-up = torch / pyx_gru; faster than = peer / pyx_gru ==")
     if threads != TARGET_THREADS:
         print(f"(the targets are set for {TARGET_THREADS} threads; this run used {threads})")
-    words = {"speed-up": ">=", "roofline": "<=", "fwd vs fwd+bwd": ">= fwd+bwd's"}
+    words = {"speed-up": ">=", "roofline": "<=", "fwd vs fwd+bwd": ">= fwd+bwd's",
+             "faster than": ">"}
     for kind, what, measured, bound, met in rows:
-        print(f"{'met ' if met else 'MISS'}  {kind:<14} {what:<36} {measured:8.2f} "
-              f"{words[kind]} {bound:.2f}")
+        if met is None:
+            print(f"{'--':<4}  {kind:<14} {what:<45} not run")
+        else:
+            print(f"{'met ' if met else 'MISS'}  {kind:<14} {what:<45} {measured:8.2f} "
+                  f"{words[kind]} {bound:.2f}")
     for kind in words:
         mine = [row for row in rows if row[0] == kind]
+        run = [row for row in mine if row[4] is not None]
         if mine:
-            print(f"{kind}: {sum(row[4] for row in mine)} of {len(mine)} met")
+            print(f"{kind}: {sum(row[4] for row in run)} of {len(run)} met"
+                  + (f", {len(mine) - len(run)} not run" if len(run) < len(mine) else ""))
 
 
 def load_average():
@@ -728,7 +1098,27 @@ def warn_if_busy(parts, whole_run):
         print("WARNING: other processes competed for the CPUs: expect noisy, inflated times")
 
 
-def machine_info(threads, threadpoolctl, torch):
+def vector_path():
+    """The vector path of pyx_gru's compiled kernels: ``_recurrent.simd_path()``
+    ("avx512", "avx2" or "portable"; ``PYX_GRU_SIMD`` may force a narrower
+    one) where the kernels have it; before that, "avx512" if the packed
+    AVX-512 kernel runs on this CPU, else "blas" (per-step products from
+    the BLAS)."""
+    simd_path = getattr(_recurrent, "simd_path", None)
+    if simd_path is not None:
+        return simd_path()
+    return "avx512" if _recurrent.packed_available() else "blas"
+
+
+def blas_core_types(threadpools):
+    """[(library file name, core type), ...] of the OpenBLAS builds loaded
+    (threadpoolctl's ``architecture``: the kernels OpenBLAS picked for this
+    CPU, or the ones ``OPENBLAS_CORETYPE`` asked for)."""
+    return [(os.path.basename(p["filepath"]), p.get("architecture"))
+            for p in threadpools if p.get("internal_api") == "openblas"]
+
+
+def machine_info(threads, threadpoolctl, torch, peers):
     def cpu_model():
         try:
             with open("/proc/cpuinfo") as f:
@@ -761,11 +1151,15 @@ def machine_info(threads, threadpoolctl, torch):
             "numpy": np.__version__, "scipy": scipy.__version__,
             "torch": torch.__version__ if torch is not None else None,
             "pyx_gru": pyx_gru.__version__, "threadpoolctl": threadpoolctl.__version__,
+            **peer_versions(peers),
         },
+        "vector_path": vector_path(),
+        "blas_core_types": blas_core_types(threadpoolctl.threadpool_info()),
         "pyx_gru_git_commit": git_commit(),
         "environment": {k: os.environ.get(k) for k in (
             "OPENBLAS_THREAD_TIMEOUT", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
-            "OMP_WAIT_POLICY", "MKL_NUM_THREADS")},
+            "OMP_WAIT_POLICY", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "PYX_GRU_SIMD",
+            "PJRT_NPROC")},
         "threadpools": threadpoolctl.threadpool_info(),
         "torch_num_threads": torch.get_num_threads() if torch is not None else None,
     }
@@ -957,6 +1351,27 @@ def markdown_table(payload):
     return "\n".join(lines)
 
 
+def markdown_peers_table(payload):
+    """The peers table (Markdown) of a run's JSON payload: per float32 case of
+    RNN, GRU (reset after) and LSTM, median ms of pyx_gru, PyTorch, JAX and
+    ONNX Runtime (fwd), then of pyx_gru, PyTorch and JAX (fwd+bwd); "–"
+    where one did not run. Empty when no case has peers."""
+    rows = peer_results(payload["results"])
+    if not rows:
+        return ""
+    head = ["cell", "B, D, H"]
+    for task, cols in PEER_COLUMNS.items():
+        head += [f"{task}: {CONTENDER_LABELS[cols[0]]}", *(CONTENDER_LABELS[c] for c in cols[1:])]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cols = [r["label"], f"{r['B']}, {r['D']}, {r['H']}"]
+        for task, who in PEER_COLUMNS.items():
+            t = r["timings"][task]
+            cols += [_sig(t[c]["median"] * 1e3) if c in t else "–" for c in who]
+        lines.append("| " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m pyx_gru.bench",
@@ -974,14 +1389,19 @@ def main(argv=None):
     parser.add_argument("--scaling", action="store_true",
                         help="run the time and memory scaling study instead")
     parser.add_argument("--markdown", metavar="JSON", default=None,
-                        help="print the README's table of a results file, and exit")
+                        help="print the README's table and the peers table of a results file "
+                             "(Markdown), and exit")
     parser.add_argument("--kernels", action="store_true",
                         help="also time pyx_gru with its per-step products from the BLAS "
                              "instead of its packed kernel")
     args = parser.parse_args(argv)
     if args.markdown:
         with open(args.markdown, encoding="utf-8") as f:
-            print(markdown_table(json.load(f)))
+            payload = json.load(f)
+        print(markdown_table(payload))
+        peers = markdown_peers_table(payload)
+        if peers:
+            print("\n" + peers)
         return 0
     if args.threads < 1:
         parser.error("--threads must be >= 1")
@@ -991,6 +1411,7 @@ def main(argv=None):
 
     threadpoolctl = import_threadpoolctl()
     torch = None if args.scaling else import_torch()
+    peers = {} if args.scaling else import_peers(args.threads)
     settings = Settings.make(args.quick, args.threads, args.kernels)
     rng = np.random.default_rng(0)
     start = time.perf_counter()
@@ -998,7 +1419,7 @@ def main(argv=None):
     with threadpoolctl.threadpool_limits(limits=args.threads):
         if torch is not None:
             torch.set_num_threads(args.threads)
-        info = machine_info(args.threads, threadpoolctl, torch)
+        info = machine_info(args.threads, threadpoolctl, torch, peers)
         payload = {"machine": info, "mode": "quick" if args.quick else "full",
                    "settings": settings.__dict__}
         if args.scaling:
@@ -1011,13 +1432,16 @@ def main(argv=None):
             for case in build_cases(args.cells, args.sizes):
                 print(f"  {case.label} B={case.B} D={case.D} H={case.H} {case.dtype}",
                       file=sys.stderr, flush=True)
-                results.append(run_case(case, settings, torch, memo, rng))
+                results.append(run_case(case, settings, torch, peers, memo, rng))
             payload["results"] = results
             payload["gemm_call_overhead_seconds"] = {dt: v["overhead"] for dt, v in memo.items()}
-            payload["targets"] = [dict(zip(("kind", "what", "measured", "bound", "met"), row))
+            payload["targets"] = [dict(zip(("kind", "what", "measured", "bound", "met"), row),
+                                       status=target_status(row[4]))
                                   for row in target_rows(results)]
             print_report(results, info)
-            print_targets(target_rows(results), args.threads)
+            print_peers(results)
+            print_targets(target_rows(results), args.threads, info["vector_path"],
+                          info["cpu_model"])
     elapsed = time.perf_counter() - start
     info["elapsed_seconds"] = elapsed
     info["load_average_at_end"] = load_average()

@@ -5,12 +5,15 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from pyx_gru import _recurrent, bench
+from pyx_gru import _recurrent, bench, interop
 
 pytest.importorskip("threadpoolctl")
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
+HAVE_ORT = all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
+HAVE_JAX = importlib.util.find_spec("jax") is not None
 
 
 def test_quick_run_writes_the_expected_json(tmp_path):
@@ -23,8 +26,9 @@ def test_quick_run_writes_the_expected_json(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "== fwd ==" in proc.stdout and "== fwd+bwd ==" in proc.stdout
     assert "forward keeping its cache" in proc.stdout
-    # the GRU target at (1, 32, 32), checked in the run (against PyTorch)
-    assert ("== targets" in proc.stdout) == HAVE_TORCH
+    # the GRU targets at (1, 32, 32), checked in the run (against PyTorch,
+    # and the peers': there with or without them)
+    assert "== targets" in proc.stdout
     assert ("packed kernel against the BLAS" in proc.stdout) == _recurrent.packed_available()
     data = json.loads(path.read_text())
 
@@ -32,30 +36,41 @@ def test_quick_run_writes_the_expected_json(tmp_path):
     for key in ("cpu_model", "cpu_count", "threads", "date", "versions", "elapsed_seconds"):
         assert key in machine, key
     assert machine["threads"] == 1
-    assert set(machine["versions"]) >= {"numpy", "scipy", "torch", "pyx_gru"}
+    assert set(machine["versions"]) >= {"numpy", "scipy", "torch", "pyx_gru", "onnxruntime",
+                                        "jax"}
+    assert (machine["versions"]["jax"] is not None) == HAVE_JAX
+    assert machine["vector_path"] == bench.vector_path()
+    assert all(len(entry) == 2 for entry in machine["blas_core_types"])
+    assert {"OPENBLAS_CORETYPE", "PYX_GRU_SIMD"} <= set(machine["environment"])
     assert data["mode"] == "quick"
     kinds = sorted({t["kind"] for t in data["targets"]})
-    assert kinds == (["fwd vs fwd+bwd", "speed-up"] if HAVE_TORCH else [])
+    # the peers' rows are there with or without the peers ("not run")
+    assert kinds == (["faster than", "fwd vs fwd+bwd", "speed-up"] if HAVE_TORCH
+                     else ["faster than"])
+    assert {t["status"] for t in data["targets"]} <= {"met", "MISS", "not run"}
 
     results = data["results"]
     assert [r["cell"] for r in results] == ["gru_after", "gru_before"]
     for r in results:
         assert (r["T"], r["B"], r["D"], r["H"], r["dtype"]) == (100, 1, 32, 32, "float32")
         expected = {"pyx_gru", "numpy"}
-        if HAVE_TORCH and r["cell"] == "gru_after":
-            expected.add("torch")
+        if r["cell"] == "gru_after":
+            expected |= {name for name, have in (("torch", HAVE_TORCH), ("onnxruntime", HAVE_ORT),
+                                                 ("jax", HAVE_JAX)) if have}
         if _recurrent.packed_available():
             expected.add("pyx_gru/blas")
         # the forward that keeps its cache is timed beside the inference one
         # (fwd only), and checked to compute the same
         assert set(r["forward_max_rel_diff"]) == expected - {"pyx_gru"} | {"pyx_gru/cache"}
         assert r["forward_max_rel_diff"]["pyx_gru/cache"] == 0
+        assert r["forward_disagrees"] == []
         for task in ("fwd", "fwd+bwd"):
             roof = r["roofline"][task]
             assert roof["seconds"] > 0 and roof["gflop"] > 0
             assert all(g["count"] >= 1 and g["seconds"] > 0 for g in roof["gemms"])
             timings = r["timings"][task]
-            assert set(timings) == expected | ({"pyx_gru/cache"} if task == "fwd" else set())
+            assert set(timings) == (expected - ({"onnxruntime"} if task == "fwd+bwd" else set())
+                                    | ({"pyx_gru/cache"} if task == "fwd" else set()))
             for stats in timings.values():
                 assert len(stats["times"]) == stats["n"] >= 2
                 assert all(t > 0 for t in stats["times"])
@@ -65,23 +80,31 @@ def test_quick_run_writes_the_expected_json(tmp_path):
 
 def test_markdown_table_of_a_results_file(tmp_path):
     # the README's table from a results file: one row per case, the header's
-    # 11 columns, pyx_gru's median in ms
+    # 11 columns, pyx_gru's median in ms; then the peers table, of the cases
+    # with peers only
     stats = {"median": 0.002}
     timings = {"pyx_gru": stats, "numpy": {"median": 0.02}, "torch": {"median": 0.008}}
-    result = {"label": "GRU after", "B": 1, "D": 32, "H": 32, "dtype": "float32",
+    result = {"cell": "gru_after", "label": "GRU after", "B": 1, "D": 32, "H": 32, "dtype": "float32",
               "timings": {"fwd": timings, "fwd+bwd": timings},
               "roofline": {"fwd": {"seconds": 0.001}, "fwd+bwd": {"seconds": 0.001}}}
     path = tmp_path / "r.json"
-    path.write_text(json.dumps({"results": [result, dict(result, label="SimpleGRU",
+    path.write_text(json.dumps({"results": [result, dict(result, cell="simple_gru", label="SimpleGRU",
                                                          timings={"fwd": {"pyx_gru": stats},
                                                                   "fwd+bwd": {"pyx_gru": stats}})]}))
     proc = subprocess.run([sys.executable, "-m", "pyx_gru.bench", "--markdown", str(path)],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
+    readme, peers = proc.stdout.strip().split("\n\n")
+    lines = readme.splitlines()
     assert len(lines) == 4 and all(line.count("|") == 12 for line in lines)
     assert lines[2] == "| GRU after | 1, 32, 32 | f32 | 2 | 20 | 8 | 4.00× | 2.00 | 2 | 8 | 4.00× |"
     assert lines[3] == "| SimpleGRU | 1, 32, 32 | f32 | 2 | – | – | – | 2.00 | 2 | – | – |"
+    assert peers.splitlines() == [
+        "| cell | B, D, H | fwd: pyx_gru | PyTorch | JAX | ONNX Runtime "
+        "| fwd+bwd: pyx_gru | PyTorch | JAX |",
+        "|---|---|---|---|---|---|---|---|---|",
+        "| GRU after | 1, 32, 32 | 2 | 8 | – | – | 2 | 8 | – |",
+    ]
 
 
 def _result(cell, label, size, dtype, ours, torch=None, roof=None):
@@ -115,7 +138,8 @@ def test_targets_are_checked_against_the_issue_numbers(capsys):
                 {"fwd": 1.0, "fwd+bwd": 1.0}, {"fwd": 3.0, "fwd+bwd": 3.0}),
     ]
     rows = {(kind, what): (round(measured, 4), bound, met)
-            for kind, what, measured, bound, met in bench.target_rows(results)}
+            for kind, what, measured, bound, met in bench.target_rows(results)
+            if kind != "faster than"}
     assert rows == {
         ("speed-up", "GRU after (1, 32, 32) fwd"): (25.0, 20.0, True),
         ("speed-up", "GRU after (1, 32, 32) fwd+bwd"): (19.9, 20.0, False),
@@ -130,12 +154,149 @@ def test_targets_are_checked_against_the_issue_numbers(capsys):
         ("fwd vs fwd+bwd", "LSTM (64, 512, 512)"): (1.0, 1.1, False),
         ("fwd vs fwd+bwd", "RNN (1, 256, 256)"): (3.0, 3.0, True),
     }
-    bench.print_targets(bench.target_rows(results), threads=1)
+    bench.print_targets(bench.target_rows(results), threads=1, path="avx2", cpu_model="Some CPU")
     out = capsys.readouterr().out
+    assert "pyx_gru's avx2 path on Some CPU" in out.splitlines()[1]
     assert "(the targets are set for 2 threads; this run used 1)" in out
     assert "speed-up: 3 of 4 met" in out and "roofline: 2 of 4 met" in out
     assert "fwd vs fwd+bwd: 2 of 3 met" in out
     assert "MISS  speed-up       GRU after (1, 32, 32) fwd+bwd" in out
+
+
+def test_peer_targets_are_met_missed_or_not_run(capsys):
+    # peer / pyx_gru > 1 is met, at 1 (not faster) MISS; a peer without a
+    # time (not installed) is "not run": neither met nor missed
+    results = [
+        _result("lstm", "LSTM", (1, 32, 32), "float32",
+                {"fwd": 1.0, "fwd+bwd": 2.0}, {"fwd": 3.0, "fwd+bwd": 2.0}),
+        # no peer has a simplified GRU: no rows
+        _result("simple_gru", "SimpleGRU", (1, 32, 32), "float32", {"fwd": 1.0, "fwd+bwd": 1.0}),
+        # float64: not checked
+        _result("rnn", "RNN", (32, 128, 128), "float64",
+                {"fwd": 1.0, "fwd+bwd": 1.0}, {"fwd": 3.0, "fwd+bwd": 3.0}),
+    ]
+    results[0]["timings"]["fwd"]["onnxruntime"] = {"median": 0.5}
+    results[0]["timings"]["fwd"]["jax"] = {"median": 1.5}
+    rows = {what: (measured, bound, met) for kind, what, measured, bound, met
+            in bench.target_rows(results) if kind == "faster than"}
+    assert rows == {
+        "LSTM (1, 32, 32) fwd vs torch": (3.0, 1.0, True),
+        "LSTM (1, 32, 32) fwd vs jax": (1.5, 1.0, True),
+        "LSTM (1, 32, 32) fwd vs onnxruntime": (0.5, 1.0, False),
+        "LSTM (1, 32, 32) fwd+bwd vs torch": (1.0, 1.0, False),
+        "LSTM (1, 32, 32) fwd+bwd vs jax": (None, 1.0, None),
+    }
+    assert [bench.target_status(met) for met in (True, False, None)] == ["met", "MISS", "not run"]
+    bench.print_targets(bench.target_rows(results), threads=2, path="avx512", cpu_model="X")
+    out = capsys.readouterr().out
+    assert "faster than: 2 of 4 met, 1 not run" in out
+    assert "LSTM (1, 32, 32) fwd+bwd vs jax" in out.split("not run")[0].splitlines()[-1]
+    assert "MISS  faster than    LSTM (1, 32, 32) fwd vs onnxruntime" in out
+
+
+def test_vector_path_takes_the_kernels_word_or_falls_back(monkeypatch):
+    monkeypatch.delattr(_recurrent, "simd_path", raising=False)
+    assert bench.vector_path() == ("avx512" if _recurrent.packed_available() else "blas")
+    monkeypatch.setattr(_recurrent, "simd_path", lambda: "portable", raising=False)
+    assert bench.vector_path() == "portable"
+
+
+def test_a_missing_peer_is_reported_not_an_error(monkeypatch, capsys, tmp_path):
+    # import failures simulated through the import helpers: the run goes on,
+    # the report says which peer is missing and how to install it, and the
+    # peers' targets are "not run" (torch is left out too, so that the run
+    # does not change this process's torch thread count)
+    monkeypatch.setattr(bench, "import_torch", lambda: None)
+    monkeypatch.setattr(bench, "import_onnxruntime", lambda: None)
+    monkeypatch.setattr(bench, "import_jax", lambda threads: None)
+    path = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--cells", "rnn", "--sizes", "1,8,8", "--threads", "1",
+                       "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "ONNX Runtime: not installed (pip install onnxruntime onnx)" in out
+    assert "JAX: not installed (pip install jax jaxlib)" in out
+    assert "== peers" in out
+    data = json.loads(path.read_text())
+    assert data["machine"]["versions"]["onnxruntime"] is None
+    assert data["machine"]["versions"]["jax"] is None
+    status = {t["what"]: t["status"] for t in data["targets"] if t["kind"] == "faster than"}
+    assert status["RNN (1, 8, 8) fwd vs torch"] == "not run"
+    assert status["RNN (1, 8, 8) fwd vs jax"] == "not run"
+    assert status["RNN (1, 8, 8) fwd vs onnxruntime"] == "not run"
+    assert set(data["results"][0]["timings"]["fwd"]) & {"jax", "onnxruntime"} == set()
+
+
+def test_the_report_names_cpu_vector_path_and_blas_core_type():
+    info = {"cpu_model": "Some CPU", "vector_path": "avx2",
+            "blas_core_types": [("libscipy_openblas.so", "Haswell")],
+            "environment": {"OPENBLAS_CORETYPE": "Haswell", "PYX_GRU_SIMD": "avx2"},
+            "versions": {"onnxruntime": "1.32.0 (onnx 1.23.2)", "jax": None}}
+    lines = bench.machine_lines(info)
+    assert lines == [
+        "CPU: Some CPU; pyx_gru's vector path: avx2; OpenBLAS core type: Haswell "
+        "(libscipy_openblas.so); set: PYX_GRU_SIMD=avx2 OPENBLAS_CORETYPE=Haswell",
+        "ONNX Runtime: 1.32.0 (onnx 1.23.2)",
+        "JAX: not installed (pip install jax jaxlib)",
+    ]
+
+
+def _peer_problem(cell_name):
+    """A small float32 case of a cell with peers, with a random (not zero)
+    initial state, so that the peers' initial-state inputs are checked too."""
+    case = bench.Case(cell_name, 3, 5, 7, "float32")
+    rng = np.random.default_rng(1)
+    cell, data = bench.make_problem(case, rng)
+    state = data["state0"]
+    def random(s):
+        return rng.standard_normal(s.shape).astype(np.float32)
+
+    data["state0"] = tuple(map(random, state)) if isinstance(state, tuple) else random(state)
+    return case, cell, data
+
+
+def _assert_close(actual, expected, rel=1e-4):
+    """Largest difference within ``rel`` of the largest magnitude expected."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.shape == expected.shape
+    assert np.abs(actual - expected).max() <= rel * np.abs(expected).max()
+
+
+def _states(state):
+    return state if isinstance(state, tuple) else (state,)
+
+
+@pytest.mark.parametrize("cell_name", ["rnn", "gru_after", "lstm"])
+def test_onnx_runtime_runner_agrees_with_the_cell(cell_name):
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    case, cell, data = _peer_problem(cell_name)
+    y, state, _ = cell.forward(data["x"], data["state0"], cache=False)
+    session = bench.onnx_session(ort, onnx, cell, case.torch_name, case.B, threads=1)
+    y_ort, state_ort = bench.onnx_runners(session, data)["fwd"]()
+    _assert_close(y_ort, y)
+    for s_ort, s in zip(_states(state_ort), _states(state), strict=True):
+        _assert_close(s_ort[0], s)  # ONNX's states have a leading direction axis
+
+
+@pytest.mark.parametrize("cell_name", ["rnn", "gru_after", "lstm"])
+def test_jax_runner_agrees_with_the_cell_forward_and_backward(cell_name):
+    jax = pytest.importorskip("jax")
+    case, cell, data = _peer_problem(cell_name)
+    runners = bench.jax_runners(jax, cell, case.torch_name, data)
+    y, state, cache = cell.forward(data["x"], data["state0"])
+    y_jax, state_jax = runners["fwd"]()
+    _assert_close(y_jax, y)
+    for s_jax, s in zip(_states(state_jax), _states(state), strict=True):
+        _assert_close(s_jax, s)
+    dx, dstate0, dparams = cell.backward(cache, data["dy"], data["dstate"])
+    dparams_jax, dx_jax, dstate0_jax = runners["fwd+bwd"]()
+    expected = interop.to_torch(cell, dparams, gradient=True)
+    assert set(dparams_jax) == set(expected)
+    for name, grad in expected.items():
+        _assert_close(dparams_jax[name], grad)
+    _assert_close(dx_jax, dx)
+    for d_jax, d in zip(_states(dstate0_jax), _states(dstate0), strict=True):
+        _assert_close(d_jax, d)
 
 
 @pytest.mark.parametrize("worst,verdict", [(1.25, "met"), (1.26, "MISSED")])
