@@ -1099,15 +1099,10 @@ def warn_if_busy(parts, whole_run):
 
 
 def vector_path():
-    """The vector path of pyx_gru's compiled kernels: ``_recurrent.simd_path()``
-    ("avx512", "avx2" or "portable"; ``PYX_GRU_SIMD`` may force a narrower
-    one) where the kernels have it; before that, "avx512" if the packed
-    AVX-512 kernel runs on this CPU, else "blas" (per-step products from
-    the BLAS)."""
-    simd_path = getattr(_recurrent, "simd_path", None)
-    if simd_path is not None:
-        return simd_path()
-    return "avx512" if _recurrent.packed_available() else "blas"
+    """The vector path of pyx_gru's compiled kernels: "avx512", "avx2" or
+    "portable" (``PYX_GRU_SIMD`` may force a narrower one than the CPU's
+    widest)."""
+    return _recurrent.simd_path()
 
 
 def blas_core_types(threadpools):

@@ -194,11 +194,13 @@ def test_peer_targets_are_met_missed_or_not_run(capsys):
     assert "MISS  faster than    LSTM (1, 32, 32) fwd vs onnxruntime" in out
 
 
-def test_vector_path_takes_the_kernels_word_or_falls_back(monkeypatch):
-    monkeypatch.delattr(_recurrent, "simd_path", raising=False)
-    assert bench.vector_path() == ("avx512" if _recurrent.packed_available() else "blas")
-    monkeypatch.setattr(_recurrent, "simd_path", lambda: "portable", raising=False)
-    assert bench.vector_path() == "portable"
+def test_vector_path_is_the_kernels_path():
+    previous = _recurrent._set_simd(_recurrent.simd_paths()[-1])
+    try:
+        assert bench.vector_path() == _recurrent.simd_paths()[-1] == "portable"
+    finally:
+        _recurrent._set_simd(previous)
+    assert bench.vector_path() == previous
 
 
 def test_a_missing_peer_is_reported_not_an_error(monkeypatch, capsys, tmp_path):
