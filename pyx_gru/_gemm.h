@@ -86,13 +86,21 @@ static void NAME(size_t K, size_t N, const T* src, size_t sk, size_t sj,       \
         T* out = dst + p * K * PW;                                              \
         size_t j0 = p * PW, nc = N - j0 < PW ? N - j0 : PW;                     \
         if (nc < PW) memset(out, 0, K * PW * sizeof(T));                        \
-        if (sj == 1) {                /* rows of the panel lie in rows of src */ \
+        if (sj == 1 && nc == PW) {    /* rows of the panel lie in rows of src */ \
+            for (size_t k = 0; k < K; k++)    /* (a copy of constant size: inlined) */ \
+                memcpy(out + k * PW, src + k * sk + j0, PW * sizeof(T));        \
+        } else if (sj == 1) {                                                   \
             for (size_t k = 0; k < K; k++)                                      \
                 memcpy(out + k * PW, src + k * sk + j0, nc * sizeof(T));        \
         } else {                      /* columns of the panel lie in rows */    \
-            for (size_t c = 0; c < nc; c++) {                                   \
-                const T* s = src + (j0 + c) * sj;                               \
-                for (size_t k = 0; k < K; k++) out[k * PW + c] = s[k * sk];     \
+            /* in blocks of PW rows, so that the reads of each column and the  \
+             * writes of each row stay in a few cache lines */                 \
+            for (size_t k0 = 0; k0 < K; k0 += PW) {                             \
+                const size_t k1 = K - k0 < PW ? K : k0 + PW;                    \
+                for (size_t c = 0; c < nc; c++) {                               \
+                    const T* s = src + (j0 + c) * sj;                           \
+                    for (size_t k = k0; k < k1; k++) out[k * PW + c] = s[k * sk]; \
+                }                                                               \
             }                                                                   \
         }                                                                       \
     }                                                                           \
