@@ -162,6 +162,12 @@ TARGET static inline __attribute__((always_inline)) void NAME(                  
 TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
                         size_t ps, T beta, T* C, int ldc, int groups,          \
                         size_t gsa, size_t gsc) {                              \
+    if (groups > 1 && gsa == (size_t)m * lda && gsc == (size_t)m * ldc) {      \
+        /* groups that follow one another are one block of rows (at B = 1:   \
+         * the steps of an input projection), in blocks of RBMAX rows */       \
+        m *= groups;                                                            \
+        groups = 1;                                                             \
+    }                                                                           \
     const int nblk = (m + RBMAX - 1) / RBMAX;                                   \
     const int npmax = NPFOR((m + nblk - 1) / nblk);                             \
     const int full = n / PW, nc = n % PW;                                       \
