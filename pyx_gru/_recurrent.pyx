@@ -5,10 +5,12 @@
 # they get here (this module trusts its inputs and never raises).
 #
 # Forward:
-#   gates = x @ W                          one GEMM over all T*B rows, before the loop
-#                                           (the packed path takes it inside the loop,
-#                                           about 256 rows, several steps, at a time)
-#   for t:   hu = h_{t-1} @ U               one GEMM per step, every gate at once
+#   gates = x @ W                          inside the loop, about 256 rows (several
+#                                           steps) at a time, against a packed W
+#                                           (_gemm.h; the BLAS path, kept for the
+#                                           tests and --kernels: one GEMM over all
+#                                           T*B rows before the loop)
+#   for t:   hu = h_{t-1} @ U               one product per step, every gate at once
 #            <cell pointwise step>          gates[t] + hu + b -> activations,
 #                                           hs[t+1] <- h_t
 #            <mask rows with t >= lengths>  carry the state, y = 0
@@ -21,7 +23,9 @@
 #                                           pre-activations, dh_prev <- direct part
 #            dh_prev += dA[t] @ U.T         one GEMM per step
 #   dW = x.T @ dA, dU = hs[:T].T @ dA, dx = dA @ W.T, db = dA.sum(0)
-#                                           one GEMM each, after the loop
+#                                           one product each per chunk of steps
+#                                           (dx against a packed W.T, the others
+#                                           from the BLAS)
 # Threads: batch rows are independent through time, so a large enough call
 # runs on a team of threads, each taking the whole time loop for its own
 # block of rows (no synchronisation between steps) and a share of the GEMMs
