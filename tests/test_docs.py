@@ -51,6 +51,12 @@ Median ms of one call.
 | GRU `after` | 16, 64, 64 |  |
 
 What this shows.
+
+Peers, same run.
+
+| cell | pyx_gru | JAX |
+|---|---|---|
+| LSTM | 0.059 | 0.242 |
 """
 
 
@@ -65,10 +71,20 @@ def test_readme_benchmark_becomes_a_list_table():
     assert not any("What this shows" in line for line in lines)
 
 
+def test_readme_benchmark_takes_the_paragraph_it_is_given():
+    lines = pyx_gru_docs.readme_benchmark_rst(README, "Peers,")
+    assert lines[0] == "Peers, same run."
+    assert [line for line in lines if line.startswith("   * - ")] == ["   * - cell", "   * - LSTM"]
+    assert "     - 0.242" in lines
+
+
 def test_readme_benchmark_reads_the_real_readme():
     lines = pyx_gru_docs.readme_benchmark_rst((ROOT / "README.md").read_text(encoding="utf-8"))
     assert lines[0].startswith("Full run,")
     assert sum(line.startswith("   * - ") for line in lines) > 10
+    peers = pyx_gru_docs.readme_benchmark_rst((ROOT / "README.md").read_text(encoding="utf-8"), "Peers,")
+    assert "ONNX Runtime" in " ".join(peers)
+    assert sum(line.startswith("   * - ") for line in peers) > 10
 
 
 @pytest.mark.parametrize("text, message", [

@@ -1,9 +1,10 @@
 """Sphinx helpers of the pyx_gru site.
 
-* ``.. readme-benchmark::`` renders the benchmark table of ``README.md`` (the
-  paragraph that starts with "Full run," and the Markdown table after it), so
-  the site shows the figures the README has, with their date and machine,
-  without a second copy to keep in step.
+* ``.. readme-benchmark:: [start]`` renders a benchmark table of
+  ``README.md`` (the paragraph that starts with *start*, "Full run," unless
+  given, and the Markdown table after it), so the site shows the figures the
+  README has, with their date and machine, without a second copy to keep in
+  step.
 * ``.. program-help:: [subcommand]`` prints ``python -m pyx_gru [subcommand]
   --help`` as the parser gives it.
 * ``TutorialOrder`` sorts the tutorials in reading order for sphinx-gallery.
@@ -50,13 +51,15 @@ def _inline(text):
     return re.sub(r"`([^`]+)`", r"``\1``", text)
 
 
-def readme_benchmark_rst(readme):
-    """reST for the README's benchmark paragraph and table.
+def readme_benchmark_rst(readme, start="Full run,"):
+    """reST for one of the README's benchmark paragraphs and its table.
 
     Parameters
     ----------
     readme : str
         The text of README.md.
+    start : str
+        How the paragraph begins (the first such paragraph is taken).
 
     Returns
     -------
@@ -65,11 +68,11 @@ def readme_benchmark_rst(readme):
     """
     lines = readme.splitlines()
     try:
-        start = next(i for i, line in enumerate(lines) if line.startswith("Full run,"))
+        first = next(i for i, line in enumerate(lines) if line.startswith(start))
     except StopIteration:
-        raise ExtensionError("readme-benchmark: README.md has no paragraph starting 'Full run,'")
+        raise ExtensionError(f"readme-benchmark: README.md has no paragraph starting {start!r}")
     paragraph = []
-    i = start
+    i = first
     while i < len(lines) and lines[i].strip():
         paragraph.append(lines[i].strip())
         i += 1
@@ -82,7 +85,7 @@ def readme_benchmark_rst(readme):
             rows.append(cells)
         i += 1
     if len(rows) < 2 or any(len(r) != len(rows[0]) for r in rows):
-        raise ExtensionError("readme-benchmark: no well-formed table after the 'Full run,' paragraph")
+        raise ExtensionError(f"readme-benchmark: no well-formed table after the {start!r} paragraph")
     out = [_inline(" ".join(paragraph)), "", ".. list-table::", "   :header-rows: 1", ""]
     for row in rows:
         for k, cell in enumerate(row):
@@ -92,12 +95,15 @@ def readme_benchmark_rst(readme):
 
 
 class ReadmeBenchmark(Directive):
+    optional_arguments = 1
+    final_argument_whitespace = True
     has_content = False
 
     def run(self):
         readme = ROOT / "README.md"
         self.state.document.settings.env.note_dependency(str(readme))
-        content = StringList(readme_benchmark_rst(readme.read_text(encoding="utf-8")), str(readme))
+        start = self.arguments[0] if self.arguments else "Full run,"
+        content = StringList(readme_benchmark_rst(readme.read_text(encoding="utf-8"), start), str(readme))
         node = nodes.container()
         self.state.nested_parse(content, self.content_offset, node)
         return node.children
