@@ -162,6 +162,15 @@ TARGET static inline __attribute__((always_inline)) void NAME(                  
 TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
                         size_t ps, T beta, T* C, int ldc, int groups,          \
                         size_t gsa, size_t gsc) {                              \
+    /* a team member may have no rows; with k = 0, C = beta * C */            \
+    if (m <= 0 || n <= 0) return;                                               \
+    if (k <= 0) {                                                               \
+        if (beta == 0)                                                          \
+            for (int g = 0; g < groups; g++)                                    \
+                for (int i = 0; i < m; i++)                                     \
+                    memset(C + g * gsc + (size_t)i * ldc, 0, (size_t)n * sizeof(T)); \
+        return;                                                                 \
+    }                                                                           \
     if (groups > 1 && gsa == (size_t)m * lda && gsc == (size_t)m * ldc) {      \
         /* groups that follow one another are one block of rows (at B = 1:   \
          * the steps of an input projection), in blocks of RBMAX rows */       \
@@ -173,7 +182,6 @@ TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
     const int full = n / PW, nc = n % PW;                                       \
     const int prefetch = (size_t)k * n * sizeof(T) >= pyx_prefetch_bytes;      \
     int p = 0;                                                                  \
-    if (m <= 0) return;                                                         \
     while (p < full) {                                                          \
         /* blocks of npmax panels, then the rest as one block */               \
         const int np = full - p < npmax ? full - p : npmax;                     \

@@ -69,8 +69,10 @@ int main(int argc, char **argv) {
 """
 
 # (m, n, k): one and a few rows, full and partial blocks of panels and of
-# rows, k over several k blocks.
-SHAPES = [(1, 96, 32), (2, 200, 70), (7, 1030, 300), (13, 45, 129), (3, 16, 1)]
+# rows, k over several k blocks; no rows (a team member may have none), and
+# k = 0 (C stays C).
+SHAPES = [(1, 96, 32), (2, 200, 70), (7, 1030, 300), (13, 45, 129), (3, 16, 1),
+          (0, 16, 5), (4, 40, 0)]
 
 
 def operands(m, n, k, seed):
