@@ -554,7 +554,8 @@ def simd_path():
 
 def _set_simd(str name):
     """Take the vector path ``name`` (one of :func:`simd_paths`; for the
-    tests and the benchmark); returns the previous one, to restore it."""
+    tests and the benchmark); returns the previous one, to restore it. Not
+    for use while another thread runs a pass (it would change path midway)."""
     if name not in simd_paths():
         raise ValueError(f"vector path {name!r} is not one this CPU runs: {simd_paths()}")
     previous = simd_path()
@@ -575,6 +576,7 @@ def _simd_from_environment(environ):
 
 
 _simd_from_environment(os.environ)
+simd_path()  # the path is fixed here, not by the first call in a team
 
 
 def packed_available():

@@ -34,16 +34,35 @@
 #define PYX_SIMD_X86 0
 #endif
 
-/* The widest path this CPU runs. */
+#if PYX_SIMD_X86
+#include <cpuid.h>
+
+/* The register state the OS saves (XCR0), 0 if it does not say (no
+ * OSXSAVE): a CPU with AVX whose OS does not save the wide registers must
+ * not use them. Newer compilers' __builtin_cpu_supports checks this too;
+ * older libgcc looked at CPUID only. */
+static unsigned pyx_os_xcr0(void) {
+    unsigned a, b, c, d, lo, hi;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE))
+        return 0;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return lo;
+}
+#endif
+
+/* The widest path this CPU (and its OS) runs. */
 static int pyx_simd_widest(void) {
 #if PYX_SIMD_X86
     static int widest = -1;
     if (widest < 0) {
+        unsigned xcr0 = pyx_os_xcr0();
+        int ymm = (xcr0 & 0x6) == 0x6;       /* SSE and AVX state */
+        int zmm = (xcr0 & 0xe6) == 0xe6;     /* and the AVX-512 state */
         __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
+        if (zmm && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2")
             && __builtin_cpu_supports("fma"))
             widest = PYX_SIMD_AVX512;
-        else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        else if (ymm && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
             widest = PYX_SIMD_AVX2;
         else
             widest = PYX_SIMD_PORTABLE;
@@ -54,7 +73,8 @@ static int pyx_simd_widest(void) {
 #endif
 }
 
-/* The path in use: -1 until first asked, then the widest unless set. */
+/* The path in use: -1 until first asked, then the widest unless set (the
+ * extension asks on import, before any team of threads could). */
 static int pyx_simd_level = -1;
 
 static inline int pyx_simd(void) {
