@@ -153,4 +153,53 @@ PYX_BLOCK(pyx_sigmoid_block_d, double, pyx_sigmoid_d)
 PYX_BLOCK(pyx_tanh_block_f, float, pyx_tanh_f)
 PYX_BLOCK(pyx_tanh_block_d, double, pyx_tanh_d)
 
+/* The LSTM's forward pointwise step for one row in one pass, for the
+ * kernels' common case (no peepholes, no pinned gate), compiled per path
+ * like the blocks above: the adds vectorise with the activations, and each
+ * gate is read and written once. a holds the row's gate blocks i, f, g, o
+ * (H apart), x_t W on entry and the activations on return; hu is h_{t-1} U
+ * for the same columns; for j in [0, n):
+ *   i = sigmoid(a_i + (hu_i + b_i)), f and o alike, g = tanh(a_g + (hu_g + b_g))
+ *   c = f * c_prev + i * g,  h = tanh(c) * o
+ * the operations, and so the results, of _lstm_forward in _recurrent.pyx. */
+#define PYX_LSTM_ROW_ONE(NAME, TARGET, T, SIG, TANH)                            \
+TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, T* __restrict a,              \
+                        const T* __restrict hu, const T* __restrict b,          \
+                        const T* __restrict c_prev, T* __restrict c,            \
+                        T* __restrict h) {                                      \
+    for (ptrdiff_t j = 0; j < n; j++) {                                         \
+        T i = SIG(a[j] + (hu[j] + b[j]));                                       \
+        T f = SIG(a[H + j] + (hu[H + j] + b[H + j]));                           \
+        T g = TANH(a[2 * H + j] + (hu[2 * H + j] + b[2 * H + j]));              \
+        T o = SIG(a[3 * H + j] + (hu[3 * H + j] + b[3 * H + j]));               \
+        T cc = f * c_prev[j] + i * g;                                           \
+        a[j] = i;                                                               \
+        a[H + j] = f;                                                           \
+        a[2 * H + j] = g;                                                       \
+        a[3 * H + j] = o;                                                       \
+        c[j] = cc;                                                              \
+        h[j] = TANH(cc) * o;                                                    \
+    }                                                                           \
+}
+#define PYX_LSTM_ARGS n, H, a, hu, b, c_prev, c, h
+#if PYX_SIMD_X86 && !defined(PYX_GRU_NO_CLONES)
+#define PYX_LSTM_ROW(NAME, T, SIG, TANH)                                        \
+PYX_LSTM_ROW_ONE(NAME##_portable, , T, SIG, TANH)                               \
+PYX_LSTM_ROW_ONE(NAME##_avx2, PYX_TARGET_AVX2, T, SIG, TANH)                    \
+PYX_LSTM_ROW_ONE(NAME##_avx512, PYX_TARGET_AVX512, T, SIG, TANH)                \
+static void NAME(ptrdiff_t n, ptrdiff_t H, T* a, const T* hu, const T* b,       \
+                 const T* c_prev, T* c, T* h) {                                 \
+    switch (pyx_simd()) {                                                       \
+    case PYX_SIMD_AVX512: NAME##_avx512(PYX_LSTM_ARGS); return;                 \
+    case PYX_SIMD_AVX2: NAME##_avx2(PYX_LSTM_ARGS); return;                     \
+    default: NAME##_portable(PYX_LSTM_ARGS);                                    \
+    }                                                                           \
+}
+#else
+#define PYX_LSTM_ROW(NAME, T, SIG, TANH) PYX_LSTM_ROW_ONE(NAME, , T, SIG, TANH)
+#endif
+
+PYX_LSTM_ROW(pyx_lstm_row_f, float, pyx_sigmoid_f, pyx_tanh_f)
+PYX_LSTM_ROW(pyx_lstm_row_d, double, pyx_sigmoid_d, pyx_tanh_d)
+
 #endif

@@ -13,6 +13,10 @@ cdef extern from "_activations.h" nogil:
     void pyx_sigmoid_block_d(double* v, Py_ssize_t n)
     void pyx_tanh_block_f(float* v, Py_ssize_t n)
     void pyx_tanh_block_d(double* v, Py_ssize_t n)
+    void pyx_lstm_row_f(Py_ssize_t n, Py_ssize_t H, float* a, const float* hu, const float* b,
+                        const float* c_prev, float* c, float* h)
+    void pyx_lstm_row_d(Py_ssize_t n, Py_ssize_t H, double* a, const double* hu,
+                        const double* b, const double* c_prev, double* c, double* h)
 
 
 cdef inline floating sigmoid(floating a) noexcept nogil:
@@ -44,3 +48,14 @@ cdef inline void tanh_block(floating* v, Py_ssize_t n) noexcept nogil:
         pyx_tanh_block_f(v, n)
     else:
         pyx_tanh_block_d(v, n)
+
+
+cdef inline void lstm_row(Py_ssize_t n, Py_ssize_t H, floating* a, const floating* hu,
+                          const floating* b, const floating* c_prev, floating* c,
+                          floating* h) noexcept nogil:
+    # One row of the LSTM's forward step, no peepholes, no pinned gate
+    # (_activations.h): a <- the gates i, f, g, o; c and h of the step.
+    if floating is float:
+        pyx_lstm_row_f(n, H, a, hu, b, c_prev, c, h)
+    else:
+        pyx_lstm_row_d(n, H, a, hu, b, c_prev, c, h)

@@ -52,7 +52,7 @@ from ._blas cimport gemm, team_enter, team_leave
 from ._gemm cimport (PYX_PANEL_D, PYX_PANEL_F, gemm_packed, pack, panel_width,
                      pyx_packed_size, pyx_set_prefetch_bytes, pyx_simd, pyx_simd_set,
                      pyx_simd_widest)
-from ._math cimport sigmoid_block, tanh_block
+from ._math cimport lstm_row, sigmoid_block, tanh_block
 
 cdef enum:
     _RNN = 0
@@ -234,6 +234,12 @@ cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole,
     # i = sigmoid(. + p_i c_prev), f = sigmoid(. + p_f c_prev), g = tanh(.),
     # c = f * c_prev + i * g, o = sigmoid(. + p_o c), h = o * tanh(c)
     cdef Py_ssize_t bb, j, o, k
+    if not peephole and keep[0] != 0 and keep[1] != 0 and keep[3] != 0:
+        # the same in one pass a row, per vector path (_activations.h)
+        for bb in range(B):
+            lstm_row(n, H, a + bb * 4 * H, hu + bb * 4 * H, b, c_prev + bb * H,
+                     c + bb * H, h + bb * H)
+        return
     for bb in range(B):
         o = bb * 4 * H
         if peephole:
