@@ -125,28 +125,33 @@ static inline double pyx_tanh_d(double a)
     return copysign(x < 0.625 ? small : big, a);
 }
 
-/* v[:n] = F(v[:n]), once per vector path (PYX_GRU_NO_CLONES: once, for the
- * flags of the build, as tests/test_math.py compiles it for each
- * instruction set), and the function of the path in use. */
+/* NAME: the function ONE(NAME_path, TARGET, ...) compiled once per vector
+ * path, and NAME itself, which calls the one of the path in use (PARAMS
+ * and ARGS: its parameter and argument lists). With PYX_GRU_NO_CLONES,
+ * only NAME, for the flags of the build (tests/test_math.py compiles it so
+ * for each instruction set). */
+#if PYX_SIMD_X86 && !defined(PYX_GRU_NO_CLONES)
+#define PYX_CLONES(NAME, ONE, PARAMS, ARGS, ...)                                \
+ONE(NAME##_portable, , __VA_ARGS__)                                             \
+ONE(NAME##_avx2, PYX_TARGET_AVX2, __VA_ARGS__)                                  \
+ONE(NAME##_avx512, PYX_TARGET_AVX512, __VA_ARGS__)                              \
+static void NAME PARAMS {                                                       \
+    switch (pyx_simd()) {                                                       \
+    case PYX_SIMD_AVX512: NAME##_avx512 ARGS; return;                           \
+    case PYX_SIMD_AVX2: NAME##_avx2 ARGS; return;                               \
+    default: NAME##_portable ARGS;                                              \
+    }                                                                           \
+}
+#else
+#define PYX_CLONES(NAME, ONE, PARAMS, ARGS, ...) ONE(NAME, , __VA_ARGS__)
+#endif
+
+/* v[:n] = F(v[:n]) */
 #define PYX_BLOCK_ONE(NAME, TARGET, T, F)                                       \
 TARGET static void NAME(T* v, ptrdiff_t n) {                                    \
     for (ptrdiff_t i = 0; i < n; i++) v[i] = F(v[i]);                           \
 }
-#if PYX_SIMD_X86 && !defined(PYX_GRU_NO_CLONES)
-#define PYX_BLOCK(NAME, T, F)                                                   \
-PYX_BLOCK_ONE(NAME##_portable, , T, F)                                          \
-PYX_BLOCK_ONE(NAME##_avx2, PYX_TARGET_AVX2, T, F)                               \
-PYX_BLOCK_ONE(NAME##_avx512, PYX_TARGET_AVX512, T, F)                           \
-static void NAME(T* v, ptrdiff_t n) {                                           \
-    switch (pyx_simd()) {                                                       \
-    case PYX_SIMD_AVX512: NAME##_avx512(v, n); return;                          \
-    case PYX_SIMD_AVX2: NAME##_avx2(v, n); return;                              \
-    default: NAME##_portable(v, n);                                             \
-    }                                                                           \
-}
-#else
-#define PYX_BLOCK(NAME, T, F) PYX_BLOCK_ONE(NAME, , T, F)
-#endif
+#define PYX_BLOCK(NAME, T, F) PYX_CLONES(NAME, PYX_BLOCK_ONE, (T* v, ptrdiff_t n), (v, n), T, F)
 
 PYX_BLOCK(pyx_sigmoid_block_f, float, pyx_sigmoid_f)
 PYX_BLOCK(pyx_sigmoid_block_d, double, pyx_sigmoid_d)
@@ -155,7 +160,7 @@ PYX_BLOCK(pyx_tanh_block_d, double, pyx_tanh_d)
 
 /* The LSTM's forward pointwise step for one row in one pass, for the
  * kernels' common case (no peepholes, no pinned gate), compiled per path
- * like the blocks above: the adds vectorise with the activations, and each
+ * like the blocks: the adds vectorise with the activations, and each
  * gate is read and written once. a holds the row's gate blocks i, f, g, o
  * (H apart), x_t W on entry and the activations on return; hu is h_{t-1} U
  * for the same columns; for j in [0, n):
@@ -181,23 +186,11 @@ TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, T* __restrict a,              
         h[j] = TANH(cc) * o;                                                    \
     }                                                                           \
 }
-#define PYX_LSTM_ARGS n, H, a, hu, b, c_prev, c, h
-#if PYX_SIMD_X86 && !defined(PYX_GRU_NO_CLONES)
 #define PYX_LSTM_ROW(NAME, T, SIG, TANH)                                        \
-PYX_LSTM_ROW_ONE(NAME##_portable, , T, SIG, TANH)                               \
-PYX_LSTM_ROW_ONE(NAME##_avx2, PYX_TARGET_AVX2, T, SIG, TANH)                    \
-PYX_LSTM_ROW_ONE(NAME##_avx512, PYX_TARGET_AVX512, T, SIG, TANH)                \
-static void NAME(ptrdiff_t n, ptrdiff_t H, T* a, const T* hu, const T* b,       \
-                 const T* c_prev, T* c, T* h) {                                 \
-    switch (pyx_simd()) {                                                       \
-    case PYX_SIMD_AVX512: NAME##_avx512(PYX_LSTM_ARGS); return;                 \
-    case PYX_SIMD_AVX2: NAME##_avx2(PYX_LSTM_ARGS); return;                     \
-    default: NAME##_portable(PYX_LSTM_ARGS);                                    \
-    }                                                                           \
-}
-#else
-#define PYX_LSTM_ROW(NAME, T, SIG, TANH) PYX_LSTM_ROW_ONE(NAME, , T, SIG, TANH)
-#endif
+PYX_CLONES(NAME, PYX_LSTM_ROW_ONE,                                              \
+           (ptrdiff_t n, ptrdiff_t H, T* a, const T* hu, const T* b,            \
+            const T* c_prev, T* c, T* h),                                       \
+           (n, H, a, hu, b, c_prev, c, h), T, SIG, TANH)
 
 PYX_LSTM_ROW(pyx_lstm_row_f, float, pyx_sigmoid_f, pyx_tanh_f)
 PYX_LSTM_ROW(pyx_lstm_row_d, double, pyx_sigmoid_d, pyx_tanh_d)
