@@ -84,10 +84,11 @@ def parts(state):
     return tuple(state) if isinstance(state, tuple) else (state,)
 
 
-def assert_close(actual, expected, dtype, err_msg=""):
-    """Equal to the dtype's tolerance, relative to the scale of ``expected``."""
+def assert_close(actual, expected, dtype, err_msg="", factor=1.0):
+    """Equal to the dtype's tolerance (times ``factor``), relative to the
+    scale of ``expected``."""
     expected = np.asarray(expected, dtype=np.float64)
-    tol = TOL[np.dtype(dtype).type]
+    tol = TOL[np.dtype(dtype).type] * factor
     scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
     np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale, err_msg=err_msg)
 

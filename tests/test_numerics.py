@@ -1,6 +1,7 @@
 """Numerics at the extremes, through the cells: saturated sigmoid and tanh
 (pre-activations up to +-1e4 and beyond) without overflow warnings and with
 finite gradients, and NaN or Inf reaching only the outputs that depend on it."""
+import platform
 import warnings
 
 import numpy as np
@@ -8,7 +9,12 @@ import pytest
 from scipy.special import expit
 
 import pyx_gru as pg
+from pyx_gru import _recurrent
 from conftest import assert_close, make_cell, parts, random_problem
+
+# The portable vector path multiplies and adds (two roundings) on x86-64;
+# elsewhere (aarch64) it fuses them, as the AVX paths do.
+NO_FMA_PORTABLE = platform.machine() in ("x86_64", "AMD64", "i686")
 
 # Pre-activations from 1e-3 to 1e4 in size, both signs, and the points where
 # exp overflows in float32 (88.7) and float64 (709.8).
@@ -111,16 +117,22 @@ def test_saturated_cells_are_finite_and_agree_with_the_reference(config, dtype, 
     with strict(underflow=False):
         ry, rstate, rcache = ref.forward(x, state0)
         rdx, rdstate0, rgrads = ref.backward(rcache, dy, dstate)
-    assert_close(y, ry, dtype)
-    assert_close(dx, rdx, dtype)
+    # A pre-activation here can be a value near 0 summed from terms of 1e3
+    # and more. Without a fused multiply-add (the portable path on x86-64)
+    # each term is rounded once more, by up to eps/2 of its size, which can
+    # reach an unsaturated gate: 10 times float32's tolerance there (4.6e-5
+    # seen on y, 1.4e-5 on db).
+    factor = 10.0 if _recurrent.simd_path() == "portable" and NO_FMA_PORTABLE else 1.0
+    assert_close(y, ry, dtype, factor=factor)
+    assert_close(dx, rdx, dtype, factor=factor)
     for u, v in zip(parts(dstate0), parts(rdstate0)):
-        assert_close(u, v, dtype)
+        assert_close(u, v, dtype, factor=factor)
     # dW sums x * dA: its rounding error scales with |x|, so compare it in
     # units of |x|'s size (1e4 with huge inputs).
     x_scale = np.abs(x).max()
     for k in grads:
         scale = x_scale if k == "W" else 1.0
-        assert_close(grads[k] / scale, rgrads[k] / scale, dtype, k)
+        assert_close(grads[k] / scale, rgrads[k] / scale, dtype, k, factor=factor)
 
 
 # -- NaN and Inf ---------------------------------------------------------------------
