@@ -6,7 +6,7 @@ import pytest
 import pyx_gru as pg
 from pyx_gru import reference
 from conftest import (
-    CONFIGS, assert_close, assert_results_close, make_cell, parts, random_problem,
+    CONFIGS, DTYPES, assert_close, assert_results_close, make_cell, parts, random_problem,
 )
 
 
@@ -195,3 +195,24 @@ def test_backward_in_chunks_equals_reference(config, dtype, T, B):
     want = ref.forward(x, state0, lengths, gates=pins)
     assert_results_close(got, want, dtype)
     assert_results_close(cell.backward(got[2], dy, dstate), ref.backward(want[2], dy, dstate), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("T,B,H", [(6, 1, 5), (9, 3, 37), (4, 16, 64)])
+def test_lstm_one_pass_step_is_the_general_step(simd_path, dtype, T, B, H):
+    """Without peepholes or pinned gates the LSTM's forward step runs as one
+    pass a row (_activations.h); with peepholes the general step runs. Zero
+    peepholes add exactly 0, so the two must give the same bits, on every
+    vector path, lengths and all."""
+    plain = make_cell("lstm", D=4, H=H, dtype=dtype)
+    peep = make_cell("lstm_peephole", D=4, H=H, dtype=dtype)
+    peep.params = {**plain.params, "P": np.zeros_like(peep.params["P"])}
+    x, state0, dy, dstate = random_problem(plain, T, B, seed=H)
+    lengths = np.random.default_rng(B).integers(0, T + 1, B)
+    for cache in (True, False):
+        y1, (h1, c1), saved = plain.forward(x, state0, lengths, cache=cache)
+        y2, (h2, c2), saved2 = peep.forward(x, state0, lengths, cache=cache)
+        for a, b in [(y1, y2), (h1, h2), (c1, c2)]:
+            np.testing.assert_array_equal(a, b)
+        if cache:
+            np.testing.assert_array_equal(saved.gates, saved2.gates)
