@@ -80,8 +80,12 @@ asleep between pyx_gru's own per-step GEMMs, which made pyx_gru slower and
 noisier. Unless ``OPENBLAS_THREAD_TIMEOUT`` is already set, ``python -m
 pyx_gru.bench`` therefore restarts itself with ``OPENBLAS_THREAD_TIMEOUT=24``
 (2**24 cycles, a few ms: longer than any gap between the GEMMs of one call)
-and pauses 10 ms before every timed call, so each call starts with every
-library's threads idle. A call shorter than 20 ms is then run once untimed
+and, before every timed call, pauses until every library's threads are idle:
+10 ms at least, then on until the process used less than a tenth of a CPU
+over 5 ms (at most 0.5 s more). A fixed pause is not enough: after a call,
+ONNX Runtime's worker threads spin for about 50 ms on 2 cores, and a pyx_gru
+call timed 10 ms after one took twice as long as on its own (GRU
+(16, 64, 64) forward: 1.07 ms against 0.55 ms). A call shorter than 20 ms is then run once untimed
 (to wake its own threads) and timed as the mean of a block of about 5 ms of
 calls; a longer one is timed alone. the value used is recorded with the results.
 
@@ -295,11 +299,26 @@ SHORT_CALL = 0.02
 BLOCK_SECONDS = 0.005
 
 
+def settle():
+    """Sleep SETTLE_SECONDS, then on in IDLE_WINDOW steps until the process
+    (every thread of every library in it) used less than IDLE_FRACTION of a
+    CPU over one of them, or SETTLE_MAX_SECONDS have passed; returns the
+    seconds slept."""
+    t0 = time.perf_counter()
+    time.sleep(SETTLE_SECONDS)
+    while time.perf_counter() - t0 < SETTLE_MAX_SECONDS:
+        c0 = time.process_time()
+        time.sleep(IDLE_WINDOW)
+        if time.process_time() - c0 < IDLE_FRACTION * IDLE_WINDOW:
+            break
+    return time.perf_counter() - t0
+
+
 def time_after_pause(fn, estimate):
     """Seconds per call of ``fn`` after the settling pause: one call for a
     long ``fn``; a re-warming call and then a block of about BLOCK_SECONDS of
     calls (their mean) for a short one."""
-    time.sleep(SETTLE_SECONDS)
+    settle()
     if estimate >= SHORT_CALL:
         return time_call(fn)
     fn()
@@ -1299,6 +1318,10 @@ BLAS_SPIN_VALUE = "24"
 # Pause between two timed calls, long enough for the previous library's
 # worker threads (OpenBLAS, spinning 2**24 cycles; OpenMP) to go idle.
 SETTLE_SECONDS = 0.01
+# Then wait for the process to be idle (see settle()).
+IDLE_WINDOW = 0.005
+IDLE_FRACTION = 0.1
+SETTLE_MAX_SECONDS = 0.5
 
 
 def restart_with_short_blas_spin():
