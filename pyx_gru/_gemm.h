@@ -115,8 +115,8 @@ PYX_PACK(pyx_pack_d, double, PYX_PANEL_D)
  * the panel at pf at each kk. */
 #define PYX_MICRO(NAME, TARGET, T, VT, VN, VPP, RB, NP, LOAD, STORE, BCAST, FMA, ZERO) \
 TARGET static inline __attribute__((always_inline)) void NAME(                  \
-        int k, const T* A, int lda, const T* Bp, size_t ps, T beta, T* C,       \
-        int ldc, const T* pf) {                                                 \
+        int k, const T* A, int lda, const T* Bp, size_t ps, size_t rs, T beta,  \
+        T* C, int ldc, const T* pf) {                                           \
     VT acc[RB][(NP) * (VPP)];                                                   \
     for (int r = 0; r < RB; r++)                                                \
         for (int v = 0; v < (NP) * (VPP); v++)                                  \
@@ -124,7 +124,7 @@ TARGET static inline __attribute__((always_inline)) void NAME(                  
     for (int kk = 0; kk < k; kk++) {                                            \
         VT b[(NP) * (VPP)];                                                     \
         for (int v = 0; v < (NP) * (VPP); v++)                                  \
-            b[v] = LOAD(Bp + (size_t)(v / (VPP)) * ps + (size_t)kk * (VN) * (VPP) \
+            b[v] = LOAD(Bp + (size_t)(v / (VPP)) * ps + (size_t)kk * rs       \
                         + (v % (VPP)) * VN);                                    \
         if (pf) __builtin_prefetch(pf + (size_t)kk * (VN) * (VPP), 0, 3);       \
         for (int r = 0; r < RB; r++) {                                          \
@@ -142,13 +142,13 @@ TARGET static inline __attribute__((always_inline)) void NAME(                  
  * not 6 + 2), each size and panel count its own unrolled kernel, within a
  * block of NP panels. Row block b prefetches panel b % NP of the block at
  * pf (NULL: none). */
-#define PYX_ROWS(P, RBMAX, NP, k, A, lda, Bp, ps, beta, C, ldc, m, pf)          \
+#define PYX_ROWS(P, RBMAX, NP, k, A, lda, Bp, ps, rs, beta, C, ldc, m, pf)      \
     for (int i = 0, nblk = ((m) + RBMAX - 1) / RBMAX, blk = 0; i < (m); blk++) { \
         const int rows = ((m) - i) / (nblk - blk) + (((m) - i) % (nblk - blk) != 0); \
         const size_t ia = (size_t)i * (lda), ic = (size_t)i * (ldc);            \
         const __typeof__(pf) pr = (pf) ? (pf) + (size_t)(blk % (NP)) * (ps) : (pf); \
         i += rows;                                                              \
-        P(rows, NP, k, A + ia, lda, Bp, ps, beta, C + ic, ldc, pr);             \
+        P(rows, NP, k, A + ia, lda, Bp, ps, rs, beta, C + ic, ldc, pr);         \
     }
 
 /* The whole product on one path: full panels in blocks of NP(rows) (the
@@ -160,8 +160,8 @@ TARGET static inline __attribute__((always_inline)) void NAME(                  
  * than k). CALL(rows, np, ...) runs the micro-kernel of that shape. */
 #define PYX_GEMM_PATH(NAME, TARGET, T, PW, RBMAX, NPFOR, CALL)                  \
 TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
-                        size_t ps, T beta, T* C, int ldc, int groups,          \
-                        size_t gsa, size_t gsc) {                              \
+                        size_t ps, size_t rs, T beta, T* C, int ldc,           \
+                        int groups, size_t gsa, size_t gsc) {                  \
     /* a team member may have no rows; with k = 0, C = beta * C */            \
     if (m <= 0 || n <= 0) return;                                               \
     if (k <= 0) {                                                               \
@@ -180,7 +180,7 @@ TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
     const int nblk = (m + RBMAX - 1) / RBMAX;                                   \
     const int npmax = NPFOR((m + nblk - 1) / nblk);                             \
     const int full = n / PW, nc = n % PW;                                       \
-    const int prefetch = (size_t)k * n * sizeof(T) >= pyx_prefetch_bytes;      \
+    const int prefetch = rs == PW && (size_t)k * n * sizeof(T) >= pyx_prefetch_bytes; \
     int p = 0;                                                                  \
     while (p < full) {                                                          \
         /* blocks of npmax panels, then the rest as one block */               \
@@ -193,10 +193,10 @@ TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
             const int kc = k - k0 < kcmax ? k - k0 : kcmax;                     \
             const T b0 = k0 ? (T) 1 : beta;                                     \
             const T* pf = !prefetch ? NULL                                      \
-                : k0 + kcmax < k ? bp + (size_t)(k0 + kcmax) * PW : nextp;      \
+                : k0 + kcmax < k ? bp + (size_t)(k0 + kcmax) * rs : nextp;      \
             for (int g = 0; g < groups; g++) {                                  \
                 PYX_ROWS(CALL, RBMAX, np, kc, A + g * gsa + k0, lda,            \
-                         bp + (size_t)k0 * PW, ps, b0, C + g * gsc + p * PW,    \
+                         bp + (size_t)k0 * rs, ps, rs, b0, C + g * gsc + p * PW, \
                          ldc, m, pf)                                            \
             }                                                                   \
         }                                                                       \
@@ -213,8 +213,8 @@ TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
                 for (int r = 0; r < rows; r++)                                  \
                     for (int j = 0; j < PW; j++)                                \
                         buf[r * PW + j] = j < nc && beta != 0 ? c[(size_t)r * ldc + j] : 0; \
-                CALL(rows, 1, k, A + g * gsa + (size_t)i * lda, lda, bp, ps, beta, \
-                     buf, PW, (const T*)NULL);                                  \
+                CALL(rows, 1, k, A + g * gsa + (size_t)i * lda, lda, bp, ps, rs, \
+                     beta, buf, PW, (const T*)NULL);                            \
                 for (int r = 0; r < rows; r++)                                  \
                     memcpy(c + (size_t)r * ldc, buf + r * PW, nc * sizeof(T));  \
                 i += rows;                                                      \
@@ -225,7 +225,7 @@ TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
 
 /* Each path: its vector operations, its micro-kernels (rows x panels, every
  * panel count up to NPFOR(rows)), and its product. */
-#define PYX_ARGS k, A, lda, Bp, ps, beta, C, ldc, pf
+#define PYX_ARGS k, A, lda, Bp, ps, rs, beta, C, ldc, pf
 #define PYX_DEF(P, RB, NP) PYX_MICRO_(P##_##RB##_##NP, P##_TARGET, P##_T, P##_VEC, RB, NP, P##_OPS)
 #define PYX_MICRO_(...) PYX_MICRO(__VA_ARGS__)
 #define PYX_CASE(P, RB, NP) case RB * 16 + NP: P##_##RB##_##NP(PYX_ARGS); return;
@@ -233,7 +233,7 @@ TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
 SHAPES(PYX_DEF, P)                                                              \
 P##_TARGET static inline __attribute__((always_inline)) void P##_call(          \
         int rows, int np, int k, const P##_T* A, int lda, const P##_T* Bp,      \
-        size_t ps, P##_T beta, P##_T* C, int ldc, const P##_T* pf) {            \
+        size_t ps, size_t rs, P##_T beta, P##_T* C, int ldc, const P##_T* pf) { \
     switch (rows * 16 + np) { SHAPES(PYX_CASE, P) }                             \
 }                                                                               \
 PYX_GEMM_PATH(P, P##_TARGET, P##_T, PW, RBMAX, NPFOR, P##_call)
@@ -326,21 +326,21 @@ PYX_PATH(pyx_avx512_d, PYX_PANEL_D, 6, PYX_NP_AVX512, PYX_SHAPES_AVX512)
  * (pyx_simd()); see PYX_GEMM_PATH. */
 #define PYX_GEMM_PACKED(NAME, T, SUF)                                           \
 static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp,        \
-                 size_t ps, T beta, T* C, int ldc, int groups, size_t gsa,     \
-                 size_t gsc) {                                                  \
+                 size_t ps, size_t rs, T beta, T* C, int ldc, int groups,      \
+                 size_t gsa, size_t gsc) {                                      \
     switch (pyx_simd()) {                                                       \
     PYX_X86_CASES(SUF)                                                          \
     default:                                                                    \
-        pyx_portable_##SUF(m, n, k, A, lda, Bp, ps, beta, C, ldc, groups, gsa, gsc); \
+        pyx_portable_##SUF(m, n, k, A, lda, Bp, ps, rs, beta, C, ldc, groups, gsa, gsc); \
     }                                                                           \
 }
 #if PYX_SIMD_X86
 #define PYX_X86_CASES(SUF)                                                      \
     case PYX_SIMD_AVX512:                                                       \
-        pyx_avx512_##SUF(m, n, k, A, lda, Bp, ps, beta, C, ldc, groups, gsa, gsc); \
+        pyx_avx512_##SUF(m, n, k, A, lda, Bp, ps, rs, beta, C, ldc, groups, gsa, gsc); \
         return;                                                                 \
     case PYX_SIMD_AVX2:                                                         \
-        pyx_avx2_##SUF(m, n, k, A, lda, Bp, ps, beta, C, ldc, groups, gsa, gsc); \
+        pyx_avx2_##SUF(m, n, k, A, lda, Bp, ps, rs, beta, C, ldc, groups, gsa, gsc); \
         return;
 #else
 #define PYX_X86_CASES(SUF)

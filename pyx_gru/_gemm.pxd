@@ -4,6 +4,7 @@ from cython cimport floating
 
 
 cdef extern from "_simd.h" nogil:
+    int PYX_SIMD_AVX512
     int pyx_simd()
     int pyx_simd_widest()
     int pyx_simd_set(int level)
@@ -19,10 +20,10 @@ cdef extern from "_gemm.h" nogil:
     void pyx_pack_d(size_t K, size_t N, const double* src, size_t sk, size_t sj,
                     size_t p0, size_t p1, double* dst)
     void pyx_gemm_packed_f(int m, int n, int k, const float* A, int lda, const float* Bp,
-                           size_t ps, float beta, float* C, int ldc, int groups,
+                           size_t ps, size_t rs, float beta, float* C, int ldc, int groups,
                            size_t gsa, size_t gsc)
     void pyx_gemm_packed_d(int m, int n, int k, const double* A, int lda, const double* Bp,
-                           size_t ps, double beta, double* C, int ldc, int groups,
+                           size_t ps, size_t rs, double beta, double* C, int ldc, int groups,
                            size_t gsa, size_t gsc)
 
 
@@ -43,11 +44,13 @@ cdef inline void pack(size_t K, size_t N, const floating* src, size_t sk, size_t
 cdef inline void gemm_packed(int m, int n, int k, const floating* A, int lda,
                              const floating* Bp, size_t ps, floating beta,
                              floating* C, int ldc, int groups=1, size_t gsa=0,
-                             size_t gsc=0) noexcept nogil:
+                             size_t gsc=0, size_t rs=0) noexcept nogil:
     """C[m x n] = beta * C + A[m x k] @ Bp[0:k, 0:n], Bp packed (panels ps
-    apart); the same for `groups` groups of m rows, at A + g * gsa and
-    C + g * gsc."""
+    apart, rows rs apart: 0 means one panel's width, as packed); the same
+    for `groups` groups of m rows, at A + g * gsa and C + g * gsc."""
     if floating is float:
-        pyx_gemm_packed_f(m, n, k, A, lda, Bp, ps, beta, C, ldc, groups, gsa, gsc)
+        pyx_gemm_packed_f(m, n, k, A, lda, Bp, ps, rs if rs else PYX_PANEL_F, beta, C, ldc,
+                          groups, gsa, gsc)
     else:
-        pyx_gemm_packed_d(m, n, k, A, lda, Bp, ps, beta, C, ldc, groups, gsa, gsc)
+        pyx_gemm_packed_d(m, n, k, A, lda, Bp, ps, rs if rs else PYX_PANEL_D, beta, C, ldc,
+                          groups, gsa, gsc)

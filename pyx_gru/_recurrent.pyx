@@ -49,9 +49,9 @@ from cython.parallel cimport parallel, threadid
 from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm, team_enter, team_leave
-from ._gemm cimport (PYX_PANEL_D, PYX_PANEL_F, gemm_packed, pack, panel_width,
-                     pyx_packed_size, pyx_set_prefetch_bytes, pyx_simd, pyx_simd_set,
-                     pyx_simd_widest)
+from ._gemm cimport (PYX_PANEL_D, PYX_PANEL_F, PYX_SIMD_AVX512, gemm_packed, pack,
+                     panel_width, pyx_packed_size, pyx_set_prefetch_bytes, pyx_simd,
+                     pyx_simd_set, pyx_simd_widest)
 from ._math cimport lstm_row, sigmoid_block, tanh_block
 
 cdef enum:
@@ -605,6 +605,36 @@ def _set_packed(bint on, Py_ssize_t min_batch=-1, Py_ssize_t min_hidden=-1):
     return previous
 
 
+# The forward's products read U and W as they lie, not packed, when packing
+# them would cost more than it saves: with few rows in all (T * B at most
+# _IN_PLACE_ROWS: each packed panel would serve only a few rows), and on the
+# AVX-512 path with up to _IN_PLACE_B_AVX512 rows per step, where reading in
+# place is as fast per step as reading packed (docs/performance.rst). Both
+# read the same numbers in the same order: the results are bitwise the
+# same. Only whole panels (H a multiple of the panel width), so that no
+# panel reads past the end of U or W.
+cdef Py_ssize_t _IN_PLACE_ROWS = 16
+cdef Py_ssize_t _IN_PLACE_B_AVX512 = 4
+
+
+cdef bint _reads_in_place(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
+                          size_t itemsize) noexcept nogil:
+    cdef size_t pw = PYX_PANEL_F if itemsize == 4 else PYX_PANEL_D
+    if H % pw:
+        return False
+    return T * B <= _IN_PLACE_ROWS or (pyx_simd() == PYX_SIMD_AVX512 and B <= _IN_PLACE_B_AVX512)
+
+
+def _set_in_place(Py_ssize_t rows, Py_ssize_t b_avx512):
+    """Read U and W in place (not packed) up to ``rows`` rows in all, or on
+    the AVX-512 path up to ``b_avx512`` rows per step (negative: never);
+    for the tests and the benchmark. Returns the previous (rows, b_avx512)."""
+    global _IN_PLACE_ROWS, _IN_PLACE_B_AVX512
+    previous = (_IN_PLACE_ROWS, _IN_PLACE_B_AVX512)
+    _IN_PLACE_ROWS, _IN_PLACE_B_AVX512 = rows, b_avx512
+    return previous
+
+
 def _set_prefetch(size_t nbytes):
     """Read packed operands of at least nbytes per product with software
     prefetch (_gemm.h's pyx_prefetch_bytes; for the tests); returns the
@@ -674,14 +704,27 @@ cdef floating* _packed_or_null(floating[::1] packed, Py_ssize_t B, Py_ssize_t D,
 cdef void _times_blocks(Py_ssize_t nb, Py_ssize_t K, Py_ssize_t H, Py_ssize_t GH,
                         Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t u0, Py_ssize_t nu,
                         const floating* A, const floating* Mp, floating* C,
-                        Py_ssize_t groups=1, size_t gsa=0, size_t gsc=0) noexcept nogil:
+                        Py_ssize_t groups=1, size_t gsa=0, size_t gsc=0,
+                        size_t rs=0) noexcept nogil:
     # C[:, cols] = A @ M[:, cols] for the columns of units [u0, u0+nu) in gate
     # blocks [k0, k1); A (nb, K), C (nb, GH), M (K, GH) packed a gate block at
-    # a time (pyx_packed_size(K, H) each): U (K = H) or W (K = D). The same
-    # for `groups` groups of nb rows, gsa and gsc apart in A and C.
+    # a time (pyx_packed_size(K, H) each): U (K = H) or W (K = D); or, with
+    # rs = GH, M itself. The same for `groups` groups of nb rows, gsa and
+    # gsc apart in A and C.
     cdef Py_ssize_t k
     cdef size_t pw = panel_width(A)
     cdef size_t blk = pyx_packed_size(K, H, pw)
+    if rs:
+        # M as it lies, panels pw apart and rows rs = GH apart (H % pw == 0,
+        # so no panel reads past M's end): the same products, read in place
+        if nu == H:
+            gemm_packed(<int> nb, <int> ((k1 - k0) * H), <int> K, A, <int> K, Mp + k0 * H,
+                        pw, <floating> 0, C + k0 * H, <int> GH, <int> groups, gsa, gsc, rs)
+            return
+        for k in range(k0, k1):
+            gemm_packed(<int> nb, <int> nu, <int> K, A, <int> K, Mp + k * H + u0,
+                        pw, <floating> 0, C + k * H + u0, <int> GH, <int> groups, gsa, gsc, rs)
+        return
     if nu == H and H % pw == 0:
         # whole gate blocks of whole panels lie side by side, in M packed as
         # in C: one product for all of them, so that a row or two gets all
@@ -699,14 +742,15 @@ cdef void _times_blocks(Py_ssize_t nb, Py_ssize_t K, Py_ssize_t H, Py_ssize_t GH
 cdef void _times_gates(Py_ssize_t nb, Py_ssize_t K, Py_ssize_t H, Py_ssize_t GH,
                        Py_ssize_t k0, Py_ssize_t k1, Py_ssize_t u0, Py_ssize_t nu,
                        const floating* A, const floating* M, const floating* Mp,
-                       floating* C) noexcept nogil:
+                       floating* C, size_t rs=0) noexcept nogil:
     # C[:, cols] = A @ M[:, cols] for the columns of units [u0, u0+nu) in
     # gate blocks [k0, k1); A (nb, K), C (nb, GH), M (K, GH): U (K = H) or W
     # (K = D). Mp: M packed (a pyx_packed_size(K, H) block per gate, as
-    # _times_blocks reads it), or NULL to call the BLAS.
+    # _times_blocks reads it), or M itself with rs = GH, or NULL to call
+    # the BLAS.
     cdef Py_ssize_t k
     if Mp != NULL:
-        _times_blocks(nb, K, H, GH, k0, k1, u0, nu, A, Mp, C)
+        _times_blocks(nb, K, H, GH, k0, k1, u0, nu, A, Mp, C, 1, 0, 0, rs)
         return
     if nu == H and k0 == 0:
         # C[:, :k1 H] = A @ M[:, :k1 H]
@@ -745,9 +789,10 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
                         const Py_ssize_t* lengths, floating* gates, floating* hs,
                         floating* cs, floating* extra, floating* h_last, floating* c_last,
                         floating* hu, const floating* keep,
-                        const floating* pin) noexcept nogil:
+                        const floating* pin, size_t rs) noexcept nogil:
     # Steps [t0, t1) of batch rows [b0, b1) and units [u0, u1). With Wp (W
-    # packed), every Kx-th step first writes x_t @ W into the gates of the
+    # packed; or with rs = GH, Wp = W and Up = U read as they lie), every
+    # Kx-th step first writes x_t @ W into the gates of the
     # next Kx steps, its rows and units (t0 = 0; Tg is Kx or T, so that a
     # projection never wraps around the ring of gates);
     # without (Wp NULL), they hold x_t @ W on entry. With `units`,
@@ -788,9 +833,9 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
                 # gates[t:t+kx, b0:b1] = x[t:t+kx, b0:b1] @ W, this member's
                 # columns, the steps as groups of rows (a - u0 is gates[t, b0, 0])
                 _times_blocks(nb, D, H, GH, 0, GH // H, u0, nu, x + (t * B + b0) * D, Wp,
-                              a - u0, kx, B * D, B * GH)
+                              a - u0, kx, B * D, B * GH, rs)
             # hu[b0:b1, :n_rec] = h_prev @ U[:, :n_rec], this member's columns
-            _times_gates(nb, H, H, GH, 0, n_rec // H, u0, nu, h_prev, U, Up, hu_rows)
+            _times_gates(nb, H, H, GH, 0, n_rec // H, u0, nu, h_prev, U, Up, hu_rows, rs)
         if units and masked:
             PYX_BARRIER()   # all have read h_last before it changes
         if kind == _RNN:
@@ -808,7 +853,7 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
                 PYX_BARRIER()   # every unit of r * h_prev is written
             if nu > 0:
                 # hu[b0:b1, 2H+u0 : 2H+u1] = (r * h_prev) @ U[:, 2H+u0 : 2H+u1]
-                _times_gates(nb, H, H, GH, 2, 3, u0, nu, e, U, Up, hu_rows)
+                _times_gates(nb, H, H, GH, 2, 3, u0, nu, e, U, Up, hu_rows, rs)
             _gru_before_forward(nb, H, nu, a, hu_rows + u0, b + u0, h_prev + u0, h)
         else:
             _lstm_forward(nb, H, nu, peephole, a, hu_rows + u0, b + u0, P + u0, c_prev,
@@ -838,9 +883,10 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
                           const Py_ssize_t* lengths, floating* gates, floating* hs,
                           floating* cs, floating* extra, floating* h_last,
                           floating* c_last, floating* hu, const floating* keep,
-                          const floating* pin) noexcept nogil:
+                          const floating* pin, bint raw) noexcept nogil:
     # Member tid of a team of nth. With Up (the packed path): its share of
-    # packing U into Up and W after it, and then the time loop of its batch
+    # packing U into Up and W after it (unless `raw`: the kernel then reads
+    # U and W as they lie), and then the time loop of its batch
     # rows, or of its units, which projects the input of Kx steps at a time
     # itself. Without (Up NULL: the BLAS path): chunks of Tg steps (all T
     # with a cache, one chunk), each its share of the chunk's input
@@ -859,6 +905,11 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
     cdef Py_ssize_t b1 = B if split_units else _part(B, tid + 1, nth, 1)
     cdef Py_ssize_t u0 = _part(H, tid, nth, _UNIT_BLOCK) if split_units else 0
     cdef Py_ssize_t u1 = _part(H, tid + 1, nth, _UNIT_BLOCK) if split_units else H
+    if Up != NULL and raw:
+        _forward_rows(kind, peephole, masked, split_units, 0, T, Tg, Tc, Te, Kx, B, D, H,
+                      GH, b0, b1, u0, u1, x, W, U, U, b, b_hg, P, lengths, gates, hs, cs,
+                      extra, h_last, c_last, hu, keep, pin, GH)
+        return
     if Up != NULL:
         Wp = Up + G * pyx_packed_size(H, H, pw)
         # Up[gate g] = U[:, gH:(g+1)H] packed, then Wp[gate g] the same of W:
@@ -876,7 +927,7 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
         PYX_BARRIER()   # U and W are packed
         _forward_rows(kind, peephole, masked, split_units, 0, T, Tg, Tc, Te, Kx, B, D, H,
                       GH, b0, b1, u0, u1, x, Wp, U, Up, b, b_hg, P, lengths, gates, hs, cs,
-                      extra, h_last, c_last, hu, keep, pin)
+                      extra, h_last, c_last, hu, keep, pin, 0)
         return
     while t0 < T:
         t1 = t0 + Tg if t0 + Tg < T else T
@@ -894,7 +945,7 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
         PYX_BARRIER()   # the chunk's input projection is complete
         _forward_rows(kind, peephole, masked, split_units, t0, t1, Tg, Tc, Te, 1, B, D,
                       H, GH, b0, b1, u0, u1, x, Wp, U, Up, b, b_hg, P, lengths, gates, hs,
-                      cs, extra, h_last, c_last, hu, keep, pin)
+                      cs, extra, h_last, c_last, hu, keep, pin, 0)
         PYX_BARRIER()   # everyone is done with the chunk before the next overwrites it
         t0 = t1
 
@@ -1071,6 +1122,7 @@ def forward(int kind, bint peephole, bint masked,
     cdef floating* pc_last = &c_last[0, 0]
     cdef floating* phu = &hu[0, 0]
     cdef floating* pUp = _packed_or_null(packed, B, D, H, GH, False)
+    cdef bint raw = pUp != NULL and _reads_in_place(T, B, H, sizeof(floating))
     cdef const floating* pkeep = &keep[0]
     cdef const floating* ppin = &pin[0, 0]
 
@@ -1082,13 +1134,13 @@ def forward(int kind, bint peephole, bint masked,
         if nt == 1:
             _forward_member(0, 1, kind, peephole, masked, False, T, Tg, Tc, Te, Kx, B, D, H,
                             GH, px, pW, pU, pUp, pb, pb_hg, pP, plen, pgates, phs, pcs, pextra,
-                            ph_last, pc_last, phu, pkeep, ppin)
+                            ph_last, pc_last, phu, pkeep, ppin, raw)
         else:
             with parallel(num_threads=nt):
                 _forward_member(threadid(), PYX_TEAM_SIZE(), kind, peephole, masked,
                                 units, T, Tg, Tc, Te, Kx, B, D, H, GH, px, pW, pU, pUp, pb,
                                 pb_hg, pP, plen, pgates, phs, pcs, pextra, ph_last, pc_last,
-                                phu, pkeep, ppin)
+                                phu, pkeep, ppin, raw)
         team_leave()
         if not masked:
             memcpy(ph_last, phs + T * B * H, B * row)

@@ -34,20 +34,26 @@ HARNESS = r"""
 #include "_activations.h"
 /* argv: level, input file, output file. The input holds three int32
    (m, n, k), then A (m x k), B (k x n), C (m x n) in float32, then the same
-   three in float64. Writes C = C + A @ B (B packed), float32 then float64,
-   then sigmoid and tanh of A in both precisions. */
+   three in float64. Writes, in float32 then in float64: C + A @ B with B
+   packed; the same with B read in place (its rows n apart) when n is a
+   multiple of the panel width, else the packed result again; sigmoid and
+   tanh of A. */
 #define PRODUCT(T, PACK, GEMM, PW)                                            \
     {                                                                         \
         T *a = malloc(m * k * sizeof(T)), *b = malloc(k * n * sizeof(T));     \
         T *c = malloc(m * n * sizeof(T)), *s = malloc(m * k * sizeof(T));     \
-        T *t = malloc(m * k * sizeof(T));                                     \
+        T *t = malloc(m * k * sizeof(T)), *c2 = malloc(m * n * sizeof(T));   \
         T *bp = malloc((pyx_packed_size(k, n, PW) + 1) * sizeof(T));          \
         if (fread(a, sizeof(T), m * k, in) != (size_t)(m * k)                 \
             || fread(b, sizeof(T), k * n, in) != (size_t)(k * n)              \
             || fread(c, sizeof(T), m * n, in) != (size_t)(m * n)) return 3;   \
         PACK(k, n, b, n, 1, 0, (n + PW - 1) / PW, bp);                        \
-        GEMM(m, n, k, a, k, bp, (size_t)k * PW, 1, c, n, 1, 0, 0);            \
+        if (m * n) memcpy(c2, c, m * n * sizeof(T));                          \
+        GEMM(m, n, k, a, k, bp, (size_t)k * PW, PW, 1, c, n, 1, 0, 0);        \
+        if (n % PW == 0) GEMM(m, n, k, a, k, b, PW, n, 1, c2, n, 1, 0, 0);    \
+        else if (m * n) memcpy(c2, c, m * n * sizeof(T));                     \
         fwrite(c, sizeof(T), m * n, out);                                     \
+        fwrite(c2, sizeof(T), m * n, out);                                    \
         for (long i = 0; i < m * k; i++) s[i] = t[i] = a[i];                  \
         if (sizeof(T) == 4) {                                                 \
             pyx_sigmoid_block_f((float*)s, m * k); pyx_tanh_block_f((float*)t, m * k); \
@@ -72,7 +78,7 @@ int main(int argc, char **argv) {
 # rows, k over several k blocks; no rows (a team member may have none), and
 # k = 0 (C stays C).
 SHAPES = [(1, 96, 32), (2, 200, 70), (7, 1030, 300), (13, 45, 129), (3, 16, 1),
-          (0, 16, 5), (4, 40, 0)]
+          (0, 16, 5), (4, 40, 0), (5, 64, 600)]
 
 
 def operands(m, n, k, seed):
@@ -89,10 +95,10 @@ def input_bytes(m, n, k, seed):
 
 
 def split_output(data, m, n, k):
-    """(C, sigmoid(A), tanh(A)) of float32, then of float64."""
+    """(C, C read in place, sigmoid(A), tanh(A)) of float32, then of float64."""
     out, pos = [], 0
     for dtype in (np.float32, np.float64):
-        for count in (m * n, m * k, m * k):
+        for count in (m * n, m * n, m * k, m * k):
             size = count * np.dtype(dtype).itemsize
             out.append(np.frombuffer(data[pos:pos + size], dtype=dtype))
             pos += size
@@ -135,7 +141,11 @@ def run_all(exe, tmp_path, level, prefix=()):
 def check_against_float64(results):
     for (m, n, k), outs, i in zip(SHAPES, results, range(len(SHAPES))):
         a, b, c = operands(m, n, k, seed=i)
-        for dtype, got in ((np.float32, outs[0]), (np.float64, outs[3])):
+        for dtype, got, in_place in ((np.float32, outs[0], outs[1]),
+                                     (np.float64, outs[4], outs[5])):
+            # the product reading B in place takes the same multiply-adds
+            # in the same order as the one reading it packed
+            np.testing.assert_array_equal(in_place, got)
             a_, b_, c_ = (v.astype(dtype).astype(np.float64) for v in (a, b, c))
             want = (c_ + a_ @ b_).ravel()
             scale = (np.abs(c_) + np.abs(a_) @ np.abs(b_)).ravel()

@@ -222,6 +222,49 @@ def test_input_projection_in_chunks_of_steps(split_mode, mode, path, name, dtype
         assert_close(b, a, dtype)
 
 
+@pytest.fixture
+def in_place():
+    """set(on): the forward reads U and W in place at every size (on) or
+    always packs them; restored after the test."""
+    saved = []
+
+    def set_(on):
+        previous = _recurrent._set_in_place(*((2**62, 2**62) if on else (-1, -1)))
+        if not saved:
+            saved.append(previous)
+    yield set_
+    if saved:
+        _recurrent._set_in_place(*saved[0])
+
+
+@pytest.mark.parametrize("path", SIMD_PATHS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("T,B,H", [(1, 1, 64), (9, 3, 32), (5, 8, 48), (4, 2, 24)])
+@pytest.mark.parametrize("mode", ["serial", "rows", "units"])
+def test_reading_in_place_gives_the_packed_bits(split_mode, in_place, mode, path, name,
+                                                dtype, T, B, H):
+    """With few rows the forward's products read U and W where they lie
+    instead of packing them first: the same multiply-adds in the same
+    order, so bitwise the same outputs and cache, with lengths and pinned
+    gates, on every vector path and split. H = 24 in float32 is not a whole
+    number of panels (16 floats): that size always packs."""
+    cell = make_cell(name, D=5, H=H, dtype=dtype, scale=0.3)
+    x, state0, dy, dstate = random_problem(cell, T, B, seed=T + B)
+    lengths = np.random.default_rng(H).integers(0, T + 1, B)
+    pins = {cell.pinnable_gates[0]: 0.4} if cell.pinnable_gates else None
+    split_mode(mode, path)
+    outs = {}
+    for on in (False, True):
+        in_place(on)
+        y, state, cache = cell.forward(x, state0, lengths, gates=pins)
+        y_inf, state_inf, _ = cell.forward(x, state0, lengths, gates=pins, cache=False)
+        outs[on] = [y, *parts(state), cache.gates, y_inf, *parts(state_inf),
+                    *cell.backward(cache, dy, dstate)[2].values()]
+    for a, b in zip(outs[False], outs[True]):
+        np.testing.assert_array_equal(b, a)
+
+
 @needs_hooks
 @pytest.mark.parametrize("mode", ["rows", "units"])
 def test_team_follows_blas_limit(split_mode, mode):
