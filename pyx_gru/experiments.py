@@ -262,7 +262,9 @@ def match_hidden_size(cell, n_params, input_size, output_size, *, num_layers=1,
 # ---------------------------------------------------------------------------
 
 #: The task names of ``make_task`` and of ``python -m pyx_gru compare --task``.
-TASKS = ("adding", "copy", "temporal_order", "reber", "digits", "digits_pixels", "chorales")
+POLYPHONIC_TASKS = ("jsb", "nottingham", "musedata", "piano_midi")
+TASKS = ("adding", "copy", "temporal_order", "reber", "digits", "digits_pixels", "chorales",
+         *POLYPHONIC_TASKS)
 
 
 def make_task(name, *, length=100, n=10_000, seed=0, max_pieces=None):
@@ -272,8 +274,10 @@ def make_task(name, *, length=100, n=10_000, seed=0, max_pieces=None):
     ----------
     name : str
         ``"adding"``, ``"copy"`` (copy memory), ``"temporal_order"``,
-        ``"reber"`` (embedded), ``"digits"`` (rows), ``"digits_pixels"`` or
-        ``"chorales"``.
+        ``"reber"`` (embedded), ``"digits"`` (rows), ``"digits_pixels"``,
+        ``"chorales"``, or one of the polyphonic music sets in their
+        original splits: ``"jsb"``, ``"nottingham"``, ``"musedata"``,
+        ``"piano_midi"``.
     length : int
         T, for the adding, copy and temporal-order tasks.
     n : int
@@ -281,11 +285,13 @@ def make_task(name, *, length=100, n=10_000, seed=0, max_pieces=None):
     seed : int
         Seeds the generator.
     max_pieces : int, optional
-        Chorales only: the first this many pieces (None: all).
+        Chorales and the polyphonic sets: the first this many pieces (of
+        each split, for the polyphonic sets; None: all).
 
     Returns
     -------
-    pyx_gru.tasks.Task
+    pyx_gru.tasks.Task or tuple of three Tasks
+        A polyphonic set gives its (train, valid, test) splits.
     """
     from . import tasks
 
@@ -301,6 +307,11 @@ def make_task(name, *, length=100, n=10_000, seed=0, max_pieces=None):
         return tasks.reber(n, seed=seed)
     if name in ("digits", "digits_pixels"):
         return tasks.digits("rows" if name == "digits" else "pixels", seed=seed)
+    if name in POLYPHONIC_TASKS:
+        parts = tasks.polyphonic(name)
+        if max_pieces is not None:
+            parts = tuple(p.subset(np.arange(min(max_pieces, p.x.shape[1]))) for p in parts)
+        return parts
     return tasks.chorales(max_pieces=max_pieces)
 
 
@@ -913,10 +924,12 @@ def add_compare_arguments(parser):
     p.add_argument("--n", type=int, default=10_000,
                    help="sequences generated for the synthetic tasks (default 10000)")
     p.add_argument("--max-pieces", type=int, default=None,
-                   help="chorales: only the first this many pieces (default all)")
+                   help="chorales and the polyphonic sets: only the first this many pieces "
+                        "(of each split) (default all)")
     p.add_argument("--task-seed", type=int, default=0, help="seeds the task's generator (default 0)")
     p.add_argument("--split", type=_list_of(float, "--split"), default=[0.8, 0.1, 0.1],
-                   help="train,valid,test fractions (default 0.8,0.1,0.1)")
+                   help="train,valid,test fractions (default 0.8,0.1,0.1; the polyphonic "
+                        "sets keep their original splits)")
     p.add_argument("--cells", type=_list_of(str, "--cells"), default=["rnn", "sgru", "gru", "lstm"],
                    help=f"comma-separated, from {', '.join(CELLS)} (default rnn,sgru,gru,lstm)")
     size = p.add_mutually_exclusive_group()
@@ -934,6 +947,9 @@ def add_compare_arguments(parser):
     p.add_argument("--weight-noise", type=float, default=0.0, help="weight noise std (default 0)")
     p.add_argument("--patience", type=int, default=None,
                    help="early stopping after this many epochs without progress (default none)")
+    p.add_argument("--bucket", action="store_true",
+                   help="batch sequences of similar lengths together (less padding; "
+                        "fit's bucket=True)")
     p.add_argument("--gate-bias", type=_gate_bias_arg, action="append", default=[],
                    metavar="GATE=VALUE", help="initial bias of a gate in every cell that has it, "
                    "e.g. z=2 (GRU update gate) or f=2; repeatable")
@@ -981,7 +997,7 @@ def run_compare(args):
         task, cells=args.cells, n_params=params, hidden_size=args.hidden, lrs=lrs,
         seeds=range(seeds), optimizer=args.optimizer, epochs=epochs,
         batch_size=args.batch_size, clip=args.clip or None, weight_noise=args.weight_noise,
-        patience=args.patience, dtype=args.dtype, num_layers=args.layers,
+        patience=args.patience, bucket=args.bucket, dtype=args.dtype, num_layers=args.layers,
         gate_bias=dict(args.gate_bias) or None, split=tuple(args.split), n_jobs=args.n_jobs,
         backend=args.backend, threads_per_job=args.threads_per_job or None,
         verbose=int(args.verbose))

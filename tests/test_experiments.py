@@ -370,6 +370,24 @@ def test_compare_command_options(tmp_path, capsys):
     assert "test_accuracy" in capsys.readouterr().out
 
 
+def test_compare_command_on_a_polyphonic_set_keeps_its_original_splits(tmp_path, capsys):
+    """--task jsb trains on the first pieces of JSB Chorales' own training
+    split and scores on its own test split (no random split); --bucket
+    reaches fit."""
+    out = tmp_path / "jsb"
+    assert pyx_gru_main(["compare", "--task", "jsb", "--max-pieces", "4", "--cells", "gru",
+                         "--hidden", "3", "--seeds", "1", "--lr", "0.01", "--epochs", "1",
+                         "--bucket", "--no-plots", "--out", str(out)]) == 0
+    result = Comparison.from_json(out / "results.json")
+    train, valid, test = experiments.make_task("jsb", max_pieces=4)
+    assert [p.x.shape[1] for p in (train, valid, test)] == [4, 4, 4]
+    assert train.name == "jsb" and test.info["split"] == "test"
+    assert result.rows[0]["baseline"] == pytest.approx(test.baseline)
+    assert result.settings["bucket"] is True
+    full = experiments.make_task("jsb")
+    assert [p.x.shape[1] for p in full] == [229, 76, 77]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--epochs", "0"], "--epochs must be >= 1"),
     (["--cells", "rnn,foo"], "unknown cell 'foo'"),

@@ -222,7 +222,7 @@ def _task(name, split, rolls, train_rolls):
             "source": POLYPHONIC_SETS[name][0], "citation": CITATION,
             "chung_table_2": dict(CHUNG_TABLE_2[name]), "lowest_midi": LOWEST_MIDI,
             "baseline_train_fit": from_train, "rows": {"n_frames": F}}
-    task = Task(f"{name}_{split}", x, y, F - 1, None, "every", "sigmoid", N_KEYS, 0.0,
+    task = Task(name, x, y, F - 1, None, "every", "sigmoid", N_KEYS, 0.0,
                 info=info, baseline_fn=_baselines)
     return task._with_baselines()
 
