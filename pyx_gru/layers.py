@@ -227,7 +227,37 @@ def _takes_cache(cell):
     return known
 
 
-class Recurrent:
+class _Saving:
+    def save(self, path):
+        """Save to an ``.npz`` file: the structure (every layer, cell, form,
+        size and dtype) as JSON and the parameters as arrays, in one file
+        written atomically (a crash while writing leaves any older file at
+        ``path`` as it was). No pickle: ``pyx_gru.load(path)`` reads it with
+        ``allow_pickle=False`` and gives back an object of the same class
+        that computes bitwise the same outputs and gradients.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file, exactly as named (no suffix is added).
+
+        Returns
+        -------
+        pathlib.Path
+            The path written.
+
+        Raises
+        ------
+        TypeError
+            If a cell is not one of pyx_gru's own classes (a subclass
+            defined elsewhere cannot be rebuilt from a file).
+        """
+        from ._saving import save_layer
+
+        return save_layer(self, path)
+
+
+class Recurrent(_Saving):
     """One recurrent layer: a cell over whole sequences, forwards or backwards.
 
     Parameters
@@ -328,7 +358,7 @@ class Recurrent:
         return dx, grads
 
 
-class Bidirectional:
+class Bidirectional(_Saving):
     """Two recurrent layers, one reading forwards and one backwards.
 
     ``y = [y_fwd, y_bwd]`` and ``h_last = [h_fwd, h_bwd]`` along the last
@@ -396,7 +426,7 @@ class Bidirectional:
         return dx_f, _prefixed([("fwd.", g_f), ("bwd.", g_b)])
 
 
-class Stack:
+class Stack(_Saving):
     """Recurrent layers in sequence: layer i + 1 reads layer i's ``y``.
 
     ``h_last`` is the top layer's. Parameters are named ``layer<i>.<name>``.
@@ -462,7 +492,7 @@ class Stack:
         return dy, {k: grads[k] for k in self.params}
 
 
-class Dense:
+class Dense(_Saving):
     """The affine readout ``out = h @ W + b`` on the last axis.
 
     Parameters
@@ -543,7 +573,7 @@ class Dense:
         return dout @ self._params["W"].T, grads
 
 
-class Model:
+class Model(_Saving):
     """Recurrent layers and a dense readout, trained end to end.
 
     ``out = Dense(y)`` at every step (``readout="every"``, out (T, B, K),
