@@ -262,6 +262,9 @@ def load(path):
             return _load_layer(path, npz, reader, meta, fmt)
         if fmt == OPTIMIZER_FORMAT:
             return _load_optimizer(path, npz, reader, meta)
+        if fmt == CHECKPOINT_FORMAT:
+            raise reader.error("a checkpoint of fit: continue it with fit(..., resume=its "
+                               "directory), or read it with pyx_gru.train.read_checkpoint")
         if fmt != FORMAT:
             raise reader.error(f"metadata format must be one of {[FORMAT, MODEL_FORMAT, LAYER_FORMAT, OPTIMIZER_FORMAT]}, "
                                f"got {fmt!r}")
@@ -636,3 +639,87 @@ def _load_optimizer(path, npz, reader, meta):
                                                 "state": state})
     except (TypeError, ValueError) as exc:
         raise reader.error(f"metadata: {exc}") from None
+
+
+# -- checkpoints of fit -----------------------------------------------------------
+#
+# One file, the run's whole state at a point between two mini-batches: the
+# model's parameters ("model/<name>"), the best ones so far ("best/<name>",
+# when there are), the optimiser's state ("optim/<name>/<buffer>"), and in
+# the metadata the model's structure, the optimiser's settings and step
+# count, and fit's own record (position, random generators, history, ...),
+# which fit checks and interprets.
+
+CHECKPOINT_FORMAT = "pyx_gru.checkpoint"
+
+
+def save_checkpoint(path, model, opt, best, record):
+    """Write a checkpoint of ``fit`` atomically (see ``train.fit``)."""
+    state = opt.state_dict()
+    arrays = {f"model/{k}": np.ascontiguousarray(v) for k, v in model.params.items()}
+    if best is not None:
+        arrays.update((f"best/{k}", np.ascontiguousarray(v)) for k, v in best.items())
+    buffers = {}
+    for key, bufs in state["state"].items():
+        buffers[key] = {name: a is not None for name, a in bufs.items()}
+        arrays.update((f"optim/{key}/{name}", np.ascontiguousarray(a))
+                      for name, a in bufs.items() if a is not None)
+    spec = {"model": _layer_spec(model), "has_best": best is not None,
+            "optimizer": {"optimizer": state["optimizer"], "settings": state["settings"],
+                          "t": state["t"], "buffers": buffers},
+            "fit": record}
+    return _write_archive(_as_path(path), CHECKPOINT_FORMAT, spec, arrays)
+
+
+def read_checkpoint(path):
+    """A checkpoint of ``fit``: {"model": Model, "best": dict or None,
+    "optimizer": Optimizer, "fit": dict}, every part checked as ``load``
+    checks its own files."""
+    from . import optim
+
+    npz, reader, meta = _open(path)
+    path = reader.path
+    with npz:
+        if meta.get("format") != CHECKPOINT_FORMAT:
+            raise reader.error(f"not a checkpoint of fit (format {meta.get('format')!r})")
+        _check_envelope(reader, meta, CHECKPOINT_FORMAT)
+        spec = meta["spec"]
+        try:
+            _fields("spec", spec, {"model", "has_best", "optimizer", "fit"})
+            nbytes, _, build = _plan("spec.model", spec["model"], top=True)
+            if spec["model"]["type"] != "Model" or type(spec["has_best"]) is not bool:
+                raise _SpecError("spec must describe a Model, with has_best true or false")
+            ospec = _fields("spec.optimizer", spec["optimizer"], {"optimizer", "settings", "t", "buffers"})
+            if not isinstance(ospec["buffers"], dict) or not all(
+                    isinstance(b, dict) and all(type(v) is bool for v in b.values())
+                    for b in ospec["buffers"].values()):
+                raise _SpecError("spec.optimizer buffers must map each parameter to "
+                                 "{buffer: true or false}")
+            if not isinstance(spec["fit"], dict):
+                raise _SpecError("spec.fit must be a JSON object")
+        except _SpecError as exc:
+            raise reader.error(f"metadata {exc}") from None
+        check_fits(f"loading {path} (checkpoint)", 4 * nbytes, "this checkpoint is too large")
+        model = build()
+        live = model.params
+        expected = {f"model/{k}": (v.shape, v.dtype) for k, v in live.items()}
+        if spec["has_best"]:
+            expected.update((f"best/{k}", (v.shape, v.dtype)) for k, v in live.items())
+        for key, bufs in ospec["buffers"].items():
+            if key not in live:
+                raise reader.error(f"the optimiser state names {key!r}, which the model does not have")
+            expected.update((f"optim/{key}/{name}", (live[key].shape, live[key].dtype))
+                            for name, present in bufs.items() if present)
+        arrays = _read_arrays(reader, npz, expected, "this checkpoint")
+    for k, v in live.items():
+        np.copyto(v, arrays[f"model/{k}"])
+    best = {k: arrays[f"best/{k}"] for k in live} if spec["has_best"] else None
+    state = {key: {name: arrays[f"optim/{key}/{name}"] if present else None
+                   for name, present in bufs.items()}
+             for key, bufs in ospec["buffers"].items()}
+    try:
+        opt = optim.Optimizer.from_state_dict({**{k: ospec[k] for k in ("optimizer", "settings", "t")},
+                                               "state": state})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: metadata optimiser: {exc}") from None
+    return {"model": model, "best": best, "optimizer": opt, "fit": spec["fit"]}
