@@ -227,37 +227,36 @@ def _takes_cache(cell):
     return known
 
 
-class _Saving:
-    def save(self, path):
-        """Save to an ``.npz`` file: the structure (every layer, cell, form,
-        size and dtype) as JSON and the parameters as arrays, in one file
-        written atomically (a crash while writing leaves any older file at
-        ``path`` as it was). No pickle: ``pyx_gru.load(path)`` reads it with
-        ``allow_pickle=False`` and gives back an object of the same class
-        that computes bitwise the same outputs and gradients.
+def _save(self, path):
+    """Save to an ``.npz`` file: the structure (every layer, cell, form,
+    size and dtype) as JSON and the parameters as arrays, in one file
+    written atomically (a crash while writing leaves any older file at
+    ``path`` as it was). No pickle: ``pyx_gru.load(path)`` reads it with
+    ``allow_pickle=False`` and gives back an object of the same class
+    that computes bitwise the same outputs and gradients.
 
-        Parameters
-        ----------
-        path : str or os.PathLike
-            The file, exactly as named (no suffix is added).
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file, exactly as named (no suffix is added).
 
-        Returns
-        -------
-        pathlib.Path
-            The path written.
+    Returns
+    -------
+    pathlib.Path
+        The path written.
 
-        Raises
-        ------
-        TypeError
-            If a cell is not one of pyx_gru's own classes (a subclass
-            defined elsewhere cannot be rebuilt from a file).
-        """
-        from ._saving import save_layer
+    Raises
+    ------
+    TypeError
+        If a cell is not one of pyx_gru's own classes (a subclass
+        defined elsewhere cannot be rebuilt from a file).
+    """
+    from ._saving import save_layer
 
-        return save_layer(self, path)
+    return save_layer(self, path)
 
 
-class Recurrent(_Saving):
+class Recurrent:
     """One recurrent layer: a cell over whole sequences, forwards or backwards.
 
     Parameters
@@ -285,6 +284,8 @@ class Recurrent(_Saving):
     def params(self):
         """dict of str to ndarray: the cell's parameters (live)."""
         return self.cell.params
+
+    save = _save
 
     def astype(self, dtype):
         """A copy with the parameters cast to ``dtype``."""
@@ -358,7 +359,7 @@ class Recurrent(_Saving):
         return dx, grads
 
 
-class Bidirectional(_Saving):
+class Bidirectional:
     """Two recurrent layers, one reading forwards and one backwards.
 
     ``y = [y_fwd, y_bwd]`` and ``h_last = [h_fwd, h_bwd]`` along the last
@@ -391,6 +392,8 @@ class Bidirectional(_Saving):
     def params(self):
         """dict of str to ndarray: ``fwd.*`` and ``bwd.*`` (live arrays)."""
         return _prefixed([("fwd.", self.fwd.params), ("bwd.", self.bwd.params)])
+
+    save = _save
 
     def astype(self, dtype):
         """A copy with the parameters cast to ``dtype``."""
@@ -426,7 +429,7 @@ class Bidirectional(_Saving):
         return dx_f, _prefixed([("fwd.", g_f), ("bwd.", g_b)])
 
 
-class Stack(_Saving):
+class Stack:
     """Recurrent layers in sequence: layer i + 1 reads layer i's ``y``.
 
     ``h_last`` is the top layer's. Parameters are named ``layer<i>.<name>``.
@@ -466,6 +469,8 @@ class Stack(_Saving):
         """dict of str to ndarray: ``layer<i>.*`` (live arrays)."""
         return _prefixed([(f"layer{i}.", layer.params) for i, layer in enumerate(self.layers)])
 
+    save = _save
+
     def astype(self, dtype):
         """A copy with the parameters cast to ``dtype``."""
         return type(self)([layer.astype(dtype) for layer in self.layers])
@@ -492,7 +497,7 @@ class Stack(_Saving):
         return dy, {k: grads[k] for k in self.params}
 
 
-class Dense(_Saving):
+class Dense:
     """The affine readout ``out = h @ W + b`` on the last axis.
 
     Parameters
@@ -519,6 +524,8 @@ class Dense(_Saving):
     def params(self):
         """dict: ``W`` (H, K) and ``b`` (K,) (live arrays)."""
         return self._params
+
+    save = _save
 
     def astype(self, dtype):
         """A copy with the parameters cast to ``dtype``."""
@@ -573,7 +580,7 @@ class Dense(_Saving):
         return dout @ self._params["W"].T, grads
 
 
-class Model(_Saving):
+class Model:
     """Recurrent layers and a dense readout, trained end to end.
 
     ``out = Dense(y)`` at every step (``readout="every"``, out (T, B, K),
@@ -694,6 +701,8 @@ class Model(_Saving):
     def get_params(self):
         """dict: a copy of every parameter (a snapshot to restore with ``model.params = ...``)."""
         return {k: v.copy() for k, v in self.params.items()}
+
+    save = _save
 
     def astype(self, dtype):
         """A new model of the same architecture with the parameters cast to ``dtype``."""
