@@ -264,8 +264,9 @@ def match_hidden_size(cell, n_params, input_size, output_size, *, num_layers=1,
 # Tasks by name (for the command line)
 # ---------------------------------------------------------------------------
 
-#: The task names of ``make_task`` and of ``python -m pyx_gru compare --task``.
+#: The polyphonic music sets among ``TASKS`` (each in its original splits).
 POLYPHONIC_TASKS = ("jsb", "nottingham", "musedata", "piano_midi")
+#: The task names of ``make_task`` and of ``python -m pyx_gru compare --task``.
 TASKS = ("adding", "copy", "temporal_order", "reber", "digits", "digits_pixels", "chorales",
          *POLYPHONIC_TASKS)
 

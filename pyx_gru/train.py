@@ -37,8 +37,10 @@ from .optim import clip_grad_norm, global_norm, make_optimizer, weight_noise as 
 
 __all__ = ["fit", "evaluate", "predict", "History", "read_checkpoint", "CHECKPOINT_FILE", "BEST_FILE"]
 
-# The files fit(..., checkpoint=directory) keeps in the directory.
+#: The file in which ``fit(..., checkpoint=directory)`` keeps the run's state.
 CHECKPOINT_FILE = "checkpoint.npz"
+#: The file in which ``fit(..., checkpoint=directory, valid=...)`` keeps the
+#: best model so far (``pyx_gru.load`` reads it).
 BEST_FILE = "best.npz"
 
 

@@ -34,6 +34,11 @@ The symbols behind the one-hot inputs:
    str: the symbols of :func:`reber` (B, T, P, S, X, V, E), in the order
    of the one-hot inputs and of the class labels.
 
+.. data:: POLYPHONIC_SETS
+
+   dict: the names :func:`polyphonic` takes ("nottingham", "jsb",
+   "musedata", "piano_midi"), each with its source file and title.
+
 .. data:: TEMPORAL_ORDER_SYMBOLS
 
    str: the input symbols of :func:`temporal_order` (a, b, c, d, X, Y, B,
