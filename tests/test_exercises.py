@@ -53,7 +53,7 @@ def per_step_da(cell, x, state0, dy):
         for t in reversed(range(T)):
             d = (d[0] + dy[t, n:n + 1],) + d[1:]
             _, d, grads = step_backward(d, caches[t][n], ref.params)
-            da[t, n] = grads["b"][0]  # one row: db is this step's dL/da
+            da[t, n] = grads["b"]  # one row: db is this step's dL/da
     return da, caches
 
 
