@@ -85,7 +85,9 @@ html_theme_options = {
 # gets the width.
 html_sidebars = {page: [] for page in ("index", "story", "notation", "performance")}
 html_sidebars["**"] = ["sidebar-nav-bs"]
-html_sidebars["references"] = []
+# No section navigation beside the references and the theory's table of cells
+# (its seven columns need the width; the page lists its sub-pages itself).
+html_sidebars.update({"references": [], "theory/index": []})
 html_static_path = ["_static"]
 html_css_files = ["pyx_gru.css"]
 html_show_sourcelink = True

@@ -1,8 +1,9 @@
 """Every number of docs/theory/worked_step.rst, recomputed.
 
 The page's math blocks are read line by line: a line ``name &= ...`` starts
-a quantity, a line ``&= ...`` continues it, and a quantity's value is the
-last ``bmatrix`` (or plain number) on its lines. The weights, input and
+a quantity (``name = ...`` in a block of one line), a line ``&= ...``
+continues it, and a quantity's value is the last ``bmatrix`` (or plain
+number) on its lines. The weights, input and
 upstream gradient are taken from the page; every other quantity is
 recomputed in float64 with the compiled cell (``pyx_gru.GRU``, reset after)
 and with the NumPy reference's step functions, and must match the printed
@@ -55,7 +56,9 @@ def page_values(text=None):
     out, name = {}, None
     for block in math_blocks(text):
         for line in block:
-            head = re.match(r"\s*(.*?)\s*&=(.*)$", line)
+            # 'name &= ...' in an aligned block, 'name = ...' alone
+            head = re.match(r"\s*(.*?)\s*&=(.*)$", line) if len(block) > 1 else \
+                re.match(r"\s*(.*?)\s*=(.*)$", line)
             assert head, f"not a 'name &= value' line: {line!r}"
             if head.group(1):
                 name = head.group(1)
