@@ -30,6 +30,8 @@ extensions = [
     "sphinx_gallery.gen_gallery",
     "pyx_gru_docs",  # docs/_ext: the README's benchmark table, the CLI's help, tutorial order
 ]
+# docs/_ext: the folded solutions of the theory pages' exercises
+extensions.append("pyx_gru_exercises")
 
 exclude_patterns = ["_build", "auto_tutorials/*.ipynb", "auto_tutorials/*.py", "auto_tutorials/*.zip"]
 templates_path = ["_templates"]
@@ -83,6 +85,9 @@ html_theme_options = {
 # gets the width.
 html_sidebars = {page: [] for page in ("index", "story", "notation", "performance")}
 html_sidebars["**"] = ["sidebar-nav-bs"]
+# No section navigation beside the references and the theory's table of cells
+# (its seven columns need the width; the page lists its sub-pages itself).
+html_sidebars.update({"references": [], "theory/index": []})
 html_static_path = ["_static"]
 html_css_files = ["pyx_gru.css"]
 html_show_sourcelink = True

@@ -3,7 +3,8 @@
 Notation (the same in the docs, the reference and the kernels). A batch of B
 sequences of length T with D features enters as ``x`` of shape (T, B, D),
 time-major; the hidden state has H units. Rows are batch entries, so the
-docs' ``W x_t`` is written ``x_t @ W`` here. A cell with G gates keeps
+textbooks' ``W x_t`` is written ``x_t @ W`` here, as in the docs' ``x_t W``.
+A cell with G gates keeps
 
 * ``W`` (D, G*H): input weights, gate k in columns ``k*H:(k+1)*H``,
 * ``U`` (H, G*H): recurrent weights, same column blocks,
@@ -130,6 +131,9 @@ def _orthogonal(rng, n, blocks):
 
 class Cell:
     """Base class of the recurrent cells. Use a subclass.
+
+    Theory: :doc:`/theory/index` (the notation, and backpropagation through
+    time for every cell).
 
     Parameters
     ----------
@@ -614,6 +618,8 @@ class RNN(Cell):
     """Vanilla (Elman) RNN with tanh.
 
     h_t = tanh(x_t W + h_{t-1} U + b). Gates: ``("g",)``.
+
+    Theory: :doc:`/theory/rnn`.
     """
 
     gates = ("g",)
@@ -630,6 +636,8 @@ class SimpleGRU(Cell):
         h_t = f_t * h_{t-1} + (1 - f_t) * g_t
 
     f = 1 keeps the state; f = 0 is the vanilla RNN. Gates: ``("f", "g")``.
+
+    Theory: :doc:`/theory/simple_gru`.
     """
 
     gates = ("f", "g")
@@ -651,6 +659,8 @@ class GRU(Cell):
 
     z = 1 keeps the state. Gates: ``("z", "r", "g")``; ``reset="after"`` adds
     the parameter ``b_hg`` (H,), zero at initialisation.
+
+    Theory: :doc:`/theory/gru`; one step in numbers: :doc:`/theory/worked_step`.
 
     Parameters
     ----------
@@ -703,6 +713,8 @@ class LSTM(Cell):
     parameter ``P`` (3, H) = [p_i; p_f; p_o], zero at initialisation. The state
     is the tuple (h, c). Gates: ``("i", "f", "g", "o")``; the forget-gate bias
     starts at 1.
+
+    Theory: :doc:`/theory/lstm`.
 
     Parameters
     ----------

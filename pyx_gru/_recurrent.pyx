@@ -40,7 +40,7 @@
 # gate activations (not pre-activations), `hs` (T+1, B, H) the states with
 # hs[0] = h0 and hs[t+1] = y[t] (zero past a sequence's length: the rows the
 # backward pass reads there are exactly the rows it never uses), `cs` the LSTM
-# cell states, `extra` the GRU's per-step n_t = U_g h_{t-1} + b_hg (reset after)
+# cell states, `extra` the GRU's per-step n_t = h_{t-1} U_g + b_hg (reset after)
 # or r_t * h_{t-1} (reset before).
 import os
 

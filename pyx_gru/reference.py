@@ -13,8 +13,12 @@ and ``backward``), so either can stand in for the other.
 
 Shapes, for one step: ``x_t`` (B, D), ``h_prev`` and ``c_prev`` (B, H);
 ``W`` (D, G*H), ``U`` (H, G*H), ``b`` (G*H,), gate k of ``cell.gates`` in
-columns ``k*H:(k+1)*H``. Rows are batch entries, so the docs' ``W x_t`` is
-``x_t @ W`` here. A state is a tuple: ``(h,)``, or ``(h, c)`` for the LSTM.
+columns ``k*H:(k+1)*H``. Rows are batch entries, so the textbooks' ``W x_t``
+is ``x_t @ W`` here, as in the docs' ``x_t W``. A state is a tuple:
+``(h,)``, or ``(h, c)`` for the LSTM.
+
+Theory: :doc:`/theory/index` derives every step function below, one page per
+cell, and :doc:`/theory/worked_step` runs the GRU's in numbers.
 """
 import numpy as np
 

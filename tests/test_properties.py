@@ -161,7 +161,7 @@ def _gru_pair(p, dtype):
 @given(data=st.data(), r=st.sampled_from([0.0, 1.0]))
 def test_gru_forms_agree_when_reset_is_pinned(dtype, data, r):
     """GRU: with r = 1 and the recurrent candidate bias b_hg = 0, reset-before
-    equals reset-after (r (U_g h) = U_g (r h)); with r = 0 they agree too,
+    equals reset-after (r (h U_g) = (r h) U_g); with r = 0 they agree too,
     whatever b_hg (the candidate ignores the state). Outputs, final states
     and the gradients of x, state0, W, U and b agree."""
     p = data.draw(problems("gru_after", dtype, lengths=True))
