@@ -29,6 +29,7 @@ extensions = [
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "pyx_gru_docs",  # docs/_ext: the README's benchmark table, the CLI's help, tutorial order
+    "diagrams",  # docs/_ext: the cells' pictures and the theory pages' figures, into _diagrams/
 ]
 
 exclude_patterns = ["_build", "auto_tutorials/*.ipynb", "auto_tutorials/*.py", "auto_tutorials/*.zip"]
