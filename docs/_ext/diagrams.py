@@ -56,8 +56,8 @@ MUTED = "#8a8a8a"
 # 5 inches (480 CSS px at its natural size) and its 13 pt labels stay above
 # 10 px when a phone shrinks it to 360 px.
 UNIT = 0.46
-FONT = 14
-SMALL = 12
+FONT = 16
+SMALL = 13
 STYLE = {
     "font.size": FONT,
     "mathtext.fontset": "cm",   # the TeX look of the pages' MathJax
@@ -160,13 +160,14 @@ class Canvas:
 # Heights shared by the cell diagrams.
 Y_XBUS, Y_HBUS, Y_MAT, Y_GATE = 0.55, 1.25, 2.2, 3.4
 X_DROP, X_XIN = 0.8, 1.45  # where h_{t-1} drops to its bus, where x_t comes in
+LABEL_DY = 0.52  # a state's label sits this far above its line
 DX = 0.47  # a gate's U and W squares sit DX left and right of its centre
 
 
 def _inputs(c, y_top, x_bus_end, h_bus_end, *, h_label=r"$h_{t-1}$", highway=True):
     """h_{t-1} from the left on the line y_top, dropping to its bus; x_t
     from below onto its bus."""
-    c.label(0.05, y_top + 0.42, h_label, ha="left")
+    c.label(0.05, y_top + LABEL_DY, h_label, ha="left")
     c.wire((0.0, y_top), (X_DROP, y_top), arrow=False, color=HIGHWAY if highway else INK,
            lw=3.2 if highway else 1.4, gid="highway" if highway else None)
     c.dot(X_DROP, y_top, HIGHWAY if highway else INK)
@@ -209,7 +210,7 @@ def _interpolation(c, y_top, keep, cand, gate, x_keep, x_cand, x_one, y_mid, x_o
     c.wire(keep.port("top"), k.port("bottom"))
     c.label(x_keep - 0.14, (keep.port("top")[1] + y_mid) / 2, rf"${gate}_t$", ha="right")
     c.dot(x_keep, y_mid)
-    one = c.op(x_one, y_mid, r"$1-$", r=0.36, size=SMALL)
+    one = c.op(x_one, y_mid, r"$1{-}$", r=0.36, size=SMALL)
     c.wire((x_keep, y_mid), one.port("left"))
     prod = c.op(x_cand, y_mid, r"$\odot$")
     c.wire(one.port("right"), prod.port("left"))
@@ -221,32 +222,32 @@ def _interpolation(c, y_top, keep, cand, gate, x_keep, x_cand, x_one, y_mid, x_o
 
 def draw_rnn():
     """h_t = g_t = tanh(x_t W + h_{t-1} U + b): no path around U."""
-    c = Canvas(7.0, 6.3, y0=-0.75)
+    c = Canvas(7.0, 6.5, y0=-0.75)
     y_top = 4.9
     cx = 3.2
     _inputs(c, y_top, cx + DX, cx - DX, highway=False)
     box = _gate(c, cx, "", r"$\tanh$")  # one block: U and W themselves
     c.wire(box.port("top"), (cx, y_top), (6.7, y_top))
     c.label(cx + 0.14, 4.2, r"$g_t$", ha="left")
-    c.label(6.75, y_top + 0.42, r"$h_t$", ha="right")
+    c.label(6.75, y_top + LABEL_DY, r"$h_t$", ha="right")
     return c.fig
 
 
 def draw_simple_gru():
     """f = sigma(.), g = tanh(.), h_t = f * h_{t-1} + (1 - f) * g."""
-    c = Canvas(9.0, 7.7, y0=-0.75)
+    c = Canvas(9.0, 7.9, y0=-0.75)
     y_top, y_mid = 6.3, 5.05
     xf, xg = 2.6, 6.4
     _inputs(c, y_top, xg + DX, xg - DX)
     f = _gate(c, xf, "f")
     g = _gate(c, xg, "g", r"$\tanh$")
     _interpolation(c, y_top, f, g, "f", xf, xg, 4.3, y_mid, 8.9)
-    c.label(8.95, y_top + 0.42, r"$h_t$", ha="right")
+    c.label(8.95, y_top + LABEL_DY, r"$h_t$", ha="right")
     return c.fig
 
 
 def _draw_gru(reset):
-    c = Canvas(11.2, 8.3, y0=-0.75)
+    c = Canvas(11.2, 8.5, y0=-0.75)
     y_top, y_mid, y_reset = 6.9, 5.6, 4.35
     xz, xr, xn, xg = 2.6, 4.5, 6.6, 9.3
     _inputs(c, y_top, xg, xn)
@@ -266,12 +267,13 @@ def _draw_gru(reset):
         # n_t = h_{t-1} U_g + b_hg, then r_t * n_t
         ug = c.matrix(xn, Y_MAT, r"$U_g$")
         c.wire((xn, Y_HBUS), ug.port("bottom"), lw=1.2)
-        bias = c.op(xn, 3.3, r"$+$")
+        y_b = 3.1
+        bias = c.op(xn, y_b, r"$+$")
         c.wire(ug.port("top"), bias.port("bottom"), lw=1.2)
-        c.wire((xn + 0.85, 3.3), bias.port("right"), lw=1.2)
-        c.label(xn + 0.9, 3.3, r"$b_{hg}$", ha="left", size=SMALL + 1)
+        c.wire((xn + 0.85, y_b), bias.port("right"), lw=1.2)
+        c.label(xn + 0.9, y_b, r"$b_{hg}$", ha="left", size=SMALL + 1)
         c.wire(bias.port("top"), prod.port("bottom"))
-        c.label(xn - 0.14, (3.3 + y_reset) / 2, r"$n_t$", ha="right")
+        c.label(xn - 0.16, (y_b + 0.24 + y_reset - 0.24) / 2, r"$n_t$", ha="right")
         c.wire(prod.port("right"), g.port("left"))
     else:
         # r_t * h_{t-1}, then times U_g
@@ -280,7 +282,7 @@ def _draw_gru(reset):
         c.wire(prod.port("right"), ug.port("left"), lw=1.2)
         c.wire(ug.port("right"), g.port("left"), lw=1.2)
     _interpolation(c, y_top, z, g, "z", xz, xg, 5.2, y_mid, 11.2)
-    c.label(11.15, y_top + 0.42, r"$h_t$", ha="right")
+    c.label(11.15, y_top + LABEL_DY, r"$h_t$", ha="right")
     return c.fig
 
 
@@ -296,11 +298,11 @@ def draw_gru_before():
 
 def draw_lstm():
     """c_t = f * c_{t-1} + i * g, h_t = o * tanh(c_t), peepholes dashed."""
-    c = Canvas(11.2, 9.1, y0=-0.75)
+    c = Canvas(11.7, 9.3, y0=-0.75)
     y_c, y_h_in, y_ig, y_o = 7.7, 5.2, 6.0, 4.65
-    xf, xi, xg, xo, xt = 2.6, 4.5, 6.3, 8.1, 9.6
+    xf, xi, xg, xo, xt = 2.6, 4.6, 6.6, 8.6, 10.1
     # h_{t-1} from the left, below the cell state; x_t from below
-    c.label(0.05, y_h_in + 0.42, r"$h_{t-1}$", ha="left")
+    c.label(0.05, y_h_in + LABEL_DY, r"$h_{t-1}$", ha="left")
     c.wire((0.0, y_h_in), (X_DROP, y_h_in), (X_DROP, Y_HBUS), (xo - DX, Y_HBUS), arrow=False)
     c.label(X_XIN, -0.12, r"$x_t$", va="top")
     c.wire((X_XIN, -0.05), (X_XIN, Y_XBUS), (xo + DX, Y_XBUS), arrow=False)
@@ -309,14 +311,14 @@ def draw_lstm():
     g = _gate(c, xg, "g", r"$\tanh$")
     o = _gate(c, xo, "o")
     # the cell state's line: c_{t-1} -> (* f) -> (+ i * g) -> c_t, no matrix
-    c.label(0.05, y_c + 0.42, r"$c_{t-1}$", ha="left")
+    c.label(0.05, y_c + LABEL_DY, r"$c_{t-1}$", ha="left")
     kf = c.op(xf, y_c, r"$\odot$", color=HIGHWAY, lw=2.2)
     plus = c.op(xg, y_c, r"$+$", color=HIGHWAY, lw=2.2)
     hw = dict(color=HIGHWAY, lw=3.2, gid="highway")
     c.wire((0.0, y_c), kf.port("left"), **hw)
     c.wire(kf.port("right"), plus.port("left"), **hw)
-    c.wire(plus.port("right"), (11.2, y_c), **hw)
-    c.label(11.15, y_c + 0.42, r"$c_t$", ha="right")
+    c.wire(plus.port("right"), (11.7, y_c), **hw)
+    c.label(11.65, y_c + LABEL_DY, r"$c_t$", ha="right")
     c.wire(f.port("top"), kf.port("bottom"))
     c.label(xf + 0.14, 5.4, r"$f_t$", ha="left")
     ig = c.op(xg, y_ig, r"$\odot$")
@@ -333,8 +335,8 @@ def draw_lstm():
     c.wire(th.port("bottom"), ko.port("top"))
     c.wire(o.port("top"), (xo, y_o), ko.port("left"))
     c.label(xo - 0.14, 4.2, r"$o_t$", ha="right")
-    c.wire(ko.port("right"), (11.2, y_o))
-    c.label(11.15, y_o + 0.42, r"$h_t$", ha="right")
+    c.wire(ko.port("right"), (11.7, y_o))
+    c.label(11.65, y_o + LABEL_DY, r"$h_t$", ha="right")
     # peepholes (peephole=True): c_{t-1} into i and f, c_t into o; dashed
     pk = dict(color=PEEPHOLE, dashed=True, lw=1.3, z=3, gid="peephole")
     xp = 1.45
@@ -368,8 +370,8 @@ def _draw_bptt(lstm):
     lo_b, hi_b = min(rows_b.values()) - 0.42, max(rows_b.values()) + 0.42
     for t in range(1, T + 1):
         xm = (xs[t - 1] + xs[t]) / 2
-        fwd = c.box(xm, (lo_f + hi_f) / 2, "step", w=1.1, h=hi_f - lo_f, fill="#eeeeee",
-                    size=FONT - 1)
+        fwd = c.box(xm, (lo_f + hi_f) / 2, "step", w=1.15, h=hi_f - lo_f, fill="#eeeeee",
+                    size=SMALL)
         for y in rows_f.values():
             c.wire((xs[t - 1] + 0.42, y), (fwd.port("left")[0], y), lw=1.2)
             c.wire((fwd.port("right")[0], y), (xs[t] - 0.42, y), lw=1.2)
@@ -414,6 +416,7 @@ def draw_reset():
     titles = ["reset before\n" r"$(r_t \odot h_{t-1})\,U_g$",
               "reset after\n" r"$r_t \odot (h_{t-1} U_g + b_{hg})$"]
     notes = ["row $i$: what unit $i$\nof $h_{t-1}$ sends", "column $j$: what unit $j$\nof the candidate hears"]
+    small = SMALL - 1
     products = [r"$h_{t-1}\,\mathrm{diag}(r_t)\,U_g$", r"$h_{t-1}\,U_g\,\mathrm{diag}(r_t)$"]
     for ax, title, product, note, rows in zip(axes, titles, products, notes, (True, False)):
         ax.set_xlim(-1.6, H + 0.3)
@@ -428,12 +431,12 @@ def draw_reset():
                                        edgecolor="white", linewidth=1.5))
             # r along the side it scales
             if rows:
-                ax.text(-0.2, H - 0.5 - i, f"{r[i]:g}", ha="right", va="center", fontsize=SMALL)
+                ax.text(-0.2, H - 0.5 - i, f"{r[i]:g}", ha="right", va="center", fontsize=small)
             else:
-                ax.text(i + 0.5, H + 0.2, f"{r[i]:g}", ha="center", va="bottom", fontsize=SMALL)
+                ax.text(i + 0.5, H + 0.2, f"{r[i]:g}", ha="center", va="bottom", fontsize=small)
         ax.text(-0.2, H + 0.2, r"$r_t$", ha="right", va="bottom", fontsize=FONT)
         ax.text(H / 2, -0.25, product, ha="center", va="top", fontsize=SMALL)
-        ax.text(H / 2, -1.05, note, ha="center", va="top", fontsize=SMALL, linespacing=1.2)
+        ax.text(H / 2, -1.05, note, ha="center", va="top", fontsize=small, linespacing=1.2)
     return fig
 
 
