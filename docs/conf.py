@@ -29,6 +29,7 @@ extensions = [
     "numpydoc",
     "sphinx_gallery.gen_gallery",
     "pyx_gru_docs",  # docs/_ext: the README's benchmark table, the CLI's help, tutorial order
+    "diagrams",  # docs/_ext: the cells' pictures and the theory pages' figures, into _diagrams/
 ]
 # docs/_ext: the folded solutions of the theory pages' exercises
 extensions.append("pyx_gru_exercises")

@@ -107,6 +107,27 @@ def test_mathjax_is_the_local_copy(site):
     assert (site / "theory" / scripts[0]).resolve().is_file()
 
 
+def test_pages_show_their_pictures(site):
+    """docs/_ext/diagrams.py's figures reach the pages (tests/test_diagrams.py
+    checks the figures themselves): the front page links every cell's diagram
+    to its theory page and every tutorial's thumbnail to the tutorial."""
+    index = (site / "index.html").read_text(encoding="utf-8")
+    for name in ("cell_rnn", "cell_simple_gru", "cell_gru_after", "cell_gru_before", "cell_lstm"):
+        assert f'src="_images/{name}.svg"' in index, name
+    for doc in ("rnn", "simple_gru", "gru", "lstm"):
+        assert f'href="theory/{doc}.html"' in index, doc
+    for name in TUTORIALS:
+        assert f"sphx_glr_{name}_thumb.png" in index and f'href="auto_tutorials/{name}.html' in index, name
+    shown = {"theory/index": ["bptt"], "theory/rnn": ["cell_rnn", "claim_rnn"],
+             "theory/simple_gru": ["cell_simple_gru", "claim_simple_gru"],
+             "theory/gru": ["cell_gru_after", "cell_gru_before", "reset_before_after", "claim_gru"],
+             "theory/lstm": ["cell_lstm", "bptt_lstm", "claim_lstm"]}
+    for page, names in shown.items():
+        text = (site / f"{page}.html").read_text(encoding="utf-8")
+        for name in names:
+            assert f'src="../_images/{name}.svg"' in text, (page, name)
+
+
 def test_api_reference_covers_every_public_name(site):
     from sphinx.util.inventory import InventoryFile
 
