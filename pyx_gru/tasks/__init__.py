@@ -21,6 +21,11 @@ Real data that ship inside wheels (optional extras, ``pip install
 * :func:`chorales` — piano rolls of Bach chorales from music21's corpus,
   converted once and cached (:func:`load_chorales`).
 
+Text for character-level language models, from every Python installation:
+
+* :func:`stdlib_source` — the standard library's own source as a
+  :class:`CharText` (text, vocabulary, codes, string and comment spans).
+
 The symbols behind the one-hot inputs:
 
 .. data:: REBER_SYMBOLS
@@ -36,6 +41,7 @@ The symbols behind the one-hot inputs:
 from ._task import Task
 from .chorales import chorales, default_cache_dir, load_chorales, piano_roll
 from .digits import digits
+from .text import CharText, stdlib_source
 from .synthetic import REBER_SYMBOLS, TEMPORAL_ORDER_SYMBOLS, adding, copy_memory, reber, temporal_order
 
 __all__ = [
@@ -49,6 +55,8 @@ __all__ = [
     "load_chorales",
     "piano_roll",
     "default_cache_dir",
+    "stdlib_source",
+    "CharText",
     "REBER_SYMBOLS",
     "TEMPORAL_ORDER_SYMBOLS",
 ]
