@@ -8,9 +8,9 @@ network to read a text one character at a time and predict the next one;
 sampled one character after another, the predictions become new text. This
 tutorial does the same, on a small scale, with a pyx_gru GRU and text that
 every Python installation has: the standard library's own source code. It
-trains for about a minute, prints samples at three temperatures as training
-goes, compares the loss with what counting characters achieves, and draws
-one hidden unit over a passage of code.
+trains for about a minute on one core, prints samples at three
+temperatures as training goes, compares the loss with what counting
+characters achieves, and draws one hidden unit over a passage of code.
 """
 
 # %%
@@ -36,6 +36,7 @@ one hidden unit over a passage of code.
 # The first nine tenths of the text are for training, the last tenth is
 # held out to measure the loss on text the model has never read.
 import os
+import textwrap
 import time
 
 import matplotlib.pyplot as plt
@@ -58,15 +59,20 @@ CHECKPOINTS = (100, STEPS // 3, STEPS)     # steps after which we sample
 # shared machine that builds this page (restored at the end).
 blas = threadpool_limits(limits=1)
 
-text = tasks.stdlib_source(N_CHARS, seed=0, skip_words=("warning", "traceback", "object at 0x"))
+text = tasks.stdlib_source(N_CHARS, seed=0,
+                           skip_words=("warning", "traceback", "object at 0x"))
 K = text.n_classes
 split = int(0.9 * text.n_chars)
 train_codes, held_codes = text.codes[:split], text.codes[split:]
-print(f"{text.n_chars:,} characters from {len(text.files)} files of the Python "
-      f"{text.info['python']} standard library; a vocabulary of K = {K} characters")
-print("files:", ", ".join(name for name, _, _ in text.files))
-print(f"training text: {split:,} characters; held-out text: {len(held_codes):,}, "
-      f"from {', '.join(name for name, a, b in text.files if b > split)}")
+print(f"{text.n_chars:,} characters from {len(text.files)} files of the "
+      f"Python {text.info['python']} standard library;\n"
+      f"a vocabulary of K = {K} characters")
+print(textwrap.fill("files: " + ", ".join(name for name, _, _ in text.files),
+                    79, subsequent_indent="  "))
+print(f"training text: {split:,} characters; held-out text: "
+      f"{len(held_codes):,} characters,")
+print(textwrap.fill("from " + ", ".join(name for name, a, b in text.files
+                                        if b > split), 79))
 print("A passage of the training text:")
 print(text.text[text.files[0][1]:text.files[0][1] + 400])
 
@@ -82,9 +88,9 @@ print(text.text[text.files[0][1]:text.files[0][1] + 400])
 # before; the **bigram** model by its frequency after the previous
 # character, the **trigram** model after the previous two. All three are
 # counts, smoothed by adding one half to every count (the
-# Krichevsky--Trofimov estimate) so that a pair never seen in training
-# does not cost an infinite loss, and all three are scored on the held-out
-# text. For reference, the entropy of the held-out text's own
+# Krichevsky--Trofimov estimate) so that a combination never seen in
+# training does not cost an infinite loss, and all three are scored on the
+# held-out text. For reference, the entropy of the held-out text's own
 # character frequencies is the best any unigram model could do there, even
 # one fitted on the held-out text itself.
 LN2 = np.log(2)
@@ -95,11 +101,12 @@ def ngram_loss(train, held, K, context):
     characters, next character) in `train`, each count plus one half."""
     def keys(codes):
         key = np.zeros(len(codes) - context, dtype=np.int64)
-        for j in range(context):                    # the previous characters as one number
+        for j in range(context):    # the previous characters as one number
             key = key * K + codes[j:len(codes) - context + j]
         return key * K + codes[context:]
 
-    counts = np.bincount(keys(train), minlength=K ** (context + 1)).reshape(-1, K) + 0.5
+    counts = np.bincount(keys(train), minlength=K ** (context + 1))
+    counts = counts.reshape(-1, K) + 0.5            # one row per context
     p = counts / counts.sum(axis=1, keepdims=True)
     return float(-np.mean(np.log(p.reshape(-1)[keys(held)])))
 
@@ -109,9 +116,10 @@ entropy = float(-np.sum(freq[freq > 0] * np.log(freq[freq > 0])))
 baselines = {name: ngram_loss(train_codes, held_codes, K, context)
              for context, name in enumerate(("unigram", "bigram", "trigram"))}
 for name, value in baselines.items():
-    print(f"{name} model, held-out text: {value:.3f} nats = {value / LN2:.3f} bits per character")
-print(f"entropy of the held-out character frequencies: {entropy:.3f} nats = "
-      f"{entropy / LN2:.3f} bits per character")
+    print(f"{name} model, held-out text: {value:.3f} nats "
+          f"= {value / LN2:.3f} bits per character")
+print(f"entropy of the held-out character frequencies: {entropy:.3f} nats "
+      f"= {entropy / LN2:.3f} bits")
 
 # %%
 # The model
@@ -124,19 +132,24 @@ print(f"entropy of the held-out character frequencies: {entropy:.3f} nats = "
 # ``losses.softmax_cross_entropy`` gives its mean negative log-likelihood
 # over the (T, B) steps of a batch, with the gradient.
 #
-# The training loop is Karpathy's, written with pyx_gru's parts: each step
-# takes B windows of T + 1 characters at random places in the training
-# text, the first T as inputs and the last T as targets, runs the model
-# forward and backward, clips the gradients' global norm at 1, and lets Adam
-# (learning rate :math:`6 \cdot 10^{-3}`) update the parameters. Every window starts from a zero state, so the
-# model learns to read from scratch; 100 characters are a few lines of
-# code. Float32 halves the memory traffic of float64 and is plenty here.
+# The training loop is written with pyx_gru's parts: each step takes B
+# windows of T + 1 characters at random places in the training text, the
+# first T as inputs and the last T as targets, runs the model forward and
+# backward, clips the gradients' global norm at 1, and lets Adam (learning
+# rate :math:`6 \cdot 10^{-3}`) update the parameters. Every window starts
+# from a zero state, so the model learns to read from scratch; 100
+# characters are a few lines of code. (Karpathy's ``min-char-rnn.py``
+# instead walks through the text in order and carries the state from one
+# window into the next.) Float32 halves the memory traffic of float64 and
+# is plenty here.
 T, B, LR, CLIP = 100, 32, 6e-3, 1.0
-model = pg.Model(K, H, K, cell="gru", readout="every", dtype=np.float32, seed=0)
+model = pg.Model(K, H, K, cell="gru", readout="every", dtype=np.float32,
+                 seed=0)
 opt = pg.optim.Adam(lr=LR)
 rng = np.random.default_rng(0)
-print(f"GRU, H = {H}: {model.n_params:,} parameters; T = {T}, B = {B}, "
-      f"{STEPS} steps ({STEPS * T * B / split:.1f} passes over the training text)")
+print(f"GRU, H = {H}: {model.n_params:,} parameters; T = {T}, B = {B};")
+print(f"{STEPS} steps, {STEPS * T * B / split:.1f} passes over the training "
+      "text")
 
 
 def windows(codes, rng):
@@ -151,7 +164,7 @@ def held_out_loss(model, codes, length=500):
     from a zero state."""
     n = (len(codes) - 1) // length
     idx = np.arange(n)[None, :] * length + np.arange(length + 1)[:, None]
-    chunk = codes[idx]                                               # (length + 1, n)
+    chunk = codes[idx]                                  # (length + 1, n)
     out, _ = model.forward(text.one_hot(chunk[:-1], np.float32), cache=False)
     return pg.losses.softmax_cross_entropy(out, chunk[1:])[0]
 
@@ -178,11 +191,14 @@ def sample(model, start, n, temperatures, rng):
     rows = len(temperatures)
     out, state = None, None
     for code in text.encode(start):                     # read the start
-        out, state = model.step(text.one_hot(np.full(rows, code), np.float32), state)
+        x = text.one_hot(np.full(rows, code), np.float32)       # (rows, K)
+        out, state = model.step(x, state)
     written = []
     for _ in range(n):
         p = pg.losses.softmax(out.astype(np.float64) / tau)
-        code = (p.cumsum(axis=1) < rng.random((rows, 1))).sum(axis=1).clip(max=K - 1)
+        # one draw per row from p: the first k with cumsum(p)[k] >= u
+        u = rng.random((rows, 1))
+        code = (p.cumsum(axis=1) < u).sum(axis=1).clip(max=K - 1)
         written.append(code)
         out, state = model.step(text.one_hot(code, np.float32), state)
     return [start + text.decode(c) for c in np.array(written).T]
@@ -190,7 +206,8 @@ def sample(model, start, n, temperatures, rng):
 
 def show_samples(step):
     tic = time.perf_counter()
-    samples = sample(model, "def ", 240, TEMPERATURES, np.random.default_rng(step))
+    samples = sample(model, "def ", 240, TEMPERATURES,
+                     np.random.default_rng(step))
     seconds = time.perf_counter() - tic
     for tau, s in zip(TEMPERATURES, samples):
         print(f"----- after {step} steps, temperature {tau} -----")
@@ -221,13 +238,13 @@ for step in range(1, STEPS + 1):
         evaluated.append(step)
         held.append(held_out_loss(model, held_codes))
     if step in CHECKPOINTS:
-        print(f"\n===== step {step}: training loss (mean of the last 50 steps) "
-              f"{np.mean(train_loss[-50:]):.3f}, held-out loss {held[-1]:.3f} nats per character")
+        print(f"\n===== step {step}: loss {np.mean(train_loss[-50:]):.3f} "
+              f"(training, last 50 steps), {held[-1]:.3f} (held out)")
         sample_seconds += show_samples(step)
 train_seconds = time.perf_counter() - tic - sample_seconds
-print(f"\ntraining and held-out losses: {train_seconds:.0f} s; sampling: "
-      f"{len(CHECKPOINTS) + 1} times 244 steps of the model (three rows each) in "
-      f"{sample_seconds:.1f} s")
+print(f"\ntraining and held-out losses: {train_seconds:.0f} s; sampling "
+      f"{len(CHECKPOINTS) + 1} times 244 steps\nof the model (three rows "
+      f"each): {sample_seconds:.1f} s")
 
 # %%
 # At first the samples are characters drawn almost uniformly. After a
@@ -242,21 +259,25 @@ print(f"\ntraining and held-out losses: {train_seconds:.0f} s; sampling: "
 fig, ax = plt.subplots(figsize=(8, 4.2))
 steps = np.arange(1, STEPS + 1)
 smooth = np.convolve(train_loss, np.ones(50) / 50, mode="valid")
-ax.plot(steps[49:], smooth, color="C0", label="training windows (mean of 50 steps)")
+ax.plot(steps[49:], smooth, color="C0",
+        label="training windows (mean of 50 steps)")
 ax.plot(evaluated, held, "o-", color="C3", markersize=4, label="held-out text")
 for (name, value), style in zip(baselines.items(), ("--", "-.", ":")):
-    ax.axhline(value, color="k", linestyle=style, linewidth=1, label=f"{name} counts, held-out")
+    ax.axhline(value, color="k", linestyle=style, linewidth=1,
+               label=f"{name} counts, held-out")
 ax.set_ylim(0.9 * min(min(held), smooth.min()), 1.05 * np.log(K))
 ax.set_xlabel("training step")
 ax.set_ylabel("loss (nats per character)")
-bits = ax.secondary_yaxis("right", functions=(lambda v: v / LN2, lambda v: v * LN2))
+bits = ax.secondary_yaxis("right",
+                          functions=(lambda v: v / LN2, lambda v: v * LN2))
 bits.set_ylabel("bits per character")
 ax.set_title(f"GRU, H = {H}, on {split:,} characters of Python")
 ax.legend(fontsize=9, loc="upper right")
 fig.tight_layout()
-print(f"held-out loss after {STEPS} steps: {held[-1]:.3f} nats = {held[-1] / LN2:.3f} bits per "
-      "character; counts: " + ", ".join(f"{name} {value / LN2:.3f}" for name, value in
-                                         baselines.items()) + " bits")
+print(f"held-out loss after {STEPS} steps: {held[-1]:.3f} nats = "
+      f"{held[-1] / LN2:.3f} bits per character;")
+print("counts: " + ", ".join(f"{name} {value / LN2:.3f}"
+                             for name, value in baselines.items()) + " bits")
 
 # %%
 # The held-out loss drops below the unigram and bigram models' within the
@@ -280,40 +301,47 @@ print(f"held-out loss after {STEPS} steps: {held[-1]:.3f} nats = {held[-1] / LN2
 # reading character :math:`t`, so it can know that the character opened or
 # continued a string, not that one is coming.)
 cell = model.cells[0]
-y, _, _ = cell.forward(text.one_hot(held_codes, np.float32)[:, None], cache=False)
-h = y[:, 0].astype(np.float64)                                    # (n_held, H)
-kinds = text.kinds[split:]                                         # 0 code, 1 string, 2 comment
+x = text.one_hot(held_codes, np.float32)[:, None]        # (n_held, 1, K)
+y, _, _ = cell.forward(x, cache=False)
+h = y[:, 0].astype(np.float64)                            # (n_held, H)
+kinds = text.kinds[split:]                # 0 code, 1 string, 2 comment
 
 
 def correlation(h, v):
     """Pearson correlation of each column of h (n, H) with v (n,)."""
     a = h - h.mean(axis=0)
     b = v - v.mean()
-    return (a * b[:, None]).sum(axis=0) / np.sqrt((a * a).sum(axis=0) * (b * b).sum())
+    norm = np.sqrt((a * a).sum(axis=0) * (b * b).sum())
+    return (a * b[:, None]).sum(axis=0) / norm
 
 
 not_code = (kinds != 0).astype(np.float64)
 r = correlation(h, not_code)
 unit = int(np.argmax(np.abs(r)))
-print(f"{not_code.mean():.0%} of the held-out characters lie inside a string or a comment; "
-      "largest |r| with that: "
-      + ", ".join(f"unit {j} (r = {r[j]:+.2f})" for j in np.argsort(-np.abs(r))[:3]))
+print(f"{not_code.mean():.0%} of the held-out characters lie inside a "
+      "string or a comment;\nlargest |r| with that: units "
+      + ", ".join(f"{j} (r = {r[j]:+.2f})"
+                  for j in np.argsort(-np.abs(r))[:3]))
 
 # The same unit against other things it might track: strings and comments
 # apart, and the column (the characters since the start of the line).
 held_text = text.text[split:]
 n_held = len(held_text)
-line_start = np.flatnonzero(np.frombuffer(held_text.encode(), np.uint8) == ord("\n")) + 1
-column = np.arange(n_held) - np.concatenate([[0], line_start])[
+newline = np.frombuffer(held_text.encode(), np.uint8) == ord("\n")
+line_start = np.flatnonzero(newline) + 1   # where each complete line starts
+own_start = np.concatenate([[0], line_start])[
     np.searchsorted(line_start, np.arange(n_held), side="right")]
-j, prose = [unit], not_code == 1
-for name, where in (("inside strings and comments", prose), ("in code", ~prose)):
-    print(f"unit {unit} {name}: mean {h[where, unit].mean():+.2f}, above 0 at "
-          f"{np.mean(h[where, unit] > 0):.0%} of the characters, r with the column "
-          f"{correlation(h[where][:, j], column[where].astype(np.float64))[0]:+.2f}")
-print(f"unit {unit}, r with being inside a string "
-      f"{correlation(h[:, j], (kinds == 1).astype(np.float64))[0]:+.2f}, inside a comment "
-      f"{correlation(h[:, j], (kinds == 2).astype(np.float64))[0]:+.2f}")
+column = (np.arange(n_held) - own_start).astype(np.float64)
+hu, prose = h[:, [unit]], not_code == 1
+for name, where in (("in strings and comments", prose), ("in code", ~prose)):
+    r_column = correlation(hu[where], column[where])[0]
+    print(f"unit {unit} {name}: mean {hu[where].mean():+.2f}, above 0 at "
+          f"{np.mean(hu[where] > 0):.0%} of the characters,\n"
+          f"  r with the column {r_column:+.2f}")
+r_string = correlation(hu, (kinds == 1).astype(np.float64))[0]
+r_comment = correlation(hu, (kinds == 2).astype(np.float64))[0]
+print(f"unit {unit}: r with being inside a string {r_string:+.2f}, "
+      f"inside a comment {r_comment:+.2f}")
 
 # %%
 # The passage: the 14 consecutive complete lines of the held-out text with
@@ -322,23 +350,26 @@ print(f"unit {unit}, r with being inside a string "
 # is the unit's value after reading it, from blue (-1) through white (0) to
 # red (+1).
 LINES, COLS = 14, 72
-counts = np.concatenate([np.zeros((1, 3)), np.cumsum(kinds[:, None] == np.arange(3), axis=0)])
+seen = np.cumsum(kinds[:, None] == np.arange(3), axis=0)    # running counts
+seen = np.concatenate([np.zeros((1, 3)), seen])
 a, b = line_start[:-LINES], line_start[LINES:]
-first = int(np.argmax((counts[b] - counts[a]).min(axis=1) / (b - a)))
+first = int(np.argmax((seen[b] - seen[a]).min(axis=1) / (b - a)))
 fig, ax = plt.subplots(figsize=(8, 0.3 * LINES + 0.6))
 cmap = plt.get_cmap("coolwarm")
 for row in range(LINES):
-    a, b = line_start[first + row], line_start[first + row + 1] - 1   # without the newline
+    a = line_start[first + row]
+    b = line_start[first + row + 1] - 1                # without the newline
     for col in range(min(b - a, COLS)):
         ax.add_patch(plt.Rectangle((col, row), 1, 1, linewidth=0,
                                    color=cmap((h[a + col, unit] + 1) / 2)))
-        ax.text(col + 0.5, row + 0.55, held_text[a + col], ha="center", va="center",
-                family="monospace", fontsize=10)
+        ax.text(col + 0.5, row + 0.55, held_text[a + col], ha="center",
+                va="center", family="monospace", fontsize=10)
 ax.set_xlim(0, COLS)
 ax.set_ylim(LINES, 0)
 ax.set_axis_off()
 ax.set_title(f"Unit {unit} after each character: blue -1, white 0, red +1 "
-             f"(r = {r[unit]:+.2f} with being inside a string or a comment)", fontsize=10)
+             f"(r = {r[unit]:+.2f} with being inside a string or a comment)",
+             fontsize=10)
 fig.tight_layout()
 
 # %%
@@ -373,7 +404,9 @@ fig.tight_layout()
 # window starts from a zero state here; carrying each window's final state
 # into the next window of the same stream (truncated backpropagation
 # through time, as in Karpathy's ``min-char-rnn.py``) would let the model
-# use more than 100 characters of context. The GRU's gates, and where its
+# use more than 100 characters of context: ``model.forward`` always
+# starts from zeros, but each cell's ``forward`` takes a ``state0`` and
+# returns the final state for that. The GRU's gates, and where its
 # gradients go, are in :doc:`../theory/gru`.
 blas.restore_original_limits()
 plt.show()
