@@ -261,6 +261,10 @@ def test_step_carries_the_state():
     fresh, _ = model.step(x[1])
     np.testing.assert_allclose(carried, model.forward(x)[0][1], rtol=1e-12)
     assert not np.allclose(carried, fresh)
+    kept = [s.copy() for s in state]            # a state stays as it was returned
+    model.step(x[1], state)
+    model.step(2 * x[1], state)
+    np.testing.assert_array_equal(state[0], kept[0])
 
 
 def test_step_takes_a_cell_class_without_the_cache_keyword():
