@@ -587,7 +587,9 @@ class Model:
     zero past each sequence's length) or ``out = Dense(h_last)`` on the
     final state (``readout="last"``, out (B, K)). ``out`` is the raw
     readout: values for a squared error, logits for the cross-entropies
-    (``pyx_gru.losses`` applies the softmax or sigmoid).
+    (``pyx_gru.losses`` applies the softmax or sigmoid). ``step`` runs a
+    unidirectional model one time step at a time, carrying its state, to
+    generate sequences.
 
     Parameters
     ----------
@@ -751,6 +753,59 @@ class Model:
             valid = step_mask(out.shape[:2], lengths)[..., None]
             out *= valid
         return out, _Cache(self, rnn=rnn_cache, head=head_cache, valid=valid) if cache else None
+
+    def step(self, x, state=None):
+        """Advance the model by one time step, carrying the state: for generation.
+
+        Feeding ``x`` one step at a time, each call given the ``state`` the
+        previous one returned, gives the outputs of ``forward`` over the
+        whole sequence (for readout "every"; for readout "last", the output
+        after the steps fed so far). A language model samples its next
+        input from ``out`` this way. Nothing is kept for a backward pass.
+
+        Parameters
+        ----------
+        x : array_like, shape (B, D)
+            The inputs of one step.
+        state : list, optional
+            The state returned by the previous call: one entry per layer,
+            bottom first, an (B, H) array (for an LSTM, a tuple (h, c) of
+            them). None starts every layer from zeros.
+
+        Returns
+        -------
+        out : ndarray, shape (B, K)
+            The readout of this step (logits for the softmax).
+        state : list
+            The state after this step, for the next call.
+
+        Raises
+        ------
+        ValueError
+            For a bidirectional model (its backward direction needs the
+            whole sequence first), or a ``state`` of the wrong length.
+        """
+        if any(isinstance(layer, Bidirectional) for layer in self.rnn.layers):
+            raise ValueError("step needs a unidirectional model: a bidirectional layer reads the "
+                             "sequence backwards, so it cannot run one step at a time")
+        x = float_array("x", x, ("B", self.input_size), self.dtype)
+        n = len(self.rnn.layers)
+        if state is None:
+            state = [None] * n
+        elif not isinstance(state, (list, tuple)) or len(state) != n:
+            raise ValueError(f"state must be a list of {n} layer state(s), as step returns, "
+                             f"or None; got {type(state).__name__}"
+                             + (f" of length {len(state)}" if isinstance(state, (list, tuple)) else ""))
+        h, new = x[None], []
+        for layer, s in zip(self.rnn.layers, state):
+            cell = layer.cell
+            if _takes_cache(cell):
+                h, s, _ = cell.forward(h, s, cache=False)
+            else:
+                h, s, _ = cell.forward(h, s)
+            new.append(s)
+        out, _ = self.head.forward(h[0])
+        return out, new
 
     def backward(self, cache, dout):
         """Backpropagate dL/dout through the readout and every layer.

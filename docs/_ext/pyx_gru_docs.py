@@ -27,6 +27,7 @@ TUTORIALS = [
     "plot_reset_before_after.py",     # 4
     "plot_cells_compared.py",         # 5
     "plot_chorales.py",               # 6
+    "plot_char_lm.py",                # 6b: a character-level language model
     "plot_torch_interop.py",          # 7
     "plot_check_gradients.py",        # 8
 ]

@@ -27,6 +27,11 @@ Real data that ship inside pyx_gru itself:
   (JSB Chorales, Nottingham, MuseData, Piano-midi.de) in their original
   train/valid/test splits (:func:`load_polyphonic` for the piano rolls).
 
+Text for character-level language models, from every Python installation:
+
+* :func:`stdlib_source` — the standard library's own source as a
+  :class:`CharText` (text, vocabulary, codes, string and comment spans).
+
 The symbols behind the one-hot inputs:
 
 .. data:: REBER_SYMBOLS
@@ -48,6 +53,7 @@ from ._task import Task
 from .chorales import chorales, default_cache_dir, load_chorales, piano_roll
 from .digits import digits
 from .polyphonic import POLYPHONIC_SETS, load_polyphonic, polyphonic
+from .text import CharText, stdlib_source
 from .synthetic import REBER_SYMBOLS, TEMPORAL_ORDER_SYMBOLS, adding, copy_memory, reber, temporal_order
 
 __all__ = [
@@ -64,6 +70,8 @@ __all__ = [
     "polyphonic",
     "load_polyphonic",
     "POLYPHONIC_SETS",
+    "stdlib_source",
+    "CharText",
     "REBER_SYMBOLS",
     "TEMPORAL_ORDER_SYMBOLS",
 ]
