@@ -78,7 +78,10 @@ import csv
 import functools
 import io
 import json
+import hashlib
 import math
+import os
+import pathlib
 import sys
 import time
 
@@ -262,7 +265,9 @@ def match_hidden_size(cell, n_params, input_size, output_size, *, num_layers=1,
 # ---------------------------------------------------------------------------
 
 #: The task names of ``make_task`` and of ``python -m pyx_gru compare --task``.
-TASKS = ("adding", "copy", "temporal_order", "reber", "digits", "digits_pixels", "chorales")
+POLYPHONIC_TASKS = ("jsb", "nottingham", "musedata", "piano_midi")
+TASKS = ("adding", "copy", "temporal_order", "reber", "digits", "digits_pixels", "chorales",
+         *POLYPHONIC_TASKS)
 
 
 def make_task(name, *, length=100, n=10_000, seed=0, max_pieces=None):
@@ -272,8 +277,10 @@ def make_task(name, *, length=100, n=10_000, seed=0, max_pieces=None):
     ----------
     name : str
         ``"adding"``, ``"copy"`` (copy memory), ``"temporal_order"``,
-        ``"reber"`` (embedded), ``"digits"`` (rows), ``"digits_pixels"`` or
-        ``"chorales"``.
+        ``"reber"`` (embedded), ``"digits"`` (rows), ``"digits_pixels"``,
+        ``"chorales"``, or one of the polyphonic music sets in their
+        original splits: ``"jsb"``, ``"nottingham"``, ``"musedata"``,
+        ``"piano_midi"``.
     length : int
         T, for the adding, copy and temporal-order tasks.
     n : int
@@ -281,11 +288,13 @@ def make_task(name, *, length=100, n=10_000, seed=0, max_pieces=None):
     seed : int
         Seeds the generator.
     max_pieces : int, optional
-        Chorales only: the first this many pieces (None: all).
+        Chorales and the polyphonic sets: the first this many pieces (of
+        each split, for the polyphonic sets; None: all).
 
     Returns
     -------
-    pyx_gru.tasks.Task
+    pyx_gru.tasks.Task or tuple of three Tasks
+        A polyphonic set gives its (train, valid, test) splits.
     """
     from . import tasks
 
@@ -301,6 +310,11 @@ def make_task(name, *, length=100, n=10_000, seed=0, max_pieces=None):
         return tasks.reber(n, seed=seed)
     if name in ("digits", "digits_pixels"):
         return tasks.digits("rows" if name == "digits" else "pixels", seed=seed)
+    if name in POLYPHONIC_TASKS:
+        parts = tasks.polyphonic(name)
+        if max_pieces is not None:
+            parts = tuple(p.subset(np.arange(min(max_pieces, p.x.shape[1]))) for p in parts)
+        return parts
     return tasks.chorales(max_pieces=max_pieces)
 
 
@@ -381,7 +395,7 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
             lrs=(1e-3,), seeds=(0,), optimizer="adam", epochs=15, batch_size=32, clip=1.0,
             weight_noise=0.0, patience=None, bucket=False, dtype="float32", num_layers=1,
             gate_bias=None, split=(0.8, 0.1, 0.1), split_seed=0, n_jobs=1, backend=None,
-            threads_per_job=1, verbose=0):
+            threads_per_job=1, verbose=0, journal=None, resume=False):
     """Train every cell with every learning rate and seed, and score them.
 
     Parameters
@@ -423,6 +437,17 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
         BLAS and OpenMP threads inside each job (None: no limit).
     verbose : int
         0 silent; 1 a line on stderr per finished run.
+    journal : str or path-like, optional
+        A directory (created if needed) where every finished run is
+        recorded as it finishes, in a JSON file of its own (written
+        atomically) named after everything its result depends on: the
+        data, the run's cell, size, learning rate and seed, and the
+        training settings.
+    resume : bool
+        Take the runs already recorded in ``journal`` instead of running
+        them again, so that an interrupted sweep re-runs only the jobs that
+        had not finished (the result is the same, as every run is seeded).
+        Needs ``journal``.
 
     Returns
     -------
@@ -469,17 +494,33 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
         own = _cell_gate_bias(cell, gate_bias)
         return {"dtype": dtype, "num_layers": num_layers, **({"gate_bias": own} if own else {})}
 
+    if resume and journal is None:
+        raise ValueError("resume=True needs journal= (the directory of the runs recorded)")
+    keys = [_job_key(job, (train, valid, test), model_kwargs(job["cell"]), fit_kwargs)
+            for job in jobs]
+    done = {}
+    if journal is not None:
+        journal = pathlib.Path(journal)
+        journal.mkdir(parents=True, exist_ok=True)
+        if resume:
+            done = {k: v for k in keys if (v := _read_job(journal, k)) is not None}
+    todo = [(key, job) for key, job in zip(keys, jobs) if key not in done]
     calls = (joblib.delayed(_run)(job, train, valid, test, model_kwargs(job["cell"]), fit_kwargs,
                                   threads_per_job)
-             for job in jobs)
-    rows, histories = [], []
+             for _, job in todo)
+    results = dict(done)
     start = time.perf_counter()
+    if verbose and done:
+        print(f"{len(done)} of {len(jobs)} runs taken from {journal}", file=sys.stderr, flush=True)
     with joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator") as parallel:
-        for row, history in parallel(calls):
-            rows.append(row)
-            histories.append(History.from_dict(history))
+        for (key, _), (row, history) in zip(todo, parallel(calls)):
+            results[key] = (row, history)
+            if journal is not None:
+                _write_job(journal, key, row, history)
             if verbose:
-                print(f"[{len(rows)}/{len(jobs)}] {_row_line(row)}", file=sys.stderr, flush=True)
+                print(f"[{len(results)}/{len(jobs)}] {_row_line(row)}", file=sys.stderr, flush=True)
+    rows = [results[k][0] for k in keys]
+    histories = [History.from_dict(results[k][1]) for k in keys]
     settings = {
         "task": train.name, "T": train.T, "D": D, "K": K, "loss": train.loss,
         "readout": train.readout,
@@ -494,6 +535,57 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
         **fit_kwargs,
     }
     return Comparison(rows, histories, _jsonable(settings))
+
+
+def _job_key(job, parts, model_kwargs, fit_kwargs):
+    """The name of a run's journal file: a digest of everything its result
+    depends on (the three parts' data, the run, the model's and fit's
+    settings, and pyx_gru's version)."""
+    from . import __version__
+
+    h = hashlib.sha256()
+    for part in parts:
+        for a in (part.x, part.y, part.lengths, part.mask):
+            if a is not None:
+                a = np.ascontiguousarray(a)
+                h.update(f"{a.dtype.str}{a.shape}".encode())
+                h.update(a.tobytes())
+        h.update(f"{part.loss}{part.readout}{part.n_classes}".encode())
+    h.update(json.dumps({"job": job, "model": model_kwargs, "fit": fit_kwargs,
+                         "version": __version__}, sort_keys=True, default=str).encode())
+    return f"{job['cell']}-lr{job['lr']:g}-seed{job['seed']}-{h.hexdigest()[:20]}"
+
+
+def _write_job(journal, key, row, history):
+    text = json.dumps({"key": key, "row": row, "history": history}, default=_to_json)
+    tmp = journal / f".{key}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, journal / f"{key}.json")
+
+
+def _read_job(journal, key):
+    """(row, history dict) of a recorded run, or None when there is no
+    complete record of it (a damaged one is reported and run again)."""
+    path = journal / f"{key}.json"
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("key") != key or not isinstance(data.get("row"), dict):
+            raise ValueError("not this run's record")
+        History.from_dict(data["history"])
+    except (ValueError, TypeError, KeyError) as exc:
+        print(f"compare: {path} is not a complete record ({exc}); running it again",
+              file=sys.stderr, flush=True)
+        return None
+    return data["row"], data["history"]
+
+
+def _to_json(o):
+    return o.tolist() if hasattr(o, "tolist") else str(o)
 
 
 def _jsonable(obj):
@@ -913,10 +1005,12 @@ def add_compare_arguments(parser):
     p.add_argument("--n", type=int, default=10_000,
                    help="sequences generated for the synthetic tasks (default 10000)")
     p.add_argument("--max-pieces", type=int, default=None,
-                   help="chorales: only the first this many pieces (default all)")
+                   help="chorales and the polyphonic sets: only the first this many pieces "
+                        "(of each split) (default all)")
     p.add_argument("--task-seed", type=int, default=0, help="seeds the task's generator (default 0)")
     p.add_argument("--split", type=_list_of(float, "--split"), default=[0.8, 0.1, 0.1],
-                   help="train,valid,test fractions (default 0.8,0.1,0.1)")
+                   help="train,valid,test fractions (default 0.8,0.1,0.1; the polyphonic "
+                        "sets keep their original splits)")
     p.add_argument("--cells", type=_list_of(str, "--cells"), default=["rnn", "sgru", "gru", "lstm"],
                    help=f"comma-separated, from {', '.join(CELLS)} (default rnn,sgru,gru,lstm)")
     size = p.add_mutually_exclusive_group()
@@ -934,6 +1028,9 @@ def add_compare_arguments(parser):
     p.add_argument("--weight-noise", type=float, default=0.0, help="weight noise std (default 0)")
     p.add_argument("--patience", type=int, default=None,
                    help="early stopping after this many epochs without progress (default none)")
+    p.add_argument("--bucket", action="store_true",
+                   help="batch sequences of similar lengths together (less padding; "
+                        "fit's bucket=True)")
     p.add_argument("--gate-bias", type=_gate_bias_arg, action="append", default=[],
                    metavar="GATE=VALUE", help="initial bias of a gate in every cell that has it, "
                    "e.g. z=2 (GRU update gate) or f=2; repeatable")
@@ -945,6 +1042,9 @@ def add_compare_arguments(parser):
     p.add_argument("--out", default=None,
                    help="directory for results.csv/.json and the plots (default pyx_gru_results/TASK)")
     p.add_argument("--no-plots", action="store_true", help="write no plots")
+    p.add_argument("--resume", action="store_true",
+                   help="take the runs already finished in OUT/runs (each finished run is "
+                        "recorded there) and run only the others")
     p.add_argument("--quick", action="store_true",
                    help=f"a smoke test: {_QUICK['n']} sequences, T <= {_QUICK['length']}, "
                         f"~{_QUICK['params']} params, {_QUICK['epochs']} epochs, 1 seed, one lr")
@@ -977,18 +1077,16 @@ def run_compare(args):
     if args.hidden is None and params is None:
         params = 10_000
     task = make_task(args.task, length=length, n=n, seed=args.task_seed, max_pieces=max_pieces)
+    out = pathlib.Path(args.out) if args.out else pathlib.Path("pyx_gru_results") / args.task
     result = compare(
         task, cells=args.cells, n_params=params, hidden_size=args.hidden, lrs=lrs,
         seeds=range(seeds), optimizer=args.optimizer, epochs=epochs,
         batch_size=args.batch_size, clip=args.clip or None, weight_noise=args.weight_noise,
-        patience=args.patience, dtype=args.dtype, num_layers=args.layers,
+        patience=args.patience, bucket=args.bucket, dtype=args.dtype, num_layers=args.layers,
         gate_bias=dict(args.gate_bias) or None, split=tuple(args.split), n_jobs=args.n_jobs,
         backend=args.backend, threads_per_job=args.threads_per_job or None,
-        verbose=int(args.verbose))
+        verbose=int(args.verbose), journal=out / "runs", resume=args.resume)
     print(result.format())
-    from pathlib import Path
-
-    out = Path(args.out) if args.out else Path("pyx_gru_results") / args.task
     try:
         paths = result.save(out, plots=not args.no_plots)
     except ImportError as exc:  # no matplotlib: keep the table

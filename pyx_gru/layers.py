@@ -227,6 +227,35 @@ def _takes_cache(cell):
     return known
 
 
+def _save(self, path):
+    """Save to an ``.npz`` file: the structure (every layer, cell, form,
+    size and dtype) as JSON and the parameters as arrays, in one file
+    written atomically (a crash while writing leaves any older file at
+    ``path`` as it was). No pickle: ``pyx_gru.load(path)`` reads it with
+    ``allow_pickle=False`` and gives back an object of the same class
+    that computes bitwise the same outputs and gradients.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file, exactly as named (no suffix is added).
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    TypeError
+        If a cell is not one of pyx_gru's own classes (a subclass
+        defined elsewhere cannot be rebuilt from a file).
+    """
+    from ._saving import save_layer
+
+    return save_layer(self, path)
+
+
 class Recurrent:
     """One recurrent layer: a cell over whole sequences, forwards or backwards.
 
@@ -255,6 +284,8 @@ class Recurrent:
     def params(self):
         """dict of str to ndarray: the cell's parameters (live)."""
         return self.cell.params
+
+    save = _save
 
     def astype(self, dtype):
         """A copy with the parameters cast to ``dtype``."""
@@ -362,6 +393,8 @@ class Bidirectional:
         """dict of str to ndarray: ``fwd.*`` and ``bwd.*`` (live arrays)."""
         return _prefixed([("fwd.", self.fwd.params), ("bwd.", self.bwd.params)])
 
+    save = _save
+
     def astype(self, dtype):
         """A copy with the parameters cast to ``dtype``."""
         return type(self)(self.fwd.cell.astype(dtype), self.bwd.cell.astype(dtype))
@@ -436,6 +469,8 @@ class Stack:
         """dict of str to ndarray: ``layer<i>.*`` (live arrays)."""
         return _prefixed([(f"layer{i}.", layer.params) for i, layer in enumerate(self.layers)])
 
+    save = _save
+
     def astype(self, dtype):
         """A copy with the parameters cast to ``dtype``."""
         return type(self)([layer.astype(dtype) for layer in self.layers])
@@ -489,6 +524,8 @@ class Dense:
     def params(self):
         """dict: ``W`` (H, K) and ``b`` (K,) (live arrays)."""
         return self._params
+
+    save = _save
 
     def astype(self, dtype):
         """A copy with the parameters cast to ``dtype``."""
@@ -664,6 +701,8 @@ class Model:
     def get_params(self):
         """dict: a copy of every parameter (a snapshot to restore with ``model.params = ...``)."""
         return {k: v.copy() for k, v in self.params.items()}
+
+    save = _save
 
     def astype(self, dtype):
         """A new model of the same architecture with the parameters cast to ``dtype``."""

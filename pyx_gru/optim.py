@@ -70,6 +70,11 @@ class Optimizer:
                 raise TypeError(f"params[{k!r}] must be a float ndarray, got {type(p).__name__}")
             if g.shape != p.shape:
                 raise ValueError(f"grads[{k!r}] must have shape {p.shape}, got {g.shape}")
+        for k, p in params.items():
+            for name, a in self.state.get(k, {}).items():
+                if a is not None and (a.shape != p.shape or a.dtype != p.dtype):
+                    raise ValueError(f"the state of {k!r} ({name}: {a.dtype} {a.shape}) does not "
+                                     f"fit the parameter ({p.dtype} {p.shape})")
         self.t += 1
         for k, p in params.items():
             g = np.asarray(grads[k], dtype=p.dtype)
@@ -84,6 +89,135 @@ class Optimizer:
 
     def _update(self, p, g, state):
         raise NotImplementedError
+
+    # -- state: to continue a run exactly where it stopped -----------------
+
+    def settings(self):
+        """dict: the constructor's arguments (``type(opt)(**opt.settings())``
+        is a fresh optimiser with the same settings; ``lr`` is the current one)."""
+        return {"lr": self.lr, "weight_decay": self.weight_decay}
+
+    def state_dict(self):
+        """Everything the next step depends on, as plain values and arrays.
+
+        Returns
+        -------
+        dict
+            ``"optimizer"`` (the class name), ``"settings"``
+            (:meth:`settings`), ``"t"`` (steps taken) and ``"state"``:
+            {parameter name: {buffer name: a copy of the array, or None
+            for a buffer this optimiser's settings do not use}}.
+        """
+        return {"optimizer": type(self).__name__, "settings": self.settings(), "t": self.t,
+                "state": {k: {b: None if a is None else a.copy() for b, a in bufs.items()}
+                          for k, bufs in self.state.items()}}
+
+    def load_state_dict(self, state):
+        """Take the settings, step count and state of ``state`` (from
+        :meth:`state_dict` of an optimiser of the same class); the arrays
+        are copied.
+
+        Parameters
+        ----------
+        state : dict
+            As :meth:`state_dict` returns it.
+
+        Raises
+        ------
+        ValueError
+            If it is another class's, or its settings, step count or
+            buffers are not what this class keeps (each buffer's shape is
+            checked against its parameter at the next step).
+        TypeError
+            If ``state`` or one of its parts has the wrong type.
+        """
+        fresh = self.from_state_dict(state)
+        if type(fresh) is not type(self):
+            raise ValueError(f"a {state['optimizer']} state cannot be loaded into a "
+                             f"{type(self).__name__}")
+        vars(self).update(vars(fresh))
+
+    @staticmethod
+    def from_state_dict(state):
+        """A new optimiser from :meth:`state_dict`'s output (see
+        :meth:`load_state_dict` for what is checked).
+
+        Parameters
+        ----------
+        state : dict
+
+        Returns
+        -------
+        Optimizer
+        """
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict, got {type(state).__name__}")
+        keys = {"optimizer", "settings", "t", "state"}
+        if set(state) != keys:
+            raise ValueError(f"state must have the keys {sorted(keys)}; missing "
+                             f"{sorted(keys - set(state))}, unexpected {sorted(set(state) - keys)}")
+        classes = {cls.__name__: cls for cls in _OPTIMIZERS.values()}
+        cls = classes.get(state["optimizer"]) if isinstance(state["optimizer"], str) else None
+        if cls is None:
+            raise ValueError(f"optimizer must be one of {sorted(classes)}, got {state['optimizer']!r}")
+        settings = state["settings"]
+        if not isinstance(settings, dict):
+            raise TypeError(f"settings must be a dict, got {type(settings).__name__}")
+        try:
+            opt = cls(**settings)
+        except TypeError as exc:
+            raise ValueError(f"settings of a {cls.__name__}: {exc}") from None
+        if opt.settings().keys() != settings.keys():
+            raise ValueError(f"settings of a {cls.__name__} must have the keys "
+                             f"{sorted(opt.settings())}, got {sorted(settings)}")
+        t = state["t"]
+        if type(t) is not int or t < 0:
+            raise ValueError(f"t must be an int >= 0, got {t!r}")
+        opt.t = t
+        buffers = state["state"]
+        if not isinstance(buffers, dict):
+            raise TypeError(f"state['state'] must be a dict, got {type(buffers).__name__}")
+        for key, bufs in buffers.items():
+            like = opt._init_state(np.zeros(1))
+            if not isinstance(bufs, dict) or set(bufs) != set(like):
+                raise ValueError(f"state of {key!r} must have the buffers {sorted(like)} of a "
+                                 f"{cls.__name__} with these settings, got "
+                                 f"{sorted(bufs) if isinstance(bufs, dict) else bufs!r}")
+            own = {}
+            for name, a in bufs.items():
+                # SGD creates its momentum buffer at the first step (None before)
+                if a is None:
+                    if like[name] is not None and not (cls is SGD and name == "b"):
+                        raise ValueError(f"state of {key!r}: buffer {name!r} must be an array")
+                    own[name] = None
+                    continue
+                if like[name] is None and not (cls is SGD and name == "b"):
+                    raise ValueError(f"state of {key!r}: buffer {name!r} is not used with these "
+                                     "settings and must be None")
+                a = np.asarray(a)
+                if a.dtype not in (np.float32, np.float64):
+                    raise ValueError(f"state of {key!r}: buffer {name!r} must hold float32 or "
+                                     f"float64, got {a.dtype}")
+                own[name] = np.array(a, order="C")
+            opt.state[key] = own
+        return opt
+
+    def save(self, path):
+        """Save the settings, step count and state to an ``.npz`` file (no
+        pickle; written atomically), to continue training later:
+        ``pyx_gru.load(path)`` gives back an equal optimiser.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        from ._saving import save_optimizer
+
+        return save_optimizer(self, path)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if k not in ("state", "t"))
@@ -116,6 +250,9 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         if self.nesterov and not self.momentum:
             raise ValueError("nesterov needs momentum > 0")
+
+    def settings(self):
+        return {**super().settings(), "momentum": self.momentum, "nesterov": self.nesterov}
 
     def _init_state(self, p):
         return {"b": None}
@@ -167,6 +304,10 @@ class RMSProp(Optimizer):
         self.momentum = _unit("momentum", momentum)
         self.centered = bool(centered)
 
+    def settings(self):
+        return {**super().settings(), "alpha": self.alpha, "eps": self.eps,
+                "momentum": self.momentum, "centered": self.centered}
+
     def _init_state(self, p):
         zeros = lambda: np.zeros_like(p)  # noqa: E731
         return {"v": zeros(), "m": zeros() if self.centered else None,
@@ -217,6 +358,9 @@ class Adam(Optimizer):
         b1, b2 = betas
         self.betas = (_unit("betas[0]", b1), _unit("betas[1]", b2))
         self.eps = _nonnegative("eps", eps)
+
+    def settings(self):
+        return {**super().settings(), "betas": list(self.betas), "eps": self.eps}
 
     def _init_state(self, p):
         return {"m": np.zeros_like(p), "v": np.zeros_like(p)}

@@ -16,21 +16,30 @@ on top of the lengths (None: every step within its length); for readout
 carries all of these, and its loss and readout: ``fit(model, task)``. The
 loss units are those of ``pyx_gru.losses``.
 """
+import copy
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from . import losses as _losses
+from . import _saving, losses as _losses
 from ._validation import lengths_array
 from .layers import Model
 from .optim import clip_grad_norm, global_norm, make_optimizer, weight_noise as _weight_noise
 
-__all__ = ["fit", "evaluate", "predict", "History"]
+__all__ = ["fit", "evaluate", "predict", "History", "read_checkpoint", "CHECKPOINT_FILE", "BEST_FILE"]
+
+# The files fit(..., checkpoint=directory) keeps in the directory.
+CHECKPOINT_FILE = "checkpoint.npz"
+BEST_FILE = "best.npz"
 
 
 # ---------------------------------------------------------------------------
@@ -198,6 +207,9 @@ class History:
     diverged : bool
         A batch's loss or gradient was not finite: the run stopped there (the
         step was not applied).
+    interrupted : bool
+        Ctrl-C (SIGINT) stopped a run that keeps checkpoints, after the
+        mini-batch it was in and a checkpoint.
     settings : dict
         ``fit``'s arguments and the model's configuration.
     """
@@ -211,6 +223,7 @@ class History:
     best_epoch: int = None
     stopped_early: bool = False
     diverged: bool = False
+    interrupted: bool = False
     settings: dict = field(default_factory=dict)
 
     @property
@@ -315,7 +328,8 @@ class _Progress:
 
 def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, valid=None,
         optimizer="adam", lr=None, epochs=10, batch_size=32, clip=None, weight_noise=0.0,
-        patience=None, restore_best=True, bucket=False, seed=0, verbose=1, callback=None):
+        patience=None, restore_best=True, bucket=False, seed=0, verbose=1, callback=None,
+        checkpoint=None, checkpoint_every=None, resume=None):
     """Train ``model`` by mini-batch gradient descent.
 
     Each epoch shuffles the N sequences (seeded), and for each mini-batch:
@@ -373,6 +387,27 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
     callback : callable, optional
         ``callback(epoch, model, history)`` after each epoch; returning True
         stops training.
+    checkpoint : str or path-like, optional
+        A directory (created if needed) where the run keeps
+        ``checkpoint.npz``: everything needed to continue it (the model, the
+        optimiser's state, the random generators, the history, the
+        position, the best parameters so far and the early-stopping count),
+        written atomically after every epoch (and every ``checkpoint_every``
+        mini-batches), replacing the one before only once complete; and,
+        with ``valid``, ``best.npz``, the best model so far
+        (``pyx_gru.load`` reads it). If the directory holds a checkpoint of
+        this run already, ``fit`` continues from it. With a checkpoint,
+        Ctrl-C (SIGINT) stops the run after the current mini-batch, writes
+        a checkpoint and returns the history so far (``interrupted``; the
+        model keeps its current parameters); a second Ctrl-C stops at once.
+    checkpoint_every : int, optional
+        Also write a checkpoint after every this many mini-batches.
+    resume : str or path-like, optional
+        Continue the run whose checkpoint is in this directory (an error if
+        there is none), and keep writing checkpoints there. The model,
+        data and arguments must be those of the run (``epochs`` may grow);
+        the continued run ends with bitwise the parameters and history of
+        the run never stopped (but for the wall-clock ``time``).
 
     Returns
     -------
@@ -399,67 +434,248 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
         "n_valid": None if valid is None else valid.N, "n_params": model.n_params,
         "dtype": model.dtype.name, "model": model.config,
     })
+    run_dir, every = _checkpoint_args(checkpoint, checkpoint_every, resume)
     params = model.params
     best, best_loss, waited = None, math.inf, 0
     slices = _batches(train.N, batch_size)
+    # where to start: the first epoch, or a checkpoint's position
+    start_epoch, skip, accum, elapsed, finished = 1, 0, None, 0.0, False
+    if run_dir is not None and (run_dir / CHECKPOINT_FILE).exists():
+        state = _resume(run_dir, model, opt, history, (shuffle_rng, noise_rng), len(slices))
+        history, best, best_loss, waited = state["history"], state["best"], state["best_loss"], state["waited"]
+        start_epoch, skip, accum = state["epoch"], state["batch"], state["accum"]
+        elapsed, finished = state["elapsed"], state["finished"]
+    elif resume is not None:
+        raise FileNotFoundError(f"resume: no {CHECKPOINT_FILE} in {run_dir}")
     progress = _Progress(verbose, epochs, len(slices))
-    start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        order = shuffle_rng.permutation(train.N)
-        if bucket and train.lengths is not None:
-            order = order[np.argsort(train.lengths[order], kind="stable")]
-            batches = [order[s] for s in slices]
-            batches = [batches[i] for i in shuffle_rng.permutation(len(batches))]
-        else:
-            batches = [order[s] for s in slices]
-        total, count, norms = 0.0, 0, []
-        for b, idx in enumerate(batches, 1):
-            xb, yb, lb, mb = train.batch(idx)
-            # overflow is caught below as a non-finite loss or gradient norm
-            with _weight_noise(params, weight_noise, noise_rng), \
-                    np.errstate(over="ignore", invalid="ignore"):
-                out, cache = model.forward(xb, lb)
-                s, n, dsum = terms(out, yb, mb)
-                if n:
-                    _, grads = model.backward(cache, (dsum / n).astype(model.dtype))
-                    norm = global_norm(grads) if clip is None else clip_grad_norm(grads, clip)
-            if not n:
-                continue
-            if not (math.isfinite(s) and math.isfinite(norm)):
-                history.diverged = True
-                warnings.warn(f"fit: the loss or gradient is not finite at epoch {epoch}, batch "
-                              f"{b}; training stopped (try a smaller lr or clip=...)",
-                              RuntimeWarning, stacklevel=2)
-                break
-            opt.step(params, grads)
-            total, count = total + s, count + n
-            norms.append(norm)
-            progress.update(epoch, b, total / count, time.perf_counter() - start)
-        if history.diverged:
-            break
-        history.epoch.append(epoch)
-        history.train_loss.append(total / count if count else 0.0)
-        history.grad_norm.append(float(np.mean(norms)) if norms else 0.0)
-        history.steps.append(opt.t)
-        v = None
-        if valid is not None:
-            v = _evaluate_data(model, valid, loss, 256)["loss"]
-            if v < best_loss:
-                best, best_loss, waited = model.get_params(), v, 0
-                history.best_epoch = epoch
+    start = time.perf_counter() - elapsed
+
+    def save(epoch, batch, shuffle_state, acc, done=False):
+        if run_dir is None:
+            return
+        record = {"epoch": epoch, "batch": batch, "shuffle_state": shuffle_state,
+                  "noise_state": noise_rng.bit_generator.state, "accum": acc,
+                  "history": history.to_dict(), "best_loss": best_loss, "waited": waited,
+                  "elapsed": time.perf_counter() - start, "finished": done,
+                  "n_batches": len(slices)}
+        _saving.save_checkpoint(run_dir / CHECKPOINT_FILE, model, opt, best, record)
+
+    with _StopOnSigint(run_dir is not None) as sigint:
+        for epoch in range(start_epoch, epochs + 1) if not finished else ():
+            epoch_state = copy.deepcopy(shuffle_rng.bit_generator.state)
+            order = shuffle_rng.permutation(train.N)
+            if bucket and train.lengths is not None:
+                order = order[np.argsort(train.lengths[order], kind="stable")]
+                batches = [order[s] for s in slices]
+                batches = [batches[i] for i in shuffle_rng.permutation(len(batches))]
             else:
-                waited += 1
-        history.valid_loss.append(v)
-        history.time.append(time.perf_counter() - start)
-        progress.epoch_end(epoch, history.train_loss[-1], v, history.time[-1])
-        if callback is not None and callback(epoch, model, history):
-            break
-        if patience is not None and waited >= patience:
-            history.stopped_early = True
-            break
+                batches = [order[s] for s in slices]
+            total, count, norms = (accum["total"], accum["count"], list(accum["norms"])) if skip \
+                else (0.0, 0, [])
+            for b, idx in enumerate(batches, 1):
+                if b <= skip:
+                    continue
+                xb, yb, lb, mb = train.batch(idx)
+                # overflow is caught below as a non-finite loss or gradient norm
+                with _weight_noise(params, weight_noise, noise_rng), \
+                        np.errstate(over="ignore", invalid="ignore"):
+                    out, cache = model.forward(xb, lb)
+                    s, n, dsum = terms(out, yb, mb)
+                    if n:
+                        _, grads = model.backward(cache, (dsum / n).astype(model.dtype))
+                        norm = global_norm(grads) if clip is None else clip_grad_norm(grads, clip)
+                if n:
+                    if not (math.isfinite(s) and math.isfinite(norm)):
+                        history.diverged = True
+                        warnings.warn(f"fit: the loss or gradient is not finite at epoch {epoch}, "
+                                      f"batch {b}; training stopped (try a smaller lr or clip=...)",
+                                      RuntimeWarning, stacklevel=2)
+                        break
+                    opt.step(params, grads)
+                    total, count = total + s, count + n
+                    norms.append(norm)
+                    progress.update(epoch, b, total / count, time.perf_counter() - start)
+                # (after the last batch, the epoch's end checkpoints)
+                if b < len(batches) and (sigint.stopped or (every and b % every == 0)):
+                    save(epoch, b, epoch_state, {"total": total, "count": count, "norms": norms})
+                    if sigint.stopped:
+                        history.interrupted = True
+                        return history
+            skip = 0
+            if history.diverged:
+                save(epoch, 0, epoch_state, None, done=True)
+                break
+            history.epoch.append(epoch)
+            history.train_loss.append(total / count if count else 0.0)
+            history.grad_norm.append(float(np.mean(norms)) if norms else 0.0)
+            history.steps.append(opt.t)
+            v = None
+            if valid is not None:
+                v = _evaluate_data(model, valid, loss, 256)["loss"]
+                if v < best_loss:
+                    best, best_loss, waited = model.get_params(), v, 0
+                    history.best_epoch = epoch
+                    if run_dir is not None:
+                        _save_best(run_dir / BEST_FILE, model, best)
+                else:
+                    waited += 1
+            history.valid_loss.append(v)
+            history.time.append(time.perf_counter() - start)
+            progress.epoch_end(epoch, history.train_loss[-1], v, history.time[-1])
+            stop = callback is not None and callback(epoch, model, history)
+            if not stop and patience is not None and waited >= patience:
+                history.stopped_early = stop = True
+            save(epoch + 1, 0, shuffle_rng.bit_generator.state, None, done=bool(stop))
+            if stop:
+                break
+            if sigint.stopped:
+                history.interrupted = True
+                return history
     if restore_best and best is not None:
         model.params = best
     return history
+
+
+def _checkpoint_args(checkpoint, checkpoint_every, resume):
+    """(run directory or None, mini-batches between checkpoints or None)."""
+    paths = [p for p in (checkpoint, resume) if p is not None]
+    for name, p in (("checkpoint", checkpoint), ("resume", resume)):
+        if p is not None and not isinstance(p, (str, os.PathLike)):
+            raise TypeError(f"{name} must be a directory path, got {type(p).__name__}")
+    if len(paths) == 2 and Path(checkpoint).resolve() != Path(resume).resolve():
+        raise ValueError(f"checkpoint={checkpoint!r} and resume={resume!r} name different "
+                         "directories; a resumed run keeps its checkpoints where it was")
+    if checkpoint_every is not None:
+        if isinstance(checkpoint_every, (bool, np.bool_)) or not isinstance(
+                checkpoint_every, (int, np.integer)) or checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be an int >= 1, got {checkpoint_every!r}")
+        if not paths:
+            raise ValueError("checkpoint_every needs checkpoint= (a directory)")
+    if not paths:
+        return None, None
+    run_dir = Path(paths[0])
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(f"checkpoint must be a directory, {run_dir} is a file")
+    if resume is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir, None if checkpoint_every is None else int(checkpoint_every)
+
+
+def _save_best(path, model, best):
+    snapshot = model.copy()
+    snapshot.params = best
+    snapshot.save(path)
+
+
+_RECORD_KEYS = {"epoch", "batch", "shuffle_state", "noise_state", "accum", "history", "best_loss",
+                "waited", "elapsed", "finished", "n_batches"}
+
+
+def _resume(run_dir, model, opt, history, rngs, n_batches):
+    """Restore the run in ``run_dir`` into model, opt and the generators;
+    returns fit's loop state, after checking that the checkpoint belongs to
+    this run."""
+    path = run_dir / CHECKPOINT_FILE
+    saved = _saving.read_checkpoint(path)
+    rec = saved["fit"]
+
+    def bad(message):
+        return ValueError(f"{path}: {message}")
+
+    if set(rec) != _RECORD_KEYS:
+        raise bad(f"fit's record must have the keys {sorted(_RECORD_KEYS)}")
+    if _saving._layer_spec(saved["model"]) != _saving._layer_spec(model):
+        raise bad("the checkpoint is of another model (its layers, sizes or configuration differ)")
+    try:
+        old = History.from_dict(rec["history"])
+    except TypeError as exc:
+        raise bad(f"the history is not one of fit's ({exc})") from None
+    differ = sorted(k for k in set(old.settings) | set(history.settings)
+                    if k != "epochs" and old.settings.get(k) != history.settings.get(k))
+    if differ:
+        raise bad(f"the run was made with other arguments or data: {differ} differ "
+                  f"({ {k: old.settings.get(k) for k in differ} } then, "
+                  f"{ {k: history.settings.get(k) for k in differ} } now)")
+    if rec["n_batches"] != n_batches:
+        raise bad(f"the run had {rec['n_batches']} mini-batches an epoch, this one {n_batches}")
+    epoch, batch = rec["epoch"], rec["batch"]
+    if type(epoch) is not int or epoch < 1 or type(batch) is not int or not 0 <= batch < n_batches:
+        raise bad(f"position (epoch {epoch!r}, batch {batch!r}) is not one of this run's")
+    if type(rec["waited"]) is not int or rec["waited"] < 0 or type(rec["finished"]) is not bool:
+        raise bad("waited must be an int >= 0 and finished true or false")
+    accum = rec["accum"]
+    if batch and not (isinstance(accum, dict) and set(accum) == {"total", "count", "norms"}):
+        raise bad("a checkpoint inside an epoch needs the epoch's running sums")
+    best_loss = rec["best_loss"]
+    if not isinstance(best_loss, (int, float)) or (saved["best"] is None) != (best_loss == math.inf):
+        raise bad("best_loss does not agree with the best parameters kept")
+    for rng, name in zip(rngs, ("shuffle_state", "noise_state")):
+        try:
+            rng.bit_generator.state = rec[name]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise bad(f"{name} is not a random generator's state ({exc})") from None
+    opt.load_state_dict(saved["optimizer"].state_dict())
+    model.params = saved["model"].params
+    old.settings = history.settings  # the same but for epochs, which may have grown
+    return {"history": old, "best": saved["best"], "best_loss": float(best_loss),
+            "waited": rec["waited"], "epoch": epoch, "batch": batch, "accum": accum,
+            "elapsed": float(rec["elapsed"]), "finished": rec["finished"]}
+
+
+def read_checkpoint(directory):
+    """The state of a run that ``fit(..., checkpoint=directory)`` keeps.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        The run's directory (``checkpoint.npz`` is read from it).
+
+    Returns
+    -------
+    dict
+        ``"model"``: a Model with the parameters at the checkpoint;
+        ``"best"``: the best parameters so far (a dict) or None;
+        ``"optimizer"``: the optimiser with its state; ``"history"``: the
+        History so far; ``"epoch"``, ``"batch"``: where the run continues
+        (batch 0: at the start of that epoch); ``"finished"``: whether the
+        run had ended (early stopping, a callback or divergence).
+
+    Raises
+    ------
+    ValueError
+        If the file is not a complete, valid checkpoint.
+    """
+    saved = _saving.read_checkpoint(Path(directory) / CHECKPOINT_FILE)
+    rec = saved["fit"]
+    return {"model": saved["model"], "best": saved["best"], "optimizer": saved["optimizer"],
+            "history": History.from_dict(rec.get("history", {})), "epoch": rec.get("epoch"),
+            "batch": rec.get("batch"), "finished": rec.get("finished")}
+
+
+class _StopOnSigint:
+    """While active (in the main thread only), the first SIGINT sets
+    ``stopped`` instead of raising, so that fit ends at a point where the
+    run can be saved; a second one raises KeyboardInterrupt."""
+
+    def __init__(self, active):
+        self.active = active and threading.current_thread() is threading.main_thread()
+        self.stopped = False
+        self.previous = None
+
+    def _handle(self, signum, frame):
+        if self.stopped:
+            raise KeyboardInterrupt
+        self.stopped = True
+
+    def __enter__(self):
+        if self.active:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        if self.active:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
 
 
 def _evaluate_data(model, data, loss, batch_size):

@@ -6,7 +6,9 @@ invalid constructor arguments) and makes a few calls on it, drawn from:
 forward (x, state0, lengths, gates), backward (the forward's cache, another
 cell's, a hand-forged one, or anything else; dy, dstate), the params setter
 and item assignment, astype, save/load (of the cell's file with its bytes or
-its arrays and metadata changed), and gradcheck. Every argument is drawn
+its arrays and metadata changed), save/load of a model or one of its layers
+built around the cell (its file damaged likewise, any node of its JSON
+structure replaced), and gradcheck. Every argument is drawn
 from everything: arrays of every dtype (bool, int, float16 to longdouble,
 byte-swapped, complex, object, strings, dates), of the right shape or one
 mutated, in every layout (Fortran, strided, reversed, broadcast, read-only,
@@ -426,13 +428,86 @@ def op_save_load(draw, cell, state):
         call("forward", new.forward, np.zeros((2, 1, new.input_size)))
 
 
+def _model_name(cell):
+    kind = {"RNN": "rnn", "SimpleGRU": "sgru", "GRU": "gru", "LSTM": "lstm"}[type(cell).__name__]
+    if cell.config.get("reset") == "before":
+        return "gru_before"
+    return "lstm_peephole" if cell.config.get("peephole") else kind
+
+
+def _json_node_paths(node, path=()):
+    """Every path to a value in a JSON tree (dict keys and list indices)."""
+    yield path
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _json_node_paths(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _json_node_paths(v, path + (i,))
+
+
+def op_model_save_load(draw, cell, state):
+    """A model (or one of its layers) built around the cell's kind, saved,
+    its file damaged in one way, and loaded."""
+    from pyx_gru import layers
+
+    model = layers.Model(cell.input_size, cell.hidden_size, draw(st.integers(1, 3)),
+                         cell=_model_name(cell), num_layers=draw(st.integers(1, 2)),
+                         bidirectional=draw(st.booleans()),
+                         readout=draw(st.sampled_from(["last", "every"])), dtype=cell.dtype, seed=0)
+    obj = draw(st.sampled_from([model, model.rnn, model.head, model.rnn.layers[0]]))
+    path = os.path.join(state["tmp"], "model.npz")
+    if call("save model", obj.save, path) is Rejected:
+        return
+    data = open(path, "rb").read()
+    how = draw(st.sampled_from(["as is", "truncate", "flip", "arrays", "spec"]))
+    if how == "truncate":
+        data = data[:draw(st.integers(0, len(data)))]
+    elif how == "flip":
+        i = draw(st.integers(0, len(data) - 1))
+        data = data[:i] + bytes([data[i] ^ draw(st.integers(1, 255))]) + data[i + 1:]
+    elif how != "as is":
+        with np.load(io.BytesIO(data)) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        if how == "arrays":
+            key = draw(st.sampled_from(sorted(arrays) + ["extra"]))
+            if draw(st.booleans()) and key in arrays:
+                del arrays[key]
+            else:
+                arrays[key] = draw(arg(arrays.get(key, np.zeros(2)).shape, float_weight=3))
+                if not isinstance(arrays[key], np.ndarray):
+                    arrays[key] = np.asarray(arrays[key], dtype=object)
+        else:
+            meta = json.loads(str(arrays["metadata"]))
+            where = draw(st.sampled_from(list(_json_node_paths(meta))[1:]))
+            node = meta
+            for k in where[:-1]:
+                node = node[k]
+            node[where[-1]] = draw(st.one_of(
+                st.none(), st.booleans(), st.integers(-2**40, 2**40), st.floats(), st.text(max_size=4),
+                st.sampled_from(["GRU", "LSTM", "Stack", "Dense", "Model", "Recurrent", "float32",
+                                 0, 1, 2, 3, 2**31, [], {}, {"reset": "after"}, "every"])))
+            arrays["metadata"] = np.array(json.dumps(meta))
+        data = _npz_bytes(arrays)
+    with open(path, "wb") as f:
+        f.write(data)
+    new = call("load model", pg.load, path)
+    if new is not Rejected:
+        assert type(new) is type(obj), (type(new), type(obj))
+        if isinstance(new, layers.Dense):
+            call("forward", new.forward, np.zeros((2, 1, new.input_size)))
+        else:
+            call("forward", new.forward, np.zeros((2, 1, new.input_size)))
+
+
 def op_gradcheck(draw, cell, state):
     T = draw(st.integers(-1, 3)) if draw(st.integers(0, 3)) else draw(garbage())
     B = draw(st.integers(-1, 2)) if draw(st.integers(0, 3)) else draw(garbage())
     call("gradcheck", pg.gradcheck, cell, T, B, max_entries=2)
 
 
-OPS = [op_forward] * 4 + [op_backward] * 4 + [op_params, op_params, op_astype, op_save_load, op_gradcheck]
+OPS = [op_forward] * 4 + [op_backward] * 4 + [op_params, op_params, op_astype, op_save_load,
+                                               op_model_save_load, op_gradcheck]
 
 
 def example(draw, tmp):

@@ -325,3 +325,26 @@ def test_cells_and_sizes_parse():
         bench.parse_cells("transformer")
     with pytest.raises(Exception):
         bench.parse_size("1,32")
+
+
+def test_settle_waits_until_no_thread_of_the_process_is_busy():
+    """Before each timed call the benchmark waits until the process is idle:
+    a thread that keeps a core busy for 0.15 s holds settle() for about that
+    long, and an idle process is let go after the fixed minimum pause."""
+    import threading
+    import time
+
+    def spin(seconds):
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    idle = bench.settle()
+    assert bench.SETTLE_SECONDS <= idle < bench.SETTLE_MAX_SECONDS
+    worker = threading.Thread(target=spin, args=(0.15,))
+    worker.start()
+    try:
+        busy = bench.settle()
+    finally:
+        worker.join()
+    assert busy >= 0.1

@@ -341,6 +341,80 @@ def test_save_writes_the_table_and_the_plots(small_result, tmp_path):
     assert any(ln.get_ydata()[0] == small_result.baseline for ln in ax.lines)
 
 
+# -- resuming an interrupted sweep --------------------------------------------------
+
+def _without_time(rows):
+    return [{k: v for k, v in r.items() if k not in ("time", "blas_threads")} for r in rows]
+
+
+def test_a_sweep_resumed_from_its_journal_runs_only_what_is_missing(small_task, small_result,
+                                                                    tmp_path, monkeypatch):
+    journal = tmp_path / "runs"
+    full = run_small(small_task, journal=journal)
+    files = sorted(journal.glob("*.json"))
+    assert len(files) == 8 and not list(journal.glob("*.tmp"))
+    assert _without_time(full.rows) == _without_time(small_result.rows)
+    # as if the sweep had been killed with three runs unfinished, one of
+    # them mid-write (an incomplete record)
+    for f in files[:2]:
+        f.unlink()
+    files[2].write_text(files[2].read_text()[:50])
+    ran = []
+    real_run = experiments._run
+    monkeypatch.setattr(experiments, "_run", lambda job, *a: ran.append(job) or real_run(job, *a))
+    resumed = run_small(small_task, journal=journal, resume=True)
+    assert len(ran) == 3
+    assert _without_time(resumed.rows) == _without_time(full.rows)
+    for a, b in zip(resumed.histories, full.histories):
+        assert a.train_loss == b.train_loss and a.valid_loss == b.valid_loss
+    # without resume, everything runs again; other settings are other runs
+    ran.clear()
+    run_small(small_task, journal=journal)
+    assert len(ran) == 8
+    ran.clear()
+    run_small(small_task, journal=journal, resume=True, epochs=3)
+    assert len(ran) == 8
+
+
+def test_resume_needs_a_journal(small_task):
+    with pytest.raises(ValueError, match="resume=True needs journal="):
+        run_small(small_task, resume=True)
+
+
+def test_a_killed_compare_command_resumes(tmp_path):
+    """The command killed (SIGKILL) after two of its runs finished, then
+    run again with --resume: only the other runs are run, and the table is
+    the one of a run never killed."""
+    import signal
+
+    argv = [sys.executable, "-m", "pyx_gru", "compare", "--task", "adding", "--length", "10",
+            "--n", "60", "--cells", "rnn,gru", "--hidden", "3", "--seeds", "2", "--lr", "0.01",
+            "--epochs", "3", "--no-plots", "--verbose"]
+    full = subprocess.run([*argv, "--out", str(tmp_path / "full")], capture_output=True,
+                          text=True, timeout=300)
+    assert full.returncode == 0, full.stderr
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*argv, "--out", str(out)], stderr=subprocess.PIPE, text=True,
+                            stdout=subprocess.DEVNULL)
+    finished = 0
+    for line in proc.stderr:
+        if line.startswith("["):
+            finished += 1
+            if finished == 2:
+                proc.send_signal(signal.SIGKILL)
+                break
+    proc.wait(timeout=60)
+    assert finished == 2 and len(list((out / "runs").glob("*.json"))) >= 2
+    again = subprocess.run([*argv, "--out", str(out), "--resume"], capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr
+    recorded = int(again.stderr.split(" of 4 runs taken from")[0].split()[-1])
+    assert recorded >= 2 and again.stderr.count("] ") == 4 - recorded
+    want = Comparison.from_json(tmp_path / "full" / "results.json")
+    got = Comparison.from_json(out / "results.json")
+    assert _without_time(got.rows) == _without_time(want.rows)
+
+
 # -- the command -----------------------------------------------------------------
 
 def test_compare_command_quick_end_to_end(tmp_path, capsys):
@@ -368,6 +442,24 @@ def test_compare_command_options(tmp_path, capsys):
         (0.01, 0, 3), (0.01, 1, 3), (0.02, 0, 3), (0.02, 1, 3)]
     assert result.settings["gate_bias"] == {"z": 2.0} and not (out / "test_loss.png").exists()
     assert "test_accuracy" in capsys.readouterr().out
+
+
+def test_compare_command_on_a_polyphonic_set_keeps_its_original_splits(tmp_path, capsys):
+    """--task jsb trains on the first pieces of JSB Chorales' own training
+    split and scores on its own test split (no random split); --bucket
+    reaches fit."""
+    out = tmp_path / "jsb"
+    assert pyx_gru_main(["compare", "--task", "jsb", "--max-pieces", "4", "--cells", "gru",
+                         "--hidden", "3", "--seeds", "1", "--lr", "0.01", "--epochs", "1",
+                         "--bucket", "--no-plots", "--out", str(out)]) == 0
+    result = Comparison.from_json(out / "results.json")
+    train, valid, test = experiments.make_task("jsb", max_pieces=4)
+    assert [p.x.shape[1] for p in (train, valid, test)] == [4, 4, 4]
+    assert train.name == "jsb" and test.info["split"] == "test"
+    assert result.rows[0]["baseline"] == pytest.approx(test.baseline)
+    assert result.settings["bucket"] is True
+    full = experiments.make_task("jsb")
+    assert [p.x.shape[1] for p in full] == [229, 76, 77]
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -40,7 +40,7 @@ def test_fuzz_the_public_api(tmp_path, request, record_property):
     assert data["examples"] >= n
     outcomes = data["outcomes"]
     for op in ("forward", "backward", "constructor", "params setter", "astype", "save", "load",
-               "gradcheck"):
+               "load model", "gradcheck"):
         ok = outcomes.get(f"{op}:ok", 0)
         refused = outcomes.get(f"{op}:ValueError", 0) + outcomes.get(f"{op}:TypeError", 0)
         assert ok > 0 and refused > 0, (op, ok, refused)

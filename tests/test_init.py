@@ -81,3 +81,22 @@ def test_repr_and_config():
     cell = pg.GRU(3, 4, reset="before", dtype=np.float32)
     assert repr(cell) == "GRU(input_size=3, hidden_size=4, reset='before', dtype=float32)"
     assert pg.LSTM(2, 3, peephole=True).config == {"input_size": 2, "hidden_size": 3, "peephole": True}
+
+
+def test_one_version_and_the_licence_file():
+    """The version is written once (pyx_gru.__version__; pyproject.toml takes
+    it from there), and the BSD-3-Clause licence pyproject.toml declares is
+    in LICENSE."""
+    import importlib.metadata
+    import pathlib
+    import tomllib
+
+    import pyx_gru
+
+    root = pathlib.Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert "version" not in project and project["dynamic"] == ["version"]
+    assert importlib.metadata.version("pyx_gru") == pyx_gru.__version__
+    assert project["license"] == {"text": "BSD-3-Clause"}
+    text = (root / "LICENSE").read_text()
+    assert text.startswith("BSD 3-Clause License") and "Neither the name of the copyright holder" in text

@@ -21,6 +21,12 @@ Real data that ship inside wheels (optional extras, ``pip install
 * :func:`chorales` — piano rolls of Bach chorales from music21's corpus,
   converted once and cached (:func:`load_chorales`).
 
+Real data that ship inside pyx_gru itself:
+
+* :func:`polyphonic` — the four polyphonic music sets of Chung et al. 2014
+  (JSB Chorales, Nottingham, MuseData, Piano-midi.de) in their original
+  train/valid/test splits (:func:`load_polyphonic` for the piano rolls).
+
 The symbols behind the one-hot inputs:
 
 .. data:: REBER_SYMBOLS
@@ -36,6 +42,7 @@ The symbols behind the one-hot inputs:
 from ._task import Task
 from .chorales import chorales, default_cache_dir, load_chorales, piano_roll
 from .digits import digits
+from .polyphonic import POLYPHONIC_SETS, load_polyphonic, polyphonic
 from .synthetic import REBER_SYMBOLS, TEMPORAL_ORDER_SYMBOLS, adding, copy_memory, reber, temporal_order
 
 __all__ = [
@@ -49,6 +56,9 @@ __all__ = [
     "load_chorales",
     "piano_roll",
     "default_cache_dir",
+    "polyphonic",
+    "load_polyphonic",
+    "POLYPHONIC_SETS",
     "REBER_SYMBOLS",
     "TEMPORAL_ORDER_SYMBOLS",
 ]
