@@ -28,7 +28,8 @@ only the second lets one matrix product per step serve all three gates.
 #
 #    g_t^{\text{after}} &= \tanh\big(x_t W_g + b_g \\
 #                       &\qquad + r_t \odot (h_{t-1} U_g + b_{hg})\big), \\
-#    g_t^{\text{before}} &= \tanh\big(x_t W_g + b_g + (r_t \odot h_{t-1})\, U_g\big).
+#    g_t^{\text{before}} &= \tanh\big(x_t W_g + b_g \\
+#                        &\qquad + (r_t \odot h_{t-1})\, U_g\big).
 #
 # Give both cells the same :math:`W`, :math:`U` and :math:`b`, and the
 # after-form's extra bias :math:`b_{hg}` the value 0, so that the only

@@ -24,9 +24,9 @@ does that no single :math:`\\lambda` can.
 #
 # .. math::
 #
-#    \text{vanilla RNN:}\quad & h_t = g_t, \\
-#    \text{leaky RNN:}\quad & h_t = \lambda\, h_{t-1} + (1 - \lambda)\, g_t, \\
-#    \text{simplified GRU:}\quad & h_t = f_t \odot h_{t-1} \\
+#    \text{vanilla RNN:}\; & h_t = g_t, \\
+#    \text{leaky RNN:}\; & h_t = \lambda\, h_{t-1} + (1 - \lambda)\, g_t, \\
+#    \text{SimpleGRU:}\; & h_t = f_t \odot h_{t-1} \\
 #    & \phantom{h_t = {}} + (1 - f_t) \odot g_t,
 #
 # with the learned gate :math:`f_t = \sigma(x_t W_f + h_{t-1} U_f + b_f)`.
