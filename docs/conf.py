@@ -53,8 +53,20 @@ autodoc_typehints = "none"
 autodoc_preserve_defaults = True  # dtype=np.float64, as written, not <class ...>
 numpydoc_show_class_members = False  # autodoc lists the members; avoids autosummary stubs
 numpydoc_class_members_toctree = False
+# Each name is documented once, in the public module that defines it: the
+# module template leaves out the names a module re-exports from another
+# module with a page (pyx_gru.Model is pyx_gru.layers.Model).
+import pyx_gru_docs  # noqa: E402  (docs/_ext)
+
+autosummary_context = {"reexports": pyx_gru_docs.reexports(pyx_gru_docs.api_modules())}
+
+# -- the results page: docs/results/README.md, Markdown as on GitHub ----------------
+extensions.append("myst_parser")
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 
 # -- tutorials ---------------------------------------------------------------------
+# docs/_ext: the gallery's BLAS threads, its figures' text sizes, its notebooks
+extensions.append("pyx_gru_gallery")
 sphinx_gallery_conf = {
     "examples_dirs": "../tutorials",
     "gallery_dirs": "auto_tutorials",
@@ -68,8 +80,16 @@ sphinx_gallery_conf = {
     "show_signature": False,
     "download_all_examples": False,
     "remove_config_comments": True,
-    "image_scrapers": ("matplotlib",),
-    "reset_modules": ("matplotlib",),
+    # matplotlib's scraper, noting each figure's smallest text for the
+    # browser test; every figure also at twice the pixels for sharp screens.
+    "image_scrapers": ("pyx_gru_gallery.matplotlib_scraper",),
+    "image_srcset": ["2x"],
+    # One BLAS thread per tutorial on the shared build machine (not a block
+    # of code in every tutorial and notebook).
+    "reset_modules": ("matplotlib", "pyx_gru_gallery.one_blas_thread"),
+    # A cell ending in a call that returns a matplotlib object (a colorbar, a
+    # title) prints nothing.
+    "ignore_repr_types": r"matplotlib\.",
 }
 
 # -- HTML --------------------------------------------------------------------------

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 # What the build needs (import names; the docs extra installs them all), and
 # what running the tutorials needs on top.
-NEEDS = ("sphinx", "sphinx_gallery", "numpydoc", "pydata_sphinx_theme", "sphinx-mathjax-offline")
+NEEDS = ("sphinx", "sphinx_gallery", "numpydoc", "pydata_sphinx_theme", "sphinx-mathjax-offline",
+         "myst_parser")
 NEEDS_GALLERY = ("matplotlib", "torch", "threadpoolctl", "joblib", "music21")
 
 

@@ -24,7 +24,8 @@ adding problem at a short and a long distance, and plots what each learned.
 #
 # .. math::
 #
-#    n(H) = G H^2 + \big(G (D + 1) + K + e\big) H + K
+#    n(H) &= G H^2 + c H + K, \\
+#    c &= G (D + 1) + K + e
 #
 # parameters, with :math:`e` the extra per-unit vectors (0, 1 or 3): a
 # quadratic in :math:`H`, dominated by the recurrent weights.
@@ -35,14 +36,9 @@ adding problem at a short and a long distance, and plots what each learned.
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import NullFormatter
-from threadpoolctl import threadpool_limits
 
 import pyx_gru as pg
 from pyx_gru import experiments
-
-# One BLAS thread in this process (restored at the end); the training jobs
-# below hold their own pools to one thread each (see "Training").
-blas = threadpool_limits(limits=1)
 
 D, K = 2, 1
 cells = ["rnn", "sgru", "gru", "gru_before", "lstm", "lstm_peephole"]
@@ -69,7 +65,7 @@ ax.yaxis.set_minor_formatter(NullFormatter())
 ax.set_xlabel("parameter budget (whole model, readout included)")
 ax.set_ylabel("matched hidden size H")
 ax.set_title("Equal parameters, unequal widths ($D = 2$, $K = 1$)")
-ax.legend(fontsize=8, ncol=2)
+ax.legend(fontsize=9, ncol=2)
 fig.tight_layout()
 
 # %%
@@ -133,18 +129,18 @@ print("BLAS threads in the jobs:", sorted({r["blas_threads"] for res in results.
 #
 # The learning curves, validation MSE after every epoch:
 colors = {"rnn": "C0", "sgru": "C1", "gru": "C2", "lstm": "C3"}
-fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
 for ax, (T, res) in zip(axes, results.items()):
     for row, history in zip(res.rows, res.histories):
         ax.plot(history.epoch, history.valid_loss, "o-", markersize=3, color=colors[row["cell"]],
                 label=f"{row['cell']} (H = {row['hidden_size']})")
     ax.axhline(res.baseline, color="k", linestyle="--", linewidth=1)
-    ax.text(8, res.baseline * 1.2, "baseline 1/6: no memory", fontsize=8, ha="right")
+    ax.text(8, res.baseline * 1.2, "baseline 1/6: no memory", fontsize=9, ha="right")
     ax.set_yscale("log")
     ax.set_ylim(top=0.5)
     ax.set_xlabel("epoch")
     ax.set_title(f"Adding problem, T = {T}")
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=9, loc="lower left")
 axes[0].set_ylabel("validation MSE")
 fig.tight_layout()
 
@@ -170,7 +166,7 @@ ax.set_xticks(pos, [f"{s['cell']}\nH = {s['hidden_size']}" for s in summary])
 ax.set_yscale("log")
 ax.set_ylabel("test MSE (best epoch)")
 ax.set_title("About 10,000 parameters each, 8 epochs, one seed")
-ax.legend(fontsize=8)
+ax.legend(fontsize=9)
 fig.tight_layout()
 
 # %%
@@ -193,7 +189,7 @@ fig.tight_layout()
 # the four.
 #
 # One seed, one learning rate and 8 epochs make a tutorial, not a
-# benchmark. ``docs/results/README.md`` in the repository has the full
+# benchmark. The page :doc:`../results/README` has the full
 # comparison at :math:`T = 100`, with two seeds and a learning-rate grid
 # (and more at :math:`T = 200`), and finds where the RNN stops learning:
 # within 15 epochs, at :math:`T = 30` with this page's learning rate and at
@@ -210,5 +206,4 @@ fig.tight_layout()
 # the other long-range tasks). The next tutorial,
 # :ref:`sphx_glr_auto_tutorials_plot_chorales.py`, compares the cells on
 # real data: Bach chorales, against Chung et al.'s table.
-blas.restore_original_limits()
 plt.show()

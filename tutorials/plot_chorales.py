@@ -31,14 +31,9 @@ well under a minute: a subset of the pieces, at most 60 epochs, two seeds.
 # The pieces are split 60/20/20 into training, validation and test pieces.
 import matplotlib.pyplot as plt
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from pyx_gru import experiments, tasks
 from pyx_gru.tasks.chorales import LOWEST_MIDI
-
-# One BLAS thread in this process (restored at the end); the training jobs
-# hold their own pools to one thread each.
-blas = threadpool_limits(limits=1)
 
 task = tasks.chorales(max_pieces=120)
 print(f"{task.N} pieces of {task.lengths.min()} to {task.lengths.max()} steps; "
@@ -134,7 +129,7 @@ ax.set_ylim(9, 13)
 ax.set_xlabel("epoch")
 ax.set_ylabel("validation NLL (nats per frame)")
 ax.set_title(f"Chorales, {train.N} training pieces: RMSProp, weight noise 0.075")
-ax.legend(fontsize=8)
+ax.legend(fontsize=9)
 fig.tight_layout()
 
 # %%
@@ -149,9 +144,9 @@ fig.tight_layout()
 #
 # The test NLL of each cell at its chosen learning rate (a point per seed,
 # and their mean), next to the full run of the same experiment (all 332
-# chorales, up to 100 epochs; ``docs/results/README.md`` in the repository)
+# chorales, up to 100 epochs; the page :doc:`../results/README`, section 3)
 # and Chung et al.'s JSB Chorales column:
-full_run = {"rnn": 9.19, "gru": 9.01, "lstm": 9.07}     # docs/results/README.md, section 3
+full_run = {"rnn": 9.19, "gru": 9.01, "lstm": 9.07}     # the results page, section 3
 chung = {"rnn": 9.10, "gru": 8.54, "lstm": 8.67}        # Chung et al. 2014, JSB Chorales
 mine = {c: [r["test_loss"] for r in result.rows if r["cell"] == c and r["lr"] == summary[c]["lr"]]
         for c in cells}
@@ -171,17 +166,17 @@ for k, c in enumerate(cells):
 ax.plot(pos - 0.2, [summary[c]["test_loss"] for c in cells], "_", color="C1", markersize=22,
         markeredgewidth=2.5, label=f"this page ({train.N} training pieces; seeds, mean)")
 ax.plot(pos, [full_run[c] for c in cells], "s", color="C4", markersize=8,
-        label="full run (docs/results)")
+        label="full run (the results page)")
 ax.plot(pos + 0.2, [chung[c] for c in cells], "D", color="C5", markersize=8,
         label="Chung et al. 2014, JSB Chorales")
 for (name, value), style in zip(baselines.items(), (":", "-.")):
     ax.axhline(value, color="k", linestyle=style, linewidth=1)
-    ax.text(-0.55, value + 0.05, f"{name} baseline (these test pieces)", fontsize=8)
+    ax.text(-0.55, value + 0.05, f"{name} baseline (these test pieces)", fontsize=9)
 ax.set_xticks(pos, ["tanh RNN", "GRU", "LSTM"])
 ax.set_xlim(-0.6, len(cells) - 0.4)
 ax.set_ylabel("test NLL (nats per frame)")
 ax.set_title("Lower is better: about 20,000 parameters per model")
-ax.legend(fontsize=8, loc="center right")
+ax.legend(fontsize=9, loc="center right")
 fig.tight_layout()
 
 # %%
@@ -209,9 +204,8 @@ fig.tight_layout()
 #        --params 20000 --optimizer rmsprop --lr 3e-3,1e-2 --weight-noise 0.075 --clip 1 \
 #        --epochs 100 --patience 10 --batch-size 10 --seeds 2 --n-jobs 2 --out chorales
 #
-# and ``docs/results/README.md`` has its table, with a longer run at a
+# and :doc:`../results/README` has its table, with a longer run at a
 # smaller learning rate. :ref:`sphx_glr_auto_tutorials_plot_cells_compared.py`
 # compares the cells on synthetic tasks where the distance to remember is
 # set by hand.
-blas.restore_original_limits()
 plt.show()

@@ -35,14 +35,9 @@ unit, to see them do those jobs.
 # (``bucket=True``), the gradient clipped at norm 1, 30 epochs.
 import matplotlib.pyplot as plt
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 import pyx_gru as pg
 from pyx_gru import tasks
-
-# The machine that builds this page is shared and the matrices are small:
-# one BLAS thread (restored at the end).
-blas = threadpool_limits(limits=1)
 
 task = tasks.reber(3000, seed=0)
 train, valid, test = task.split((0.8, 0.1, 0.1), seed=0)
@@ -74,7 +69,7 @@ ax.set_yscale("log")
 ax.set_xlabel("epoch")
 ax.set_ylabel("loss, nats per symbol")
 ax.set_title("Embedded Reber grammar")
-ax.legend(fontsize=8)
+ax.legend()
 fig.tight_layout()
 
 # %%
@@ -113,19 +108,22 @@ print(f"memory unit: {memory}; |mean h (T strings) - mean h (P strings)| inside 
 n = min(set(L[second == "T"]) & set(L[second == "P"]), key=lambda n: abs(n - 13))
 b_T = np.flatnonzero((second == "T") & (L == n))[0]
 b_P = np.flatnonzero((second == "P") & (L == n))[0]
-fig, axes = plt.subplots(2, 2, figsize=(10, 6.5), sharey=True, layout="constrained")
+fig, axes = plt.subplots(2, 2, figsize=(9, 7), sharey=True, layout="constrained")
 for col, b in enumerate((b_T, b_P)):
     read = strings[b][:L[b]]                        # the symbols read at steps 1 .. L
     for row, (gate, name) in enumerate(((z, "z"), (r, "r"))):
         ax = axes[row, col]
         im = ax.imshow(gate[:L[b], b, order].T, aspect="auto", cmap="viridis", vmin=0, vmax=1)
         ax.set_xticks(range(L[b]), list(read))
-        ax.set_yticks(range(H), ["memory"] + [str(j) for j in others], fontsize=7)
-        ax.set_title(f"${name}_t$ while reading {strings[b]}", fontsize=10)
+        ax.set_yticks([0], ["memory"])
+        ax.set_title(f"${name}_t$ while reading {strings[b]}")
         ax.axhline(0.5, color="w", linewidth=1)
+for ax in axes[:, 0]:
+    ax.set_ylabel("other units, by mean $z$")
 axes[1, 0].set_xlabel("symbol read at step t")
 axes[1, 1].set_xlabel("symbol read at step t")
-fig.colorbar(im, ax=axes, fraction=0.03)
+colorbar = fig.colorbar(im, ax=axes, fraction=0.04)
+colorbar.set_label("gate activation")
 
 # %%
 # Read the top row of each :math:`z` map, the memory unit. Over the first
@@ -148,7 +146,7 @@ fig.colorbar(im, ax=axes, fraction=0.03)
 # The memory unit's state and gates in all test strings, aligned on the
 # first symbol (left) and on the last (right), coloured by the second
 # symbol:
-fig, axes = plt.subplots(3, 2, figsize=(10, 7), sharey="row", sharex="col")
+fig, axes = plt.subplots(3, 2, figsize=(9, 8), sharey="row", sharex="col")
 span = 8
 for b in range(min(N, 120)):
     color = "C0" if second[b] == "T" else "C3"
@@ -164,9 +162,9 @@ axes[2, 0].set_xlabel("step t (symbol 2 is T or P)")
 axes[2, 1].set_xlabel("steps before the end (0: E is read)")
 axes[0, 0].plot([], [], color="C0", label="strings B T ...")
 axes[0, 0].plot([], [], color="C3", label="strings B P ...")
-axes[0, 0].legend(fontsize=8)
-axes[0, 0].set_title("from the start", fontsize=10)
-axes[0, 1].set_title("to the end", fontsize=10)
+axes[0, 0].legend(fontsize=9)
+axes[0, 0].set_title("from the start")
+axes[0, 1].set_title("to the end")
 fig.tight_layout()
 for t in range(1, 6):
     print(f"step {t}: memory unit's mean h, T strings {h[t - 1, second == 'T', memory].mean():+.2f}, "
@@ -195,26 +193,27 @@ print(f"inside the inner string: mean z {z[inner][:, memory].mean():.2f}, "
 # weights.
 stats = pg.diagnostics.gate_statistics(cache)
 steps = np.arange(1, 21)
-fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(12, 3.8))
+fig, axes = plt.subplot_mosaic([["mean", "units"], ["saturated", "units"]], figsize=(9, 6))
+ax1, ax2, ax3 = axes["mean"], axes["saturated"], axes["units"]
 for name, color in zip(cell.gates, ("C0", "C1", "C2")):
     ax1.plot(steps, stats[name]["mean"][:20], "o-", markersize=3, color=color, label=name)
     ax2.plot(steps, stats[name]["saturated"][:20], "o-", markersize=3, color=color, label=name)
-ax1.set_title("mean activation", fontsize=10)
-ax2.set_title("fraction saturated", fontsize=10)
-for ax in (ax1, ax2):
-    ax.set_xlabel("step t")
-    ax.legend(fontsize=8)
+ax1.set_title("mean activation")
+ax2.set_title("fraction saturated")
+ax2.set_xlabel("step t")
+ax1.legend(fontsize=9, ncol=3)
 
 # and per unit, inside the inner strings: which units keep, which reset
 mean_z, mean_r = z[inner].mean(axis=0), r[inner].mean(axis=0)
 ax3.scatter(mean_r, mean_z, c=gap, cmap="magma_r", edgecolor="k", vmin=0)
 ax3.annotate("memory", (mean_r[memory], mean_z[memory]), xytext=(5, 5),
-             textcoords="offset points", fontsize=8)
+             textcoords="offset points")
 ax3.set_xlim(0, 1)
 ax3.set_ylim(0, 1)
 ax3.set_xlabel("mean $r$ inside the string")
 ax3.set_ylabel("mean $z$ inside the string")
-ax3.set_title("one dot per unit (dark: T/P memory)", fontsize=10)
+ax3.set_aspect("equal")
+ax3.set_title("one dot per unit (dark: T/P memory)")
 fig.tight_layout()
 for name in cell.gates:
     print(f"{name}: mean {np.nanmean(stats[name]['mean']):.2f}, "
@@ -235,5 +234,4 @@ for name in cell.gates:
 # :math:`\operatorname{diag}(z_t)` term of the Jacobian, close to the
 # identity where :math:`z_t` is close to 1
 # (:ref:`sphx_glr_auto_tutorials_plot_gradient_flow.py`).
-blas.restore_original_limits()
 plt.show()

@@ -19,9 +19,9 @@ how a matrix whose eigenvalues are all below 1 can still amplify it.
 #
 # .. math::
 #
-#    \bar{h}_t = \frac{\partial L}{\partial h_t}
-#              = \bar{h}_T \, J_T J_{T-1} \cdots J_{t+1},
-#    \qquad J_s = \frac{\partial h_s}{\partial h_{s-1}} ,
+#    \bar{h}_t &= \frac{\partial L}{\partial h_t}
+#              = \bar{h}_T \, J_T J_{T-1} \cdots J_{t+1}, \\
+#    J_s &= \frac{\partial h_s}{\partial h_{s-1}} ,
 #
 # a product of :math:`T - t` Jacobians. ``diagnostics.gradient_norms(cell,
 # x, dstate)`` returns :math:`\lVert \bar{h}_t \rVert` for every
@@ -37,15 +37,10 @@ how a matrix whose eigenvalues are all below 1 can still amplify it.
 # blocks, zero biases except the LSTM's forget gate (1).
 import matplotlib.pyplot as plt
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 import pyx_gru as pg
 from pyx_gru import tasks
 from pyx_gru.diagnostics import gradient_norms, singular_values, state_jacobians
-
-# The machine that builds this page is shared and the matrices are small:
-# one BLAS thread (restored at the end).
-blas = threadpool_limits(limits=1)
 
 T, B, D, H = 100, 8, 2, 64
 x = tasks.adding(B, length=T, seed=0).x                  # (T, B, 2)
@@ -80,7 +75,7 @@ for (name, n), style, color in zip(norms.items(), styles, ["C0", "C1", "C3", "k"
 ax.set_xlabel("distance from the loss, T − t")
 ax.set_ylabel(r"$\|\partial L / \partial h_t\|$")
 ax.set_title("Every cell at initialisation (H = 64, adding-problem inputs)")
-ax.legend(fontsize=8)
+ax.legend()
 fig.tight_layout()
 
 # %%
@@ -107,7 +102,8 @@ lstm_c_only = cells["LSTM"].copy()
 lstm_c_only.params["U"][:] = 0.0
 _, dc_only = pg.diagnostics.state_gradients(lstm_c_only, x, dstate)
 _, dc_full = pg.diagnostics.state_gradients(cells["LSTM"], x, dstate)
-full, only = (typical(np.linalg.norm(dc, axis=-1)) for dc in (dc_full, dc_only))
+# dc[t] for t = 0 .. T - 1: dc[T] = dL/dc_T is 0, since the loss reads h_T only
+full, only = (typical(np.linalg.norm(dc[:T], axis=-1)) for dc in (dc_full, dc_only))
 print(f"LSTM |dL/dc_0|: {full[0]:.1e} with U, {only[0]:.1e} with U = 0, where the factor "
       f"per step (from c_(T-1) back to c_0) is {(only[0] / only[T - 1]) ** (1 / (T - 1)):.2f}")
 
@@ -176,7 +172,7 @@ ax.semilogy(distance, norms["LSTM"], color="C2", linestyle="--", label="LSTM")
 ax.set_xlabel("distance from the loss, T − t")
 ax.set_ylabel(r"$\|\partial L / \partial h_t\|$")
 ax.set_title("The GRU's update-gate bias at initialisation")
-ax.legend(fontsize=8)
+ax.legend()
 fig.tight_layout()
 
 # %%
@@ -204,7 +200,7 @@ for name, cell, b_z in (("GRU, b_z = 0", "gru", 0.0), ("GRU, b_z = 2", "gru", 2.
           + " ".join(f"{v:.3f}" for v in history.valid_loss)
           + f"; |dL/dh_0| / |dL/dh_T|: {runs[name][0][0]:.0e} before, {runs[name][1][0]:.0e} after")
 
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4.2))
 for (name, (before, after, history)), color in zip(runs.items(), ["C3", "C1", "C0"]):
     ax1.semilogy(distance, before, color=color, linestyle="--")
     ax1.semilogy(distance, after, color=color, label=name)
@@ -213,12 +209,12 @@ ax1.plot([], [], color="k", linestyle="--", label="at initialisation")
 ax1.plot([], [], color="k", label="after 8 epochs")
 ax1.set_xlabel("distance from the loss, T − t")
 ax1.set_ylabel(r"$\|\partial L / \partial h_t\| \;/\; \|\partial L / \partial h_T\|$")
-ax1.legend(fontsize=8)
+ax1.legend(fontsize=9)
 ax2.axhline(task.baseline, color="k", linestyle=":", linewidth=1)
 ax2.set_yscale("log")
 ax2.set_xlabel("epoch")
 ax2.set_ylabel("validation MSE (dotted: baseline 1/6)")
-ax2.legend(fontsize=8)
+ax2.legend(fontsize=9)
 fig.suptitle("Adding problem, T = 100: the gradient of the models' own loss")
 fig.tight_layout()
 
@@ -259,26 +255,28 @@ for alpha in alphas:
         if alpha in shown:
             curves[label, alpha] = n
 
-fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(12, 4))
+fig, axes = plt.subplot_mosaic([["zero", "adding"], ["rate", "rate"]], figsize=(8, 8),
+                              height_ratios=[1, 1.1])
+ax1, ax2, ax3 = axes["zero"], axes["adding"], axes["rate"]
 for k, alpha in enumerate(shown):
     color = plt.cm.coolwarm(k / (len(shown) - 1))
     ax1.semilogy(distance, curves["zero input", alpha], color=color, label=rf"$\alpha = {alpha}$")
     ax1.semilogy(distance, alpha ** distance, color="k", linestyle=":", linewidth=1)
     ax2.semilogy(distance, curves["adding-problem input", alpha], color=color)
-ax1.set_title(r"zero input (dotted: $\alpha^{T-t}$)", fontsize=10)
-ax2.set_title("adding-problem input", fontsize=10)
+ax1.set_title(r"zero input (dotted: $\alpha^{T-t}$)")
+ax2.set_title("adding-problem input")
 for ax in (ax1, ax2):
     ax.set_xlabel("distance from the loss, T − t")
 ax1.set_ylabel(r"$\|\partial L / \partial h_t\|$")
-ax1.legend(fontsize=8)
+ax1.legend(fontsize=9)
 ax3.plot(alphas, rates["zero input"], "o", color="C0", label="zero input")
 ax3.plot(alphas, rates["adding-problem input"], "s", color="C1", label="adding-problem input")
 ax3.plot(alphas, alphas, color="k", linewidth=1, label=r"bound $\sigma_{\max}(U) = \alpha$")
 ax3.axhline(1, color="0.6", linestyle=":", linewidth=1)
 ax3.set_xlabel(r"$\sigma_{\max}(U) = \alpha$")
 ax3.set_ylabel(r"factor per step, $\|\partial L/\partial h_0\|^{1/T}$")
-ax3.set_title("measured rate against the bound", fontsize=10)
-ax3.legend(fontsize=8)
+ax3.set_title("measured rate against the bound")
+ax3.legend()
 fig.suptitle(r"Vanilla RNN with $U = \alpha Q$, $Q$ orthogonal")
 fig.tight_layout()
 
@@ -302,8 +300,8 @@ fig.tight_layout()
 #
 # .. math::
 #
-#    W = \begin{pmatrix} 0.9 & 3 \\ 0 & 0.9 \end{pmatrix}, \qquad
-#    W^k = \begin{pmatrix} 0.9^k & 3k \cdot 0.9^{k-1} \\ 0 & 0.9^k \end{pmatrix} .
+#    W &= \begin{pmatrix} 0.9 & 3 \\ 0 & 0.9 \end{pmatrix}, \\
+#    W^k &= \begin{pmatrix} 0.9^k & 3k \cdot 0.9^{k-1} \\ 0 & 0.9^k \end{pmatrix} .
 #
 # Both eigenvalues are 0.9, so :math:`W^k \to 0`; but the corner entry first
 # grows like :math:`k`, and :math:`\lVert W^k \rVert_2` peaks above 10
@@ -343,7 +341,7 @@ ax.axhline(1, color="0.6", linewidth=0.8)
 ax.set_ylim(1e-4, 100)
 ax.set_xlabel("distance from the loss, T − t")
 ax.set_title("Same eigenvalues, different transients")
-ax.legend(fontsize=8)
+ax.legend(fontsize=9)
 fig.tight_layout()
 
 # %%
@@ -363,5 +361,4 @@ fig.tight_layout()
 # :math:`\operatorname{diag}(z_t)`, or the LSTM's cell state) that a gate
 # can hold near the identity; where and when it does is what the gates
 # learn (:ref:`sphx_glr_auto_tutorials_plot_gates_at_work.py`).
-blas.restore_original_limits()
 plt.show()

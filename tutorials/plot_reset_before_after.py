@@ -18,17 +18,18 @@ only the second lets one matrix product per step serve all three gates.
 #
 # .. math::
 #
-#    z_t = \sigma(x_t W_z + h_{t-1} U_z + b_z), \quad
-#    r_t = \sigma(x_t W_r + h_{t-1} U_r + b_r), \quad
-#    h_t = z_t \odot h_{t-1} + (1 - z_t) \odot g_t,
+#    z_t &= \sigma(x_t W_z + h_{t-1} U_z + b_z), \\
+#    r_t &= \sigma(x_t W_r + h_{t-1} U_r + b_r), \\
+#    h_t &= z_t \odot h_{t-1} + (1 - z_t) \odot g_t,
 #
 # and differ only in the candidate:
 #
 # .. math::
 #
-#    g_t^{\text{after}} = \tanh\big(x_t W_g + b_g + r_t \odot (h_{t-1} U_g + b_{hg})\big),
-#    \qquad
-#    g_t^{\text{before}} = \tanh\big(x_t W_g + b_g + (r_t \odot h_{t-1})\, U_g\big).
+#    g_t^{\text{after}} &= \tanh\big(x_t W_g + b_g \\
+#                       &\qquad + r_t \odot (h_{t-1} U_g + b_{hg})\big), \\
+#    g_t^{\text{before}} &= \tanh\big(x_t W_g + b_g \\
+#                        &\qquad + (r_t \odot h_{t-1})\, U_g\big).
 #
 # Give both cells the same :math:`W`, :math:`U` and :math:`b`, and the
 # after-form's extra bias :math:`b_{hg}` the value 0, so that the only
@@ -58,17 +59,16 @@ y_after, _, cache_after = after.forward(x, h0)
 y_before, _, cache_before = before.forward(x, h0)
 print(f"largest |h_after - h_before| over {T} steps: {np.abs(y_after - y_before).max():.3f}")
 
-fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True)
+fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True, layout="constrained")
 for j, color in zip(range(3), ["C0", "C1", "C2"]):
     ax1.plot(y_after[:, 0, j], color=color, label=f"unit {j}, after")
     ax1.plot(y_before[:, 0, j], color=color, linestyle="--", label=f"unit {j}, before")
 ax1.set_ylabel("$h_t$")
-ax1.legend(fontsize=7, ncol=3)
-ax1.set_title("Same weights, same input, two GRUs")
+ax1.legend(fontsize=9, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+fig.suptitle("Same weights, same input, two GRUs")
 ax2.semilogy(np.abs(y_after - y_before)[:, 0].max(axis=1) + 1e-17, color="k")
 ax2.set_xlabel("step t")
 ax2.set_ylabel("max over units of\n$|h_t^{after} - h_t^{before}|$")
-fig.tight_layout()
 
 # %%
 # They start apart at the first step and stay apart: the same weights make
@@ -83,9 +83,8 @@ fig.tight_layout()
 #
 # .. math::
 #
-#    \text{after:}\quad r_j \sum_i h_i\, (U_g)_{ij}
-#    \qquad\qquad
-#    \text{before:}\quad \sum_i r_i\, h_i\, (U_g)_{ij}.
+#    \text{after:}\quad & r_j \sum_i h_i\, (U_g)_{ij} \\
+#    \text{before:}\quad & \sum_i r_i\, h_i\, (U_g)_{ij}.
 #
 # After the product, the reset gate of the *receiving* unit :math:`j` scales
 # everything it hears. Before the product, the reset gate of each *sending*
@@ -123,19 +122,25 @@ for name, gates in settings.items():
     yb, _, _ = before.forward(x, h0, gates=gates)
     gaps_bias[name] = np.abs(ya - yb).max()
 
-fig, ax = plt.subplots(figsize=(8, 4))
+fig, ax = plt.subplots(figsize=(8, 4.5))
 pos = np.arange(len(settings))
-floor = 1e-18  # an exact 0 still shows as a (tiny) bar on the log scale
-ax.bar(pos - 0.2, [gaps[n] + floor for n in settings], 0.4, label="$b_{hg} = 0$")
-ax.bar(pos + 0.2, [gaps_bias[n] + floor for n in settings], 0.4, label="$b_{hg} \\neq 0$")
-ax.set_xticks(pos, list(settings), fontsize=8)
+floor = 1e-18  # the bottom of the log scale
+for offset, values, label, color in ((-0.2, gaps, "$b_{hg} = 0$", "C0"),
+                                     (0.2, gaps_bias, "$b_{hg} \\neq 0$", "C1")):
+    heights = np.array([values[n] for n in settings])
+    ax.bar(pos + offset, heights, 0.4, bottom=floor, label=label, color=color)
+    # an exact 0 has no bar on a log scale: write it
+    for at in (pos + offset)[heights == 0]:
+        ax.annotate("0", (at, floor), xytext=(0, 2), textcoords="offset points", ha="center",
+                    va="bottom", color=color, fontweight="bold")
+ax.set_xticks(pos, list(settings))
 ax.set_yscale("log")
-ax.set_ylim(1e-18, 10)
+ax.set_ylim(floor, 1e5)
 ax.axhline(1e-12, color="k", linestyle=":", linewidth=1)
-ax.text(len(settings) - 0.5, 2e-12, "rounding", ha="right", fontsize=8)
+ax.text(1.01, 1e-12, "rounding", va="center", transform=ax.get_yaxis_transform())
 ax.set_ylabel("max $|h^{after} - h^{before}|$")
 ax.set_title("The two forms agree only when every unit has the same reset value")
-ax.legend()
+ax.legend(loc="upper center", ncol=2)
 fig.tight_layout()
 
 # %%

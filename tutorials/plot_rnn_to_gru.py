@@ -24,9 +24,10 @@ does that no single :math:`\\lambda` can.
 #
 # .. math::
 #
-#    \text{vanilla RNN:}\quad h_t = g_t, \qquad
-#    \text{leaky RNN:}\quad h_t = \lambda\, h_{t-1} + (1 - \lambda)\, g_t, \qquad
-#    \text{simplified GRU:}\quad h_t = f_t \odot h_{t-1} + (1 - f_t) \odot g_t,
+#    \text{vanilla RNN:}\; & h_t = g_t, \\
+#    \text{leaky RNN:}\; & h_t = \lambda\, h_{t-1} + (1 - \lambda)\, g_t, \\
+#    \text{SimpleGRU:}\; & h_t = f_t \odot h_{t-1} \\
+#    & \phantom{h_t = {}} + (1 - f_t) \odot g_t,
 #
 # with the learned gate :math:`f_t = \sigma(x_t W_f + h_{t-1} U_f + b_f)`.
 # The first two are the third with its gate pinned: ``pg.SimpleGRU`` run
@@ -40,15 +41,9 @@ does that no single :math:`\\lambda` can.
 # pass always pins :math:`f`; ``pg.Model`` accepts any cell class.
 import matplotlib.pyplot as plt
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 import pyx_gru as pg
 from pyx_gru import tasks
-
-# The machine that builds this page is shared and the matrices here are
-# small: one BLAS thread is as fast as two and never waits for a busy core.
-# (Restored at the end.)
-blas = threadpool_limits(limits=1)
 
 
 def leaky(lam):
@@ -93,14 +88,15 @@ print(f"train {train.N}, valid {valid.N}, test {test.N} sequences of T = {T} ste
       f"baseline MSE {task.baseline:.4f}")
 
 marks = test.info["rows"]["positions"]
-fig, ax = plt.subplots(figsize=(8, 2.6))
+fig, ax = plt.subplots(figsize=(8, 3))
 t = np.arange(1, T + 1)
 ax.bar(t, test.x[:, 0, 0], color="0.75", label="number $x_{t,0}$")
 ax.bar(marks[0] + 1, test.x[marks[0], 0, 0], color="C3", label="marked ($x_{t,1} = 1$)")
 ax.set_xlabel("step t")
 ax.set_title(f"One sequence: the target is {test.x[marks[0][0], 0, 0]:.2f} + "
              f"{test.x[marks[0][1], 0, 0]:.2f} = {test.y[0, 0]:.2f}")
-ax.legend(fontsize=8, loc="upper right", ncol=2)
+ax.set_ylim(0, 1.35)  # room for the legend above the bars
+ax.legend(loc="upper right", ncol=2)
 fig.tight_layout()
 
 # %%
@@ -143,12 +139,12 @@ for k, name in enumerate(models):
         ax.plot(h.epoch, h.valid_loss, style, color=f"C{k}",
                 label=name if seed == seeds[0] else None)
 ax.axhline(task.baseline, color="k", linestyle=":", linewidth=1)
-ax.text(20, task.baseline * 1.1, "baseline 1/6: no memory", ha="right", fontsize=8)
+ax.text(20, task.baseline * 1.1, "baseline 1/6: no memory", ha="right")
 ax.set_yscale("log")
 ax.set_xlabel("epoch")
 ax.set_ylabel("validation MSE")
 ax.set_title(f"Adding problem, T = {T}: solid and dashed lines are two seeds")
-ax.legend(fontsize=8, loc="lower left")
+ax.legend(loc="lower left")
 fig.tight_layout()
 
 # %%
@@ -170,7 +166,7 @@ _, _, cache = cell.forward(test.x)
 f = cache.gates[:, :, :H]                         # (T, N, H)
 order = np.argsort(f[:, 0].mean(axis=0))[::-1]     # units from most to least keeping
 
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4), gridspec_kw={"width_ratios": [3, 1.3]})
+fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.5, 4), gridspec_kw={"width_ratios": [3, 1.3]})
 im = ax1.imshow(f[:, 0, order].T, aspect="auto", cmap="viridis", vmin=0, vmax=1,
                 extent=(0.5, T + 0.5, H - 0.5, -0.5))
 ax1.set_ylim(H - 0.5, -0.5)
@@ -225,8 +221,7 @@ def input_sensitivity(model, x):
 
 sens = {name: input_sensitivity(trained[name, seeds[0]], test.x) for name in models}
 first, second = marks[:, 0], marks[:, 1]
-fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), sharey=True,
-                               gridspec_kw={"width_ratios": [1.4, 1]})
+fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 7.5), sharey=True)
 for k, (name, s) in enumerate(sens.items()):
     ax1.plot(t, s[:, 0], "o-", markersize=2.5, linewidth=1, color=f"C{k}", label=name)
     # every test sequence: the derivative with respect to each marked number,
@@ -245,10 +240,11 @@ for ax in (ax1, ax2):
     ax.axhline(0, color="k", linewidth=0.8)
 ax1.set_xlabel("step t")
 ax1.set_ylabel(r"$\partial\,$out$\,/\,\partial x_{t,0}$")
-ax1.set_title("One test sequence (dotted: its marked steps)", fontsize=10)
-ax1.legend(fontsize=7, loc="upper center")
+ax1.set_title("One test sequence (dotted: its marked steps)")
+ax1.legend(loc="center", ncol=2)
 ax2.set_xlabel("steps from the marked number to the end, T − t")
-ax2.set_title("Marked numbers of every test sequence", fontsize=10)
+ax2.set_ylabel(r"$\partial\,$out$\,/\,\partial x_{t,0}$, mean")
+ax2.set_title("Marked numbers of every test sequence")
 fig.tight_layout()
 for name, s in sens.items():
     others = np.abs(s).sum(axis=0) - np.abs(s[first, rows]) - np.abs(s[second, rows])
@@ -277,5 +273,4 @@ for name, s in sens.items():
 # are gradients flowing backwards through time, and
 # :ref:`sphx_glr_auto_tutorials_plot_gradient_flow.py` follows them through
 # every cell.
-blas.restore_original_limits()
 plt.show()

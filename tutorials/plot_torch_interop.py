@@ -18,9 +18,10 @@ dependency of pyx_gru (``torch==2.13.0``); nothing here needs a GPU.
 #
 # .. math::
 #
-#    r = \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}), \quad
-#    z = \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz}), \quad
-#    n = \tanh\big(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn})\big),
+#    r &= \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}), \\
+#    z &= \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz}), \\
+#    n &= \tanh\big(W_{in} x + b_{in} \\
+#      &\qquad + r \odot (W_{hn} h + b_{hn})\big),
 #
 # and :math:`h' = (1 - z) \odot n + z \odot h`: the reset gate after the
 # product, :math:`z = 1` keeping the past, exactly our ``GRU(reset="after")``.
@@ -85,17 +86,16 @@ y, h, cache = cell.forward(x, h0)
 print("max |y - y_torch| =", np.abs(y - y_torch.numpy()).max())
 print("max |h - h_torch| =", np.abs(h - h_torch[0].numpy()).max())
 
-fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
+fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, layout="constrained")
 for j in range(3):
     ax1.plot(y[:, 0, j], color=f"C{j}", linewidth=3, alpha=0.4, label=f"pyx_gru, unit {j}")
     ax1.plot(y_torch.numpy()[:, 0, j], color=f"C{j}", linestyle=":", label=f"torch, unit {j}")
 ax1.set_ylabel("$h_t$")
-ax1.legend(fontsize=7, ncol=2)
-ax1.set_title("torch.nn.GRU and the pyx_gru GRU loaded from it (float64)")
+ax1.legend(fontsize=9, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+fig.suptitle("torch.nn.GRU and the pyx_gru GRU loaded from it (float64)")
 ax2.semilogy(np.abs(y - y_torch.numpy()).max(axis=(1, 2)) + 1e-20, color="k")
 ax2.set_ylabel("max $|y - y_{torch}|$")
 ax2.set_xlabel("step t")
-fig.tight_layout()
 
 # %%
 # The two agree to the last few bits of float64: the same arithmetic, summed
@@ -168,17 +168,23 @@ for kind in (torch.nn.RNN, torch.nn.GRU, torch.nn.LSTM):
 names = ["y", "dx", "dh0", "weight_ih", "weight_hh", "bias_ih", "bias_hh"]
 fig, ax = plt.subplots(figsize=(8, 4))
 width = 0.8 / len(results)
+floor = 1e-18  # the bottom of the log scale
 for k, (label, res) in enumerate(results.items()):
-    ax.bar(np.arange(len(names)) + k * width, [res[n] + 1e-20 for n in names], width,
-           label=label, color=f"C{k // 2}", alpha=0.5 if "32" in label else 1.0)
+    heights = np.array([res[n] for n in names])
+    at = np.arange(len(names)) + k * width
+    ax.bar(at, heights, width, bottom=floor, label=label, color=f"C{k // 2}",
+           alpha=0.5 if "32" in label else 1.0)
+    for x0 in at[heights == 0]:  # an exact 0 has no bar on a log scale: write it
+        ax.annotate("0", (x0, floor), xytext=(0, 2), textcoords="offset points", ha="center",
+                    va="bottom", color=f"C{k // 2}", fontweight="bold")
 ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names)
 ax.set_yscale("log")
-ax.set_ylim(1e-18, 1e-4)
+ax.set_ylim(floor, 1e-1)
 ax.axhline(2.0**-24, color="k", linestyle=":", linewidth=1)
 ax.axhline(2.0**-53, color="k", linestyle=":", linewidth=1)
 ax.set_ylabel("relative difference to PyTorch")
 ax.set_title("pyx_gru against torch 2.13.0 autograd")
-ax.legend(fontsize=7, ncol=3)
+ax.legend(fontsize=9, ncol=3, loc="upper center")
 fig.tight_layout()
 
 # %%

@@ -8,6 +8,11 @@
 * ``.. program-help:: [subcommand]`` prints ``python -m pyx_gru [subcommand]
   --help`` as the parser gives it.
 * ``TutorialOrder`` sorts the tutorials in reading order for sphinx-gallery.
+* The API pages document each name once, in the public module that defines
+  it (``reexports``: ``pyx_gru.Model`` is ``pyx_gru.layers.Model``); the
+  name it is re-exported under becomes an alias of that entry, so that
+  ``:class:`pyx_gru.Model``` and the tutorials' code links still resolve.
+* Each cell's API entry links to its theory page (``THEORY``).
 """
 import re
 from pathlib import Path
@@ -124,7 +129,80 @@ class ProgramHelp(Directive):
         return [nodes.literal_block(text, text, language="text")]
 
 
+def api_modules():
+    """list of str: the modules with a page of their own, as listed in
+    docs/api/index.rst's autosummary."""
+    text = (ROOT / "docs" / "api" / "index.rst").read_text(encoding="utf-8")
+    block = text.split(".. autosummary::", 1)[1]
+    return re.findall(r"^ {3}(pyx_gru[\w.]*)\s*$", block, flags=re.M)
+
+
+def reexports(modules):
+    """{module: [(name, home), ...]}: the names of each module's ``__all__``
+    defined in another module of ``modules`` (``home``), which documents them.
+
+    Parameters
+    ----------
+    modules : list of str
+        The modules with an API page.
+
+    Returns
+    -------
+    dict
+    """
+    import importlib
+
+    out = {}
+    for module in modules:
+        mod = importlib.import_module(module)
+        for name in getattr(mod, "__all__", ()):
+            home = getattr(getattr(mod, name), "__module__", None)
+            if home != module and home in modules:
+                out.setdefault(module, []).append((name, home))
+    return out
+
+
+def _alias_reexports(app, env):
+    """Enter ``module.name`` (and its members) as aliases of the entries
+    of ``home.name``."""
+    from sphinx.domains.python import ObjectEntry
+
+    objects = env.get_domain("py").objects
+    for module, names in reexports(api_modules()).items():
+        for name, home in names:
+            prefix = f"{home}.{name}"
+            for full, entry in list(objects.items()):
+                if full == prefix or full.startswith(prefix + "."):
+                    alias = f"{module}.{name}" + full[len(prefix):]
+                    if alias not in objects:
+                        objects[alias] = ObjectEntry(entry.docname, entry.node_id, entry.objtype, True)
+
+
+# The theory page of each cell's classes and step functions (by name).
+THEORY = {
+    "theory/rnn": ("pyx_gru.RNN", "pyx_gru.reference.RNN", "pyx_gru.reference.rnn_step_"),
+    "theory/simple_gru": ("pyx_gru.SimpleGRU", "pyx_gru.reference.SimpleGRU",
+                          "pyx_gru.reference.simple_gru_step_"),
+    "theory/gru": ("pyx_gru.GRU", "pyx_gru.reference.GRU", "pyx_gru.reference.gru_after_step_",
+                   "pyx_gru.reference.gru_before_step_"),
+    "theory/lstm": ("pyx_gru.LSTM", "pyx_gru.reference.LSTM", "pyx_gru.reference.lstm_step_"),
+    "theory/index": ("pyx_gru.Cell",),
+}
+
+
+def _link_theory(app, what, name, obj, options, lines):
+    for page, names in THEORY.items():
+        if any(name == n or (n.endswith("_") and name.startswith(n)) for n in names):
+            title = "the equations, the backward pass and the Jacobian"
+            if page == "theory/index":
+                title = "the notation and backpropagation through time, for every cell"
+            lines += ["", f".. seealso:: :doc:`/{page}`: {title}.", ""]
+            return
+
+
 def setup(app):
     app.add_directive("readme-benchmark", ReadmeBenchmark)
     app.add_directive("program-help", ProgramHelp)
+    app.connect("env-updated", _alias_reexports)
+    app.connect("autodoc-process-docstring", _link_theory, priority=600)  # after numpydoc
     return {"parallel_read_safe": True, "parallel_write_safe": True}
