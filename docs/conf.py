@@ -17,7 +17,7 @@ import pyx_gru  # noqa: E402  (autodoc and the tutorials need the compiled packa
 
 project = "pyx_gru"
 author = "the pyx_gru developers"
-copyright = "2026, the pyx_gru developers"
+copyright = "2026, the pyx_gru developers; BSD 3-Clause licence"
 release = version = pyx_gru.__version__
 
 extensions = [

@@ -115,3 +115,11 @@ def test_tutorials_are_sorted_in_reading_order():
 def test_every_tutorial_has_a_place_in_the_order():
     on_disk = sorted(p.name for p in (ROOT / "tutorials").glob("plot_*.py"))
     assert sorted(pyx_gru_docs.TUTORIALS) == on_disk
+
+
+def test_the_site_shows_the_licence():
+    """The licence of LICENSE and pyproject.toml, on the front page and in
+    every page's footer."""
+    assert "BSD 3-Clause licence" in (ROOT / "docs" / "index.rst").read_text()
+    assert "BSD 3-Clause" in (ROOT / "docs" / "conf.py").read_text().split("copyright =")[1].split("\n")[0]
+    assert (ROOT / "LICENSE").read_text().startswith("BSD 3-Clause License")

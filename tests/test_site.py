@@ -97,7 +97,7 @@ def pages(site):
 def test_every_page_and_tutorial_is_built(site):
     expected = ["index", "story", "notation", "performance", "api/index", "api/cli",
                 "theory/index", "theory/rnn", "theory/simple_gru", "theory/gru", "theory/lstm",
-                "theory/invariants", "auto_tutorials/index"]
+                "theory/invariants", "theory/worked_step", "references", "auto_tutorials/index"]
     expected += [f"auto_tutorials/{name}" for name in TUTORIALS]
     expected += [f"api/generated/{module}" for module in (
         "pyx_gru", "pyx_gru.reference", "pyx_gru.interop", "pyx_gru.layers", "pyx_gru.losses",

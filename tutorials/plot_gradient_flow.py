@@ -295,8 +295,9 @@ fig.tight_layout()
 # -----------------------------------------------------
 #
 # The eigenvalues of :math:`U` decide what happens after many steps, but not
-# before. Pascanu et al.'s example, written for column vectors
-# (:math:`h_t = W \sigma(h_{t-1}) + \dots`), is
+# before. Take a non-normal matrix (the behaviour Trefethen and Embree's
+# *Spectra and Pseudospectra*, 2005, is about), written for column vectors
+# (:math:`h_t = W \sigma(h_{t-1}) + \dots`) as in most papers:
 #
 # .. math::
 #
