@@ -277,6 +277,21 @@ def load_chorales(*, step=1.0, max_pieces=None, cache_dir=None, refresh=False):
     return rolls, dict(meta, cache=str(npz_path), from_cache=False)
 
 
+def next_frame_arrays(rolls):
+    """Next-frame prediction over piano rolls of at least 2 frames each:
+    x[t, n] is frame t of roll n and y[t, n] frame t + 1, zero past the
+    roll's end. Returns x and y (T, N, 88) float64 with T the longest roll's
+    frames minus 1, and F (N,) int64, the frames of each roll."""
+    F = np.array([r.shape[0] for r in rolls], dtype=np.int64)
+    T, N = int(F.max(initial=1)) - 1, len(rolls)
+    x = np.zeros((T, N, N_KEYS))
+    y = np.zeros((T, N, N_KEYS))
+    for i, roll in enumerate(rolls):
+        x[: F[i] - 1, i] = roll[:-1]
+        y[: F[i] - 1, i] = roll[1:]
+    return x, y, F
+
+
 def _chorale_baselines(task):
     counted = task.counted()
     prev = task.x[counted].astype(np.int64)  # (M, K): the current frame
@@ -334,14 +349,7 @@ def chorales(*, step=1.0, max_pieces=None, cache_dir=None, refresh=False):
     """
     rolls, meta = load_chorales(step=step, max_pieces=max_pieces, cache_dir=cache_dir, refresh=refresh)
     keep = [i for i, r in enumerate(rolls) if r.shape[0] >= 2]
-    rolls = [rolls[i] for i in keep]
-    F = np.array([r.shape[0] for r in rolls], dtype=np.int64)
-    T, N = int(F.max(initial=1)) - 1, len(rolls)
-    x = np.zeros((T, N, N_KEYS))
-    y = np.zeros((T, N, N_KEYS))
-    for i, roll in enumerate(rolls):
-        x[: F[i] - 1, i] = roll[:-1]
-        y[: F[i] - 1, i] = roll[1:]
+    x, y, F = next_frame_arrays([rolls[i] for i in keep])
     info = {k: v for k, v in meta.items() if k not in ("pieces", "files", "n_frames")}
     info["rows"] = {"piece": [meta["pieces"][i] for i in keep], "file": [meta["files"][i] for i in keep],
                     "n_frames": F}

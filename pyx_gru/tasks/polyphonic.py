@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from ._task import Task, nll_of_counts
+from .chorales import next_frame_arrays
 
 __all__ = ["POLYPHONIC_SETS", "polyphonic", "load_polyphonic", "encode_rolls", "decode_rolls",
            "roll_digest", "convert"]
@@ -204,13 +205,7 @@ def _baselines(task):
 
 def _task(name, split, rolls, train_rolls):
     keep = [r for r in rolls if r.shape[0] >= 2]
-    F = np.array([r.shape[0] for r in keep], dtype=np.int64)
-    T, N = int(F.max(initial=1)) - 1, len(keep)
-    x = np.zeros((T, N, N_KEYS))
-    y = np.zeros((T, N, N_KEYS))
-    for i, roll in enumerate(keep):
-        x[: F[i] - 1, i] = roll[:-1]
-        y[: F[i] - 1, i] = roll[1:]
+    x, y, F = next_frame_arrays(keep)
     # The memoryless predictor a held-out split can use: each key's
     # frequency among the training split's target frames, add-1/2 smoothed
     # (a key never on in training would otherwise cost infinity).
