@@ -1,5 +1,6 @@
 """The benchmark, ``python -m pyx_gru.bench``: it runs and writes the expected
 JSON. No timing is asserted: only the structure of what it reports."""
+import argparse
 import importlib.util
 import json
 import subprocess
@@ -321,10 +322,11 @@ def test_gemm_plan_counts_the_flops_of_the_spec():
 def test_cells_and_sizes_parse():
     assert bench.parse_cells("gru,lstm") == ("gru_after", "gru_before", "lstm")
     assert bench.parse_size("1,32,32") == (1, 32, 32)
-    with pytest.raises(Exception):
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown cell 'transformer'; choose from"):
         bench.parse_cells("transformer")
-    with pytest.raises(Exception):
-        bench.parse_size("1,32")
+    for bad in ("1,32", "1,32,x", "0,32,32"):
+        with pytest.raises(argparse.ArgumentTypeError, match="a size is B,D,H"):
+            bench.parse_size(bad)
 
 
 def test_settle_waits_until_no_thread_of_the_process_is_busy():
