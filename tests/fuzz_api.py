@@ -384,10 +384,16 @@ def _npz_bytes(arrays):
     return buf.getvalue()
 
 
-def damaged(draw, path, edit_metadata):
-    """The bytes of the saved file at ``path``, as is or damaged one way:
+def damage(draw, path, edit_metadata):
+    """Rewrite the saved file at ``path`` as is or damaged one way:
     truncated, a few bytes flipped, an array removed, replaced or added, or
     its metadata changed by ``edit_metadata(draw, meta)``."""
+    data = _damaged_bytes(draw, path, edit_metadata)
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def _damaged_bytes(draw, path, edit_metadata):
     data = open(path, "rb").read()
     how = draw(st.sampled_from(["as is", "truncate", "flip", "arrays", "metadata"]))
     if how == "truncate":
@@ -432,9 +438,7 @@ def op_save_load(draw, cell, state):
     path = os.path.join(state["tmp"], "cell.npz")
     if call("save", cell.save, path) is Rejected:
         return
-    data = damaged(draw, path, _edit_cell_metadata)
-    with open(path, "wb") as f:
-        f.write(data)
+    damage(draw, path, _edit_cell_metadata)
     new = call("load", pg.load, path)
     if new is not Rejected:
         assert isinstance(new, pg.Cell) and set(new.params) == set(new.param_shapes)
@@ -484,9 +488,7 @@ def op_model_save_load(draw, cell, state):
     path = os.path.join(state["tmp"], "model.npz")
     if call("save model", obj.save, path) is Rejected:
         return
-    data = damaged(draw, path, _edit_any_node)
-    with open(path, "wb") as f:
-        f.write(data)
+    damage(draw, path, _edit_any_node)
     new = call("load model", pg.load, path)
     if new is not Rejected:
         assert type(new) is type(obj), (type(new), type(obj))
