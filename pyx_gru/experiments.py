@@ -353,6 +353,11 @@ def _run(job, train, valid, test, model_kwargs, fit_kwargs, threads):
     return row, history.to_dict()
 
 
+def _run_keyed(key, *args):
+    """``_run`` with its job's key, for results that arrive in any order."""
+    return (key, *_run(*args))
+
+
 def _as_list(name, values, kind):
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         values = [values]
@@ -506,15 +511,18 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
         if resume:
             done = {k: v for k in keys if (v := _read_job(journal, k)) is not None}
     todo = [(key, job) for key, job in zip(keys, jobs) if key not in done]
-    calls = (joblib.delayed(_run)(job, train, valid, test, model_kwargs(job["cell"]), fit_kwargs,
-                                  threads_per_job)
-             for _, job in todo)
+    calls = (joblib.delayed(_run_keyed)(key, job, train, valid, test, model_kwargs(job["cell"]),
+                                        fit_kwargs, threads_per_job)
+             for key, job in todo)
     results = dict(done)
     start = time.perf_counter()
     if verbose and done:
         print(f"{len(done)} of {len(jobs)} runs taken from {journal}", file=sys.stderr, flush=True)
-    with joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator") as parallel:
-        for (key, _), (row, history) in zip(todo, parallel(calls)):
+    # unordered: each run is recorded (and reported) as soon as it finishes, so
+    # a long run does not hold back the progress of those after it
+    with joblib.Parallel(n_jobs=n_jobs, backend=backend,
+                         return_as="generator_unordered") as parallel:
+        for key, row, history in parallel(calls):
             results[key] = (row, history)
             if journal is not None:
                 _write_job(journal, key, row, history)
