@@ -151,8 +151,9 @@ def _sigmoid_terms(out, target, mask):
         target = np.where(mask[..., None], target, 0.0)
     if np.any((target < 0) | (target > 1)):
         raise ValueError("target of the sigmoid cross-entropy must lie in [0, 1]")
-    terms = np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z))) - target * z
-    dz = sigmoid(z) - target
+    e = np.exp(-np.abs(z))  # shared by softplus and sigmoid (as sigmoid() computes them)
+    terms = np.maximum(z, 0.0) + np.log1p(e) - target * z
+    dz = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)) - target
     if mask is not None:
         terms = np.where(mask[..., None], terms, 0.0)
         dz = np.where(mask[..., None], dz, 0.0)

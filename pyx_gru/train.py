@@ -152,6 +152,24 @@ def _batches(N, batch_size):
     return [slice(i, min(i + batch_size, N)) for i in range(0, N, batch_size)]
 
 
+def _evaluation_batches(N, lengths, batch_size):
+    """Index arrays of at most ``batch_size`` sequences each, for a pass that
+    needs no particular order: sequences of similar lengths together (in
+    order of length, a new batch once a length exceeds 1.5 times the
+    batch's shortest), so that cutting each batch to its longest sequence
+    leaves little padding. Without lengths, consecutive slices."""
+    if lengths is None:
+        return [np.arange(s.start, s.stop) for s in _batches(N, batch_size)]
+    order = np.argsort(lengths, kind="stable")
+    batches, start = [], 0
+    for i in range(1, N + 1):
+        if (i == N or i - start == batch_size
+                or lengths[order[i]] > 1.5 * max(int(lengths[order[start]]), 1)):
+            batches.append(order[start:i])
+            start = i
+    return batches
+
+
 def _check_batch_size(batch_size):
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
@@ -683,15 +701,15 @@ class _StopOnSigint:
 def _evaluate_data(model, data, loss, batch_size):
     terms = _losses.TERMS[loss]
     total, count, correct = 0.0, 0, 0
-    for s in _batches(data.N, batch_size):
-        idx = np.arange(s.start, s.stop)
+    for idx in _evaluation_batches(data.N, data.lengths, batch_size):
         xb, yb, lb, mb = data.batch(idx)
         out, _ = model.forward(xb, lb, cache=False)
-        t, n, _ = terms(out, yb, mb)
+        if mb is not None:
+            out, yb = out[mb], yb[mb]
+        t, n, _ = terms(out, yb, None)
         total, count = total + t, count + n
         if loss == "softmax":
-            hit = np.argmax(out, axis=-1) == yb
-            correct += int(np.sum(hit if mb is None else hit & mb))
+            correct += int(np.sum(np.argmax(out, axis=-1) == yb))
     result = {"loss": total / count if count else 0.0, "count": count}
     if loss == "softmax":
         result["accuracy"] = correct / count if count else 0.0
