@@ -707,6 +707,67 @@ class Comparison:
             })
         return out
 
+    def against(self, reference="rnn"):
+        """Is each cell's advantage over ``reference`` larger than the spread between seeds?
+
+        Each cell is taken at its learning rate chosen on validation data
+        (:meth:`summary`), and its test losses over the seeds are compared
+        with the reference cell's by Welch's t-test (unequal variances),
+        one-sided: the alternative is that the cell's mean test loss is
+        lower.
+
+        Parameters
+        ----------
+        reference : str
+            The cell to compare the others with (default the tanh RNN).
+
+        Returns
+        -------
+        list of dict
+            One per other cell, in the order of :meth:`summary`: ``cell``,
+            ``reference``, ``advantage`` (the reference's mean test loss
+            minus the cell's; positive when the cell is better), ``spread``
+            (the larger of the two standard deviations over the seeds,
+            ddof=1), ``t`` and ``p`` (Welch's statistic and its one-sided
+            p-value; NaN with fewer than 2 seeds or no spread at all) and
+            ``separated`` (True when every seed of the cell has a lower test
+            loss than every seed of the reference).
+
+        Raises
+        ------
+        ValueError
+            If ``reference`` is not one of the table's cells.
+        """
+        from scipy import stats
+
+        summary = {s["cell"]: s for s in self.summary()}
+        reference = _cell_name(reference) if reference not in summary else reference
+        if reference not in summary:
+            raise ValueError(f"reference must be one of the cells {list(summary)}, got {reference!r}")
+
+        def losses(cell):
+            lr = summary[cell]["lr"]
+            return np.array([r["test_loss"] for r in self.rows
+                             if r["cell"] == cell and r["lr"] == lr], dtype=float)
+
+        ref = losses(reference)
+        out = []
+        for cell in summary:
+            if cell == reference:
+                continue
+            mine = losses(cell)
+            t = p = math.nan
+            spread = math.nan
+            if len(mine) >= 2 and len(ref) >= 2:
+                spread = float(max(mine.std(ddof=1), ref.std(ddof=1)))
+                if spread > 0:
+                    test = stats.ttest_ind(ref, mine, equal_var=False, alternative="greater")
+                    t, p = float(test.statistic), float(test.pvalue)
+            out.append({"cell": cell, "reference": reference,
+                        "advantage": float(ref.mean() - mine.mean()), "spread": spread,
+                        "t": t, "p": p, "separated": bool(mine.max() < ref.min())})
+        return out
+
     def format(self):
         """The table and the summary as text."""
         s = self.settings
@@ -716,11 +777,16 @@ class Comparison:
                         "test_std", "test_min", "test_max", "seeds", "ratio")
         cols = [c for c in COLUMNS if c != "task" and not (
             c == "test_accuracy" and all(r[c] is None for r in self.rows))]
-        return "\n\n".join([
-            head, _format_table(self.rows, cols),
-            "learning rate chosen on validation loss; test loss over the seeds:",
-            _format_table(self.summary(), summary_cols),
-        ])
+        parts = [head, _format_table(self.rows, cols),
+                 "learning rate chosen on validation loss; test loss over the seeds:",
+                 _format_table(self.summary(), summary_cols)]
+        cells = [r["cell"] for r in self.rows]
+        if "rnn" in cells and len(set(cells)) > 1 and cells.count("rnn") > 1:
+            parts += ["advantage over the tanh RNN against the spread between seeds "
+                      "(Welch's t-test, one-sided):",
+                      _format_table(self.against("rnn"),
+                                    ("cell", "advantage", "spread", "t", "p", "separated"))]
+        return "\n\n".join(parts)
 
     # -- files --------------------------------------------------------------
 
