@@ -2165,7 +2165,8 @@ SETTLE_MAX_SECONDS = 0.5
 
 def restart_with_short_blas_spin():
     """Re-run this command with OPENBLAS_THREAD_TIMEOUT set, unless it is set
-    already (OpenBLAS reads it when it loads, so it cannot be set later)."""
+    already (OpenBLAS reads it when it loads, so it cannot be set later).
+    """
     if BLAS_SPIN_ENV in os.environ:
         return
     env = dict(os.environ, **{BLAS_SPIN_ENV: BLAS_SPIN_VALUE})

@@ -407,8 +407,8 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
     valid : Task or tuple (x, y[, lengths[, mask]]), optional
         Held-out data, evaluated after every epoch.
     optimizer : {"adam", "rmsprop", "sgd"} or pyx_gru.optim.Optimizer
-        A name (see ``pyx_gru.optim.make_optimizer``) or an optimiser,
-        whose state then carries over between calls.
+        A name (see ``pyx_gru.optim.make_optimizer``) or an optimiser
+        instance, used as it is (its state is updated in place).
     lr : float, optional
         The learning rate for a named optimiser (None: its default).
     epochs : int
