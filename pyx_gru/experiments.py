@@ -210,13 +210,16 @@ def count_params(cell, hidden_size, input_size, output_size, *, num_layers=1,
     input_size, output_size : int
         D and K.
     num_layers : int
+        Recurrent layers stacked (default 1).
     bidirectional : bool
+        Each layer reads both ways (2H features per layer).
     **cell_kwargs
         More cell keywords (``reset=``, ``peephole=``).
 
     Returns
     -------
     int
+        The number of scalar parameters, every bias included.
     """
     hidden_size = check_size("hidden_size", hidden_size)
     a, b, c = _quadratic(_cell_name(cell), input_size, output_size, num_layers, bidirectional,
@@ -242,7 +245,9 @@ def match_hidden_size(cell, n_params, input_size, output_size, *, num_layers=1,
     input_size, output_size : int
         D and K.
     num_layers : int
+        Recurrent layers stacked (default 1).
     bidirectional : bool
+        Each layer reads both ways (2H features per layer).
     **cell_kwargs
         More cell keywords (``reset=``, ``peephole=``).
 
@@ -421,17 +426,32 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
         Each seeds a model's initialisation and its training's shuffling
         (and weight noise).
     optimizer : {"adam", "rmsprop", "sgd"}
-    epochs, batch_size, clip, weight_noise, patience, bucket
-        As in ``pyx_gru.fit`` (``clip=None`` for no clipping).
+        The optimiser of every run.
+    epochs : int
+        As in ``pyx_gru.fit``.
+    batch_size : int
+        As in ``pyx_gru.fit``.
+    clip : float or None
+        As in ``pyx_gru.fit`` (None for no clipping).
+    weight_noise : float
+        As in ``pyx_gru.fit``.
+    patience : int, optional
+        As in ``pyx_gru.fit``.
+    bucket : bool
+        As in ``pyx_gru.fit``.
     dtype : {"float32", "float64"}
+        Precision of every model.
     num_layers : int
+        Recurrent layers stacked in every model.
     gate_bias : dict of str to float, optional
         Initial gate biases (``pyx_gru.layers.set_gate_bias``), applied to
         every cell that has the gate: ``{"z": 2.0}`` sets the GRU's update
         gate, ``{"f": 2.0}`` the SimpleGRU's f and the LSTM's forget gate.
         None keeps each cell's defaults.
     split : tuple of 3 floats
+        The train, valid and test fractions a Task is split into.
     split_seed : int
+        Seeds that split.
     n_jobs : int
         Jobs at once (joblib): 1 runs them in this process, -1 on every core.
     backend : str, optional
@@ -635,7 +655,10 @@ def _format_table(rows, columns):
 class Comparison:
     """The result of ``compare``: a tidy table and every run's history.
 
-    Attributes
+    ``compare`` makes it (or ``Comparison.from_json``); each parameter is
+    kept as the attribute of its name.
+
+    Parameters
     ----------
     rows : list of dict
         One per (cell, lr, seed), with the keys of ``COLUMNS``: ``test_loss``
@@ -769,7 +792,14 @@ class Comparison:
         return out
 
     def format(self):
-        """The table and the summary as text."""
+        """The table and the summary as text.
+
+        Returns
+        -------
+        str
+            A heading line (task, sizes, loss, baseline), the table of every
+            run and the ``summary`` table, as aligned columns.
+        """
         s = self.settings
         head = (f"task {s.get('task')} (T={s.get('T')}, {s.get('n_train')}/{s.get('n_valid')}/"
                 f"{s.get('n_test')} sequences), loss {s.get('loss')}, baseline {self.baseline:.4g}")
@@ -793,7 +823,16 @@ class Comparison:
     def to_csv(self, path=None):
         """The table as CSV (header ``COLUMNS``; None as an empty field).
 
-        Returns the text; writes it to ``path`` too when given."""
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            A file to write the text to as well.
+
+        Returns
+        -------
+        str
+            The CSV text, one line per row of ``rows``.
+        """
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(COLUMNS)
@@ -807,18 +846,47 @@ class Comparison:
         return text
 
     def to_dict(self):
-        """dict: ``settings``, ``columns``, ``rows`` and ``histories`` (as dicts), JSON-safe."""
+        """The whole result as a dict.
+
+        Returns
+        -------
+        dict
+            ``settings``, ``columns``, ``rows`` and ``histories`` (as dicts),
+            with a format name and version; JSON-safe.
+        """
         return {"format": "pyx_gru.experiments.Comparison", "version": 1,
                 "settings": self.settings, "columns": list(COLUMNS), "rows": self.rows,
                 "histories": [h.to_dict() for h in self.histories]}
 
     def to_json(self, path=None):
-        """The whole result as JSON; written to ``path`` too when given."""
+        """The whole result as JSON; written to ``path`` too when given.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            A file to write the text to as well.
+
+        Returns
+        -------
+        str
+            The JSON text of ``to_dict()``; ``Comparison.from_json`` reads it.
+        """
         return _json_text(_jsonable(self.to_dict()), path)
 
     @classmethod
     def from_json(cls, text_or_path):
-        """A Comparison from ``to_json``'s text or the path of a file holding it."""
+        """A Comparison from ``to_json``'s text or the path of a file holding it.
+
+        Parameters
+        ----------
+        text_or_path : str or os.PathLike
+            The JSON text, or the file ``to_json`` (or ``save``) wrote.
+
+        Returns
+        -------
+        Comparison
+            The result read back, histories included.
+        """
         d = _read_json(text_or_path)
         if d.get("format") != "pyx_gru.experiments.Comparison":
             raise ValueError("not the JSON of a pyx_gru.experiments.Comparison")
@@ -828,6 +896,13 @@ class Comparison:
         """Write ``results.csv``, ``results.json`` and (with ``plots``)
         ``learning_curves.png`` and ``test_loss.png`` into ``directory``
         (created if needed).
+
+        Parameters
+        ----------
+        directory : str or os.PathLike
+            Where to write.
+        plots : bool
+            Draw the two plots too (needs matplotlib).
 
         Returns
         -------
@@ -857,9 +932,15 @@ class Comparison:
         is dotted; the dashed black line is the memoryless baseline. Needs
         matplotlib.
 
+        Parameters
+        ----------
+        logy : bool
+            Logarithmic loss axis.
+
         Returns
         -------
         matplotlib.figure.Figure
+            A new figure (not registered with pyplot).
         """
         cells = list(dict.fromkeys(r["cell"] for r in self.rows))
         lrs = sorted({r["lr"] for r in self.rows})
@@ -892,9 +973,15 @@ class Comparison:
         per learning rate), the chosen learning rate's mean as a black bar.
         Needs matplotlib.
 
+        Parameters
+        ----------
+        logy : bool
+            Logarithmic loss axis.
+
         Returns
         -------
         matplotlib.figure.Figure
+            A new figure (not registered with pyplot).
         """
         cells = list(dict.fromkeys(r["cell"] for r in self.rows))
         lrs = sorted({r["lr"] for r in self.rows})
@@ -939,7 +1026,9 @@ def flow_curve(cell, x, *, seed=0):
     Parameters
     ----------
     cell : pyx_gru.Cell
+        A compiled cell.
     x : array_like, shape (T, B, D)
+        Inputs, time-major.
     seed : int
         Seeds the directions of dL/dh_T.
 
@@ -976,7 +1065,7 @@ def decay_rate(curve, *, start=0, stop=None):
     Returns
     -------
     float
-        rho.
+        The fitted factor rho.
     """
     curve = np.asarray(curve, dtype=np.float64)
     t = np.arange(curve.size)[start:stop]
@@ -1004,7 +1093,9 @@ def rnn_rate_predictions(cell, x, *, start=0, stop=None):
     Parameters
     ----------
     cell : pyx_gru.RNN
+        A compiled tanh RNN.
     x : array_like, shape (T, B, D)
+        Inputs, time-major.
     start, stop : int
         The window of ``decay_rate``: the slopes s_t of the steps between
         its points, t = start + 1 .. stop - 1 (stop None: T + 1), are
@@ -1072,7 +1163,18 @@ _QUICK = {"n": 200, "length": 20, "params": 600, "epochs": 2, "seeds": 1, "max_p
 
 
 def add_compare_arguments(parser):
-    """Add the ``compare`` command's options to an ``argparse`` parser."""
+    """Add the ``compare`` command's options to an ``argparse`` parser.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Gets the options ``--task``, ``--cells``, ``--params``, ... in place.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        ``parser`` itself.
+    """
     p = parser
     p.add_argument("--task", choices=TASKS, default="adding", help="the task (default adding)")
     p.add_argument("--length", type=int, default=100,
@@ -1130,6 +1232,11 @@ def add_compare_arguments(parser):
 def run_compare(args):
     """Run ``compare`` as the parsed ``args`` ask, print the table, write the files.
 
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of ``add_compare_arguments``, parsed.
+
     Returns
     -------
     int
@@ -1172,7 +1279,18 @@ def run_compare(args):
 
 
 def check_compare_arguments(args):
-    """ValueError naming the first bad option of the parsed ``args``."""
+    """Check the parsed options of ``compare``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of ``add_compare_arguments``, parsed.
+
+    Raises
+    ------
+    ValueError
+        Naming the first option out of range.
+    """
     for name in ("n", "length", "epochs", "batch_size", "seeds", "layers"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
@@ -1200,8 +1318,24 @@ COMPARE_DESCRIPTION = ("Train cells at equal parameter counts over seeds and lea
 
 
 def main(argv=None):
-    """``python -m pyx_gru compare [options]``, also ``python -m
-    pyx_gru.experiments [options]``; returns the exit status."""
+    """Run ``python -m pyx_gru compare [options]``, also ``python -m pyx_gru.experiments [options]``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The options; None reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status of ``run_compare`` (0).
+
+    Raises
+    ------
+    SystemExit
+        For a bad option, with status 2 and the message on stderr (as
+        ``argparse`` does).
+    """
     parser = _argparse().ArgumentParser(prog="python -m pyx_gru compare",
                                         description=COMPARE_DESCRIPTION)
     add_compare_arguments(parser)

@@ -203,7 +203,9 @@ def _read_json(text_or_path):
 class History:
     """What ``fit`` measured, epoch by epoch.
 
-    Attributes
+    ``fit`` makes it; each parameter is kept as the attribute of its name.
+
+    Parameters
     ----------
     epoch : list of int
         1, 2, ... (one entry per completed epoch).
@@ -252,21 +254,61 @@ class History:
         return None if self.best_epoch is None else self.valid_loss[self.best_epoch - 1]
 
     def to_dict(self):
-        """dict: every attribute, JSON-serialisable."""
+        """Every attribute, as a dict.
+
+        Returns
+        -------
+        dict
+            The fields by name (lists, numbers, booleans and ``settings``),
+            JSON-serialisable; ``History.from_dict`` takes it back.
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d):
-        """The History that ``to_dict`` gave ``d``."""
+        """The History that ``to_dict`` gave ``d``.
+
+        Parameters
+        ----------
+        d : dict
+            As ``to_dict`` returns it (or as read from its JSON).
+
+        Returns
+        -------
+        History
+            A history equal to the one ``d`` came from.
+        """
         return cls(**d)
 
     def to_json(self, path=None):
-        """The history as JSON text; written to ``path`` as well when given."""
+        """The history as JSON text; written to ``path`` as well when given.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            A file to write the text to.
+
+        Returns
+        -------
+        str
+            The JSON text of ``to_dict()``.
+        """
         return _json_text(self.to_dict(), path)
 
     @classmethod
     def from_json(cls, text_or_path):
-        """A History from JSON text or from the path of a file holding it."""
+        """A History from JSON text or from the path of a file holding it.
+
+        Parameters
+        ----------
+        text_or_path : str or os.PathLike
+            The text ``to_json`` returned, or the file it wrote.
+
+        Returns
+        -------
+        History
+            The history read back.
+        """
         return cls.from_dict(_read_json(text_or_path))
 
     def plot(self, ax=None, *, baseline=None, logy=True):
@@ -286,6 +328,7 @@ class History:
         Returns
         -------
         matplotlib.axes.Axes
+            The axes drawn on.
         """
         try:
             import matplotlib.pyplot as plt
@@ -367,9 +410,14 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
         The inputs; a Task brings y, lengths, mask, loss and readout too
         (then pass none of those).
     y : array_like
-        Targets: see the module docstring for shapes.
+        Targets: (N, K) float or (N,) int for readout "last", (T, N, K)
+        float or (T, N) int for "every" (int: class labels for "softmax";
+        see the module docstring).
     lengths : array_like of int, shape (N,), optional
+        Sequence n is ``x[:lengths[n], n]``; None means all T steps.
     mask : array_like of bool, shape (T, N) ("every") or (N,) ("last"), optional
+        Which steps (or sequences) count in the loss, on top of the
+        lengths; None counts all.
     loss : {"mse", "softmax", "sigmoid"}, optional
         None: the task's, else "softmax" for integer y and "mse" otherwise.
     readout : {"last", "every"}, optional
@@ -377,6 +425,8 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
     valid : Task or tuple (x, y[, lengths[, mask]]), optional
         Held-out data, evaluated after every epoch.
     optimizer : {"adam", "rmsprop", "sgd"} or pyx_gru.optim.Optimizer
+        A name (see ``pyx_gru.optim.make_optimizer``) or an optimiser
+        instance, used as it is (its state is updated in place).
     lr : float, optional
         The learning rate for a named optimiser (None: its default).
     epochs : int
@@ -432,6 +482,8 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
     Returns
     -------
     History
+        The losses, gradient norms and times of every epoch, and how the
+        run ended.
     """
     train, loss = _resolve(model, x, y, lengths, mask, loss, readout, "train")
     valid = _valid_data(model, valid, loss)
@@ -722,8 +774,16 @@ def evaluate(model, x, y=None, *, lengths=None, mask=None, loss=None, batch_size
     Parameters
     ----------
     model : pyx_gru.layers.Model
+        The model to evaluate (not changed).
     x : array_like (T, N, D), or a Task
-    y, lengths, mask, loss
+        The inputs; a Task brings y, lengths, mask and loss too.
+    y : array_like, optional
+        Targets, shaped as in ``fit``.
+    lengths : array_like of int, shape (N,), optional
+        As in ``fit``.
+    mask : array_like of bool, shape (T, N) or (N,), optional
+        As in ``fit``.
+    loss : {"mse", "softmax", "sigmoid"}, optional
         As in ``fit``.
     batch_size : int
         Sequences per forward pass (memory only; the result does not depend
@@ -747,12 +807,16 @@ def predict(model, x, *, lengths=None, loss=None, batch_size=256):
     Parameters
     ----------
     model : pyx_gru.layers.Model
+        The model to run (not changed).
     x : array_like (T, N, D), or a Task (its lengths and loss are used)
+        The inputs, time-major.
     lengths : array_like of int, shape (N,), optional
+        Sequence n is ``x[:lengths[n], n]``; None means all T steps.
     loss : {"mse", "softmax", "sigmoid"}, optional
         "softmax" and "sigmoid" turn the logits into probabilities; None or
         "mse" gives the raw readout.
     batch_size : int
+        Sequences per forward pass (memory only).
 
     Returns
     -------
