@@ -731,7 +731,7 @@ class Comparison:
         return out
 
     def against(self, reference="rnn"):
-        """Is each cell's advantage over ``reference`` larger than the spread between seeds?
+        """Test whether each cell's advantage over ``reference`` exceeds the seeds' spread.
 
         Each cell is taken at its learning rate chosen on validation data
         (:meth:`summary`), and its test losses over the seeds are compared
