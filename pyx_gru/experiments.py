@@ -404,8 +404,9 @@ def _cell_gate_bias(cell, gate_bias):
 
 def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden_size=None,
             lrs=(1e-3,), seeds=(0,), optimizer="adam", epochs=15, batch_size=32, clip=1.0,
-            weight_noise=0.0, patience=None, bucket=False, dtype="float32", num_layers=1,
-            gate_bias=None, split=(0.8, 0.1, 0.1), split_seed=0, n_jobs=1, backend=None,
+            weight_noise=0.0, patience=None, bucket=False, chunk=None, dtype="float32",
+            num_layers=1, gate_bias=None, split=(0.8, 0.1, 0.1), split_seed=0, n_jobs=1,
+            backend=None,
             threads_per_job=1, verbose=0, journal=None, resume=False):
     """Train every cell with every learning rate and seed, and score them.
 
@@ -439,6 +440,11 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
         As in ``pyx_gru.fit``.
     bucket : bool
         As in ``pyx_gru.fit``.
+    chunk : int, optional
+        Train on the training sequences cut into windows of at most this
+        many steps (``Task.chunks``; ``readout="every"`` tasks only): more
+        updates per epoch and less padding on long sequences. Validation
+        and test stay whole. None: whole sequences.
     dtype : {"float32", "float64"}
         Precision of every model.
     num_layers : int
@@ -487,6 +493,8 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
     """
     joblib, _ = _parallel_tools()
     train, valid, test = _split_data(task, split, split_seed)
+    if chunk is not None:
+        train = train.chunks(check_size("chunk", chunk))
     cells = [_cell_name(c) for c in _as_list("cells", cells, (str,))]
     lrs = [float(v) for v in _as_list("lrs", lrs, (int, float, np.integer, np.floating))]
     if not all(v > 0 and math.isfinite(v) for v in lrs):
@@ -522,8 +530,8 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
 
     if resume and journal is None:
         raise ValueError("resume=True needs journal= (the directory of the runs recorded)")
-    keys = [_job_key(job, (train, valid, test), model_kwargs(job["cell"]), fit_kwargs)
-            for job in jobs]
+    digest = _data_digest((train, valid, test))
+    keys = [_job_key(job, digest, model_kwargs(job["cell"]), fit_kwargs) for job in jobs]
     done = {}
     if journal is not None:
         journal = pathlib.Path(journal)
@@ -559,19 +567,16 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
         "baseline": test.baseline, "cells": cells, "hidden_sizes": sizes,
         "target_params": n_params, "lrs": lrs, "seeds": seeds, "dtype": dtype,
         "num_layers": num_layers, "gate_bias": gate_bias, "split": list(split),
-        "split_seed": split_seed, "n_jobs": n_jobs, "backend": backend,
+        "split_seed": split_seed, "chunk": chunk, "n_jobs": n_jobs, "backend": backend,
         "threads_per_job": threads_per_job, "wall_time": time.perf_counter() - start,
         **fit_kwargs,
     }
     return Comparison(rows, histories, _jsonable(settings))
 
 
-def _job_key(job, parts, model_kwargs, fit_kwargs):
-    """The name of a run's journal file: a digest of everything its result
-    depends on (the three parts' data, the run, the model's and fit's
-    settings, and pyx_gru's version)."""
-    from . import __version__
-
+def _data_digest(parts):
+    """A SHA-256 object fed with the three parts' data, to be copied by
+    ``_job_key`` for each run (hashing the data once per sweep)."""
     h = hashlib.sha256()
     for part in parts:
         for a in (part.x, part.y, part.lengths, part.mask):
@@ -580,6 +585,16 @@ def _job_key(job, parts, model_kwargs, fit_kwargs):
                 h.update(f"{a.dtype.str}{a.shape}".encode())
                 h.update(a.tobytes())
         h.update(f"{part.loss}{part.readout}{part.n_classes}".encode())
+    return h
+
+
+def _job_key(job, data_digest, model_kwargs, fit_kwargs):
+    """The name of a run's journal file: a digest of everything its result
+    depends on (the three parts' data, as ``_data_digest``, the run, the
+    model's and fit's settings, and pyx_gru's version)."""
+    from . import __version__
+
+    h = data_digest.copy()
     h.update(json.dumps({"job": job, "model": model_kwargs, "fit": fit_kwargs,
                          "version": __version__}, sort_keys=True, default=str).encode())
     return f"{job['cell']}-lr{job['lr']:g}-seed{job['seed']}-{h.hexdigest()[:20]}"
@@ -1208,6 +1223,9 @@ def add_compare_arguments(parser):
     p.add_argument("--bucket", action="store_true",
                    help="batch sequences of similar lengths together (less padding; "
                         "fit's bucket=True)")
+    p.add_argument("--chunk", type=int, default=None, metavar="STEPS",
+                   help="train on the training sequences cut into windows of at most this "
+                        "many steps (Task.chunks); validation and test stay whole")
     p.add_argument("--gate-bias", type=_gate_bias_arg, action="append", default=[],
                    metavar="GATE=VALUE", help="initial bias of a gate in every cell that has it, "
                    "e.g. z=2 (GRU update gate) or f=2; repeatable")
@@ -1264,7 +1282,8 @@ def run_compare(args):
         task, cells=args.cells, n_params=params, hidden_size=args.hidden, lrs=lrs,
         seeds=range(seeds), optimizer=args.optimizer, epochs=epochs,
         batch_size=args.batch_size, clip=args.clip or None, weight_noise=args.weight_noise,
-        patience=args.patience, bucket=args.bucket, dtype=args.dtype, num_layers=args.layers,
+        patience=args.patience, bucket=args.bucket, chunk=args.chunk, dtype=args.dtype,
+        num_layers=args.layers,
         gate_bias=dict(args.gate_bias) or None, split=tuple(args.split), n_jobs=args.n_jobs,
         backend=args.backend, threads_per_job=args.threads_per_job or None,
         verbose=int(args.verbose), journal=out / "runs", resume=args.resume)
@@ -1294,7 +1313,7 @@ def check_compare_arguments(args):
     for name in ("n", "length", "epochs", "batch_size", "seeds", "layers"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
-    for name in ("params", "hidden", "max_pieces", "patience"):
+    for name in ("params", "hidden", "max_pieces", "patience", "chunk"):
         v = getattr(args, name)
         if v is not None and v < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")

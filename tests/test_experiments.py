@@ -495,6 +495,34 @@ def test_compare_command_on_a_polyphonic_set_keeps_its_original_splits(tmp_path,
     assert [p.x.shape[1] for p in full] == [229, 76, 77]
 
 
+def test_chunk_trains_on_windows_and_scores_whole_pieces(tmp_path):
+    """compare(chunk=L) is fit on train.chunks(L), evaluated on the whole
+    validation and test pieces; --chunk reaches it."""
+    train, valid, test = experiments.make_task("jsb", max_pieces=6)
+    result = compare((train, valid, test), cells=["gru"], hidden_size=4, lrs=[1e-2], seeds=[0],
+                     epochs=2, batch_size=4, optimizer="rmsprop", chunk=16)
+    row = result.rows[0]
+    assert result.settings["chunk"] == 16 and result.settings["n_train"] == train.chunks(16).N
+    with threadpoolctl.threadpool_limits(1):
+        model = pg.Model(88, 4, 88, cell="gru", readout="every", seed=0, dtype=np.float32)
+        history = pg.fit(model, train.chunks(16), valid=valid, optimizer="rmsprop", lr=1e-2,
+                         epochs=2, batch_size=4, clip=1.0, seed=0, verbose=0)
+        assert pg.evaluate(model, test)["loss"] == row["test_loss"]
+    assert history.valid_loss == result.histories[0].valid_loss
+    whole = compare((train, valid, test), cells=["gru"], hidden_size=4, lrs=[1e-2], seeds=[0],
+                    epochs=2, batch_size=4, optimizer="rmsprop")
+    assert whole.settings["chunk"] is None and whole.rows[0]["test_loss"] != row["test_loss"]
+    out = tmp_path / "c"
+    assert pyx_gru_main(["compare", "--task", "jsb", "--max-pieces", "6", "--cells", "gru",
+                         "--hidden", "4", "--seeds", "1", "--lr", "0.01", "--epochs", "2",
+                         "--batch-size", "4", "--optimizer", "rmsprop", "--chunk", "16",
+                         "--no-plots", "--out", str(out)]) == 0
+    again = Comparison.from_json(out / "results.json")
+    assert again.settings["chunk"] == 16 and again.rows[0]["test_loss"] == row["test_loss"]
+    with pytest.raises(ValueError, match="readout='every'"):
+        compare(tasks.adding(40, 5, seed=0), cells=["gru"], hidden_size=3, chunk=2, epochs=1)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--epochs", "0"], "--epochs must be >= 1"),
     (["--cells", "rnn,foo"], "unknown cell 'foo'"),
@@ -502,6 +530,7 @@ def test_compare_command_on_a_polyphonic_set_keeps_its_original_splits(tmp_path,
     (["--n-jobs", "0"], "--n-jobs must not be 0"),
     (["--gate-bias", "z"], "GATE=VALUE"),
     (["--params", "100", "--hidden", "4"], "not allowed with argument"),
+    (["--chunk", "0"], "--chunk must be >= 1"),
 ])
 def test_compare_command_rejects_bad_options(argv, message, capsys):
     with pytest.raises(SystemExit):

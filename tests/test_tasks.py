@@ -342,6 +342,55 @@ def test_split_rejects_an_empty_part():
         tasks.adding(3, 4).split((0.8, 0.1, 0.1))
 
 
+@pytest.mark.parametrize("length", [1, 3, 7, 50])
+@pytest.mark.parametrize("loss", ["sigmoid", "softmax"])
+def test_chunks_keep_every_counted_step_once(length, loss):
+    rng = np.random.default_rng(1)
+    T, N, D, K = 12, 5, 2, 3
+    lengths = np.array([12, 0, 5, 7, 1])
+    x = rng.normal(size=(T, N, D))
+    y = (rng.integers(0, K, (T, N)) if loss == "softmax"
+         else (rng.random((T, N, K)) < 0.5).astype(float))
+    mask = rng.random((T, N)) < 0.7
+    task = Task("t", x, y, lengths, mask, "every", loss, K, 0.5,
+                info={"rows": {"piece": [f"p{n}" for n in range(N)]}})
+    parts = task.chunks(length)
+    expected_windows = [(n, s) for n in range(N) for s in range(0, lengths[n], length)]
+    assert parts.N == len(expected_windows)
+    assert parts.T == min(length, lengths.max())
+    counted = parts.counted()
+    for m, (n, s) in enumerate(expected_windows):
+        L = min(length, lengths[n] - s)
+        assert parts.lengths[m] == L and parts.info["rows"]["chunk_of"][m] == n
+        assert parts.info["rows"]["piece"][m] == f"p{n}"
+        np.testing.assert_array_equal(parts.x[:L, m], x[s:s + L, n])
+        np.testing.assert_array_equal(parts.y[:L, m], y[s:s + L, n])
+        np.testing.assert_array_equal(counted[:L, m], mask[s:s + L, n])
+        assert not parts.x[L:, m].any() and not counted[L:, m].any()
+    assert counted.sum() == task.counted().sum()
+    assert parts.info["chunk_length"] == length and parts.readout == "every"
+
+
+def test_chunks_of_a_polyphonic_set_keep_its_frames_and_baseline():
+    train = tasks.polyphonic("jsb")[0]
+    parts = train.chunks(40)
+    assert parts.counted().sum() == train.counted().sum()
+    assert parts.baseline == pytest.approx(train.baseline, rel=1e-12)
+    assert parts.lengths.max() == 40 and parts.N > train.N
+
+
+@pytest.mark.parametrize("length", [0, -1, 2.0, True, None])
+def test_chunks_reject_bad_lengths(length):
+    task = Task("t", np.zeros((4, 2, 1)), np.zeros((4, 2, 1)), None, None, "every", "mse", 1, 0.0)
+    with pytest.raises(ValueError, match="length must be an int >= 1"):
+        task.chunks(length)
+
+
+def test_chunks_need_a_target_at_every_step():
+    with pytest.raises(ValueError, match="readout='every'"):
+        tasks.adding(10, 7).chunks(3)
+
+
 def test_counted_steps():
     task = tasks.reber(5, seed=0)
     c = task.counted()

@@ -283,6 +283,70 @@ class Task:
             )
         return tuple(self.subset(perm[a:b]) for a, b in zip(bounds[:-1], bounds[1:]))
 
+    def chunks(self, length):
+        """Every sequence cut into consecutive windows of at most ``length`` steps.
+
+        For training on long sequences: each window becomes a sequence of
+        its own, which the model starts from the zero state, so an epoch
+        over the same steps makes more updates and pads less. Every counted
+        step stays counted exactly once. Evaluate on the uncut sequences.
+
+        Parameters
+        ----------
+        length : int
+            Steps per window (>= 1); a sequence's last window holds the
+            rest. Sequences of length 0 give no window.
+
+        Returns
+        -------
+        Task
+            ``readout="every"`` only. T = ``length`` (or less, when no
+            sequence is that long), one row per window, in the order of the
+            sequences and then of time. ``info["rows"]`` entries are
+            repeated for each window of their sequence, and
+            ``info["rows"]["chunk_of"]`` holds the index of the sequence
+            each window comes from.
+
+        Raises
+        ------
+        ValueError
+            For a task with ``readout="last"`` (one target per sequence has
+            no windows) or a ``length`` that is not an int >= 1.
+        """
+        if self.readout != "every":
+            raise ValueError("chunks needs a task with readout='every' (a target at every step)")
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+            raise ValueError(f"length must be an int >= 1, got {length!r}")
+        length = int(length)
+        lengths = (np.full(self.N, self.T, dtype=np.int64) if self.lengths is None
+                   else self.lengths)
+        source, start = [], []
+        for n, L in enumerate(lengths.tolist()):
+            for s in range(0, L, length):
+                source.append(n)
+                start.append(s)
+        source = np.array(source, dtype=np.int64)
+        start = np.array(start, dtype=np.int64)
+        new_lengths = np.minimum(lengths[source] - start, length)
+        T = int(new_lengths.max(initial=0))
+        M = len(source)
+        t = np.arange(T)[:, None] + start[None, :]            # (T, M): source steps
+        valid = np.arange(T)[:, None] < new_lengths[None, :]
+        t = np.where(valid, t, 0)
+        x = np.where(valid[..., None], self.x[t, source[None, :]], 0.0)
+        y_src = self.y[t, source[None, :]]
+        fill = 0 if self.loss == "softmax" else 0.0
+        y = np.where(valid if self.loss == "softmax" else valid[..., None], y_src, fill)
+        mask = None if self.mask is None else self.mask[t, source[None, :]] & valid
+        info = dict(self.info)
+        rows = {k: _take(v, source) for k, v in info.get("rows", {}).items()}
+        rows["chunk_of"] = source
+        info["rows"] = rows
+        info["chunk_length"] = length
+        part = dataclasses.replace(self, x=x.reshape(T, M, self.D), y=y, lengths=new_lengths,
+                                   mask=mask, info=info)
+        return part._with_baselines()
+
     def _with_baselines(self):
         """This task with ``baseline`` and ``info["baseline_*"]`` computed by
         ``baseline_fn`` on its own data (itself when there is none)."""
