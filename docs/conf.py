@@ -33,6 +33,8 @@ extensions = [
 ]
 # docs/_ext: the folded solutions of the theory pages' exercises
 extensions.append("pyx_gru_exercises")
+# docs/_ext: the results pages' figures, from docs/results/polyphonic.json into _results/
+extensions.append("results_figures")
 
 exclude_patterns = ["_build", "auto_tutorials/*.ipynb", "auto_tutorials/*.py", "auto_tutorials/*.zip"]
 templates_path = ["_templates"]
