@@ -13,7 +13,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conftest import CONFIGS
+from helpers import CONFIGS
 
 MAX_T, MAX_B, MAX_D, MAX_H = 6, 4, 4, 5
 
@@ -66,7 +66,7 @@ def state(lstm, B, H, bound=1.0):
 def problems(draw, config, dtype, *, min_T=1, lengths=False, saturated=False,
              max_T=MAX_T, max_B=MAX_B):
     """A random Problem for the cell configuration ``config`` (a key of
-    conftest.CONFIGS) in ``dtype``."""
+    helpers.CONFIGS) in ``dtype``."""
     cls, kw = CONFIGS[config]
     T = draw(st.integers(min_T, max_T))
     B = draw(st.integers(1, max_B))

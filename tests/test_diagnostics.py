@@ -7,7 +7,7 @@ import pytest
 import pyx_gru as pg
 from pyx_gru import diagnostics as dg, reference
 from pyx_gru.layers import Model
-from conftest import CONFIGS, TOL, make_cell, parts, random_state
+from helpers import CONFIGS, TOL, make_cell, parts, random_state
 
 T, B, D, H = 6, 3, 2, 3
 LENGTHS = np.array([6, 2, 0])

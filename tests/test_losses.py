@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from pyx_gru import losses
 from pyx_gru._gradcheck import finite_difference_errors
 from pyx_gru.losses import mse, sigmoid_cross_entropy, softmax_cross_entropy, step_mask
-from conftest import TOL
+from helpers import TOL
 
 K = 5
 SHAPES = {"last": (6,), "every": (4, 6)}

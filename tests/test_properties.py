@@ -3,14 +3,14 @@
 Each test's docstring states its invariant in words; the documentation cites
 them. Strategies are in ``strategies.py``; example counts follow the
 Hypothesis profile chosen in ``conftest.py`` (``ci`` draws the counts given
-to ``examples``). Run this suite alone with ``pytest -m properties`` (or
+to ``helpers.examples``). Run this suite alone with ``pytest -m properties`` (or
 ``pytest -k properties``).
 
 Where an invariant holds exactly in real arithmetic and the kernel computes
 it with the same operations on the same numbers (multiplying by a gate that
 is exactly 0 or 1), the test demands bitwise equality. Where two
 computations take different routes (different matrix shapes, sums in a
-different order) it allows the per-dtype tolerance of ``conftest.TOL``,
+different order) it allows the per-dtype tolerance of ``helpers.TOL``,
 relative to the scale of the result.
 """
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import pyx_gru as pg
 from pyx_gru import reference
-from conftest import CONFIGS, TOL, assert_close, examples, parts
+from helpers import CONFIGS, TOL, assert_close, examples, parts
 from strategies import dtypes, problems
 
 pytestmark = pytest.mark.properties

@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from pyx_gru import _blas, _recurrent, _threads
 
-from conftest import (
+from helpers import (
     CONFIGS, DTYPES, SIMD_PATHS, assert_close, make_cell, parts, random_problem,
 )
 
@@ -344,7 +344,7 @@ def test_unbound_hooks_give_the_same_numbers(tmp_path):
     script = (
         "import numpy as np, sys\n"
         "sys.path.insert(0, %r)\n"
-        "from conftest import make_cell, random_problem\n"
+        "from helpers import make_cell, random_problem\n"
         "from pyx_gru import _threads, _blas, _recurrent\n"
         "assert not _threads.BOUND and _blas.threads() == 1\n"
         "assert _recurrent.team_size(100, 64, 512, 2048) == (1, False)\n"
