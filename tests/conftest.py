@@ -25,6 +25,12 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(line)
 
 
+@pytest.fixture
+def torch():
+    """PyTorch, the peer that some tests compare with; without it they skip."""
+    return pytest.importorskip("torch", reason="torch (an optional peer, in the 'test' extra) is not installed")
+
+
 @pytest.fixture(params=SIMD_PATHS)
 def simd_path(request):
     """Run the test on each vector path this CPU runs; restored after."""
