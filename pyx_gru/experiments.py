@@ -88,10 +88,15 @@ import time
 import numpy as np
 
 from . import _blas
+from ._json import json_text, read_json
 from ._validation import check_dtype, check_size
-from .layers import CELLS, Model, _ALIASES
+# the gradient-flow analysis and the task registry live in diagnostics and
+# tasks; importable from here too, as before
+from .diagnostics import decay_rate, flow_curve, rnn_rate_predictions
+from .layers import CELL_ALIASES, CELLS, Model
 from .optim import make_optimizer
-from .train import History, _json_text, _read_json, evaluate, fit
+from .tasks import POLYPHONIC_TASKS, TASKS, make_task
+from .train import History, evaluate, fit
 
 __all__ = [
     "count_params",
@@ -159,9 +164,9 @@ def _pyplot_free_figure(**kwargs):
 
 def _cell_name(cell):
     if isinstance(cell, str):
-        name = _ALIASES.get(cell, cell)
+        name = CELL_ALIASES.get(cell, cell)
         if name not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS) + sorted(_ALIASES)}, got {cell!r}")
+            raise ValueError(f"cell must be one of {sorted(CELLS) + sorted(CELL_ALIASES)}, got {cell!r}")
         return name
     return cell
 
@@ -258,65 +263,6 @@ def match_hidden_size(cell, n_params, input_size, output_size, *, num_layers=1,
     root = (-b + math.sqrt(b * b - 4 * a * (c - n_params))) / (2 * a)
     candidates = {max(1, math.floor(root)), max(1, math.ceil(root))}
     return min(sorted(candidates), key=lambda h: abs(a * h * h + b * h + c - n_params))
-
-
-# ---------------------------------------------------------------------------
-# Tasks by name (for the command line)
-# ---------------------------------------------------------------------------
-
-#: The polyphonic music sets among ``TASKS`` (each in its original splits).
-POLYPHONIC_TASKS = ("jsb", "nottingham", "musedata", "piano_midi")
-#: The task names of ``make_task`` and of ``python -m pyx_gru compare --task``.
-TASKS = ("adding", "copy", "temporal_order", "reber", "digits", "digits_pixels", "chorales",
-         *POLYPHONIC_TASKS)
-
-
-def make_task(name, *, length=100, n=10_000, seed=0, max_pieces=None):
-    """A task of ``pyx_gru.tasks`` by its name in ``TASKS``.
-
-    Parameters
-    ----------
-    name : str
-        ``"adding"``, ``"copy"`` (copy memory), ``"temporal_order"``,
-        ``"reber"`` (embedded), ``"digits"`` (rows), ``"digits_pixels"``,
-        ``"chorales"``, or one of the polyphonic music sets in their
-        original splits: ``"jsb"``, ``"nottingham"``, ``"musedata"``,
-        ``"piano_midi"``.
-    length : int
-        T, for the adding, copy and temporal-order tasks.
-    n : int
-        The number of sequences, for the synthetic tasks.
-    seed : int
-        Seeds the generator.
-    max_pieces : int, optional
-        Chorales and the polyphonic sets: the first this many pieces (of
-        each split, for the polyphonic sets; None: all).
-
-    Returns
-    -------
-    pyx_gru.tasks.Task or tuple of three Tasks
-        A polyphonic set gives its (train, valid, test) splits.
-    """
-    from . import tasks
-
-    if name not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {name!r}")
-    if name == "adding":
-        return tasks.adding(n, length, seed=seed)
-    if name == "copy":
-        return tasks.copy_memory(n, length, seed=seed)
-    if name == "temporal_order":
-        return tasks.temporal_order(n, length, seed=seed)
-    if name == "reber":
-        return tasks.reber(n, seed=seed)
-    if name in ("digits", "digits_pixels"):
-        return tasks.digits("rows" if name == "digits" else "pixels", seed=seed)
-    if name in POLYPHONIC_TASKS:
-        parts = tasks.polyphonic(name)
-        if max_pieces is not None:
-            parts = tuple(p.subset(np.arange(min(max_pieces, p.x.shape[1]))) for p in parts)
-        return parts
-    return tasks.chorales(max_pieces=max_pieces)
 
 
 # ---------------------------------------------------------------------------
@@ -740,12 +686,12 @@ class Comparison:
 
     def to_json(self, path=None):
         """The whole result as JSON; written to ``path`` too when given."""
-        return _json_text(_jsonable(self.to_dict()), path)
+        return json_text(_jsonable(self.to_dict()), path)
 
     @classmethod
     def from_json(cls, text_or_path):
         """A Comparison from ``to_json``'s text or the path of a file holding it."""
-        d = _read_json(text_or_path)
+        d = read_json(text_or_path)
         if d.get("format") != "pyx_gru.experiments.Comparison":
             raise ValueError("not the JSON of a pyx_gru.experiments.Comparison")
         return cls(d["rows"], [History.from_dict(h) for h in d["histories"]], d["settings"])
@@ -849,119 +795,6 @@ class Comparison:
                      f"~{self.settings.get('target_params') or ''} params")
         ax.legend(fontsize="small", loc="best")
         return fig
-
-
-# ---------------------------------------------------------------------------
-# Gradient flow at initialisation
-# ---------------------------------------------------------------------------
-
-def flow_curve(cell, x, *, seed=0):
-    """||dL/dh_t|| for a loss at the last step, as one curve over t.
-
-    dL/dh_T is a random unit vector per sequence (seeded); the curve is the
-    geometric mean over the B sequences of ``diagnostics.gradient_norms``
-    (exact, from the compiled backward pass).
-
-    Parameters
-    ----------
-    cell : pyx_gru.Cell
-    x : array_like, shape (T, B, D)
-    seed : int
-        Seeds the directions of dL/dh_T.
-
-    Returns
-    -------
-    ndarray, shape (T + 1,)
-        ``curve[t]`` for t = 0 .. T (``curve[T]`` = 1).
-    """
-    from . import diagnostics
-
-    x = np.asarray(x)
-    if x.ndim != 3:
-        raise ValueError(f"x must have shape (T, B, D), got {x.shape}")
-    d = np.random.default_rng(seed).standard_normal((x.shape[1], cell.hidden_size))
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    norms = diagnostics.gradient_norms(cell, x, d)
-    return np.exp(np.mean(np.log(norms), axis=1))
-
-
-def decay_rate(curve, *, start=0, stop=None):
-    """The per-step factor of a geometric fit to a gradient-norm curve.
-
-    Fits ``log curve[t] = a + (T - t) log(rho)`` by least squares over
-    ``start <= t < stop``: rho < 1 means ||dL/dh_t|| shrinks by rho per step
-    back in time; rho^100 is what is left after 100 steps.
-
-    Parameters
-    ----------
-    curve : array_like, shape (T + 1,)
-        Positive, e.g. ``flow_curve``'s.
-    start, stop : int
-        The steps fitted (stop None: T + 1).
-
-    Returns
-    -------
-    float
-        rho.
-    """
-    curve = np.asarray(curve, dtype=np.float64)
-    t = np.arange(curve.size)[start:stop]
-    if t.size < 2:
-        raise ValueError(f"decay_rate needs at least 2 steps in [start, stop), got {t.size}")
-    y = curve[start:stop]
-    if not np.all(np.isfinite(y) & (y > 0)):
-        raise ValueError("curve must be positive and finite over the fitted steps")
-    slope = np.polyfit(curve.size - 1 - t, np.log(y), 1)[0]
-    return float(np.exp(slope))
-
-
-def rnn_rate_predictions(cell, x, *, start=0, stop=None):
-    """What the recurrent matrix and tanh's slopes predict for a tanh RNN's decay rate.
-
-    Back through one step, dL/dh_{t-1} = (dL/dh_t * s_t) U^T with s_t =
-    1 - h_t^2, tanh's slope. Hence ||dL/dh_{t-1}|| <= sigma_max(U) max(s_t)
-    ||dL/dh_t|| (Pascanu et al. 2013: gradients vanish when sigma_max < 1 /
-    max tanh' = 1). When every singular value of U equals sigma_max (the
-    default orthogonal initialisation, and any multiple of it), the factor
-    is exactly sigma_max ||dL/dh_t * s_t|| / ||dL/dh_t||, which is about
-    sigma_max times the root mean square of s_t over the units when the
-    gradient is spread over them.
-
-    Parameters
-    ----------
-    cell : pyx_gru.RNN
-    x : array_like, shape (T, B, D)
-    start, stop : int
-        The window of ``decay_rate``: the slopes s_t of the steps between
-        its points, t = start + 1 .. stop - 1 (stop None: T + 1), are
-        averaged.
-
-    Returns
-    -------
-    dict
-        ``sigma_max`` (of U), ``mean_slope`` (the mean of tanh'), ``rms_slope`` (the
-        geometric mean over steps and sequences of the root mean square over
-        the units), ``max_slope``, and the per-step rates ``mean`` =
-        sigma_max mean_slope, ``rms`` = sigma_max rms_slope, ``bound`` =
-        sigma_max max_slope, plus ``radius``, U's spectral radius (the rate
-        over many steps when U is far from orthogonal and tanh' is near 1).
-    """
-    from ._cells import RNN
-
-    if not isinstance(cell, RNN):
-        raise TypeError(f"cell must be a pyx_gru.RNN, got {type(cell).__name__}")
-    _, _, cache = cell.forward(x)
-    slopes = 1.0 - np.asarray(cache.hs, dtype=np.float64) ** 2  # (T + 1, B, H), t = 0 .. T
-    slopes = slopes[start + 1:stop]
-    if slopes.shape[0] < 1:
-        raise ValueError("no steps in [start, stop)")
-    U = np.asarray(cell.params["U"], dtype=np.float64)
-    sigma = float(np.linalg.svd(U, compute_uv=False)[0])
-    rms = float(np.exp(np.mean(np.log(np.sqrt(np.mean(slopes ** 2, axis=-1))))))
-    mean, top = float(slopes.mean()), float(slopes.max())
-    return {"sigma_max": sigma, "radius": float(np.abs(np.linalg.eigvals(U)).max()),
-            "mean_slope": mean, "rms_slope": rms, "max_slope": top,
-            "mean": sigma * mean, "rms": sigma * rms, "bound": sigma * top}
 
 
 # ---------------------------------------------------------------------------
@@ -1117,7 +950,7 @@ def check_compare_arguments(args):
     if len(args.split) != 3:
         raise ValueError("--split needs three fractions")
     for c in args.cells:
-        if _ALIASES.get(c, c) not in CELLS:
+        if CELL_ALIASES.get(c, c) not in CELLS:
             raise ValueError(f"--cells: unknown cell {c!r}; choose from {', '.join(CELLS)}")
 
 

@@ -126,6 +126,16 @@ def test_every_tutorial_has_a_place_in_the_order(pyx_gru_docs):
     assert sorted(pyx_gru_docs.TUTORIALS) == on_disk
 
 
+def test_reexports_name_the_module_that_defines_a_name(pyx_gru_docs):
+    """A function by its __module__, data by the source that assigns it:
+    experiments re-exports the task registry and the gradient-flow analysis."""
+    found = pyx_gru_docs.reexports(pyx_gru_docs.api_modules())
+    assert ("Model", "pyx_gru.layers") in found["pyx_gru"]
+    assert {("TASKS", "pyx_gru.tasks"), ("make_task", "pyx_gru.tasks"),
+            ("flow_curve", "pyx_gru.diagnostics")} <= set(found["pyx_gru.experiments"])
+    assert "pyx_gru.tasks" not in found and "pyx_gru.layers" not in found
+
+
 def test_the_site_shows_the_licence():
     """The licence of LICENSE and pyproject.toml, on the front page and in
     every page's footer."""
