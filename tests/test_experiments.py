@@ -1,6 +1,7 @@
 """pyx_gru.experiments: parameter matching, the sweep and its table, files,
 plots, determinism across n_jobs, and the compare command end to end."""
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -16,9 +17,11 @@ from pyx_gru import experiments, tasks
 from pyx_gru.__main__ import main as pyx_gru_main
 from pyx_gru.experiments import COLUMNS, Comparison, compare, count_params, match_hidden_size
 
-joblib = pytest.importorskip("joblib", reason="joblib (optional extra 'experiments') is not installed")
-threadpoolctl = pytest.importorskip("threadpoolctl")
 
+# compare runs its jobs through joblib, each held to its threads by threadpoolctl
+needs_parallel = pytest.mark.skipif(
+    any(importlib.util.find_spec(name) is None for name in ("joblib", "threadpoolctl")),
+    reason="compare needs joblib and threadpoolctl (the 'experiments' extra), not installed")
 CELL_NAMES = sorted(pg.layers.CELLS)
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -146,6 +149,7 @@ def small_result(small_task):
     return run_small(small_task)
 
 
+@needs_parallel
 def test_the_table_has_a_row_per_cell_lr_and_seed(small_result, small_task):
     rows = small_result.rows
     assert len(rows) == len(small_result.histories) == 2 * 2 * 2
@@ -167,8 +171,11 @@ def test_the_table_has_a_row_per_cell_lr_and_seed(small_result, small_task):
     assert (s["n_train"], s["n_valid"], s["n_test"]) == (96, 12, 12)
 
 
+@needs_parallel
 def test_a_row_is_the_same_run_by_hand(small_result, small_task):
     """The sweep's numbers are those of fit and evaluate called directly."""
+    import threadpoolctl
+
     train, valid, test = small_task.split((0.8, 0.1, 0.1), seed=0)
     r = small_result.rows[5]  # gru, lr 3e-3, seed 1
     assert (r["cell"], r["lr"], r["seed"]) == ("gru", 3e-3, 1)
@@ -180,13 +187,17 @@ def test_a_row_is_the_same_run_by_hand(small_result, small_task):
     assert h.valid_loss == small_result.histories[5].valid_loss
 
 
+@needs_parallel
 def test_each_job_runs_with_one_blas_thread(small_result):
     assert {r["blas_threads"] for r in small_result.rows} == {1}
 
 
+@needs_parallel
 def test_the_thread_limit_is_what_the_jobs_see(small_task):
     """threads_per_job=2 lets the BLAS (and the kernels' team) use 2 threads,
     where the machine has them."""
+    import threadpoolctl
+
     blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
     if min((p["num_threads"] for p in blas), default=1) < 2:
         pytest.skip("the BLAS runs one thread here")
@@ -194,6 +205,7 @@ def test_the_thread_limit_is_what_the_jobs_see(small_task):
     assert result.rows[0]["blas_threads"] == 2
 
 
+@needs_parallel
 def test_n_jobs_1_and_2_give_identical_results(small_task, small_result):
     parallel = run_small(small_task, n_jobs=2)
 
@@ -206,6 +218,7 @@ def test_n_jobs_1_and_2_give_identical_results(small_task, small_result):
     assert parallel.settings["n_jobs"] == 2
 
 
+@needs_parallel
 def test_split_tuple_and_fixed_hidden_size(small_task):
     parts = small_task.split((0.5, 0.25, 0.25), seed=3)
     result = compare(parts, cells=["lstm"], hidden_size=3, lrs=[0.01], seeds=[4], epochs=1)
@@ -214,12 +227,14 @@ def test_split_tuple_and_fixed_hidden_size(small_task):
     assert result.settings["n_train"] == parts[0].N and row["baseline"] == parts[2].baseline
 
 
+@needs_parallel
 def test_softmax_tasks_report_accuracy():
     task = tasks.temporal_order(60, 20, seed=0)
     result = compare(task, cells=["gru"], hidden_size=4, lrs=[0.01], seeds=[0], epochs=1)
     assert 0 <= result.rows[0]["test_accuracy"] <= 1
 
 
+@needs_parallel
 def test_gate_bias_reaches_the_cells_that_have_the_gate(small_task, monkeypatch):
     made = []
     real = pg.layers.make_cell
@@ -234,6 +249,7 @@ def test_gate_bias_reaches_the_cells_that_have_the_gate(small_task, monkeypatch)
     assert made == [("rnn", None), ("gru", {"z": 2.0}), ("lstm", {"f": 3.0})]
 
 
+@needs_parallel
 def test_compare_rejects_bad_arguments(small_task):
     with pytest.raises(ValueError, match="exactly one of n_params"):
         compare(small_task, cells=["gru"], epochs=1)
@@ -297,6 +313,7 @@ def test_summary_chooses_the_lr_by_validation_loss():
     assert "learning rate chosen on validation loss" in text and "test_accuracy" not in text
 
 
+@needs_parallel
 def test_csv_holds_the_table(small_result, tmp_path):
     text = small_result.to_csv(tmp_path / "r.csv")
     assert (tmp_path / "r.csv").read_text() == text
@@ -313,6 +330,7 @@ def test_csv_holds_the_table(small_result, tmp_path):
                 assert got[c] == str(v)
 
 
+@needs_parallel
 def test_json_round_trip(small_result, tmp_path):
     text = small_result.to_json(tmp_path / "r.json")
     data = json.loads(text)
@@ -325,6 +343,7 @@ def test_json_round_trip(small_result, tmp_path):
         Comparison.from_json('{"rows": []}')
 
 
+@needs_parallel
 def test_save_writes_the_table_and_the_plots(small_result, tmp_path):
     pytest.importorskip("matplotlib")
     paths = small_result.save(tmp_path / "out")
@@ -346,6 +365,7 @@ def _without_time(rows):
     return [{k: v for k, v in r.items() if k not in ("time", "blas_threads")} for r in rows]
 
 
+@needs_parallel
 def test_a_sweep_resumed_from_its_journal_runs_only_what_is_missing(small_task, small_result,
                                                                     tmp_path, monkeypatch):
     journal = tmp_path / "runs"
@@ -375,11 +395,13 @@ def test_a_sweep_resumed_from_its_journal_runs_only_what_is_missing(small_task, 
     assert len(ran) == 8
 
 
+@needs_parallel
 def test_resume_needs_a_journal(small_task):
     with pytest.raises(ValueError, match="resume=True needs journal="):
         run_small(small_task, resume=True)
 
 
+@needs_parallel
 def test_a_killed_compare_command_resumes(tmp_path):
     """The command killed (SIGKILL) after two of its runs finished, then
     run again with --resume: only the other runs are run, and the table is
@@ -416,6 +438,7 @@ def test_a_killed_compare_command_resumes(tmp_path):
 
 # -- the command -----------------------------------------------------------------
 
+@needs_parallel
 def test_compare_command_quick_end_to_end(tmp_path, capsys):
     out = tmp_path / "cmp"
     status = pyx_gru_main(["compare", "--task", "adding", "--length", "100", "--cells",
@@ -431,6 +454,7 @@ def test_compare_command_quick_end_to_end(tmp_path, capsys):
     assert len(list(csv.reader(open(out / "results.csv")))) == 5
 
 
+@needs_parallel
 def test_compare_command_options(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert experiments.main(["--task", "temporal_order", "--length", "20", "--n", "40", "--cells", "gru",
@@ -443,6 +467,7 @@ def test_compare_command_options(tmp_path, capsys):
     assert "test_accuracy" in capsys.readouterr().out
 
 
+@needs_parallel
 def test_compare_command_on_a_polyphonic_set_keeps_its_original_splits(tmp_path, capsys):
     """--task jsb trains on the first pieces of JSB Chorales' own training
     split and scores on its own test split (no random split); --bucket
@@ -475,6 +500,7 @@ def test_compare_command_rejects_bad_options(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@needs_parallel
 def test_compare_runs_as_a_module(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pyx_gru", "compare", "--quick", "--cells", "gru",
                            "--out", str(tmp_path)],
@@ -495,6 +521,7 @@ def test_the_moved_names_are_the_same_objects():
     assert "TASKS" in experiments.__all__ and "make_task" in experiments.__all__
 
 
+@needs_parallel
 def test_readme_example_runs(capsys, tmp_path, monkeypatch):
     import re
 
