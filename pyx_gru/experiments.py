@@ -9,36 +9,33 @@ for each cell, the hidden size H whose whole model (recurrent layers and
 readout) comes closest to a target count. The result, a ``Comparison``, is a
 tidy table (one row per cell x lr x seed) with every run's learning curves;
 it writes CSV and JSON and draws the plots (matplotlib, imported only
-then). ``python -m pyx_gru compare`` runs it from the command line
-(``add_compare_arguments``, ``check_compare_arguments``, ``run_compare``,
-``main``).
+then). ``Comparison.summary`` picks each cell's learning rate by the lowest
+mean best validation loss over the seeds and reports that learning rate's
+test losses (choosing by test loss would flatter every cell). ``python -m
+pyx_gru compare`` runs it from the command line (``add_compare_arguments``,
+``check_compare_arguments``, ``run_compare``, ``main``).
 
-Choosing the learning rate on validation data
----------------------------------------------
-``Comparison.summary`` picks, for each cell, the learning rate with the
-lowest mean best validation loss over the seeds and reports the test loss of
-that learning rate's runs (mean, spread and best over the seeds). The test
-losses of the other learning rates are in the table, but choosing among them
-by test loss would flatter every cell.
+The command's task registry (``TASKS``, ``make_task``) lives in
+:mod:`pyx_gru.tasks` and the gradient-flow analysis (``flow_curve``,
+``decay_rate``, ``rnn_rate_predictions``) in :mod:`pyx_gru.diagnostics`;
+both are importable from here too.
 
 Parallel and distributed runs
 -----------------------------
 The runs are independent jobs handed to ``joblib.Parallel``: ``n_jobs=1``
 runs them one after the other in this process, ``n_jobs=2`` (or -1 for every
-core) in worker processes (joblib's default ``loky`` backend). Each job
-limits the BLAS and OpenMP thread pools to ``threads_per_job`` threads
-(threadpoolctl; 1 by default) and records what the kernels then saw in the
-column ``blas_threads``: on a busy machine, threads that the BLAS or the
-kernels' team start on top of the jobs only fight over the cores (on the
-project's 2 cores at a load of 5-9, a small training run took 10 times
-longer with the default two threads than with one). A run
-depends only on its seed, so the table is the same, up to the ``time``
-column, whatever ``n_jobs`` and ``backend``.
+core) in worker processes (joblib's default ``loky`` backend; ``backend=``
+names another). Each job limits the BLAS and OpenMP thread pools to
+``threads_per_job`` threads (threadpoolctl; 1 by default, as extra threads
+only fight over the cores: :doc:`/performance`) and records what the kernels
+then saw in the column ``blas_threads``. A run depends only on its seed, so
+the table is the same, up to the ``time`` column, whatever ``n_jobs`` and
+``backend``.
 
-When one machine is not enough, joblib's backends move the same sweep onto
-a cluster, without changing the code that calls ``compare``. Every worker
-needs ``pyx_gru`` (built) and its dependencies installed. With Dask
-(``pip install "dask[distributed]"``)::
+joblib's backends move the same sweep onto a cluster; every worker needs
+``pyx_gru`` (built) and its dependencies. With Dask (``pip install
+"dask[distributed]"``), through the context manager (``backend="dask"``
+passed to ``compare`` failed inside joblib when the recipe was checked)::
 
     import joblib
     from dask.distributed import Client
@@ -53,21 +50,9 @@ needs ``pyx_gru`` (built) and its dependencies installed. With Dask
                                      seeds=range(5), n_jobs=-1)
     result.save("results/adding200")
 
-With Ray (``pip install "ray[default]"``), register its backend first::
-
-    import joblib
-    from ray.util.joblib import register_ray
-
-    register_ray()                                 # ray.init(address="auto") for a cluster
-    with joblib.parallel_config(backend="ray"):
-        result = experiments.compare(...)
-
-(The Dask recipe was checked with dask and distributed 2026.8.0 and joblib
-1.6.0 on a ``LocalCluster`` of two worker processes: the same table as
-``n_jobs=1``, one BLAS thread in every job. Use the context manager for Dask:
-passing ``backend="dask"`` to ``compare`` failed inside joblib there.)
-``backend=`` passes a backend name straight to ``joblib.Parallel``:
-``"loky"``, ``"threading"``, ``"multiprocessing"``, ``"sequential"``.
+With Ray (``pip install "ray[default]"``), call
+``ray.util.joblib.register_ray()`` first (``ray.init(address="auto")`` for a
+cluster), then ``with joblib.parallel_config(backend="ray"): ...``.
 
 joblib and threadpoolctl are the optional extra ``experiments``
 (``pip install "pyx_gru[experiments]"``); without them ``compare`` raises an
