@@ -57,6 +57,17 @@ class Cache:
 
     The NumPy reference cells keep ``x``, ``lengths``, ``pins`` and ``steps``:
     a list of per-step caches.
+
+    Parameters
+    ----------
+    cell : Cell
+        The cell whose ``forward`` made the cache.
+    params : dict of str to ndarray
+        The parameter arrays that forward pass read (kept to detect a
+        replaced entry of ``cell.params``).
+    **arrays
+        What the pass saved, by name (listed above); arrays are made
+        read-only and dicts are wrapped read-only.
     """
 
     def __init__(self, cell, params, **arrays):
@@ -250,13 +261,32 @@ class Cell:
         return {"input_size": self._input_size, "hidden_size": self._hidden_size}
 
     def astype(self, dtype):
-        """A new cell of the same architecture with the parameters cast to ``dtype``."""
+        """A new cell of the same architecture with the parameters cast to ``dtype``.
+
+        Parameters
+        ----------
+        dtype : {numpy.float64, numpy.float32}
+            The new cell's precision.
+
+        Returns
+        -------
+        Cell
+            A cell of the same class and ``config``; its parameters are
+            copies, cast to ``dtype``.
+        """
         new = type(self)(**self.config, dtype=dtype, seed=0)
         new.params = self._checked_params()
         return new
 
     def copy(self):
-        """A new cell with a copy of the parameters."""
+        """A new cell with a copy of the parameters.
+
+        Returns
+        -------
+        Cell
+            A cell of the same class, ``config`` and dtype, whose parameter
+            arrays are copies (changing one leaves this cell's as they are).
+        """
         return self.astype(self._dtype)
 
     def save(self, path):
@@ -357,16 +387,20 @@ class Cell:
         cache : Cache
             From this cell's ``forward``.
         dy : array_like, shape (T, B, H), optional
-            dL/dy; None means zeros. Entries past a sequence's length are ignored.
+            The gradient dL/dy; None means zeros. Entries past a sequence's
+            length are ignored.
         dstate : array_like of shape (B, H), or for LSTM a tuple (dh, dc), optional
-            dL/d(final state); None means zeros.
+            The gradient dL/d(final state); None means zeros.
 
         Returns
         -------
         dx : ndarray, shape (T, B, D)
+            The gradient dL/dx (0 past each length).
         dstate0 : ndarray (B, H), or for LSTM a tuple (dh0, dc0)
-        dparams : dict
-            Same keys and shapes as ``params``.
+            The gradient dL/d(initial state).
+        dparams : dict of str to ndarray
+            The gradient dL/d(each parameter), summed over steps and batch
+            entries; same keys and shapes as ``params``.
 
         Notes
         -----
@@ -620,6 +654,17 @@ class RNN(Cell):
     h_t = tanh(x_t W + h_{t-1} U + b). Gates: ``("g",)``.
 
     Theory: :doc:`/theory/rnn`.
+
+    Parameters
+    ----------
+    input_size : int
+        D, the number of input features.
+    hidden_size : int
+        H, the number of hidden units.
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+        Precision of the parameters and of every computation.
+    seed : int, numpy.random.Generator or None, optional
+        Seeds the initialisation (see ``Cell``); None draws fresh entropy.
     """
 
     gates = ("g",)
@@ -638,6 +683,17 @@ class SimpleGRU(Cell):
     f = 1 keeps the state; f = 0 is the vanilla RNN. Gates: ``("f", "g")``.
 
     Theory: :doc:`/theory/simple_gru`.
+
+    Parameters
+    ----------
+    input_size : int
+        D, the number of input features.
+    hidden_size : int
+        H, the number of hidden units.
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+        Precision of the parameters and of every computation.
+    seed : int, numpy.random.Generator or None, optional
+        Seeds the initialisation (see ``Cell``); None draws fresh entropy.
     """
 
     gates = ("f", "g")
@@ -664,8 +720,17 @@ class GRU(Cell):
 
     Parameters
     ----------
-    reset : {"after", "before"}
-        Where the reset gate acts. See ``Cell`` for the other parameters.
+    input_size : int
+        D, the number of input features.
+    hidden_size : int
+        H, the number of hidden units.
+    reset : {"after", "before"}, default "after"
+        Where the reset gate acts: on h_{t-1} U_g + b_hg (after the matmul)
+        or on h_{t-1} (before it).
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+        Precision of the parameters and of every computation.
+    seed : int, numpy.random.Generator or None, optional
+        Seeds the initialisation (see ``Cell``); None draws fresh entropy.
     """
 
     gates = ("z", "r", "g")
@@ -687,6 +752,7 @@ class GRU(Cell):
 
     @property
     def param_shapes(self):
+        """dict: the name and shape of every parameter (with ``b_hg`` (H,) for reset="after")."""
         shapes = super().param_shapes
         if self.reset == "after":
             shapes["b_hg"] = (self._hidden_size,)
@@ -694,6 +760,7 @@ class GRU(Cell):
 
     @property
     def config(self):
+        """dict: the constructor arguments that fix the architecture, ``reset`` among them."""
         return {**super().config, "reset": self.reset}
 
 
@@ -718,8 +785,16 @@ class LSTM(Cell):
 
     Parameters
     ----------
-    peephole : bool
-        Add the diagonal peephole connections. See ``Cell`` for the others.
+    input_size : int
+        D, the number of input features.
+    hidden_size : int
+        H, the number of hidden units.
+    peephole : bool, default False
+        Add the diagonal peephole connections, the parameter ``P`` (3, H).
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+        Precision of the parameters and of every computation.
+    seed : int, numpy.random.Generator or None, optional
+        Seeds the initialisation (see ``Cell``); None draws fresh entropy.
     """
 
     gates = ("i", "f", "g", "o")
@@ -744,6 +819,7 @@ class LSTM(Cell):
 
     @property
     def param_shapes(self):
+        """dict: the name and shape of every parameter (with ``P`` (3, H) for peepholes)."""
         shapes = super().param_shapes
         if self.peephole:
             shapes["P"] = (3, self._hidden_size)
@@ -751,4 +827,5 @@ class LSTM(Cell):
 
     @property
     def config(self):
+        """dict: the constructor arguments that fix the architecture, ``peephole`` among them."""
         return {**super().config, "peephole": self.peephole}

@@ -72,7 +72,23 @@ TASKS = ("fwd", "fwd+bwd")
 
 @dataclass(frozen=True)
 class Settings:
-    """How hard to try: warm-up calls, rounds and the time budget per case."""
+    """How hard to try: warm-up calls, rounds and the time budget per case.
+
+    Parameters
+    ----------
+    threads : int
+        BLAS and PyTorch threads of every contender.
+    warmup : int
+        Untimed calls of each runner before the rounds.
+    min_rounds, max_rounds : int
+        The least and the most timed rounds per case.
+    budget : float
+        Seconds of timed rounds per case, once ``min_rounds`` are done.
+    skip_reference : tuple of (int, int, int)
+        The sizes (B, D, H) at which the NumPy reference is not run.
+    kernels : bool
+        Also time pyx_gru with its per-step products from the BLAS.
+    """
 
     threads: int
     warmup: int
@@ -84,6 +100,23 @@ class Settings:
 
     @classmethod
     def make(cls, quick, threads, kernels=False):
+        """The settings of a quick or a full run.
+
+        Parameters
+        ----------
+        quick : bool
+            Few rounds and a 0.25 s budget, the NumPy reference skipped at
+            the largest sizes; else at least 10 rounds and 3 s per case.
+        threads : int
+            BLAS and PyTorch threads.
+        kernels : bool
+            Also time pyx_gru with its per-step products from the BLAS.
+
+        Returns
+        -------
+        Settings
+            The settings of that run.
+        """
         if quick:
             # Two warm-up calls, as in a full run: a library's first call
             # (PyTorch's LSTM builds its oneDNN primitives, 40 ms) is no
@@ -96,7 +129,18 @@ class Settings:
 
 @dataclass(frozen=True)
 class Case:
-    """One benchmark problem: a cell configuration at one size and dtype."""
+    """One benchmark problem: a cell configuration at one size and dtype.
+
+    Parameters
+    ----------
+    cell : str
+        A key of ``CELLS`` (``"rnn"``, ``"simple_gru"``, ``"gru_after"``,
+        ``"gru_before"``, ``"lstm"``).
+    B, D, H : int
+        Batch size, input size and hidden size (T is ``T_STEPS``).
+    dtype : {"float32", "float64"}
+        Precision of the cell and its data.
+    """
 
     cell: str
     B: int
@@ -106,14 +150,17 @@ class Case:
 
     @property
     def label(self):
+        """str: the cell's name in the tables ("GRU after", ...)."""
         return CELLS[self.cell][0]
 
     @property
     def gates(self):
+        """int: G, the number of gate blocks of the cell."""
         return len(CELLS[self.cell][1].gates)
 
     @property
     def torch_name(self):
+        """str or None: the ``torch.nn`` class of the same cell, None if PyTorch has none."""
         return CELLS[self.cell][3]
 
 
@@ -122,6 +169,18 @@ class Case:
 # --------------------------------------------------------------------------
 
 def import_threadpoolctl():
+    """Import threadpoolctl, which the benchmark needs.
+
+    Returns
+    -------
+    module
+        ``threadpoolctl``.
+
+    Raises
+    ------
+    SystemExit
+        With the ``pip install`` line, when it is not installed.
+    """
     try:
         import threadpoolctl
     except ImportError:
@@ -133,7 +192,14 @@ def import_threadpoolctl():
 
 
 def import_torch():
-    """torch, or None if it cannot be imported (the PyTorch column is skipped)."""
+    """Import PyTorch if it is there.
+
+    Returns
+    -------
+    module or None
+        ``torch``, or None if it cannot be imported (the PyTorch column is
+        then skipped).
+    """
     try:
         import torch
     except ImportError:
@@ -146,7 +212,19 @@ def import_torch():
 # --------------------------------------------------------------------------
 
 def summarize(times):
-    """Median, quartiles, extremes and the IQR as a percentage of the median."""
+    """Median, quartiles, extremes and the IQR as a percentage of the median.
+
+    Parameters
+    ----------
+    times : array_like of float
+        Seconds per call, one per round.
+
+    Returns
+    -------
+    dict
+        ``n``, ``median``, ``q25``, ``q75``, ``min``, ``max`` (seconds) and
+        ``iqr_pct``, (q75 - q25) / median in percent.
+    """
     t = np.asarray(times, dtype=float)
     q25, med, q75 = np.percentile(t, [25, 50, 75])
     return {
@@ -157,6 +235,18 @@ def summarize(times):
 
 
 def time_call(fn):
+    """Time one call.
+
+    Parameters
+    ----------
+    fn : callable
+        Called once, without arguments.
+
+    Returns
+    -------
+    float
+        The wall-clock seconds it took (``time.perf_counter``).
+    """
     t0 = time.perf_counter()
     fn()
     return time.perf_counter() - t0
@@ -172,8 +262,13 @@ BLOCK_SECONDS = 0.005
 def settle():
     """Sleep SETTLE_SECONDS, then on in IDLE_WINDOW steps until the process
     (every thread of every library in it) used less than IDLE_FRACTION of a
-    CPU over one of them, or SETTLE_MAX_SECONDS have passed; returns the
-    seconds slept."""
+    CPU over one of them, or SETTLE_MAX_SECONDS have passed.
+
+    Returns
+    -------
+    float
+        The seconds slept.
+    """
     t0 = time.perf_counter()
     time.sleep(SETTLE_SECONDS)
     while time.perf_counter() - t0 < SETTLE_MAX_SECONDS:
@@ -185,9 +280,24 @@ def settle():
 
 
 def time_after_pause(fn, estimate):
-    """Seconds per call of ``fn`` after the settling pause: one call for a
-    long ``fn``; a re-warming call and then a block of about BLOCK_SECONDS of
-    calls (their mean) for a short one."""
+    """Time ``fn`` after the settling pause (``settle``).
+
+    One call for a long ``fn``; a re-warming call and then a block of about
+    BLOCK_SECONDS of calls (their mean) for a short one.
+
+    Parameters
+    ----------
+    fn : callable
+        The runner, called without arguments.
+    estimate : float
+        Its seconds per call from the warm-up: below SHORT_CALL it is timed
+        in a block.
+
+    Returns
+    -------
+    float
+        Seconds per call.
+    """
     settle()
     if estimate >= SHORT_CALL:
         return time_call(fn)
@@ -204,9 +314,23 @@ def interleaved_rounds(runners, settings, rng):
     in an order shuffled every round (by ``rng``); rounds go on until the time
     budget is spent (at least ``min_rounds``, at most ``max_rounds``).
 
-    ``runners`` maps a key to a zero-argument callable. Returns
-    ``(warmup_times, times, orders)``: {key: [seconds, ...]} twice, and the
-    order of the keys in each round.
+    Parameters
+    ----------
+    runners : dict of str to callable
+        The contenders, each a zero-argument callable.
+    settings : Settings
+        The warm-up calls, rounds and time budget.
+    rng : numpy.random.Generator
+        Shuffles the order of every round.
+
+    Returns
+    -------
+    warmup_times : dict of str to list of float
+        The seconds of each warm-up call, by key.
+    times : dict of str to list of float
+        The seconds per call of each round, by key.
+    orders : list of list of str
+        The order of the keys in each round.
     """
     keys = list(runners)
     warm = {k: [time_call(runners[k]) for _ in range(settings.warmup)] for k in keys}
@@ -232,9 +356,25 @@ def interleaved_rounds(runners, settings, rng):
 # --------------------------------------------------------------------------
 
 def gemm_plan(G, B, D, H, T=T_STEPS):
-    """{task: [(count, (m, n, k, trans_a, trans_b)), ...]}: the GEMMs of a cell
-    with G gates, each as the row-major product C (m, n) = op(A) (m, k) @ op(B)
-    (k, n), with the transpose flags of pyx_gru's kernels."""
+    """The GEMMs of a cell's passes, as pyx_gru's kernels call them.
+
+    Parameters
+    ----------
+    G : int
+        The number of gate blocks.
+    B, D, H : int
+        Batch size, input size and hidden size.
+    T : int
+        Time steps.
+
+    Returns
+    -------
+    dict of str to list
+        ``{task: [(count, (m, n, k, trans_a, trans_b)), ...]}`` for the tasks
+        "fwd" and "fwd+bwd": each GEMM as the row-major product C (m, n) =
+        op(A) (m, k) @ op(B) (k, n), with the transpose flags of the kernels,
+        and how many times a pass runs it.
+    """
     GH, TB = G * H, T * B
     fwd = [(1, (TB, GH, D, False, False)),  # x @ W, all steps at once
            (T, (B, GH, H, False, False))]  # h_{t-1} @ U, per step
@@ -247,7 +387,24 @@ def gemm_plan(G, B, D, H, T=T_STEPS):
 
 def aligned_normal(shape, dtype, rng, align=64):
     """A C-contiguous array of standard normal values whose data starts on an
-    ``align``-byte boundary (NumPy only promises 16)."""
+    ``align``-byte boundary (NumPy only promises 16).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The array's shape.
+    dtype : numpy.dtype or str
+        Its dtype.
+    rng : numpy.random.Generator
+        Draws the values.
+    align : int
+        The alignment of the data, in bytes.
+
+    Returns
+    -------
+    ndarray, shape ``shape``
+        A view into a slightly larger buffer, aligned as asked.
+    """
     dtype = np.dtype(dtype)
     nbytes = int(np.prod(shape)) * dtype.itemsize
     buf = np.empty(nbytes + align, dtype=np.uint8)
@@ -262,7 +419,22 @@ def gemm_caller(shape, dtype, rng):
     row-major C = op(A) @ op(B) is column-major C.T = op(B).T @ op(A).T, so the
     operands go in swapped, with the same flags, and C is written in place.
     The operands are 64-byte aligned: with AVX-512 OpenBLAS, a GEMM with one
-    row (B = 1) runs up to ~1.9x slower on an operand that is not."""
+    row (B = 1) runs up to ~1.9x slower on an operand that is not.
+
+    Parameters
+    ----------
+    shape : tuple
+        ``(m, n, k, trans_a, trans_b)``, as ``gemm_plan`` gives it.
+    dtype : numpy.dtype or str
+        The precision: float32 (sgemm) or float64 (dgemm).
+    rng : numpy.random.Generator
+        Draws the operands.
+
+    Returns
+    -------
+    callable
+        A zero-argument function running the GEMM once.
+    """
     m, n, k, ta, tb = shape
     a = aligned_normal((k, m) if ta else (m, k), dtype, rng)
     b = aligned_normal((n, k) if tb else (k, n), dtype, rng)
@@ -277,16 +449,49 @@ def gemm_caller(shape, dtype, rng):
 
 def block_times(fn, min_block=2e-3, blocks=7):
     """Time of one call of fn, averaged over each of several blocks of calls
-    lasting at least min_block seconds (the first call is a warm-up)."""
+    lasting at least min_block seconds (the first call is a warm-up).
+
+    Parameters
+    ----------
+    fn : callable
+        Called without arguments.
+    min_block : float
+        The least seconds of a block.
+    blocks : int
+        The number of blocks.
+
+    Returns
+    -------
+    list of float
+        Seconds per call in each block.
+    """
     n = max(1, int(min_block / max(time_call(fn), 1e-9)))
     return [time_call(lambda: [fn() for _ in range(n)]) / n for _ in range(blocks)]
 
 
 def gemm_time(shape, dtype, memo, rng):
-    """(seconds of one GEMM of ``shape``, Python-call overhead removed; the
-    per-call times of the blocks it is the median of), memoized in ``memo``:
-    {dtype name: {"overhead": seconds, shape: (seconds, blocks)}}, kept for
-    the whole run."""
+    """Time one GEMM of ``shape``, without the Python call's overhead, once per run.
+
+    Parameters
+    ----------
+    shape : tuple
+        ``(m, n, k, trans_a, trans_b)``, as ``gemm_plan`` gives it.
+    dtype : numpy.dtype or str
+        The precision: float32 or float64.
+    memo : dict
+        ``{dtype name: {"overhead": seconds, shape: (seconds, blocks)}}``,
+        kept for the whole run; filled in here.
+    rng : numpy.random.Generator
+        Draws the operands.
+
+    Returns
+    -------
+    seconds : float
+        The median time of one GEMM less the overhead of a 1x1x1 call (at
+        least a tenth of the raw time).
+    blocks : list of float
+        The per-call times of the blocks that median is taken over.
+    """
     times = memo.setdefault(np.dtype(dtype).name, {})
     if "overhead" not in times:
         times["overhead"] = float(np.median(
@@ -299,7 +504,24 @@ def gemm_time(shape, dtype, memo, rng):
 
 
 def roofline(case, memo, rng):
-    """{task: {"seconds", "gflop", "gemms": [...]}}: the GEMM roofline of a case."""
+    """The GEMM roofline of a case: the time its passes' matrix products alone take.
+
+    Parameters
+    ----------
+    case : Case
+        The problem.
+    memo : dict
+        The GEMM times of the run, as ``gemm_time`` keeps them.
+    rng : numpy.random.Generator
+        Draws the operands of GEMMs not timed yet.
+
+    Returns
+    -------
+    dict of str to dict
+        ``{task: {"seconds", "gflop", "gemms": [...]}}`` for "fwd" and
+        "fwd+bwd": the summed GEMM seconds, the GFLOP, and per GEMM its
+        count, sizes, flags, seconds and GFLOP/s.
+    """
     out = {}
     for task, gemms in gemm_plan(case.gates, case.B, case.D, case.H).items():
         rows, total, flops = [], 0.0, 0
@@ -320,7 +542,23 @@ def roofline(case, memo, rng):
 # --------------------------------------------------------------------------
 
 def make_problem(case, rng):
-    """The cell and its inputs: x, state0, dy and dstate (tuples for the LSTM)."""
+    """The cell and its inputs: x, state0, dy and dstate (tuples for the LSTM).
+
+    Parameters
+    ----------
+    case : Case
+        The problem.
+    rng : numpy.random.Generator
+        Draws the inputs (the cell is seeded with 0).
+
+    Returns
+    -------
+    cell : Cell
+        The case's compiled cell.
+    data : dict of str to ndarray or tuple
+        ``x`` (T, B, D), ``state0`` zeros (B, H) or (h0, c0), ``dy`` (T, B,
+        H) and ``dstate`` (B, H) or (dh, dc), in the case's dtype.
+    """
     _, cls, kwargs, _ = CELLS[case.cell]
     dt = np.dtype(case.dtype)
     cell = cls(case.D, case.H, dtype=dt, seed=0, **kwargs)
@@ -337,9 +575,23 @@ def make_problem(case, rng):
 
 
 def numpy_runners(cell, data):
-    """fwd and fwd+bwd callables of a pyx_gru cell or of its NumPy reference.
+    """Make the fwd and fwd+bwd callables of a pyx_gru cell or of its NumPy reference.
+
     fwd is inference: ``cache=False``, as PyTorch's forward runs under
-    ``no_grad``; fwd+bwd keeps the cache its backward pass needs."""
+    ``no_grad``; fwd+bwd keeps the cache its backward pass needs.
+
+    Parameters
+    ----------
+    cell : Cell
+        A compiled cell or its ``reference`` twin.
+    data : dict
+        The inputs of ``make_problem``: ``x``, ``state0``, ``dy``, ``dstate``.
+
+    Returns
+    -------
+    dict of str to callable
+        ``{"fwd": ..., "fwd+bwd": ...}``, zero-argument callables.
+    """
     x, state0, dy, dstate = data["x"], data["state0"], data["dy"], data["dstate"]
 
     def fwd():
@@ -354,7 +606,18 @@ def numpy_runners(cell, data):
 
 def blas_kernel_runners(runners):
     """The same runners with pyx_gru's per-step products from the BLAS rather
-    than its packed kernel (``_recurrent._set_packed(False)`` around each call)."""
+    than its packed kernel (``_recurrent._set_packed(False)`` around each call).
+
+    Parameters
+    ----------
+    runners : dict of str to callable
+        The runners of pyx_gru, as ``numpy_runners`` makes them.
+
+    Returns
+    -------
+    dict of str to callable
+        The same tasks, each call wrapped.
+    """
     def wrap(fn):
         def call():
             previous = _recurrent._set_packed(False)  # (on, min_batch, min_hidden)
@@ -367,7 +630,22 @@ def blas_kernel_runners(runners):
 
 
 def torch_module(torch, case, cell):
-    """The torch.nn module with the cell's weights, in the cell's dtype."""
+    """The torch.nn module with the cell's weights, in the cell's dtype.
+
+    Parameters
+    ----------
+    torch : module
+        ``torch``.
+    case : Case
+        The problem (its ``torch_name`` must not be None).
+    cell : Cell
+        The compiled cell whose weights are copied (``interop.to_torch``).
+
+    Returns
+    -------
+    torch.nn.Module
+        A ``torch.nn.RNN``, ``GRU`` or ``LSTM`` computing what ``cell`` does.
+    """
     module = getattr(torch.nn, case.torch_name)(case.D, case.H)
     module = module.to(torch.float64 if case.dtype == "float64" else torch.float32)
     module.load_state_dict({k: torch.from_numpy(v) for k, v in interop.to_torch(cell).items()})
@@ -375,7 +653,22 @@ def torch_module(torch, case, cell):
 
 
 def torch_runners(torch, module, data):
-    """fwd (eval, no_grad) and fwd+bwd (train, autograd) callables of a module."""
+    """Make the fwd (eval, no_grad) and fwd+bwd (train, autograd) callables of a module.
+
+    Parameters
+    ----------
+    torch : module
+        ``torch``.
+    module : torch.nn.Module
+        From ``torch_module``.
+    data : dict
+        The inputs of ``make_problem``: ``x``, ``state0``, ``dy``, ``dstate``.
+
+    Returns
+    -------
+    dict of str to callable
+        ``{"fwd": ..., "fwd+bwd": ...}``, zero-argument callables.
+    """
     lstm = isinstance(module, torch.nn.LSTM)
 
     def tensor(a, grad=False):
@@ -427,8 +720,14 @@ ONNX_IR_VERSION = 8  # opset 17's (onnx.helper.VERSION_TABLE); newer onnx would 
 
 
 def import_onnxruntime():
-    """(onnxruntime, onnx), or None if either cannot be imported (the ONNX
-    Runtime column is then reported as not installed)."""
+    """Import ONNX Runtime and onnx if they are there.
+
+    Returns
+    -------
+    tuple of module or None
+        ``(onnxruntime, onnx)``, or None if either cannot be imported (the
+        ONNX Runtime column is then reported as not installed).
+    """
     try:
         import onnx
         import onnxruntime
@@ -438,8 +737,7 @@ def import_onnxruntime():
 
 
 def import_jax(threads):
-    """jax with its CPU thread pool held to ``threads``, or None if it cannot
-    be imported (the JAX column is then reported as not installed).
+    """Import JAX with its CPU thread pool held to ``threads``, if it is there.
 
     With jax/jaxlib 0.10.2, the size of the CPU client's thread pool (which
     runs XLA's matmuls) is read from ``PJRT_NPROC`` when the client starts:
@@ -451,6 +749,17 @@ def import_jax(threads):
     and aborted. So this sets ``PJRT_NPROC`` (XLA's ``DefaultThreadPoolSize``
     reads it, then ``NPROC``), which counts only if jax's CPU client has not
     started yet in this process.
+
+    Parameters
+    ----------
+    threads : int
+        The size of JAX's CPU thread pool.
+
+    Returns
+    -------
+    module or None
+        ``jax``, or None if it cannot be imported (the JAX column is then
+        reported as not installed).
     """
     os.environ["PJRT_NPROC"] = str(threads)
     try:
@@ -461,12 +770,34 @@ def import_jax(threads):
 
 
 def import_peers(threads):
-    """{peer name: its module(s), or None when not installed} for PEERS."""
+    """Import the optional peers of ``PEERS``.
+
+    Parameters
+    ----------
+    threads : int
+        Threads of each peer.
+
+    Returns
+    -------
+    dict
+        ``{peer name: its module(s), or None when not installed}``.
+    """
     return {"onnxruntime": import_onnxruntime(), "jax": import_jax(threads)}
 
 
 def peer_versions(peers):
-    """{peer name: version string, or None when not installed}."""
+    """The versions of the optional peers.
+
+    Parameters
+    ----------
+    peers : dict
+        As ``import_peers`` returns it.
+
+    Returns
+    -------
+    dict of str to str or None
+        ``{peer name: version string, or None when not installed}``.
+    """
     versions = {}
     for name, mods in peers.items():
         if mods is None:
@@ -480,7 +811,18 @@ def peer_versions(peers):
 
 def peer_lines(versions):
     """One line per optional peer: its version, or "not installed" and how to
-    install it."""
+    install it.
+
+    Parameters
+    ----------
+    versions : dict of str to str or None
+        As ``peer_versions`` returns it.
+
+    Returns
+    -------
+    list of str
+        The lines, for the report.
+    """
     return [f"{PEERS[name][0]}: {v}" if v is not None
             else f"{PEERS[name][0]}: not installed ({PEERS[name][1]})"
             for name, v in versions.items()]
@@ -491,8 +833,20 @@ def onnx_weights(cell, kind):
     B (1, 2*G*H) = [Wb, Rb], gate blocks in ONNX's order (GRU z, r, h; LSTM
     i, o, f, c), from PyTorch's layout (``interop.to_torch``), whose blocks
     ONNX's equations use unchanged (GRU with ``linear_before_reset=1``: Rbh
-    inside the reset product, like PyTorch's b_hn). ``kind`` is "RNN",
-    "GRU" or "LSTM"."""
+    inside the reset product, like PyTorch's b_hn).
+
+    Parameters
+    ----------
+    cell : RNN, GRU (reset="after") or LSTM
+        The compiled cell.
+    kind : {"RNN", "GRU", "LSTM"}
+        The cell, by its ``torch.nn`` class (GRU: reset after the matmul).
+
+    Returns
+    -------
+    dict of str to ndarray
+        ``W`` (1, G*H, D), ``R`` (1, G*H, H) and ``B`` (1, 2*G*H).
+    """
     H = cell.hidden_size
     t = interop.to_torch(cell)
 
@@ -508,7 +862,27 @@ def onnx_session(ort, onnx, cell, kind, B, threads):
     the cell's weights as initializers; inputs X (T, B, D) and initial_h (and
     initial_c) (1, B, H); outputs Y (T, 1, B, H), Y_h (and Y_c) (1, B, H).
     Float32 only; intra- and inter-op threads = ``threads``, sequential.
-    ``kind`` is "RNN", "GRU" (reset after) or "LSTM"."""
+
+    Parameters
+    ----------
+    ort : module
+        ``onnxruntime``.
+    onnx : module
+        ``onnx``.
+    cell : RNN, GRU (reset="after") or LSTM
+        The compiled cell whose weights the node gets.
+    kind : {"RNN", "GRU", "LSTM"}
+        The cell, by its ``torch.nn`` class (GRU: reset after the matmul).
+    B : int
+        The batch size the graph is built for.
+    threads : int
+        ONNX Runtime's intra- and inter-op threads.
+
+    Returns
+    -------
+    onnxruntime.InferenceSession
+        The session, on the CPU execution provider.
+    """
     h = onnx.helper
     lstm = kind == "LSTM"
     D, H = cell.input_size, cell.hidden_size
@@ -540,8 +914,21 @@ def onnx_session(ort, onnx, cell, kind, B, threads):
 
 
 def onnx_runners(session, data):
-    """The fwd callable of an ONNX session (ONNX Runtime has no backward):
-    returns (y (T, B, H), final state (1, B, H) or an (h, c) tuple)."""
+    """Make the fwd callable of an ONNX session (ONNX Runtime has no backward).
+
+    Parameters
+    ----------
+    session : onnxruntime.InferenceSession
+        From ``onnx_session``.
+    data : dict
+        The inputs of ``make_problem``: ``x``, ``state0``, ``dy``, ``dstate``.
+
+    Returns
+    -------
+    dict of str to callable
+        ``{"fwd": ...}``: a zero-argument callable returning (y (T, B, H),
+        final state (1, B, H) or an (h, c) tuple).
+    """
     lstm = isinstance(data["state0"], tuple)
     states = data["state0"] if lstm else (data["state0"],)
     feeds = {"X": np.ascontiguousarray(data["x"], dtype=np.float32),
@@ -561,7 +948,22 @@ def jax_cell(jnp, jax, kind):
     (weight_ih (G*H, D), weight_hh (G*H, H), bias_ih, bias_hh (G*H,)), state
     is h (B, H) or (h, c), and xw_t = x_t @ weight_ih.T + bias_ih (B, G*H)
     (the input side of every step is computed before the scan, as pyx_gru and
-    PyTorch do)."""
+    PyTorch do).
+
+    Parameters
+    ----------
+    jnp : module
+        ``jax.numpy``.
+    jax : module
+        ``jax``.
+    kind : {"RNN", "GRU", "LSTM"}
+        The cell, by its ``torch.nn`` class (GRU: reset after the matmul).
+
+    Returns
+    -------
+    callable
+        The step function ``(params, state, xw_t) -> (state, h)``.
+    """
     sigmoid = jax.nn.sigmoid
 
     def rnn(params, h, xw):
@@ -592,7 +994,22 @@ def jax_functions(jax, kind):
     ``gradients(params, x, state0, dy, dstate) -> (dparams, dx, dstate0)``,
     the gradients of L = sum(y * dy) + sum(h_T * dh) (+ sum(c_T * dc)), as
     pyx_gru's backward gives them; x (T, B, D), y and dy (T, B, H), states
-    (B, H) or (h, c) tuples, params in PyTorch's layout (see ``jax_cell``)."""
+    (B, H) or (h, c) tuples, params in PyTorch's layout (see ``jax_cell``).
+
+    Parameters
+    ----------
+    jax : module
+        ``jax``.
+    kind : {"RNN", "GRU", "LSTM"}
+        The cell, by its ``torch.nn`` class (GRU: reset after the matmul).
+
+    Returns
+    -------
+    forward : callable
+        The jitted forward pass over a whole sequence (``lax.scan``).
+    gradients : callable
+        The jitted gradients of L with respect to params, x and state0.
+    """
     jnp = jax.numpy
     step = jax_cell(jnp, jax, kind)
 
@@ -610,11 +1027,28 @@ def jax_functions(jax, kind):
 
 
 def jax_runners(jax, cell, kind, data):
-    """fwd and fwd+bwd callables of the cell in JAX (``lax.scan`` under
+    """Make the fwd and fwd+bwd callables of the cell in JAX (``lax.scan`` under
     ``jit``), each waiting for its results (``block_until_ready``), compiled
     here by one call each, outside any timed region. fwd returns (y, final
     state) as NumPy-convertible arrays; fwd+bwd returns (dparams (PyTorch's
-    names), dx, dstate0). ``kind`` is "RNN", "GRU" (reset after) or "LSTM"."""
+    names), dx, dstate0).
+
+    Parameters
+    ----------
+    jax : module
+        ``jax``.
+    cell : RNN, GRU (reset="after") or LSTM
+        The compiled cell whose weights JAX gets.
+    kind : {"RNN", "GRU", "LSTM"}
+        The cell, by its ``torch.nn`` class (GRU: reset after the matmul).
+    data : dict
+        The inputs of ``make_problem``: ``x``, ``state0``, ``dy``, ``dstate``.
+
+    Returns
+    -------
+    dict of str to callable
+        ``{"fwd": ..., "fwd+bwd": ...}``, zero-argument callables.
+    """
     forward, gradients = jax_functions(jax, kind)
     t = interop.to_torch(cell)
     names = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
@@ -640,9 +1074,23 @@ AGREEMENT = {"float32": 1e-3, "float64": 1e-9}
 
 
 def forward_disagreement(runners, cell_dtype):
-    """Largest ``|y - y_pyx_gru| / max|y_pyx_gru|`` of each other contender's
-    forward; every ``fwd`` runner returns y (T, B, H) first (NumPy, torch or
-    JAX arrays)."""
+    """How far each contender's forward is from pyx_gru's.
+
+    Parameters
+    ----------
+    runners : dict of str to dict of str to callable
+        The contenders' runners by name, ``"pyx_gru"`` among them; every
+        ``fwd`` runner returns y (T, B, H) first (NumPy, torch or JAX
+        arrays).
+    cell_dtype : numpy.dtype
+        The cell's dtype (its smallest normal number bounds the scale).
+
+    Returns
+    -------
+    dict of str to float
+        For each other contender, the largest ``|y - y_pyx_gru| /
+        max|y_pyx_gru|``.
+    """
     def as_numpy(out):
         y = out[0]
         return y.detach().numpy() if hasattr(y, "detach") else np.asarray(y)
@@ -654,9 +1102,31 @@ def forward_disagreement(runners, cell_dtype):
 
 
 def run_case(case, settings, torch, peers, memo, rng):
-    """Roofline and interleaved timings of every contender of one case;
-    ``peers`` is ``import_peers``'s dict (the optional peers run float32
-    RNN, GRU with the reset gate after and LSTM)."""
+    """Roofline and interleaved timings of every contender of one case.
+
+    Parameters
+    ----------
+    case : Case
+        The problem.
+    settings : Settings
+        Rounds, budget and threads.
+    torch : module or None
+        ``torch``, or None to leave PyTorch out.
+    peers : dict
+        ``import_peers``'s dict (the optional peers run float32 RNN, GRU
+        with the reset gate after and LSTM).
+    memo : dict
+        The GEMM times of the run (see ``gemm_time``).
+    rng : numpy.random.Generator
+        Draws the data and shuffles the rounds.
+
+    Returns
+    -------
+    dict
+        The case's sizes, the forward agreement of the contenders, the
+        roofline, and per task and contender the warm-up times, every
+        round's time and their summary; the JSON record of the case.
+    """
     cell, data = make_problem(case, rng)
     contenders = {"pyx_gru": numpy_runners(cell, data),
                   "pyx_gru/cache": {"fwd": lambda: cell.forward(data["x"], data["state0"])}}
@@ -706,19 +1176,61 @@ def run_case(case, settings, torch, peers, memo, rng):
 # --------------------------------------------------------------------------
 
 def fmt_ms(stats):
+    """Format a median time in ms with its IQR, for the tables.
+
+    Parameters
+    ----------
+    stats : dict or None
+        As ``summarize`` returns it; None for a contender not run.
+
+    Returns
+    -------
+    str
+        15 characters, "median ±IQR%", or "-".
+    """
     if stats is None:
         return f"{'-':>15}"
     return f"{stats['median'] * 1e3:>9.3f} ±{stats['iqr_pct']:>3.0f}%"
 
 
 def fmt_ratio(x, width=7, suffix=""):
+    """Format a ratio right-aligned, for the tables.
+
+    Parameters
+    ----------
+    x : float or None
+        The ratio; None prints "-".
+    width : int
+        The field's width, ``suffix`` included.
+    suffix : str
+        Appended, e.g. "x".
+
+    Returns
+    -------
+    str
+        ``x`` with two decimals (none from 100 on).
+    """
     if x is None:
         return f"{'-':>{width}}"
     return f"{x:>{width - len(suffix)}.{2 if x < 100 else 0}f}{suffix}"
 
 
 def table(results, task):
-    """The table of one task, as a string."""
+    """The table of one task, as a string.
+
+    Parameters
+    ----------
+    results : list of dict
+        ``run_case``'s records.
+    task : {"fwd", "fwd+bwd"}
+        The task tabulated.
+
+    Returns
+    -------
+    str
+        A header, a rule and a line per case: the median times, speed-ups
+        and roofline ratios.
+    """
     head = (f"{'cell':<10} {'B':>3} {'D':>4} {'H':>4} {'dtype':<5} "
             f"{'pyx_gru ms':>15} {'numpy ms':>15} {'torch ms':>15} {'speed-up':>8} "
             f"{'roof ms':>9} {'pyx/roof':>8} {'np/roof':>7} {'th/roof':>7}")
@@ -739,7 +1251,18 @@ def table(results, task):
 def machine_lines(info):
     """What the figures were measured on: CPU model, pyx_gru's vector path,
     the BLAS's core type and the optional peers' versions (or that they are
-    not installed)."""
+    not installed).
+
+    Parameters
+    ----------
+    info : dict
+        As ``machine_info`` returns it.
+
+    Returns
+    -------
+    list of str
+        The lines, for the report.
+    """
     env = info["environment"]
     forced = [f"{k}={env[k]}" for k in ("PYX_GRU_SIMD", "OPENBLAS_CORETYPE") if env.get(k)]
     blas = ", ".join(f"{arch} ({lib})" for lib, arch in info["blas_core_types"]) or "no OpenBLAS"
@@ -750,6 +1273,15 @@ def machine_lines(info):
 
 
 def print_report(results, info):
+    """Print the report of a run: the machine, the tables and the warnings.
+
+    Parameters
+    ----------
+    results : list of dict
+        ``run_case``'s records.
+    info : dict
+        As ``machine_info`` returns it.
+    """
     print()
     print("\n".join(machine_lines(info)))
     print(f"\nT = {T_STEPS}, time-major, {info['threads']} thread(s); median ms of one call "
@@ -795,13 +1327,35 @@ CONTENDER_LABELS = {"pyx_gru": "pyx_gru", "torch": "PyTorch", "jax": "JAX",
 
 def peer_results(results):
     """The results the peers table covers: float32 cases of the cells PyTorch,
-    JAX and ONNX Runtime have (RNN, GRU with the reset gate after, LSTM)."""
+    JAX and ONNX Runtime have (RNN, GRU with the reset gate after, LSTM).
+
+    Parameters
+    ----------
+    results : list of dict
+        ``run_case``'s records.
+
+    Returns
+    -------
+    list of dict
+        Those records, in their order.
+    """
     return [r for r in results if r["dtype"] == "float32" and CELLS[r["cell"]][3] is not None]
 
 
 def peers_table(results):
     """The peers table, as a string: median ms of each contender of
-    PEER_COLUMNS, per case; "-" where one did not run."""
+    PEER_COLUMNS, per case; "-" where one did not run.
+
+    Parameters
+    ----------
+    results : list of dict
+        ``run_case``'s records.
+
+    Returns
+    -------
+    str
+        A header, a rule and a line per case of ``peer_results``.
+    """
     def ms(t, who):
         return f"{t[who]['median'] * 1e3:>12.3f}" if who in t else f"{'-':>12}"
 
@@ -817,7 +1371,13 @@ def peers_table(results):
 
 
 def print_peers(results):
-    """The peers table of the report (nothing when no case has peers)."""
+    """Print the peers table of the report (nothing when no case has peers).
+
+    Parameters
+    ----------
+    results : list of dict
+        ``run_case``'s records.
+    """
     if peer_results(results):
         print("\n== peers (float32; median ms of one call; fwd is inference, ONNX Runtime "
               "runs no backward) ==")
@@ -844,7 +1404,20 @@ TARGET_THREADS = 2
 
 
 def speedup(result, task):
-    """PyTorch's median time over pyx_gru's for one task, or None."""
+    """The ratio of PyTorch's median time to pyx_gru's for one task.
+
+    Parameters
+    ----------
+    result : dict
+        One record of ``run_case``.
+    task : {"fwd", "fwd+bwd"}
+        The task.
+
+    Returns
+    -------
+    float or None
+        The ratio, None when PyTorch did not run.
+    """
     t = result["timings"][task]
     if "torch" not in t:
         return None
@@ -852,8 +1425,22 @@ def speedup(result, task):
 
 
 def over_roofline(result, task, who="pyx_gru"):
-    """A contender's median time for one task over the task's roofline, or
-    None when it did not run."""
+    """A contender's median time for one task over the task's roofline.
+
+    Parameters
+    ----------
+    result : dict
+        One record of ``run_case``.
+    task : {"fwd", "fwd+bwd"}
+        The task.
+    who : str
+        The contender.
+
+    Returns
+    -------
+    float or None
+        The ratio, None when the contender did not run.
+    """
     t = result["timings"][task]
     if who not in t:
         return None
@@ -861,8 +1448,22 @@ def over_roofline(result, task, who="pyx_gru"):
 
 
 def peer_speedup(result, task, peer):
-    """A peer's median time over pyx_gru's for one task, or None when the peer
-    did not run."""
+    """A peer's median time over pyx_gru's for one task.
+
+    Parameters
+    ----------
+    result : dict
+        One record of ``run_case``.
+    task : {"fwd", "fwd+bwd"}
+        The task.
+    peer : str
+        The peer's contender name ("torch", "jax", "onnxruntime").
+
+    Returns
+    -------
+    float or None
+        The ratio, None when the peer did not run.
+    """
     t = result["timings"][task]
     if peer not in t:
         return None
@@ -877,7 +1478,18 @@ def target_rows(results):
     need not be further ahead) or ``"faster than"`` (a peer's time over pyx_gru's,
     measured > bound = 1, for every cell with peers at every size, each peer
     of PEER_TARGETS; measured and met are None, "not run", where the peer
-    did not run). Float32 results only."""
+    did not run). Float32 results only.
+
+    Parameters
+    ----------
+    results : list of dict
+        ``run_case``'s records.
+
+    Returns
+    -------
+    list of tuple
+        The rows ``(kind, what, measured, bound, met)``.
+    """
     rows = []
     f32 = [r for r in results if r["dtype"] == "float32"]
     by_case = {(r["cell"], (r["B"], r["D"], r["H"])): r for r in f32}
@@ -907,13 +1519,35 @@ def target_rows(results):
 
 
 def target_status(met):
-    """"met", "MISS" or "not run" (met is None) for a target row."""
+    """Say whether a target row was met.
+
+    Parameters
+    ----------
+    met : bool or None
+        The row's ``met``.
+
+    Returns
+    -------
+    str
+        "met", "MISS", or "not run" when ``met`` is None.
+    """
     return "not run" if met is None else "met" if met else "MISS"
 
 
 def print_targets(rows, threads, path, cpu_model):
-    """The targets section of the report, naming the vector path of pyx_gru
-    (``vector_path()``) and the CPU model it measured."""
+    """Print the targets section of the report (nothing without rows).
+
+    Parameters
+    ----------
+    rows : list of tuple
+        As ``target_rows`` returns them.
+    threads : int
+        The run's threads (the targets are set for ``TARGET_THREADS``).
+    path : str
+        The vector path of pyx_gru (``vector_path()``), named in the heading.
+    cpu_model : str
+        The CPU measured, named in the heading.
+    """
     if not rows:
         return
     print(f"\n== targets (float32, this run; pyx_gru's {path} path on {cpu_model}): "
@@ -936,13 +1570,25 @@ def print_targets(rows, threads, path, cpu_model):
 
 
 def load_average():
-    """The 1, 5 and 15 minute load averages, or None where unavailable."""
+    """The 1, 5 and 15 minute load averages.
+
+    Returns
+    -------
+    list of float or None
+        The three averages, None where the platform has none.
+    """
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
 def cpu_clock():
-    """(wall seconds, busy CPU-seconds of the whole machine from /proc/stat or
-    None, CPU-seconds of this process): a reading for ``other_cpus``."""
+    """Read the clocks ``other_cpus`` compares.
+
+    Returns
+    -------
+    tuple of (float, float or None, float)
+        Wall seconds, busy CPU-seconds of the whole machine from /proc/stat
+        (None without it), and CPU-seconds of this process.
+    """
     busy = None
     try:
         with open("/proc/stat") as f:
@@ -956,8 +1602,19 @@ def cpu_clock():
 
 
 def other_cpus(start, end):
-    """How many CPUs other processes kept busy, on average, between two
-    ``cpu_clock`` readings (None without /proc/stat)."""
+    """How many CPUs other processes kept busy, on average, between two readings.
+
+    Parameters
+    ----------
+    start, end : tuple
+        Two ``cpu_clock`` readings, in this order.
+
+    Returns
+    -------
+    float or None
+        The average number of CPUs busy outside this process, None without
+        /proc/stat.
+    """
     if start[1] is None or end[1] is None or end[0] <= start[0]:
         return None
     return max(0.0, ((end[1] - start[1]) - (end[2] - start[2])) / (end[0] - start[0]))
@@ -966,7 +1623,13 @@ def other_cpus(start, end):
 def warn_if_busy(parts, whole_run):
     """Say how busy other processes kept the CPUs, and warn if it matters.
 
-    ``parts`` is [(CPUs busy or None, what was being timed), ...]."""
+    Parameters
+    ----------
+    parts : list of tuple
+        ``[(CPUs busy or None, what was being timed), ...]``.
+    whole_run : float or None
+        The CPUs busy over the whole run; None prints nothing.
+    """
     if whole_run is None:
         return
     busy = [(cpus, what) for cpus, what in parts if cpus is not None]
@@ -980,21 +1643,58 @@ def warn_if_busy(parts, whole_run):
 
 
 def vector_path():
-    """The vector path of pyx_gru's compiled kernels: "avx512", "avx2" or
-    "portable" (``PYX_GRU_SIMD`` may force a narrower one than the CPU's
-    widest)."""
+    """The vector path of pyx_gru's compiled kernels.
+
+    Returns
+    -------
+    str
+        "avx512", "avx2" or "portable" (``PYX_GRU_SIMD`` may force a
+        narrower one than the CPU's widest).
+    """
     return _recurrent.simd_path()
 
 
 def blas_core_types(threadpools):
     """[(library file name, core type), ...] of the OpenBLAS builds loaded
     (threadpoolctl's ``architecture``: the kernels OpenBLAS picked for this
-    CPU, or the ones ``OPENBLAS_CORETYPE`` asked for)."""
+    CPU, or the ones ``OPENBLAS_CORETYPE`` asked for).
+
+    Parameters
+    ----------
+    threadpools : list of dict
+        ``threadpoolctl.threadpool_info()``.
+
+    Returns
+    -------
+    list of tuple of (str, str)
+        One pair per OpenBLAS build loaded.
+    """
     return [(os.path.basename(p["filepath"]), p.get("architecture"))
             for p in threadpools if p.get("internal_api") == "openblas"]
 
 
 def machine_info(threads, threadpoolctl, torch, peers):
+    """Describe the machine, the libraries and the settings a run measured.
+
+    Parameters
+    ----------
+    threads : int
+        The run's threads.
+    threadpoolctl : module
+        ``threadpoolctl``.
+    torch : module or None
+        ``torch``, None when not installed.
+    peers : dict
+        As ``import_peers`` returns it.
+
+    Returns
+    -------
+    dict
+        Date, CPU model and counts, threads, load average, platform, the
+        versions of Python and every library, the vector path, the BLAS
+        core types, the git commit, the thread-related environment
+        variables and the thread pools: the JSON record's ``machine``.
+    """
     def cpu_model():
         try:
             with open("/proc/cpuinfo") as f:
@@ -1042,6 +1742,20 @@ def machine_info(threads, threadpoolctl, torch, peers):
 
 
 def write_json(path, payload):
+    """Write a run's results as JSON.
+
+    Parameters
+    ----------
+    path : str or None
+        The file; None writes ``benchmarks/results/bench-<date>-<time>.json``.
+    payload : dict
+        The results.
+
+    Returns
+    -------
+    str
+        The path written.
+    """
     if path is None:
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = os.path.join("benchmarks", "results", f"bench-{stamp}.json")
@@ -1058,15 +1772,48 @@ def write_json(path, payload):
 # --------------------------------------------------------------------------
 
 def needed_bytes(cache, dx, dstate0, dparams):
-    """Bytes of what the results need: the cache's arrays, dx, dstate0, dparams."""
+    """Count the bytes of what the results need: the cache's arrays, dx, dstate0, dparams.
+
+    Parameters
+    ----------
+    cache : Cache
+        A compiled cell's forward cache.
+    dx : ndarray, shape (T, B, D)
+        From ``backward``.
+    dstate0 : ndarray (B, H) or tuple
+        From ``backward``.
+    dparams : dict of str to ndarray
+        From ``backward``.
+
+    Returns
+    -------
+    int
+        The bytes of all these arrays.
+    """
     arrays = [getattr(cache, n) for n in ("x", "gates", "hs", "cs", "extra")]
     arrays += [dx, *(dstate0 if isinstance(dstate0, tuple) else (dstate0,)), *dparams.values()]
     return sum(a.nbytes for a in arrays if a is not None)
 
 
 def peak_memory(cell, x, dy):
-    """(peak bytes traced during one forward+backward beyond what was traced
-    before it, bytes the results need)."""
+    """Measure the peak memory of one forward+backward with ``tracemalloc``.
+
+    Parameters
+    ----------
+    cell : Cell
+        A compiled cell.
+    x : ndarray, shape (T, B, D)
+        Inputs.
+    dy : ndarray, shape (T, B, H)
+        The gradient of the outputs.
+
+    Returns
+    -------
+    peak : int
+        The peak bytes traced during the call beyond what was traced before it.
+    needed : int
+        The bytes the results need (``needed_bytes``).
+    """
     was_tracing = tracemalloc.is_tracing()
     if not was_tracing:
         tracemalloc.start()
@@ -1087,12 +1834,47 @@ def peak_memory(cell, x, dy):
 
 
 def growth_exponent(sizes, values):
-    """Slope of the least-squares line through (log size, log value)."""
+    """Slope of the least-squares line through (log size, log value): the exponent of a power law.
+
+    Parameters
+    ----------
+    sizes : sequence of float
+        The sizes (T or B), at least two, positive.
+    values : sequence of float
+        The measured values (seconds or bytes), positive, one per size.
+
+    Returns
+    -------
+    float
+        The least-squares slope: 1 for linear growth.
+    """
     return float(np.polyfit(np.log(sizes), np.log(values), 1)[0])
 
 
 def scaling(settings, rng, H=64, dtype=np.float32):
-    """Time and peak memory of pyx_gru fwd+bwd against T and against B."""
+    """Time and peak memory of pyx_gru fwd+bwd against T and against B (``--scaling``).
+
+    For the GRU (reset after) and the LSTM with D = H, one sweep over T
+    (B = 1) and one over B.
+
+    Parameters
+    ----------
+    settings : Settings
+        Rounds and budget of each point.
+    rng : numpy.random.Generator
+        Draws the data and shuffles the rounds.
+    H : int
+        The hidden (and input) size.
+    dtype : numpy.dtype
+        Precision of the cells.
+
+    Returns
+    -------
+    list of dict
+        One per (cell, axis): the points' times and peak and needed bytes,
+        and the growth exponents of time and peak memory (over all points
+        and over the last two).
+    """
     sweeps = {"T": [(T, 1) for T in (10, 100, 1000, 10000)],
               "B": [(100, B) for B in (1, 4, 16, 64, 256)]}
     out = []
@@ -1124,6 +1906,15 @@ def scaling(settings, rng, H=64, dtype=np.float32):
 
 
 def print_scaling(sweeps, threads):
+    """Print the scaling report: every point, the growth exponents, the memory target.
+
+    Parameters
+    ----------
+    sweeps : list of dict
+        As ``scaling`` returns them.
+    threads : int
+        The run's threads, named in the heading.
+    """
     print(f"\nScaling of pyx_gru forward+backward, {sweeps[0]['dtype']}, D = H = "
           f"{sweeps[0]['H']}, {threads} thread(s); peak = tracemalloc peak during the call;\n"
           "needed = cache arrays + dx + dstate0 + dparams")
@@ -1153,6 +1944,23 @@ def print_scaling(sweeps, threads):
 # --------------------------------------------------------------------------
 
 def parse_cells(text):
+    """Parse ``--cells``: names of ``CELLS`` or aliases ("gru", "all"), comma-separated.
+
+    Parameters
+    ----------
+    text : str
+        The option's value.
+
+    Returns
+    -------
+    tuple of str
+        The cell names, aliases expanded, each once, in order.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        For an unknown name.
+    """
     names = []
     for part in text.replace(" ", "").lower().split(","):
         if part in CELL_ALIASES:
@@ -1166,6 +1974,23 @@ def parse_cells(text):
 
 
 def parse_size(text):
+    """Parse one ``--sizes`` entry, "B,D,H".
+
+    Parameters
+    ----------
+    text : str
+        Three positive integers separated by commas.
+
+    Returns
+    -------
+    tuple of int
+        ``(B, D, H)``.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        When it is not three positive integers.
+    """
     try:
         size = tuple(int(v) for v in text.split(","))
     except ValueError:
@@ -1176,7 +2001,21 @@ def parse_size(text):
 
 
 def build_cases(cells, sizes):
-    """Every (cell, size) in float32, and float64 at FLOAT64_SIZE if selected."""
+    """Every (cell, size) in float32, and float64 at FLOAT64_SIZE if selected.
+
+    Parameters
+    ----------
+    cells : sequence of str
+        Keys of ``CELLS``.
+    sizes : sequence of tuple of int
+        The sizes (B, D, H).
+
+    Returns
+    -------
+    list of Case
+        Size by size, cell by cell; then the float64 cases, if FLOAT64_SIZE
+        is among ``sizes``.
+    """
     cases = [Case(c, *s, "float32") for s in sizes for c in cells]
     if FLOAT64_SIZE in sizes:
         cases += [Case(c, *FLOAT64_SIZE, "float64") for c in cells]
@@ -1196,7 +2035,8 @@ SETTLE_MAX_SECONDS = 0.5
 
 def restart_with_short_blas_spin():
     """Re-run this command with OPENBLAS_THREAD_TIMEOUT set, unless it is set
-    already (OpenBLAS reads it when it loads, so it cannot be set later)."""
+    already (OpenBLAS reads it when it loads, so it cannot be set later).
+    """
     if BLAS_SPIN_ENV in os.environ:
         return
     env = dict(os.environ, **{BLAS_SPIN_ENV: BLAS_SPIN_VALUE})
@@ -1212,7 +2052,18 @@ def _sig(x):
 def markdown_table(payload):
     """The README's table (Markdown) of a run's JSON payload: per case,
     fwd+bwd times of pyx_gru, NumPy and PyTorch (ms), the speed-up over
-    PyTorch and pyx_gru over the roofline, then fwd times and speed-up."""
+    PyTorch and pyx_gru over the roofline, then fwd times and speed-up.
+
+    Parameters
+    ----------
+    payload : dict
+        A run's JSON record, as ``main`` writes it (``--json``).
+
+    Returns
+    -------
+    str
+        The Markdown table.
+    """
     def ms(t, who):
         return _sig(t[who]["median"] * 1e3) if who in t else "–"
 
@@ -1235,7 +2086,18 @@ def markdown_peers_table(payload):
     """The peers table (Markdown) of a run's JSON payload: per float32 case of
     RNN, GRU (reset after) and LSTM, median ms of pyx_gru, PyTorch, JAX and
     ONNX Runtime (fwd), then of pyx_gru, PyTorch and JAX (fwd+bwd); "–"
-    where one did not run. Empty when no case has peers."""
+    where one did not run.
+
+    Parameters
+    ----------
+    payload : dict
+        A run's JSON record, as ``main`` writes it (``--json``).
+
+    Returns
+    -------
+    str
+        The Markdown table; empty when no case has peers.
+    """
     rows = peer_results(payload["results"])
     if not rows:
         return ""
@@ -1253,6 +2115,18 @@ def markdown_peers_table(payload):
 
 
 def main(argv=None):
+    """Run ``python -m pyx_gru.bench [options]``: time the cases, print the report, write the JSON.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The options; None reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
     parser = argparse.ArgumentParser(
         prog="python -m pyx_gru.bench",
         description="Time pyx_gru against its NumPy reference, PyTorch and the GEMM roofline.",

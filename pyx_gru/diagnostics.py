@@ -139,15 +139,16 @@ def _check_max_rows(max_rows):
 
 
 def state_gradients(cell, x, dstate, *, state0=None, lengths=None, gates=None, max_rows=None):
-    """dL/dh_t at every step t for a loss at the last step, exactly.
+    """The exact gradient dL/dh_t at every step t for a loss at the last step.
 
     Parameters
     ----------
     cell : pyx_gru.Cell
         A compiled cell.
     x : array_like, shape (T, B, D)
+        Inputs, time-major.
     dstate : array_like (B, H), or for the LSTM a tuple (dh, dc)
-        dL/d(final state): the gradient of the loss at each sequence's last
+        The gradient dL/d(final state): the gradient of the loss at each sequence's last
         step (an LSTM's dc may be None, or dstate a plain (B, H) array: zero
         dL/dc).
     state0 : array_like (B, H) or tuple, optional
@@ -192,8 +193,15 @@ def gradient_norms(cell, x, dstate, **kwargs):
 
     Parameters
     ----------
-    cell, x, dstate, **kwargs
-        As in ``state_gradients``.
+    cell : pyx_gru.Cell
+        A compiled cell.
+    x : array_like, shape (T, B, D)
+        Inputs, time-major.
+    dstate : array_like (B, H), or for the LSTM a tuple (dh, dc)
+        The gradient dL/d(final state), as in ``state_gradients``.
+    **kwargs
+        ``state0``, ``lengths``, ``gates``, ``max_rows``: as in
+        ``state_gradients``.
 
     Returns
     -------
@@ -207,7 +215,7 @@ def gradient_norms(cell, x, dstate, **kwargs):
 
 
 def model_state_gradients(model, x, y, *, lengths=None, loss=None):
-    """dL/dh_t of a one-layer model's cell for its loss on the last step.
+    """The gradient dL/dh_t of a one-layer model's cell for its loss on the last step.
 
     Runs the model, takes dL/d(out) from the loss and through the readout
     dL/dh_L, and calls ``state_gradients`` on the model's cell.
@@ -217,15 +225,22 @@ def model_state_gradients(model, x, y, *, lengths=None, loss=None):
     model : pyx_gru.layers.Model
         One unidirectional layer, ``readout="last"``.
     x : array_like, shape (T, B, D)
+        Inputs, time-major.
     y : array_like
         Targets, (B, K) float or (B,) int (see ``pyx_gru.losses``).
     lengths : array_like of int, shape (B,), optional
+        Sequence b ends at step lengths[b]; None means all T.
     loss : {"mse", "softmax", "sigmoid"}, optional
         None: "softmax" for integer y, else "mse".
 
     Returns
     -------
-    As ``state_gradients``: dh (T + 1, B, H), or (dh, dc) for the LSTM.
+    dh : ndarray, shape (T + 1, B, H)
+        The gradient dL/dh_t, as ``state_gradients`` returns it (NaN for
+        t > lengths[b]).
+    dc : ndarray, shape (T + 1, B, H)
+        LSTM only (then the result is the tuple ``(dh, dc)``): the gradient
+        dL/dc_t.
     """
     from . import losses
     from .layers import Model, Recurrent
@@ -251,13 +266,20 @@ def state_jacobians(cell, x, *, state0=None, lengths=None, state="h", gates=None
     cell : pyx_gru.Cell
         A compiled cell.
     x : array_like, shape (T, B, D)
-    state0, lengths, gates, max_rows
-        As in ``state_gradients``.
+        Inputs, time-major.
+    state0 : array_like (B, H) or tuple, optional
+        The initial state (zeros when None).
+    lengths : array_like of int, shape (B,), optional
+        Sequence b ends at step L = lengths[b]; None means all T.
     state : {"h", "full"}
         For the LSTM: ``"h"`` gives dh_L/dh_t with c_t held fixed (H, H);
         ``"full"`` the Jacobian of the whole state (h, c), (2H, 2H), blocks
         [[dh_L/dh_t, dh_L/dc_t], [dc_L/dh_t, dc_L/dc_t]]. The same for the
         other cells (their state is h).
+    gates : dict, optional
+        Pinned gates, as in ``cell.forward``.
+    max_rows : int, optional
+        Rows per compiled call, as in ``state_gradients``.
 
     Returns
     -------
@@ -335,7 +357,10 @@ def gate_statistics(cache, *, sigmoid_saturation=SIGMOID_SATURATION, tanh_satura
         From a compiled cell's ``forward`` (the NumPy reference cells do not
         cache gate activations).
     sigmoid_saturation : (float, float)
+        The (low, high) thresholds of a saturated sigmoid gate, with
+        0 <= low < high <= 1.
     tanh_saturation : float
+        The threshold of a saturated candidate g, in [0, 1].
 
     Returns
     -------
@@ -391,7 +416,9 @@ def flow_curve(cell, x, *, seed=0):
     Parameters
     ----------
     cell : pyx_gru.Cell
+        A compiled cell.
     x : array_like, shape (T, B, D)
+        Inputs, time-major.
     seed : int
         Seeds the directions of dL/dh_T.
 
@@ -426,7 +453,7 @@ def decay_rate(curve, *, start=0, stop=None):
     Returns
     -------
     float
-        rho.
+        The fitted factor rho.
     """
     curve = np.asarray(curve, dtype=np.float64)
     t = np.arange(curve.size)[start:stop]
@@ -454,7 +481,9 @@ def rnn_rate_predictions(cell, x, *, start=0, stop=None):
     Parameters
     ----------
     cell : pyx_gru.RNN
+        A compiled tanh RNN.
     x : array_like, shape (T, B, D)
+        Inputs, time-major.
     start, stop : int
         The window of ``decay_rate``: the slopes s_t of the steps between
         its points, t = start + 1 .. stop - 1 (stop None: T + 1), are

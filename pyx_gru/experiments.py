@@ -200,13 +200,16 @@ def count_params(cell, hidden_size, input_size, output_size, *, num_layers=1,
     input_size, output_size : int
         D and K.
     num_layers : int
+        Recurrent layers stacked (default 1).
     bidirectional : bool
+        Each layer reads both ways (2H features per layer).
     **cell_kwargs
         More cell keywords (``reset=``, ``peephole=``).
 
     Returns
     -------
     int
+        The number of scalar parameters, every bias included.
     """
     hidden_size = check_size("hidden_size", hidden_size)
     a, b, c = _quadratic(_cell_name(cell), input_size, output_size, num_layers, bidirectional,
@@ -232,7 +235,9 @@ def match_hidden_size(cell, n_params, input_size, output_size, *, num_layers=1,
     input_size, output_size : int
         D and K.
     num_layers : int
+        Recurrent layers stacked (default 1).
     bidirectional : bool
+        Each layer reads both ways (2H features per layer).
     **cell_kwargs
         More cell keywords (``reset=``, ``peephole=``).
 
@@ -282,6 +287,11 @@ def _run(job, train, valid, test, model_kwargs, fit_kwargs, threads):
         "blas_threads": blas_threads,
     }
     return row, history.to_dict()
+
+
+def _run_keyed(key, *args):
+    """``_run`` with its job's key, for results that arrive in any order."""
+    return (key, *_run(*args))
 
 
 def _as_list(name, values, kind):
@@ -347,17 +357,32 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
         Each seeds a model's initialisation and its training's shuffling
         (and weight noise).
     optimizer : {"adam", "rmsprop", "sgd"}
-    epochs, batch_size, clip, weight_noise, patience, bucket
-        As in ``pyx_gru.fit`` (``clip=None`` for no clipping).
+        The optimiser of every run.
+    epochs : int
+        As in ``pyx_gru.fit``.
+    batch_size : int
+        As in ``pyx_gru.fit``.
+    clip : float or None
+        As in ``pyx_gru.fit`` (None for no clipping).
+    weight_noise : float
+        As in ``pyx_gru.fit``.
+    patience : int, optional
+        As in ``pyx_gru.fit``.
+    bucket : bool
+        As in ``pyx_gru.fit``.
     dtype : {"float32", "float64"}
+        Precision of every model.
     num_layers : int
+        Recurrent layers stacked in every model.
     gate_bias : dict of str to float, optional
         Initial gate biases (``pyx_gru.layers.set_gate_bias``), applied to
         every cell that has the gate: ``{"z": 2.0}`` sets the GRU's update
         gate, ``{"f": 2.0}`` the SimpleGRU's f and the LSTM's forget gate.
         None keeps each cell's defaults.
     split : tuple of 3 floats
+        The train, valid and test fractions a Task is split into.
     split_seed : int
+        Seeds that split.
     n_jobs : int
         Jobs at once (joblib): 1 runs them in this process, -1 on every core.
     backend : str, optional
@@ -437,15 +462,18 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
         if resume:
             done = {k: v for k in keys if (v := _read_job(journal, k)) is not None}
     todo = [(key, job) for key, job in zip(keys, jobs) if key not in done]
-    calls = (joblib.delayed(_run)(job, train, valid, test, model_kwargs(job["cell"]), fit_kwargs,
-                                  threads_per_job)
-             for _, job in todo)
+    calls = (joblib.delayed(_run_keyed)(key, job, train, valid, test, model_kwargs(job["cell"]),
+                                        fit_kwargs, threads_per_job)
+             for key, job in todo)
     results = dict(done)
     start = time.perf_counter()
     if verbose and done:
         print(f"{len(done)} of {len(jobs)} runs taken from {journal}", file=sys.stderr, flush=True)
-    with joblib.Parallel(n_jobs=n_jobs, backend=backend, return_as="generator") as parallel:
-        for (key, _), (row, history) in zip(todo, parallel(calls)):
+    # unordered: each run is recorded (and reported) as soon as it finishes, so
+    # a long run does not hold back the progress of those after it
+    with joblib.Parallel(n_jobs=n_jobs, backend=backend,
+                         return_as="generator_unordered") as parallel:
+        for key, row, history in parallel(calls):
             results[key] = (row, history)
             if journal is not None:
                 _write_job(journal, key, row, history)
@@ -558,7 +586,10 @@ def _format_table(rows, columns):
 class Comparison:
     """The result of ``compare``: a tidy table and every run's history.
 
-    Attributes
+    ``compare`` makes it (or ``Comparison.from_json``); each parameter is
+    kept as the attribute of its name.
+
+    Parameters
     ----------
     rows : list of dict
         One per (cell, lr, seed), with the keys of ``COLUMNS``: ``test_loss``
@@ -630,8 +661,76 @@ class Comparison:
             })
         return out
 
+    def against(self, reference="rnn"):
+        """Test whether each cell's advantage over ``reference`` exceeds the seeds' spread.
+
+        Each cell is taken at its learning rate chosen on validation data
+        (:meth:`summary`), and its test losses over the seeds are compared
+        with the reference cell's by Welch's t-test (unequal variances),
+        one-sided: the alternative is that the cell's mean test loss is
+        lower.
+
+        Parameters
+        ----------
+        reference : str
+            The cell to compare the others with (default the tanh RNN).
+
+        Returns
+        -------
+        list of dict
+            One per other cell, in the order of :meth:`summary`: ``cell``,
+            ``reference``, ``advantage`` (the reference's mean test loss
+            minus the cell's; positive when the cell is better), ``spread``
+            (the larger of the two standard deviations over the seeds,
+            ddof=1), ``t`` and ``p`` (Welch's statistic and its one-sided
+            p-value; NaN with fewer than 2 seeds or no spread at all) and
+            ``separated`` (True when every seed of the cell has a lower test
+            loss than every seed of the reference).
+
+        Raises
+        ------
+        ValueError
+            If ``reference`` is not one of the table's cells.
+        """
+        from scipy import stats
+
+        summary = {s["cell"]: s for s in self.summary()}
+        reference = _cell_name(reference) if reference not in summary else reference
+        if reference not in summary:
+            raise ValueError(f"reference must be one of the cells {list(summary)}, got {reference!r}")
+
+        def losses(cell):
+            lr = summary[cell]["lr"]
+            return np.array([r["test_loss"] for r in self.rows
+                             if r["cell"] == cell and r["lr"] == lr], dtype=float)
+
+        ref = losses(reference)
+        out = []
+        for cell in summary:
+            if cell == reference:
+                continue
+            mine = losses(cell)
+            t = p = math.nan
+            spread = math.nan
+            if len(mine) >= 2 and len(ref) >= 2:
+                spread = float(max(mine.std(ddof=1), ref.std(ddof=1)))
+                if spread > 0:
+                    test = stats.ttest_ind(ref, mine, equal_var=False, alternative="greater")
+                    t, p = float(test.statistic), float(test.pvalue)
+            out.append({"cell": cell, "reference": reference,
+                        "advantage": float(ref.mean() - mine.mean()), "spread": spread,
+                        "t": t, "p": p, "separated": bool(mine.max() < ref.min())})
+        return out
+
     def format(self):
-        """The table and the summary as text."""
+        """The table and the summary as text.
+
+        Returns
+        -------
+        str
+            A heading line (task, sizes, loss, baseline), the table of every
+            run and the ``summary`` table, as aligned columns.
+        """
         s = self.settings
         head = (f"task {s.get('task')} (T={s.get('T')}, {s.get('n_train')}/{s.get('n_valid')}/"
                 f"{s.get('n_test')} sequences), loss {s.get('loss')}, baseline {self.baseline:.4g}")
@@ -639,18 +738,32 @@ class Comparison:
                         "test_std", "test_min", "test_max", "seeds", "ratio")
         cols = [c for c in COLUMNS if c != "task" and not (
             c == "test_accuracy" and all(r[c] is None for r in self.rows))]
-        return "\n\n".join([
-            head, _format_table(self.rows, cols),
-            "learning rate chosen on validation loss; test loss over the seeds:",
-            _format_table(self.summary(), summary_cols),
-        ])
+        parts = [head, _format_table(self.rows, cols),
+                 "learning rate chosen on validation loss; test loss over the seeds:",
+                 _format_table(self.summary(), summary_cols)]
+        cells = [r["cell"] for r in self.rows]
+        if "rnn" in cells and len(set(cells)) > 1 and cells.count("rnn") > 1:
+            parts += ["advantage over the tanh RNN against the spread between seeds "
+                      "(Welch's t-test, one-sided):",
+                      _format_table(self.against("rnn"),
+                                    ("cell", "advantage", "spread", "t", "p", "separated"))]
+        return "\n\n".join(parts)
 
     # -- files --------------------------------------------------------------
 
     def to_csv(self, path=None):
         """The table as CSV (header ``COLUMNS``; None as an empty field).
 
-        Returns the text; writes it to ``path`` too when given."""
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            A file to write the text to as well.
+
+        Returns
+        -------
+        str
+            The CSV text, one line per row of ``rows``.
+        """
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(COLUMNS)
@@ -664,18 +777,47 @@ class Comparison:
         return text
 
     def to_dict(self):
-        """dict: ``settings``, ``columns``, ``rows`` and ``histories`` (as dicts), JSON-safe."""
+        """The whole result as a dict.
+
+        Returns
+        -------
+        dict
+            ``settings``, ``columns``, ``rows`` and ``histories`` (as dicts),
+            with a format name and version; JSON-safe.
+        """
         return {"format": "pyx_gru.experiments.Comparison", "version": 1,
                 "settings": self.settings, "columns": list(COLUMNS), "rows": self.rows,
                 "histories": [h.to_dict() for h in self.histories]}
 
     def to_json(self, path=None):
-        """The whole result as JSON; written to ``path`` too when given."""
+        """The whole result as JSON; written to ``path`` too when given.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            A file to write the text to as well.
+
+        Returns
+        -------
+        str
+            The JSON text of ``to_dict()``; ``Comparison.from_json`` reads it.
+        """
         return json_text(_jsonable(self.to_dict()), path)
 
     @classmethod
     def from_json(cls, text_or_path):
-        """A Comparison from ``to_json``'s text or the path of a file holding it."""
+        """A Comparison from ``to_json``'s text or the path of a file holding it.
+
+        Parameters
+        ----------
+        text_or_path : str or os.PathLike
+            The JSON text, or the file ``to_json`` (or ``save``) wrote.
+
+        Returns
+        -------
+        Comparison
+            The result read back, histories included.
+        """
         d = read_json(text_or_path)
         if d.get("format") != "pyx_gru.experiments.Comparison":
             raise ValueError("not the JSON of a pyx_gru.experiments.Comparison")
@@ -685,6 +827,13 @@ class Comparison:
         """Write ``results.csv``, ``results.json`` and (with ``plots``)
         ``learning_curves.png`` and ``test_loss.png`` into ``directory``
         (created if needed).
+
+        Parameters
+        ----------
+        directory : str or os.PathLike
+            Where to write.
+        plots : bool
+            Draw the two plots too (needs matplotlib).
 
         Returns
         -------
@@ -714,9 +863,15 @@ class Comparison:
         is dotted; the dashed black line is the memoryless baseline. Needs
         matplotlib.
 
+        Parameters
+        ----------
+        logy : bool
+            Logarithmic loss axis.
+
         Returns
         -------
         matplotlib.figure.Figure
+            A new figure (not registered with pyplot).
         """
         cells = list(dict.fromkeys(r["cell"] for r in self.rows))
         lrs = sorted({r["lr"] for r in self.rows})
@@ -749,9 +904,15 @@ class Comparison:
         per learning rate), the chosen learning rate's mean as a black bar.
         Needs matplotlib.
 
+        Parameters
+        ----------
+        logy : bool
+            Logarithmic loss axis.
+
         Returns
         -------
         matplotlib.figure.Figure
+            A new figure (not registered with pyplot).
         """
         cells = list(dict.fromkeys(r["cell"] for r in self.rows))
         lrs = sorted({r["lr"] for r in self.rows})
@@ -816,7 +977,18 @@ _QUICK = {"n": 200, "length": 20, "params": 600, "epochs": 2, "seeds": 1, "max_p
 
 
 def add_compare_arguments(parser):
-    """Add the ``compare`` command's options to an ``argparse`` parser."""
+    """Add the ``compare`` command's options to an ``argparse`` parser.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Gets the options ``--task``, ``--cells``, ``--params``, ... in place.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        ``parser`` itself.
+    """
     p = parser
     p.add_argument("--task", choices=TASKS, default="adding", help="the task (default adding)")
     p.add_argument("--length", type=int, default=100,
@@ -874,6 +1046,11 @@ def add_compare_arguments(parser):
 def run_compare(args):
     """Run ``compare`` as the parsed ``args`` ask, print the table, write the files.
 
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of ``add_compare_arguments``, parsed.
+
     Returns
     -------
     int
@@ -916,7 +1093,18 @@ def run_compare(args):
 
 
 def check_compare_arguments(args):
-    """ValueError naming the first bad option of the parsed ``args``."""
+    """Check the parsed options of ``compare``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of ``add_compare_arguments``, parsed.
+
+    Raises
+    ------
+    ValueError
+        Naming the first option out of range.
+    """
     for name in ("n", "length", "epochs", "batch_size", "seeds", "layers"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1")
@@ -944,8 +1132,24 @@ COMPARE_DESCRIPTION = ("Train cells at equal parameter counts over seeds and lea
 
 
 def main(argv=None):
-    """``python -m pyx_gru compare [options]``, also ``python -m
-    pyx_gru.experiments [options]``; returns the exit status."""
+    """Run ``python -m pyx_gru compare [options]``, also ``python -m pyx_gru.experiments [options]``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The options; None reads ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status of ``run_compare`` (0).
+
+    Raises
+    ------
+    SystemExit
+        For a bad option, with status 2 and the message on stderr (as
+        ``argparse`` does).
+    """
     parser = _argparse().ArgumentParser(prog="python -m pyx_gru compare",
                                         description=COMPARE_DESCRIPTION)
     add_compare_arguments(parser)

@@ -181,6 +181,7 @@ def to_torch(cell, params=None, *, gradient=False, cell_names=False):
     Parameters
     ----------
     cell : RNN, GRU (reset="after") or LSTM (no peepholes)
+        The cell whose layout (and, by default, parameters) is converted.
     params : dict, optional
         Arrays with the keys and shapes of ``cell.params``: the parameters
         (default) or, with ``gradient=True``, the ``dparams`` of ``backward``.
@@ -247,6 +248,8 @@ def from_keras(layer, *, kind=None, reset_after=True):
     Returns
     -------
     RNN, GRU (reset="after" if reset_after else "before") or LSTM
+        A new cell, (D, H) and dtype from the weights, computing what the
+        layer computes.
     """
     if hasattr(layer, "get_weights"):
         kind = type(layer).__name__
@@ -308,9 +311,26 @@ def to_keras(cell, params=None, *, gradient=False):
     ``RNN`` gives a SimpleRNN's weights, ``GRU`` a GRU's (``reset="after"``:
     bias (2, 3H) for ``reset_after=True``; ``"before"``: bias (3H,) for
     ``reset_after=False``), ``LSTM`` (no peepholes) an LSTM's. Load them with
-    ``layer.set_weights(...)``. With ``gradient=True``, ``params`` are
-    gradients and both halves of a redundant bias pair get the pair's
-    gradient.
+    ``layer.set_weights(...)``.
+
+    Parameters
+    ----------
+    cell : RNN, GRU or LSTM (no peepholes)
+        The cell whose layout (and, by default, parameters) is converted.
+    params : dict of str to ndarray, optional
+        Arrays with the keys and shapes of ``cell.params``: the parameters
+        (default) or, with ``gradient=True``, the ``dparams`` of ``backward``.
+    gradient : bool
+        Convert gradients: both halves of a redundant bias pair (a GRU with
+        reset="after") get the pair's gradient. Otherwise the whole bias of
+        the gates z and r goes into the input bias and their recurrent bias
+        is 0.
+
+    Returns
+    -------
+    list of ndarray
+        ``[kernel (D, G*H), recurrent_kernel (H, G*H), bias]``, bias (G*H,),
+        or (2, 3H) for a GRU with reset="after"; copies, in the cell's dtype.
     """
     if isinstance(cell, SimpleGRU):
         raise ValueError("Keras has no simplified GRU")

@@ -79,8 +79,10 @@ def make_cell(cell, input_size, hidden_size, *, dtype=np.float64, seed=None, gat
         ``cache=False``; without them it runs the forward that keeps a cache).
     input_size, hidden_size : int
         D and H.
-    dtype : {numpy.float64, numpy.float32}
-    seed : int, numpy.random.Generator or None
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+        Precision of the cell.
+    seed : int, numpy.random.Generator or None, optional
+        Seeds the cell's initialisation (see ``pyx_gru.Cell``).
     gate_bias : dict of str to float, optional
         Initial biases that replace the default ones, by gate name (see
         ``set_gate_bias``), e.g. ``{"z": 2.0}`` for a GRU whose update gate
@@ -89,6 +91,11 @@ def make_cell(cell, input_size, hidden_size, *, dtype=np.float64, seed=None, gat
     **kwargs
         More constructor keywords (``reset=``, ``peephole=``); they override
         the name's.
+
+    Returns
+    -------
+    pyx_gru.Cell
+        The new cell, (D, H) as asked.
     """
     if isinstance(cell, str):
         name = CELL_ALIASES.get(cell, cell)
@@ -121,6 +128,7 @@ def set_gate_bias(cell, gate_bias):
     Parameters
     ----------
     cell : pyx_gru.Cell
+        The cell whose ``params["b"]`` is changed in place.
     gate_bias : dict of str to float
         Gate name (one of ``cell.gates``, e.g. ``"z"``, ``"f"``) to the
         value its H bias entries ``b[k*H:(k+1)*H]`` take. For the GRU this
@@ -159,8 +167,9 @@ def reverse_sequences(x, lengths=None):
     Parameters
     ----------
     x : ndarray, shape (T, B, ...)
+        Sequences, time-major (inputs, outputs or their gradients).
     lengths : ndarray of int, shape (B,), optional
-        None means all T.
+        The sequences' lengths, each in [0, T]; None means all T.
 
     Returns
     -------
@@ -290,7 +299,18 @@ class Recurrent:
     save = _save
 
     def astype(self, dtype):
-        """A copy with the parameters cast to ``dtype``."""
+        """A copy with the parameters cast to ``dtype``.
+
+        Parameters
+        ----------
+        dtype : {numpy.float64, numpy.float32}
+            The new precision.
+
+        Returns
+        -------
+        Recurrent
+            A layer with a new cell of the same architecture and direction.
+        """
         return type(self)(self.cell.astype(dtype), reverse=self.reverse)
 
     def __repr__(self):
@@ -302,7 +322,9 @@ class Recurrent:
         Parameters
         ----------
         x : array_like, shape (T, B, D)
+            Inputs, time-major.
         lengths : array_like of int, shape (B,), optional
+            Sequence b is ``x[:lengths[b], b]``; None means all T steps.
         cache : bool, default True
             Keep what ``backward`` needs; False for inference (see
             ``Cell.forward``): the cache returned is then None.
@@ -314,7 +336,8 @@ class Recurrent:
         h_last : ndarray, shape (B, H)
             The hidden state after each sequence's last step (for
             ``reverse=True``, after reading back to step 0).
-        cache
+        cache : object or None
+            What ``backward`` needs (None with ``cache=False``).
         """
         x, lengths = _inputs(x, lengths, self.input_size, self.dtype)
         if self.reverse:
@@ -336,18 +359,20 @@ class Recurrent:
 
         Parameters
         ----------
-        cache
-            From this layer's ``forward``.
+        cache : object
+            The cache this layer's ``forward`` returned.
         dy : array_like, shape (T, B, H), optional
-            dL/dy; entries past a sequence's length are ignored.
+            The gradient dL/dy; entries past a sequence's length are
+            ignored. None means zeros.
         dh_last : array_like, shape (B, H), optional
-            dL/dh_last.
+            The gradient dL/dh_last; None means zeros.
 
         Returns
         -------
         dx : ndarray, shape (T, B, D)
-        grads : dict
-            dL/d(each parameter), keys of ``params``.
+            The gradient dL/dx.
+        grads : dict of str to ndarray
+            The gradient dL/d(each parameter), keyed and shaped like ``params``.
         """
         _check_cache(self, cache)
         if dy is not None and self.reverse:
@@ -398,14 +423,46 @@ class Bidirectional:
     save = _save
 
     def astype(self, dtype):
-        """A copy with the parameters cast to ``dtype``."""
+        """A copy with the parameters cast to ``dtype``.
+
+        Parameters
+        ----------
+        dtype : {numpy.float64, numpy.float32}
+            The new precision.
+
+        Returns
+        -------
+        Bidirectional
+            A layer with new cells of the same architecture.
+        """
         return type(self)(self.fwd.cell.astype(dtype), self.bwd.cell.astype(dtype))
 
     def __repr__(self):
         return f"Bidirectional({self.fwd.cell!r}, {self.bwd.cell!r})"
 
     def forward(self, x, lengths=None, *, cache=True):
-        """Run both directions; see ``Recurrent.forward`` (H is doubled)."""
+        """Run both directions; see ``Recurrent.forward`` (H is doubled).
+
+        Parameters
+        ----------
+        x : array_like, shape (T, B, D)
+            Inputs, time-major.
+        lengths : array_like of int, shape (B,), optional
+            Sequence b is ``x[:lengths[b], b]``; None means all T steps.
+        cache : bool, default True
+            Keep what ``backward`` needs; False for inference (the cache
+            returned is then None).
+
+        Returns
+        -------
+        y : ndarray, shape (T, B, 2H)
+            ``[y_fwd, y_bwd]``; zero past each sequence's length.
+        h_last : ndarray, shape (B, 2H)
+            ``[h_fwd, h_bwd]``: the forward cell's state after each sequence's
+            last step, the backward cell's after reading back to step 0.
+        cache : object or None
+            What ``backward`` needs (None with ``cache=False``).
+        """
         y_f, h_f, cache_f = self.fwd.forward(x, lengths, cache=cache)
         y_b, h_b, cache_b = self.bwd.forward(x, lengths, cache=cache)
         y = np.concatenate([y_f, y_b], axis=-1)
@@ -413,7 +470,25 @@ class Bidirectional:
         return y, h_last, _Cache(self, f=cache_f, b=cache_b) if cache else None
 
     def backward(self, cache, dy=None, dh_last=None):
-        """See ``Recurrent.backward``; ``dy`` is (T, B, 2H), ``dh_last`` (B, 2H)."""
+        """Backpropagate through both directions (see ``Recurrent.backward``).
+
+        Parameters
+        ----------
+        cache : object
+            The cache this layer's ``forward`` returned.
+        dy : array_like, shape (T, B, 2H), optional
+            The gradient dL/dy (both halves); entries past a sequence's length are
+            ignored. None means zeros.
+        dh_last : array_like, shape (B, 2H), optional
+            The gradient dL/dh_last; None means zeros.
+
+        Returns
+        -------
+        dx : ndarray, shape (T, B, D)
+            The gradient dL/dx.
+        grads : dict of str to ndarray
+            The gradient dL/d(each parameter), keyed and shaped like ``params``.
+        """
         _check_cache(self, cache)
         H = self.fwd.output_size
         T, B = cache.f.cell_cache.x.shape[:2]
@@ -474,14 +549,46 @@ class Stack:
     save = _save
 
     def astype(self, dtype):
-        """A copy with the parameters cast to ``dtype``."""
+        """A copy with the parameters cast to ``dtype``.
+
+        Parameters
+        ----------
+        dtype : {numpy.float64, numpy.float32}
+            The new precision.
+
+        Returns
+        -------
+        Stack
+            A stack of copies of the layers, cast.
+        """
         return type(self)([layer.astype(dtype) for layer in self.layers])
 
     def __repr__(self):
         return "Stack([" + ", ".join(repr(layer) for layer in self.layers) + "])"
 
     def forward(self, x, lengths=None, *, cache=True):
-        """Run every layer; see ``Recurrent.forward``."""
+        """Run every layer, bottom first; see ``Recurrent.forward``.
+
+        Parameters
+        ----------
+        x : array_like, shape (T, B, D)
+            Inputs, time-major.
+        lengths : array_like of int, shape (B,), optional
+            Sequence b is ``x[:lengths[b], b]``; None means all T steps.
+        cache : bool, default True
+            Keep what ``backward`` needs; False for inference (the cache
+            returned is then None).
+
+        Returns
+        -------
+        y : ndarray, shape (T, B, H_out)
+            The top layer's outputs (H_out = ``output_size``); zero past each
+            sequence's length.
+        h_last : ndarray, shape (B, H_out)
+            The top layer's final state.
+        cache : object or None
+            What ``backward`` needs (None with ``cache=False``).
+        """
         caches = []
         for layer in self.layers:
             x, h_last, layer_cache = layer.forward(x, lengths, cache=cache)
@@ -489,7 +596,25 @@ class Stack:
         return x, h_last, _Cache(self, caches=caches) if cache else None
 
     def backward(self, cache, dy=None, dh_last=None):
-        """See ``Recurrent.backward``; ``dy`` and ``dh_last`` are the top layer's."""
+        """Backpropagate through every layer, top first (see ``Recurrent.backward``).
+
+        Parameters
+        ----------
+        cache : object
+            The cache this layer's ``forward`` returned.
+        dy : array_like, shape (T, B, H_out), optional
+            The gradient dL/dy of the top layer's outputs; entries past a sequence's length are
+            ignored. None means zeros.
+        dh_last : array_like, shape (B, H_out), optional
+            The gradient dL/dh_last of the top layer's final state; None means zeros.
+
+        Returns
+        -------
+        dx : ndarray, shape (T, B, D)
+            The gradient dL/dx.
+        grads : dict of str to ndarray
+            The gradient dL/d(each parameter), keyed and shaped like ``params``.
+        """
         _check_cache(self, cache)
         grads = {}
         for i in reversed(range(len(self.layers))):
@@ -507,6 +632,7 @@ class Dense:
     input_size, output_size : int
         H and K.
     dtype : {numpy.float64, numpy.float32}
+        Precision of the parameters.
     seed : int, numpy.random.Generator or None
         W is Glorot-uniform, U(-a, a) with a = sqrt(6 / (H + K)); b is 0.
     """
@@ -530,7 +656,18 @@ class Dense:
     save = _save
 
     def astype(self, dtype):
-        """A copy with the parameters cast to ``dtype``."""
+        """A copy with the parameters cast to ``dtype``.
+
+        Parameters
+        ----------
+        dtype : {numpy.float64, numpy.float32}
+            The new precision.
+
+        Returns
+        -------
+        Dense
+            A readout of the same sizes.
+        """
         new = type(self)(self.input_size, self.output_size, dtype=dtype, seed=0)
         for k, v in self._params.items():
             new._params[k][...] = v
@@ -540,16 +677,20 @@ class Dense:
         return f"Dense({self.input_size}, {self.output_size}, dtype={self.dtype.name})"
 
     def forward(self, h):
-        """out = h @ W + b.
+        """Compute the readout, out = h @ W + b.
 
         Parameters
         ----------
         h : array_like, shape (..., H)
+            Hidden states: (B, H) for the final state or (T, B, H) for
+            every step.
 
         Returns
         -------
         out : ndarray, shape (..., K)
-        cache
+            The readout for each row of ``h``.
+        cache : object
+            What ``backward`` needs (``h``, cast to the layer's dtype).
         """
         h = np.asarray(h)
         if h.ndim < 1 or h.shape[-1] != self.input_size:
@@ -559,19 +700,21 @@ class Dense:
         return out, _Cache(self, h=h)
 
     def backward(self, cache, dout):
-        """Gradients of out = h @ W + b.
+        """Backpropagate through out = h @ W + b.
 
         Parameters
         ----------
-        cache
-            From this layer's ``forward``.
+        cache : object
+            The cache this layer's ``forward`` returned.
         dout : array_like, shape (..., K)
+            The gradient dL/dout, in the shape of ``out``.
 
         Returns
         -------
         dh : ndarray, shape (..., H)
-        grads : dict
-            ``W`` (H, K) and ``b`` (K,).
+            The gradient dL/dh.
+        grads : dict of str to ndarray
+            The gradients dL/dW (H, K) and dL/db (K,), keys ``W`` and ``b``.
         """
         _check_cache(self, cache)
         h = cache.h
@@ -609,7 +752,9 @@ class Model:
     bidirectional : bool
         Each layer reads both ways (``Bidirectional``), 2H features.
     readout : {"last", "every"}
+        Read out the final state, out (B, K), or every step, out (T, B, K).
     dtype : {numpy.float64, numpy.float32}
+        Precision of every layer.
     seed : int, numpy.random.Generator or None
         Seeds every layer's initialisation, in order (bottom layer first,
         forward before backward cell, the readout last).
@@ -703,13 +848,30 @@ class Model:
         return int(sum(v.size for v in self.params.values()))
 
     def get_params(self):
-        """dict: a copy of every parameter (a snapshot to restore with ``model.params = ...``)."""
+        """Copy every parameter: a snapshot to restore with ``model.params = ...``.
+
+        Returns
+        -------
+        dict of str to ndarray
+            A copy of ``params``, same keys and shapes.
+        """
         return {k: v.copy() for k, v in self.params.items()}
 
     save = _save
 
     def astype(self, dtype):
-        """A new model of the same architecture with the parameters cast to ``dtype``."""
+        """A new model of the same architecture with the parameters cast to ``dtype``.
+
+        Parameters
+        ----------
+        dtype : {numpy.float64, numpy.float32}
+            The new precision.
+
+        Returns
+        -------
+        Model
+            A model with the same ``config`` (but ``dtype``); ``grads`` is None.
+        """
         new = object.__new__(type(self))
         new.rnn, new.head = self.rnn.astype(dtype), self.head.astype(dtype)
         new.readout, new.grads = self.readout, None
@@ -717,7 +879,14 @@ class Model:
         return new
 
     def copy(self):
-        """A new model with a copy of the parameters."""
+        """A new model with a copy of the parameters.
+
+        Returns
+        -------
+        Model
+            A model of the same ``config`` and dtype whose parameter arrays
+            are copies; ``grads`` is None.
+        """
         return self.astype(self.dtype)
 
     def __repr__(self):
@@ -745,7 +914,8 @@ class Model:
         -------
         out : ndarray, shape (B, K) for readout "last", (T, B, K) for "every"
             The raw readout (zero past each sequence's length for "every").
-        cache
+        cache : object or None
+            What ``backward`` needs (None with ``cache=False``).
         """
         x, lengths = _inputs(x, lengths, self.input_size, self.dtype)
         y, h_last, rnn_cache = self.rnn.forward(x, lengths, cache=cache)
@@ -814,17 +984,18 @@ class Model:
 
         Parameters
         ----------
-        cache
-            From this model's ``forward``.
+        cache : object
+            The cache this model's ``forward`` returned.
         dout : array_like, shape of ``out``
-            dL/dout (ignored past each sequence's length).
+            The gradient dL/dout (ignored past each sequence's length).
 
         Returns
         -------
         dx : ndarray, shape (T, B, D)
-        grads : dict
-            dL/d(each parameter), keys of ``params``; also kept as
-            ``model.grads``.
+            The gradient dL/dx.
+        grads : dict of str to ndarray
+            The gradient dL/d(each parameter), keyed and shaped like
+            ``params``; also kept as ``model.grads``.
         """
         _check_cache(self, cache)
         dout = float_array("dout", dout, cache.head.h.shape[:-1] + (self.output_size,), self.dtype)

@@ -48,10 +48,14 @@ def step_mask(shape, lengths=None, mask=None):
     lengths : array_like of int, shape (B,), optional
         Only used for (T, B): step t of row b counts if t < lengths[b].
     mask : array_like of bool, shape ``shape``, optional
+        Which outputs count (True), before the lengths are applied; None
+        counts all.
 
     Returns
     -------
-    ndarray of bool, shape ``shape``, or None when everything counts.
+    ndarray of bool, shape ``shape``, or None
+        True where an output counts (a new array); None when everything
+        counts.
     """
     shape = tuple(shape)
     out = None
@@ -151,8 +155,9 @@ def _sigmoid_terms(out, target, mask):
         target = np.where(mask[..., None], target, 0.0)
     if np.any((target < 0) | (target > 1)):
         raise ValueError("target of the sigmoid cross-entropy must lie in [0, 1]")
-    terms = np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z))) - target * z
-    dz = sigmoid(z) - target
+    e = np.exp(-np.abs(z))  # shared by softplus and sigmoid (as sigmoid() computes them)
+    terms = np.maximum(z, 0.0) + np.log1p(e) - target * z
+    dz = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)) - target
     if mask is not None:
         terms = np.where(mask[..., None], terms, 0.0)
         dz = np.where(mask[..., None], dz, 0.0)
@@ -180,8 +185,10 @@ _PARAMETERS = """
     Returns
     -------
     loss : float
+        The mean loss over what counts (natural log for the cross-entropies).
     dout : ndarray, shape of ``out``
-        dL/dout, in out's dtype (float64 for integer input).
+        The gradient dL/dout, in out's dtype (float64 for integer input);
+        zero where a step does not count.
 """
 
 
@@ -199,7 +206,9 @@ def sigmoid_cross_entropy(out, target, mask=None):
 
 mse.__doc__ = """Mean squared error: the mean of (out - target)^2 over counted steps,
     batch rows and the K outputs.
-""" + _PARAMETERS.format(target="target : array_like, shape of ``out``")
+""" + _PARAMETERS.format(
+    target="target : array_like, shape of ``out``\n        The values to fit."
+)
 softmax_cross_entropy.__doc__ = """Softmax cross-entropy: the mean over counted steps of
     -log softmax(out)[target], natural log.
 """ + _PARAMETERS.format(
@@ -219,22 +228,37 @@ TERMS = {"mse": _mse_terms, "softmax": _softmax_terms, "sigmoid": _sigmoid_terms
 
 
 def get_loss(name):
-    """The loss function called ``name``: ``"mse"``, ``"softmax"`` or ``"sigmoid"``."""
+    """The loss function called ``name``: ``"mse"``, ``"softmax"`` or ``"sigmoid"``.
+
+    Parameters
+    ----------
+    name : {"mse", "softmax", "sigmoid"}
+        A key of ``LOSSES``.
+
+    Returns
+    -------
+    callable
+        ``mse``, ``softmax_cross_entropy`` or ``sigmoid_cross_entropy``:
+        ``(out, target, mask=None) -> (loss, dout)``.
+    """
     if name not in LOSSES:
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {name!r}")
     return LOSSES[name]
 
 
 def softmax(z):
-    """softmax over the last axis, shifted by the maximum (no overflow).
+    """Softmax over the last axis, shifted by the maximum (no overflow).
 
     Parameters
     ----------
     z : array_like, shape (..., K)
+        Logits.
 
     Returns
     -------
     ndarray, shape (..., K)
+        Probabilities: exp(z) / sum(exp(z)) along the last axis, each row
+        summing to 1.
     """
     z = np.asarray(z)
     e = np.exp(z - z.max(axis=-1, keepdims=True))
@@ -242,7 +266,18 @@ def softmax(z):
 
 
 def sigmoid(z):
-    """1 / (1 + exp(-z)) elementwise, without overflow for any z (same shape)."""
+    """The logistic function 1 / (1 + exp(-z)), elementwise, without overflow for any z.
+
+    Parameters
+    ----------
+    z : array_like
+        Logits, any shape.
+
+    Returns
+    -------
+    ndarray
+        Values in [0, 1], in the shape of ``z``.
+    """
     z = np.asarray(z)
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))

@@ -93,8 +93,14 @@ class Optimizer:
     # -- state: to continue a run exactly where it stopped -----------------
 
     def settings(self):
-        """dict: the constructor's arguments (``type(opt)(**opt.settings())``
-        is a fresh optimiser with the same settings; ``lr`` is the current one)."""
+        """Return the constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``type(opt)(**opt.settings())`` is a fresh optimiser with the same
+            settings (``lr`` is the current one): ``lr`` and ``weight_decay``.
+        """
         return {"lr": self.lr, "weight_decay": self.weight_decay}
 
     def state_dict(self):
@@ -145,10 +151,13 @@ class Optimizer:
         Parameters
         ----------
         state : dict
+            As :meth:`state_dict` returns it.
 
         Returns
         -------
         Optimizer
+            An optimiser of the class named in ``state``, with its settings,
+            step count and (copied) buffers.
         """
         if not isinstance(state, dict):
             raise TypeError(f"state must be a dict, got {type(state).__name__}")
@@ -210,10 +219,12 @@ class Optimizer:
         Parameters
         ----------
         path : str or os.PathLike
+            The file, used exactly as given (no ``.npz`` suffix is added).
 
         Returns
         -------
         pathlib.Path
+            The path written.
         """
         from ._saving import save_optimizer
 
@@ -238,10 +249,14 @@ class SGD(Optimizer):
     Parameters
     ----------
     lr : float
+        The learning rate, > 0 (default 0.01).
     momentum : float
         In [0, 1).
     nesterov : bool
+        Nesterov momentum (needs momentum > 0).
     weight_decay : float
+        L2 penalty added to the gradient, ``g <- g + weight_decay * p`` (see
+        ``Optimizer``).
     """
 
     def __init__(self, lr=0.01, momentum=0.0, *, nesterov=False, weight_decay=0.0):
@@ -252,6 +267,14 @@ class SGD(Optimizer):
             raise ValueError("nesterov needs momentum > 0")
 
     def settings(self):
+        """Return the constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``type(opt)(**opt.settings())`` is a fresh optimiser with the same
+            settings (``lr`` is the current one), ``momentum`` and ``nesterov`` among them.
+        """
         return {**super().settings(), "momentum": self.momentum, "nesterov": self.nesterov}
 
     def _init_state(self, p):
@@ -287,13 +310,19 @@ class RMSProp(Optimizer):
     Parameters
     ----------
     lr : float
+        The learning rate, > 0 (default 0.01).
     alpha : float
         Decay of the squared-gradient average, in [0, 1).
     eps : float
+        Added to the denominator s outside the square root, >= 0.
     momentum : float
         In [0, 1).
     centered : bool
+        Divide by the gradient's standard deviation, sqrt(v - m^2), rather
+        than by its root mean square.
     weight_decay : float
+        L2 penalty added to the gradient, ``g <- g + weight_decay * p`` (see
+        ``Optimizer``).
     """
 
     def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, *, momentum=0.0, centered=False,
@@ -305,6 +334,15 @@ class RMSProp(Optimizer):
         self.centered = bool(centered)
 
     def settings(self):
+        """Return the constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``type(opt)(**opt.settings())`` is a fresh optimiser with the same
+            settings (``lr`` is the current one), ``alpha``, ``eps``, ``momentum`` and ``centered`` among
+            them.
+        """
         return {**super().settings(), "alpha": self.alpha, "eps": self.eps,
                 "momentum": self.momentum, "centered": self.centered}
 
@@ -347,10 +385,15 @@ class Adam(Optimizer):
     Parameters
     ----------
     lr : float
+        The learning rate, > 0 (default 0.001).
     betas : (float, float)
-        Each in [0, 1).
+        The pair (beta1, beta2), the decays of the gradient's and the squared
+        gradient's averages, each in [0, 1).
     eps : float
+        Added to the denominator s, after the bias correction, >= 0.
     weight_decay : float
+        L2 penalty added to the gradient, ``g <- g + weight_decay * p`` (see
+        ``Optimizer``).
     """
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, *, weight_decay=0.0):
@@ -360,6 +403,14 @@ class Adam(Optimizer):
         self.eps = _nonnegative("eps", eps)
 
     def settings(self):
+        """Return the constructor's arguments.
+
+        Returns
+        -------
+        dict
+            ``type(opt)(**opt.settings())`` is a fresh optimiser with the same
+            settings (``lr`` is the current one), ``betas`` (a list) and ``eps`` among them.
+        """
         return {**super().settings(), "betas": list(self.betas), "eps": self.eps}
 
     def _init_state(self, p):
@@ -393,6 +444,11 @@ def make_optimizer(optimizer, lr=None, **kwargs):
         None takes the class default (SGD 0.01, RMSProp 0.01, Adam 0.001).
     **kwargs
         The class's other keywords.
+
+    Returns
+    -------
+    Optimizer
+        ``optimizer`` itself, or a new ``SGD``, ``RMSProp`` or ``Adam``.
     """
     if isinstance(optimizer, Optimizer):
         if lr is not None or kwargs:
@@ -405,7 +461,18 @@ def make_optimizer(optimizer, lr=None, **kwargs):
 
 
 def global_norm(grads):
-    """sqrt of the sum of squares of every array in ``grads`` (a dict), in float64."""
+    """The global norm of the gradients: the square root of the sum of squares of every entry.
+
+    Parameters
+    ----------
+    grads : dict of str to ndarray
+        Gradients of any shapes (not changed).
+
+    Returns
+    -------
+    float
+        ||g||, over all arrays together, summed in float64.
+    """
     return float(np.sqrt(sum(np.sum(np.square(g, dtype=np.float64)) for g in grads.values())))
 
 
@@ -421,7 +488,7 @@ def clip_grad_norm(grads, max_norm):
     grads : dict of str to ndarray
         Changed in place.
     max_norm : float
-        theta > 0.
+        The threshold theta > 0.
 
     Returns
     -------

@@ -36,21 +36,66 @@ __all__ = [
 
 
 def sigmoid(a):
-    """sigma(a) = 1 / (1 + exp(-a)), computed as exp(-log(1 + exp(-a))) so that
-    no exp overflows for large negative a."""
+    """The logistic function, sigma(a) = 1 / (1 + exp(-a)).
+
+    Computed as exp(-log(1 + exp(-a))) so that no exp overflows for large
+    negative a.
+
+    Parameters
+    ----------
+    a : ndarray
+        Pre-activations, any shape.
+
+    Returns
+    -------
+    ndarray
+        The values sigma(a), in (0, 1) (exactly 0 or 1 where they round so),
+        in the shape of ``a``.
+    """
     return np.exp(-np.logaddexp(0, -a))
 
 
 def gate(a, name, pins):
-    """The sigmoid gate called ``name``: sigma(a), or the value it is pinned to
-    when ``pins`` (the ``gates=`` of ``forward``) names it."""
+    """The sigmoid gate called ``name``: sigma(a), or the value it is pinned to.
+
+    Parameters
+    ----------
+    a : ndarray, shape (B, H)
+        The gate's pre-activations.
+    name : str
+        The gate's name in ``cell.gates`` ("z", "r", "f", "i" or "o").
+    pins : dict of str to ndarray or None
+        The pinned gates (the ``gates=`` of ``forward``), each (H,); if it
+        names this gate, its value is used instead of sigma(a).
+
+    Returns
+    -------
+    ndarray, shape (B, H)
+        The gate's values (a read-only broadcast view when pinned).
+    """
     if pins and name in pins:
         return np.broadcast_to(pins[name], a.shape)
     return sigmoid(a)
 
 
 def gate_slope(s, name, pins):
-    """d gate / d a for a gate of value s: s (1 - s), or 0 when it is pinned."""
+    """The slope d gate / d a for a gate of value s: s (1 - s), or 0 when pinned.
+
+    Parameters
+    ----------
+    s : ndarray, shape (B, H)
+        The gate's values, sigma(a).
+    name : str
+        The gate's name in ``cell.gates``.
+    pins : dict of str to ndarray or None
+        The pinned gates, as given to ``gate``.
+
+    Returns
+    -------
+    ndarray, shape (B, H), or float
+        The slope s (1 - s); the scalar 0.0 when the gate is pinned (no gradient
+        reaches a pinned gate's pre-activation).
+    """
     if pins and name in pins:
         return 0.0
     return s * (1 - s)
@@ -66,7 +111,28 @@ def _gate_blocks(m, G):
 # --------------------------------------------------------------------------
 
 def rnn_step_forward(x_t, state, p, pins=None):
-    """h_t = g = tanh(x_t W + h_{t-1} U + b)."""
+    """One forward step of the vanilla RNN: h_t = g = tanh(x_t W + h_{t-1} U + b).
+
+    Parameters
+    ----------
+    x_t : ndarray, shape (B, D)
+        The inputs at step t.
+    state : tuple of ndarray
+        ``(h_prev,)``, h_prev (B, H) being h_{t-1}.
+    p : dict of str to ndarray
+        The parameters, keyed as ``cell.params``: ``W`` (D, G*H), ``U``
+        (H, G*H), ``b`` (G*H,); G = 1.
+    pins : dict of str to ndarray, optional
+        Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
+        None pins none.
+
+    Returns
+    -------
+    state : tuple of ndarray
+        ``(h_t,)``, h_t (B, H).
+    cache : tuple of ndarray
+        What ``rnn_step_backward`` needs: ``(x_t, h_prev, g)``.
+    """
     (h_prev,) = state
     g = np.tanh(x_t @ p["W"] + h_prev @ p["U"] + p["b"])
     return (g,), (x_t, h_prev, g)
@@ -75,8 +141,27 @@ def rnn_step_forward(x_t, state, p, pins=None):
 def rnn_step_backward(dstate, cache, p, pins=None):
     """Backward of ``rnn_step_forward``: da = dh * (1 - g**2).
 
-    Returns ``(dx_t, (dh_prev,), grads)``: dx_t (B, D), dh_prev (B, H), and
-    this step's share of every parameter gradient, keyed like ``p``.
+    Parameters
+    ----------
+    dstate : tuple of ndarray
+        ``(dh,)``, dh (B, H) being dL/dh_t.
+    cache : tuple of ndarray
+        The cache ``rnn_step_forward`` returned for this step.
+    p : dict of str to ndarray
+        The parameters, as given to ``rnn_step_forward``.
+    pins : dict of str to ndarray, optional
+        The pinned gates, as given to ``rnn_step_forward``; a pinned gate passes
+        no gradient to its pre-activation.
+
+    Returns
+    -------
+    dx_t : ndarray, shape (B, D)
+        The gradient dL/dx_t.
+    dstate_prev : tuple of ndarray
+        ``(dh_prev,)``, dh_prev (B, H) being dL/dh_{t-1}.
+    grads : dict of str to ndarray
+        This step's share of every parameter gradient, keyed and shaped like
+        ``p``.
     """
     (dh,) = dstate
     x_t, h_prev, g = cache
@@ -90,8 +175,31 @@ def rnn_step_backward(dstate, cache, p, pins=None):
 # --------------------------------------------------------------------------
 
 def simple_gru_step_forward(x_t, state, p, pins=None):
-    """f = sigma(x_t W_f + h_{t-1} U_f + b_f), g = tanh(x_t W_g + h_{t-1} U_g + b_g),
-    h_t = f * h_{t-1} + (1 - f) * g."""
+    """One forward step of the simplified GRU.
+
+    f = sigma(x_t W_f + h_{t-1} U_f + b_f), g = tanh(x_t W_g + h_{t-1} U_g + b_g),
+    h_t = f * h_{t-1} + (1 - f) * g.
+
+    Parameters
+    ----------
+    x_t : ndarray, shape (B, D)
+        The inputs at step t.
+    state : tuple of ndarray
+        ``(h_prev,)``, h_prev (B, H) being h_{t-1}.
+    p : dict of str to ndarray
+        The parameters, keyed as ``cell.params``: ``W`` (D, G*H), ``U``
+        (H, G*H), ``b`` (G*H,); G = 2, gates f, g.
+    pins : dict of str to ndarray, optional
+        Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
+        None pins none.
+
+    Returns
+    -------
+    state : tuple of ndarray
+        ``(h_t,)``, h_t (B, H).
+    cache : tuple of ndarray
+        What ``simple_gru_step_backward`` needs: ``(x_t, h_prev, f, g)``.
+    """
     (h_prev,) = state
     a_f, a_g = _gate_blocks(x_t @ p["W"] + h_prev @ p["U"] + p["b"], 2)
     f = gate(a_f, "f", pins)
@@ -104,7 +212,27 @@ def simple_gru_step_backward(dstate, cache, p, pins=None):
     """Backward of ``simple_gru_step_forward``: df = dh * (h_prev - g),
     dg = dh * (1 - f), and the direct path dh * f to h_prev.
 
-    Returns ``(dx_t, (dh_prev,), grads)`` as ``rnn_step_backward`` does.
+    Parameters
+    ----------
+    dstate : tuple of ndarray
+        ``(dh,)``, dh (B, H) being dL/dh_t.
+    cache : tuple of ndarray
+        The cache ``simple_gru_step_forward`` returned for this step.
+    p : dict of str to ndarray
+        The parameters, as given to ``simple_gru_step_forward``.
+    pins : dict of str to ndarray, optional
+        The pinned gates, as given to ``simple_gru_step_forward``; a pinned gate passes
+        no gradient to its pre-activation.
+
+    Returns
+    -------
+    dx_t : ndarray, shape (B, D)
+        The gradient dL/dx_t.
+    dstate_prev : tuple of ndarray
+        ``(dh_prev,)``, dh_prev (B, H) being dL/dh_{t-1}.
+    grads : dict of str to ndarray
+        This step's share of every parameter gradient, keyed and shaped like
+        ``p``.
     """
     (dh,) = dstate
     x_t, h_prev, f, g = cache
@@ -121,9 +249,32 @@ def simple_gru_step_backward(dstate, cache, p, pins=None):
 # --------------------------------------------------------------------------
 
 def gru_after_step_forward(x_t, state, p, pins=None):
-    """z = sigma(x_t W_z + h_{t-1} U_z + b_z), r = sigma(x_t W_r + h_{t-1} U_r + b_r),
+    """One forward step of the GRU with the reset gate after the matmul.
+
+    z = sigma(x_t W_z + h_{t-1} U_z + b_z), r = sigma(x_t W_r + h_{t-1} U_r + b_r),
     n = h_{t-1} U_g + b_hg, g = tanh(x_t W_g + b_g + r * n),
-    h_t = z * h_{t-1} + (1 - z) * g."""
+    h_t = z * h_{t-1} + (1 - z) * g.
+
+    Parameters
+    ----------
+    x_t : ndarray, shape (B, D)
+        The inputs at step t.
+    state : tuple of ndarray
+        ``(h_prev,)``, h_prev (B, H) being h_{t-1}.
+    p : dict of str to ndarray
+        The parameters, keyed as ``cell.params``: ``W`` (D, G*H), ``U``
+        (H, G*H), ``b`` (G*H,); G = 3, gates z, r, g; and ``b_hg`` (H,).
+    pins : dict of str to ndarray, optional
+        Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
+        None pins none.
+
+    Returns
+    -------
+    state : tuple of ndarray
+        ``(h_t,)``, h_t (B, H).
+    cache : tuple of ndarray
+        What ``gru_after_step_backward`` needs: ``(x_t, h_prev, z, r, n, g)``.
+    """
     (h_prev,) = state
     ax_z, ax_r, ax_g = _gate_blocks(x_t @ p["W"] + p["b"], 3)
     ah_z, ah_r, ah_g = _gate_blocks(h_prev @ p["U"], 3)
@@ -140,7 +291,27 @@ def gru_after_step_backward(dstate, cache, p, pins=None):
     an input side (da_g, for W_g and b_g) and a recurrent side
     (dn = r * da_g, for U_g and b_hg).
 
-    Returns ``(dx_t, (dh_prev,), grads)`` as ``rnn_step_backward`` does.
+    Parameters
+    ----------
+    dstate : tuple of ndarray
+        ``(dh,)``, dh (B, H) being dL/dh_t.
+    cache : tuple of ndarray
+        The cache ``gru_after_step_forward`` returned for this step.
+    p : dict of str to ndarray
+        The parameters, as given to ``gru_after_step_forward``.
+    pins : dict of str to ndarray, optional
+        The pinned gates, as given to ``gru_after_step_forward``; a pinned gate passes
+        no gradient to its pre-activation.
+
+    Returns
+    -------
+    dx_t : ndarray, shape (B, D)
+        The gradient dL/dx_t.
+    dstate_prev : tuple of ndarray
+        ``(dh_prev,)``, dh_prev (B, H) being dL/dh_{t-1}.
+    grads : dict of str to ndarray
+        This step's share of every parameter gradient, keyed and shaped like
+        ``p``.
     """
     (dh,) = dstate
     x_t, h_prev, z, r, n, g = cache
@@ -162,8 +333,31 @@ def gru_after_step_backward(dstate, cache, p, pins=None):
 # --------------------------------------------------------------------------
 
 def gru_before_step_forward(x_t, state, p, pins=None):
-    """z = sigma(x_t W_z + h_{t-1} U_z + b_z), r = sigma(x_t W_r + h_{t-1} U_r + b_r),
-    g = tanh(x_t W_g + b_g + (r * h_{t-1}) U_g), h_t = z * h_{t-1} + (1 - z) * g."""
+    """One forward step of the GRU with the reset gate before the matmul.
+
+    z = sigma(x_t W_z + h_{t-1} U_z + b_z), r = sigma(x_t W_r + h_{t-1} U_r + b_r),
+    g = tanh(x_t W_g + b_g + (r * h_{t-1}) U_g), h_t = z * h_{t-1} + (1 - z) * g.
+
+    Parameters
+    ----------
+    x_t : ndarray, shape (B, D)
+        The inputs at step t.
+    state : tuple of ndarray
+        ``(h_prev,)``, h_prev (B, H) being h_{t-1}.
+    p : dict of str to ndarray
+        The parameters, keyed as ``cell.params``: ``W`` (D, G*H), ``U``
+        (H, G*H), ``b`` (G*H,); G = 3, gates z, r, g.
+    pins : dict of str to ndarray, optional
+        Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
+        None pins none.
+
+    Returns
+    -------
+    state : tuple of ndarray
+        ``(h_t,)``, h_t (B, H).
+    cache : tuple of ndarray
+        What ``gru_before_step_backward`` needs: ``(x_t, h_prev, z, r, rh, g)``, rh = r * h_prev.
+    """
     (h_prev,) = state
     U_z, U_r, U_g = _gate_blocks(p["U"], 3)
     ax_z, ax_r, ax_g = _gate_blocks(x_t @ p["W"] + p["b"], 3)
@@ -179,7 +373,27 @@ def gru_before_step_backward(dstate, cache, p, pins=None):
     """Backward of ``gru_before_step_forward``: drh = da_g @ U_g.T is the
     gradient of r * h_prev, shared between r and h_prev.
 
-    Returns ``(dx_t, (dh_prev,), grads)`` as ``rnn_step_backward`` does.
+    Parameters
+    ----------
+    dstate : tuple of ndarray
+        ``(dh,)``, dh (B, H) being dL/dh_t.
+    cache : tuple of ndarray
+        The cache ``gru_before_step_forward`` returned for this step.
+    p : dict of str to ndarray
+        The parameters, as given to ``gru_before_step_forward``.
+    pins : dict of str to ndarray, optional
+        The pinned gates, as given to ``gru_before_step_forward``; a pinned gate passes
+        no gradient to its pre-activation.
+
+    Returns
+    -------
+    dx_t : ndarray, shape (B, D)
+        The gradient dL/dx_t.
+    dstate_prev : tuple of ndarray
+        ``(dh_prev,)``, dh_prev (B, H) being dL/dh_{t-1}.
+    grads : dict of str to ndarray
+        This step's share of every parameter gradient, keyed and shaped like
+        ``p``.
     """
     (dh,) = dstate
     x_t, h_prev, z, r, rh, g = cache
@@ -206,9 +420,32 @@ def _peepholes(p):
 
 
 def lstm_step_forward(x_t, state, p, pins=None):
-    """i = sigma(a_i + p_i * c_{t-1}), f = sigma(a_f + p_f * c_{t-1}), g = tanh(a_g),
+    """One forward step of the LSTM, with peepholes if ``p`` has ``P``.
+
+    i = sigma(a_i + p_i * c_{t-1}), f = sigma(a_f + p_f * c_{t-1}), g = tanh(a_g),
     c_t = f * c_{t-1} + i * g, o = sigma(a_o + p_o * c_t), h_t = o * tanh(c_t),
-    with [a_i, a_f, a_g, a_o] = x_t W + h_{t-1} U + b."""
+    with [a_i, a_f, a_g, a_o] = x_t W + h_{t-1} U + b.
+
+    Parameters
+    ----------
+    x_t : ndarray, shape (B, D)
+        The inputs at step t.
+    state : tuple of ndarray
+        ``(h_prev, c_prev)``, each (B, H): h_{t-1} and c_{t-1}.
+    p : dict of str to ndarray
+        The parameters, keyed as ``cell.params``: ``W`` (D, G*H), ``U``
+        (H, G*H), ``b`` (G*H,); G = 4, gates i, f, g, o; optionally ``P`` (3, H) = [p_i; p_f; p_o].
+    pins : dict of str to ndarray, optional
+        Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
+        None pins none.
+
+    Returns
+    -------
+    state : tuple of ndarray
+        ``(h_t, c_t)``, each (B, H).
+    cache : tuple of ndarray
+        What ``lstm_step_backward`` needs: ``(x_t, h_prev, c_prev, i, f, g, c, o)``.
+    """
     h_prev, c_prev = state
     p_i, p_f, p_o = _peepholes(p)
     a_i, a_f, a_g, a_o = _gate_blocks(x_t @ p["W"] + h_prev @ p["U"] + p["b"], 4)
@@ -225,8 +462,27 @@ def lstm_step_backward(dstate, cache, p, pins=None):
     """Backward of ``lstm_step_forward``, given ``dstate = (dh, dc_next)``
     (dc_next is dL/dc_t from the next step).
 
-    Returns ``(dx_t, (dh_prev, dc_prev), grads)``: dx_t (B, D), dh_prev and
-    dc_prev (B, H), and this step's share of every parameter gradient.
+    Parameters
+    ----------
+    dstate : tuple of ndarray
+        ``(dh, dc_next)``, each (B, H): dL/dh_t and dL/dc_t.
+    cache : tuple of ndarray
+        The cache ``lstm_step_forward`` returned for this step.
+    p : dict of str to ndarray
+        The parameters, as given to ``lstm_step_forward``.
+    pins : dict of str to ndarray, optional
+        The pinned gates, as given to ``lstm_step_forward``; a pinned gate passes
+        no gradient to its pre-activation.
+
+    Returns
+    -------
+    dx_t : ndarray, shape (B, D)
+        The gradient dL/dx_t.
+    dstate_prev : tuple of ndarray
+        ``(dh_prev, dc_prev)``, each (B, H): dL/dh_{t-1} and dL/dc_{t-1}.
+    grads : dict of str to ndarray
+        This step's share of every parameter gradient, keyed and shaped like
+        ``p``.
     """
     dh, dc_next = dstate
     x_t, h_prev, c_prev, i, f, g, c, o = cache
@@ -342,6 +598,19 @@ def from_cell(cell):
     """The NumPy reference twin of ``cell``: same class, config, dtype, and a
     copy of its parameters.
 
+    Parameters
+    ----------
+    cell : RNN, SimpleGRU, GRU or LSTM
+        A compiled pyx_gru cell.
+
+    Returns
+    -------
+    RNN, SimpleGRU, GRU or LSTM
+        The cell of ``pyx_gru.reference`` of the same class, whose forward
+        and backward passes run the step functions above in a loop over time.
+
+    Examples
+    --------
     >>> import pyx_gru
     >>> ref = pyx_gru.reference.from_cell(pyx_gru.GRU(3, 4, seed=0))
     """

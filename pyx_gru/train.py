@@ -152,6 +152,24 @@ def _batches(N, batch_size):
     return [slice(i, min(i + batch_size, N)) for i in range(0, N, batch_size)]
 
 
+def _evaluation_batches(N, lengths, batch_size):
+    """Index arrays of at most ``batch_size`` sequences each, for a pass that
+    needs no particular order: sequences of similar lengths together (in
+    order of length, a new batch once a length exceeds 1.5 times the
+    batch's shortest), so that cutting each batch to its longest sequence
+    leaves little padding. Without lengths, consecutive slices."""
+    if lengths is None:
+        return [np.arange(s.start, s.stop) for s in _batches(N, batch_size)]
+    order = np.argsort(lengths, kind="stable")
+    batches, start = [], 0
+    for i in range(1, N + 1):
+        if (i == N or i - start == batch_size
+                or lengths[order[i]] > 1.5 * max(int(lengths[order[start]]), 1)):
+            batches.append(order[start:i])
+            start = i
+    return batches
+
+
 def _check_batch_size(batch_size):
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
@@ -166,7 +184,9 @@ def _check_batch_size(batch_size):
 class History:
     """What ``fit`` measured, epoch by epoch.
 
-    Attributes
+    ``fit`` makes it; each parameter is kept as the attribute of its name.
+
+    Parameters
     ----------
     epoch : list of int
         1, 2, ... (one entry per completed epoch).
@@ -215,21 +235,61 @@ class History:
         return None if self.best_epoch is None else self.valid_loss[self.best_epoch - 1]
 
     def to_dict(self):
-        """dict: every attribute, JSON-serialisable."""
+        """Every attribute, as a dict.
+
+        Returns
+        -------
+        dict
+            The fields by name (lists, numbers, booleans and ``settings``),
+            JSON-serialisable; ``History.from_dict`` takes it back.
+        """
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d):
-        """The History that ``to_dict`` gave ``d``."""
+        """The History that ``to_dict`` gave ``d``.
+
+        Parameters
+        ----------
+        d : dict
+            As ``to_dict`` returns it (or as read from its JSON).
+
+        Returns
+        -------
+        History
+            A history equal to the one ``d`` came from.
+        """
         return cls(**d)
 
     def to_json(self, path=None):
-        """The history as JSON text; written to ``path`` as well when given."""
+        """The history as JSON text; written to ``path`` as well when given.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            A file to write the text to.
+
+        Returns
+        -------
+        str
+            The JSON text of ``to_dict()``.
+        """
         return json_text(self.to_dict(), path)
 
     @classmethod
     def from_json(cls, text_or_path):
-        """A History from JSON text or from the path of a file holding it."""
+        """A History from JSON text or from the path of a file holding it.
+
+        Parameters
+        ----------
+        text_or_path : str or os.PathLike
+            The text ``to_json`` returned, or the file it wrote.
+
+        Returns
+        -------
+        History
+            The history read back.
+        """
         return cls.from_dict(read_json(text_or_path))
 
     def plot(self, ax=None, *, baseline=None, logy=True):
@@ -249,6 +309,7 @@ class History:
         Returns
         -------
         matplotlib.axes.Axes
+            The axes drawn on.
         """
         try:
             import matplotlib.pyplot as plt
@@ -330,9 +391,14 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
         The inputs; a Task brings y, lengths, mask, loss and readout too
         (then pass none of those).
     y : array_like
-        Targets: see the module docstring for shapes.
+        Targets: (N, K) float or (N,) int for readout "last", (T, N, K)
+        float or (T, N) int for "every" (int: class labels for "softmax";
+        see the module docstring).
     lengths : array_like of int, shape (N,), optional
+        Sequence n is ``x[:lengths[n], n]``; None means all T steps.
     mask : array_like of bool, shape (T, N) ("every") or (N,) ("last"), optional
+        Which steps (or sequences) count in the loss, on top of the
+        lengths; None counts all.
     loss : {"mse", "softmax", "sigmoid"}, optional
         None: the task's, else "softmax" for integer y and "mse" otherwise.
     readout : {"last", "every"}, optional
@@ -340,6 +406,8 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
     valid : Task or tuple (x, y[, lengths[, mask]]), optional
         Held-out data, evaluated after every epoch.
     optimizer : {"adam", "rmsprop", "sgd"} or pyx_gru.optim.Optimizer
+        A name (see ``pyx_gru.optim.make_optimizer``) or an optimiser
+        instance, used as it is (its state is updated in place).
     lr : float, optional
         The learning rate for a named optimiser (None: its default).
     epochs : int
@@ -395,6 +463,8 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
     Returns
     -------
     History
+        The losses, gradient norms and times of every epoch, and how the
+        run ended.
     """
     train, loss = _resolve(model, x, y, lengths, mask, loss, readout, "train")
     valid = _valid_data(model, valid, loss)
@@ -664,15 +734,15 @@ class _StopOnSigint:
 def _evaluate_data(model, data, loss, batch_size):
     terms = _losses.TERMS[loss]
     total, count, correct = 0.0, 0, 0
-    for s in _batches(data.N, batch_size):
-        idx = np.arange(s.start, s.stop)
+    for idx in _evaluation_batches(data.N, data.lengths, batch_size):
         xb, yb, lb, mb = data.batch(idx)
         out, _ = model.forward(xb, lb, cache=False)
-        t, n, _ = terms(out, yb, mb)
+        if mb is not None:
+            out, yb = out[mb], yb[mb]
+        t, n, _ = terms(out, yb, None)
         total, count = total + t, count + n
         if loss == "softmax":
-            hit = np.argmax(out, axis=-1) == yb
-            correct += int(np.sum(hit if mb is None else hit & mb))
+            correct += int(np.sum(np.argmax(out, axis=-1) == yb))
     result = {"loss": total / count if count else 0.0, "count": count}
     if loss == "softmax":
         result["accuracy"] = correct / count if count else 0.0
@@ -685,8 +755,16 @@ def evaluate(model, x, y=None, *, lengths=None, mask=None, loss=None, batch_size
     Parameters
     ----------
     model : pyx_gru.layers.Model
+        The model to evaluate (not changed).
     x : array_like (T, N, D), or a Task
-    y, lengths, mask, loss
+        The inputs; a Task brings y, lengths, mask and loss too.
+    y : array_like, optional
+        Targets, shaped as in ``fit``.
+    lengths : array_like of int, shape (N,), optional
+        As in ``fit``.
+    mask : array_like of bool, shape (T, N) or (N,), optional
+        As in ``fit``.
+    loss : {"mse", "softmax", "sigmoid"}, optional
         As in ``fit``.
     batch_size : int
         Sequences per forward pass (memory only; the result does not depend
@@ -710,12 +788,16 @@ def predict(model, x, *, lengths=None, loss=None, batch_size=256):
     Parameters
     ----------
     model : pyx_gru.layers.Model
+        The model to run (not changed).
     x : array_like (T, N, D), or a Task (its lengths and loss are used)
+        The inputs, time-major.
     lengths : array_like of int, shape (N,), optional
+        Sequence n is ``x[:lengths[n], n]``; None means all T steps.
     loss : {"mse", "softmax", "sigmoid"}, optional
         "softmax" and "sigmoid" turn the logits into probabilities; None or
         "mse" gives the raw readout.
     batch_size : int
+        Sequences per forward pass (memory only).
 
     Returns
     -------

@@ -313,6 +313,39 @@ def test_summary_chooses_the_lr_by_validation_loss():
     assert "learning rate chosen on validation loss" in text and "test_accuracy" not in text
 
 
+def test_against_the_rnn_is_welchs_one_sided_test_at_the_chosen_lr():
+    from scipy import stats
+
+    rnn = [9.10, 9.12, 9.08, 9.11, 9.09]
+    gru = [8.52, 8.55, 8.51, 8.56, 8.53]      # far ahead, every seed
+    lstm = [9.05, 9.14, 9.02, 9.16, 9.07]     # ahead on average, within the spread
+    rows = [dict(cell=c, lr=1e-3, seed=k, best_valid_loss=v, test_loss=v)
+            for c, vals in (("rnn", rnn), ("gru", gru), ("lstm", lstm))
+            for k, v in enumerate(vals)]
+    # a worse learning rate for the GRU, with better test losses: not the one chosen
+    rows += [dict(cell="gru", lr=1e-2, seed=k, best_valid_loss=99.0, test_loss=1.0) for k in range(5)]
+    result = handmade(rows)
+    g, l = result.against("rnn")
+    assert (g["cell"], g["reference"], l["cell"]) == ("gru", "rnn", "lstm")
+    assert g["advantage"] == pytest.approx(np.mean(rnn) - np.mean(gru))
+    assert g["spread"] == pytest.approx(max(np.std(rnn, ddof=1), np.std(gru, ddof=1)))
+    expected = stats.ttest_ind(rnn, gru, equal_var=False, alternative="greater")
+    assert g["t"] == pytest.approx(expected.statistic) and g["p"] == pytest.approx(expected.pvalue)
+    assert g["p"] < 1e-6 and g["separated"]
+    assert 0.01 < l["p"] < 0.5 and not l["separated"] and l["advantage"] > 0
+    assert [r["cell"] for r in result.against("gru")] == ["rnn", "lstm"]
+    assert result.against("gru")[0]["advantage"] < 0
+    text = result.format()
+    assert "advantage over the tanh RNN" in text
+    with pytest.raises(ValueError, match="reference must be one of the cells"):
+        result.against("sgru")
+    one_seed = handmade([dict(cell=c, lr=1e-3, seed=0, best_valid_loss=1.0, test_loss=v)
+                         for c, v in (("rnn", 2.0), ("gru", 1.0))])
+    (only,) = one_seed.against()
+    assert math.isnan(only["t"]) and math.isnan(only["p"]) and only["separated"]
+    assert "advantage over the tanh RNN" not in one_seed.format()
+
+
 @needs_parallel
 def test_csv_holds_the_table(small_result, tmp_path):
     text = small_result.to_csv(tmp_path / "r.csv")

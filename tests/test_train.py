@@ -194,6 +194,48 @@ def test_evaluate_and_predict_agree_with_the_model():
     assert predict(m, x[:, :0]).shape == (x.shape[0], 0, 3)
 
 
+@pytest.mark.parametrize("loss", ["sigmoid", "softmax", "mse"])
+@pytest.mark.parametrize("batch_size", [1, 3, 256])
+def test_evaluate_every_step_is_the_loss_of_one_whole_pass(loss, batch_size):
+    """evaluate batches sequences of similar lengths and scores only their
+    counted steps; the value is the loss of one pass over all of them."""
+    rng = np.random.default_rng(5)
+    T, N, K = 40, 23, 3
+    x = rng.normal(size=(T, N, 2))
+    lengths = rng.integers(0, T + 1, N)
+    lengths[3] = T
+    mask = rng.random((T, N)) < 0.8
+    y = (rng.integers(0, K, (T, N)) if loss == "softmax"
+         else (rng.random((T, N, K)) < 0.3).astype(float))
+    model = Model(2, 5, K, readout="every", cell="lstm", seed=1, dtype=np.float64)
+    out, _ = model.forward(x, lengths)
+    counted = losses.step_mask((T, N), lengths, mask)
+    value, _ = losses.LOSSES[loss](out, y, counted)
+    r = evaluate(model, x, y, lengths=lengths, mask=mask, loss=loss, batch_size=batch_size)
+    assert r["loss"] == pytest.approx(value, rel=1e-12)
+    assert r["count"] == counted.sum() * (K if loss == "mse" else 1)
+    if loss == "softmax":
+        hits = (np.argmax(out, axis=-1) == y) & counted
+        assert r["accuracy"] == hits.sum() / counted.sum()
+
+
+@pytest.mark.parametrize("batch_size", [1, 4, 10, 1000])
+def test_evaluation_batches_group_similar_lengths(batch_size):
+    from pyx_gru.train import _evaluation_batches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 500, 97)
+    batches = _evaluation_batches(97, lengths, batch_size)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(97))
+    for b in batches:
+        assert 1 <= len(b) <= batch_size
+        assert lengths[b].max() <= 1.5 * max(lengths[b].min(), 1)
+    padded = sum(lengths[b].max() * len(b) for b in batches)
+    assert padded <= 1.5 * lengths.sum() + 2 * len(batches)
+    without = _evaluation_batches(10, None, 4)
+    assert [b.tolist() for b in without] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
 def test_history_json(tmp_path):
     x, y, lengths = sum_problem(N=24)
     h = fit(Model(1, 3, 1, seed=0), x, y, lengths=lengths, valid=(x, y, lengths), epochs=2, verbose=0)

@@ -116,6 +116,7 @@ def piano_roll(score, step=1.0):
     Parameters
     ----------
     score : music21.stream.Score
+        A parsed score (every part's notes and chords are read).
     step : float
         Frame step in quarter notes.
 
@@ -330,8 +331,14 @@ def chorales(*, step=1.0, max_pieces=None, cache_dir=None, refresh=False):
 
     Parameters
     ----------
-    step, max_pieces, cache_dir, refresh
-        As in :func:`load_chorales`.
+    step : {1.0, 0.5, 0.25}
+        Frame step in quarter notes, as in :func:`load_chorales`.
+    max_pieces : int or None
+        Keep only the first chorales, as in :func:`load_chorales`.
+    cache_dir : str or path-like or None
+        Directory of the cache, as in :func:`load_chorales`.
+    refresh : bool
+        Convert the corpus again, as in :func:`load_chorales`.
 
     Returns
     -------

@@ -50,6 +50,7 @@ def digits(mode="rows", *, permute=False, seed=0):
     Parameters
     ----------
     mode : {"rows", "pixels"}
+        Row by row (T = 8, D = 8) or pixel by pixel (T = 64, D = 1).
     permute : bool
         Permute the pixels (``mode="pixels"`` only).
     seed : int

@@ -120,8 +120,11 @@ def decode_rolls(frames, counts, keys):
     Parameters
     ----------
     frames : array_like of int, shape (N,)
+        The number of frames of each piece.
     counts : array_like of int, shape (sum(frames),)
+        The number of sounding keys in each frame, piece after piece.
     keys : array_like of int, shape (sum(counts),), each in [0, 88)
+        The sounding keys, frame after frame.
 
     Returns
     -------
@@ -150,8 +153,19 @@ def decode_rolls(frames, counts, keys):
 
 
 def roll_digest(rolls):
-    """SHA-256 (hex) of piano rolls as uint8 arrays: each roll's shape (two
-    little-endian int64) then its bytes in C order, roll after roll."""
+    """The SHA-256 digest of piano rolls, as ``data/polyphonic.json`` records it.
+
+    Parameters
+    ----------
+    rolls : sequence of array_like, each shape (F_i, 88)
+        Piano rolls, read as uint8.
+
+    Returns
+    -------
+    str
+        The hexadecimal SHA-256 of each roll's shape (two little-endian
+        int64) then its bytes in C order, roll after roll.
+    """
     h = hashlib.sha256()
     for r in rolls:
         r = np.ascontiguousarray(r, dtype=np.uint8)
@@ -234,11 +248,12 @@ def polyphonic(name):
     Parameters
     ----------
     name : {"nottingham", "jsb", "musedata", "piano_midi"}
+        The set: a key of ``POLYPHONIC_SETS``.
 
     Returns
     -------
-    train, valid, test : Task
-        A tuple of three Tasks: ``x`` and ``y`` (T, N, 88) float64 in
+    tuple of Task
+        The three splits (train, valid, test): ``x`` and ``y`` (T, N, 88) float64 in
         {0, 1}, ``lengths`` (N,), ``readout="every"``, ``loss="sigmoid"``.
         ``baseline``: independent keys, each with its frequency among that
         split's own target frames (the best memoryless predictor of the

@@ -138,6 +138,7 @@ def copy_memory(n, length=100, *, n_symbols=8, n_copy=10, seed=0):
     n_copy : int
         C >= 1, how many symbols to copy.
     seed : int
+        Seeds the draws.
 
     Returns
     -------
@@ -208,6 +209,7 @@ def temporal_order(n, length=100, *, seed=0):
     length : int
         L >= 20, the shortest sequence length (100 in the paper).
     seed : int
+        Seeds the draws.
 
     Returns
     -------
@@ -327,6 +329,7 @@ def reber(n, *, embedded=True, seed=0):
     embedded : bool
         The embedded grammar (default) or plain Reber strings.
     seed : int
+        Seeds the draws.
 
     Returns
     -------

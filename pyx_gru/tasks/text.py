@@ -41,7 +41,7 @@ class CharText:
     Parameters
     ----------
     text : str
-        n characters.
+        The text, n characters.
     chars : str
         The vocabulary: the distinct characters of ``text``, sorted by code
         point. K = ``len(chars)``.
@@ -81,10 +81,12 @@ class CharText:
         Parameters
         ----------
         s : str
+            Characters of the vocabulary.
 
         Returns
         -------
         ndarray, shape (len(s),), int64
+            The class index of each character: ``chars[out[i]] == s[i]``.
 
         Raises
         ------
@@ -111,7 +113,7 @@ class CharText:
         Returns
         -------
         str
-            m characters.
+            The m characters ``chars[codes[i]]``.
         """
         codes = np.asarray(codes)
         if codes.ndim != 1 or (codes.size and codes.dtype.kind not in "iu"):
@@ -129,6 +131,7 @@ class CharText:
         codes : array_like of int, any shape S
             Values in [0, K).
         dtype : {numpy.float64, numpy.float32}
+            The vectors' dtype.
 
         Returns
         -------
