@@ -12,6 +12,123 @@ with compiled forward and backward passes over whole sequences.
 checks any cell's gradients against finite differences. ``interop``
 converts weights from and to PyTorch and Keras. ``cell.save(path)`` writes a
 cell to an ``.npz`` file (no pickle) and ``pyx_gru.load(path)`` reads it back.
+
+Module map
+----------
+Each module of the package, what it holds, and the modules of pyx_gru it may
+import. A name with a leading underscore is a private module, not part of
+the API. ``tests/test_module_map.py`` checks every import against this
+table, which the README repeats.
+
+.. list-table::
+   :header-rows: 1
+
+   * - module
+     - holds
+     - may import
+   * - ``pyx_gru``
+     - the public names: the cells, ``gradcheck``, ``load``, ``Model``,
+       ``fit``, ``evaluate``, ``predict``, ``History``
+     - ``_cells``, ``_gradcheck``, ``_saving``, ``diagnostics``,
+       ``interop``, ``layers``, ``losses``, ``optim``, ``reference``,
+       ``train``
+   * - ``__main__``
+     - ``python -m pyx_gru`` and its subcommands ``docs``, ``check``,
+       ``compare``
+     - ``pyx_gru``, ``_site``, ``experiments``, ``reference``
+   * - ``_recurrent``
+     - compiled: the kernels, one sequence driver for every cell, forward
+       and backward, and its thread team (with ``_gemm.h``, ``_simd.h``,
+       ``_activations.h``)
+     - ``_blas``
+   * - ``_blas``
+     - compiled: the BLAS calls of the kernels (SciPy's) and the hooks that
+       hold the BLAS's threads
+     - —
+   * - ``_cells``
+     - ``Cell``, ``RNN``, ``SimpleGRU``, ``GRU``, ``LSTM``, ``Cache``: the
+       cells around the compiled passes
+     - ``_limits``, ``_recurrent``, ``_saving``, ``_threads``,
+       ``_validation``, ``_workspace``
+   * - ``_gradcheck``
+     - ``gradcheck``: gradients against finite differences
+     - ``_limits``, ``_validation``
+   * - ``_json``
+     - JSON text in and out (``History``, ``Comparison``)
+     - —
+   * - ``_limits``
+     - the memory a call needs, checked before it allocates
+     - ``_recurrent``
+   * - ``_saving``
+     - ``.npz`` files of cells, models and optimisers; ``load``
+     - ``pyx_gru``, ``_cells``, ``_limits``, ``_validation``, ``layers``,
+       ``optim``
+   * - ``_site``
+     - the documentation build (``python -m pyx_gru docs``)
+     - —
+   * - ``_threads``
+     - binds the OpenBLAS behind SciPy into the kernels' thread team
+     - ``_blas``
+   * - ``_validation``
+     - the checks of arguments before compiled code sees them
+     - ``_workspace``
+   * - ``_workspace``
+     - recycled memory for the large arrays of the passes
+     - —
+   * - ``reference``
+     - the cells in plain NumPy, one step at a time
+     - ``_cells``
+   * - ``interop``
+     - weights from and to PyTorch and Keras
+     - ``_cells``, ``_validation``
+   * - ``losses``
+     - losses with their gradients, masked by lengths
+     - ``_validation``
+   * - ``optim``
+     - SGD, RMSProp, Adam, global-norm clipping, weight noise
+     - ``_saving``
+   * - ``layers``
+     - ``Recurrent``, ``Bidirectional``, ``Stack``, ``Dense``, ``Model``;
+       the cell names
+     - ``_cells``, ``_saving``, ``_validation``, ``losses``
+   * - ``train``
+     - ``fit``, ``evaluate``, ``predict``, ``History``, checkpoints
+     - ``_json``, ``_saving``, ``_validation``, ``layers``, ``losses``,
+       ``optim``
+   * - ``diagnostics``
+     - exact state gradients and Jacobians, gate statistics, gradient flow
+     - ``_cells``, ``_validation``, ``layers``, ``losses``, ``reference``
+   * - ``experiments``
+     - ``compare`` at equal parameter counts, ``Comparison``, the
+       ``compare`` command
+     - ``pyx_gru``, ``_blas``, ``_json``, ``_validation``, ``diagnostics``,
+       ``layers``, ``optim``, ``tasks``, ``train``
+   * - ``bench``
+     - the benchmark, ``python -m pyx_gru.bench``
+     - ``pyx_gru``, ``_recurrent``, ``_workspace``, ``interop``,
+       ``reference``
+   * - ``tasks``
+     - the task generators and the registry ``TASKS``, ``make_task``
+     - ``tasks._task``, ``tasks.chorales``, ``tasks.digits``,
+       ``tasks.polyphonic``, ``tasks.synthetic``, ``tasks.text``
+   * - ``tasks._task``
+     - ``Task`` and the counting models behind the baselines
+     - ``_validation``, ``losses``
+   * - ``tasks.synthetic``
+     - adding, copy memory, temporal order, embedded Reber
+     - ``_validation``, ``tasks._task``
+   * - ``tasks.digits``
+     - scikit-learn's digits as sequences
+     - ``tasks._task``
+   * - ``tasks.chorales``
+     - Bach chorales from music21's corpus
+     - ``_validation``, ``tasks._task``
+   * - ``tasks.polyphonic``
+     - the four polyphonic music sets, shipped
+     - ``tasks._task``, ``tasks.chorales``
+   * - ``tasks.text``
+     - the standard library's source as text
+     - ``_validation``, ``tasks._task``
 """
 from ._cells import GRU, LSTM, RNN, Cache, Cell, SimpleGRU
 from ._gradcheck import gradcheck

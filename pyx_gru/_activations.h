@@ -1,15 +1,14 @@
 /* The activations of the kernels, in the precision of the data.
  *
- * Design: libm's tanhf costs 15-20 ns and expf 2 ns on the machines we
- * measured, and neither call vectorises, so a loop over a gate block ran at
- * the speed of its calls. These are branch-free arithmetic (selects, not
+ * Design: libm's tanhf and expf are calls that do not vectorise, so a loop
+ * over a gate block ran at the speed of its calls (docs/performance.rst,
+ * The activations). These are branch-free arithmetic (selects, not
  * jumps) that the compiler vectorises when applied over a contiguous block
  * (the *_block functions). The block functions are compiled once per
  * vector path of _simd.h (portable: SSE2 on x86-64; AVX2 + FMA; AVX-512)
  * and each call takes the path in use (pyx_simd()). The polynomials are written with explicit fused multiply-adds
- * (fmaf, fma: one rounding each): with them the activations ran 1.5x
- * faster than with a multiply and an add (0.30 against 0.49 ns per float32
- * sigmoid in blocks of 128, AVX-512). With -ffp-contract=off (setup.py)
+ * (fmaf, fma: one rounding each), faster than a multiply and an add
+ * (docs/performance.rst). With -ffp-contract=off (setup.py)
  * nothing else is fused, so every path does the same IEEE operations and
  * results are bitwise the same whichever path runs; the portable path on
  * x86-64 gets its fmaf from libm (exact, but a call per element: slow, on

@@ -447,13 +447,7 @@ cdef extern from *:
 # member's share of a step is at least _MIN_STEP_WORK multiply-adds (a
 # barrier per step costs a few microseconds, and a member slowed by other
 # work on its core stalls the whole team at each one).
-# Measured on 2 cores (forward+backward, float32, T = 100, ms, rows/units):
-# GRU (1, 256, 256) 5.9 (one thread)/5.2, LSTM (1, 256, 256) 6.5/4.8, LSTM
-# (32, 128, 128) 21.8/24.5. With the input projected in the time loop
-# (2026-11-22, forward without a cache / forward+backward): LSTM (64, 512,
-# 512) 97.5/100.8 and 323/331, LSTM (32, 512, 512) 52.4/55.0 and 168/172,
-# LSTM (16, 512, 512) 32.5/28.5 and 98/91, GRU (16, 1024, 1024) 96/85 and
-# 280/260, GRU (32, 1024, 1024) 159/161 and 500/497.
+# The values come from timing rows against units (docs/performance.rst, Threads).
 cdef Py_ssize_t _MIN_ROWS = 2
 cdef double _MIN_WORK = 2e5
 cdef Py_ssize_t _UNIT_SPLIT = 1 << 20

@@ -1,164 +1,34 @@
 """``python -m pyx_gru.bench``: pyx_gru against its NumPy reference, PyTorch
 and the GEMM roofline.
 
-What is timed
--------------
 For every cell (RNN, simplified GRU, GRU with the reset gate after and before
-the matmul, LSTM) and every size (B, D, H), with T = 100, time-major, float32
-(and float64 at (32, 128, 128)), two tasks:
+the matmul, LSTM) and every size (B, D, H), at T = 100 in float32 (and
+float64 at (32, 128, 128)), it times an inference forward pass (``fwd``) and
+a forward and backward pass (``fwd+bwd``) of pyx_gru, of the NumPy reference
+(``pyx_gru.reference``), of PyTorch's ``torch.nn`` modules holding the same
+weights and, when they are installed, of ONNX Runtime and JAX: all with the
+same number of threads, in interleaved rounds. It also times the workload's
+matrix products alone with SciPy's BLAS, the *roofline*. It prints the
+medians and their spreads, a peers table and the project's performance
+targets (met or MISSED), and writes every raw time to a JSON file.
+``--kernels`` adds pyx_gru with its per-step products from the BLAS;
+``--scaling`` times growing T and B, with peak memory.
 
-* ``fwd``: one inference forward pass from a zero initial state (pyx_gru
-  with ``cache=False``, PyTorch under ``no_grad``: neither keeps what a
-  backward pass would need); pyx_gru's forward that keeps its cache is timed
-  too, as ``pyx_gru/cache``, and printed after the tables;
-* ``fwd+bwd``: one forward pass and one backward pass that computes the
-  gradients of every parameter, of x and of the initial state, from given
-  dL/dy and dL/d(final state).
+Usage::
 
-Each task is run by these contenders holding the same weights:
-``pyx_gru`` (the compiled cell), ``numpy`` (``pyx_gru.reference``),
-``torch`` (``torch.nn.RNN``/``GRU``/``LSTM`` loaded through
-``pyx_gru.interop.to_torch``; the simplified GRU and the GRU with the reset
-gate before the matmul have no PyTorch peer) and the optional peers below.
-PyTorch runs ``fwd`` in eval mode under ``torch.no_grad()`` and ``fwd+bwd``
-in train mode, with x and the initial state requiring gradients and
-``torch.autograd.backward([y, h_n (, c_n)], [dy, dh (, dc)])``; its
-``.grad`` fields are reset to None before each call, as pyx_gru allocates
-fresh gradients on every call. Before timing, the contenders' forward
-outputs are compared, to be sure they compute the same function: a largest
-difference above 1e-3 of the largest output (float32; 1e-9 in float64) is a
-warning, at once and in the report, and is recorded (``forward_disagrees``).
+    python -m pyx_gru.bench [--quick] [--threads N] [--cells ...] [--sizes ...]
+                            [--json PATH] [--scaling] [--kernels]
+    python -m pyx_gru.bench --markdown PATH    # the README's tables of a results file
 
-Two optional peers run the cells PyTorch has (RNN, GRU with the reset gate
-after the matmul, LSTM), in float32:
-
-* ``onnxruntime``: a one-node ONNX model (``RNN``, ``GRU`` with
-  ``linear_before_reset=1``, ``LSTM``) built in the process with
-  ``onnx.helper``, the cell's weights as initializers in ONNX's layout and
-  gate order; ``fwd`` only, x (T, B, D) and the initial state as inputs,
-  ``intra_op_num_threads`` and ``inter_op_num_threads`` set to the thread
-  count, sequential execution;
-* ``jax``: the cell's step under ``jax.lax.scan`` in ``jax.jit``, with
-  PyTorch's equations and weights (the input projection of all steps done
-  before the scan, as pyx_gru and PyTorch do); ``fwd`` and ``fwd+bwd``
-  (``jax.grad`` of sum(y * dy) + sum(h_T * dh) (+ sum(c_T * dc)), the
-  gradients of every parameter, x and the initial state), each waiting for
-  its results, compiled before the warm-up; its CPU thread pool is sized
-  with ``PJRT_NPROC`` (see ``import_jax``).
-
-A peer that is not installed is reported as such, and its targets as "not
-run". The report names the CPU model, pyx_gru's vector path
-(``vector_path``) and the core type of each OpenBLAS loaded (threadpoolctl's
-``architecture``), and records ``OPENBLAS_CORETYPE`` and ``PYX_GRU_SIMD``
-when set; a peers table gives the medians of pyx_gru, PyTorch, JAX and ONNX
-Runtime side by side.
-
-How it is timed
----------------
-All libraries get the same number of threads (``--threads``, default 2):
-``threadpoolctl.threadpool_limits`` for the OpenBLAS of NumPy and of SciPy
-(pyx_gru calls SciPy's) and for OpenMP, ``torch.set_num_threads``, ONNX
-Runtime's session options and JAX's ``PJRT_NPROC``. For one
-(cell, size, dtype) case, every (contender, task) pair is a *runner*; after a
-few warm-up calls of each, the runners are timed in interleaved rounds: each
-round calls every runner once, in an order shuffled every round (a fixed
-cyclic order would always put the same runner before each one), so a burst
-of machine noise hits all of them alike rather than one contender's block of
-repeats. The number of rounds fills a time budget per case, within a
-minimum and a maximum. The garbage collector is off while timing. Reported
-are the median time of one call and its spread, the interquartile range as a
-percentage of the median; every raw time, and the order of the runners in
-every round, goes to the JSON file (so an interference between contenders
-shows up as a dependence on which runner came just before).
-
-Interleaving has one trap: after a call, OpenBLAS's worker threads busy-wait
-for 2**28 cycles (~0.1 s) by default, so on a machine with as many cores as
-threads a PyTorch call right after a pyx_gru call found a core taken and ran
-2-3x slower than on its own. Waiting that long between calls would make the
-benchmark slow, and cutting the spin short (2**20 cycles) let the threads fall
-asleep between pyx_gru's own per-step GEMMs, which made pyx_gru slower and
-noisier. Unless ``OPENBLAS_THREAD_TIMEOUT`` is already set, ``python -m
-pyx_gru.bench`` therefore restarts itself with ``OPENBLAS_THREAD_TIMEOUT=24``
-(2**24 cycles, a few ms: longer than any gap between the GEMMs of one call)
-and, before every timed call, pauses until every library's threads are idle:
-10 ms at least, then on until the process used less than a tenth of a CPU
-over 5 ms (at most 0.5 s more). A fixed pause is not enough: after a call,
-ONNX Runtime's worker threads spin for about 50 ms on 2 cores, and a pyx_gru
-call timed 10 ms after one took twice as long as on its own (GRU
-(16, 64, 64) forward: 1.07 ms against 0.55 ms). A call shorter than 20 ms is then run once untimed
-(to wake its own threads) and timed as the mean of a block of about 5 ms of
-calls; a longer one is timed alone. the value used is recorded with the results.
-
-The GEMM roofline
------------------
-A cell with G gates (RNN 1, simplified GRU 2, GRU 3, LSTM 4), GH = G*H, does
-these GEMMs (as pyx_gru does them; (m, k) x (k, n)):
-
-* forward: one (T*B, D) x (D, GH) for the input side of all steps, and T
-  (B, H) x (H, GH), one per step;
-* backward: T (B, GH) x (GH, H), one per step, then dW (D, T*B) x (T*B, GH),
-  dU (H, T*B) x (T*B, GH) and dx (T*B, GH) x (GH, D).
-
-(pyx_gru's GRU with the reset gate before the matmul splits some of these into
-two GEMMs of the same total FLOPs; the roofline uses the shapes above for
-every cell.) Each distinct shape is timed in the same run, at the same thread
-count, with ``scipy.linalg.blas.sgemm``/``dgemm`` called exactly as pyx_gru
-calls BLAS (row-major operands passed swapped, same transpose flags, output
-written in place), on operands aligned to 64 bytes (misaligned ones make the
-one-row GEMMs of B = 1 up to ~1.9x slower: the roofline takes the fast case,
-whatever alignment NumPy happened to give the contenders' arrays). The time of a Python call of the wrapper on a 1x1x1
-problem is subtracted from each shape's time, since pyx_gru calls BLAS from C
-(the difference is kept at least a tenth of the raw time, so noise cannot make
-it vanish). The roofline of a task is the sum over its GEMMs of count x
-measured time: what the task would take if it did nothing but its GEMMs at
-the rate BLAS reaches on those shapes. Each contender's time over it ("x
-roof") says how far it is from that. PyTorch uses MKL and oneDNN, which may
-beat OpenBLAS on some shapes, and pyx_gru computes its per-step products
-with its own kernel against a U packed once per call (``_gemm.h``), which
-beats OpenBLAS at those few-row shapes; so either ratio can fall below 1.
-
-The targets
------------
-The report ends with the project's performance targets, each as met or
-MISS with the figure of this run (float32; they are set for 2 threads, and
-the report says so when the run used another count): the speed-ups over
-PyTorch (GRU at least 20x at (1, 32, 32), 5x at (16, 64, 64), 1.5x at
-(32, 128, 128), 1.2x at (64, 512, 512); LSTM at least 2x at (1, 32, 32) and
-1x at (64, 512, 512)) and every cell within 1.15x of the roofline wherever
-B >= 32 and H >= 256, for forward+backward and for the forward alone (the
-forward meets the same numbers; it need not be further ahead than
-forward+backward); and for RNN, GRU (reset after) and LSTM at every size, pyx_gru faster
-than PyTorch, JAX and ONNX Runtime in the forward and than PyTorch and JAX
-in forward+backward (a peer that did not run is "not run", neither met nor
-missed). The section's heading names the vector path and the CPU it
-measured. They go to the JSON file too (``targets``). The scaling run checks
-the peak memory: within 1.25x of what is needed at every point.
-
-The per-step kernel (``--kernels``)
------------------------------------
-Adds a contender ``pyx_gru/blas``: pyx_gru with its per-step products from
-the BLAS instead of its packed kernel, timed in the same interleaved rounds,
-and prints the two side by side.
-
-Scaling (``--scaling``)
------------------------
-Time and peak memory of pyx_gru's forward+backward (float32, D = H = 64, GRU
-and LSTM) for T in 10, 100, 1000, 10000 at B = 1 and for B in 1, 4, 16, 64,
-256 at T = 100, with the growth exponents of both (slopes of log-log
-least-squares fits, which should be close to 1). Peak memory is measured
-with ``tracemalloc`` (NumPy reports its allocations to it): the peak traced
-during one forward+backward minus what was traced just before it. It is set
-against what the results need: the nbytes of the cache's arrays (x, gates,
-hs, cs, extra; y is a view of hs) plus dx, dstate0 and dparams.
-
-Usage
------
-``python -m pyx_gru.bench [--quick] [--threads N] [--cells ...] [--sizes ...]
-[--json PATH] [--scaling] [--kernels]``; ``--help`` lists the cell names.
-``python -m pyx_gru.bench --markdown PATH`` prints the README's table of a
-results file, then its peers table. Results go to
+``--help`` lists the cell names. Results go to
 ``benchmarks/results/bench-<YYYYMMDD-HHMMSS>.json`` unless ``--json`` says
-otherwise.
+otherwise. A run needs threadpoolctl (``pip install "pyx_gru[bench]"``);
+PyTorch, ONNX Runtime and JAX are optional peers: a missing one is reported,
+and its targets are "not run".
+
+The method (what is timed and how, the pauses between calls, the roofline,
+the targets, scaling) and the measured results are in :doc:`/performance`
+(``docs/performance.rst``).
 """
 import argparse
 import datetime

@@ -30,10 +30,16 @@ d(h_L, c_L)/d(h_t, c_t), (2H, 2H), the one that composes along the chain
 
 Gate statistics read the gate activations that the compiled forward pass
 caches (``cache.gates``), over the steps within each sequence's length.
+
+Gradient flow at initialisation: ``flow_curve`` is ||dL/dh_t|| over t for a
+loss at the last step, ``decay_rate`` the per-step factor of a geometric fit
+to it, and ``rnn_rate_predictions`` what U's singular values and tanh's
+slopes predict for a tanh RNN's factor (docs/results/gradient_flow.py runs
+them; measured rates in docs/results/README.md).
 """
 import numpy as np
 
-from ._cells import Cache, Cell
+from ._cells import RNN, Cache, Cell
 from ._validation import check_size, float_array, lengths_array
 
 __all__ = [
@@ -45,6 +51,9 @@ __all__ = [
     "gate_statistics",
     "SIGMOID_SATURATION",
     "TANH_SATURATION",
+    "flow_curve",
+    "decay_rate",
+    "rnn_rate_predictions",
 ]
 
 #: (low, high): a sigmoid gate ``s`` is saturated below ``low`` or above
@@ -62,9 +71,9 @@ _CHUNK_BYTES = 1 << 27
 def _check_cell(cell):
     if not isinstance(cell, Cell):
         raise TypeError(f"cell must be a pyx_gru cell, got {type(cell).__name__}")
-    from .reference import _ReferenceCell
+    from . import reference
 
-    if isinstance(cell, _ReferenceCell):
+    if isinstance(cell, (reference.RNN, reference.SimpleGRU, reference.GRU, reference.LSTM)):
         raise TypeError("cell must be a compiled cell: the NumPy reference cells do not cache "
                         "the states the diagnostics start from")
 
@@ -391,3 +400,116 @@ def gate_statistics(cache, *, sigmoid_saturation=SIGMOID_SATURATION, tanh_satura
                            "low": frac(a < low), "high": frac(a > high),
                            "saturated": frac((a < low) | (a > high))}
     return stats
+
+
+# ---------------------------------------------------------------------------
+# Gradient flow at initialisation
+# ---------------------------------------------------------------------------
+
+def flow_curve(cell, x, *, seed=0):
+    """||dL/dh_t|| for a loss at the last step, as one curve over t.
+
+    dL/dh_T is a random unit vector per sequence (seeded); the curve is the
+    geometric mean over the B sequences of ``gradient_norms``
+    (exact, from the compiled backward pass).
+
+    Parameters
+    ----------
+    cell : pyx_gru.Cell
+        A compiled cell.
+    x : array_like, shape (T, B, D)
+        Inputs, time-major.
+    seed : int
+        Seeds the directions of dL/dh_T.
+
+    Returns
+    -------
+    ndarray, shape (T + 1,)
+        ``curve[t]`` for t = 0 .. T (``curve[T]`` = 1).
+    """
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (T, B, D), got {x.shape}")
+    d = np.random.default_rng(seed).standard_normal((x.shape[1], cell.hidden_size))
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    norms = gradient_norms(cell, x, d)
+    return np.exp(np.mean(np.log(norms), axis=1))
+
+
+def decay_rate(curve, *, start=0, stop=None):
+    """The per-step factor of a geometric fit to a gradient-norm curve.
+
+    Fits ``log curve[t] = a + (T - t) log(rho)`` by least squares over
+    ``start <= t < stop``: rho < 1 means ||dL/dh_t|| shrinks by rho per step
+    back in time; rho^100 is what is left after 100 steps.
+
+    Parameters
+    ----------
+    curve : array_like, shape (T + 1,)
+        Positive, e.g. ``flow_curve``'s.
+    start, stop : int
+        The steps fitted (stop None: T + 1).
+
+    Returns
+    -------
+    float
+        The fitted factor rho.
+    """
+    curve = np.asarray(curve, dtype=np.float64)
+    t = np.arange(curve.size)[start:stop]
+    if t.size < 2:
+        raise ValueError(f"decay_rate needs at least 2 steps in [start, stop), got {t.size}")
+    y = curve[start:stop]
+    if not np.all(np.isfinite(y) & (y > 0)):
+        raise ValueError("curve must be positive and finite over the fitted steps")
+    slope = np.polyfit(curve.size - 1 - t, np.log(y), 1)[0]
+    return float(np.exp(slope))
+
+
+def rnn_rate_predictions(cell, x, *, start=0, stop=None):
+    """What the recurrent matrix and tanh's slopes predict for a tanh RNN's decay rate.
+
+    Back through one step, dL/dh_{t-1} = (dL/dh_t * s_t) U^T with s_t =
+    1 - h_t^2, tanh's slope. Hence ||dL/dh_{t-1}|| <= sigma_max(U) max(s_t)
+    ||dL/dh_t|| (Pascanu et al. 2013: gradients vanish when sigma_max < 1 /
+    max tanh' = 1). When every singular value of U equals sigma_max (the
+    default orthogonal initialisation, and any multiple of it), the factor
+    is exactly sigma_max ||dL/dh_t * s_t|| / ||dL/dh_t||, which is about
+    sigma_max times the root mean square of s_t over the units when the
+    gradient is spread over them.
+
+    Parameters
+    ----------
+    cell : pyx_gru.RNN
+        A compiled tanh RNN.
+    x : array_like, shape (T, B, D)
+        Inputs, time-major.
+    start, stop : int
+        The window of ``decay_rate``: the slopes s_t of the steps between
+        its points, t = start + 1 .. stop - 1 (stop None: T + 1), are
+        averaged.
+
+    Returns
+    -------
+    dict
+        ``sigma_max`` (of U), ``mean_slope`` (the mean of tanh'), ``rms_slope`` (the
+        geometric mean over steps and sequences of the root mean square over
+        the units), ``max_slope``, and the per-step rates ``mean`` =
+        sigma_max mean_slope, ``rms`` = sigma_max rms_slope, ``bound`` =
+        sigma_max max_slope, plus ``radius``, U's spectral radius (the rate
+        over many steps when U is far from orthogonal and tanh' is near 1).
+    """
+    if not isinstance(cell, RNN):
+        raise TypeError(f"cell must be a pyx_gru.RNN, got {type(cell).__name__}")
+    _, _, cache = cell.forward(x)
+    slopes = 1.0 - np.asarray(cache.hs, dtype=np.float64) ** 2  # (T + 1, B, H), t = 0 .. T
+    slopes = slopes[start + 1:stop]
+    if slopes.shape[0] < 1:
+        raise ValueError("no steps in [start, stop)")
+    U = np.asarray(cell.params["U"], dtype=np.float64)
+    sigma = float(np.linalg.svd(U, compute_uv=False)[0])
+    rms = float(np.exp(np.mean(np.log(np.sqrt(np.mean(slopes ** 2, axis=-1))))))
+    mean, top = float(slopes.mean()), float(slopes.max())
+    return {"sigma_max": sigma, "radius": float(np.abs(np.linalg.eigvals(U)).max()),
+            "mean_slope": mean, "rms_slope": rms, "max_slope": top,
+            "mean": sigma * mean, "rms": sigma * rms, "bound": sigma * top}

@@ -9,36 +9,33 @@ for each cell, the hidden size H whose whole model (recurrent layers and
 readout) comes closest to a target count. The result, a ``Comparison``, is a
 tidy table (one row per cell x lr x seed) with every run's learning curves;
 it writes CSV and JSON and draws the plots (matplotlib, imported only
-then). ``python -m pyx_gru compare`` runs it from the command line
-(``add_compare_arguments``, ``check_compare_arguments``, ``run_compare``,
-``main``).
+then). ``Comparison.summary`` picks each cell's learning rate by the lowest
+mean best validation loss over the seeds and reports that learning rate's
+test losses (choosing by test loss would flatter every cell). ``python -m
+pyx_gru compare`` runs it from the command line (``add_compare_arguments``,
+``check_compare_arguments``, ``run_compare``, ``main``).
 
-Choosing the learning rate on validation data
----------------------------------------------
-``Comparison.summary`` picks, for each cell, the learning rate with the
-lowest mean best validation loss over the seeds and reports the test loss of
-that learning rate's runs (mean, spread and best over the seeds). The test
-losses of the other learning rates are in the table, but choosing among them
-by test loss would flatter every cell.
+The command's task registry (``TASKS``, ``make_task``) lives in
+:mod:`pyx_gru.tasks` and the gradient-flow analysis (``flow_curve``,
+``decay_rate``, ``rnn_rate_predictions``) in :mod:`pyx_gru.diagnostics`;
+both are importable from here too.
 
 Parallel and distributed runs
 -----------------------------
 The runs are independent jobs handed to ``joblib.Parallel``: ``n_jobs=1``
 runs them one after the other in this process, ``n_jobs=2`` (or -1 for every
-core) in worker processes (joblib's default ``loky`` backend). Each job
-limits the BLAS and OpenMP thread pools to ``threads_per_job`` threads
-(threadpoolctl; 1 by default) and records what the kernels then saw in the
-column ``blas_threads``: on a busy machine, threads that the BLAS or the
-kernels' team start on top of the jobs only fight over the cores (on the
-project's 2 cores at a load of 5-9, a small training run took 10 times
-longer with the default two threads than with one). A run
-depends only on its seed, so the table is the same, up to the ``time``
-column, whatever ``n_jobs`` and ``backend``.
+core) in worker processes (joblib's default ``loky`` backend; ``backend=``
+names another). Each job limits the BLAS and OpenMP thread pools to
+``threads_per_job`` threads (threadpoolctl; 1 by default, as extra threads
+only fight over the cores: :doc:`/performance`) and records what the kernels
+then saw in the column ``blas_threads``. A run depends only on its seed, so
+the table is the same, up to the ``time`` column, whatever ``n_jobs`` and
+``backend``.
 
-When one machine is not enough, joblib's backends move the same sweep onto
-a cluster, without changing the code that calls ``compare``. Every worker
-needs ``pyx_gru`` (built) and its dependencies installed. With Dask
-(``pip install "dask[distributed]"``)::
+joblib's backends move the same sweep onto a cluster; every worker needs
+``pyx_gru`` (built) and its dependencies. With Dask (``pip install
+"dask[distributed]"``), through the context manager (``backend="dask"``
+passed to ``compare`` failed inside joblib when the recipe was checked)::
 
     import joblib
     from dask.distributed import Client
@@ -53,21 +50,9 @@ needs ``pyx_gru`` (built) and its dependencies installed. With Dask
                                      seeds=range(5), n_jobs=-1)
     result.save("results/adding200")
 
-With Ray (``pip install "ray[default]"``), register its backend first::
-
-    import joblib
-    from ray.util.joblib import register_ray
-
-    register_ray()                                 # ray.init(address="auto") for a cluster
-    with joblib.parallel_config(backend="ray"):
-        result = experiments.compare(...)
-
-(The Dask recipe was checked with dask and distributed 2026.8.0 and joblib
-1.6.0 on a ``LocalCluster`` of two worker processes: the same table as
-``n_jobs=1``, one BLAS thread in every job. Use the context manager for Dask:
-passing ``backend="dask"`` to ``compare`` failed inside joblib there.)
-``backend=`` passes a backend name straight to ``joblib.Parallel``:
-``"loky"``, ``"threading"``, ``"multiprocessing"``, ``"sequential"``.
+With Ray (``pip install "ray[default]"``), call
+``ray.util.joblib.register_ray()`` first (``ray.init(address="auto")`` for a
+cluster), then ``with joblib.parallel_config(backend="ray"): ...``.
 
 joblib and threadpoolctl are the optional extra ``experiments``
 (``pip install "pyx_gru[experiments]"``); without them ``compare`` raises an
@@ -88,10 +73,15 @@ import time
 import numpy as np
 
 from . import _blas
+from ._json import json_text, read_json
 from ._validation import check_dtype, check_size
-from .layers import CELLS, Model, _ALIASES
+# the gradient-flow analysis and the task registry live in diagnostics and
+# tasks; importable from here too, as before
+from .diagnostics import decay_rate, flow_curve, rnn_rate_predictions
+from .layers import CELL_ALIASES, CELLS, Model
 from .optim import make_optimizer
-from .train import History, _json_text, _read_json, evaluate, fit
+from .tasks import POLYPHONIC_TASKS, TASKS, make_task
+from .train import History, evaluate, fit
 
 __all__ = [
     "count_params",
@@ -159,9 +149,9 @@ def _pyplot_free_figure(**kwargs):
 
 def _cell_name(cell):
     if isinstance(cell, str):
-        name = _ALIASES.get(cell, cell)
+        name = CELL_ALIASES.get(cell, cell)
         if name not in CELLS:
-            raise ValueError(f"cell must be one of {sorted(CELLS) + sorted(_ALIASES)}, got {cell!r}")
+            raise ValueError(f"cell must be one of {sorted(CELLS) + sorted(CELL_ALIASES)}, got {cell!r}")
         return name
     return cell
 
@@ -263,65 +253,6 @@ def match_hidden_size(cell, n_params, input_size, output_size, *, num_layers=1,
     root = (-b + math.sqrt(b * b - 4 * a * (c - n_params))) / (2 * a)
     candidates = {max(1, math.floor(root)), max(1, math.ceil(root))}
     return min(sorted(candidates), key=lambda h: abs(a * h * h + b * h + c - n_params))
-
-
-# ---------------------------------------------------------------------------
-# Tasks by name (for the command line)
-# ---------------------------------------------------------------------------
-
-#: The polyphonic music sets among ``TASKS`` (each in its original splits).
-POLYPHONIC_TASKS = ("jsb", "nottingham", "musedata", "piano_midi")
-#: The task names of ``make_task`` and of ``python -m pyx_gru compare --task``.
-TASKS = ("adding", "copy", "temporal_order", "reber", "digits", "digits_pixels", "chorales",
-         *POLYPHONIC_TASKS)
-
-
-def make_task(name, *, length=100, n=10_000, seed=0, max_pieces=None):
-    """A task of ``pyx_gru.tasks`` by its name in ``TASKS``.
-
-    Parameters
-    ----------
-    name : str
-        ``"adding"``, ``"copy"`` (copy memory), ``"temporal_order"``,
-        ``"reber"`` (embedded), ``"digits"`` (rows), ``"digits_pixels"``,
-        ``"chorales"``, or one of the polyphonic music sets in their
-        original splits: ``"jsb"``, ``"nottingham"``, ``"musedata"``,
-        ``"piano_midi"``.
-    length : int
-        T, for the adding, copy and temporal-order tasks.
-    n : int
-        The number of sequences, for the synthetic tasks.
-    seed : int
-        Seeds the generator.
-    max_pieces : int, optional
-        Chorales and the polyphonic sets: the first this many pieces (of
-        each split, for the polyphonic sets; None: all).
-
-    Returns
-    -------
-    pyx_gru.tasks.Task or tuple of three Tasks
-        A polyphonic set gives its (train, valid, test) splits.
-    """
-    from . import tasks
-
-    if name not in TASKS:
-        raise ValueError(f"task must be one of {TASKS}, got {name!r}")
-    if name == "adding":
-        return tasks.adding(n, length, seed=seed)
-    if name == "copy":
-        return tasks.copy_memory(n, length, seed=seed)
-    if name == "temporal_order":
-        return tasks.temporal_order(n, length, seed=seed)
-    if name == "reber":
-        return tasks.reber(n, seed=seed)
-    if name in ("digits", "digits_pixels"):
-        return tasks.digits("rows" if name == "digits" else "pixels", seed=seed)
-    if name in POLYPHONIC_TASKS:
-        parts = tasks.polyphonic(name)
-        if max_pieces is not None:
-            parts = tuple(p.subset(np.arange(min(max_pieces, p.x.shape[1]))) for p in parts)
-        return parts
-    return tasks.chorales(max_pieces=max_pieces)
 
 
 # ---------------------------------------------------------------------------
@@ -886,7 +817,7 @@ class Comparison:
         str
             The JSON text of ``to_dict()``; ``Comparison.from_json`` reads it.
         """
-        return _json_text(_jsonable(self.to_dict()), path)
+        return json_text(_jsonable(self.to_dict()), path)
 
     @classmethod
     def from_json(cls, text_or_path):
@@ -902,7 +833,7 @@ class Comparison:
         Comparison
             The result read back, histories included.
         """
-        d = _read_json(text_or_path)
+        d = read_json(text_or_path)
         if d.get("format") != "pyx_gru.experiments.Comparison":
             raise ValueError("not the JSON of a pyx_gru.experiments.Comparison")
         return cls(d["rows"], [History.from_dict(h) for h in d["histories"]], d["settings"])
@@ -1025,123 +956,6 @@ class Comparison:
                      f"~{self.settings.get('target_params') or ''} params")
         ax.legend(fontsize="small", loc="best")
         return fig
-
-
-# ---------------------------------------------------------------------------
-# Gradient flow at initialisation
-# ---------------------------------------------------------------------------
-
-def flow_curve(cell, x, *, seed=0):
-    """||dL/dh_t|| for a loss at the last step, as one curve over t.
-
-    dL/dh_T is a random unit vector per sequence (seeded); the curve is the
-    geometric mean over the B sequences of ``diagnostics.gradient_norms``
-    (exact, from the compiled backward pass).
-
-    Parameters
-    ----------
-    cell : pyx_gru.Cell
-        A compiled cell.
-    x : array_like, shape (T, B, D)
-        Inputs, time-major.
-    seed : int
-        Seeds the directions of dL/dh_T.
-
-    Returns
-    -------
-    ndarray, shape (T + 1,)
-        ``curve[t]`` for t = 0 .. T (``curve[T]`` = 1).
-    """
-    from . import diagnostics
-
-    x = np.asarray(x)
-    if x.ndim != 3:
-        raise ValueError(f"x must have shape (T, B, D), got {x.shape}")
-    d = np.random.default_rng(seed).standard_normal((x.shape[1], cell.hidden_size))
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    norms = diagnostics.gradient_norms(cell, x, d)
-    return np.exp(np.mean(np.log(norms), axis=1))
-
-
-def decay_rate(curve, *, start=0, stop=None):
-    """The per-step factor of a geometric fit to a gradient-norm curve.
-
-    Fits ``log curve[t] = a + (T - t) log(rho)`` by least squares over
-    ``start <= t < stop``: rho < 1 means ||dL/dh_t|| shrinks by rho per step
-    back in time; rho^100 is what is left after 100 steps.
-
-    Parameters
-    ----------
-    curve : array_like, shape (T + 1,)
-        Positive, e.g. ``flow_curve``'s.
-    start, stop : int
-        The steps fitted (stop None: T + 1).
-
-    Returns
-    -------
-    float
-        The fitted factor rho.
-    """
-    curve = np.asarray(curve, dtype=np.float64)
-    t = np.arange(curve.size)[start:stop]
-    if t.size < 2:
-        raise ValueError(f"decay_rate needs at least 2 steps in [start, stop), got {t.size}")
-    y = curve[start:stop]
-    if not np.all(np.isfinite(y) & (y > 0)):
-        raise ValueError("curve must be positive and finite over the fitted steps")
-    slope = np.polyfit(curve.size - 1 - t, np.log(y), 1)[0]
-    return float(np.exp(slope))
-
-
-def rnn_rate_predictions(cell, x, *, start=0, stop=None):
-    """What the recurrent matrix and tanh's slopes predict for a tanh RNN's decay rate.
-
-    Back through one step, dL/dh_{t-1} = (dL/dh_t * s_t) U^T with s_t =
-    1 - h_t^2, tanh's slope. Hence ||dL/dh_{t-1}|| <= sigma_max(U) max(s_t)
-    ||dL/dh_t|| (Pascanu et al. 2013: gradients vanish when sigma_max < 1 /
-    max tanh' = 1). When every singular value of U equals sigma_max (the
-    default orthogonal initialisation, and any multiple of it), the factor
-    is exactly sigma_max ||dL/dh_t * s_t|| / ||dL/dh_t||, which is about
-    sigma_max times the root mean square of s_t over the units when the
-    gradient is spread over them.
-
-    Parameters
-    ----------
-    cell : pyx_gru.RNN
-        A compiled tanh RNN.
-    x : array_like, shape (T, B, D)
-        Inputs, time-major.
-    start, stop : int
-        The window of ``decay_rate``: the slopes s_t of the steps between
-        its points, t = start + 1 .. stop - 1 (stop None: T + 1), are
-        averaged.
-
-    Returns
-    -------
-    dict
-        ``sigma_max`` (of U), ``mean_slope`` (the mean of tanh'), ``rms_slope`` (the
-        geometric mean over steps and sequences of the root mean square over
-        the units), ``max_slope``, and the per-step rates ``mean`` =
-        sigma_max mean_slope, ``rms`` = sigma_max rms_slope, ``bound`` =
-        sigma_max max_slope, plus ``radius``, U's spectral radius (the rate
-        over many steps when U is far from orthogonal and tanh' is near 1).
-    """
-    from ._cells import RNN
-
-    if not isinstance(cell, RNN):
-        raise TypeError(f"cell must be a pyx_gru.RNN, got {type(cell).__name__}")
-    _, _, cache = cell.forward(x)
-    slopes = 1.0 - np.asarray(cache.hs, dtype=np.float64) ** 2  # (T + 1, B, H), t = 0 .. T
-    slopes = slopes[start + 1:stop]
-    if slopes.shape[0] < 1:
-        raise ValueError("no steps in [start, stop)")
-    U = np.asarray(cell.params["U"], dtype=np.float64)
-    sigma = float(np.linalg.svd(U, compute_uv=False)[0])
-    rms = float(np.exp(np.mean(np.log(np.sqrt(np.mean(slopes ** 2, axis=-1))))))
-    mean, top = float(slopes.mean()), float(slopes.max())
-    return {"sigma_max": sigma, "radius": float(np.abs(np.linalg.eigvals(U)).max()),
-            "mean_slope": mean, "rms_slope": rms, "max_slope": top,
-            "mean": sigma * mean, "rms": sigma * rms, "bound": sigma * top}
 
 
 # ---------------------------------------------------------------------------
@@ -1328,7 +1142,7 @@ def check_compare_arguments(args):
     if len(args.split) != 3:
         raise ValueError("--split needs three fractions")
     for c in args.cells:
-        if _ALIASES.get(c, c) not in CELLS:
+        if CELL_ALIASES.get(c, c) not in CELLS:
             raise ValueError(f"--cells: unknown cell {c!r}; choose from {', '.join(CELLS)}")
 
 

@@ -39,6 +39,7 @@ from .losses import step_mask
 
 __all__ = [
     "CELLS",
+    "CELL_ALIASES",
     "make_cell",
     "set_gate_bias",
     "reverse_sequences",
@@ -59,7 +60,8 @@ CELLS = {
     "lstm": (LSTM, {}),
     "lstm_peephole": (LSTM, {"peephole": True}),
 }
-_ALIASES = {"simple_gru": "sgru", "gru_after": "gru"}
+#: Other names ``make_cell`` takes for two of ``CELLS``: alias -> name.
+CELL_ALIASES = {"simple_gru": "sgru", "gru_after": "gru"}
 
 
 def make_cell(cell, input_size, hidden_size, *, dtype=np.float64, seed=None, gate_bias=None,
@@ -96,10 +98,10 @@ def make_cell(cell, input_size, hidden_size, *, dtype=np.float64, seed=None, gat
         The new cell, (D, H) as asked.
     """
     if isinstance(cell, str):
-        name = _ALIASES.get(cell, cell)
+        name = CELL_ALIASES.get(cell, cell)
         if name not in CELLS:
             raise ValueError(
-                f"cell must be one of {sorted(CELLS) + sorted(_ALIASES)} or a Cell class, got {cell!r}"
+                f"cell must be one of {sorted(CELLS) + sorted(CELL_ALIASES)} or a Cell class, got {cell!r}"
             )
         cls, kw = CELLS[name]
         kwargs = {**kw, **kwargs}

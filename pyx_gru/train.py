@@ -17,7 +17,6 @@ carries all of these, and its loss and readout: ``fit(model, task)``. The
 loss units are those of ``pyx_gru.losses``.
 """
 import copy
-import json
 import math
 import os
 import signal
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from . import _saving, losses as _losses
+from ._json import json_text, read_json
 from ._validation import lengths_array
 from .layers import Model
 from .optim import clip_grad_norm, global_norm, make_optimizer, weight_noise as _weight_noise
@@ -180,25 +180,6 @@ def _check_batch_size(batch_size):
 # History and progress
 # ---------------------------------------------------------------------------
 
-def _json_text(obj, path=None):
-    """``obj`` as indented JSON text, also written to ``path`` when given."""
-    text = json.dumps(obj, indent=1)
-    if path is not None:
-        with open(path, "w") as f:
-            f.write(text)
-    return text
-
-
-def _read_json(text_or_path):
-    """The object in JSON text, or in the file at that path (text that does
-    not start with ``{`` is taken for a path)."""
-    text = str(text_or_path)
-    if not text.lstrip().startswith("{"):
-        with open(text) as f:
-            text = f.read()
-    return json.loads(text)
-
-
 @dataclass
 class History:
     """What ``fit`` measured, epoch by epoch.
@@ -293,7 +274,7 @@ class History:
         str
             The JSON text of ``to_dict()``.
         """
-        return _json_text(self.to_dict(), path)
+        return json_text(self.to_dict(), path)
 
     @classmethod
     def from_json(cls, text_or_path):
@@ -309,7 +290,7 @@ class History:
         History
             The history read back.
         """
-        return cls.from_dict(_read_json(text_or_path))
+        return cls.from_dict(read_json(text_or_path))
 
     def plot(self, ax=None, *, baseline=None, logy=True):
         """Plot the training and validation losses against the epoch.

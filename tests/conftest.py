@@ -1,32 +1,23 @@
-"""Shared fixtures and helpers: the six cell configurations, per-dtype
-tolerances, and random problems with every parameter non-zero."""
-import os
-
-import numpy as np
+"""Fixtures, hooks and the Hypothesis profiles of the test suite. The helpers
+the tests import (configurations, tolerances, random problems, comparisons)
+are in ``helpers.py``; Hypothesis strategies in ``strategies.py``."""
 import pytest
 from hypothesis import HealthCheck, settings
 
-import pyx_gru as pg
 from pyx_gru import _recurrent
+from helpers import CONFIGS, DTYPES, PROFILE, SIMD_PATHS, SUMMARY
 
 # Hypothesis profiles. "ci" (chosen when CI is set, as on the CI machine) draws
 # the full number of examples, derandomized so that a run is reproducible;
 # "dev" (the default) draws a quarter of them for quick local runs;
 # "thorough" draws four times as many with fresh random seeds, to hunt for
-# rare failures. Choose one with HYPOTHESIS_PROFILE=ci|dev|thorough. Property tests scale their example counts
-# with EXAMPLE_SCALE.
+# rare failures. Choose one with HYPOTHESIS_PROFILE=ci|dev|thorough. Property
+# tests scale their example counts with helpers.EXAMPLE_SCALE.
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True, **_common)
 settings.register_profile("dev", **_common)
 settings.register_profile("thorough", **_common)  # random, 4x the CI examples
-PROFILE = os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev")
 settings.load_profile(PROFILE)
-EXAMPLE_SCALE = {"ci": 1.0, "dev": 0.25, "thorough": 4.0}.get(PROFILE, 1.0)
-
-
-# Lines for the end of the run (the fuzz suite's counts): see
-# pytest_terminal_summary.
-SUMMARY = []
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -34,82 +25,10 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(line)
 
 
-def examples(n):
-    """max_examples for a property test that should draw n examples on CI."""
-    return settings(max_examples=max(5, int(n * EXAMPLE_SCALE)))
-
-# name -> (class, constructor keywords)
-CONFIGS = {
-    "rnn": (pg.RNN, {}),
-    "simple_gru": (pg.SimpleGRU, {}),
-    "gru_after": (pg.GRU, {"reset": "after"}),
-    "gru_before": (pg.GRU, {"reset": "before"}),
-    "lstm": (pg.LSTM, {}),
-    "lstm_peephole": (pg.LSTM, {"peephole": True}),
-}
-DTYPES = [np.float32, np.float64]
-# Compiled vs reference, relative to the scale of the compared array.
-TOL = {np.float32: 1e-5, np.float64: 1e-12}
-
-
-def make_cell(name, D=3, H=4, dtype=np.float64, seed=0, scale=0.5):
-    """A cell whose every parameter (biases, b_hg and peepholes included) is
-    drawn from U(-scale, scale), so that no term of the equations is zero."""
-    cls, kw = CONFIGS[name]
-    cell = cls(D, H, dtype=dtype, seed=seed, **kw)
-    rng = np.random.default_rng(seed + 1000)
-    cell.params = {k: rng.uniform(-scale, scale, v.shape) for k, v in cell.params.items()}
-    return cell
-
-
-def random_state(cell, B, rng, scale=0.5):
-    H = cell.hidden_size
-    if cell._lstm:
-        return (rng.uniform(-scale, scale, (B, H)), rng.uniform(-scale, scale, (B, H)))
-    return rng.uniform(-scale, scale, (B, H))
-
-
-def random_problem(cell, T, B, seed=0):
-    """x, state0, dy, dstate for a cell (float64; the cell casts)."""
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(-1, 1, (T, B, cell.input_size))
-    state0 = random_state(cell, B, rng)
-    dy = rng.standard_normal((T, B, cell.hidden_size))
-    dstate = random_state(cell, B, rng, scale=1.0)
-    return x, state0, dy, dstate
-
-
-def parts(state):
-    """A state or state gradient as a tuple of arrays."""
-    return tuple(state) if isinstance(state, tuple) else (state,)
-
-
-def assert_close(actual, expected, dtype, err_msg="", factor=1.0):
-    """Equal to the dtype's tolerance (times ``factor``), relative to the
-    scale of ``expected``."""
-    expected = np.asarray(expected, dtype=np.float64)
-    tol = TOL[np.dtype(dtype).type] * factor
-    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
-    np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale, err_msg=err_msg)
-
-
-def assert_results_close(got, want, dtype):
-    """Compare (y, state, _) forward results or (dx, dstate0, dparams) backward
-    results."""
-    a0, a1, a2 = got
-    b0, b1, b2 = want
-    assert_close(a0, b0, dtype, "first output")
-    for i, (u, v) in enumerate(zip(parts(a1), parts(b1))):
-        assert_close(u, v, dtype, f"state part {i}")
-    if isinstance(b2, dict):
-        assert a2.keys() == b2.keys()
-        for k in b2:
-            assert_close(a2[k], b2[k], dtype, f"gradient of {k}")
-
-
-# The vector paths of the kernels this CPU runs (widest first): every kernel
-# test that takes the simd_path fixture runs on each of them.
-SIMD_PATHS = _recurrent.simd_paths()
+@pytest.fixture
+def torch():
+    """PyTorch, the peer that some tests compare with; without it they skip."""
+    return pytest.importorskip("torch", reason="torch (an optional peer, in the 'test' extra) is not installed")
 
 
 @pytest.fixture(params=SIMD_PATHS)

@@ -8,12 +8,13 @@ property that holds only because every gate is 0 or 1 proves nothing). The
 must also hold at the extremes.
 """
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conftest import CONFIGS
+from helpers import CONFIGS
 
 MAX_T, MAX_B, MAX_D, MAX_H = 6, 4, 4, 5
 
@@ -25,6 +26,30 @@ def floats(bound):
 
 def array(shape, bound):
     return arrays(np.float64, shape, elements=floats(bound))
+
+
+def take_rows(state, idx):
+    """Batch rows ``idx`` of a state, an array (B, H) or a tuple of them."""
+    if isinstance(state, tuple):
+        return tuple(np.asarray(s)[idx] for s in state)
+    return np.asarray(state)[idx]
+
+
+class Run(NamedTuple):
+    """What ``Problem.run`` returns: a forward pass, then a backward pass."""
+    y: np.ndarray       # (T, B, H)
+    state: object       # the final state, (B, H) or, for the LSTM, (h, c)
+    cache: object
+    dx: np.ndarray      # (T, B, D)
+    dstate0: object     # dL/dstate0, shaped like the state
+    dparams: dict       # dL/dparams, by parameter name
+
+    def rows(self, idx):
+        """This run seen through batch rows ``idx`` (a subset or a permutation):
+        y, the state, dx and dstate0 restricted to them. The cache and the
+        parameter gradients (sums over the whole batch) are kept as they are."""
+        return self._replace(y=self.y[:, idx], state=take_rows(self.state, idx),
+                             dx=self.dx[:, idx], dstate0=take_rows(self.dstate0, idx))
 
 
 @dataclass
@@ -46,14 +71,15 @@ class Problem:
         return self.x.shape[1]
 
     def run(self, cell=None, gates=None, **overrides):
-        """forward then backward; returns (y, state, cache, dx, dstate0, dparams)."""
+        """forward then backward, on this problem's data with ``overrides``
+        (x, state0, lengths, dy, dstate) and ``gates`` pinned; a ``Run``."""
         cell = cell or self.cell
         args = dict(x=self.x, state0=self.state0, lengths=self.lengths, dy=self.dy,
                     dstate=self.dstate)
         args.update(overrides)
         y, state, cache = cell.forward(args["x"], args["state0"], args["lengths"], gates=gates)
         dx, dstate0, dparams = cell.backward(cache, args["dy"], args["dstate"])
-        return y, state, cache, dx, dstate0, dparams
+        return Run(y, state, cache, dx, dstate0, dparams)
 
 
 def state(lstm, B, H, bound=1.0):
@@ -66,7 +92,7 @@ def state(lstm, B, H, bound=1.0):
 def problems(draw, config, dtype, *, min_T=1, lengths=False, saturated=False,
              max_T=MAX_T, max_B=MAX_B):
     """A random Problem for the cell configuration ``config`` (a key of
-    conftest.CONFIGS) in ``dtype``."""
+    helpers.CONFIGS) in ``dtype``."""
     cls, kw = CONFIGS[config]
     T = draw(st.integers(min_T, max_T))
     B = draw(st.integers(1, max_B))

@@ -11,12 +11,16 @@ import pytest
 
 from pyx_gru import _recurrent, bench, interop
 
-pytest.importorskip("threadpoolctl")
+# A run of the benchmark gives every library the same threads through threadpoolctl.
+needs_threadpoolctl = pytest.mark.skipif(
+    importlib.util.find_spec("threadpoolctl") is None,
+    reason="a benchmark run needs threadpoolctl (the 'bench' extra), not installed")
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
 HAVE_ORT = all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx"))
 HAVE_JAX = importlib.util.find_spec("jax") is not None
 
 
+@needs_threadpoolctl
 def test_quick_run_writes_the_expected_json(tmp_path):
     path = tmp_path / "out" / "bench.json"
     proc = subprocess.run(
@@ -200,6 +204,7 @@ def test_vector_path_is_the_kernels_path():
     assert bench.vector_path() == previous
 
 
+@needs_threadpoolctl
 def test_a_missing_peer_is_reported_not_an_error(monkeypatch, capsys, tmp_path):
     # import failures simulated through the import helpers: the run goes on,
     # the report says which peer is missing and how to install it, and the

@@ -360,8 +360,7 @@ def test_trained_gru_beats_the_counting_baselines(stdlib):
     its steps): the held-out loss is below the unigram and bigram models'
     at the first, below the trigram model's at the second, as the tutorial
     says. (It prints the rest of the run.)"""
-    from threadpoolctl import threadpool_limits
-
+    threadpoolctl = pytest.importorskip("threadpoolctl", reason="threadpoolctl (the 'docs' extra) is not installed")
     ns = tutorial_namespace(text=stdlib)
     split = int(0.9 * stdlib.n_chars)
     train, held = stdlib.codes[:split], stdlib.codes[split:]
@@ -370,7 +369,7 @@ def test_trained_gru_beats_the_counting_baselines(stdlib):
     assert trigram < bigram < unigram
     first, second, _ = ns["CHECKPOINTS"]
     losses = {}
-    with threadpool_limits(limits=1):
+    with threadpoolctl.threadpool_limits(limits=1):
         model = pg.Model(K, H, K, cell="gru", readout="every", dtype=np.float32, seed=0)
         opt = pg.optim.Adam(lr=ns["LR"])
         rng = np.random.default_rng(0)

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("matplotlib")
+pytest.importorskip("matplotlib", reason="matplotlib (the 'docs' extra), which draws the figures, is not installed")
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 
 import diagrams  # noqa: E402
-from pyx_gru.experiments import decay_rate  # noqa: E402
+from pyx_gru.diagnostics import decay_rate  # noqa: E402
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -8,9 +8,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 
-import pyx_gru_docs  # noqa: E402
+
+@pytest.fixture(scope="module")
+def pyx_gru_docs():
+    """docs/_ext/pyx_gru_docs.py, the site's Sphinx helpers; the tests of it
+    skip without Sphinx (the 'docs' extra)."""
+    for name in ("docutils", "sphinx"):
+        pytest.importorskip(name, reason=f"{name} (the 'docs' extra) is not installed")
+    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+    import pyx_gru_docs
+
+    return pyx_gru_docs
 
 
 def _rst_files():
@@ -60,7 +69,7 @@ Peers, same run.
 """
 
 
-def test_readme_benchmark_becomes_a_list_table():
+def test_readme_benchmark_becomes_a_list_table(pyx_gru_docs):
     lines = pyx_gru_docs.readme_benchmark_rst(README)
     assert lines[0] == "Full run, 2026-11-22, 2 threads, a ``2-core`` machine. Median ms of one call."
     assert ".. list-table::" in lines and "   :header-rows: 1" in lines
@@ -71,14 +80,14 @@ def test_readme_benchmark_becomes_a_list_table():
     assert not any("What this shows" in line for line in lines)
 
 
-def test_readme_benchmark_takes_the_paragraph_it_is_given():
+def test_readme_benchmark_takes_the_paragraph_it_is_given(pyx_gru_docs):
     lines = pyx_gru_docs.readme_benchmark_rst(README, "Peers,")
     assert lines[0] == "Peers, same run."
     assert [line for line in lines if line.startswith("   * - ")] == ["   * - cell", "   * - LSTM"]
     assert "     - 0.242" in lines
 
 
-def test_readme_benchmark_reads_the_real_readme():
+def test_readme_benchmark_reads_the_real_readme(pyx_gru_docs):
     lines = pyx_gru_docs.readme_benchmark_rst((ROOT / "README.md").read_text(encoding="utf-8"))
     assert lines[0].startswith("Full run,")
     assert sum(line.startswith("   * - ") for line in lines) > 10
@@ -92,14 +101,14 @@ def test_readme_benchmark_reads_the_real_readme():
     ("Full run, today.\n\nno table\n", "no well-formed table"),
     ("Full run, today.\n\n| a | b |\n|---|---|\n| 1 |\n", "no well-formed table"),
 ])
-def test_readme_benchmark_fails_loudly(text, message):
+def test_readme_benchmark_fails_loudly(text, message, pyx_gru_docs):
     from sphinx.errors import ExtensionError
 
     with pytest.raises(ExtensionError, match=message):
         pyx_gru_docs.readme_benchmark_rst(text)
 
 
-def test_tutorials_are_sorted_in_reading_order():
+def test_tutorials_are_sorted_in_reading_order(pyx_gru_docs):
     key = pyx_gru_docs.TutorialOrder("tutorials")
     names = ["plot_zzz_new.py", "plot_check_gradients.py", "plot_reset_before_after.py",
              "plot_chorales.py", "plot_gates_at_work.py", "plot_torch_interop.py",
@@ -112,9 +121,19 @@ def test_tutorials_are_sorted_in_reading_order():
                                       "plot_aaa_new.py", "plot_zzz_new.py"]
 
 
-def test_every_tutorial_has_a_place_in_the_order():
+def test_every_tutorial_has_a_place_in_the_order(pyx_gru_docs):
     on_disk = sorted(p.name for p in (ROOT / "tutorials").glob("plot_*.py"))
     assert sorted(pyx_gru_docs.TUTORIALS) == on_disk
+
+
+def test_reexports_name_the_module_that_defines_a_name(pyx_gru_docs):
+    """A function by its __module__, data by the source that assigns it:
+    experiments re-exports the task registry and the gradient-flow analysis."""
+    found = pyx_gru_docs.reexports(pyx_gru_docs.api_modules())
+    assert ("Model", "pyx_gru.layers") in found["pyx_gru"]
+    assert {("TASKS", "pyx_gru.tasks"), ("make_task", "pyx_gru.tasks"),
+            ("flow_curve", "pyx_gru.diagnostics")} <= set(found["pyx_gru.experiments"])
+    assert "pyx_gru.tasks" not in found and "pyx_gru.layers" not in found
 
 
 def test_the_site_shows_the_licence():

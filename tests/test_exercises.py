@@ -15,7 +15,7 @@ import pytest
 
 import pyx_gru as pg
 from pyx_gru import diagnostics as dg, reference
-from conftest import CONFIGS, make_cell, parts, random_state
+from helpers import CONFIGS, make_cell, parts, random_state
 from test_jacobians import check_against_diagnostics
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,6 +1,7 @@
 """pyx_gru.experiments: parameter matching, the sweep and its table, files,
 plots, determinism across n_jobs, and the compare command end to end."""
 import csv
+import importlib.util
 import io
 import json
 import math
@@ -15,11 +16,12 @@ import pyx_gru as pg
 from pyx_gru import experiments, tasks
 from pyx_gru.__main__ import main as pyx_gru_main
 from pyx_gru.experiments import COLUMNS, Comparison, compare, count_params, match_hidden_size
-from test_diagnostics import reference_backprop
 
-joblib = pytest.importorskip("joblib", reason="joblib (optional extra 'experiments') is not installed")
-threadpoolctl = pytest.importorskip("threadpoolctl")
 
+# compare runs its jobs through joblib, each held to its threads by threadpoolctl
+needs_parallel = pytest.mark.skipif(
+    any(importlib.util.find_spec(name) is None for name in ("joblib", "threadpoolctl")),
+    reason="compare needs joblib and threadpoolctl (the 'experiments' extra), not installed")
 CELL_NAMES = sorted(pg.layers.CELLS)
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -147,6 +149,7 @@ def small_result(small_task):
     return run_small(small_task)
 
 
+@needs_parallel
 def test_the_table_has_a_row_per_cell_lr_and_seed(small_result, small_task):
     rows = small_result.rows
     assert len(rows) == len(small_result.histories) == 2 * 2 * 2
@@ -168,8 +171,11 @@ def test_the_table_has_a_row_per_cell_lr_and_seed(small_result, small_task):
     assert (s["n_train"], s["n_valid"], s["n_test"]) == (96, 12, 12)
 
 
+@needs_parallel
 def test_a_row_is_the_same_run_by_hand(small_result, small_task):
     """The sweep's numbers are those of fit and evaluate called directly."""
+    import threadpoolctl
+
     train, valid, test = small_task.split((0.8, 0.1, 0.1), seed=0)
     r = small_result.rows[5]  # gru, lr 3e-3, seed 1
     assert (r["cell"], r["lr"], r["seed"]) == ("gru", 3e-3, 1)
@@ -181,13 +187,17 @@ def test_a_row_is_the_same_run_by_hand(small_result, small_task):
     assert h.valid_loss == small_result.histories[5].valid_loss
 
 
+@needs_parallel
 def test_each_job_runs_with_one_blas_thread(small_result):
     assert {r["blas_threads"] for r in small_result.rows} == {1}
 
 
+@needs_parallel
 def test_the_thread_limit_is_what_the_jobs_see(small_task):
     """threads_per_job=2 lets the BLAS (and the kernels' team) use 2 threads,
     where the machine has them."""
+    import threadpoolctl
+
     blas = [p for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
     if min((p["num_threads"] for p in blas), default=1) < 2:
         pytest.skip("the BLAS runs one thread here")
@@ -195,6 +205,7 @@ def test_the_thread_limit_is_what_the_jobs_see(small_task):
     assert result.rows[0]["blas_threads"] == 2
 
 
+@needs_parallel
 def test_n_jobs_1_and_2_give_identical_results(small_task, small_result):
     parallel = run_small(small_task, n_jobs=2)
 
@@ -207,6 +218,7 @@ def test_n_jobs_1_and_2_give_identical_results(small_task, small_result):
     assert parallel.settings["n_jobs"] == 2
 
 
+@needs_parallel
 def test_split_tuple_and_fixed_hidden_size(small_task):
     parts = small_task.split((0.5, 0.25, 0.25), seed=3)
     result = compare(parts, cells=["lstm"], hidden_size=3, lrs=[0.01], seeds=[4], epochs=1)
@@ -215,12 +227,14 @@ def test_split_tuple_and_fixed_hidden_size(small_task):
     assert result.settings["n_train"] == parts[0].N and row["baseline"] == parts[2].baseline
 
 
+@needs_parallel
 def test_softmax_tasks_report_accuracy():
     task = tasks.temporal_order(60, 20, seed=0)
     result = compare(task, cells=["gru"], hidden_size=4, lrs=[0.01], seeds=[0], epochs=1)
     assert 0 <= result.rows[0]["test_accuracy"] <= 1
 
 
+@needs_parallel
 def test_gate_bias_reaches_the_cells_that_have_the_gate(small_task, monkeypatch):
     made = []
     real = pg.layers.make_cell
@@ -235,6 +249,7 @@ def test_gate_bias_reaches_the_cells_that_have_the_gate(small_task, monkeypatch)
     assert made == [("rnn", None), ("gru", {"z": 2.0}), ("lstm", {"f": 3.0})]
 
 
+@needs_parallel
 def test_compare_rejects_bad_arguments(small_task):
     with pytest.raises(ValueError, match="exactly one of n_params"):
         compare(small_task, cells=["gru"], epochs=1)
@@ -331,6 +346,7 @@ def test_against_the_rnn_is_welchs_one_sided_test_at_the_chosen_lr():
     assert "advantage over the tanh RNN" not in one_seed.format()
 
 
+@needs_parallel
 def test_csv_holds_the_table(small_result, tmp_path):
     text = small_result.to_csv(tmp_path / "r.csv")
     assert (tmp_path / "r.csv").read_text() == text
@@ -347,6 +363,7 @@ def test_csv_holds_the_table(small_result, tmp_path):
                 assert got[c] == str(v)
 
 
+@needs_parallel
 def test_json_round_trip(small_result, tmp_path):
     text = small_result.to_json(tmp_path / "r.json")
     data = json.loads(text)
@@ -359,6 +376,7 @@ def test_json_round_trip(small_result, tmp_path):
         Comparison.from_json('{"rows": []}')
 
 
+@needs_parallel
 def test_save_writes_the_table_and_the_plots(small_result, tmp_path):
     pytest.importorskip("matplotlib")
     paths = small_result.save(tmp_path / "out")
@@ -380,6 +398,7 @@ def _without_time(rows):
     return [{k: v for k, v in r.items() if k not in ("time", "blas_threads")} for r in rows]
 
 
+@needs_parallel
 def test_a_sweep_resumed_from_its_journal_runs_only_what_is_missing(small_task, small_result,
                                                                     tmp_path, monkeypatch):
     journal = tmp_path / "runs"
@@ -409,11 +428,13 @@ def test_a_sweep_resumed_from_its_journal_runs_only_what_is_missing(small_task, 
     assert len(ran) == 8
 
 
+@needs_parallel
 def test_resume_needs_a_journal(small_task):
     with pytest.raises(ValueError, match="resume=True needs journal="):
         run_small(small_task, resume=True)
 
 
+@needs_parallel
 def test_a_killed_compare_command_resumes(tmp_path):
     """The command killed (SIGKILL) after two of its runs finished, then
     run again with --resume: only the other runs are run, and the table is
@@ -450,6 +471,7 @@ def test_a_killed_compare_command_resumes(tmp_path):
 
 # -- the command -----------------------------------------------------------------
 
+@needs_parallel
 def test_compare_command_quick_end_to_end(tmp_path, capsys):
     out = tmp_path / "cmp"
     status = pyx_gru_main(["compare", "--task", "adding", "--length", "100", "--cells",
@@ -465,6 +487,7 @@ def test_compare_command_quick_end_to_end(tmp_path, capsys):
     assert len(list(csv.reader(open(out / "results.csv")))) == 5
 
 
+@needs_parallel
 def test_compare_command_options(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert experiments.main(["--task", "temporal_order", "--length", "20", "--n", "40", "--cells", "gru",
@@ -477,6 +500,7 @@ def test_compare_command_options(tmp_path, capsys):
     assert "test_accuracy" in capsys.readouterr().out
 
 
+@needs_parallel
 def test_compare_command_on_a_polyphonic_set_keeps_its_original_splits(tmp_path, capsys):
     """--task jsb trains on the first pieces of JSB Chorales' own training
     split and scores on its own test split (no random split); --bucket
@@ -538,6 +562,7 @@ def test_compare_command_rejects_bad_options(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+@needs_parallel
 def test_compare_runs_as_a_module(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pyx_gru", "compare", "--quick", "--cells", "gru",
                            "--out", str(tmp_path)],
@@ -547,88 +572,18 @@ def test_compare_runs_as_a_module(tmp_path):
     assert math.isfinite(Comparison.from_json(tmp_path / "results.json").rows[0]["test_loss"])
 
 
-# -- gradient flow at initialisation -----------------------------------------------
-
-def test_decay_rate_of_a_geometric_curve():
-    T = 30
-    curve = 3.0 * 0.8 ** (T - np.arange(T + 1))
-    assert experiments.decay_rate(curve) == pytest.approx(0.8, rel=1e-12)
-    bent = curve.copy()
-    bent[:10] = 1e-30  # outside the window: ignored
-    assert experiments.decay_rate(bent, start=10) == pytest.approx(0.8, rel=1e-12)
-    with pytest.raises(ValueError, match="at least 2 steps"):
-        experiments.decay_rate(curve, start=30)
-    with pytest.raises(ValueError, match="positive and finite"):
-        experiments.decay_rate(np.zeros(5))
+def test_the_moved_names_are_the_same_objects():
+    """The gradient-flow analysis moved to diagnostics and the task registry
+    to tasks; the old names are the same objects."""
+    for name in ("flow_curve", "decay_rate", "rnn_rate_predictions"):
+        assert getattr(experiments, name) is getattr(pg.diagnostics, name)
+        assert name in experiments.__all__ and name in pg.diagnostics.__all__
+    for name in ("TASKS", "make_task", "POLYPHONIC_TASKS"):
+        assert getattr(experiments, name) is getattr(tasks, name)
+    assert "TASKS" in experiments.__all__ and "make_task" in experiments.__all__
 
 
-@pytest.mark.parametrize("s", [0.5, 0.9, 1.3])
-def test_a_linear_rnn_decays_at_exactly_sigma_max(s):
-    """x = 0 and h_0 = 0 keep h_t = 0, where tanh' = 1: then
-    dL/dh_{t-1} = dL/dh_t U^T, and with U = s Q (Q orthogonal) every step
-    scales the norm by exactly s. Every prediction is s."""
-    cell = pg.RNN(2, 8, seed=0)
-    cell.params["U"][...] *= s
-    x = np.zeros((40, 3, 2))
-    curve = experiments.flow_curve(cell, x)
-    assert curve.shape == (41,) and curve[-1] == pytest.approx(1.0, rel=1e-12)
-    np.testing.assert_allclose(curve, s ** (40 - np.arange(41)), rtol=1e-10)
-    assert experiments.decay_rate(curve) == pytest.approx(s, rel=1e-10)
-    pred = experiments.rnn_rate_predictions(cell, x)
-    for key in ("sigma_max", "mean", "rms", "bound"):
-        assert pred[key] == pytest.approx(s, rel=1e-12)
-    assert pred["radius"] == pytest.approx(s, rel=1e-10)
-
-
-@pytest.mark.parametrize("s", [0.6, 1.0])
-def test_an_rnns_decay_follows_sigma_max_times_rms_slope(s):
-    """With inputs that drive tanh off its linear range, the fitted rate sits
-    below the bound sigma_max max|tanh'| and within 2% of sigma_max times the
-    root mean square slope (the measured gap is under 0.5%)."""
-    cell = pg.RNN(2, 32, seed=0)
-    cell.params["U"][...] *= s
-    x = tasks.adding(16, 60, seed=0).x
-    curve = experiments.flow_curve(cell, x, seed=1)
-    rate = experiments.decay_rate(curve, start=30)
-    pred = experiments.rnn_rate_predictions(cell, x, start=30)
-    assert pred["sigma_max"] == pytest.approx(s, rel=1e-12)
-    assert rate < pred["bound"]
-    assert rate == pytest.approx(pred["rms"], rel=0.02)
-    assert pred["mean_slope"] < 1 and pred["max_slope"] <= 1
-
-
-def test_flow_curve_of_an_lstm_and_bad_input():
-    cell = pg.LSTM(2, 4, seed=0)
-    x = tasks.adding(3, 10, seed=0).x
-    curve = experiments.flow_curve(cell, x)
-    # the documented recipe (seeded unit directions at T, geometric mean over
-    # rows), with the norms from the reference cell's step-by-step backprop
-    d = np.random.default_rng(0).standard_normal((3, 4))
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    zeros = np.zeros(4)
-    norms = np.array([[np.linalg.norm(w[0]) for w in
-                       reference_backprop(cell, x[:, b], (zeros, zeros), (d[b:b + 1], np.zeros((1, 4))))]
-                      for b in range(3)])
-    np.testing.assert_allclose(curve, np.exp(np.log(norms).mean(axis=0)), rtol=1e-10)
-    assert curve[-1] == pytest.approx(1.0, rel=1e-12)
-    with pytest.raises(TypeError, match="must be a pyx_gru.RNN"):
-        experiments.rnn_rate_predictions(cell, x)
-    with pytest.raises(ValueError, match=r"shape \(T, B, D\)"):
-        experiments.flow_curve(cell, x[0])
-
-
-def test_the_gradient_flow_script_runs(tmp_path, capsys):
-    """docs/results/gradient_flow.py, at a small size."""
-    import runpy
-
-    script = runpy.run_path(str(ROOT / "docs" / "results" / "gradient_flow.py"))
-    assert script["main"](["--hidden", "8", "--length", "20", "--batch", "3",
-                           "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "U = 0.5 Q" in out and "GRU, b_z=3" in out and "LSTM (b_f=1)" in out
-    assert (tmp_path / "gradient_flow.png").read_bytes()[:4] == b"\x89PNG"
-
-
+@needs_parallel
 def test_readme_example_runs(capsys, tmp_path, monkeypatch):
     import re
 

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from conftest import EXAMPLE_SCALE, SUMMARY
+from helpers import EXAMPLE_SCALE, SUMMARY
 
 DRIVER = os.path.join(os.path.dirname(__file__), "fuzz_api.py")
 # Examples on CI (the "ci" profile); "dev" runs a quarter, "thorough" four times.

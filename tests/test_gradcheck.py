@@ -4,7 +4,7 @@ import pytest
 
 import pyx_gru as pg
 from pyx_gru import reference
-from conftest import make_cell
+from helpers import make_cell
 
 
 @pytest.mark.parametrize("backend", ["compiled", "reference"])

@@ -7,7 +7,7 @@ import pytest
 
 import pyx_gru as pg
 from pyx_gru import _limits, reference
-from conftest import CONFIGS, make_cell, parts, random_problem
+from helpers import CONFIGS, make_cell, parts, random_problem
 from test_sizes import traced_peak
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import pyx_gru as pg
-from conftest import CONFIGS
+from helpers import CONFIGS
 
 
 def _cell(name, D=5, H=6, **kw):

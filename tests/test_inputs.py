@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pyx_gru as pg
-from conftest import make_cell, parts
+from helpers import make_cell, parts
 
 T, B, D, H = 5, 2, 3, 4
 RNG = np.random.default_rng(0)

@@ -5,13 +5,14 @@ import os
 
 os.environ["KERAS_BACKEND"] = "torch"  # before keras is imported
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import torch  # noqa: E402
 
 import pyx_gru as pg  # noqa: E402
 from pyx_gru import interop  # noqa: E402
+
+torch = pytest.importorskip("torch", reason="torch (an optional peer, in the 'test' extra) is not installed")
+keras = pytest.importorskip("keras", reason="keras (an optional peer, in the 'test' extra) is not installed")
 
 LAYERS = {
     "SimpleRNN": (keras.layers.SimpleRNN, {}),

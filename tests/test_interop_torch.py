@@ -2,10 +2,11 @@
 pyx_gru.interop, outputs, states and every gradient compared with autograd's."""
 import numpy as np
 import pytest
-import torch
 
 import pyx_gru as pg
 from pyx_gru import interop
+
+torch = pytest.importorskip("torch", reason="torch (an optional peer, in the 'test' extra) is not installed")
 
 TORCH_DTYPE = {np.float32: torch.float32, np.float64: torch.float64}
 # float64: about 1e-10 relative (the issue's bar; seen ~1e-15); float32: both

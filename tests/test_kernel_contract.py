@@ -9,7 +9,7 @@ import pytest
 
 from pyx_gru import _cells, _recurrent
 
-from conftest import make_cell, random_problem
+from helpers import make_cell, random_problem
 
 
 def captured_calls(monkeypatch, name, cache, lengths, gates):

@@ -3,14 +3,13 @@ whole model against PyTorch's stacked bidirectional modules, reversal within
 lengths, parameters, seeding and dtypes."""
 import numpy as np
 import pytest
-import torch
 
 import pyx_gru as pg
 from pyx_gru import interop
 from pyx_gru._gradcheck import gradcheck_layer
 from pyx_gru.layers import (CELLS, Bidirectional, Dense, Model, Recurrent, Stack, make_cell,
                             reverse_sequences)
-from conftest import TOL, assert_close, make_cell as make_test_cell
+from helpers import TOL, assert_close, make_cell as make_test_cell
 
 LENGTHS = [5, 2, 0, 4]
 
@@ -80,7 +79,7 @@ def test_gradcheck_layer_notices_a_wrong_gradient():
 TORCH_KIND = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}
 
 
-def torch_twin(model):
+def torch_twin(model, torch):
     """torch.nn.<RNN|GRU|LSTM>(num_layers, bidirectional) and a Linear with the
     model's weights."""
     c = model.config
@@ -113,7 +112,7 @@ def torch_names(model):
 @pytest.mark.parametrize("cell", sorted(TORCH_KIND))
 @pytest.mark.parametrize("readout", ["last", "every"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-def test_model_equals_torch(cell, readout, dtype):
+def test_model_equals_torch(cell, readout, dtype, torch):
     """Two bidirectional layers over packed sequences of unequal lengths and a
     Linear readout (on h_n of the top layer, or at every step): the output,
     dL/dx and every parameter's gradient equal autograd's for
@@ -128,7 +127,7 @@ def test_model_equals_torch(cell, readout, dtype):
     dout = rng.standard_normal(out.shape).astype(dtype)
     dx, grads = model.backward(cache, dout)
 
-    rnn, head = torch_twin(model)
+    rnn, head = torch_twin(model, torch)
     xt = torch.tensor(x, requires_grad=True)
     packed = torch.nn.utils.rnn.pack_padded_sequence(xt, torch.tensor(lengths), enforce_sorted=False)
     y, state = rnn(packed)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import assert_close, make_cell, parts, random_problem
+from helpers import assert_close, make_cell, parts, random_problem
 
 
 @pytest.mark.parametrize("lengths", [[6, 0, 3, 1], [2, 2, 2, 2], [6, 6, 5, 6]])

@@ -10,7 +10,7 @@ from scipy.special import expit
 
 import pyx_gru as pg
 from pyx_gru import _recurrent
-from conftest import assert_close, make_cell, parts, random_problem
+from helpers import assert_close, make_cell, parts, random_problem
 
 # The portable vector path multiplies and adds (two roundings) on x86-64;
 # elsewhere (aarch64) it fuses them, as the AVX paths do.

@@ -3,14 +3,14 @@
 Each test's docstring states its invariant in words; the documentation cites
 them. Strategies are in ``strategies.py``; example counts follow the
 Hypothesis profile chosen in ``conftest.py`` (``ci`` draws the counts given
-to ``examples``). Run this suite alone with ``pytest -m properties`` (or
+to ``helpers.examples``). Run this suite alone with ``pytest -m properties`` (or
 ``pytest -k properties``).
 
 Where an invariant holds exactly in real arithmetic and the kernel computes
 it with the same operations on the same numbers (multiplying by a gate that
 is exactly 0 or 1), the test demands bitwise equality. Where two
 computations take different routes (different matrix shapes, sums in a
-different order) it allows the per-dtype tolerance of ``conftest.TOL``,
+different order) it allows the per-dtype tolerance of ``helpers.TOL``,
 relative to the scale of the result.
 """
 from concurrent.futures import ThreadPoolExecutor
@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 import pyx_gru as pg
 from pyx_gru import reference
-from conftest import CONFIGS, TOL, assert_close, examples, parts
-from strategies import dtypes, problems
+from helpers import CONFIGS, TOL, assert_close, examples, parts
+from strategies import Run, dtypes, problems, take_rows
 
 pytestmark = pytest.mark.properties
 
@@ -41,13 +41,50 @@ def block(m, cell, gate):
     return m[..., k * H:(k + 1) * H]
 
 
-def as_dtype(state, dtype):
-    return tuple(np.asarray(s, dtype=dtype) for s in parts(state))
-
-
 def assert_grads_close(got, want, dtype, keys=None):
     for k in keys or want:
         assert_close(got[k], want[k], dtype, f"gradient of {k}")
+
+
+def assert_runs_agree(got, want, dtype=None, *, exact=False, atol=None, params=None):
+    """Assert that two ``Run``s (strategies.Run) agree on the outputs y, dx,
+    every part of the final state and of dstate0, and the parameter
+    gradients.
+
+    Parameters
+    ----------
+    got, want : Run
+    dtype : numpy float type
+        Compare to this dtype's tolerance (``helpers.assert_close``: rtol and
+        atol ``TOL[dtype]``, relative to max(1, |want|)), unless ``exact`` or
+        ``atol`` is given.
+    exact : bool
+        Demand bitwise equality instead.
+    atol : float, optional
+        Demand |got - want| <= atol * max(1, |want|) instead.
+    params : sequence of str, optional
+        The parameter gradients compared: by default all of ``want``'s;
+        ``()`` for none.
+    """
+    if exact:
+        def check(u, v, what):
+            np.testing.assert_array_equal(u, v, err_msg=what)
+    elif atol is not None:
+        def check(u, v, what):
+            scale = max(1.0, float(np.max(np.abs(v), initial=0.0)))
+            np.testing.assert_allclose(u, v, rtol=0, atol=atol * scale, err_msg=what)
+    else:
+        def check(u, v, what):
+            assert_close(u, v, dtype, what)
+    check(got.y, want.y, "y")
+    check(got.dx, want.dx, "dx")
+    for name in ("state", "dstate0"):
+        ours, theirs = parts(getattr(got, name)), parts(getattr(want, name))
+        assert len(ours) == len(theirs), name
+        for i, (u, v) in enumerate(zip(ours, theirs)):
+            check(u, v, f"{name} part {i}")
+    for k in want.dparams if params is None else params:
+        check(got.dparams[k], want.dparams[k], f"gradient of {k}")
 
 
 # --------------------------------------------------------------------------
@@ -118,11 +155,10 @@ def test_simple_gru_forget_gate_zero_is_the_vanilla_rnn(dtype, data):
     rnn.params = {k: block(v, sgru, "g") for k, v in sgru.params.items()}
     got = p.run(gates={"f": 0.0})
     want = p.run(cell=rnn)
-    for i in (0, 1, 3, 4):
-        assert_close(got[i], want[i], dtype)
+    assert_runs_agree(got, want, dtype, params=())
     for k in ("W", "U", "b"):
-        assert_close(block(got[5][k], sgru, "g"), want[5][k], dtype, k)
-        assert np.all(block(got[5][k], sgru, "f") == 0)
+        assert_close(block(got.dparams[k], sgru, "g"), want.dparams[k], dtype, k)
+        assert np.all(block(got.dparams[k], sgru, "f") == 0)
 
 
 @dtype_param
@@ -170,9 +206,7 @@ def test_gru_forms_agree_when_reset_is_pinned(dtype, data, r):
         after.params["b_hg"] = np.zeros_like(after.params["b_hg"])
     got = p.run(cell=after, gates={"r": r})
     want = p.run(cell=before, gates={"r": r})
-    for i in (0, 1, 3, 4):
-        assert_close(got[i], want[i], dtype)
-    assert_grads_close(got[5], want[5], dtype, keys=("W", "U", "b"))
+    assert_runs_agree(got, want, dtype, params=("W", "U", "b"))
 
 
 # --------------------------------------------------------------------------
@@ -218,13 +252,7 @@ def test_lstm_zero_peepholes_equal_the_plain_lstm(dtype, data):
     peep = pg.LSTM(plain.input_size, plain.hidden_size, peephole=True, dtype=dtype, seed=0)
     peep.params = {**plain.params, "P": np.zeros((3, plain.hidden_size))}
     got, want = p.run(cell=peep), p.run(cell=plain)
-    for i in (0, 3):
-        np.testing.assert_array_equal(got[i], want[i])
-    for i in (1, 4):
-        for u, v in zip(got[i], want[i]):
-            np.testing.assert_array_equal(u, v)
-    for k in ("W", "U", "b"):
-        np.testing.assert_array_equal(got[5][k], want[5][k])
+    assert_runs_agree(got, want, exact=True, params=("W", "U", "b"))
 
 
 # --------------------------------------------------------------------------
@@ -259,12 +287,6 @@ def test_gates_and_states_are_bounded(config, dtype, data):
 # 6. The batch
 # --------------------------------------------------------------------------
 
-def _take(state, idx):
-    if isinstance(state, tuple):
-        return tuple(np.asarray(s)[idx] for s in state)
-    return np.asarray(state)[idx]
-
-
 @pytest.mark.parametrize("config", ALL)
 @dtype_param
 @examples(40)
@@ -276,14 +298,9 @@ def test_batch_permutation_permutes_everything(config, dtype, data):
     p = data.draw(problems(config, dtype, lengths=True))
     perm = np.array(data.draw(st.permutations(range(p.B))))
     want = p.run()
-    got = p.run(x=p.x[:, perm], state0=_take(p.state0, perm), lengths=p.lengths[perm],
-                dy=p.dy[:, perm], dstate=_take(p.dstate, perm))
-    assert_close(got[0], want[0][:, perm], dtype)
-    assert_close(got[3], want[3][:, perm], dtype)
-    for i in (1, 4):
-        for u, v in zip(parts(got[i]), parts(want[i])):
-            assert_close(u, v[perm], dtype)
-    assert_grads_close(got[5], want[5], dtype)
+    got = p.run(x=p.x[:, perm], state0=take_rows(p.state0, perm), lengths=p.lengths[perm],
+                dy=p.dy[:, perm], dstate=take_rows(p.dstate, perm))
+    assert_runs_agree(got, want.rows(perm), dtype)
 
 
 @pytest.mark.parametrize("config", ALL)
@@ -306,11 +323,7 @@ def test_batch_rows_are_independent(config, dtype, data):
     want = p.run()
     got = p.run(x=x, dy=dy, state0=state0 if p.cell._lstm else state0[0])
     others = [i for i in range(p.B) if i != b]
-    np.testing.assert_array_equal(got[0][:, others], want[0][:, others])
-    np.testing.assert_array_equal(got[3][:, others], want[3][:, others])
-    for i in (1, 4):
-        for u, v in zip(parts(got[i]), parts(want[i])):
-            np.testing.assert_array_equal(u[others], v[others])
+    assert_runs_agree(got.rows(others), want.rows(others), exact=True, params=())
 
 
 # --------------------------------------------------------------------------
@@ -334,15 +347,11 @@ def test_splitting_a_sequence_changes_nothing(config, dtype, data):
     len1, len2 = np.minimum(p.lengths, k), np.maximum(p.lengths - k, 0)
     y1, s1, c1 = cell.forward(p.x[:k], p.state0, len1)
     y2, s2, c2 = cell.forward(p.x[k:], s1, len2)
-    assert_close(np.concatenate([y1, y2]), whole[0], dtype)
-    for u, v in zip(parts(s2), parts(whole[1])):
-        assert_close(u, v, dtype)
     dx2, dmid, g2 = cell.backward(c2, p.dy[k:], p.dstate)
     dx1, d0, g1 = cell.backward(c1, p.dy[:k], dmid)
-    assert_close(np.concatenate([dx1, dx2]), whole[3], dtype)
-    for u, v in zip(parts(d0), parts(whole[4])):
-        assert_close(u, v, dtype)
-    assert_grads_close({key: g1[key] + g2[key] for key in g1}, whole[5], dtype)
+    chained = Run(y=np.concatenate([y1, y2]), state=s2, cache=None, dx=np.concatenate([dx1, dx2]),
+                  dstate0=d0, dparams={key: g1[key] + g2[key] for key in g1})
+    assert_runs_agree(chained, whole, dtype)
 
 
 # --------------------------------------------------------------------------
@@ -358,24 +367,18 @@ def test_variable_length_equals_running_alone(config, dtype, data):
     0 after L), final state, dx (0 after L) and dstate0 as running x[:L, b]
     alone, and the parameter gradients are the sum of the rows' own."""
     p = data.draw(problems(config, dtype, lengths=True))
-    cell = p.cell
-    y, state, _, dx, dstate0, dparams = p.run()
-    total = {k: np.zeros_like(v) for k, v in dparams.items()}
+    run = p.run()
+    total = {k: np.zeros_like(v) for k, v in run.dparams.items()}
     for b, L in enumerate(p.lengths):
         row = slice(b, b + 1)
-        yb, sb, _, dxb, d0b, gb = p.run(x=p.x[:L, row], state0=_take(p.state0, row),
-                                        lengths=None, dy=p.dy[:L, row],
-                                        dstate=_take(p.dstate, row))
-        assert_close(y[:L, row], yb, dtype)
-        assert_close(dx[:L, row], dxb, dtype)
-        assert np.all(y[L:, b] == 0) and np.all(dx[L:, b] == 0)
-        for u, v in zip(parts(state), parts(sb)):
-            assert_close(u[row], v, dtype)
-        for u, v in zip(parts(dstate0), parts(d0b)):
-            assert_close(u[row], v, dtype)
+        alone = p.run(x=p.x[:L, row], state0=take_rows(p.state0, row), lengths=None,
+                      dy=p.dy[:L, row], dstate=take_rows(p.dstate, row))
+        mine = run.rows(row)
+        assert_runs_agree(mine._replace(y=mine.y[:L], dx=mine.dx[:L]), alone, dtype, params=())
+        assert np.all(run.y[L:, b] == 0) and np.all(run.dx[L:, b] == 0)
         for k in total:
-            total[k] += gb[k]
-    assert_grads_close(dparams, total, dtype)
+            total[k] += alone.dparams[k]
+    assert_grads_close(run.dparams, total, dtype)
 
 
 # --------------------------------------------------------------------------
@@ -448,19 +451,7 @@ def test_float32_agrees_with_float64(config, data):
     gradients (sequences of up to 6 steps)."""
     p = data.draw(problems(config, np.float64, lengths=True))
     c32 = p.cell.astype(np.float32)
-    got, want = p.run(cell=c32), p.run()
-
-    def close(u, v):
-        scale = max(1.0, float(np.max(np.abs(v), initial=0.0)))
-        np.testing.assert_allclose(u, v, rtol=0, atol=F32_VS_F64 * scale)
-
-    for i in (0, 3):
-        close(got[i], want[i])
-    for i in (1, 4):
-        for u, v in zip(parts(got[i]), parts(want[i])):
-            close(u, v)
-    for k in want[5]:
-        close(got[5][k], want[5][k])
+    assert_runs_agree(p.run(cell=c32), p.run(), atol=F32_VS_F64)
 
 
 def _agrees_with_reference(p, dtype, data, **overrides):
@@ -472,12 +463,7 @@ def _agrees_with_reference(p, dtype, data, **overrides):
         gates = {data.draw(st.sampled_from(p.cell.pinnable_gates)): data.draw(st.floats(0, 1))}
     got = p.run(gates=gates, **overrides)
     want = p.run(cell=reference.from_cell(p.cell), gates=gates, **overrides)
-    for i in (0, 3):
-        assert_close(got[i], want[i], dtype)
-    for i in (1, 4):
-        for u, v in zip(parts(got[i]), parts(want[i])):
-            assert_close(u, v, dtype)
-    assert_grads_close(got[5], want[5], dtype)
+    assert_runs_agree(got, want, dtype)
 
 
 @pytest.mark.parametrize("config", ALL)
@@ -510,9 +496,9 @@ def test_compiled_agrees_with_reference_across_backward_chunks(config, dtype, da
 # 12. Determinism
 # --------------------------------------------------------------------------
 
-def _flat(result):
-    y, state, _, dx, d0, g = result
-    return [y, *parts(state), dx, *parts(d0), *(g[k] for k in sorted(g))]
+def _flat(run):
+    return [run.y, *parts(run.state), run.dx, *parts(run.dstate0),
+            *(run.dparams[k] for k in sorted(run.dparams))]
 
 
 @pytest.mark.parametrize("config", ALL)

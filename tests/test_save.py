@@ -13,7 +13,7 @@ import pytest
 
 import pyx_gru as pg
 from pyx_gru import _saving
-from conftest import CONFIGS, make_cell, parts, random_problem
+from helpers import CONFIGS, make_cell, parts, random_problem
 
 
 def bits(a):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from pyx_gru import reference
-from conftest import assert_results_close, make_cell, parts, random_problem
+from helpers import assert_results_close, make_cell, parts, random_problem
 
 
 def test_result_shapes_and_dtypes(config, dtype):

@@ -31,6 +31,7 @@ import pytest
 import pyx_gru
 import pyx_gru.experiments  # noqa: F401  (modules that pyx_gru does not import)
 import pyx_gru.tasks  # noqa: F401
+from pyx_gru import _site
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -71,6 +72,9 @@ def site(tmp_path_factory):
         built = Path(os.environ["PYX_GRU_SITE"]).resolve()
         assert (built / "index.html").is_file(), f"PYX_GRU_SITE={built} holds no index.html"
         return built
+    missing = _site.missing_packages()
+    if missing:
+        pytest.skip(f"building the site needs {', '.join(missing)} (the 'docs' extra), not installed")
     out = tmp_path_factory.mktemp("site").resolve() / "html"
     start = time.perf_counter()
     proc = subprocess.run(

@@ -8,7 +8,7 @@ import pytest
 
 import pyx_gru as pg
 from pyx_gru import _limits, _workspace
-from conftest import CONFIGS, TOL, assert_close, make_cell, parts, random_problem
+from helpers import CONFIGS, TOL, assert_close, make_cell, parts, random_problem
 
 
 def traced_peak(f):

@@ -487,3 +487,18 @@ def test_readme_example_runs():
     exec(code, scope)
     assert scope["task"].baseline == 1 / 6
     assert [p.N for p in (scope["train"], scope["valid"], scope["test"])] == [8000, 1000, 1000]
+
+
+def test_make_task_by_name():
+    """The registry of the command line: a name of TASKS and the generator's
+    arguments give the generator's task; an unknown name is a ValueError."""
+    assert set(tasks.POLYPHONIC_TASKS) < set(tasks.TASKS)
+    a, b = tasks.make_task("adding", length=7, n=5, seed=3), tasks.adding(5, 7, seed=3)
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.y, b.y)
+    c = tasks.make_task("copy", length=12, n=4, seed=1)
+    np.testing.assert_array_equal(c.x, tasks.copy_memory(4, 12, seed=1).x)
+    parts = tasks.make_task("jsb", max_pieces=2)
+    assert [p.x.shape[1] for p in parts] == [2, 2, 2]
+    with pytest.raises(ValueError, match="task must be one of"):
+        tasks.make_task("addition")

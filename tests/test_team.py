@@ -14,14 +14,14 @@ import threading
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from pyx_gru import _blas, _recurrent, _threads
 
-from conftest import (
+from helpers import (
     CONFIGS, DTYPES, SIMD_PATHS, assert_close, make_cell, parts, random_problem,
 )
 
+NO_THREADPOOLCTL = "threadpoolctl (an optional peer, in the 'test' extra) is not installed"
 needs_hooks = pytest.mark.skipif(not _threads.BOUND, reason="no OpenBLAS thread hooks in this process")
 
 
@@ -268,11 +268,12 @@ def test_reading_in_place_gives_the_packed_bits(split_mode, in_place, mode, path
 @needs_hooks
 @pytest.mark.parametrize("mode", ["rows", "units"])
 def test_team_follows_blas_limit(split_mode, mode):
+    threadpoolctl = pytest.importorskip("threadpoolctl", reason=NO_THREADPOOLCTL)
     split_mode(mode)
     n = _blas.threads()
     assert n >= 1
     assert _recurrent.team_size(100, 64, 512, 1536) == (n, n > 1 and mode == "units")
-    with threadpool_limits(1, user_api="blas"):
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
         assert _blas.threads() == 1
         assert _recurrent.team_size(100, 64, 512, 1536) == (1, False)
 
@@ -344,7 +345,7 @@ def test_unbound_hooks_give_the_same_numbers(tmp_path):
     script = (
         "import numpy as np, sys\n"
         "sys.path.insert(0, %r)\n"
-        "from conftest import make_cell, random_problem\n"
+        "from helpers import make_cell, random_problem\n"
         "from pyx_gru import _threads, _blas, _recurrent\n"
         "assert not _threads.BOUND and _blas.threads() == 1\n"
         "assert _recurrent.team_size(100, 64, 512, 2048) == (1, False)\n"
@@ -372,6 +373,7 @@ def test_results_do_not_depend_on_what_runs_beside():
     # A team call (B = 16) and single-thread calls (B = 1, B = 3) running at the
     # same time give bitwise what each gives alone, and the BLAS gets its
     # thread count back when the last call returns.
+    threadpoolctl = pytest.importorskip("threadpoolctl", reason=NO_THREADPOOLCTL)
     threads_before = _blas.threads()
     problems = []
     for i, (name, B) in enumerate([("gru_after", 16), ("lstm", 1), ("rnn", 3), ("gru_before", 16)]):
@@ -393,7 +395,7 @@ def test_results_do_not_depend_on_what_runs_beside():
         t.join()
     assert errors == []
     assert _blas.threads() == threads_before
-    with threadpool_limits(1, user_api="blas") as limits:
+    with threadpoolctl.threadpool_limits(1, user_api="blas") as limits:
         run(*problems[0][:1], *problems[0][1], None)
         assert limits.get_original_num_threads()["blas"] == threads_before
         assert _blas.threads() == 1

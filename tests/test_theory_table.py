@@ -10,7 +10,7 @@ import pytest
 
 import pyx_gru as pg
 from pyx_gru import diagnostics as dg
-from conftest import CONFIGS, make_cell, random_state
+from helpers import CONFIGS, make_cell, random_state
 
 INDEX = Path(__file__).resolve().parent.parent / "docs" / "theory" / "index.rst"
 # the table's rows, top to bottom

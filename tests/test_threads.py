@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from conftest import CONFIGS, DTYPES, make_cell, parts, random_problem
+from helpers import CONFIGS, DTYPES, make_cell, parts, random_problem
 
 THREADS = 16
 REPEATS = 8

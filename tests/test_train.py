@@ -236,7 +236,7 @@ def test_evaluation_batches_group_similar_lengths(batch_size):
     assert [b.tolist() for b in without] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
 
 
-def test_history_json_and_plot(tmp_path):
+def test_history_json(tmp_path):
     x, y, lengths = sum_problem(N=24)
     h = fit(Model(1, 3, 1, seed=0), x, y, lengths=lengths, valid=(x, y, lengths), epochs=2, verbose=0)
     text = h.to_json(tmp_path / "h.json")
@@ -245,7 +245,12 @@ def test_history_json_and_plot(tmp_path):
     assert again == h and History.from_json(text) == h
     assert set(h.to_dict()) >= {"epoch", "train_loss", "valid_loss", "time", "best_epoch"}
     assert h.time == sorted(h.time) and h.steps == [1, 2]
-    import matplotlib
+
+
+def test_history_plot():
+    matplotlib = pytest.importorskip("matplotlib", reason="matplotlib (an optional extra) is not installed")
+    x, y, lengths = sum_problem(N=24)
+    h = fit(Model(1, 3, 1, seed=0), x, y, lengths=lengths, valid=(x, y, lengths), epochs=2, verbose=0)
     matplotlib.use("Agg")
     ax = h.plot(baseline=0.1)
     assert len(ax.lines) == 4  # train, valid, best epoch, baseline

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import pyx_gru as pg
-from conftest import make_cell, parts, random_problem
+from helpers import make_cell, parts, random_problem
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import numpy as np
 import pyx_gru as pg
 from pyx_gru import _workspace
 
-from conftest import make_cell, random_problem
+from helpers import make_cell, random_problem
 
 BIG = (64, 1024)  # 512 KiB of float64: pooled
 

@@ -38,7 +38,7 @@ import numpy as np
 from matplotlib.ticker import NullFormatter
 
 import pyx_gru as pg
-from pyx_gru import experiments
+from pyx_gru import experiments, tasks
 
 D, K = 2, 1
 cells = ["rnn", "sgru", "gru", "gru_before", "lstm", "lstm_peephole"]
@@ -89,7 +89,7 @@ fig.tight_layout()
 # :math:`T = 20` and a long :math:`T = 60`, with 10,000 sequences each
 # (8,000 to train on, 1,000 to choose the best epoch, 1,000 to test).
 lengths = (20, 60)
-data = {T: experiments.make_task("adding", length=T, n=10_000, seed=0) for T in lengths}
+data = {T: tasks.make_task("adding", length=T, n=10_000, seed=0) for T in lengths}
 for T, task in data.items():
     print(f"T = {T}: {task}")
 

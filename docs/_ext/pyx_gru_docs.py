@@ -137,9 +137,27 @@ def api_modules():
     return re.findall(r"^ {3}(pyx_gru[\w.]*)\s*$", block, flags=re.M)
 
 
+def _assigned_at_top(module, name):
+    """Whether the source of ``module`` assigns ``name`` at its top level."""
+    import ast
+    import importlib
+    import inspect
+
+    tree = ast.parse(inspect.getsource(importlib.import_module(module)))
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+            return True
+    return False
+
+
 def reexports(modules):
     """{module: [(name, home), ...]}: the names of each module's ``__all__``
     defined in another module of ``modules`` (``home``), which documents them.
+
+    A class or function is defined where its ``__module__`` says; data (a
+    tuple, a dict) in the module of ``modules`` whose source assigns it.
 
     Parameters
     ----------
@@ -151,12 +169,18 @@ def reexports(modules):
     dict
     """
     import importlib
+    import inspect
 
     out = {}
     for module in modules:
         mod = importlib.import_module(module)
         for name in getattr(mod, "__all__", ()):
-            home = getattr(getattr(mod, name), "__module__", None)
+            obj = getattr(mod, name)
+            if inspect.isclass(obj) or inspect.isroutine(obj) or inspect.ismodule(obj):
+                home = getattr(obj, "__module__", None)
+            else:
+                home = next((m for m in modules if _assigned_at_top(m, name)
+                             and getattr(importlib.import_module(m), name, None) is obj), None)
             if home != module and home in modules:
                 out.setdefault(module, []).append((name, home))
     return out

@@ -5,7 +5,7 @@ distance T - t from a loss at the last step, for every cell.
 
 Inputs: B sequences of the adding problem (D = 2). dL/dh_T: a random unit
 vector per sequence. Curves: the geometric mean over the sequences of the
-exact ||dL/dh_t|| (``pyx_gru.experiments.flow_curve``). Rates: the
+exact ||dL/dh_t|| (``pyx_gru.diagnostics.flow_curve``). Rates: the
 per-step factor of a geometric fit over the second half of the sequence,
 t in [T/2, T] (``decay_rate``), where the state has left h_0 = 0.
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import pyx_gru as pg
-from pyx_gru import experiments, tasks
+from pyx_gru import diagnostics, tasks
 
 SCALES = (0.5, 0.8, 1.0, 1.2, 1.5, 2.0)
 CELLS = [  # label, cell name, gate biases (None: the defaults)
@@ -50,9 +50,9 @@ def rnn_rates(x, H, seed, start):
     rows.append(("U Gaussian, var 1/H", cell))
     out = []
     for label, cell in rows:
-        curve = experiments.flow_curve(cell, x, seed=seed)
-        pred = experiments.rnn_rate_predictions(cell, x, start=start)
-        out.append({"label": label, "fitted": experiments.decay_rate(curve, start=start),
+        curve = diagnostics.flow_curve(cell, x, seed=seed)
+        pred = diagnostics.rnn_rate_predictions(cell, x, start=start)
+        out.append({"label": label, "fitted": diagnostics.decay_rate(curve, start=start),
                     "left": curve[0], **pred})
     return out
 
@@ -62,9 +62,9 @@ def cell_rates(x, H, seed, start):
     out = []
     for label, name, bias in CELLS:
         cell = pg.layers.make_cell(name, x.shape[2], H, seed=seed, gate_bias=bias)
-        curve = experiments.flow_curve(cell, x, seed=seed)
+        curve = diagnostics.flow_curve(cell, x, seed=seed)
         out.append({"label": label, "curve": curve,
-                    "fitted": experiments.decay_rate(curve, start=start), "left": curve[0]})
+                    "fitted": diagnostics.decay_rate(curve, start=start), "left": curve[0]})
     return out
 
 

@@ -49,6 +49,8 @@ The symbols behind the one-hot inputs:
    str: the input symbols of :func:`temporal_order` (a, b, c, d, X, Y, B,
    E), in one-hot order.
 """
+import numpy as np
+
 from ._task import Task
 from .chorales import chorales, default_cache_dir, load_chorales, piano_roll
 from .digits import digits
@@ -74,4 +76,58 @@ __all__ = [
     "CharText",
     "REBER_SYMBOLS",
     "TEMPORAL_ORDER_SYMBOLS",
+    "TASKS",
+    "make_task",
 ]
+
+#: The polyphonic music sets among ``TASKS`` (each in its original splits).
+POLYPHONIC_TASKS = ("jsb", "nottingham", "musedata", "piano_midi")
+#: The task names of ``make_task`` and of ``python -m pyx_gru compare --task``.
+TASKS = ("adding", "copy", "temporal_order", "reber", "digits", "digits_pixels", "chorales",
+         *POLYPHONIC_TASKS)
+
+
+def make_task(name, *, length=100, n=10_000, seed=0, max_pieces=None):
+    """A task of ``pyx_gru.tasks`` by its name in ``TASKS``.
+
+    Parameters
+    ----------
+    name : str
+        ``"adding"``, ``"copy"`` (copy memory), ``"temporal_order"``,
+        ``"reber"`` (embedded), ``"digits"`` (rows), ``"digits_pixels"``,
+        ``"chorales"``, or one of the polyphonic music sets in their
+        original splits: ``"jsb"``, ``"nottingham"``, ``"musedata"``,
+        ``"piano_midi"``.
+    length : int
+        T, for the adding, copy and temporal-order tasks.
+    n : int
+        The number of sequences, for the synthetic tasks.
+    seed : int
+        Seeds the generator.
+    max_pieces : int, optional
+        Chorales and the polyphonic sets: the first this many pieces (of
+        each split, for the polyphonic sets; None: all).
+
+    Returns
+    -------
+    pyx_gru.tasks.Task or tuple of three Tasks
+        A polyphonic set gives its (train, valid, test) splits.
+    """
+    if name not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, got {name!r}")
+    if name == "adding":
+        return adding(n, length, seed=seed)
+    if name == "copy":
+        return copy_memory(n, length, seed=seed)
+    if name == "temporal_order":
+        return temporal_order(n, length, seed=seed)
+    if name == "reber":
+        return reber(n, seed=seed)
+    if name in ("digits", "digits_pixels"):
+        return digits("rows" if name == "digits" else "pixels", seed=seed)
+    if name in POLYPHONIC_TASKS:
+        parts = polyphonic(name)
+        if max_pieces is not None:
+            parts = tuple(p.subset(np.arange(min(max_pieces, p.x.shape[1]))) for p in parts)
+        return parts
+    return chorales(max_pieces=max_pieces)

@@ -364,6 +364,16 @@ def _take(value, idx):
     return [value[i] for i in idx]
 
 
+def task_seed(seed):
+    """The seed as recorded in ``info`` (ints only, so that a task can be
+    regenerated from its metadata)."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be a non-negative int, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed}")
+    return int(seed)
+
+
 # -- exact losses of counting models ------------------------------------------
 
 

@@ -5,8 +5,7 @@ the data ship inside its wheel, nothing is downloaded.
 """
 import numpy as np
 
-from ._task import Task, class_prior_nll
-from .synthetic import _seed
+from ._task import Task, class_prior_nll, task_seed
 
 __all__ = ["digits"]
 
@@ -76,7 +75,7 @@ def digits(mode="rows", *, permute=False, seed=0):
         raise TypeError(f"permute must be a bool, got {type(permute).__name__}")
     if permute and mode != "pixels":
         raise ValueError("permute=True needs mode='pixels'")
-    seed = _seed(seed)
+    seed = task_seed(seed)
     images, labels = _load_digits()
     N = images.shape[0]
     images = images / 16.0

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from .._validation import check_size
-from ._task import Task, class_prior_nll, nll_of_counts, transition_counts
+from ._task import Task, class_prior_nll, nll_of_counts, task_seed, transition_counts
 
 __all__ = ["adding", "copy_memory", "temporal_order", "reber", "REBER_SYMBOLS", "TEMPORAL_ORDER_SYMBOLS"]
 
@@ -22,16 +22,6 @@ def _one_hot(indices, depth):
     np.put_along_axis(out, np.maximum(indices, 0)[..., None], 1.0, axis=-1)
     out[indices < 0] = 0.0
     return out
-
-
-def _seed(seed):
-    """The seed as recorded in ``info`` (ints only, so that a task can be
-    regenerated from its metadata)."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be a non-negative int, got {seed!r}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed}")
-    return int(seed)
 
 
 # -- adding problem ------------------------------------------------------------
@@ -81,7 +71,7 @@ def adding(n, length=100, *, seed=0):
     """
     N = check_size("n", n)
     T = check_size("length", length, minimum=2)
-    rng = np.random.default_rng(_seed(seed))
+    rng = np.random.default_rng(task_seed(seed))
     values = rng.uniform(0.0, 1.0, (T, N))
     positions = np.stack([rng.integers(0, T // 2, N), rng.integers(T // 2, T, N)], axis=1)
     rows = np.arange(N)
@@ -160,7 +150,7 @@ def copy_memory(n, length=100, *, n_symbols=8, n_copy=10, seed=0):
     T = check_size("length", length)
     S = check_size("n_symbols", n_symbols, minimum=2)
     C = check_size("n_copy", n_copy)
-    rng = np.random.default_rng(_seed(seed))
+    rng = np.random.default_rng(task_seed(seed))
     symbols = rng.integers(1, S + 1, (C, N))
     L = T + 2 * C
     inputs = np.zeros((L, N), dtype=np.int64)
@@ -231,7 +221,7 @@ def temporal_order(n, length=100, *, seed=0):
     """
     N = check_size("n", n)
     L = check_size("length", length, minimum=20)
-    rng = np.random.default_rng(_seed(seed))
+    rng = np.random.default_rng(task_seed(seed))
     T = L + L // 10
     lengths = rng.integers(L, T + 1, N)
     t1 = rng.integers(L // 10, L // 5 + 1, N)
@@ -352,7 +342,7 @@ def reber(n, *, embedded=True, seed=0):
     N = check_size("n", n)
     if not isinstance(embedded, (bool, np.bool_)):
         raise TypeError(f"embedded must be a bool, got {type(embedded).__name__}")
-    rng = np.random.default_rng(_seed(seed))
+    rng = np.random.default_rng(task_seed(seed))
     inner, inner_lengths, branches = _reber_inner(rng, N)
     if embedded:
         choice = np.where(rng.integers(0, 2, N) == 0, _T, _P)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._validation import check_size
-from .synthetic import _seed
+from ._task import task_seed
 
 __all__ = ["CharText", "stdlib_source"]
 
@@ -223,7 +223,7 @@ def stdlib_source(n_chars=None, *, seed=0, skip_words=(), directory=None):
     """
     if n_chars is not None:
         n_chars = check_size("n_chars", n_chars)
-    seed = _seed(seed)
+    seed = task_seed(seed)
     if isinstance(skip_words, str) or not all(isinstance(w, str) and w for w in skip_words):
         raise TypeError(f"skip_words must be a sequence of non-empty str, got {skip_words!r}")
     skip_words = tuple(w.lower() for w in skip_words)
