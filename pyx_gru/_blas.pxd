@@ -10,7 +10,6 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
                floating beta, floating* c, int ldc) noexcept nogil
 
 
-
 # A team of threads in the kernels. Every kernel call runs between
 # team_enter(want) and team_leave(). While any call is inside, SciPy's BLAS is
 # held at one thread (as scikit-learn's OpenMP code does with threadpoolctl)

@@ -36,7 +36,6 @@ cdef void gemm(bint trans_a, bint trans_b, int m, int n, int k,
               <double*> a, &lda, &beta, c, &ldc)
 
 
-
 cdef extern from *:
     """
     #include <pthread.h>

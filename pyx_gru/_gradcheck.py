@@ -134,7 +134,7 @@ def gradcheck(cell, T=4, B=3, *, lengths=None, gates=None, eps=1e-6, max_entries
         y, state, _ = cell.forward(x, as_state(state0), lengths, gates=gates)
         state = state if lstm else (state,)
         f = np.abs if magnitude else (lambda v: v)
-        return float(np.sum(f(dy * y)) + sum(np.sum(f(d * s)) for d, s in zip(dstate, state)))
+        return float(np.sum(f(dy * y)) + sum(np.sum(f(d * s)) for d, s in zip(dstate, state, strict=True)))
 
     floor = FLOOR * loss(magnitude=True)
 
@@ -145,7 +145,7 @@ def gradcheck(cell, T=4, B=3, *, lengths=None, gates=None, eps=1e-6, max_entries
     # (name, array perturbed in place, analytic gradient)
     checks = [(k, cell.params[k], dparams[k]) for k in cell.params]
     checks.append(("x", x, dx))
-    checks += [(name, s, d) for name, s, d in zip(("h0", "c0"), state0, dstate0)]
+    checks += [(name, s, d) for name, s, d in zip(("h0", "c0")[:len(state0)], state0, dstate0, strict=True)]
 
     return finite_difference_errors(loss, checks, eps=eps, floor=floor, max_entries=max_entries, rng=rng)
 
@@ -188,7 +188,7 @@ def gradcheck_layer(layer, x, lengths=None, *, eps=1e-6, max_entries=None, seed=
 
     def loss(magnitude=False):
         f = np.abs if magnitude else (lambda v: v)
-        return float(sum(np.sum(f(d * o)) for d, o in zip(douts, outputs())))
+        return float(sum(np.sum(f(d * o)) for d, o in zip(douts, outputs(), strict=True)))
 
     floor = FLOOR * loss(magnitude=True)
     cache = layer.forward(x, *args)[-1]

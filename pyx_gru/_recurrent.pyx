@@ -1248,7 +1248,6 @@ cdef void _backward_rows(int kind, bint peephole, bint masked, bint units,
             dc_prev = swap
 
 
-
 cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
                        Py_ssize_t H, Py_ssize_t GH, Py_ssize_t t0, Py_ssize_t t1,
                        Py_ssize_t c0, Py_ssize_t c1, Py_ssize_t r0, Py_ssize_t r1,

@@ -266,8 +266,8 @@ def load(path):
             raise reader.error("a checkpoint of fit: continue it with fit(..., resume=its "
                                "directory), or read it with pyx_gru.train.read_checkpoint")
         if fmt != FORMAT:
-            raise reader.error(f"metadata format must be one of {[FORMAT, MODEL_FORMAT, LAYER_FORMAT, OPTIMIZER_FORMAT]}, "
-                               f"got {fmt!r}")
+            known = [FORMAT, MODEL_FORMAT, LAYER_FORMAT, OPTIMIZER_FORMAT]
+            raise reader.error(f"metadata format must be one of {known}, got {fmt!r}")
         name, D, H, dtype, form = reader.check_metadata(meta)
         shapes = _shapes(name, D, H, form)
         missing = sorted(set(shapes) - set(npz.files))
@@ -623,7 +623,7 @@ def _load_optimizer(path, npz, reader, meta):
                 if member not in npz.files:
                     raise reader.error(f"the optimiser state lists {member!r}, which is missing")
                 expected[member] = reader.header(member)
-    for member, (shape, dtype) in expected.items():
+    for member, (_shape, dtype) in expected.items():
         if dtype.newbyteorder("=") not in (np.float32, np.float64):
             raise reader.error(f"{member!r} must hold float32 or float64, got {dtype}")
     nbytes = sum(int(np.prod(s, dtype=object)) * d.itemsize for s, d in expected.values())

@@ -107,7 +107,7 @@ def shaped_array(name, value, shape):
     arr = real_array(name, value, shape)
     got = arr.shape
     if len(got) == len(shape):
-        for s, n in zip(shape, got):  # a loop, not any(...): no generator per call
+        for s, n in zip(shape, got, strict=True):  # a loop, not any(...): no generator per call
             if s != n and type(s) is not str:
                 break
         else:

@@ -933,7 +933,7 @@ def onnx_runners(session, data):
     states = data["state0"] if lstm else (data["state0"],)
     feeds = {"X": np.ascontiguousarray(data["x"], dtype=np.float32),
              **{name: np.ascontiguousarray(s[None], dtype=np.float32)
-                for name, s in zip(("initial_h", "initial_c"), states)}}
+                for name, s in zip(("initial_h", "initial_c")[:len(states)], states, strict=True)}}
 
     def fwd():
         y, *state = session.run(None, feeds)
@@ -1021,7 +1021,7 @@ def jax_functions(jax, kind):
     def loss(params, x, state0, dy, dstate):
         y, state = forward(params, x, state0)
         return jnp.sum(y * dy) + sum(jnp.sum(s * d) for s, d in zip(
-            jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(dstate)))
+            jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(dstate), strict=True))
 
     return jax.jit(forward), jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
 
@@ -1061,7 +1061,7 @@ def jax_runners(jax, cell, kind, data):
 
     def fwd_bwd():
         dparams, dx, dstate0 = jax.block_until_ready(gradients(params, x, state0, dy, dstate))
-        return dict(zip(names, dparams)), dx, dstate0
+        return dict(zip(names, dparams, strict=True)), dx, dstate0
 
     fwd()
     fwd_bwd()
@@ -2189,7 +2189,7 @@ def main(argv=None):
                 results.append(run_case(case, settings, torch, peers, memo, rng))
             payload["results"] = results
             payload["gemm_call_overhead_seconds"] = {dt: v["overhead"] for dt, v in memo.items()}
-            payload["targets"] = [dict(zip(("kind", "what", "measured", "bound", "met"), row),
+            payload["targets"] = [dict(zip(("kind", "what", "measured", "bound", "met"), row, strict=True),
                                        status=target_status(row[4]))
                                   for row in target_rows(results)]
             print_report(results, info)

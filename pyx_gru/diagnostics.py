@@ -393,7 +393,7 @@ def gate_statistics(cache, *, sigmoid_saturation=SIGMOID_SATURATION, tanh_satura
             low, high = (-th, th) if name == "g" else (lo, hi)
             w = active[:, :, None]
 
-            def frac(m):
+            def frac(m, w=w):
                 return np.sum(m & w, axis=(1, 2)) / n
 
             stats[name] = {"mean": np.sum(np.where(w, a, 0.0), axis=(1, 2)) / n,

@@ -80,7 +80,7 @@ from ._validation import check_dtype, check_size
 from .diagnostics import decay_rate, flow_curve, rnn_rate_predictions
 from .layers import CELL_ALIASES, CELLS, Model
 from .optim import make_optimizer
-from .tasks import POLYPHONIC_TASKS, TASKS, make_task
+from .tasks import POLYPHONIC_TASKS, TASKS, make_task  # noqa: F401 (importable here, as before)
 from .train import History, evaluate, fit
 
 __all__ = [
@@ -469,7 +469,7 @@ def compare(task, *, cells=("rnn", "sgru", "gru", "lstm"), n_params=None, hidden
         journal.mkdir(parents=True, exist_ok=True)
         if resume:
             done = {k: v for k in keys if (v := _read_job(journal, k)) is not None}
-    todo = [(key, job) for key, job in zip(keys, jobs) if key not in done]
+    todo = [(key, job) for key, job in zip(keys, jobs, strict=True) if key not in done]
     calls = (joblib.delayed(_run_keyed)(key, job, train, valid, test, model_kwargs(job["cell"]),
                                         fit_kwargs, threads_per_job)
              for key, job in todo)
@@ -593,7 +593,7 @@ def _format_table(rows, columns):
     """Rows (dicts) as a plain-text table with a header, columns aligned."""
     cells = [[c for c in columns]] + [[_format_value(r.get(c)) for c in columns] for r in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
-    lines = ["  ".join(s.rjust(w) for s, w in zip(line, widths)) for line in cells]
+    lines = ["  ".join(s.rjust(w) for s, w in zip(line, widths, strict=True)) for line in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -893,8 +893,8 @@ class Comparison:
         fig = _pyplot_free_figure(figsize=(3.6 * len(cells), 3.4), layout="constrained")
         axes = fig.subplots(1, len(cells), sharey=True, squeeze=False)[0]
         colours = {lr: f"C{i % 10}" for i, lr in enumerate(lrs)}
-        for ax, cell in zip(axes, cells):
-            for r, h in zip(self.rows, self.histories):
+        for ax, cell in zip(axes, cells, strict=True):
+            for r, h in zip(self.rows, self.histories, strict=True):
                 if r["cell"] != cell:
                     continue
                 label = f"lr {r['lr']:g}" if r["seed"] == min(
@@ -967,7 +967,8 @@ def _list_of(kind, what):
         try:
             values = [kind(v) for v in text.split(",") if v.strip()]
         except ValueError:
-            raise _argparse().ArgumentTypeError(f"{what}: expected a comma-separated list, got {text!r}")
+            raise _argparse().ArgumentTypeError(
+                f"{what}: expected a comma-separated list, got {text!r}") from None
         if not values:
             raise _argparse().ArgumentTypeError(f"{what}: empty list")
         return values
@@ -979,7 +980,8 @@ def _gate_bias_arg(text):
         gate, value = text.split("=")
         return gate.strip(), float(value)
     except ValueError:
-        raise _argparse().ArgumentTypeError(f"--gate-bias: expected GATE=VALUE such as z=2, got {text!r}")
+        raise _argparse().ArgumentTypeError(
+            f"--gate-bias: expected GATE=VALUE such as z=2, got {text!r}") from None
 
 
 def _argparse():

@@ -969,7 +969,7 @@ class Model:
                              f"or None; got {type(state).__name__}"
                              + (f" of length {len(state)}" if isinstance(state, (list, tuple)) else ""))
         h, new = x[None], []
-        for layer, s in zip(self.rnn.layers, state):
+        for layer, s in zip(self.rnn.layers, state, strict=True):
             cell = layer.cell
             if _takes_cache(cell):
                 h, s, _ = cell.forward(h, s, cache=False)

@@ -525,7 +525,7 @@ class _ReferenceCell:
         for t in range(T):
             new_state, step_cache = step_forward(x[t], state, p, pins)
             on = _active(t, lengths, B)
-            state = tuple(np.where(on, new, old) for new, old in zip(new_state, state))
+            state = tuple(np.where(on, new, old) for new, old in zip(new_state, state, strict=True))
             y[t] = np.where(on, new_state[0], 0)
             if cache:
                 steps.append(step_cache)
@@ -545,7 +545,7 @@ class _ReferenceCell:
             dx[t], d_prev, step_grads = step_backward(d_new, cache.steps[t], p, pins)
             for k in grads:
                 grads[k] += step_grads[k]
-            dstate = tuple(np.where(on, dp, d) for dp, d in zip(d_prev, dstate))
+            dstate = tuple(np.where(on, dp, d) for dp, d in zip(d_prev, dstate, strict=True))
         return dx, dstate[0], (dstate[1] if dc is not None else None), grads
 
 

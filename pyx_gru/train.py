@@ -662,7 +662,7 @@ def _resume(run_dir, model, opt, history, rngs, n_batches):
     best_loss = rec["best_loss"]
     if not isinstance(best_loss, (int, float)) or (saved["best"] is None) != (best_loss == math.inf):
         raise bad("best_loss does not agree with the best parameters kept")
-    for rng, name in zip(rngs, ("shuffle_state", "noise_state")):
+    for rng, name in zip(rngs, ("shuffle_state", "noise_state"), strict=True):
         try:
             rng.bit_generator.state = rec[name]
         except (TypeError, ValueError, KeyError) as exc:

@@ -91,7 +91,7 @@ def assert_results_close(got, want, dtype):
     a0, a1, a2 = got
     b0, b1, b2 = want
     assert_close(a0, b0, dtype, "first output")
-    for i, (u, v) in enumerate(zip(parts(a1), parts(b1))):
+    for i, (u, v) in enumerate(zip(parts(a1), parts(b1), strict=True)):
         assert_close(u, v, dtype, f"state part {i}")
     if isinstance(b2, dict):
         assert a2.keys() == b2.keys()

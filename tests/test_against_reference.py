@@ -6,7 +6,7 @@ import pytest
 import pyx_gru as pg
 from pyx_gru import reference
 from helpers import (
-    CONFIGS, DTYPES, assert_close, assert_results_close, make_cell, parts, random_problem,
+    CONFIGS, DTYPES, assert_results_close, make_cell, parts, random_problem,
 )
 
 

@@ -3,6 +3,7 @@ JSON. No timing is asserted: only the structure of what it reports."""
 import argparse
 import importlib.util
 import json
+import math
 import subprocess
 import sys
 
@@ -334,24 +335,37 @@ def test_cells_and_sizes_parse():
             bench.parse_size(bad)
 
 
-def test_settle_waits_until_no_thread_of_the_process_is_busy():
+class _FakeClock:
+    """time.perf_counter, sleep and process_time of a process whose threads
+    keep one core busy for the first ``busy`` seconds of sleep, then idle."""
+
+    def __init__(self, busy):
+        self.now, self.cpu, self.busy = 0.0, 0.0, busy
+
+    def perf_counter(self):
+        return self.now
+
+    def process_time(self):
+        return self.cpu
+
+    def sleep(self, seconds):
+        self.cpu += max(0.0, min(self.now + seconds, self.busy) - self.now)
+        self.now += seconds
+
+
+@pytest.mark.parametrize("busy", [0.0, 0.05, 0.15, 10.0])
+def test_settle_waits_until_no_thread_of_the_process_is_busy(busy, monkeypatch):
     """Before each timed call the benchmark waits until the process is idle:
-    a thread that keeps a core busy for 0.15 s holds settle() for about that
-    long, and an idle process is let go after the fixed minimum pause."""
-    import threading
-    import time
-
-    def spin(seconds):
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            pass
-
-    idle = bench.settle()
-    assert bench.SETTLE_SECONDS <= idle < bench.SETTLE_MAX_SECONDS
-    worker = threading.Thread(target=spin, args=(0.15,))
-    worker.start()
-    try:
-        busy = bench.settle()
-    finally:
-        worker.join()
-    assert busy >= 0.1
+    past the fixed minimum pause, a window at a time until one window sees
+    (almost) no CPU time, at most SETTLE_MAX_SECONDS. Timed on a fake clock,
+    so that the test does not depend on the machine's load."""
+    clock = _FakeClock(busy)
+    monkeypatch.setattr(bench, "time", clock)
+    slept = bench.settle()
+    windows = max(0, math.ceil((busy - bench.SETTLE_SECONDS) / bench.IDLE_WINDOW - 1e-9))
+    expected = bench.SETTLE_SECONDS + (windows + 1) * bench.IDLE_WINDOW
+    if busy >= bench.SETTLE_MAX_SECONDS:
+        assert bench.SETTLE_MAX_SECONDS <= slept < bench.SETTLE_MAX_SECONDS + 2 * bench.IDLE_WINDOW
+    else:
+        assert slept == pytest.approx(expected)
+        assert slept >= busy

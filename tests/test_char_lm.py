@@ -10,7 +10,6 @@ import collections
 import math
 import os
 import pathlib
-import sys
 
 import numpy as np
 import pytest
@@ -218,8 +217,8 @@ def test_string_and_comment_spans_agree_with_the_parser(stdlib):
             assert kinds[s] == 1 and kinds[e - 1] == 1, (name, source[s:e][:40])
             inside[s:e] = True
         assert not np.any((kinds == 1) & ~inside), name
-        for line_start, line in zip(np.cumsum([0] + [len(x) for x in source.splitlines(True)]),
-                                    source.splitlines(True)):
+        for line_start, line in zip(np.cumsum([0] + [len(x) for x in source.splitlines(True)])[:-1],
+                                    source.splitlines(True), strict=True):
             k = kinds[line_start:line_start + len(line)]
             comment = np.flatnonzero(k == 2)
             if comment.size:
@@ -343,7 +342,7 @@ def test_sampler_follows_the_temperature(pydir):
                     for k, v in model.params.items()}
     temperatures = (0.5, 1.0, 2.0)
     rows = ns["sample"](model, "x", 4000, temperatures, np.random.default_rng(0))
-    for tau, row in zip(temperatures, rows):
+    for tau, row in zip(temperatures, rows, strict=True):
         assert row.startswith("x") and len(row) == 4001
         freq = np.bincount(text.encode(row[1:]), minlength=K) / 4000
         p = np.exp(bias / tau) / np.exp(bias / tau).sum()

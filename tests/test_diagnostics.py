@@ -9,7 +9,7 @@ import pytest
 import pyx_gru as pg
 from pyx_gru import diagnostics as dg, reference, tasks
 from pyx_gru.layers import Model
-from helpers import CONFIGS, TOL, make_cell, parts, random_state
+from helpers import TOL, make_cell, parts, random_state
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -64,7 +64,7 @@ def test_state_gradients_equal_step_by_step_backprop(config, dtype):
         d_final = (dstate[b:b + 1],) + ((np.zeros((1, H)),) if cell._lstm else ())
         want = reference_backprop(cell, x[:L, b], s0 if cell._lstm else s0[0], d_final)
         for t in range(L + 1):
-            for g, w in zip(got, want[t]):
+            for g, w in zip(got, want[t], strict=True):
                 np.testing.assert_allclose(g[t, b], w[0], rtol=0, atol=10 * TOL[dtype],
                                            err_msg=f"row {b}, t = {t}")
         assert np.all(np.isnan(got[0][L + 1:, b]))

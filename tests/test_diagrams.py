@@ -173,7 +173,7 @@ def test_front_page_shows_every_cell():
     block = text.split(".. cell-cards::", 1)[1].split("\n\n", 2)[1]
     cards = [line.split(None, 2) for line in block.splitlines()]
     assert [c[0] for c in cards] == CELLS
-    for name, doc, title in cards:
+    for _name, doc, _title in cards:
         assert (ROOT / "docs" / f"{doc}.rst").is_file(), doc
     assert ".. tutorial-cards::" in text
 

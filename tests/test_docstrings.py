@@ -195,7 +195,7 @@ def test_every_module_with_an_api_page_is_checked():
 
 
 def test_no_public_compiled_function_lacks_a_signature():
-    for path, obj in OBJECTS:
+    for _path, obj in OBJECTS:
         if callable(obj) and not isinstance(obj, (type, types.FunctionType, types.MethodType)):
             inspect.signature(obj)  # raises for a compiled function without binding=True
 

@@ -15,7 +15,7 @@ import pytest
 
 import pyx_gru as pg
 from pyx_gru import diagnostics as dg, reference
-from helpers import CONFIGS, make_cell, parts, random_state
+from helpers import make_cell, parts, random_state
 from test_jacobians import check_against_diagnostics
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -100,7 +100,7 @@ def test_index_2_batch_gradients_are_sums(config):
         _, _, c = cell.forward(x[:, n:n + 1], s0 if cell._lstm else s0[0])
         dxn, d0n, gn = cell.backward(c, dy[:, n:n + 1])
         np.testing.assert_allclose(dx[:, n:n + 1], dxn, rtol=0, atol=1e-12)
-        for a, b in zip(parts(d0), parts(d0n)):
+        for a, b in zip(parts(d0), parts(d0n), strict=True):
             np.testing.assert_allclose(a[n:n + 1], b, rtol=0, atol=1e-12)
         for k in total:
             total[k] += gn[k]
@@ -458,7 +458,7 @@ def test_every_exercise_names_a_test_that_exists():
         assert titles == [str(i) for i in range(1, len(titles) + 1)], titles
         cited = re.findall(r"Checked by ``(test_\w+)``", text)
         assert len(cited) == len(titles), f"{page}.rst: {len(cited)} tests for {len(titles)} exercises"
-        for number, test in zip(titles, cited):
+        for number, test in zip(titles, cited, strict=True):
             assert test.startswith(f"test_{prefix}_{number}_"), (page, number, test)
         named |= set(cited)
     assert named == exercise_tests, (named ^ exercise_tests)

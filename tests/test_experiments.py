@@ -157,7 +157,7 @@ def test_the_table_has_a_row_per_cell_lr_and_seed(small_result, small_task):
     assert [(r["cell"], r["lr"], r["seed"]) for r in rows] == [
         (c, lr, s) for c in ("rnn", "gru") for lr in (3e-3, 1e-2) for s in (0, 1)]
     train, valid, test = small_task.split((0.8, 0.1, 0.1), seed=0)
-    for r, h in zip(rows, small_result.histories):
+    for r, h in zip(rows, small_result.histories, strict=True):
         assert r["task"] == "adding" and r["hidden_size"] == match_hidden_size(r["cell"], 300, 2, 1)
         assert r["n_params"] == count_params(r["cell"], r["hidden_size"], 2, 1)
         assert r["epochs"] == len(h.epoch) == 2
@@ -325,14 +325,14 @@ def test_against_the_rnn_is_welchs_one_sided_test_at_the_chosen_lr():
     # a worse learning rate for the GRU, with better test losses: not the one chosen
     rows += [dict(cell="gru", lr=1e-2, seed=k, best_valid_loss=99.0, test_loss=1.0) for k in range(5)]
     result = handmade(rows)
-    g, l = result.against("rnn")
-    assert (g["cell"], g["reference"], l["cell"]) == ("gru", "rnn", "lstm")
+    g, lstm_vs = result.against("rnn")
+    assert (g["cell"], g["reference"], lstm_vs["cell"]) == ("gru", "rnn", "lstm")
     assert g["advantage"] == pytest.approx(np.mean(rnn) - np.mean(gru))
     assert g["spread"] == pytest.approx(max(np.std(rnn, ddof=1), np.std(gru, ddof=1)))
     expected = stats.ttest_ind(rnn, gru, equal_var=False, alternative="greater")
     assert g["t"] == pytest.approx(expected.statistic) and g["p"] == pytest.approx(expected.pvalue)
     assert g["p"] < 1e-6 and g["separated"]
-    assert 0.01 < l["p"] < 0.5 and not l["separated"] and l["advantage"] > 0
+    assert 0.01 < lstm_vs["p"] < 0.5 and not lstm_vs["separated"] and lstm_vs["advantage"] > 0
     assert [r["cell"] for r in result.against("gru")] == ["rnn", "lstm"]
     assert result.against("gru")[0]["advantage"] < 0
     text = result.format()
@@ -352,7 +352,7 @@ def test_csv_holds_the_table(small_result, tmp_path):
     assert (tmp_path / "r.csv").read_text() == text
     read = list(csv.DictReader(io.StringIO(text)))
     assert tuple(read[0]) == COLUMNS and len(read) == len(small_result.rows)
-    for got, row in zip(read, small_result.rows):
+    for got, row in zip(read, small_result.rows, strict=True):
         for c in COLUMNS:
             v = row[c]
             if v is None:
@@ -417,7 +417,7 @@ def test_a_sweep_resumed_from_its_journal_runs_only_what_is_missing(small_task, 
     resumed = run_small(small_task, journal=journal, resume=True)
     assert len(ran) == 3
     assert _without_time(resumed.rows) == _without_time(full.rows)
-    for a, b in zip(resumed.histories, full.histories):
+    for a, b in zip(resumed.histories, full.histories, strict=True):
         assert a.train_loss == b.train_loss and a.valid_loss == b.valid_loss
     # without resume, everything runs again; other settings are other runs
     ran.clear()
@@ -519,9 +519,12 @@ def test_compare_command_on_a_polyphonic_set_keeps_its_original_splits(tmp_path,
     assert [p.x.shape[1] for p in full] == [229, 76, 77]
 
 
+@needs_parallel
 def test_chunk_trains_on_windows_and_scores_whole_pieces(tmp_path):
     """compare(chunk=L) is fit on train.chunks(L), evaluated on the whole
     validation and test pieces; --chunk reaches it."""
+    import threadpoolctl
+
     train, valid, test = experiments.make_task("jsb", max_pieces=6)
     result = compare((train, valid, test), cells=["gru"], hidden_size=4, lrs=[1e-2], seeds=[0],
                      epochs=2, batch_size=4, optimizer="rmsprop", chunk=16)

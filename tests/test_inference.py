@@ -18,7 +18,7 @@ def test_returns_no_cache_and_a_writable_y(config, dtype):
     y_c, state_c, cache_c = cell.forward(x, state0)
     assert cache is None and isinstance(cache_c, pg.Cache)
     np.testing.assert_array_equal(y, y_c)
-    for a, b in zip(parts(state), parts(state_c)):
+    for a, b in zip(parts(state), parts(state_c), strict=True):
         np.testing.assert_array_equal(a, b)
     assert y.flags.writeable and not y_c.flags.writeable  # y_c belongs to its cache
     y[0] = 7  # ours to keep
@@ -64,7 +64,7 @@ def test_padding_is_read_but_never_written(config):
     clean[:, 2] = 0
     y_c, state_c, _ = cell.forward(clean, state0, lengths)
     np.testing.assert_array_equal(y, y_c)
-    for a, b in zip(parts(state), parts(state_c)):
+    for a, b in zip(parts(state), parts(state_c), strict=True):
         np.testing.assert_array_equal(a, b)
     assert np.all(y[2:, 1] == 0) and np.all(y[:, 2] == 0)
 

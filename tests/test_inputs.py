@@ -143,7 +143,7 @@ def test_every_input_is_accepted_as_its_values_or_refused_by_name(target, case):
         snapshot = np.array(variant, copy=True) if isinstance(variant, np.ndarray) else None
         got = run(target, variant)
         want = run(target, equivalent(target, variant))
-        for u, v in zip(got, want):
+        for u, v in zip(got, want, strict=True):
             np.testing.assert_array_equal(u, v)
             if isinstance(variant, np.ndarray):
                 assert not np.shares_memory(u, variant)

@@ -48,7 +48,7 @@ def run_keras(layer, x, state0, dy, dstate):
     s0 = [torch.tensor(s, requires_grad=True) for s in state0]
     y, *final = layer(x_t, initial_state=s0)
     loss = (y * torch.tensor(dy.transpose(1, 0, 2).copy())).sum()
-    for s, d in zip(final, dstate):
+    for s, d in zip(final, dstate, strict=True):
         loss = loss + (s * torch.tensor(d)).sum()
     loss.backward()
     return (y.detach().numpy().transpose(1, 0, 2), [s.detach().numpy() for s in final],
@@ -86,13 +86,13 @@ def test_layer_equals_cell_from_its_weights(name, dtype, seed):
 
     close(y, y_k, "y")
     close(dx, dx_k, "dx")
-    for u, v in zip(state if cell._lstm else (state,), s_k):
+    for u, v in zip(state if cell._lstm else (state,), s_k, strict=True):
         close(u, v, "final state")
-    for u, v in zip(dstate0 if cell._lstm else (dstate0,), ds0_k):
+    for u, v in zip(dstate0 if cell._lstm else (dstate0,), ds0_k, strict=True):
         close(u, v, "dstate0")
     mine = interop.to_keras(cell, dparams, gradient=True)
     assert [a.shape for a in mine] == [g.shape for g in grads_k]
-    for k, (u, v) in enumerate(zip(mine, grads_k)):
+    for k, (u, v) in enumerate(zip(mine, grads_k, strict=True)):
         close(u, v, f"gradient of weight {k}")
 
 

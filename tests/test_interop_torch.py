@@ -49,7 +49,7 @@ def run_torch(module, x, state0, dy, dstate):
         y, state = module(x, init)
         final = [s[0] for s in state] if lstm else [state[0]]
     loss = (y * torch.tensor(dy)).sum()
-    for s, d in zip(final, dstate if lstm else (dstate,)):
+    for s, d in zip(final, dstate if lstm else (dstate,), strict=True):
         loss = loss + (s * torch.tensor(d)).sum()
     loss.backward()
     grads = {n: p.grad.numpy() for n, p in module.named_parameters()}
@@ -86,9 +86,9 @@ def test_outputs_states_and_gradients_equal_autograd(kind, dtype, seed):
     dx, dstate0, dparams = cell.backward(cache, dy, dstate)
     close(y, y_t, dtype, "y")
     close(dx, dx_t, dtype, "dx")
-    for u, v in zip(state if cell._lstm else (state,), s_t):
+    for u, v in zip(state if cell._lstm else (state,), s_t, strict=True):
         close(u, v, dtype, "final state")
-    for u, v in zip(dstate0 if cell._lstm else (dstate0,), ds0_t):
+    for u, v in zip(dstate0 if cell._lstm else (dstate0,), ds0_t, strict=True):
         close(u, v, dtype, "dstate0")
     mine = interop.to_torch(cell, dparams, gradient=True, cell_names=kind.endswith("Cell"))
     assert mine.keys() == grads_t.keys()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from pyx_gru import diagnostics as dg
-from helpers import make_cell, parts, random_state
+from helpers import make_cell, random_state
 
 T, B, D, H = 5, 3, 2, 4
 

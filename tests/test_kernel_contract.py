@@ -71,7 +71,7 @@ def test_every_array_of_the_wrong_shape_is_refused(monkeypatch, name, cache):
                 for a in args]
         kernel(*args)  # as captured: accepted
         checked = []
-        for i, (arg, a) in enumerate(zip(ARGS[pass_], args)):
+        for i, (arg, a) in enumerate(zip(ARGS[pass_], args, strict=True)):
             if not isinstance(a, np.ndarray) or is_placeholder(a) or arg in ROOMY:
                 continue
             bad = list(args)

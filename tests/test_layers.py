@@ -9,7 +9,7 @@ from pyx_gru import interop
 from pyx_gru._gradcheck import gradcheck_layer
 from pyx_gru.layers import (CELLS, Bidirectional, Dense, Model, Recurrent, Stack, make_cell,
                             reverse_sequences)
-from helpers import TOL, assert_close, make_cell as make_test_cell
+from helpers import assert_close, make_cell as make_test_cell
 
 LENGTHS = [5, 2, 0, 4]
 

@@ -24,11 +24,11 @@ def test_each_sequence_equals_running_it_alone(config, dtype, lengths):
         dxb, ds0b, dpb = cell.backward(cb, dy[:L, b:b + 1], ds)
         assert_close(y[:L, b:b + 1], yb, dtype)
         assert np.all(y[L:, b] == 0)
-        for u, v in zip(parts(state), parts(sb)):
+        for u, v in zip(parts(state), parts(sb), strict=True):
             assert_close(u[b:b + 1], v, dtype)
         assert_close(dx[:L, b:b + 1], dxb, dtype)
         assert np.all(dx[L:, b] == 0)
-        for u, v in zip(parts(dstate0), parts(ds0b)):
+        for u, v in zip(parts(dstate0), parts(ds0b), strict=True):
             assert_close(u[b:b + 1], v, dtype)
         for k in total:
             total[k] += dpb[k]
@@ -51,7 +51,7 @@ def test_padding_never_matters(config):
     dirty = cell.forward(x_bad, state0, lengths)
     dirty_grads = cell.backward(dirty[2], dy_bad, dstate)
     np.testing.assert_array_equal(dirty[0], clean[0])
-    for a, b in zip(parts(dirty[1]), parts(clean[1])):
+    for a, b in zip(parts(dirty[1]), parts(clean[1]), strict=True):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(dirty_grads[0], grads[0])
     for k in grads[2]:
@@ -75,10 +75,10 @@ def test_zero_lengths_return_the_initial_state(config):
     x, state0, dy, dstate = random_problem(cell, 4, 2)
     y, state, cache = cell.forward(x, state0, [0, 0])
     assert np.all(y == 0)
-    for a, b in zip(parts(state), parts(state0)):
+    for a, b in zip(parts(state), parts(state0), strict=True):
         np.testing.assert_array_equal(a, b)
     dx, dstate0, dparams = cell.backward(cache, dy, dstate)
     assert np.all(dx == 0)
-    for a, b in zip(parts(dstate0), parts(dstate)):
+    for a, b in zip(parts(dstate0), parts(dstate), strict=True):
         np.testing.assert_array_equal(a, b)
     assert all(np.all(v == 0) for v in dparams.values())

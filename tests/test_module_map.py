@@ -151,7 +151,7 @@ def docstring_map():
             break
     assert len(cells) % 3 == 0, cells
     rows = {}
-    for module, holds, may in zip(cells[3::3], cells[4::3], cells[5::3]):
+    for module, holds, may in zip(cells[3::3], cells[4::3], cells[5::3], strict=True):
         module = module.strip("`")
         assert module not in rows, f"the docstring lists {module} twice"
         rows[module] = (holds.replace("``", ""), _names(may.replace("``", "`")))

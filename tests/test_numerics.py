@@ -125,7 +125,7 @@ def test_saturated_cells_are_finite_and_agree_with_the_reference(config, dtype, 
     factor = 10.0 if _recurrent.simd_path() == "portable" and NO_FMA_PORTABLE else 1.0
     assert_close(y, ry, dtype, factor=factor)
     assert_close(dx, rdx, dtype, factor=factor)
-    for u, v in zip(parts(dstate0), parts(rdstate0)):
+    for u, v in zip(parts(dstate0), parts(rdstate0), strict=True):
         assert_close(u, v, dtype, factor=factor)
     # dW sums x * dA: its rounding error scales with |x|, so compare it in
     # units of |x|'s size (1e4 with huge inputs).
@@ -167,7 +167,7 @@ def test_a_non_finite_input_reaches_only_what_depends_on_it(config, dtype, value
     same(y[:STEP], clean[0][:STEP])
     same(y[:, OTHERS], clean[0][:, OTHERS])
     same(dx[:, OTHERS], clean[2][:, OTHERS])
-    for u, v in zip(state + dstate0, clean[1] + clean[3]):
+    for u, v in zip(state + dstate0, clean[1] + clean[3], strict=True):
         same(u[OTHERS], v[OTHERS])
     if np.isnan(value):
         assert np.all(np.isnan(y[STEP:, ROW])) and np.all(np.isnan(dx[:, ROW]))
@@ -198,7 +198,7 @@ def test_a_nan_state0_or_dy_reaches_only_its_row(config, dtype):
     same(dx[:, OTHERS], clean[2][:, OTHERS])
     same(dx[4:, ROW], clean[2][4:, ROW])
     assert np.all(np.isnan(dx[:4, ROW]))
-    for u, v in zip(dstate0, clean[3]):
+    for u, v in zip(dstate0, clean[3], strict=True):
         same(u[OTHERS], v[OTHERS])
         assert np.all(np.isnan(u[ROW]))
     assert all(np.any(np.isnan(g)) for g in grads.values())

@@ -106,11 +106,11 @@ def test_clip_grad_norm_equals_torch(torch):
     rng = np.random.default_rng(0)
     grads = {"a": rng.standard_normal((3, 4)), "b": rng.standard_normal(5)}
     ts = [torch.tensor(v, requires_grad=True) for v in grads.values()]
-    for t, v in zip(ts, grads.values()):
+    for t, v in zip(ts, grads.values(), strict=True):
         t.grad = torch.tensor(v)
     clip_grad_norm(grads, 0.5)
     torch.nn.utils.clip_grad_norm_(ts, 0.5)
-    for t, g in zip(ts, grads.values()):
+    for t, g in zip(ts, grads.values(), strict=True):
         np.testing.assert_allclose(g, t.grad.numpy(), rtol=1e-5)
 
 

@@ -55,7 +55,7 @@ def test_shipped_data_decode_to_the_sources_rolls(rolls, name):
     for split in P.SPLITS:
         assert P.roll_digest(rolls[name][split]) == meta["splits"][split]["sha256_rolls"]
         again = P.encode_rolls(rolls[name][split])
-        for a, got in zip(("frames", "counts", "keys"), again):
+        for a, got in zip(("frames", "counts", "keys"), again, strict=True):
             np.testing.assert_array_equal(got, stored[f"{split}_{a}"])
             assert got.dtype == stored[f"{split}_{a}"].dtype
 
@@ -70,7 +70,7 @@ def test_shipped_data_equal_the_matlab_files(rolls, name):
     for split in P.SPLITS:
         source = [np.asarray(r) for r in mat[f"{split}data"][0]]
         assert len(source) == len(rolls[name][split])
-        for a, b in zip(source, rolls[name][split]):
+        for a, b in zip(source, rolls[name][split], strict=True):
             np.testing.assert_array_equal(b, a)
     meta = json.loads((P.DATA_DIR / P.METADATA).read_text())["sets"][name]
     import hashlib
@@ -84,7 +84,7 @@ def test_encoding_round_trips_any_rolls():
     frames, counts, keys = P.encode_rolls(rolls)
     back = P.decode_rolls(frames, counts, keys)
     assert P.roll_digest(back) == P.roll_digest(rolls)
-    for a, b in zip(rolls, back):
+    for a, b in zip(rolls, back, strict=True):
         np.testing.assert_array_equal(b, a)
     assert P.decode_rolls(*P.encode_rolls([])) == []
 
@@ -109,7 +109,7 @@ def test_encode_refuses_what_is_not_a_piano_roll():
 
 def test_jsb_tasks_are_next_frame_prediction_with_their_baselines(rolls):
     train, valid, test = tasks.polyphonic("jsb")
-    for task, split in zip((train, valid, test), P.SPLITS):
+    for task, split in zip((train, valid, test), P.SPLITS, strict=True):
         pieces = rolls["jsb"][split]
         assert task.x.shape[1:] == (len(pieces), 88) and task.loss == "sigmoid"
         assert task.readout == "every" and task.n_classes == 88

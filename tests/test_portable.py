@@ -139,7 +139,7 @@ def run_all(exe, tmp_path, level, prefix=()):
 
 
 def check_against_float64(results):
-    for (m, n, k), outs, i in zip(SHAPES, results, range(len(SHAPES))):
+    for (m, n, k), outs, i in zip(SHAPES, results, range(len(SHAPES)), strict=True):
         a, b, c = operands(m, n, k, seed=i)
         for dtype, got, in_place in ((np.float32, outs[0], outs[1]),
                                      (np.float64, outs[4], outs[5])):
@@ -167,12 +167,12 @@ def test_x86_paths_and_an_sse2_only_build(tmp_path):
     for r in results.values():
         check_against_float64(r)
     only_sse2 = run_all(sse2, tmp_path, 0)
-    for got, want in zip(only_sse2, results["portable"]):
-        for u, v in zip(got, want):
+    for got, want in zip(only_sse2, results["portable"], strict=True):
+        for u, v in zip(got, want, strict=True):
             np.testing.assert_array_equal(u, v)
     if {"avx512", "avx2"} <= set(results):
-        for got, want in zip(results["avx2"], results["avx512"]):
-            for u, v in zip(got, want):
+        for got, want in zip(results["avx2"], results["avx512"], strict=True):
+            for u, v in zip(got, want, strict=True):
                 np.testing.assert_array_equal(u, v)
 
 
@@ -187,6 +187,6 @@ def test_aarch64_build_gives_the_bits_of_the_fma_paths(tmp_path):
     if not fma_paths:
         pytest.skip("this x86-64 CPU has no FMA path to compare with")
     x86 = run_all(build(tmp_path, "x86", "gcc", []), tmp_path, PATH_LEVELS[fma_paths[0]])
-    for got, want in zip(on_arm, x86):
-        for u, v in zip(got, want):
+    for got, want in zip(on_arm, x86, strict=True):
+        for u, v in zip(got, want, strict=True):
             np.testing.assert_array_equal(u, v)

@@ -81,7 +81,7 @@ def assert_runs_agree(got, want, dtype=None, *, exact=False, atol=None, params=N
     for name in ("state", "dstate0"):
         ours, theirs = parts(getattr(got, name)), parts(getattr(want, name))
         assert len(ours) == len(theirs), name
-        for i, (u, v) in enumerate(zip(ours, theirs)):
+        for i, (u, v) in enumerate(zip(ours, theirs, strict=True)):
             check(u, v, f"{name} part {i}")
     for k in want.dparams if params is None else params:
         check(got.dparams[k], want.dparams[k], f"gradient of {k}")
@@ -404,11 +404,11 @@ def test_backward_is_linear_in_the_upstream_gradients(config, dtype, data, a, b)
         dx, d0, g = p.cell.backward(cache, dy, ds)
         return [dx, *parts(d0), *(g[k] for k in sorted(g))]
 
-    combo = tuple(a * u + b * v for u, v in zip(parts(p.dstate), parts(ds2)))
+    combo = tuple(a * u + b * v for u, v in zip(parts(p.dstate), parts(ds2), strict=True))
     got = back(a * p.dy + b * dy2, combo if p.cell._lstm else combo[0])
     g1, g2 = back(p.dy, p.dstate), back(dy2, ds2)
     tol = TOL[dtype] * 10
-    for u, v1, v2 in zip(got, g1, g2):
+    for u, v1, v2 in zip(got, g1, g2, strict=True):
         scale = max(1.0, float(np.max(np.abs(a * v1) + np.abs(b * v2), initial=0.0)))
         np.testing.assert_allclose(u, a * v1 + b * v2, rtol=0, atol=tol * scale)
 
@@ -513,5 +513,5 @@ def test_results_are_bitwise_deterministic_across_calls_and_threads(config, data
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(lambda _: _flat(p.run()), range(8)))
     for again in [_flat(p.run())] + results:
-        for u, v in zip(again, first):
+        for u, v in zip(again, first, strict=True):
             np.testing.assert_array_equal(u, v)

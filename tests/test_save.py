@@ -74,7 +74,7 @@ def test_round_trip_is_bitwise(config, dtype):
     x, state0, dy, dstate = random_problem(cell, 6, 2)
     a = cell.forward(x, state0, [6, 3])
     b = new.forward(x, state0, [6, 3])
-    for u, v in zip([a[0], *parts(a[1])], [b[0], *parts(b[1])]):
+    for u, v in zip([a[0], *parts(a[1])], [b[0], *parts(b[1])], strict=True):
         np.testing.assert_array_equal(bits(u), bits(v))
     ga, gb = cell.backward(a[2], dy, dstate)[2], new.backward(b[2], dy, dstate)[2]
     for k in ga:
@@ -135,7 +135,7 @@ def test_compressed_and_byte_swapped_files_load():
 
 
 def test_shapes_helper_agrees_with_the_cells():
-    for name, (cls, kw) in CONFIGS.items():
+    for cls, kw in CONFIGS.values():
         for D, H in [(1, 1), (3, 5), (7, 2)]:
             cell = cls(D, H, **kw)
             assert _saving._shapes(type(cell).__name__, D, H, kw) == cell.param_shapes

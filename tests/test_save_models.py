@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import pyx_gru as pg
-from pyx_gru import _saving, layers, optim
+from pyx_gru import layers, optim
 
 from test_save import Payload, bits, write_npz
 
@@ -59,7 +59,7 @@ def test_a_loaded_model_computes_bitwise_the_same(cell, arch, dtype):
         np.testing.assert_array_equal(bits(new.params[k]), bits(model.params[k]))
         assert not np.shares_memory(new.params[k], model.params[k])
     x, lengths = problem(model)
-    for a, b in zip(outputs_and_grads(model, x, lengths), outputs_and_grads(new, x, lengths)):
+    for a, b in zip(outputs_and_grads(model, x, lengths), outputs_and_grads(new, x, lengths), strict=True):
         np.testing.assert_array_equal(bits(b), bits(a))
 
 

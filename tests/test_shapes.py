@@ -27,11 +27,11 @@ def test_empty_sequence(config, dtype):
     _, state0, _, dstate = random_problem(cell, 1, 2)
     y, state, cache = cell.forward(np.zeros((0, 2, 3)), state0)
     assert y.shape == (0, 2, 4)
-    for a, b in zip(parts(state), parts(state0)):
+    for a, b in zip(parts(state), parts(state0), strict=True):
         np.testing.assert_array_equal(a, np.asarray(b, dtype=dtype))
     dx, dstate0, dparams = cell.backward(cache, np.zeros((0, 2, 4)), dstate)
     assert dx.shape == (0, 2, 3)
-    for a, b in zip(parts(dstate0), parts(dstate)):
+    for a, b in zip(parts(dstate0), parts(dstate), strict=True):
         np.testing.assert_array_equal(a, np.asarray(b, dtype=dtype))
     assert all(np.all(v == 0) for v in dparams.values())
 

@@ -351,7 +351,7 @@ def test_every_cross_reference_resolves(parsed, site):
     without a link (Sphinx says nothing unless nitpicky): there is none."""
     unresolved = {page.relative_to(site).as_posix(): links.unresolved
                   for page, links in parsed.items() if links.unresolved}
-    print(f"\ncross-references: {sum(l.xrefs for l in parsed.values())} on {len(parsed)} pages; "
+    print(f"\ncross-references: {sum(links.xrefs for links in parsed.values())} on {len(parsed)} pages; "
           f"{sum(map(len, unresolved.values()))} unresolved")
     assert not unresolved, unresolved
 

@@ -132,7 +132,7 @@ def test_a_sequence_of_100000_steps_runs_and_equals_two_chunks(simd_path, config
     dx1, d0, g1 = cell.backward(c1, dy[:h], d_mid)
     np.testing.assert_array_equal(np.concatenate([y1, y2]), y)
     np.testing.assert_array_equal(np.concatenate([dx1, dx2]), dx)
-    for a, b in zip(parts(s2) + parts(d0), parts(state) + parts(dstate0)):
+    for a, b in zip(parts(s2) + parts(d0), parts(state) + parts(dstate0), strict=True):
         np.testing.assert_array_equal(a, b)
     assert np.all(np.isfinite(y)) and np.abs(y).max() > 0.1
     for k in grads:

@@ -293,7 +293,7 @@ def test_split_partitions_rows_deterministically():
     assert [p.N for p in parts] == [62, 20, 21]  # round(61.8), round(82.4) - 62, rest
     strings = [p.info["rows"]["string"] for p in parts]
     assert sorted(sum(strings, [])) == sorted(task.info["rows"]["string"])
-    for p, q in zip(parts, again):
+    for p, q in zip(parts, again, strict=True):
         assert np.array_equal(p.x, q.x) and np.array_equal(p.y, q.y) and np.array_equal(p.lengths, q.lengths)
     assert strings[0] != other[0].info["rows"]["string"]
     for p in parts:

@@ -214,7 +214,7 @@ def test_chorales_build_offline_and_metadata(built, music21):
     # the pieces come from music21's Riemenschneider list, four-part ones only
     listed = list(dict.fromkeys(music21.corpus.chorales.Iterator(returnType="filename")))
     assert meta["pieces"] == [n for n in listed[: listed.index(meta["pieces"][-1]) + 1] if n not in meta["skipped"]]
-    for name, file in zip(meta["pieces"], meta["files"]):
+    for name, file in zip(meta["pieces"], meta["files"], strict=True):
         assert file.startswith(name.split("/")[1])
         assert musicxml_notes(read_musicxml(corpus_file(music21, "bach/" + file)))[2] == 4
     saved = json.loads((directory / "chorales_step1_first4.json").read_text())
@@ -224,7 +224,7 @@ def test_chorales_build_offline_and_metadata(built, music21):
 
 def test_chorale_rolls_match_the_musicxml(built, music21):
     _, rolls, meta, _ = built
-    for name, file, roll in zip(meta["pieces"], meta["files"], rolls):
+    for name, file, roll in zip(meta["pieces"], meta["files"], rolls, strict=True):
         expected = musicxml_roll(corpus_file(music21, "bach/" + file), 1.0)
         assert roll.dtype == np.bool_ and roll.shape == expected.shape, name
         np.testing.assert_array_equal(roll, expected, err_msg=name)
@@ -309,7 +309,7 @@ def test_chorale_cache_round_trip_is_bitwise(built):
     again, meta2 = tasks.load_chorales(max_pieces=N_PIECES, cache_dir=directory)
     assert meta2["from_cache"] is True
     assert {k: v for k, v in meta2.items() if k != "from_cache"} == {k: v for k, v in meta.items() if k != "from_cache"}
-    for a, b in zip(rolls, again):
+    for a, b in zip(rolls, again, strict=True):
         assert a.dtype == b.dtype == np.bool_ and a.shape == b.shape and a.tobytes() == b.tobytes()
     with np.load(directory / "chorales_step1_first4.npz", allow_pickle=False) as data:
         assert sorted(data.files) == ["frames", "offsets"]
@@ -325,7 +325,7 @@ def test_chorale_cache_is_rebuilt_when_stale_or_broken(built, tmp_path):
     (tmp_path / "chorales_step1_first4.json").write_text(json.dumps(stale))
     rebuilt, meta2 = tasks.load_chorales(max_pieces=N_PIECES, cache_dir=tmp_path)
     assert meta2["from_cache"] is False and meta2["music21_version"] == meta["music21_version"]
-    assert all(np.array_equal(a, b) for a, b in zip(rolls, rebuilt))
+    assert all(np.array_equal(a, b) for a, b in zip(rolls, rebuilt, strict=True))
     (tmp_path / "chorales_step1_first4.npz").write_bytes(b"not a zip file")
     assert tasks.load_chorales(max_pieces=N_PIECES, cache_dir=tmp_path)[1]["from_cache"] is False
     assert tasks.load_chorales(max_pieces=N_PIECES, cache_dir=tmp_path)[1]["from_cache"] is True
@@ -336,7 +336,7 @@ def test_chorale_cache_reads_without_music21(built, monkeypatch, tmp_path):
     directory, rolls, _, _ = built
     monkeypatch.setitem(sys.modules, "music21", None)
     again, meta = tasks.load_chorales(max_pieces=N_PIECES, cache_dir=directory)
-    assert meta["from_cache"] is True and all(np.array_equal(a, b) for a, b in zip(rolls, again))
+    assert meta["from_cache"] is True and all(np.array_equal(a, b) for a, b in zip(rolls, again, strict=True))
     with pytest.raises(ImportError, match="music21"):
         tasks.load_chorales(max_pieces=N_PIECES, cache_dir=tmp_path)
 

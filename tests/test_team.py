@@ -81,7 +81,7 @@ def test_split_matches_serial(split_mode, kernel, mode, name, dtype, T, B, maske
     split = run(cell, x, state0, dy, dstate, lengths, gates)
     again = run(cell, x, state0, dy, dstate, lengths, gates)
     assert _blas.threads() == threads_before  # the BLAS got its threads back
-    for a, b, c in zip(serial, split, again):
+    for a, b, c in zip(serial, split, again, strict=True):
         assert_close(b, a, dtype)
         np.testing.assert_array_equal(c, b)
     if kernel != "blas":
@@ -91,7 +91,7 @@ def test_split_matches_serial(split_mode, kernel, mode, name, dtype, T, B, maske
         split_mode("serial", kernel)
         alone = run(cell, x, state0, dy, dstate, lengths, gates)
         n_params = len(cell.params)
-        for a, b in zip(alone[:-n_params], split[:-n_params]):
+        for a, b in zip(alone[:-n_params], split[:-n_params], strict=True):
             np.testing.assert_array_equal(b, a)
 
 
@@ -114,7 +114,7 @@ def test_a_member_with_no_rows(split_mode, kernel, name, dtype, T):
     assert _recurrent.team_size(T, 1, 40, cell.params["U"].shape[1]) == (2, True)
     split = run(cell, x, state0, dy, dstate, None)
     exact = 0 if kernel == "blas" else len(serial) - len(cell.params)
-    for i, (a, b) in enumerate(zip(serial, split)):
+    for i, (a, b) in enumerate(zip(serial, split, strict=True)):
         if i < exact:
             np.testing.assert_array_equal(b, a)
         else:
@@ -141,7 +141,7 @@ def test_inference_forward_is_the_forward(split_mode, kernel, mode, name, dtype,
     y, state, cache = cell.forward(x, state0, lengths, gates=gates)
     y_inf, state_inf, none = cell.forward(x, state0, lengths, gates=gates, cache=False)
     assert none is None and cache is not None
-    for a, b in zip([y, *parts(state)], [y_inf, *parts(state_inf)]):
+    for a, b in zip([y, *parts(state)], [y_inf, *parts(state_inf)], strict=True):
         np.testing.assert_array_equal(b, a)
 
 
@@ -180,11 +180,11 @@ def test_packed_kernel_against_blas(split_mode, prefetch, mode, path, name, dtyp
     split_mode(mode, path)
     prefetch(False)
     packed = run(cell, x, state0, dy, dstate, None)
-    for a, b in zip(blas, packed):
+    for a, b in zip(blas, packed, strict=True):
         assert_close(b, a, dtype)
     prefetch(True)
     fetched = run(cell, x, state0, dy, dstate, None)
-    for a, b in zip(packed, fetched):
+    for a, b in zip(packed, fetched, strict=True):
         np.testing.assert_array_equal(b, a)
 
 
@@ -216,9 +216,9 @@ def test_input_projection_in_chunks_of_steps(split_mode, mode, path, name, dtype
     finally:
         _recurrent._set_projection_rows(previous)
     for out in outs[1:]:
-        for a, b in zip(outs[0], out):
+        for a, b in zip(outs[0], out, strict=True):
             np.testing.assert_array_equal(b, a)
-    for a, b in zip(blas, outs[0]):
+    for a, b in zip(blas, outs[0], strict=True):
         assert_close(b, a, dtype)
 
 
@@ -261,7 +261,7 @@ def test_reading_in_place_gives_the_packed_bits(split_mode, in_place, mode, path
         y_inf, state_inf, _ = cell.forward(x, state0, lengths, gates=pins, cache=False)
         outs[on] = [y, *parts(state), cache.gates, y_inf, *parts(state_inf),
                     *cell.backward(cache, dy, dstate)[2].values()]
-    for a, b in zip(outs[False], outs[True]):
+    for a, b in zip(outs[False], outs[True], strict=True):
         np.testing.assert_array_equal(b, a)
 
 
@@ -329,7 +329,7 @@ def test_split_calls_from_many_threads(split_mode, kernel, mode):
     def work(n):
         for _ in range(10):
             got = run(cells[n], *problems[n], None)
-            if not all(np.array_equal(a, b) for a, b in zip(got, expected[n])):
+            if not all(np.array_equal(a, b) for a, b in zip(got, expected[n], strict=True)):
                 errors.append(n)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in list(cells) * 2]
@@ -385,7 +385,7 @@ def test_results_do_not_depend_on_what_runs_beside():
     def work(i):
         cell, p = problems[i]
         for _ in range(8):
-            if not all(np.array_equal(a, b) for a, b in zip(run(cell, *p, None), alone[i])):
+            if not all(np.array_equal(a, b) for a, b in zip(run(cell, *p, None), alone[i], strict=True)):
                 errors.append(i)
 
     threads = [threading.Thread(target=work, args=(i % 4,)) for i in range(8)]
@@ -424,7 +424,7 @@ def test_vector_paths_agree(split_mode, name, dtype, T, B, H):
         results[path] = run(cell, x, state0, dy, dstate, lengths)
     first = results[SIMD_PATHS[0]]
     for path in SIMD_PATHS[1:]:
-        for a, b in zip(first, results[path]):
+        for a, b in zip(first, results[path], strict=True):
             if path in FMA_PATHS and SIMD_PATHS[0] in FMA_PATHS:
                 np.testing.assert_array_equal(b, a, err_msg=path)
             else:

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import pyx_gru as pg
 from pyx_gru import diagnostics as dg
 from helpers import CONFIGS, make_cell, random_state
 
@@ -70,7 +69,7 @@ def test_direct_term_is_the_jacobian_without_U(name):
     state0 = random_state(cell, 2, rng)
     J = dg.state_jacobians(cell, x, state0=state0, state="full")[:, 0]
     _, _, cache = cell.forward(x, state0)
-    gates = dict(zip(cell.gates, np.split(cache.gates[0], len(cell.gates), axis=-1)))
+    gates = dict(zip(cell.gates, np.split(cache.gates[0], len(cell.gates), axis=-1), strict=True))
     if name == "rnn":
         want, got = np.zeros((2, H)), J
     elif name == "simple_gru":

@@ -58,7 +58,7 @@ def test_many_threads_on_shared_cells_give_the_serial_results():
     for job in jobs:
         cell, x, state0, lengths, gates, _, _ = job
         caches.append(cell.forward(x, state0, lengths, gates=gates)[2])
-    serial_bw = [backward_only(job, cache) for job, cache in zip(jobs, caches)]
+    serial_bw = [backward_only(job, cache) for job, cache in zip(jobs, caches, strict=True)]
 
     tasks = [(kind, i) for i in range(len(jobs)) for kind in ("fb", "b") for _ in range(REPEATS)]
     order = np.random.default_rng(0).permutation(len(tasks))
@@ -86,5 +86,5 @@ def test_many_threads_on_shared_cells_give_the_serial_results():
     for kind, i, got in results:
         want = serial[i] if kind == "fb" else serial_bw[i]
         assert len(got) == len(want)
-        for u, v in zip(got, want):
+        for u, v in zip(got, want, strict=True):
             np.testing.assert_array_equal(u, v, err_msg=f"{kind} job {i}")

@@ -130,8 +130,8 @@ print("BLAS threads in the jobs:", sorted({r["blas_threads"] for res in results.
 # The learning curves, validation MSE after every epoch:
 colors = {"rnn": "C0", "sgru": "C1", "gru": "C2", "lstm": "C3"}
 fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
-for ax, (T, res) in zip(axes, results.items()):
-    for row, history in zip(res.rows, res.histories):
+for ax, (T, res) in zip(axes, results.items(), strict=True):
+    for row, history in zip(res.rows, res.histories, strict=True):
         ax.plot(history.epoch, history.valid_loss, "o-", markersize=3, color=colors[row["cell"]],
                 label=f"{row['cell']} (H = {row['hidden_size']})")
     ax.axhline(res.baseline, color="k", linestyle="--", linewidth=1)

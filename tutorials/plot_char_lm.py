@@ -209,7 +209,7 @@ def show_samples(step):
     samples = sample(model, "def ", 240, TEMPERATURES,
                      np.random.default_rng(step))
     seconds = time.perf_counter() - tic
-    for tau, s in zip(TEMPERATURES, samples):
+    for tau, s in zip(TEMPERATURES, samples, strict=True):
         print(f"----- after {step} steps, temperature {tau} -----")
         print(s)
     return seconds
@@ -262,7 +262,7 @@ smooth = np.convolve(train_loss, np.ones(50) / 50, mode="valid")
 ax.plot(steps[49:], smooth, color="C0",
         label="training windows (mean of 50 steps)")
 ax.plot(evaluated, held, "o-", color="C3", markersize=4, label="held-out text")
-for (name, value), style in zip(baselines.items(), ("--", "-.", ":")):
+for (name, value), style in zip(baselines.items(), ("--", "-.", ":"), strict=True):
     ax.axhline(value, color="k", linestyle=style, linewidth=1,
                label=f"{name} counts, held-out")
 ax.set_ylim(0.9 * min(min(held), smooth.min()), 1.05 * np.log(K))

@@ -106,7 +106,7 @@ print(result.format())
 summary = {s["cell"]: s for s in result.summary()}
 colors = {"rnn": "C0", "gru": "C2", "lstm": "C3"}
 fig, ax = plt.subplots(figsize=(8, 4.5))
-for row, history in zip(result.rows, result.histories):
+for row, history in zip(result.rows, result.histories, strict=True):
     if row["lr"] != summary[row["cell"]]["lr"]:
         continue
     ax.plot(history.epoch, history.valid_loss, "-" if row["seed"] == 0 else "--",

@@ -63,7 +63,7 @@ print(f"second-to-last symbol: mean probability given to the right one "
 
 fig, ax = plt.subplots(figsize=(7, 3.8))
 ax.plot(history.epoch, history.valid_loss, "o-", color="C3", markersize=3, label="GRU, validation")
-for (name, value), style in zip(references.items(), [":", "--", "-"]):
+for (name, value), style in zip(references.items(), [":", "--", "-"], strict=True):
     ax.axhline(value, color="k", linestyle=style, linewidth=1, label=name)
 ax.set_yscale("log")
 ax.set_xlabel("epoch")
@@ -195,7 +195,7 @@ stats = pg.diagnostics.gate_statistics(cache)
 steps = np.arange(1, 21)
 fig, axes = plt.subplot_mosaic([["mean", "units"], ["saturated", "units"]], figsize=(9, 6))
 ax1, ax2, ax3 = axes["mean"], axes["saturated"], axes["units"]
-for name, color in zip(cell.gates, ("C0", "C1", "C2")):
+for name, color in zip(cell.gates, ("C0", "C1", "C2"), strict=True):
     ax1.plot(steps, stats[name]["mean"][:20], "o-", markersize=3, color=color, label=name)
     ax2.plot(steps, stats[name]["saturated"][:20], "o-", markersize=3, color=color, label=name)
 ax1.set_title("mean activation")

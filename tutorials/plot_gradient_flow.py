@@ -70,7 +70,7 @@ for name, n in norms.items():
 
 fig, ax = plt.subplots(figsize=(8, 4.5))
 styles = ["-", "-", "-", (0, (4, 3)), "-", (0, (4, 3))]
-for (name, n), style, color in zip(norms.items(), styles, ["C0", "C1", "C3", "k", "C2", "C4"]):
+for (name, n), style, color in zip(norms.items(), styles, ["C0", "C1", "C3", "k", "C2", "C4"], strict=True):
     ax.semilogy(distance, n, linestyle=style, color=color, label=name)
 ax.set_xlabel("distance from the loss, T − t")
 ax.set_ylabel(r"$\|\partial L / \partial h_t\|$")
@@ -201,7 +201,7 @@ for name, cell, b_z in (("GRU, b_z = 0", "gru", 0.0), ("GRU, b_z = 2", "gru", 2.
           + f"; |dL/dh_0| / |dL/dh_T|: {runs[name][0][0]:.0e} before, {runs[name][1][0]:.0e} after")
 
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 4.2))
-for (name, (before, after, history)), color in zip(runs.items(), ["C3", "C1", "C0"]):
+for (name, (before, after, history)), color in zip(runs.items(), ["C3", "C1", "C0"], strict=True):
     ax1.semilogy(distance, before, color=color, linestyle="--")
     ax1.semilogy(distance, after, color=color, label=name)
     ax2.plot(history.epoch, history.valid_loss, "o-", color=color, label=name)

@@ -60,7 +60,7 @@ y_before, _, cache_before = before.forward(x, h0)
 print(f"largest |h_after - h_before| over {T} steps: {np.abs(y_after - y_before).max():.3f}")
 
 fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 6.5), sharex=True, layout="constrained")
-for j, color in zip(range(3), ["C0", "C1", "C2"]):
+for j, color in zip(range(3), ["C0", "C1", "C2"], strict=True):
     ax1.plot(y_after[:, 0, j], color=color, label=f"unit {j}, after")
     ax1.plot(y_before[:, 0, j], color=color, linestyle="--", label=f"unit {j}, before")
 ax1.set_ylabel("$h_t$")

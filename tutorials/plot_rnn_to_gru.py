@@ -134,7 +134,7 @@ for name, cell in models.items():
 
 fig, ax = plt.subplots(figsize=(8, 4.5))
 for k, name in enumerate(models):
-    for seed, style in zip(seeds, ("-", "--")):
+    for seed, style in zip(seeds, ("-", "--"), strict=True):
         h = histories[name, seed]
         ax.plot(h.epoch, h.valid_loss, style, color=f"C{k}",
                 label=name if seed == seeds[0] else None)

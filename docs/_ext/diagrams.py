@@ -418,7 +418,7 @@ def draw_reset():
     notes = ["row $i$: what unit $i$\nof $h_{t-1}$ sends", "column $j$: what unit $j$\nof the candidate hears"]
     small = SMALL - 1
     products = [r"$h_{t-1}\,\mathrm{diag}(r_t)\,U_g$", r"$h_{t-1}\,U_g\,\mathrm{diag}(r_t)$"]
-    for ax, title, product, note, rows in zip(axes, titles, products, notes, (True, False)):
+    for ax, title, product, note, rows in zip(axes, titles, products, notes, (True, False), strict=True):
         ax.set_xlim(-1.6, H + 0.3)
         ax.set_ylim(-2.2, H + 1.4)
         ax.set_aspect("equal")
@@ -603,7 +603,7 @@ def claim_rnn():
     data = rnn_data()
     fig, ax = _plot_axes()
     dist = T_FLOW - data["t"]
-    for a, color in zip(data["alphas"], ("C0", "k", "C3")):
+    for a, color in zip(data["alphas"], ("C0", "k", "C3"), strict=True):
         ax.plot(dist, data[a]["curve"], color=color, lw=2, label=rf"$\sigma_{{\max}}(U) = {a:g}$")
         ax.plot(dist, data[a]["bound"], color=color, lw=1, ls=(0, (4, 3)))
     ax.plot([], [], color="gray", lw=1, ls=(0, (4, 3)), label=r"bound $\sigma_{\max}(U)^{T-t}$")
@@ -618,7 +618,7 @@ def claim_simple_gru():
     fig, ax = _plot_axes()
     dist = T_FLOW - data["t"]
     ax.plot(dist, data["rnn"], color="k", lw=1.5, ls=(0, (4, 3)), label="vanilla RNN")
-    for b, color in zip(data["biases"], ("C1", "C2", "C0")):
+    for b, color in zip(data["biases"], ("C1", "C2", "C0"), strict=True):
         ax.plot(dist, data[b]["curve"], color=color, lw=2,
                 label=rf"$b_f = {b:g}$, mean $f_t$ = {data[b]['f']:.2f}")
     ax.set_ylim(1e-5, 2)  # room for the legend under the curves
@@ -643,7 +643,7 @@ def claim_lstm():
     data = lstm_data()
     fig, ax = _plot_axes()
     dist = T_FLOW - data["t"]
-    for b, color in zip(data["biases"], ("C1", "C2", "C0")):
+    for b, color in zip(data["biases"], ("C1", "C2", "C0"), strict=True):
         ax.plot(dist, data[b]["curve"], color=color, lw=2,
                 label=rf"$U = 0$, $b_f = {b:g}$: mean $f_t$ = {data[b]['f']:.2f}")
     ax.plot(dist, data["full"], color="k", lw=1.5, ls=(0, (4, 3)), label=r"default $U$, $b_f = 1$")

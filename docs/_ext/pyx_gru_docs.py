@@ -76,7 +76,8 @@ def readme_benchmark_rst(readme, start="Full run,"):
     try:
         first = next(i for i, line in enumerate(lines) if line.startswith(start))
     except StopIteration:
-        raise ExtensionError(f"readme-benchmark: README.md has no paragraph starting {start!r}")
+        raise ExtensionError(
+            f"readme-benchmark: README.md has no paragraph starting {start!r}") from None
     paragraph = []
     i = first
     while i < len(lines) and lines[i].strip():

@@ -63,7 +63,7 @@ def matplotlib_scraper(block, block_vars, gallery_conf, **kwargs):
     paths = block_vars["image_path_iterator"]
     first = len(paths)
     rst = scrape(block, block_vars, gallery_conf, **kwargs)
-    for path, (text, width) in zip(paths.paths[first:], sizes):
+    for path, (text, width) in zip(paths.paths[first:], sizes, strict=True):
         FIGURE_TEXT[PurePosixPath(path).name] = {"smallest_text_px": text, "width_px": width}
     return rst
 

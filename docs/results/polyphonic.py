@@ -49,7 +49,7 @@ def collect(result, command=None):
     chosen = {s["cell"]: s["lr"] for s in summary}
     cells = []
     for s in summary:
-        runs = [(r, h) for r, h in zip(result.rows, result.histories)
+        runs = [(r, h) for r, h in zip(result.rows, result.histories, strict=True)
                 if r["cell"] == s["cell"] and r["lr"] == s["lr"]]
         tests = [r["test_loss"] for r, _ in runs]
         cells.append({

@@ -281,7 +281,7 @@ class Task:
             raise ValueError(
                 f"split of N={self.N} sequences by {tuple(f)} leaves a part empty (sizes {sizes.tolist()})"
             )
-        return tuple(self.subset(perm[a:b]) for a, b in zip(bounds[:-1], bounds[1:]))
+        return tuple(self.subset(perm[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True))
 
     def chunks(self, length):
         """Every sequence cut into consecutive windows of at most ``length`` steps.

@@ -219,7 +219,7 @@ def _load(npz_path, json_path):
         or np.diff(offsets).tolist() != meta.get("n_frames")
     ):
         return None
-    return [frames[a:b] for a, b in zip(offsets[:-1], offsets[1:])], meta
+    return [frames[a:b] for a, b in zip(offsets[:-1], offsets[1:], strict=True)], meta
 
 
 def load_chorales(*, step=1.0, max_pieces=None, cache_dir=None, refresh=False):

@@ -358,7 +358,7 @@ def convert(source_dir, out_dir=DATA_DIR):
                            f"{split}_keys": keys})
             splits[split] = {"pieces": len(rolls), "frames": int(frames.sum()),
                              "sounding_keys": int(keys.size), "sha256_rolls": roll_digest(rolls)}
-        _atomic_write(out_dir / f"{key}.npz", lambda tmp: _save_npz(tmp, arrays))
+        _atomic_write(out_dir / f"{key}.npz", lambda tmp, arrays=arrays: _save_npz(tmp, arrays))
         meta["sets"][key] = {"title": title, "source": filename,
                              "sha256_source": hashlib.sha256(path.read_bytes()).hexdigest(),
                              "splits": splits}
