@@ -21,16 +21,10 @@ import time
 
 import numpy as np
 
-from . import GRU, LSTM, RNN, SimpleGRU, _site, gradcheck, reference
+from . import _kinds, _site, gradcheck, reference
 
-CONFIGS = [
-    ("RNN", RNN, {}),
-    ("SimpleGRU", SimpleGRU, {}),
-    ("GRU reset=after", GRU, {"reset": "after"}),
-    ("GRU reset=before", GRU, {"reset": "before"}),
-    ("LSTM", LSTM, {}),
-    ("LSTM peephole", LSTM, {"peephole": True}),
-]
+# (label, class, constructor keywords) of every cell kind (pyx_gru._kinds)
+CONFIGS = [(k.label, k.cell_class, k.keywords) for k in _kinds.KINDS.values()]
 
 
 def _median_time(fn, repeats, min_time=0.2):

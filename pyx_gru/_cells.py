@@ -17,8 +17,9 @@ from types import MappingProxyType
 
 import numpy as np
 
-from . import _recurrent, _threads, _workspace  # noqa: F401  (_threads binds the BLAS thread hooks)
-from ._limits import backward_bytes, cell_bytes, check_fits, forward_bytes
+from . import _kinds, _recurrent, _threads, _workspace  # noqa: F401  (_threads binds the BLAS thread hooks)
+from ._limits import (backward_bytes, backward_plan, cell_bytes, check_fits,
+                      forward_bytes, forward_plan)
 from ._validation import (
     INT_MAX,
     check_dtype,
@@ -178,17 +179,28 @@ class Cell:
 
     def _init_params(self, rng):
         D, H, G = self._input_size, self._hidden_size, len(self.gates)
-        return {
+        params = {
             "W": _glorot_uniform(rng, D, H, G),
             "U": _orthogonal(rng, H, G),
             "b": np.zeros(G * H),
         }
+        # the kind's extra biases and peepholes start at zero
+        for name, shape in self.param_shapes.items():
+            params.setdefault(name, np.zeros(shape))
+        return params
+
+    @property
+    def _description(self):
+        # This cell's kind (pyx_gru._kinds), found once from its class and form.
+        kind = self.__dict__.get("_kind_description")
+        if kind is None:
+            kind = self._kind_description = _kinds.of(self)
+        return kind
 
     @property
     def param_shapes(self):
         """dict: the name and shape of every parameter."""
-        D, H, G = self._input_size, self._hidden_size, len(self.gates)
-        return {"W": (D, G * H), "U": (H, G * H), "b": (G * H,)}
+        return self._description.param_shapes(self._input_size, self._hidden_size)
 
     @property
     def n_params(self):
@@ -530,35 +542,34 @@ class Cell:
         ph1, ph2 = _PLACEHOLDERS[1, self._dtype], _PLACEHOLDERS[2, self._dtype]
         return p.get("b_hg", ph1), p.get("P", ph2), "P" in p
 
-    def _packed_workspace(self, B, backward):
+    def _workspace_or_placeholder(self, shape):
         # Room for U and W packed for the per-step products (U.T for
-        # backward), or a placeholder when they call the BLAS.
-        H, GH, dt = self._hidden_size, len(self.gates) * self._hidden_size, self._dtype
-        n = _recurrent.packed_size(B, self._input_size, H, GH, backward, dt.itemsize)
-        return _workspace.empty((n,), dtype=dt) if n else _PLACEHOLDERS[1, dt]
+        # backward), or a placeholder when they call the BLAS (size 0).
+        dt = self._dtype
+        return _workspace.empty(shape, dtype=dt) if shape[0] else _PLACEHOLDERS[1, dt]
 
     def _forward(self, x, h0, c0, lengths, p, pins, cache=True):
         T, B, D = x.shape
-        H, GH, dt = self._hidden_size, len(self.gates) * self._hidden_size, self._dtype
+        H, dt = self._hidden_size, self._dtype
         ph3 = _PLACEHOLDERS[3, dt]
         b_hg, P, peephole = self._extra_arrays(p)
         # With a cache every step keeps its gates, c and extra; without, they
-        # are rings of a few steps (see _recurrent.forward).
-        Tg = T if cache else _recurrent.gate_steps(T, B, D, H, GH, dt.itemsize)
-        gates = _workspace.empty((Tg, B, GH), dtype=dt)
-        hs = _workspace.empty((T + 1, B, H), dtype=dt)
+        # are rings of a few steps (see _recurrent.forward). The shapes are
+        # the memory plan's (_limits.forward_plan), which the estimate counts.
+        plan = forward_plan(self._description, T, B, D, H, dt.itemsize, cache)
+        gates = _workspace.empty(plan["gates"], dtype=dt)
+        hs = _workspace.empty(plan["hs"], dtype=dt)
         hs[0] = h0
-        h = np.empty((B, H), dtype=dt)
-        if self._lstm:
-            cs = _workspace.empty((T + 1 if cache else 2, B, H), dtype=dt)
+        h = np.empty(plan["h"], dtype=dt)
+        if "cs" in plan:
+            cs = _workspace.empty(plan["cs"], dtype=dt)
             cs[0] = c0
-            c = np.empty((B, H), dtype=dt)
+            c = np.empty(plan["c"], dtype=dt)
         else:
             cs, c = ph3, _PLACEHOLDERS[2, dt]
-        extra = _workspace.empty((T if cache else 1, B, H), dtype=dt) if self._kind in (
-            _recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3
-        hu = np.empty((B, GH), dtype=dt)
-        packed = self._packed_workspace(B, False)
+        extra = _workspace.empty(plan["extra"], dtype=dt) if "extra" in plan else ph3
+        hu = np.empty(plan["hu"], dtype=dt)
+        packed = self._workspace_or_placeholder(plan["packed"])
         keep, pin = self._keep_and_pin(pins)
         # With B = 0 there is nothing to compute (and the kernel would take
         # the address of element 0 of empty arrays).
@@ -584,19 +595,20 @@ class Cell:
         self._check_array("cache.hs", getattr(cache, "hs", None), (T + 1, B, H), dt)
         if self._lstm:
             self._check_array("cache.cs", getattr(cache, "cs", None), (T + 1, B, H), dt)
-        if self._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE):
+        kind = self._description
+        if kind.extra:
             self._check_array("cache.extra", getattr(cache, "extra", None), (T, B, H), dt)
         ph2, ph3 = _PLACEHOLDERS[2, dt], _PLACEHOLDERS[3, dt]
         _, P, peephole = self._extra_arrays(p)
         grads = {k: np.zeros(v.shape, dtype=dt) for k, v in p.items()}
-        dx = _workspace.empty((T, B, D), dtype=dt)
-        # The gate gradients of K steps at a time: about an eighth of the
-        # cache's gates, and at least 32 rows so the GEMMs stay efficient.
-        K = min(T, max(1, -(-max(32, T * B // 8) // max(B, 1))))
-        dA = _workspace.empty((K, B, GH), dtype=dt)
-        dxg = _workspace.empty((K, B, H), dtype=dt) if self._kind == _recurrent.GRU_AFTER else ph3
-        work = np.empty((3, B, H), dtype=dt)
-        packed = self._packed_workspace(B, True)
+        # The memory plan (_limits.backward_plan): the gate gradients of K
+        # steps at a time (_limits.chunk_steps), which the estimate counts.
+        plan = backward_plan(kind, T, B, D, H, dt.itemsize)
+        dx = _workspace.empty(plan["dx"], dtype=dt)
+        dA = _workspace.empty(plan["dA"], dtype=dt)
+        dxg = _workspace.empty(plan["dxg"], dtype=dt) if "dxg" in plan else ph3
+        work = np.empty(plan["work"], dtype=dt)
+        packed = self._workspace_or_placeholder(plan["packed"])
         acc = np.empty(GH + 4 * H, dtype=np.float64)  # float64 sums for db, db_hg and dP
         # With T * B = 0 the gradients are zero and dstate0 is dstate.
         if T * B:
@@ -604,7 +616,7 @@ class Cell:
                 self._kind, peephole, lengths is not None, x, p["W"], p["U"], P,
                 _NO_LENGTHS if lengths is None else lengths,
                 cache.gates, cache.hs, cache.cs if self._lstm else ph3,
-                cache.extra if self._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3,
+                cache.extra if kind.extra else ph3,
                 dy,
                 dh, ph2 if dc is None else dc, dA, dxg, work, packed, dx,
                 grads["W"], grads["U"], grads["b"],
@@ -679,19 +691,6 @@ class GRU(Cell):
 
     reset = property(lambda self: self._reset, doc='str: "after" or "before" (fixed).')
 
-    def _init_params(self, rng):
-        p = super()._init_params(rng)
-        if self.reset == "after":
-            p["b_hg"] = np.zeros(self._hidden_size)
-        return p
-
-    @property
-    def param_shapes(self):
-        shapes = super().param_shapes
-        if self.reset == "after":
-            shapes["b_hg"] = (self._hidden_size,)
-        return shapes
-
     @property
     def config(self):
         return {**super().config, "reset": self.reset}
@@ -738,16 +737,7 @@ class LSTM(Cell):
         p = super()._init_params(rng)
         H = self._hidden_size
         p["b"][H:2 * H] = 1.0
-        if self.peephole:
-            p["P"] = np.zeros((3, H))
         return p
-
-    @property
-    def param_shapes(self):
-        shapes = super().param_shapes
-        if self.peephole:
-            shapes["P"] = (3, self._hidden_size)
-        return shapes
 
     @property
     def config(self):

@@ -32,7 +32,7 @@ import zlib
 
 import numpy as np
 
-from . import _cells
+from . import _kinds
 from ._limits import cell_bytes, check_fits
 from ._validation import check_size
 
@@ -41,14 +41,17 @@ __all__ = ["save", "load", "save_layer", "save_optimizer", "FORMAT", "FORMAT_VER
 FORMAT = "pyx_gru.cell"
 FORMAT_VERSION = 1
 METADATA = "metadata"
-_CLASSES = {cls.__name__: cls for cls in (_cells.RNN, _cells.SimpleGRU, _cells.GRU, _cells.LSTM)}
-# The constructor arguments beyond the sizes, with their allowed values.
-_FORMS = {
-    "RNN": {},
-    "SimpleGRU": {},
-    "GRU": {"reset": ("after", "before")},
-    "LSTM": {"peephole": (False, True)},
-}
+# The cell classes by name, and the constructor arguments beyond the sizes
+# with their allowed values, from the cells' descriptions (pyx_gru._kinds):
+# {"GRU": {"reset": ("after", "before")}, "LSTM": {"peephole": (False, True)}, ...}
+_CLASSES = {k.cls: k.cell_class for k in _kinds.KINDS.values()}
+_FORMS = {name: {} for name in _CLASSES}
+for _kind in _kinds.KINDS.values():
+    for _key, _value in _kinds.full_form(_kind).items():
+        _values = _FORMS[_kind.cls].setdefault(_key, ())
+        if _value not in _values:
+            _FORMS[_kind.cls][_key] = _values + (_value,)
+del _kind, _key, _value, _values
 # What reading a damaged zip member can raise (bad headers, bad compressed
 # data, encrypted or unsupported members, truncation).
 _READ_ERRORS = (ValueError, TypeError, SyntaxError, EOFError, OSError, RuntimeError,
@@ -128,13 +131,7 @@ def save(cell, path):
 def _shapes(name, D, H, form):
     """The parameter shapes of cell ``name`` with these sizes and form (as
     ``Cell.param_shapes``, without building the cell)."""
-    G = len(_CLASSES[name].gates)
-    shapes = {"W": (D, G * H), "U": (H, G * H), "b": (G * H,)}
-    if form.get("reset") == "after":
-        shapes["b_hg"] = (H,)
-    if form.get("peephole"):
-        shapes["P"] = (3, H)
-    return shapes
+    return _kinds.of_form(name, form).param_shapes(D, H)
 
 
 class _Reader:

@@ -177,18 +177,14 @@ import scipy
 from scipy.linalg import blas as scipy_blas
 
 import pyx_gru
-from pyx_gru import GRU, LSTM, RNN, SimpleGRU, _recurrent, _workspace, interop, reference
+from pyx_gru import _kinds, _recurrent, _workspace, interop, reference
 
 T_STEPS = 100
 
-# name -> (label, class, constructor keywords, torch.nn class name or None)
-CELLS = {
-    "rnn": ("RNN", RNN, {}, "RNN"),
-    "simple_gru": ("SimpleGRU", SimpleGRU, {}, None),
-    "gru_after": ("GRU after", GRU, {"reset": "after"}, "GRU"),
-    "gru_before": ("GRU before", GRU, {"reset": "before"}, None),
-    "lstm": ("LSTM", LSTM, {}, "LSTM"),
-}
+# name -> (label, class, constructor keywords, torch.nn class name or None),
+# for every cell kind with a benchmark label (pyx_gru._kinds)
+CELLS = {k.id: (k.bench_label, k.cell_class, k.keywords, k.torch)
+         for k in _kinds.KINDS.values() if k.bench_label}
 CELL_ALIASES = {"gru": ("gru_after", "gru_before"), "all": tuple(CELLS)}
 
 SIZES = ((1, 32, 32), (16, 64, 64), (32, 128, 128), (32, 256, 256), (64, 512, 512), (1, 256, 256))
@@ -459,7 +455,7 @@ def make_problem(case, rng):
     dy = rng.standard_normal((T_STEPS, B, H)).astype(dt)
     zeros = np.zeros((B, H), dtype=dt)
     dh = rng.standard_normal((B, H)).astype(dt)
-    if isinstance(cell, LSTM):
+    if len(_kinds.of(cell).state) == 2:
         state0, dstate = (zeros, zeros), (dh, rng.standard_normal((B, H)).astype(dt))
     else:
         state0, dstate = zeros, dh

@@ -22,7 +22,7 @@ cell, and :doc:`/theory/worked_step` runs the GRU's in numbers.
 """
 import numpy as np
 
-from . import _cells
+from . import _cells, _kinds
 from ._cells import Cache
 
 __all__ = [
@@ -258,7 +258,9 @@ class _ReferenceCell:
     """
 
     def _steps(self):
-        raise NotImplementedError
+        # The step functions of this cell's kind (pyx_gru._kinds: Kind.step)
+        step = self._description.step
+        return globals()[f"{step}_step_forward"], globals()[f"{step}_step_backward"]
 
     def _forward(self, x, h0, c0, lengths, p, pins, cache=True):
         step_forward, _ = self._steps()
@@ -303,39 +305,22 @@ def _active(t, lengths, B):
 class RNN(_ReferenceCell, _cells.RNN):
     __doc__ = "NumPy reference. " + _cells.RNN.__doc__
 
-    def _steps(self):
-        return rnn_step_forward, rnn_step_backward
-
 
 class SimpleGRU(_ReferenceCell, _cells.SimpleGRU):
     __doc__ = "NumPy reference. " + _cells.SimpleGRU.__doc__
-
-    def _steps(self):
-        return simple_gru_step_forward, simple_gru_step_backward
 
 
 class GRU(_ReferenceCell, _cells.GRU):
     __doc__ = "NumPy reference. " + _cells.GRU.__doc__
 
-    def _steps(self):
-        if self.reset == "after":
-            return gru_after_step_forward, gru_after_step_backward
-        return gru_before_step_forward, gru_before_step_backward
-
 
 class LSTM(_ReferenceCell, _cells.LSTM):
     __doc__ = "NumPy reference. " + _cells.LSTM.__doc__
 
-    def _steps(self):
-        return lstm_step_forward, lstm_step_backward
 
-
-_TWINS = {
-    _cells.RNN: RNN,
-    _cells.SimpleGRU: SimpleGRU,
-    _cells.GRU: GRU,
-    _cells.LSTM: LSTM,
-}
+# compiled class -> its reference twin, for every cell kind (the twin has
+# the compiled class's name)
+_TWINS = {k.cell_class: globals()[k.cls] for k in _kinds.KINDS.values()}
 
 
 def from_cell(cell):
