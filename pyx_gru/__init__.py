@@ -1,6 +1,6 @@
 """pyx_gru: recurrent cells to understand and to run fast.
 
-The cells (``RNN``, ``SimpleGRU``, ``GRU``, ``LSTM``) share one interface::
+The cells (``RNN``, ``SimpleGRU``, ``GRU``, ``MGU``, ``LSTM``) share one interface::
 
     cell = pyx_gru.GRU(input_size=8, hidden_size=16, reset="after", seed=0)
     y, state, cache = cell.forward(x, state0=None, lengths=None)
@@ -13,7 +13,7 @@ checks any cell's gradients against finite differences. ``interop``
 converts weights from and to PyTorch and Keras. ``cell.save(path)`` writes a
 cell to an ``.npz`` file (no pickle) and ``pyx_gru.load(path)`` reads it back.
 """
-from ._cells import GRU, LSTM, RNN, Cache, Cell, SimpleGRU
+from ._cells import GRU, LSTM, MGU, RNN, Cache, Cell, SimpleGRU
 from ._gradcheck import gradcheck
 from ._saving import load
 from . import interop, reference
@@ -24,6 +24,6 @@ from .train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "SimpleGRU", "GRU", "LSTM", "Cell", "Cache", "gradcheck", "load", "reference", "interop"]
+__all__ = ["RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "Cell", "Cache", "gradcheck", "load", "reference", "interop"]
 __all__ += ["layers", "losses", "optim", "train", "diagnostics", "Model", "fit", "evaluate",
             "predict", "History"]

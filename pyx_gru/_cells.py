@@ -33,7 +33,7 @@ from ._validation import (
     shaped_array,
 )
 
-__all__ = ["Cell", "RNN", "SimpleGRU", "GRU", "LSTM", "Cache"]
+__all__ = ["Cell", "RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "Cache"]
 
 
 class Cache:
@@ -687,6 +687,49 @@ class GRU(Cell):
             raise ValueError(f'reset must be "after" or "before", got {reset!r}')
         self._reset = reset
         self._kind = _recurrent.GRU_AFTER if reset == "after" else _recurrent.GRU_BEFORE
+        super().__init__(input_size, hidden_size, dtype=dtype, seed=seed)
+
+    reset = property(lambda self: self._reset, doc='str: "after" or "before" (fixed).')
+
+    @property
+    def config(self):
+        return {**super().config, "reset": self.reset}
+
+
+class MGU(Cell):
+    """The minimal gated unit: the simplified GRU whose one gate f also resets
+    the state inside the candidate, with the reset before or after the matmul.
+
+    ::
+
+        f_t = sigmoid(x_t W_f + h_{t-1} U_f + b_f)
+        reset="after" (Flax's MGUCell):
+            g_t = tanh(x_t W_g + b_g + f_t * (h_{t-1} U_g + b_hg))
+        reset="before":
+            g_t = tanh(x_t W_g + b_g + (f_t * h_{t-1}) U_g)
+        h_t = f_t * h_{t-1} + (1 - f_t) * g_t
+
+    A GRU whose update and reset gates are one gate (z = r = f); f = 1
+    keeps the state. Zhou et al. (2016) write the mix the other way round,
+    h_t = (1 - f_t) h_{t-1} + f_t g_t, with the same f_t resetting the
+    candidate: their f is this cell's 1 - f in the mix but f in the reset,
+    so their MGU is this one with the reset gate 1 - f (not a relabelling).
+    Gates: ``("f", "g")``; ``reset="after"`` adds the parameter ``b_hg``
+    (H,), zero at initialisation.
+
+    Parameters
+    ----------
+    reset : {"after", "before"}
+        Where the gate resets the state. See ``Cell`` for the other parameters.
+    """
+
+    gates = ("f", "g")
+
+    def __init__(self, input_size, hidden_size, *, reset="after", dtype=np.float64, seed=None):
+        if reset not in ("after", "before"):
+            raise ValueError(f'reset must be "after" or "before", got {reset!r}')
+        self._reset = reset
+        self._kind = _recurrent.MGU_AFTER if reset == "after" else _recurrent.MGU_BEFORE
         super().__init__(input_size, hidden_size, dtype=dtype, seed=seed)
 
     reset = property(lambda self: self._reset, doc='str: "after" or "before" (fixed).')

@@ -6,19 +6,25 @@
 # same kinds in pyx_gru/_kinds.py (names, gate names, parameters) and reads
 # these rows through kind_table() (tests/test_kinds.py checks the two agree).
 
+# Numbered in order (a new kind goes before _N_KINDS; the numbers of the
+# others never change: they are the kernels' interface).
 cdef enum:
     _RNN = 0
-    _SIMPLE_GRU = 1
-    _GRU_AFTER = 2
-    _GRU_BEFORE = 3
-    _LSTM = 4
-    _N_KINDS = 5
+    _SIMPLE_GRU
+    _GRU_AFTER
+    _GRU_BEFORE
+    _LSTM
+    _MGU_AFTER
+    _MGU_BEFORE
+    _N_KINDS
 
 RNN = _RNN
 SIMPLE_GRU = _SIMPLE_GRU
 GRU_AFTER = _GRU_AFTER
 GRU_BEFORE = _GRU_BEFORE
 LSTM = _LSTM
+MGU_AFTER = _MGU_AFTER
+MGU_BEFORE = _MGU_BEFORE
 N_KINDS = _N_KINDS
 
 
@@ -50,6 +56,8 @@ _KINDS[_SIMPLE_GRU] = _Kind(2, 2, False, False, False, False)
 _KINDS[_GRU_AFTER] = _Kind(3, 3, False, True, True, False)
 _KINDS[_GRU_BEFORE] = _Kind(3, 2, False, True, False, False)
 _KINDS[_LSTM] = _Kind(4, 4, True, False, False, True)
+_KINDS[_MGU_AFTER] = _Kind(2, 2, False, True, True, False)
+_KINDS[_MGU_BEFORE] = _Kind(2, 1, False, True, False, False)
 
 
 def kind_table():

@@ -22,6 +22,9 @@ from . import _recurrent
 
 __all__ = ["Kind", "KINDS", "get", "of", "ALIASES"]
 
+# The kernels' rows, read once (a pass reads a kind's row on every call).
+_KERNEL_TABLE = _recurrent.kind_table()
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -91,7 +94,7 @@ class Kind:
     @property
     def kernel_row(self):
         """dict: the kernels' row of this kind (``_recurrent.kind_table()``)."""
-        return _recurrent.kind_table()[self.kernel]
+        return _KERNEL_TABLE[self.kernel]
 
     @property
     def peephole(self):
@@ -128,6 +131,10 @@ _ALL = (
          "GRU after", "GRU"),
     Kind("gru_before", "gru_before", "GRU", (("reset", "before"),), _recurrent.GRU_BEFORE,
          ("z", "r", "g"), ("h",), (), "gru_before", "GRU reset=before", "GRU before"),
+    Kind("mgu", "mgu_after", "MGU", (("reset", "after"),), _recurrent.MGU_AFTER,
+         ("f", "g"), ("h",), (("b_hg", None),), "mgu_after", "MGU reset=after", "MGU after"),
+    Kind("mgu_before", "mgu_before", "MGU", (("reset", "before"),), _recurrent.MGU_BEFORE,
+         ("f", "g"), ("h",), (), "mgu_before", "MGU reset=before", "MGU before"),
     Kind("lstm", "lstm", "LSTM", (), _recurrent.LSTM, ("i", "f", "g", "o"), ("h", "c"), (),
          "lstm", "LSTM", "LSTM", "LSTM"),
     Kind("lstm_peephole", "lstm_peephole", "LSTM", (("peephole", True),), _recurrent.LSTM,

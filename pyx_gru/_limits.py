@@ -42,6 +42,7 @@ upper bound, checked against ``tracemalloc`` in ``tests/test_sizes.py``):
 and each adds 64 KiB for the Python objects around the arrays.
 """
 import os
+from math import prod
 
 from . import _recurrent
 
@@ -207,13 +208,7 @@ def backward_plan(kind, T, B, D, H, itemsize):
 
 
 def _elements(plan):
-    n = 0
-    for shape in plan.values():
-        size = 1
-        for d in shape:
-            size *= d
-        n += size
-    return n
+    return sum(map(prod, plan.values()))
 
 
 def forward_bytes(cell, T, B, cache=True):

@@ -208,6 +208,59 @@ cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole,
             h[bb * H + j] *= a[o + 3 * H + j]
 
 
+cdef void _mgu_after_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating* a,
+                             const floating* hu, const floating* b,
+                             const floating* b_hg,
+                             const floating* h_prev, floating* nn,
+                             floating* h, const floating* keep,
+                             const floating* pin) noexcept nogil:
+    # f = sigmoid(.), n = h_prev U_g + b_hg (kept in nn),
+    # g = tanh(x W_g + b_g + f * n), h = f * h_prev + (1 - f) * g
+    cdef Py_ssize_t bb, j, o, k
+    for bb in range(B):
+        o = bb * 2 * H
+        _sigmoid_gates(a + o, hu + o, b, 1, H, n, keep, pin)
+        for j in range(n):
+            k = bb * H + j
+            nn[k] = hu[o + H + j] + b_hg[j]
+            a[o + H + j] += b[H + j] + a[o + j] * nn[k]
+        tanh_block(a + o + H, n)
+        for j in range(n):
+            k = bb * H + j
+            h[k] = _mix(a[o + j], h_prev[k], a[o + H + j])
+
+
+cdef void _mgu_before_gates(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating* a,
+                            const floating* hu, const floating* b,
+                            const floating* h_prev, floating* fh,
+                            const floating* keep, const floating* pin) noexcept nogil:
+    # First half of the MGU with the reset before the matmul: f = sigmoid(.),
+    # fh = f * h_prev. Only hu[:, :H] is filled on entry.
+    cdef Py_ssize_t bb, j, o, k
+    for bb in range(B):
+        o = bb * 2 * H
+        _sigmoid_gates(a + o, hu + o, b, 1, H, n, keep, pin)
+        for j in range(n):
+            k = bb * H + j
+            fh[k] = a[o + j] * h_prev[k]
+
+
+cdef void _mgu_before_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating* a,
+                              const floating* hu, const floating* b,
+                              const floating* h_prev, floating* h) noexcept nogil:
+    # Second half, once the driver has put (f * h_prev) @ U_g in hu[:, H:]:
+    # g = tanh(x W_g + b_g + (f * h_prev) U_g), h = f * h_prev + (1 - f) * g.
+    cdef Py_ssize_t bb, j, o, k
+    for bb in range(B):
+        o = bb * 2 * H
+        for j in range(n):
+            a[o + H + j] += hu[o + H + j] + b[H + j]
+        tanh_block(a + o + H, n)
+        for j in range(n):
+            k = bb * H + j
+            h[k] = _mix(a[o + j], h_prev[k], a[o + H + j])
+
+
 # ---------------------------------------------------------------------------
 # Pointwise steps, backward. `dh` is dL/dh_t (B, H); `da` is dA[t] (B, G*H),
 # written with dL/d(pre-activation) of each gate on the recurrent side (what
@@ -344,6 +397,66 @@ cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole
             dh_prev[k] = 0
 
 
+cdef void _mgu_after_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
+                              const floating* a,
+                              const floating* h_prev, const floating* nn,
+                              const floating* dh, floating* da,
+                              floating* dxg, floating* dh_prev,
+                              const floating* keep) noexcept nogil:
+    # dxg = dL/d(x W_g + b_g + f * n) (input side); da[:, H:] = f * dxg =
+    # dL/dn (recurrent side, also dL/db_hg); da_f gets the mix's part and
+    # the reset's, dxg * n * f (1 - f)
+    cdef Py_ssize_t bb, j, o, k
+    cdef floating f, g, dag, one = 1
+    for bb in range(B):
+        o = bb * 2 * H
+        for j in range(n):
+            k = bb * H + j
+            f = a[o + j]
+            g = a[o + H + j]
+            dag = _mix_backward(dh[k], h_prev[k], f, g, keep[0], &da[o + j],
+                                &dh_prev[k]) * (one - g * g)
+            da[o + j] += dag * nn[k] * f * (one - f) * keep[0]
+            da[o + H + j] = dag * f
+            dxg[k] = dag
+
+
+cdef void _mgu_before_candidate_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
+                                         const floating* a, const floating* h_prev,
+                                         const floating* dh, floating* da,
+                                         floating* dh_prev,
+                                         const floating* keep) noexcept nogil:
+    # First half of the MGU with the reset before the matmul, backwards:
+    # da_g, the mix's part of da_f and the direct part of dh_prev.
+    cdef Py_ssize_t bb, j, o, k
+    cdef floating g, one = 1
+    for bb in range(B):
+        o = bb * 2 * H
+        for j in range(n):
+            k = bb * H + j
+            g = a[o + H + j]
+            da[o + H + j] = _mix_backward(dh[k], h_prev[k], a[o + j], g, keep[0],
+                                          &da[o + j], &dh_prev[k]) * (one - g * g)
+
+
+cdef void _mgu_before_reset_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
+                                     const floating* a, const floating* h_prev,
+                                     const floating* dfh, floating* da,
+                                     floating* dh_prev,
+                                     const floating* keep) noexcept nogil:
+    # Second half, once the driver has put dfh = dL/d(f * h_prev) =
+    # da_g @ U_g.T in dfh: the reset's part of da_f, and dh_prev += dfh * f.
+    cdef Py_ssize_t bb, j, o, k
+    cdef floating f, one = 1
+    for bb in range(B):
+        o = bb * 2 * H
+        for j in range(n):
+            k = bb * H + j
+            f = a[o + j]
+            da[o + j] += dfh[k] * h_prev[k] * f * (one - f) * keep[0]
+            dh_prev[k] += dfh[k] * f
+
+
 # ---------------------------------------------------------------------------
 # The dispatch: the step of each kind, forward and backward. The driver
 # passes every array a kind might read (pointers offset to its first unit);
@@ -367,6 +480,10 @@ cdef inline void _step_forward(int kind, bint peephole, Py_ssize_t B, Py_ssize_t
         _gru_after_forward(B, H, n, a, hu, b, b_hg, h_prev, e, h, keep, pin)
     elif kind == _GRU_BEFORE:
         _gru_before_gates(B, H, n, a, hu, b, h_prev, e, keep, pin)
+    elif kind == _MGU_AFTER:
+        _mgu_after_forward(B, H, n, a, hu, b, b_hg, h_prev, e, h, keep, pin)
+    elif kind == _MGU_BEFORE:
+        _mgu_before_gates(B, H, n, a, hu, b, h_prev, e, keep, pin)
     else:
         _lstm_forward(B, H, n, peephole, a, hu, b, P, c_prev, c, h, keep, pin)
 
@@ -378,6 +495,8 @@ cdef inline void _step_forward_second(int kind, Py_ssize_t B, Py_ssize_t H, Py_s
     # extra[t] @ U (the driver's second product).
     if kind == _GRU_BEFORE:
         _gru_before_forward(B, H, n, a, hu, b, h_prev, h)
+    elif kind == _MGU_BEFORE:
+        _mgu_before_forward(B, H, n, a, hu, b, h_prev, h)
 
 
 cdef inline void _step_backward(int kind, bint peephole, Py_ssize_t B, Py_ssize_t H,
@@ -398,6 +517,10 @@ cdef inline void _step_backward(int kind, bint peephole, Py_ssize_t B, Py_ssize_
         _gru_after_backward(B, H, n, a, h_prev, e, dh, da, dxg, dh_prev, keep)
     elif kind == _GRU_BEFORE:
         _gru_before_candidate_backward(B, H, n, a, h_prev, dh, da, dh_prev, keep)
+    elif kind == _MGU_AFTER:
+        _mgu_after_backward(B, H, n, a, h_prev, e, dh, da, dxg, dh_prev, keep)
+    elif kind == _MGU_BEFORE:
+        _mgu_before_candidate_backward(B, H, n, a, h_prev, dh, da, dh_prev, keep)
     else:
         _lstm_backward(B, H, n, peephole, a, P, c_prev, c, dh, dc, da, dh_prev, dc_prev,
                        keep, scratch)
@@ -411,3 +534,5 @@ cdef inline void _step_backward_second(int kind, Py_ssize_t B, Py_ssize_t H, Py_
     # candidate's da @ U.T, the driver's second product) is computed.
     if kind == _GRU_BEFORE:
         _gru_before_reset_backward(B, H, n, a, h_prev, de, da, dh_prev, keep)
+    elif kind == _MGU_BEFORE:
+        _mgu_before_reset_backward(B, H, n, a, h_prev, de, da, dh_prev, keep)

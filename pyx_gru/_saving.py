@@ -11,12 +11,13 @@ The file is a NumPy ``.npz`` archive (a zip of ``.npy`` files) holding
        "form": {"reset": "after"}, "pyx_gru_version": "0.1.0"}
 
   where ``form`` holds the constructor's remaining arguments: ``reset`` for
-  a GRU, ``peephole`` for an LSTM, nothing for the RNN and the simplified GRU.
+  a GRU or an MGU, ``peephole`` for an LSTM, nothing for the RNN and the
+  simplified GRU.
 
 Loading trusts nothing in the file. It reads with ``allow_pickle=False``, and
 before reading an array's data it checks the array's ``.npy`` header (dtype,
 shape, and the member's size in the zip) against what the metadata implies;
-the metadata itself must name one of the four cells, with sizes, a dtype and
+the metadata itself must name one of the cell classes, with sizes, a dtype and
 a form that the arrays agree with, and nothing else. An object array (a
 pickle) is refused from its header, before its data is read, so no payload
 can run. Every problem is a ``ValueError`` that names the file and what is
@@ -231,7 +232,7 @@ def load(path):
     Returns
     -------
     object
-        What was saved: a cell (``Cell.save``: RNN, SimpleGRU, GRU or LSTM),
+        What was saved: a cell (``Cell.save``: RNN, SimpleGRU, GRU, MGU or LSTM),
         a ``Model`` (``Model.save``), a layer (``Recurrent``,
         ``Bidirectional``, ``Stack`` or ``Dense``, with their ``save``), or
         an optimiser (``Optimizer.save``), with the saved sizes, dtype,

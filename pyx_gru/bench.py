@@ -3,8 +3,8 @@ and the GEMM roofline.
 
 What is timed
 -------------
-For every cell (RNN, simplified GRU, GRU with the reset gate after and before
-the matmul, LSTM) and every size (B, D, H), with T = 100, time-major, float32
+For every cell (RNN, simplified GRU, GRU and MGU with the reset gate after and
+before the matmul, LSTM) and every size (B, D, H), with T = 100, time-major, float32
 (and float64 at (32, 128, 128)), two tasks:
 
 * ``fwd``: one inference forward pass from a zero initial state (pyx_gru
@@ -91,8 +91,8 @@ calls; a longer one is timed alone. the value used is recorded with the results.
 
 The GEMM roofline
 -----------------
-A cell with G gates (RNN 1, simplified GRU 2, GRU 3, LSTM 4), GH = G*H, does
-these GEMMs (as pyx_gru does them; (m, k) x (k, n)):
+A cell with G gates (RNN 1, simplified GRU and MGU 2, GRU 3, LSTM 4), GH =
+G*H, does these GEMMs (as pyx_gru does them; (m, k) x (k, n)):
 
 * forward: one (T*B, D) x (D, GH) for the input side of all steps, and T
   (B, H) x (H, GH), one per step;
@@ -185,7 +185,16 @@ T_STEPS = 100
 # for every cell kind with a benchmark label (pyx_gru._kinds)
 CELLS = {k.id: (k.bench_label, k.cell_class, k.keywords, k.torch)
          for k in _kinds.KINDS.values() if k.bench_label}
-CELL_ALIASES = {"gru": ("gru_after", "gru_before"), "all": tuple(CELLS)}
+# A class's name for all its benchmarked forms ("gru": gru_after and
+# gru_before, "mgu" likewise), and "all"
+_FAMILIES = {}
+for _kind in _kinds.KINDS.values():
+    if _kind.bench_label:
+        _FAMILIES.setdefault(_kind.cls.lower(), []).append(_kind.id)
+CELL_ALIASES = {family: tuple(ids) for family, ids in _FAMILIES.items()
+                if len(ids) > 1 and family not in CELLS}
+CELL_ALIASES["all"] = tuple(CELLS)
+del _kind
 
 SIZES = ((1, 32, 32), (16, 64, 64), (32, 128, 128), (32, 256, 256), (64, 512, 512), (1, 256, 256))
 FLOAT64_SIZE = (32, 128, 128)
