@@ -6,8 +6,8 @@ Subcommands:
     Build the documentation site (Sphinx, offline, tutorials executed) and
     print the path of its ``index.html``. Needs a clone and the ``docs`` extra.
 ``check``
-    For each of the six cell configurations, the parameter count, the largest
-    relative error of ``gradcheck`` (float64 finite differences), and the
+    For each cell configuration (``pyx_gru._kinds``), the parameter count,
+    the largest relative error of ``gradcheck`` (float64 finite differences), and the
     median time of one forward + backward pass of the compiled cell and of the
     NumPy reference on the same problem, with their ratio.
 ``compare``
