@@ -53,8 +53,8 @@ class Cache:
       in columns ``k*H:(k+1)*H``,
     * ``hs`` (T+1, B, H): ``hs[0]`` is h_0 and ``hs[1:]`` is ``y``,
     * ``cs`` (T+1, B, H): LSTM cell states, ``cs[0]`` = c_0 (else None),
-    * ``extra`` (T, B, H): GRU only: n_t = h_{t-1} U_g + b_hg (reset after) or
-      r_t * h_{t-1} (reset before).
+    * ``extra`` (T, B, H): GRU and MGU only: n_t = h_{t-1} U_g + b_hg (reset
+      after) or r_t * h_{t-1} (reset before; f_t * h_{t-1} for the MGU).
 
     The NumPy reference cells keep ``x``, ``lengths``, ``pins`` and ``steps``:
     a list of per-step caches.
