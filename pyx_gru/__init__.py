@@ -1,6 +1,6 @@
 """pyx_gru: recurrent cells to understand and to run fast.
 
-The cells (``RNN``, ``SimpleGRU``, ``GRU``, ``LSTM``) share one interface::
+The cells (``RNN``, ``SimpleGRU``, ``GRU``, ``MGU``, ``LSTM``) share one interface::
 
     cell = pyx_gru.GRU(input_size=8, hidden_size=16, reset="after", seed=0)
     y, state, cache = cell.forward(x, state0=None, lengths=None)
@@ -35,7 +35,7 @@ table, which the README repeats.
    * - ``__main__``
      - ``python -m pyx_gru`` and its subcommands ``docs``, ``check``,
        ``compare``
-     - ``pyx_gru``, ``_site``, ``experiments``, ``reference``
+     - ``pyx_gru``, ``_kinds``, ``_site``, ``experiments``, ``reference``
    * - ``_recurrent``
      - compiled: the kernels, one sequence driver for every cell, forward
        and backward, and its thread team (with ``_gemm.h``, ``_simd.h``,
@@ -46,9 +46,9 @@ table, which the README repeats.
        hold the BLAS's threads
      - —
    * - ``_cells``
-     - ``Cell``, ``RNN``, ``SimpleGRU``, ``GRU``, ``LSTM``, ``Cache``: the
-       cells around the compiled passes
-     - ``_limits``, ``_recurrent``, ``_saving``, ``_threads``,
+     - ``Cell``, ``RNN``, ``SimpleGRU``, ``GRU``, ``MGU``, ``LSTM``,
+       ``Cache``: the cells around the compiled passes
+     - ``_kinds``, ``_limits``, ``_recurrent``, ``_saving``, ``_threads``,
        ``_validation``, ``_workspace``
    * - ``_gradcheck``
      - ``gradcheck``: gradients against finite differences
@@ -56,13 +56,17 @@ table, which the README repeats.
    * - ``_json``
      - JSON text in and out (``History``, ``Comparison``)
      - —
+   * - ``_kinds``
+     - one description of every cell kind: names, gates, state parts,
+       parameters, labels, the kernels' row
+     - ``_cells``, ``_recurrent``
    * - ``_limits``
      - the memory a call needs, checked before it allocates
      - ``_recurrent``
    * - ``_saving``
      - ``.npz`` files of cells, models and optimisers; ``load``
-     - ``pyx_gru``, ``_cells``, ``_limits``, ``_validation``, ``layers``,
-       ``optim``
+     - ``pyx_gru``, ``_cells``, ``_kinds``, ``_limits``, ``_validation``,
+       ``layers``, ``optim``
    * - ``_site``
      - the documentation build (``python -m pyx_gru docs``)
      - —
@@ -77,7 +81,7 @@ table, which the README repeats.
      - —
    * - ``reference``
      - the cells in plain NumPy, one step at a time
-     - ``_cells``
+     - ``_cells``, ``_kinds``
    * - ``interop``
      - weights from and to PyTorch and Keras
      - ``_cells``, ``_validation``
@@ -90,7 +94,7 @@ table, which the README repeats.
    * - ``layers``
      - ``Recurrent``, ``Bidirectional``, ``Stack``, ``Dense``, ``Model``;
        the cell names
-     - ``_cells``, ``_saving``, ``_validation``, ``losses``
+     - ``_cells``, ``_kinds``, ``_saving``, ``_validation``, ``losses``
    * - ``train``
      - ``fit``, ``evaluate``, ``predict``, ``History``, checkpoints
      - ``_json``, ``_saving``, ``_validation``, ``layers``, ``losses``,
@@ -105,7 +109,7 @@ table, which the README repeats.
        ``layers``, ``optim``, ``tasks``, ``train``
    * - ``bench``
      - the benchmark, ``python -m pyx_gru.bench``
-     - ``pyx_gru``, ``_recurrent``, ``_workspace``, ``interop``,
+     - ``pyx_gru``, ``_kinds``, ``_recurrent``, ``_workspace``, ``interop``,
        ``reference``
    * - ``tasks``
      - the task generators and the registry ``TASKS``, ``make_task``
@@ -130,7 +134,7 @@ table, which the README repeats.
      - the standard library's source as text
      - ``_validation``, ``tasks._task``
 """
-from ._cells import GRU, LSTM, RNN, Cache, Cell, SimpleGRU
+from ._cells import GRU, LSTM, MGU, RNN, Cache, Cell, SimpleGRU
 from ._gradcheck import gradcheck
 from ._saving import load
 from . import interop, reference
@@ -141,6 +145,6 @@ from .train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "SimpleGRU", "GRU", "LSTM", "Cell", "Cache", "gradcheck", "load", "reference", "interop"]
+__all__ = ["RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "Cell", "Cache", "gradcheck", "load", "reference", "interop"]
 __all__ += ["layers", "losses", "optim", "train", "diagnostics", "Model", "fit", "evaluate",
             "predict", "History"]

@@ -6,8 +6,8 @@ Subcommands:
     Build the documentation site (Sphinx, offline, tutorials executed) and
     print the path of its ``index.html``. Needs a clone and the ``docs`` extra.
 ``check``
-    For each of the six cell configurations, the parameter count, the largest
-    relative error of ``gradcheck`` (float64 finite differences), and the
+    For each cell configuration (``pyx_gru._kinds``), the parameter count,
+    the largest relative error of ``gradcheck`` (float64 finite differences), and the
     median time of one forward + backward pass of the compiled cell and of the
     NumPy reference on the same problem, with their ratio.
 ``compare``
@@ -21,16 +21,10 @@ import time
 
 import numpy as np
 
-from . import GRU, LSTM, RNN, SimpleGRU, _site, gradcheck, reference
+from . import _kinds, _site, gradcheck, reference
 
-CONFIGS = [
-    ("RNN", RNN, {}),
-    ("SimpleGRU", SimpleGRU, {}),
-    ("GRU reset=after", GRU, {"reset": "after"}),
-    ("GRU reset=before", GRU, {"reset": "before"}),
-    ("LSTM", LSTM, {}),
-    ("LSTM peephole", LSTM, {"peephole": True}),
-]
+# (label, class, constructor keywords) of every cell kind (pyx_gru._kinds)
+CONFIGS = [(k.label, k.cell_class, k.keywords) for k in _kinds.KINDS.values()]
 
 
 def _median_time(fn, repeats, min_time=0.2):

@@ -17,8 +17,9 @@ from types import MappingProxyType
 
 import numpy as np
 
-from . import _recurrent, _threads, _workspace  # noqa: F401  (_threads binds the BLAS thread hooks)
-from ._limits import backward_bytes, cell_bytes, check_fits, forward_bytes
+from . import _kinds, _recurrent, _threads, _workspace  # noqa: F401  (_threads binds the BLAS thread hooks)
+from ._limits import (backward_bytes, backward_plan, cell_bytes, check_fits,
+                      forward_bytes, forward_plan)
 from ._validation import (
     INT_MAX,
     check_dtype,
@@ -32,7 +33,7 @@ from ._validation import (
     shaped_array,
 )
 
-__all__ = ["Cell", "RNN", "SimpleGRU", "GRU", "LSTM", "Cache"]
+__all__ = ["Cell", "RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "Cache"]
 
 
 class Cache:
@@ -52,8 +53,8 @@ class Cache:
       in columns ``k*H:(k+1)*H``,
     * ``hs`` (T+1, B, H): ``hs[0]`` is h_0 and ``hs[1:]`` is ``y``,
     * ``cs`` (T+1, B, H): LSTM cell states, ``cs[0]`` = c_0 (else None),
-    * ``extra`` (T, B, H): GRU only: n_t = h_{t-1} U_g + b_hg (reset after) or
-      r_t * h_{t-1} (reset before).
+    * ``extra`` (T, B, H): GRU and MGU only: n_t = h_{t-1} U_g + b_hg (reset
+      after) or r_t * h_{t-1} (reset before; f_t * h_{t-1} for the MGU).
 
     The NumPy reference cells keep ``x``, ``lengths``, ``pins`` and ``steps``:
     a list of per-step caches.
@@ -189,17 +190,28 @@ class Cell:
 
     def _init_params(self, rng):
         D, H, G = self._input_size, self._hidden_size, len(self.gates)
-        return {
+        params = {
             "W": _glorot_uniform(rng, D, H, G),
             "U": _orthogonal(rng, H, G),
             "b": np.zeros(G * H),
         }
+        # the kind's extra biases and peepholes start at zero
+        for name, shape in self.param_shapes.items():
+            params.setdefault(name, np.zeros(shape))
+        return params
+
+    @property
+    def _description(self):
+        # This cell's kind (pyx_gru._kinds), found once from its class and form.
+        kind = self.__dict__.get("_kind_description")
+        if kind is None:
+            kind = self._kind_description = _kinds.of(self)
+        return kind
 
     @property
     def param_shapes(self):
         """dict: the name and shape of every parameter."""
-        D, H, G = self._input_size, self._hidden_size, len(self.gates)
-        return {"W": (D, G * H), "U": (H, G * H), "b": (G * H,)}
+        return self._description.param_shapes(self._input_size, self._hidden_size)
 
     @property
     def n_params(self):
@@ -564,35 +576,34 @@ class Cell:
         ph1, ph2 = _PLACEHOLDERS[1, self._dtype], _PLACEHOLDERS[2, self._dtype]
         return p.get("b_hg", ph1), p.get("P", ph2), "P" in p
 
-    def _packed_workspace(self, B, backward):
+    def _workspace_or_placeholder(self, shape):
         # Room for U and W packed for the per-step products (U.T for
-        # backward), or a placeholder when they call the BLAS.
-        H, GH, dt = self._hidden_size, len(self.gates) * self._hidden_size, self._dtype
-        n = _recurrent.packed_size(B, self._input_size, H, GH, backward, dt.itemsize)
-        return _workspace.empty((n,), dtype=dt) if n else _PLACEHOLDERS[1, dt]
+        # backward), or a placeholder when they call the BLAS (size 0).
+        dt = self._dtype
+        return _workspace.empty(shape, dtype=dt) if shape[0] else _PLACEHOLDERS[1, dt]
 
     def _forward(self, x, h0, c0, lengths, p, pins, cache=True):
         T, B, D = x.shape
-        H, GH, dt = self._hidden_size, len(self.gates) * self._hidden_size, self._dtype
+        H, dt = self._hidden_size, self._dtype
         ph3 = _PLACEHOLDERS[3, dt]
         b_hg, P, peephole = self._extra_arrays(p)
         # With a cache every step keeps its gates, c and extra; without, they
-        # are rings of a few steps (see _recurrent.forward).
-        Tg = T if cache else _recurrent.gate_steps(T, B, D, H, GH, dt.itemsize)
-        gates = _workspace.empty((Tg, B, GH), dtype=dt)
-        hs = _workspace.empty((T + 1, B, H), dtype=dt)
+        # are rings of a few steps (see _recurrent.forward). The shapes are
+        # the memory plan's (_limits.forward_plan), which the estimate counts.
+        plan = forward_plan(self._description, T, B, D, H, dt.itemsize, cache)
+        gates = _workspace.empty(plan["gates"], dtype=dt)
+        hs = _workspace.empty(plan["hs"], dtype=dt)
         hs[0] = h0
-        h = np.empty((B, H), dtype=dt)
-        if self._lstm:
-            cs = _workspace.empty((T + 1 if cache else 2, B, H), dtype=dt)
+        h = np.empty(plan["h"], dtype=dt)
+        if "cs" in plan:
+            cs = _workspace.empty(plan["cs"], dtype=dt)
             cs[0] = c0
-            c = np.empty((B, H), dtype=dt)
+            c = np.empty(plan["c"], dtype=dt)
         else:
             cs, c = ph3, _PLACEHOLDERS[2, dt]
-        extra = _workspace.empty((T if cache else 1, B, H), dtype=dt) if self._kind in (
-            _recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3
-        hu = np.empty((B, GH), dtype=dt)
-        packed = self._packed_workspace(B, False)
+        extra = _workspace.empty(plan["extra"], dtype=dt) if "extra" in plan else ph3
+        hu = np.empty(plan["hu"], dtype=dt)
+        packed = self._workspace_or_placeholder(plan["packed"])
         keep, pin = self._keep_and_pin(pins)
         # With B = 0 there is nothing to compute (and the kernel would take
         # the address of element 0 of empty arrays).
@@ -618,19 +629,20 @@ class Cell:
         self._check_array("cache.hs", getattr(cache, "hs", None), (T + 1, B, H), dt)
         if self._lstm:
             self._check_array("cache.cs", getattr(cache, "cs", None), (T + 1, B, H), dt)
-        if self._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE):
+        kind = self._description
+        if kind.extra:
             self._check_array("cache.extra", getattr(cache, "extra", None), (T, B, H), dt)
         ph2, ph3 = _PLACEHOLDERS[2, dt], _PLACEHOLDERS[3, dt]
         _, P, peephole = self._extra_arrays(p)
         grads = {k: np.zeros(v.shape, dtype=dt) for k, v in p.items()}
-        dx = _workspace.empty((T, B, D), dtype=dt)
-        # The gate gradients of K steps at a time: about an eighth of the
-        # cache's gates, and at least 32 rows so the GEMMs stay efficient.
-        K = min(T, max(1, -(-max(32, T * B // 8) // max(B, 1))))
-        dA = _workspace.empty((K, B, GH), dtype=dt)
-        dxg = _workspace.empty((K, B, H), dtype=dt) if self._kind == _recurrent.GRU_AFTER else ph3
-        work = np.empty((3, B, H), dtype=dt)
-        packed = self._packed_workspace(B, True)
+        # The memory plan (_limits.backward_plan): the gate gradients of K
+        # steps at a time (_limits.chunk_steps), which the estimate counts.
+        plan = backward_plan(kind, T, B, D, H, dt.itemsize)
+        dx = _workspace.empty(plan["dx"], dtype=dt)
+        dA = _workspace.empty(plan["dA"], dtype=dt)
+        dxg = _workspace.empty(plan["dxg"], dtype=dt) if "dxg" in plan else ph3
+        work = np.empty(plan["work"], dtype=dt)
+        packed = self._workspace_or_placeholder(plan["packed"])
         acc = np.empty(GH + 4 * H, dtype=np.float64)  # float64 sums for db, db_hg and dP
         # With T * B = 0 the gradients are zero and dstate0 is dstate.
         if T * B:
@@ -638,7 +650,7 @@ class Cell:
                 self._kind, peephole, lengths is not None, x, p["W"], p["U"], P,
                 _NO_LENGTHS if lengths is None else lengths,
                 cache.gates, cache.hs, cache.cs if self._lstm else ph3,
-                cache.extra if self._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else ph3,
+                cache.extra if kind.extra else ph3,
                 dy,
                 dh, ph2 if dc is None else dc, dA, dxg, work, packed, dx,
                 grads["W"], grads["U"], grads["b"],
@@ -744,19 +756,58 @@ class GRU(Cell):
 
     reset = property(lambda self: self._reset, doc='str: "after" or "before" (fixed).')
 
-    def _init_params(self, rng):
-        p = super()._init_params(rng)
-        if self.reset == "after":
-            p["b_hg"] = np.zeros(self._hidden_size)
-        return p
-
     @property
-    def param_shapes(self):
-        """dict: the name and shape of every parameter (with ``b_hg`` (H,) for reset="after")."""
-        shapes = super().param_shapes
-        if self.reset == "after":
-            shapes["b_hg"] = (self._hidden_size,)
-        return shapes
+    def config(self):
+        """dict: the constructor arguments that fix the architecture, ``reset`` among them."""
+        return {**super().config, "reset": self.reset}
+
+
+class MGU(Cell):
+    """The minimal gated unit: the simplified GRU whose one gate f also resets
+    the state inside the candidate, with the reset before or after the matmul.
+
+    ::
+
+        f_t = sigmoid(x_t W_f + h_{t-1} U_f + b_f)
+        reset="after" (Flax's MGUCell):
+            g_t = tanh(x_t W_g + b_g + f_t * (h_{t-1} U_g + b_hg))
+        reset="before":
+            g_t = tanh(x_t W_g + b_g + (f_t * h_{t-1}) U_g)
+        h_t = f_t * h_{t-1} + (1 - f_t) * g_t
+
+    A GRU whose update and reset gates are one gate (z = r = f); f = 1
+    keeps the state. Zhou et al. (2016) write the mix the other way round,
+    h_t = (1 - f_t) h_{t-1} + f_t g_t, with the same f_t resetting the
+    candidate: their f is this cell's 1 - f in the mix but f in the reset,
+    so their MGU is this one with the reset gate 1 - f (not a relabelling).
+    Gates: ``("f", "g")``; ``reset="after"`` adds the parameter ``b_hg``
+    (H,), zero at initialisation.
+
+    Parameters
+    ----------
+    input_size : int
+        D, the number of input features.
+    hidden_size : int
+        H, the number of hidden units.
+    reset : {"after", "before"}, default "after"
+        Where the gate resets the state: on h_{t-1} U_g + b_hg (after the
+        matmul, as Flax's MGUCell) or on h_{t-1} (before it).
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+        Precision of the parameters and of every computation.
+    seed : int, numpy.random.Generator or None, optional
+        Seeds the initialisation (see ``Cell``); None draws fresh entropy.
+    """
+
+    gates = ("f", "g")
+
+    def __init__(self, input_size, hidden_size, *, reset="after", dtype=np.float64, seed=None):
+        if reset not in ("after", "before"):
+            raise ValueError(f'reset must be "after" or "before", got {reset!r}')
+        self._reset = reset
+        self._kind = _recurrent.MGU_AFTER if reset == "after" else _recurrent.MGU_BEFORE
+        super().__init__(input_size, hidden_size, dtype=dtype, seed=seed)
+
+    reset = property(lambda self: self._reset, doc='str: "after" or "before" (fixed).')
 
     @property
     def config(self):
@@ -813,17 +864,7 @@ class LSTM(Cell):
         p = super()._init_params(rng)
         H = self._hidden_size
         p["b"][H:2 * H] = 1.0
-        if self.peephole:
-            p["P"] = np.zeros((3, H))
         return p
-
-    @property
-    def param_shapes(self):
-        """dict: the name and shape of every parameter (with ``P`` (3, H) for peepholes)."""
-        shapes = super().param_shapes
-        if self.peephole:
-            shapes["P"] = (3, self._hidden_size)
-        return shapes
 
     @property
     def config(self):

@@ -27,23 +27,27 @@ upper bound, checked against ``tracemalloc`` in ``tests/test_sizes.py``):
 
 * a cell: s (D + H + 1) G H for the parameters, plus the float64 arrays of
   the initialisation, 8 (D G H + 2 H G H + 4 H^2) (drawn weights and QR);
-* forward: s T B (D + G H + H e) for the copy of x, the gates and the
-  states (e = 1 for the RNN and the simplified GRU, 2 for the GRU with its
-  ``extra`` array, and the LSTM with its cell states), plus O(B G H) scratch
-  and U packed for the per-step products (G H^2, rounded up to whole
-  64-byte panels);
-* backward: s T B (D + H) for dx and dy, the gate gradients of one chunk,
-  s (T B / 8 + 32 + B) G H (and as many times H for the GRU with the reset
-  after), the parameter gradients, O(B H) scratch and U.T packed (as
-  forward);
+* forward: s T B D for the copy of x, and the memory plan
+  (``forward_plan``): the gates, the states (and the cell states and the
+  ``extra`` array where the cell kind has them: ``pyx_gru._kinds``),
+  s T B (G H + H e) with e = 1 or 2 state-sized arrays, or rings of a few
+  steps without a cache, plus O(B G H) scratch and U and W packed for the
+  per-step products (rounded up to whole 64-byte panels);
+* backward: s T B (D + H) for dx and dy, and the memory plan
+  (``backward_plan``): the gate gradients of one chunk of ``chunk_steps``
+  steps, about T B / 8 rows of G H (and as many of H where the reset acts
+  after the product), O(B H) scratch and U.T and W.T packed; plus the
+  parameter gradients;
 
 and each adds 64 KiB for the Python objects around the arrays.
 """
 import os
+from math import prod
 
 from . import _recurrent
 
-__all__ = ["memory_limit", "check_fits", "cell_bytes", "forward_bytes", "backward_bytes"]
+__all__ = ["memory_limit", "check_fits", "cell_bytes", "forward_bytes", "backward_bytes",
+           "forward_plan", "backward_plan", "chunk_steps"]
 
 ENV = "PYX_GRU_MEMORY_LIMIT"
 ALWAYS_FITS = 64 * 2**20
@@ -156,26 +160,71 @@ def cell_bytes(D, H, G, itemsize):
 OVERHEAD = 64 * 1024
 
 
+# The memory plan: the arrays a pass allocates, by name and shape, which
+# Cell._forward and Cell._backward allocate and the estimates count (one
+# description of both). Beyond these a pass takes a few (B, H) arrays (the
+# states it is given and returns), counted as _STATE_ROWS of them.
+_STATE_ROWS = 6
+
+
+def forward_plan(kind, T, B, D, H, itemsize, cache=True):
+    """{name: shape} of the arrays ``Cell._forward`` allocates for a kind
+    (``pyx_gru._kinds.Kind``): the gates (a ring of ``gate_steps`` steps
+    without a cache), the states hs and the last state h, the cell states
+    cs and c (a ring of two without a cache) and ``extra`` (a ring of one)
+    where the kind has them, the per-step product hu, and the packed
+    operands (``packed_size`` elements, 0 on the BLAS path)."""
+    GH = len(kind.gates) * H
+    Tg = T if cache else _recurrent.gate_steps(T, B, D, H, GH, itemsize)
+    plan = {"gates": (Tg, B, GH), "hs": (T + 1, B, H), "h": (B, H), "hu": (B, GH),
+            "packed": (_recurrent.packed_size(B, D, H, GH, False, itemsize),)}
+    if len(kind.state) == 2:
+        plan["cs"] = (T + 1 if cache else 2, B, H)
+        plan["c"] = (B, H)
+    if kind.extra:
+        plan["extra"] = (T if cache else 1, B, H)
+    return plan
+
+
+def chunk_steps(T, B):
+    """K, the steps of gate gradients the backward pass keeps at a time:
+    about an eighth of the cache's gates, and at least 32 rows so the GEMMs
+    stay efficient."""
+    return min(T, max(1, -(-max(32, T * B // 8) // max(B, 1))))
+
+
+def backward_plan(kind, T, B, D, H, itemsize):
+    """{name: shape} of the arrays ``Cell._backward`` allocates (the
+    float64 sums ``acc`` apart): dx, the gate gradients of a chunk of
+    ``chunk_steps`` steps (dA, and dxg where the reset acts after the
+    product), the scratch rows ``work``, and the packed operands."""
+    GH = len(kind.gates) * H
+    K = chunk_steps(T, B)
+    plan = {"dx": (T, B, D), "dA": (K, B, GH), "work": (3, B, H),
+            "packed": (_recurrent.packed_size(B, D, H, GH, True, itemsize),)}
+    if kind.reset_after:
+        plan["dxg"] = (K, B, H)
+    return plan
+
+
+def _elements(plan):
+    return sum(map(prod, plan.values()))
+
+
 def forward_bytes(cell, T, B, cache=True):
     """Bytes ``cell.forward`` allocates for T steps of a batch of B (at most),
-    with or without a cache."""
+    with or without a cache: x (its copy, or its cast), the memory plan
+    (y is a view of its hs) and the states."""
     D, H, GH, s = _sizes(cell)
-    states = 2 if cell._lstm or cell._kind in (_recurrent.GRU_AFTER, _recurrent.GRU_BEFORE) else 1
-    scratch = B * (GH + 6 * H) + 2 * states * B * H + _recurrent.packed_size(B, D, H, GH, False, s)
-    if not cache:  # y, x if cast, and rings: a chunk of gates, two cell states, one extra
-        Tg = _recurrent.gate_steps(T, B, D, H, GH, s)
-        return s * (T * B * (H + D) + Tg * B * GH + 3 * B * H + scratch) + 8 * B + OVERHEAD
-    per_row = D + GH + states * H
-    return s * (T * B * per_row + scratch) + 8 * B + OVERHEAD
+    plan = _elements(forward_plan(cell._description, T, B, D, H, s, cache))
+    return s * (T * B * D + plan + _STATE_ROWS * B * H) + 8 * B + OVERHEAD
 
 
 def backward_bytes(cell, T, B):
     """Bytes ``cell.backward`` allocates for a cache of T steps of a batch of B
-    (at most)."""
+    (at most): dy, the memory plan, the parameter gradients and the states."""
     D, H, GH, s = _sizes(cell)
-    chunk_rows = min(T * B, T * B // 8 + 32 + B)
-    chunk = GH + (H if cell._kind == _recurrent.GRU_AFTER else 0)
+    plan = _elements(backward_plan(cell._description, T, B, D, H, s))
     params = (D + H + 1) * GH + 4 * H
-    scratch = 5 * B * H + _recurrent.packed_size(B, D, H, GH, True, s)
-    return (s * (T * B * (D + H) + chunk_rows * chunk + params + scratch)
+    return (s * (T * B * H + plan + params + _STATE_ROWS * B * H)
             + 8 * (GH + 4 * H) + OVERHEAD)

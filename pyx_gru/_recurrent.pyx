@@ -35,6 +35,11 @@
 # the candidate's gradient (input side dXg, recurrent side r * dXg in dA), and
 # GRU with the reset before the matmul runs a second, (B, H) x (H, H) GEMM
 # inside its step, on r * h_{t-1} (kept in `extra` for dU).
+# Files: _kinds.pxi describes each kind (its gate blocks, state parts and
+# extra arrays: the driver reads nothing else about a kind), _pointwise.pxi
+# holds the pointwise steps and the one dispatch on a kind's number,
+# _policy.pxi the team's tuning policy and its setters; this file the
+# drivers, the shape contract and the entry points.
 #
 # The cache the backward pass reads is what forward wrote: `gates` holds the
 # gate activations (not pre-activations), `hs` (T+1, B, H) the states with
@@ -54,352 +59,8 @@ from ._gemm cimport (PYX_PANEL_D, PYX_PANEL_F, PYX_SIMD_AVX512, gemm_packed, pac
                      pyx_simd_set, pyx_simd_widest)
 from ._math cimport lstm_row, sigmoid_block, tanh_block
 
-cdef enum:
-    _RNN = 0
-    _SIMPLE_GRU = 1
-    _GRU_AFTER = 2
-    _GRU_BEFORE = 3
-    _LSTM = 4
-
-RNN = _RNN
-SIMPLE_GRU = _SIMPLE_GRU
-GRU_AFTER = _GRU_AFTER
-GRU_BEFORE = _GRU_BEFORE
-LSTM = _LSTM
-
-
-cdef inline void _pin(floating* a, Py_ssize_t k, Py_ssize_t H, Py_ssize_t n,
-                      const floating* keep, const floating* pin) noexcept nogil:
-    # a[k*H : k*H+n] = pin[k, :n] if gate k is pinned (keep[k] == 0)
-    if keep[k] == 0:
-        memcpy(a + k * H, pin + k * H, n * sizeof(floating))
-
-
-cdef inline void _activate(floating* a, Py_ssize_t B, Py_ssize_t ld, Py_ssize_t n,
-                           bint tanh) noexcept nogil:
-    # tanh or sigmoid of a[bb*ld : bb*ld + n] for each of B rows, in one call
-    # when those rows are one contiguous block
-    cdef Py_ssize_t bb
-    if n == ld:
-        if tanh:
-            tanh_block(a, B * n)
-        else:
-            sigmoid_block(a, B * n)
-        return
-    for bb in range(B):
-        if tanh:
-            tanh_block(a + bb * ld, n)
-        else:
-            sigmoid_block(a + bb * ld, n)
-
-
-cdef inline void _sigmoid_gates(floating* a, const floating* hu, const floating* b,
-                                Py_ssize_t n_gates, Py_ssize_t H, Py_ssize_t n,
-                                const floating* keep, const floating* pin) noexcept nogil:
-    # The first n_gates gate blocks of one row: a = sigmoid(a + hu + b), then
-    # the pinned gates set to their values.
-    cdef Py_ssize_t j, k
-    for k in range(n_gates):
-        for j in range(k * H, k * H + n):
-            a[j] += hu[j] + b[j]
-    if n == H:
-        sigmoid_block(a, n_gates * H)
-    else:
-        for k in range(n_gates):
-            sigmoid_block(a + k * H, n)
-    for k in range(n_gates):
-        _pin(a, k, H, n, keep, pin)
-
-
-cdef inline floating _mix(floating z, floating h_prev, floating g) noexcept nogil:
-    # The update of the simplified GRU (z is f) and the GRU:
-    # h = z * h_prev + (1 - z) * g
-    cdef floating one = 1
-    return z * h_prev + (one - z) * g
-
-
-cdef inline floating _mix_backward(floating dh, floating h_prev, floating z,
-                                   floating g, floating keep_z, floating* da_z,
-                                   floating* dh_direct) noexcept nogil:
-    # Backward of _mix: da_z = dL/d(z's pre-activation) (0 if z is pinned),
-    # dh_direct = the part of dL/dh_prev that bypasses U; returns dL/dg.
-    cdef floating one = 1
-    da_z[0] = dh * (h_prev - g) * z * (one - z) * keep_z
-    dh_direct[0] = dh * z
-    return dh * (one - z)
-
-
-# ---------------------------------------------------------------------------
-# Pointwise steps, forward. `a` is gates[t], (B, G*H): on entry x_t @ W, on
-# exit the gate activations. `hu` is h_{t-1} @ U, (B, G*H); `b` the bias (G*H,),
-# added in the same pass as hu. A sigmoid gate
-# k with keep[k] == 0 is pinned to pin[k, :] (``forward(..., gates=...)``).
-# Each step works row by row in simple passes (add the recurrent part, apply
-# an activation to a contiguous block, combine) so that every pass vectorises.
-# A step handles the first n of its H hidden units (n = H, or a team member's
-# share): every pointer comes offset to the first unit, and H is the stride
-# (the width of a gate block, and of a state row).
-# ---------------------------------------------------------------------------
-
-cdef void _rnn_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating* a,
-                       const floating* hu, const floating* b,
-                       floating* h) noexcept nogil:
-    # h = g = tanh(x W + h_prev U + b)
-    cdef Py_ssize_t bb, j
-    for bb in range(B):
-        for j in range(n):
-            a[bb * H + j] += hu[bb * H + j] + b[j]
-    _activate(a, B, H, n, True)
-    for bb in range(B):
-        memcpy(h + bb * H, a + bb * H, n * sizeof(floating))
-
-
-cdef void _simple_gru_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating* a,
-                              const floating* hu, const floating* b,
-                              const floating* h_prev,
-                              floating* h, const floating* keep,
-                              const floating* pin) noexcept nogil:
-    # f = sigmoid(.), g = tanh(.), h = f * h_prev + (1 - f) * g
-    cdef Py_ssize_t bb, j, o, k
-    for bb in range(B):
-        o = bb * 2 * H
-        _sigmoid_gates(a + o, hu + o, b, 1, H, n, keep, pin)
-        for j in range(n):
-            a[o + H + j] += hu[o + H + j] + b[H + j]
-        tanh_block(a + o + H, n)
-        for j in range(n):
-            k = bb * H + j
-            h[k] = _mix(a[o + j], h_prev[k], a[o + H + j])
-
-
-cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating* a,
-                             const floating* hu, const floating* b,
-                             const floating* b_hg,
-                             const floating* h_prev, floating* nn,
-                             floating* h, const floating* keep,
-                             const floating* pin) noexcept nogil:
-    # z = sigmoid(.), r = sigmoid(.), n = h_prev U_g + b_hg (kept in nn),
-    # g = tanh(x W_g + b_g + r * n), h = z * h_prev + (1 - z) * g
-    cdef Py_ssize_t bb, j, o, k
-    for bb in range(B):
-        o = bb * 3 * H
-        _sigmoid_gates(a + o, hu + o, b, 2, H, n, keep, pin)
-        for j in range(n):
-            k = bb * H + j
-            nn[k] = hu[o + 2 * H + j] + b_hg[j]
-            a[o + 2 * H + j] += b[2 * H + j] + a[o + H + j] * nn[k]
-        tanh_block(a + o + 2 * H, n)
-        for j in range(n):
-            k = bb * H + j
-            h[k] = _mix(a[o + j], h_prev[k], a[o + 2 * H + j])
-
-
-cdef void _gru_before_gates(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating* a,
-                            const floating* hu, const floating* b,
-                            const floating* h_prev, floating* rh,
-                            const floating* keep, const floating* pin) noexcept nogil:
-    # First half of the GRU with the reset before the matmul: z = sigmoid(.),
-    # r = sigmoid(.), rh = r * h_prev. Only hu[:, :2H] is filled on entry.
-    cdef Py_ssize_t bb, j, o, k
-    for bb in range(B):
-        o = bb * 3 * H
-        _sigmoid_gates(a + o, hu + o, b, 2, H, n, keep, pin)
-        for j in range(n):
-            k = bb * H + j
-            rh[k] = a[o + H + j] * h_prev[k]
-
-
-cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating* a,
-                              const floating* hu, const floating* b,
-                              const floating* h_prev, floating* h) noexcept nogil:
-    # Second half, once the driver has put (r * h_prev) @ U_g in hu[:, 2H:]:
-    # g = tanh(x W_g + b_g + (r * h_prev) U_g), h = z * h_prev + (1 - z) * g.
-    cdef Py_ssize_t bb, j, o, k
-    for bb in range(B):
-        o = bb * 3 * H
-        for j in range(n):
-            a[o + 2 * H + j] += hu[o + 2 * H + j] + b[2 * H + j]
-        tanh_block(a + o + 2 * H, n)
-        for j in range(n):
-            k = bb * H + j
-            h[k] = _mix(a[o + j], h_prev[k], a[o + 2 * H + j])
-
-
-cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole,
-                        floating* a, const floating* hu, const floating* b,
-                        const floating* P,
-                        const floating* c_prev, floating* c,
-                        floating* h, const floating* keep,
-                        const floating* pin) noexcept nogil:
-    # i = sigmoid(. + p_i c_prev), f = sigmoid(. + p_f c_prev), g = tanh(.),
-    # c = f * c_prev + i * g, o = sigmoid(. + p_o c), h = o * tanh(c)
-    cdef Py_ssize_t bb, j, o, k
-    if not peephole and keep[0] != 0 and keep[1] != 0 and keep[3] != 0:
-        # the same in one pass a row, per vector path (_activations.h)
-        for bb in range(B):
-            lstm_row(n, H, a + bb * 4 * H, hu + bb * 4 * H, b, c_prev + bb * H,
-                     c + bb * H, h + bb * H)
-        return
-    for bb in range(B):
-        o = bb * 4 * H
-        if peephole:
-            for j in range(n):
-                a[o + j] += P[j] * c_prev[bb * H + j]
-                a[o + H + j] += P[H + j] * c_prev[bb * H + j]
-        _sigmoid_gates(a + o, hu + o, b, 2, H, n, keep, pin)
-        for j in range(n):
-            a[o + 2 * H + j] += hu[o + 2 * H + j] + b[2 * H + j]
-            a[o + 3 * H + j] += hu[o + 3 * H + j] + b[3 * H + j]
-        tanh_block(a + o + 2 * H, n)
-        for j in range(n):
-            k = bb * H + j
-            c[k] = a[o + H + j] * c_prev[k] + a[o + j] * a[o + 2 * H + j]
-        if peephole:
-            for j in range(n):
-                a[o + 3 * H + j] += P[2 * H + j] * c[bb * H + j]
-        sigmoid_block(a + o + 3 * H, n)
-        _pin(a + o, 3, H, n, keep, pin)
-        # h = o * tanh(c)
-        memcpy(h + bb * H, c + bb * H, n * sizeof(floating))
-        tanh_block(h + bb * H, n)
-        for j in range(n):
-            h[bb * H + j] *= a[o + 3 * H + j]
-
-
-# ---------------------------------------------------------------------------
-# Pointwise steps, backward. `dh` is dL/dh_t (B, H); `da` is dA[t] (B, G*H),
-# written with dL/d(pre-activation) of each gate on the recurrent side (what
-# multiplies U); `dh_prev` gets the part of dL/dh_{t-1} that does not go
-# through U (the driver adds da @ U.T). A pinned gate is a constant: its
-# derivative is multiplied by keep[k] == 0. As forward: the first n units,
-# pointers offset to the first, H the stride.
-# ---------------------------------------------------------------------------
-
-cdef void _rnn_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, const floating* a,
-                        const floating* dh, floating* da,
-                        floating* dh_prev) noexcept nogil:
-    cdef Py_ssize_t bb, j, k
-    cdef floating one = 1
-    for bb in range(B):
-        for j in range(n):
-            k = bb * H + j
-            da[k] = dh[k] * (one - a[k] * a[k])
-            dh_prev[k] = 0
-
-
-cdef void _simple_gru_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
-                               const floating* a,
-                               const floating* h_prev, const floating* dh,
-                               floating* da, floating* dh_prev,
-                               const floating* keep) noexcept nogil:
-    cdef Py_ssize_t bb, j, o, k
-    cdef floating g, dg, one = 1
-    for bb in range(B):
-        o = bb * 2 * H
-        for j in range(n):
-            k = bb * H + j
-            g = a[o + H + j]
-            dg = _mix_backward(dh[k], h_prev[k], a[o + j], g, keep[0], &da[o + j],
-                               &dh_prev[k])
-            da[o + H + j] = dg * (one - g * g)
-
-
-cdef void _gru_after_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
-                              const floating* a,
-                              const floating* h_prev, const floating* nn,
-                              const floating* dh, floating* da,
-                              floating* dxg, floating* dh_prev,
-                              const floating* keep) noexcept nogil:
-    # dxg = dL/d(x W_g + b_g + r * n) (input side);
-    # da[:, 2H:] = r * dxg = dL/dn (recurrent side, also dL/db_hg)
-    cdef Py_ssize_t bb, j, o, k
-    cdef floating r, g, dag, one = 1
-    for bb in range(B):
-        o = bb * 3 * H
-        for j in range(n):
-            k = bb * H + j
-            r = a[o + H + j]
-            g = a[o + 2 * H + j]
-            dag = _mix_backward(dh[k], h_prev[k], a[o + j], g, keep[0], &da[o + j],
-                                &dh_prev[k]) * (one - g * g)
-            da[o + H + j] = dag * nn[k] * r * (one - r) * keep[1]
-            da[o + 2 * H + j] = dag * r
-            dxg[k] = dag
-
-
-cdef void _gru_before_candidate_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
-                                         const floating* a, const floating* h_prev,
-                                         const floating* dh, floating* da,
-                                         floating* dh_prev,
-                                         const floating* keep) noexcept nogil:
-    # First half of the GRU with the reset before the matmul, backwards:
-    # da_g, da_z and the direct part of dh_prev.
-    cdef Py_ssize_t bb, j, o, k
-    cdef floating g, one = 1
-    for bb in range(B):
-        o = bb * 3 * H
-        for j in range(n):
-            k = bb * H + j
-            g = a[o + 2 * H + j]
-            da[o + 2 * H + j] = _mix_backward(dh[k], h_prev[k], a[o + j], g, keep[0],
-                                              &da[o + j], &dh_prev[k]) * (one - g * g)
-
-
-cdef void _gru_before_reset_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
-                                     const floating* a, const floating* h_prev,
-                                     const floating* drh, floating* da,
-                                     floating* dh_prev,
-                                     const floating* keep) noexcept nogil:
-    # Second half, once the driver has put drh = dL/d(r * h_prev) =
-    # da_g @ U_g.T in drh: da_r, and dh_prev += drh * r.
-    cdef Py_ssize_t bb, j, o, k
-    cdef floating r, one = 1
-    for bb in range(B):
-        o = bb * 3 * H
-        for j in range(n):
-            k = bb * H + j
-            r = a[o + H + j]
-            da[o + H + j] = drh[k] * h_prev[k] * r * (one - r) * keep[1]
-            dh_prev[k] += drh[k] * r
-
-
-cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole,
-                         const floating* a, const floating* P,
-                         const floating* c_prev, const floating* c,
-                         const floating* dh, const floating* dc,
-                         floating* da, floating* dh_prev,
-                         floating* dc_prev, const floating* keep,
-                         floating* tc) noexcept nogil:
-    # dc is dL/dc_t from step t+1; dc_prev gets dL/dc_{t-1}. tc is (B, H)
-    # scratch for tanh(c_t), computed in one vectorised pass.
-    cdef Py_ssize_t bb, j, o, k
-    cdef floating i_, f, g, og, t_, dao, dai, daf, dct, one = 1
-    for bb in range(B):
-        memcpy(tc + bb * H, c + bb * H, n * sizeof(floating))
-    _activate(tc, B, H, n, True)
-    for bb in range(B):
-        o = bb * 4 * H
-        for j in range(n):
-            k = bb * H + j
-            i_ = a[o + j]
-            f = a[o + H + j]
-            g = a[o + 2 * H + j]
-            og = a[o + 3 * H + j]
-            t_ = tc[k]
-            dao = dh[k] * t_ * og * (one - og) * keep[3]
-            dct = dc[k] + dh[k] * og * (one - t_ * t_)
-            if peephole:
-                dct = dct + dao * P[2 * H + j]
-            dai = dct * g * i_ * (one - i_) * keep[0]
-            daf = dct * c_prev[k] * f * (one - f) * keep[1]
-            da[o + j] = dai
-            da[o + H + j] = daf
-            da[o + 2 * H + j] = dct * i_ * (one - g * g)
-            da[o + 3 * H + j] = dao
-            dc_prev[k] = dct * f
-            if peephole:
-                dc_prev[k] = dc_prev[k] + dai * P[j] + daf * P[H + j]
-            dh_prev[k] = 0
+include "_kinds.pxi"
+include "_pointwise.pxi"
 
 
 # ---------------------------------------------------------------------------
@@ -438,74 +99,7 @@ cdef extern from *:
     int PYX_TEAM_SIZE() noexcept nogil
     void PYX_BARRIER() noexcept nogil
 
-# A call is split only when its GEMM work (multiply-adds) is at least
-# _MIN_WORK per member: below that, waking a second thread costs more than it
-# saves. It splits by rows, with at least _MIN_ROWS rows per member, unless
-# the batch is too small for that, or U has at least _UNIT_SPLIT elements
-# and the batch fewer than _UNIT_MAX_B rows (each member would read all of
-# a large U and W every step for a few rows): then by units, if each
-# member's share of a step is at least _MIN_STEP_WORK multiply-adds (a
-# barrier per step costs a few microseconds, and a member slowed by other
-# work on its core stalls the whole team at each one).
-# The values come from timing rows against units (docs/performance.rst, Threads).
-cdef Py_ssize_t _MIN_ROWS = 2
-cdef double _MIN_WORK = 2e5
-cdef Py_ssize_t _UNIT_SPLIT = 1 << 20
-cdef Py_ssize_t _UNIT_MAX_B = 32
-cdef double _MIN_STEP_WORK = 6e4
-# Units are split in blocks of this many (64 bytes of float32).
-cdef Py_ssize_t _UNIT_BLOCK = 16
-
-
-def _set_split(Py_ssize_t min_rows, double min_work, Py_ssize_t unit_split=-1,
-               double min_step_work=-1, Py_ssize_t unit_max_b=-1):
-    """Set the team thresholds (for the tests and the benchmark); returns the
-    previous (min_rows, min_work, unit_split, min_step_work, unit_max_b), to
-    restore them. A negative unit_split, min_step_work or unit_max_b keeps
-    the current one."""
-    global _MIN_ROWS, _MIN_WORK, _UNIT_SPLIT, _MIN_STEP_WORK, _UNIT_MAX_B
-    previous = (_MIN_ROWS, _MIN_WORK, _UNIT_SPLIT, _MIN_STEP_WORK, _UNIT_MAX_B)
-    _MIN_ROWS = min_rows if min_rows > 1 else 1
-    _MIN_WORK = min_work
-    if unit_split >= 0:
-        _UNIT_SPLIT = unit_split
-    if min_step_work >= 0:
-        _MIN_STEP_WORK = min_step_work
-    if unit_max_b >= 0:
-        _UNIT_MAX_B = unit_max_b
-    return previous
-
-
-cdef bint _by_units(Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH) noexcept nogil:
-    # Whether a team splits this call's time loop by units (else by rows).
-    return ((H * GH >= _UNIT_SPLIT and B < _UNIT_MAX_B) or B < 2 * _MIN_ROWS) and H > _UNIT_BLOCK
-
-
-cdef int _wanted_team(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH) noexcept nogil:
-    # The largest team this call is worth: _MIN_WORK multiply-adds per member
-    # at least, and _MIN_ROWS rows or _MIN_STEP_WORK per step and a block of
-    # units each.
-    cdef double step = <double> B * H * GH
-    cdef double n = T * step / _MIN_WORK
-    cdef double most
-    if _by_units(B, H, GH):
-        most = step / _MIN_STEP_WORK
-        if most > (H + _UNIT_BLOCK - 1) // _UNIT_BLOCK:
-            most = (H + _UNIT_BLOCK - 1) // _UNIT_BLOCK
-    else:
-        most = B // _MIN_ROWS
-    if n > most:
-        n = most
-    return <int> n if n < 1024 else 1024
-
-
-def team_size(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H, Py_ssize_t GH):
-    """The number of threads a pass over (T, B) with hidden size H and GH gate
-    columns would run on now, and whether they split it by units (else by
-    batch rows): ``(n, by_units)``."""
-    cdef int n = team_enter(_wanted_team(T, B, H, GH))
-    team_leave()
-    return n, bool(n > 1 and _by_units(B, H, GH))
+include "_policy.pxi"
 
 
 cdef inline Py_ssize_t _part(Py_ssize_t n, int i, int parts, Py_ssize_t unit) noexcept nogil:
@@ -524,166 +118,6 @@ cdef void _add_column_sums(Py_ssize_t rows, Py_ssize_t ncols, const floating* m,
     for i in range(rows):
         for j in range(ncols):
             acc[j] += m[i * ld + j]
-
-
-# The per-step products use the packed kernel of _gemm.h, which every CPU
-# runs (on the widest vector path it has, _simd.h), at every size: a BLAS's
-# one-row products cost a library call and a repacking of U per step, and
-# some are slow (docs/performance.rst). _set_packed(False) sends them to the
-# BLAS instead, for the tests and the benchmark's --kernels; min_batch and
-# min_hidden keep the BLAS below those sizes.
-cdef bint _PACKED = True
-cdef Py_ssize_t _PACKED_MIN_B = 1
-cdef Py_ssize_t _PACKED_MIN_H = 1
-
-# The vector paths by name, narrowest first (_simd.h's levels are the indices).
-SIMD_PATHS = ("portable", "avx2", "avx512")
-
-
-def simd_paths():
-    """The vector paths this CPU runs, widest first: ``("avx512", "avx2",
-    "portable")`` on a CPU with AVX-512F, ``("avx2", "portable")`` with AVX2
-    and FMA, ``("portable",)`` on any other (aarch64, older x86-64)."""
-    return SIMD_PATHS[pyx_simd_widest()::-1]
-
-
-def simd_path():
-    """The vector path the kernels take now (one of :func:`simd_paths`)."""
-    return SIMD_PATHS[pyx_simd()]
-
-
-def _set_simd(str name):
-    """Take the vector path ``name`` (one of :func:`simd_paths`; for the
-    tests and the benchmark); returns the previous one, to restore it. Not
-    for use while another thread runs a pass (it would change path midway)."""
-    if name not in simd_paths():
-        raise ValueError(f"vector path {name!r} is not one this CPU runs: {simd_paths()}")
-    previous = simd_path()
-    pyx_simd_set(SIMD_PATHS.index(name))
-    return previous
-
-
-def _simd_from_environment(environ):
-    """Take the path PYX_GRU_SIMD names, if set: the widest path allowed
-    (a CPU without it takes its own widest). Called once, on import."""
-    value = environ.get("PYX_GRU_SIMD", "").strip().lower()
-    if not value:
-        return
-    if value not in SIMD_PATHS:
-        raise ValueError(f"PYX_GRU_SIMD must be one of {', '.join(SIMD_PATHS[::-1])} "
-                         f"(or unset), got {value!r}")
-    pyx_simd_set(SIMD_PATHS.index(value))
-
-
-_simd_from_environment(os.environ)
-simd_path()  # the path is fixed here, not by the first call in a team
-
-
-def packed_available():
-    """Whether this CPU runs the packed per-step kernel: always (it has a
-    portable path); kept for callers of earlier versions."""
-    return True
-
-
-def _set_packed(bint on, Py_ssize_t min_batch=-1, Py_ssize_t min_hidden=-1):
-    """Use the packed per-step kernel or the BLAS, and from which batch and
-    hidden sizes (negative: keep them); returns the previous (on,
-    min_batch, min_hidden), to restore them."""
-    global _PACKED, _PACKED_MIN_B, _PACKED_MIN_H
-    previous = (_PACKED, _PACKED_MIN_B, _PACKED_MIN_H)
-    _PACKED = on
-    if min_batch >= 0:
-        _PACKED_MIN_B = min_batch
-    if min_hidden >= 0:
-        _PACKED_MIN_H = min_hidden
-    return previous
-
-
-# The forward's products read U and W as they lie, not packed, when packing
-# them would cost more than it saves: with few rows in all (T * B at most
-# _IN_PLACE_ROWS: each packed panel would serve only a few rows), and on the
-# AVX-512 path with up to _IN_PLACE_B_AVX512 rows per step, where reading in
-# place is as fast per step as reading packed (docs/performance.rst). Both
-# read the same numbers in the same order: the results are bitwise the
-# same. Only whole panels (H a multiple of the panel width), so that no
-# panel reads past the end of U or W.
-cdef Py_ssize_t _IN_PLACE_ROWS = 16
-cdef Py_ssize_t _IN_PLACE_B_AVX512 = 4
-
-
-cdef bint _reads_in_place(Py_ssize_t T, Py_ssize_t B, Py_ssize_t H,
-                          size_t itemsize) noexcept nogil:
-    cdef size_t pw = PYX_PANEL_F if itemsize == 4 else PYX_PANEL_D
-    if H % pw:
-        return False
-    return T * B <= _IN_PLACE_ROWS or (pyx_simd() == PYX_SIMD_AVX512 and B <= _IN_PLACE_B_AVX512)
-
-
-def _set_in_place(Py_ssize_t rows, Py_ssize_t b_avx512):
-    """Read U and W in place (not packed) up to ``rows`` rows in all, or on
-    the AVX-512 path up to ``b_avx512`` rows per step (negative: never);
-    for the tests and the benchmark. Returns the previous (rows, b_avx512)."""
-    global _IN_PLACE_ROWS, _IN_PLACE_B_AVX512
-    previous = (_IN_PLACE_ROWS, _IN_PLACE_B_AVX512)
-    _IN_PLACE_ROWS, _IN_PLACE_B_AVX512 = rows, b_avx512
-    return previous
-
-
-def _set_prefetch(size_t nbytes):
-    """Read packed operands of at least nbytes per product with software
-    prefetch (_gemm.h's pyx_prefetch_bytes; for the tests); returns the
-    previous threshold, to restore it."""
-    return pyx_set_prefetch_bytes(nbytes)
-
-
-def packed_size(Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, Py_ssize_t GH, bint backward,
-                int itemsize):
-    """Elements of the workspace the packed operands take for a batch of B
-    (forward: each gate block of U, then each gate block of W; backward:
-    U.T, then W.T), 0 when the per-step products call the BLAS."""
-    cdef size_t pw = PYX_PANEL_F if itemsize == 4 else PYX_PANEL_D
-    if not _PACKED or H == 0 or B < _PACKED_MIN_B or H < _PACKED_MIN_H:
-        return 0
-    if backward:
-        return pyx_packed_size(GH, H, pw) + pyx_packed_size(GH, D, pw)
-    return GH // H * (pyx_packed_size(H, H, pw) + pyx_packed_size(D, H, pw))
-
-
-# Without a cache, the BLAS path projects the input this many rows (steps
-# times batch) at a time, at least: enough for an efficient GEMM, and a
-# small fraction of the cache's T * B rows on long sequences.
-cdef Py_ssize_t _CHUNK_ROWS = 256
-# The packed path projects the input of this many rows (steps times batch)
-# at a time, at least, within the time loop: each block of the packed W
-# then serves several steps while it is in L1.
-cdef Py_ssize_t _PROJECTION_ROWS = 256
-
-
-cdef Py_ssize_t _projection_steps(Py_ssize_t T, Py_ssize_t B) noexcept nogil:
-    # Kx: steps per input projection on the packed path, in [1, max(T, 1)].
-    cdef Py_ssize_t k = (_PROJECTION_ROWS + B - 1) // (B if B > 0 else 1)
-    if k > T:
-        k = T
-    return k if k > 1 else 1
-
-
-def _set_projection_rows(Py_ssize_t rows):
-    """Set the packed path's rows per input projection (for the tests and
-    the benchmark); returns the previous value."""
-    global _PROJECTION_ROWS
-    previous = _PROJECTION_ROWS
-    _PROJECTION_ROWS = rows if rows > 1 else 1
-    return previous
-
-
-def gate_steps(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, Py_ssize_t GH,
-               int itemsize):
-    """Steps of gates a forward pass without a cache keeps (``forward``'s
-    Tg): on the packed path, the steps of one input projection; else chunks
-    of at least _CHUNK_ROWS rows; never more than T."""
-    if packed_size(B, D, H, GH, False, itemsize):
-        return min(T, _projection_steps(T, B))
-    return min(T, max(1, (_CHUNK_ROWS + B - 1) // max(B, 1)))
 
 
 cdef floating* _packed_or_null(floating[::1] packed, Py_ssize_t B, Py_ssize_t D,
@@ -797,8 +231,8 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
     # extra[t % Te] (with a cache, Tg = Te = T and Tc = T + 1: no wrapping).
     cdef Py_ssize_t nb = b1 - b0
     cdef Py_ssize_t nu = u1 - u0
-    cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
-    cdef bint lstm = kind == _LSTM
+    cdef Py_ssize_t n_rec = _KINDS[kind].n_rec * H
+    cdef bint lstm = _KINDS[kind].cell_state
     cdef size_t part = nu * sizeof(floating)
     cdef Py_ssize_t t, bb, s, sc, kx
     cdef floating* a
@@ -832,26 +266,17 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
             _times_gates(nb, H, H, GH, 0, n_rec // H, u0, nu, h_prev, U, Up, hu_rows, rs)
         if units and masked:
             PYX_BARRIER()   # all have read h_last before it changes
-        if kind == _RNN:
-            _rnn_forward(nb, H, nu, a, hu_rows + u0, b + u0, h)
-        elif kind == _SIMPLE_GRU:
-            _simple_gru_forward(nb, H, nu, a, hu_rows + u0, b + u0, h_prev + u0, h,
-                                keep, pin + u0)
-        elif kind == _GRU_AFTER:
-            _gru_after_forward(nb, H, nu, a, hu_rows + u0, b + u0, b_hg + u0, h_prev + u0,
-                               e + u0, h, keep, pin + u0)
-        elif kind == _GRU_BEFORE:
-            _gru_before_gates(nb, H, nu, a, hu_rows + u0, b + u0, h_prev + u0,
-                              e + u0, keep, pin + u0)
+        _step_forward(kind, peephole, nb, H, nu, a, hu_rows + u0, b + u0, b_hg + u0, P + u0,
+                      h_prev + u0, e + u0, c_prev, c, h, keep, pin + u0)
+        if n_rec < GH:
+            # the reset before the product: the candidate's blocks take
+            # extra[t] = r * h_prev, not h_prev, in a second product
             if units:
                 PYX_BARRIER()   # every unit of r * h_prev is written
             if nu > 0:
-                # hu[b0:b1, 2H+u0 : 2H+u1] = (r * h_prev) @ U[:, 2H+u0 : 2H+u1]
-                _times_gates(nb, H, H, GH, 2, 3, u0, nu, e, U, Up, hu_rows, rs)
-            _gru_before_forward(nb, H, nu, a, hu_rows + u0, b + u0, h_prev + u0, h)
-        else:
-            _lstm_forward(nb, H, nu, peephole, a, hu_rows + u0, b + u0, P + u0, c_prev,
-                          c, h, keep, pin + u0)
+                # hu[b0:b1, n_rec+u0 : ...] = (r * h_prev) @ U[:, n_rec+u0 : ...], each block
+                _times_gates(nb, H, H, GH, n_rec // H, GH // H, u0, nu, e, U, Up, hu_rows, rs)
+            _step_forward_second(kind, nb, H, nu, a, hu_rows + u0, b + u0, h_prev + u0, h)
         if masked:
             for bb in range(b0, b1):
                 s = ((t + 1) * B + bb) * H + u0
@@ -952,14 +377,6 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
 # comparisons; an array a cell does not use may be any placeholder).
 # ---------------------------------------------------------------------------
 
-cdef inline Py_ssize_t _gate_count(int kind) noexcept nogil:
-    if kind == _RNN:
-        return 1
-    if kind == _SIMPLE_GRU:
-        return 2
-    return 4 if kind == _LSTM else 3
-
-
 cdef inline bint _has(const Py_ssize_t* shape, int ndim, Py_ssize_t n0, Py_ssize_t n1=0,
                       Py_ssize_t n2=0) noexcept nogil:
     # shape[:ndim] == (n0, n1, n2)[:ndim]
@@ -979,17 +396,17 @@ cdef int _common_problem(int kind, bint peephole, bint masked, Py_ssize_t T, Py_
                          const Py_ssize_t* keep_shape) noexcept nogil:
     # What both passes read, in shapes only (no Python objects unless one is
     # wrong): 0 when all is well, else which check failed, for _common_error.
-    if kind < _RNN or kind > _LSTM:
+    if kind < 0 or kind >= _N_KINDS:
         return 1
     if not _has(x_shape, 2, T, B):
         return 8
-    if H < 1 or GH != _gate_count(kind) * H:
+    if H < 1 or GH != _KINDS[kind].n_gates * H:
         return 2
     if not _has(W_shape, 2, D, GH):
         return 3
     if not _has(U_shape, 2, H, GH):
         return 4
-    if kind == _LSTM and peephole and not _has(P_shape, 2, 3, H):
+    if _KINDS[kind].peephole and peephole and not _has(P_shape, 2, 3, H):
         return 5
     if masked and not _has(lengths_shape, 1, B):
         return 6
@@ -1002,10 +419,10 @@ def _common_error(str pass_, int problem, int kind, Py_ssize_t T, Py_ssize_t B, 
                   Py_ssize_t H, Py_ssize_t GH, x, W, U, P, lengths, keep):
     # Raise the ValueError of _common_problem's finding.
     if problem == 1:
-        raise ValueError(f"_recurrent.{pass_}: kind must be one of 0..4, got {kind}")
+        raise ValueError(f"_recurrent.{pass_}: kind must be one of 0..{_N_KINDS - 1}, got {kind}")
     if problem == 2:
         raise ValueError(f"_recurrent.{pass_}: {GH} gate columns for H = {H}, expected "
-                         f"{_gate_count(kind)} * H for kind {kind}")
+                         f"{_KINDS[kind].n_gates} * H for kind {kind}")
     name, array, want = {
         3: ("W", W, f"(D, GH) = ({D}, {GH})"), 4: ("U", U, f"(H, GH) = ({H}, {GH})"),
         5: ("P", P, f"(3, H) = (3, {H})"), 6: ("lengths", lengths, f"(B,) = ({B},)"),
@@ -1059,8 +476,7 @@ def forward(int kind, bint peephole, bint masked,
     cdef Py_ssize_t GH = gates.shape[2]
     cdef Py_ssize_t H = hs.shape[2]
     cdef Py_ssize_t D = x.shape[2]
-    cdef bint lstm = kind == _LSTM
-    cdef bint gru = kind == _GRU_AFTER or kind == _GRU_BEFORE
+    cdef bint lstm, gru
     cdef bint units
     cdef size_t row = H * sizeof(floating)
     cdef int nt, k
@@ -1071,11 +487,14 @@ def forward(int kind, bint peephole, bint masked,
                          P.shape, lengths.shape, keep.shape)
     if nt:
         _common_error("forward", nt, kind, T, B, D, H, GH, x, W, U, P, lengths, keep)
+    lstm = _KINDS[kind].cell_state
+    gru = _KINDS[kind].extra
+    peephole = peephole and _KINDS[kind].peephole
     if T > 0 and not 1 <= Tg <= T:
         _wrong("forward", "gates", gates, f"(Tg, B, GH) with 1 <= Tg <= T = {T}")
     if not _has(b.shape, 1, GH):
         _wrong("forward", "b", b, f"(GH,) = ({GH},)")
-    if kind == _GRU_AFTER and not _has(b_hg.shape, 1, H):
+    if _KINDS[kind].reset_after and not _has(b_hg.shape, 1, H):
         _wrong("forward", "b_hg", b_hg, f"(H,) = ({H},)")
     if lstm and not (_has(&cs.shape[1], 2, B, H) and (Tc >= 2 or T == 0 and Tc == 1)):
         _wrong("forward", "cs", cs, f"(T + 1, B, H) or a ring (2, B, H), B = {B}, H = {H}")
@@ -1173,8 +592,9 @@ cdef void _backward_rows(int kind, bint peephole, bint masked, bint units,
     cdef Py_ssize_t nb = b1 - b0
     cdef Py_ssize_t nu = u1 - u0
     cdef Py_ssize_t BH = B * H
-    cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
-    cdef bint lstm = kind == _LSTM
+    cdef Py_ssize_t n_rec = _KINDS[kind].n_rec * H
+    cdef bint lstm = _KINDS[kind].cell_state
+    cdef bint reset_after = _KINDS[kind].reset_after
     cdef Py_ssize_t t, bb, j, s, k
     cdef floating* dh_cur = (dh if into_dh else work) + b0 * H
     cdef floating* dh_prev = (work if into_dh else dh) + b0 * H
@@ -1196,41 +616,31 @@ cdef void _backward_rows(int kind, bint peephole, bint masked, bint units,
             if not masked or t < lengths[b0 + bb]:
                 for j in range(bb * H + u0, bb * H + u1):
                     dh_cur[j] += dy[s + j]
-        if kind == _RNN:
-            _rnn_backward(nb, H, nu, a, dh_cur + u0, da + u0, dh_prev + u0)
-        elif kind == _SIMPLE_GRU:
-            _simple_gru_backward(nb, H, nu, a, hs + s + u0, dh_cur + u0, da + u0,
-                                 dh_prev + u0, keep)
-        elif kind == _GRU_AFTER:
-            _gru_after_backward(nb, H, nu, a, hs + s + u0, extra + s + u0, dh_cur + u0,
-                                da + u0, dxg + k * H + u0, dh_prev + u0, keep)
-        elif kind == _GRU_BEFORE:
-            _gru_before_candidate_backward(nb, H, nu, a, hs + s + u0, dh_cur + u0,
-                                           da + u0, dh_prev + u0, keep)
+        _step_backward(kind, peephole, nb, H, nu, a, P + u0, hs + s + u0, extra + s + u0,
+                       cs + s + u0, cs + s + BH + u0, dh_cur + u0, dc_cur + u0, da + u0,
+                       dxg + k * H + u0, dh_prev + u0, dc_prev + u0, keep, scratch + u0)
+        if n_rec < GH:
+            # the reset before the product: the candidate's gradient reaches
+            # extra[t] = r * h_prev through the second product
             if masked:
-                _pass_masked(nb, H, GH, u0, nu, 2, 3, t, lengths + b0, da)
+                _pass_masked(nb, H, GH, u0, nu, n_rec // H, GH // H, t, lengths + b0, da)
             if units:
                 PYX_BARRIER()   # every unit of da_g is written
             if nu > 0:
-                # drh[:, u0:u1] = da[:, 2H:] @ U[u0:u1, 2H:].T
-                _times_ut(nb, H, GH, 2 * H, H, u0, nu, da + 2 * H, GH, U, Utp, 0,
+                # drh[:, u0:u1] = da[:, n_rec:] @ U[u0:u1, n_rec:].T
+                _times_ut(nb, H, GH, n_rec, GH - n_rec, u0, nu, da + n_rec, GH, U, Utp, 0,
                           scratch + u0)
-            _gru_before_reset_backward(nb, H, nu, a, hs + s + u0, scratch + u0, da + u0,
-                                       dh_prev + u0, keep)
-        else:
-            _lstm_backward(nb, H, nu, peephole, a, P + u0, cs + s + u0, cs + s + BH + u0,
-                           dh_cur + u0, dc_cur + u0, da + u0, dh_prev + u0, dc_prev + u0,
-                           keep, scratch + u0)
+            _step_backward_second(kind, nb, H, nu, a, hs + s + u0, scratch + u0, da + u0,
+                                  dh_prev + u0, keep)
         if masked:
             # Past its length a row's state was carried unchanged: its
             # gradient passes straight through and its gates get none.
-            _pass_masked(nb, H, GH, u0, nu, 0, 2 if kind == _GRU_BEFORE else GH // H,
-                         t, lengths + b0, da)
+            _pass_masked(nb, H, GH, u0, nu, 0, n_rec // H, t, lengths + b0, da)
             for bb in range(nb):
                 if t >= lengths[b0 + bb]:
                     j = bb * H + u0
                     memcpy(dh_prev + j, dh_cur + j, nu * sizeof(floating))
-                    if kind == _GRU_AFTER:
+                    if reset_after:
                         memset(dxg + k * H + j, 0, nu * sizeof(floating))
                     if lstm:
                         memcpy(dc_prev + j, dc_cur + j, nu * sizeof(floating))
@@ -1263,7 +673,9 @@ cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
     # whatever chunk the row falls in (a BLAS may round a row differently
     # with the number of rows).
     cdef Py_ssize_t rows = (t1 - t0) * B
-    cdef Py_ssize_t n_rec = 2 * H if kind == _GRU_BEFORE else GH
+    cdef Py_ssize_t n_rec = _KINDS[kind].n_rec * H
+    cdef bint reset_after = _KINDS[kind].reset_after
+    cdef Py_ssize_t cand = GH - H      # the candidate's block, the last
     cdef Py_ssize_t H2 = 2 * H
     cdef Py_ssize_t e, s, i, j, t, bb
     cdef const floating* xc = x + t0 * B * D
@@ -1272,60 +684,61 @@ cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
     cdef double* acc_p = acc + GH + H
     cdef floating* dxr = dx + (t0 * B + r0) * D
     cdef size_t pw = panel_width(W)
-    # Input side: dx = dA @ W.T; for the GRU with the reset after the matmul
-    # the candidate's input-side gradient is dxg, not r * dxg (the last H
+    # Input side: dx = dA @ W.T; with the reset after the matmul the
+    # candidate's input-side gradient is dxg, not r * dxg (the last H
     # columns of dA).
-    if Wtp != NULL and kind == _GRU_AFTER:
-        # dx[r0:r1] = dA[r0:r1, :2H] @ W[:, :2H].T + dxg[r0:r1] @ W[:, 2H:].T
-        gemm_packed(<int> (r1 - r0), <int> D, <int> H2, dA + r0 * GH, <int> GH, Wtp,
+    if Wtp != NULL and reset_after:
+        # dx[r0:r1] = dA[r0:r1, :cand] @ W[:, :cand].T + dxg[r0:r1] @ W[:, cand:].T
+        gemm_packed(<int> (r1 - r0), <int> D, <int> cand, dA + r0 * GH, <int> GH, Wtp,
                     GH * pw, <floating> 0, dxr, <int> D)
-        gemm_packed(<int> (r1 - r0), <int> D, <int> H, dxg + r0 * H, <int> H, Wtp + H2 * pw,
+        gemm_packed(<int> (r1 - r0), <int> D, <int> H, dxg + r0 * H, <int> H, Wtp + cand * pw,
                     GH * pw, <floating> 1, dxr, <int> D)
     elif Wtp != NULL:
         # dx[r0:r1] = dA[r0:r1] @ W.T
         gemm_packed(<int> (r1 - r0), <int> D, <int> GH, dA + r0 * GH, <int> GH, Wtp,
                     GH * pw, <floating> 0, dxr, <int> D)
-    elif kind == _GRU_AFTER:
-        # dx[r0:r1] = dA[r0:r1, :2H] @ W[:, :2H].T + dxg[r0:r1] @ W[:, 2H:].T
-        gemm(False, True, <int> (r1 - r0), <int> D, <int> H2, <floating> 1, dA + r0 * GH,
+    elif reset_after:
+        # dx[r0:r1] = dA[r0:r1, :cand] @ W[:, :cand].T + dxg[r0:r1] @ W[:, cand:].T
+        gemm(False, True, <int> (r1 - r0), <int> D, <int> cand, <floating> 1, dA + r0 * GH,
              <int> GH, W, <int> GH, <floating> 0, dxr, <int> D)
         gemm(False, True, <int> (r1 - r0), <int> D, <int> H, <floating> 1, dxg + r0 * H,
-             <int> H, W + H2, <int> GH, <floating> 1, dxr, <int> D)
+             <int> H, W + cand, <int> GH, <floating> 1, dxr, <int> D)
     else:
         # dx[r0:r1] = dA[r0:r1] @ W.T
         gemm(False, True, <int> (r1 - r0), <int> D, <int> GH, <floating> 1, dA + r0 * GH,
              <int> GH, W, <int> GH, <floating> 0, dxr, <int> D)
     # Columns [c0, e) whose input-side gradient is dA:
     # dW[:, c0:e] += x.T @ dA[:, c0:e], db[c0:e] += dA[:, c0:e].sum(0)
-    e = c1 if kind != _GRU_AFTER or c1 < H2 else H2
+    e = c1 if not reset_after or c1 < cand else cand
     if e > c0:
         gemm(True, False, <int> D, <int> (e - c0), <int> rows, <floating> 1, xc, <int> D,
              dA + c0, <int> GH, <floating> 1, dW + c0, <int> GH)
         _add_column_sums(rows, e - c0, dA + c0, GH, acc + c0)
-    if kind == _GRU_AFTER:
-        # The candidate's columns [s, c1) (of the 2H..3H block):
+    if reset_after:
+        # The candidate's columns [s, c1) (of the last block, cand..GH):
         # dW[:, s:c1] += x.T @ dxg, db += dxg.sum(0), db_hg += (r * dxg).sum(0)
-        s = c0 if c0 > H2 else H2
+        s = c0 if c0 > cand else cand
         if c1 > s:
-            d = dxg + (s - H2)
+            d = dxg + (s - cand)
             gemm(True, False, <int> D, <int> (c1 - s), <int> rows, <floating> 1, xc,
                  <int> D, d, <int> H, <floating> 1, dW + s, <int> GH)
             _add_column_sums(rows, c1 - s, d, H, acc + s)
-            _add_column_sums(rows, c1 - s, dA + s, GH, acc_hg + (s - H2))
+            _add_column_sums(rows, c1 - s, dA + s, GH, acc_hg + (s - cand))
     # Recurrent side: dU[:, c0:e] += hs[t0:t1].T @ dA[:, c0:e] (hs[t] is h_{t-1}
     # of step t), for the columns that multiply h_prev
     e = c1 if c1 < n_rec else n_rec
     if e > c0:
         gemm(True, False, <int> H, <int> (e - c0), <int> rows, <floating> 1,
              hs + t0 * B * H, <int> H, dA + c0, <int> GH, <floating> 1, dU + c0, <int> GH)
-    if kind == _GRU_BEFORE:
-        # dU[:, s:c1] += (r * h_prev).T @ dA[:, s:c1] for the candidate's columns
-        s = c0 if c0 > H2 else H2
+    if n_rec < GH:
+        # dU[:, s:c1] += (r * h_prev).T @ dA[:, s:c1] for the columns of the
+        # second product (the reset before the matmul: extra is r * h_prev)
+        s = c0 if c0 > n_rec else n_rec
         if c1 > s:
             gemm(True, False, <int> H, <int> (c1 - s), <int> rows, <floating> 1,
                  extra + t0 * B * H, <int> H, dA + s, <int> GH, <floating> 1, dU + s,
                  <int> GH)
-    if kind == _LSTM and peephole:
+    if peephole:
         # dP += [sum(da_i * c_prev), sum(da_f * c_prev), sum(da_o * c)]: column j
         # of i and f, and 3H + j of o, against c_{t-1}[j] and c_t[j]
         for t in range(t0, t1):
@@ -1428,7 +841,7 @@ def backward(int kind, bint peephole, bint masked,
     cdef Py_ssize_t H = hs.shape[2]
     cdef Py_ssize_t D = x.shape[2]
     cdef Py_ssize_t K = dA.shape[0]
-    cdef bint lstm = kind == _LSTM
+    cdef bint lstm, reset_after
     cdef size_t row = H * sizeof(floating)
     cdef Py_ssize_t j
     cdef int nt
@@ -1437,11 +850,14 @@ def backward(int kind, bint peephole, bint masked,
                          P.shape, lengths.shape, keep.shape)
     if nt:
         _common_error("backward", nt, kind, T, B, D, H, GH, x, W, U, P, lengths, keep)
+    lstm = _KINDS[kind].cell_state
+    reset_after = _KINDS[kind].reset_after
+    peephole = peephole and _KINDS[kind].peephole
     if not _has(hs.shape, 2, T + 1, B):
         _wrong("backward", "hs", hs, f"(T + 1, B, H) = ({T + 1}, {B}, H)")
     if lstm and not _has(cs.shape, 3, T + 1, B, H):
         _wrong("backward", "cs", cs, f"(T + 1, B, H) = ({T + 1}, {B}, {H})")
-    if (kind == _GRU_AFTER or kind == _GRU_BEFORE) and not _has(extra.shape, 3, T, B, H):
+    if _KINDS[kind].extra and not _has(extra.shape, 3, T, B, H):
         _wrong("backward", "extra", extra, f"(T, B, H) = ({T}, {B}, {H})")
     if not _has(dy.shape, 3, T, B, H):
         _wrong("backward", "dy", dy, f"(T, B, H) = ({T}, {B}, {H})")
@@ -1451,7 +867,7 @@ def backward(int kind, bint peephole, bint masked,
         _wrong("backward", "dc", dc, f"(B, H) = ({B}, {H})")
     if T * B and not (K >= 1 and _has(&dA.shape[1], 2, B, GH)):
         _wrong("backward", "dA", dA, f"(K, B, GH) with K >= 1, B = {B}, GH = {GH}")
-    if kind == _GRU_AFTER and T * B and not _has(dxg.shape, 3, K, B, H):
+    if reset_after and T * B and not _has(dxg.shape, 3, K, B, H):
         _wrong("backward", "dxg", dxg, f"(K, B, H) = ({K}, {B}, {H})")
     if not _has(work.shape, 3, 3, B, H):
         _wrong("backward", "work", work, f"(3, B, H) = (3, {B}, {H})")
@@ -1463,7 +879,7 @@ def backward(int kind, bint peephole, bint masked,
         _wrong("backward", "dU", dU, f"(H, GH) = ({H}, {GH})")
     if not _has(db.shape, 1, GH):
         _wrong("backward", "db", db, f"(GH,) = ({GH},)")
-    if kind == _GRU_AFTER and not _has(db_hg.shape, 1, H):
+    if reset_after and not _has(db_hg.shape, 1, H):
         _wrong("backward", "db_hg", db_hg, f"(H,) = ({H},)")
     if lstm and peephole and not _has(dP.shape, 2, 3, H):
         _wrong("backward", "dP", dP, f"(3, H) = (3, {H})")
@@ -1516,7 +932,7 @@ def backward(int kind, bint peephole, bint masked,
                 memcpy(pdc, pwork + B * H, B * row)
         for j in range(GH):
             db[j] = <floating> pacc[j]
-        if kind == _GRU_AFTER:
+        if reset_after:
             for j in range(H):
                 db_hg[j] = <floating> pacc[GH + j]
         if lstm and peephole:

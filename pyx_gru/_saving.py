@@ -11,12 +11,13 @@ The file is a NumPy ``.npz`` archive (a zip of ``.npy`` files) holding
        "form": {"reset": "after"}, "pyx_gru_version": "0.1.0"}
 
   where ``form`` holds the constructor's remaining arguments: ``reset`` for
-  a GRU, ``peephole`` for an LSTM, nothing for the RNN and the simplified GRU.
+  a GRU or an MGU, ``peephole`` for an LSTM, nothing for the RNN and the
+  simplified GRU.
 
 Loading trusts nothing in the file. It reads with ``allow_pickle=False``, and
 before reading an array's data it checks the array's ``.npy`` header (dtype,
 shape, and the member's size in the zip) against what the metadata implies;
-the metadata itself must name one of the four cells, with sizes, a dtype and
+the metadata itself must name one of the cell classes, with sizes, a dtype and
 a form that the arrays agree with, and nothing else. An object array (a
 pickle) is refused from its header, before its data is read, so no payload
 can run. Every problem is a ``ValueError`` that names the file and what is
@@ -32,7 +33,7 @@ import zlib
 
 import numpy as np
 
-from . import _cells
+from . import _kinds
 from ._limits import cell_bytes, check_fits
 from ._validation import check_size
 
@@ -41,14 +42,17 @@ __all__ = ["save", "load", "save_layer", "save_optimizer", "FORMAT", "FORMAT_VER
 FORMAT = "pyx_gru.cell"
 FORMAT_VERSION = 1
 METADATA = "metadata"
-_CLASSES = {cls.__name__: cls for cls in (_cells.RNN, _cells.SimpleGRU, _cells.GRU, _cells.LSTM)}
-# The constructor arguments beyond the sizes, with their allowed values.
-_FORMS = {
-    "RNN": {},
-    "SimpleGRU": {},
-    "GRU": {"reset": ("after", "before")},
-    "LSTM": {"peephole": (False, True)},
-}
+# The cell classes by name, and the constructor arguments beyond the sizes
+# with their allowed values, from the cells' descriptions (pyx_gru._kinds):
+# {"GRU": {"reset": ("after", "before")}, "LSTM": {"peephole": (False, True)}, ...}
+_CLASSES = {k.cls: k.cell_class for k in _kinds.KINDS.values()}
+_FORMS = {name: {} for name in _CLASSES}
+for _kind in _kinds.KINDS.values():
+    for _key, _value in _kinds.full_form(_kind).items():
+        _values = _FORMS[_kind.cls].setdefault(_key, ())
+        if _value not in _values:
+            _FORMS[_kind.cls][_key] = _values + (_value,)
+del _kind, _key, _value, _values
 # What reading a damaged zip member can raise (bad headers, bad compressed
 # data, encrypted or unsupported members, truncation).
 _READ_ERRORS = (ValueError, TypeError, SyntaxError, EOFError, OSError, RuntimeError,
@@ -128,13 +132,7 @@ def save(cell, path):
 def _shapes(name, D, H, form):
     """The parameter shapes of cell ``name`` with these sizes and form (as
     ``Cell.param_shapes``, without building the cell)."""
-    G = len(_CLASSES[name].gates)
-    shapes = {"W": (D, G * H), "U": (H, G * H), "b": (G * H,)}
-    if form.get("reset") == "after":
-        shapes["b_hg"] = (H,)
-    if form.get("peephole"):
-        shapes["P"] = (3, H)
-    return shapes
+    return _kinds.of_form(name, form).param_shapes(D, H)
 
 
 class _Reader:
@@ -234,7 +232,7 @@ def load(path):
     Returns
     -------
     object
-        What was saved: a cell (``Cell.save``: RNN, SimpleGRU, GRU or LSTM),
+        What was saved: a cell (``Cell.save``: RNN, SimpleGRU, GRU, MGU or LSTM),
         a ``Model`` (``Model.save``), a layer (``Recurrent``,
         ``Bidirectional``, ``Stack`` or ``Dense``, with their ``save``), or
         an optimiser (``Optimizer.save``), with the saved sizes, dtype,

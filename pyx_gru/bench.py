@@ -1,8 +1,8 @@
 """``python -m pyx_gru.bench``: pyx_gru against its NumPy reference, PyTorch
 and the GEMM roofline.
 
-For every cell (RNN, simplified GRU, GRU with the reset gate after and before
-the matmul, LSTM) and every size (B, D, H), at T = 100 in float32 (and
+For every cell (RNN, simplified GRU, GRU and MGU with the reset gate after and
+before the matmul, LSTM) and every size (B, D, H), at T = 100 in float32 (and
 float64 at (32, 128, 128)), it times an inference forward pass (``fwd``) and
 a forward and backward pass (``fwd+bwd``) of pyx_gru, of the NumPy reference
 (``pyx_gru.reference``), of PyTorch's ``torch.nn`` modules holding the same
@@ -47,19 +47,24 @@ import scipy
 from scipy.linalg import blas as scipy_blas
 
 import pyx_gru
-from pyx_gru import GRU, LSTM, RNN, SimpleGRU, _recurrent, _workspace, interop, reference
+from pyx_gru import _kinds, _recurrent, _workspace, interop, reference
 
 T_STEPS = 100
 
-# name -> (label, class, constructor keywords, torch.nn class name or None)
-CELLS = {
-    "rnn": ("RNN", RNN, {}, "RNN"),
-    "simple_gru": ("SimpleGRU", SimpleGRU, {}, None),
-    "gru_after": ("GRU after", GRU, {"reset": "after"}, "GRU"),
-    "gru_before": ("GRU before", GRU, {"reset": "before"}, None),
-    "lstm": ("LSTM", LSTM, {}, "LSTM"),
-}
-CELL_ALIASES = {"gru": ("gru_after", "gru_before"), "all": tuple(CELLS)}
+# name -> (label, class, constructor keywords, torch.nn class name or None),
+# for every cell kind with a benchmark label (pyx_gru._kinds)
+CELLS = {k.id: (k.bench_label, k.cell_class, k.keywords, k.torch)
+         for k in _kinds.KINDS.values() if k.bench_label}
+# A class's name for all its benchmarked forms ("gru": gru_after and
+# gru_before, "mgu" likewise), and "all"
+_FAMILIES = {}
+for _kind in _kinds.KINDS.values():
+    if _kind.bench_label:
+        _FAMILIES.setdefault(_kind.cls.lower(), []).append(_kind.id)
+CELL_ALIASES = {family: tuple(ids) for family, ids in _FAMILIES.items()
+                if len(ids) > 1 and family not in CELLS}
+CELL_ALIASES["all"] = tuple(CELLS)
+del _kind
 
 SIZES = ((1, 32, 32), (16, 64, 64), (32, 128, 128), (32, 256, 256), (64, 512, 512), (1, 256, 256))
 FLOAT64_SIZE = (32, 128, 128)
@@ -567,7 +572,7 @@ def make_problem(case, rng):
     dy = rng.standard_normal((T_STEPS, B, H)).astype(dt)
     zeros = np.zeros((B, H), dtype=dt)
     dh = rng.standard_normal((B, H)).astype(dt)
-    if isinstance(cell, LSTM):
+    if len(_kinds.of(cell).state) == 2:
         state0, dstate = (zeros, zeros), (dh, rng.standard_normal((B, H)).astype(dt))
     else:
         state0, dstate = zeros, dh

@@ -42,7 +42,7 @@ reset gate before the matmul (PyTorch) and the peephole LSTM (both) raise a
 """
 import numpy as np
 
-from ._cells import GRU, LSTM, RNN, SimpleGRU
+from ._cells import GRU, LSTM, RNN, Cell, SimpleGRU
 from ._validation import FLOAT_DTYPES, float_array
 
 __all__ = ["from_torch", "to_torch", "from_keras", "to_keras"]
@@ -114,6 +114,8 @@ def _torch_kind(cell):
         return "LSTM"
     if isinstance(cell, RNN):
         return "RNN"
+    if isinstance(cell, Cell):  # a cell PyTorch does not have (MGU)
+        raise ValueError(f"PyTorch has no {type(cell).__name__}")
     raise TypeError(f"expected a pyx_gru cell, got {type(cell).__name__}")
 
 
@@ -336,6 +338,8 @@ def to_keras(cell, params=None, *, gradient=False):
         raise ValueError("Keras has no simplified GRU")
     if isinstance(cell, LSTM) and cell.peephole:
         raise ValueError("Keras' LSTM has no peepholes")
+    if isinstance(cell, Cell) and not isinstance(cell, (RNN, GRU, LSTM)):
+        raise ValueError(f"Keras has no {type(cell).__name__}")  # (MGU)
     if not isinstance(cell, (RNN, GRU, LSTM)):
         raise TypeError(f"expected a pyx_gru cell, got {type(cell).__name__}")
     params = _checked(cell, params)

@@ -33,7 +33,8 @@ import weakref
 
 import numpy as np
 
-from ._cells import GRU, LSTM, RNN, Cell, SimpleGRU
+from . import _kinds
+from ._cells import Cell
 from ._validation import check_dtype, check_flag, check_size, float_array, lengths_array
 from .losses import step_mask
 
@@ -51,17 +52,10 @@ __all__ = [
 ]
 
 #: Cell names for ``Model(cell=...)`` and ``make_cell``: name -> (class,
-#: constructor keywords).
-CELLS = {
-    "rnn": (RNN, {}),
-    "sgru": (SimpleGRU, {}),
-    "gru": (GRU, {"reset": "after"}),
-    "gru_before": (GRU, {"reset": "before"}),
-    "lstm": (LSTM, {}),
-    "lstm_peephole": (LSTM, {"peephole": True}),
-}
-#: Other names ``make_cell`` takes for two of ``CELLS``: alias -> name.
-CELL_ALIASES = {"simple_gru": "sgru", "gru_after": "gru"}
+#: constructor keywords), from the cells' descriptions (``pyx_gru._kinds``).
+CELLS = {k.name: (k.cell_class, k.keywords) for k in _kinds.KINDS.values()}
+#: Other names ``make_cell`` takes for some of ``CELLS``: alias -> name.
+CELL_ALIASES = dict(_kinds.ALIASES)
 
 
 def make_cell(cell, input_size, hidden_size, *, dtype=np.float64, seed=None, gate_bias=None,

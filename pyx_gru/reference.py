@@ -7,7 +7,7 @@ of what its backward step needs; the backward step takes the gradient of the
 loss with respect to the new state and returns the gradients with respect to
 the input, the previous state and the parameters. One loop over time,
 ``_ReferenceCell``, drives every cell, and the classes ``RNN``,
-``SimpleGRU``, ``GRU`` and ``LSTM`` have exactly the interface of the
+``SimpleGRU``, ``GRU``, ``MGU`` and ``LSTM`` have exactly the interface of the
 compiled ones (same constructor, same seeded parameters, same ``forward``
 and ``backward``), so either can stand in for the other.
 
@@ -22,15 +22,17 @@ cell, and :doc:`/theory/worked_step` runs the GRU's in numbers.
 """
 import numpy as np
 
-from . import _cells
+from . import _cells, _kinds
 from ._cells import Cache
 
 __all__ = [
-    "RNN", "SimpleGRU", "GRU", "LSTM", "from_cell", "sigmoid", "gate", "gate_slope",
+    "RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "from_cell", "sigmoid", "gate", "gate_slope",
     "rnn_step_forward", "rnn_step_backward",
     "simple_gru_step_forward", "simple_gru_step_backward",
     "gru_after_step_forward", "gru_after_step_backward",
     "gru_before_step_forward", "gru_before_step_backward",
+    "mgu_after_step_forward", "mgu_after_step_backward",
+    "mgu_before_step_forward", "mgu_before_step_backward",
     "lstm_step_forward", "lstm_step_backward",
 ]
 
@@ -412,6 +414,168 @@ def gru_before_step_backward(dstate, cache, p, pins=None):
 
 
 # --------------------------------------------------------------------------
+# MGU, the minimal gated unit: the simplified GRU whose one gate f also
+# resets the state inside the candidate (a GRU with r = z = f), reset after
+# the matmul (Flax's MGUCell) or before it
+# --------------------------------------------------------------------------
+
+def mgu_after_step_forward(x_t, state, p, pins=None):
+    """One forward step of the MGU with the reset after the matmul (Flax's MGUCell).
+
+    f = sigma(x_t W_f + h_{t-1} U_f + b_f), n = h_{t-1} U_g + b_hg,
+    g = tanh(x_t W_g + b_g + f * n), h_t = f * h_{t-1} + (1 - f) * g.
+
+    Parameters
+    ----------
+    x_t : ndarray, shape (B, D)
+        The inputs at step t.
+    state : tuple of ndarray
+        ``(h_prev,)``, h_prev (B, H) being h_{t-1}.
+    p : dict of str to ndarray
+        The parameters, keyed as ``cell.params``: ``W`` (D, G*H), ``U``
+        (H, G*H), ``b`` (G*H,); G = 2, gates f, g; and ``b_hg`` (H,).
+    pins : dict of str to ndarray, optional
+        Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
+        None pins none.
+
+    Returns
+    -------
+    state : tuple of ndarray
+        ``(h_t,)``, h_t (B, H).
+    cache : tuple of ndarray
+        What ``mgu_after_step_backward`` needs: ``(x_t, h_prev, f, n, g)``.
+    """
+    (h_prev,) = state
+    ax_f, ax_g = _gate_blocks(x_t @ p["W"] + p["b"], 2)
+    ah_f, ah_g = _gate_blocks(h_prev @ p["U"], 2)
+    f = gate(ax_f + ah_f, "f", pins)
+    n = ah_g + p["b_hg"]
+    g = np.tanh(ax_g + f * n)
+    h = f * h_prev + (1 - f) * g
+    return (h,), (x_t, h_prev, f, n, g)
+
+
+def mgu_after_step_backward(dstate, cache, p, pins=None):
+    """Backward of ``mgu_after_step_forward``.
+
+    f reaches the loss twice, as the mix (df = dh * (h_prev - g)) and as the
+    reset (df = da_g * n); the candidate's gradient has an input side (da_g)
+    and a recurrent side (dn = f * da_g, for U_g and b_hg).
+
+    Parameters
+    ----------
+    dstate : tuple of ndarray
+        ``(dh,)``, dh (B, H) being dL/dh_t.
+    cache : tuple of ndarray
+        The cache ``mgu_after_step_forward`` returned for this step.
+    p : dict of str to ndarray
+        The parameters, as given to ``mgu_after_step_forward``.
+    pins : dict of str to ndarray, optional
+        The pinned gates, as given to ``mgu_after_step_forward``; a pinned gate
+        passes no gradient to its pre-activation.
+
+    Returns
+    -------
+    dx_t : ndarray, shape (B, D)
+        The gradient dL/dx_t.
+    dstate_prev : tuple of ndarray
+        ``(dh_prev,)``, dh_prev (B, H) being dL/dh_{t-1}.
+    grads : dict of str to ndarray
+        This step's share of every parameter gradient, keyed and shaped like
+        ``p``.
+    """
+    (dh,) = dstate
+    x_t, h_prev, f, n, g = cache
+    da_g = dh * (1 - f) * (1 - g**2)  # dL/d(x W_g + b_g + f * n)
+    df = dh * (h_prev - g) + da_g * n
+    dn = da_g * f
+    da_f = df * gate_slope(f, "f", pins)
+    dax = np.concatenate([da_f, da_g], axis=1)  # input side
+    dah = np.concatenate([da_f, dn], axis=1)  # recurrent side
+    dh_prev = dh * f + dah @ p["U"].T
+    grads = {"W": x_t.T @ dax, "U": h_prev.T @ dah, "b": dax.sum(0), "b_hg": dn.sum(0)}
+    return dax @ p["W"].T, (dh_prev,), grads
+
+
+def mgu_before_step_forward(x_t, state, p, pins=None):
+    """One forward step of the MGU with the reset before the matmul.
+
+    f = sigma(x_t W_f + h_{t-1} U_f + b_f),
+    g = tanh(x_t W_g + b_g + (f * h_{t-1}) U_g), h_t = f * h_{t-1} + (1 - f) * g.
+
+    Parameters
+    ----------
+    x_t : ndarray, shape (B, D)
+        The inputs at step t.
+    state : tuple of ndarray
+        ``(h_prev,)``, h_prev (B, H) being h_{t-1}.
+    p : dict of str to ndarray
+        The parameters, keyed as ``cell.params``: ``W`` (D, G*H), ``U``
+        (H, G*H), ``b`` (G*H,); G = 2, gates f, g.
+    pins : dict of str to ndarray, optional
+        Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
+        None pins none.
+
+    Returns
+    -------
+    state : tuple of ndarray
+        ``(h_t,)``, h_t (B, H).
+    cache : tuple of ndarray
+        What ``mgu_before_step_backward`` needs: ``(x_t, h_prev, f, fh, g)``.
+    """
+    (h_prev,) = state
+    U_f, U_g = _gate_blocks(p["U"], 2)
+    ax_f, ax_g = _gate_blocks(x_t @ p["W"] + p["b"], 2)
+    f = gate(ax_f + h_prev @ U_f, "f", pins)
+    fh = f * h_prev
+    g = np.tanh(ax_g + fh @ U_g)
+    h = f * h_prev + (1 - f) * g
+    return (h,), (x_t, h_prev, f, fh, g)
+
+
+def mgu_before_step_backward(dstate, cache, p, pins=None):
+    """Backward of ``mgu_before_step_forward``.
+
+    dfh = da_g @ U_g.T is the gradient of f * h_prev, shared between f and
+    h_prev.
+
+    Parameters
+    ----------
+    dstate : tuple of ndarray
+        ``(dh,)``, dh (B, H) being dL/dh_t.
+    cache : tuple of ndarray
+        The cache ``mgu_before_step_forward`` returned for this step.
+    p : dict of str to ndarray
+        The parameters, as given to ``mgu_before_step_forward``.
+    pins : dict of str to ndarray, optional
+        The pinned gates, as given to ``mgu_before_step_forward``; a pinned gate
+        passes no gradient to its pre-activation.
+
+    Returns
+    -------
+    dx_t : ndarray, shape (B, D)
+        The gradient dL/dx_t.
+    dstate_prev : tuple of ndarray
+        ``(dh_prev,)``, dh_prev (B, H) being dL/dh_{t-1}.
+    grads : dict of str to ndarray
+        This step's share of every parameter gradient, keyed and shaped like
+        ``p``.
+    """
+    (dh,) = dstate
+    x_t, h_prev, f, fh, g = cache
+    U_f, U_g = _gate_blocks(p["U"], 2)
+    da_g = dh * (1 - f) * (1 - g**2)
+    dfh = da_g @ U_g.T  # dL/d(f * h_prev)
+    df = dh * (h_prev - g) + dfh * h_prev
+    da_f = df * gate_slope(f, "f", pins)
+    da = np.concatenate([da_f, da_g], axis=1)
+    dh_prev = dh * f + dfh * f + da_f @ U_f.T
+    dU = np.concatenate([h_prev.T @ da_f, fh.T @ da_g], axis=1)
+    grads = {"W": x_t.T @ da, "U": dU, "b": da.sum(0)}
+    return da @ p["W"].T, (dh_prev,), grads
+
+
+# --------------------------------------------------------------------------
 # LSTM, with optional diagonal peepholes P = [p_i; p_f; p_o]
 # --------------------------------------------------------------------------
 
@@ -514,7 +678,9 @@ class _ReferenceCell:
     """
 
     def _steps(self):
-        raise NotImplementedError
+        # The step functions of this cell's kind (pyx_gru._kinds: Kind.step)
+        step = self._description.step
+        return globals()[f"{step}_step_forward"], globals()[f"{step}_step_backward"]
 
     def _forward(self, x, h0, c0, lengths, p, pins, cache=True):
         step_forward, _ = self._steps()
@@ -559,39 +725,26 @@ def _active(t, lengths, B):
 class RNN(_ReferenceCell, _cells.RNN):
     __doc__ = "NumPy reference. " + _cells.RNN.__doc__
 
-    def _steps(self):
-        return rnn_step_forward, rnn_step_backward
-
 
 class SimpleGRU(_ReferenceCell, _cells.SimpleGRU):
     __doc__ = "NumPy reference. " + _cells.SimpleGRU.__doc__
-
-    def _steps(self):
-        return simple_gru_step_forward, simple_gru_step_backward
 
 
 class GRU(_ReferenceCell, _cells.GRU):
     __doc__ = "NumPy reference. " + _cells.GRU.__doc__
 
-    def _steps(self):
-        if self.reset == "after":
-            return gru_after_step_forward, gru_after_step_backward
-        return gru_before_step_forward, gru_before_step_backward
+
+class MGU(_ReferenceCell, _cells.MGU):
+    __doc__ = "NumPy reference. " + _cells.MGU.__doc__
 
 
 class LSTM(_ReferenceCell, _cells.LSTM):
     __doc__ = "NumPy reference. " + _cells.LSTM.__doc__
 
-    def _steps(self):
-        return lstm_step_forward, lstm_step_backward
 
-
-_TWINS = {
-    _cells.RNN: RNN,
-    _cells.SimpleGRU: SimpleGRU,
-    _cells.GRU: GRU,
-    _cells.LSTM: LSTM,
-}
+# compiled class -> its reference twin, for every cell kind (the twin has
+# the compiled class's name)
+_TWINS = {k.cell_class: globals()[k.cls] for k in _kinds.KINDS.values()}
 
 
 def from_cell(cell):

@@ -7,8 +7,7 @@ import os
 import numpy as np
 from hypothesis import settings
 
-import pyx_gru as pg
-from pyx_gru import _recurrent
+from pyx_gru import _kinds, _recurrent
 
 # The Hypothesis profile of this run (conftest.py registers and loads it):
 # "ci" when CI is set, else "dev", unless HYPOTHESIS_PROFILE names one.
@@ -26,15 +25,9 @@ def examples(n):
     return settings(max_examples=max(5, int(n * EXAMPLE_SCALE)))
 
 
-# name -> (class, constructor keywords)
-CONFIGS = {
-    "rnn": (pg.RNN, {}),
-    "simple_gru": (pg.SimpleGRU, {}),
-    "gru_after": (pg.GRU, {"reset": "after"}),
-    "gru_before": (pg.GRU, {"reset": "before"}),
-    "lstm": (pg.LSTM, {}),
-    "lstm_peephole": (pg.LSTM, {"peephole": True}),
-}
+# name -> (class, constructor keywords): every cell kind (pyx_gru._kinds),
+# by its explicit name ("simple_gru", "gru_after", ...)
+CONFIGS = {k.id: (k.cell_class, k.keywords) for k in _kinds.KINDS.values()}
 DTYPES = [np.float32, np.float64]
 # Compiled vs reference, relative to the scale of the compared array.
 TOL = {np.float32: 1e-5, np.float64: 1e-12}

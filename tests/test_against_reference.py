@@ -67,6 +67,13 @@ def one_step_by_hand(name, p, x, h, c):
         else:
             g = np.tanh(x @ blk(W, 2) + blk(b, 2) + (r * h) @ blk(U, 2))
         return z * h + (1 - z) * g, None
+    if name.startswith("mgu"):
+        f = sigmoid(x @ blk(W, 0) + h @ blk(U, 0) + blk(b, 0))
+        if name == "mgu_after":
+            g = np.tanh(x @ blk(W, 1) + blk(b, 1) + f * (h @ blk(U, 1) + p["b_hg"]))
+        else:
+            g = np.tanh(x @ blk(W, 1) + blk(b, 1) + (f * h) @ blk(U, 1))
+        return f * h + (1 - f) * g, None
     P = p.get("P", np.zeros((3, H)))
     i = sigmoid(x @ blk(W, 0) + h @ blk(U, 0) + blk(b, 0) + P[0] * c)
     f = sigmoid(x @ blk(W, 1) + h @ blk(U, 1) + blk(b, 1) + P[1] * c)
@@ -126,8 +133,10 @@ def test_float32_agrees_with_float64(config):
 
 
 def test_all_cells_listed():
-    assert {type(make_cell(n)).__name__ for n in CONFIGS} == {"RNN", "SimpleGRU", "GRU", "LSTM"}
+    assert {type(make_cell(n)).__name__ for n in CONFIGS} == {"RNN", "SimpleGRU", "GRU", "MGU",
+                                                              "LSTM"}
     assert pg.reference.from_cell(pg.GRU(2, 3, reset="before")).reset == "before"
+    assert pg.reference.from_cell(pg.MGU(2, 3, reset="before")).reset == "before"
 
 
 def test_float32_bias_and_peephole_sums_keep_float32_precision():

@@ -59,7 +59,8 @@ def per_step_da(cell, x, state0, dy):
 
 def test_index_1_dU_is_the_sum_of_outer_products(config):
     """Exercise 1 of theory/index: dU = sum_t h_{t-1}^T da_t (recurrent side
-    for the reset-after GRU: n-bar = r * da_g; (r * h)^T da_g for U_g before)."""
+    for the reset-after GRU: n-bar = r * da_g; (r * h)^T da_g for U_g before;
+    the MGU likewise with f as its reset gate)."""
     cell = make_cell(config, 3, 4)
     rng = np.random.default_rng(1)
     T, B, H = 5, 3, 4
@@ -71,13 +72,15 @@ def test_index_1_dU_is_the_sum_of_outer_products(config):
     da, caches = per_step_da(cell, x, state0, dy)
     h_prev = cache.hs[:T]  # (T, B, H)
     rec = da.copy()
-    if config == "gru_after":
-        r = cache.gates[..., H:2 * H]
-        rec[..., 2 * H:] = r * da[..., 2 * H:]  # n-bar
+    reset = {"gru_after": 1, "gru_before": 1, "mgu_after": 0, "mgu_before": 0}.get(config)
+    g0 = (len(cell.gates) - 1) * H  # the candidate's columns, the last block
+    if config.endswith("_after"):
+        r = cache.gates[..., reset * H:(reset + 1) * H]
+        rec[..., g0:] = r * da[..., g0:]  # n-bar
     want = np.einsum("tni,tnk->ik", h_prev, rec)
-    if config == "gru_before":
+    if config.endswith("_before"):
         rh = cache.extra  # r_t * h_{t-1}
-        want[:, 2 * H:] = np.einsum("tni,tnk->ik", rh, da[..., 2 * H:])
+        want[:, g0:] = np.einsum("tni,tnk->ik", rh, da[..., g0:])
     np.testing.assert_allclose(grads["U"], want, rtol=0, atol=1e-12)
     # and W-bar, derived on the page: sum_t x_t^T da_t
     np.testing.assert_allclose(grads["W"], np.einsum("tnd,tnk->dk", x, da), rtol=0, atol=1e-12)

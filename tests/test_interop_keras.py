@@ -154,6 +154,7 @@ def test_from_keras_checks_shapes():
 
 @pytest.mark.parametrize("cell,match", [
     (pg.SimpleGRU(3, 4), "no simplified GRU"),
+    (pg.MGU(3, 4, reset="before"), "no MGU"),
     (pg.LSTM(3, 4, peephole=True), "no peepholes"),
 ])
 def test_to_keras_rejects_cells_keras_does_not_have(cell, match):

@@ -152,6 +152,7 @@ def test_from_torch_rejects(module, match):
 
 @pytest.mark.parametrize("cell,match", [
     (pg.SimpleGRU(3, 4), "no simplified GRU"),
+    (pg.MGU(3, 4), "no MGU"),
     (pg.GRU(3, 4, reset="before"), "reset gate after the matmul"),
     (pg.LSTM(3, 4, peephole=True), "no peepholes"),
 ])

@@ -100,7 +100,7 @@ def test_rings_and_kinds_are_checked(monkeypatch):
         bad[at[arg]] = np.zeros(shape, dtype=gates.dtype)
         with pytest.raises(ValueError, match=rf"_recurrent\.forward: {arg} has shape"):
             _recurrent.forward(*bad)
-    with pytest.raises(ValueError, match="kind must be one of 0..4"):
-        _recurrent.forward(7, *args[1:])
+    with pytest.raises(ValueError, match=f"kind must be one of 0..{_recurrent.N_KINDS - 1}"):
+        _recurrent.forward(_recurrent.N_KINDS, *args[1:])
     with pytest.raises(ValueError, match="gate columns"):
         _recurrent.forward(_recurrent.GRU_AFTER, *args[1:])  # an LSTM's 4H columns

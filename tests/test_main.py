@@ -12,7 +12,8 @@ from pyx_gru.__main__ import build_parser, main
 def test_check_prints_every_cell(capsys):
     assert main(["check", "--T", "20", "--B", "2", "--D", "3", "--H", "4", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
-    for label in ("RNN", "SimpleGRU", "GRU reset=after", "GRU reset=before", "LSTM", "LSTM peephole"):
+    for label in ("RNN", "SimpleGRU", "GRU reset=after", "GRU reset=before", "MGU reset=after",
+                  "MGU reset=before", "LSTM", "LSTM peephole"):
         assert any(line.startswith(label + " ") for line in out.splitlines()), label
     assert "OK (threshold 1e-6)" in out
 

@@ -210,6 +210,69 @@ def test_gru_forms_agree_when_reset_is_pinned(dtype, data, r):
 
 
 # --------------------------------------------------------------------------
+# 3b. MGU: the simplified GRU whose one gate also resets
+# --------------------------------------------------------------------------
+
+MGUS = ["mgu_after", "mgu_before"]
+
+
+@pytest.mark.parametrize("config", MGUS)
+@dtype_param
+@examples(150)
+@given(data=st.data())
+def test_mgu_forget_gate_one_keeps_the_state(config, dtype, data):
+    """MGU, both forms: with f = 1 every step keeps the state, h_t = h_{t-1}
+    bitwise, and nothing flows into the weights."""
+    p = data.draw(problems(config, dtype, lengths=True))
+    y, state, cache, dx, dstate0, dparams = p.run(gates={"f": 1.0})
+    h0 = np.asarray(p.state0, dtype=dtype)
+    np.testing.assert_array_equal(state, h0)
+    for b, L in enumerate(p.lengths):
+        np.testing.assert_array_equal(y[:L, b], np.broadcast_to(h0[b], (L, h0.shape[1])))
+    assert np.all(dx == 0)
+    assert all(np.all(v == 0) for v in dparams.values())
+
+
+@pytest.mark.parametrize("config", MGUS)
+@dtype_param
+@examples(150)
+@given(data=st.data())
+def test_mgu_forget_gate_zero_forgets_the_state(config, dtype, data):
+    """MGU, both forms: with f = 0 the gate also resets the whole state
+    inside the candidate, so every step is the feedforward layer
+    h_t = tanh(x_t W_g + b_g), whatever h_{t-1} (and b_hg)."""
+    p = data.draw(problems(config, dtype))
+    y, *_ = p.run(gates={"f": 0.0})
+    W, b = (block(p.cell.params[k], p.cell, "g") for k in ("W", "b"))
+    assert_close(y, np.tanh(np.asarray(p.x, dtype=dtype) @ W + b), dtype)
+
+
+@pytest.mark.parametrize("config", MGUS)
+@dtype_param
+@examples(150)
+@given(data=st.data())
+def test_mgu_is_a_gru_whose_update_and_reset_gates_are_one(config, dtype, data):
+    """MGU, both forms: the GRU of the same form with z and r both given
+    f's weights (W_z = W_r = W_f, likewise U and b) and the MGU's candidate
+    computes the same outputs and final state, and the same dx and dstate0;
+    f's gradients are the sums of z's and r's."""
+    p = data.draw(problems(config, dtype, lengths=True))
+    mgu = p.cell
+    gru = pg.GRU(mgu.input_size, mgu.hidden_size, reset=mgu.reset, dtype=dtype, seed=0)
+    gru.params = {k: (np.concatenate([block(v, mgu, "f"), v], axis=-1) if k in ("W", "U", "b")
+                      else v) for k, v in mgu.params.items()}
+    got, want = p.run(), p.run(cell=gru)
+    for i in (0, 1, 3, 4):
+        assert_close(got[i], want[i], dtype)
+    for k in ("W", "U", "b"):
+        assert_close(block(got[5][k], mgu, "g"), block(want[5][k], gru, "g"), dtype, k)
+        assert_close(block(got[5][k], mgu, "f"),
+                     block(want[5][k], gru, "z") + block(want[5][k], gru, "r"), dtype, k)
+    if mgu.reset == "after":
+        assert_close(got[5]["b_hg"], want[5]["b_hg"], dtype, "b_hg")
+
+
+# --------------------------------------------------------------------------
 # 4. LSTM
 # --------------------------------------------------------------------------
 

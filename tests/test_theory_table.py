@@ -13,7 +13,8 @@ from helpers import CONFIGS, make_cell, random_state
 
 INDEX = Path(__file__).resolve().parent.parent / "docs" / "theory" / "index.rst"
 # the table's rows, top to bottom
-ROWS = ["rnn", "simple_gru", "gru_after", "gru_before", "lstm", "lstm_peephole"]
+ROWS = ["rnn", "simple_gru", "gru_after", "gru_before", "mgu_after", "mgu_before", "lstm",
+        "lstm_peephole"]
 
 
 def table():
@@ -76,6 +77,8 @@ def test_direct_term_is_the_jacobian_without_U(name):
         want, got = gates["f"], J
     elif name.startswith("gru"):
         want, got = gates["z"], J
+    elif name.startswith("mgu"):
+        want, got = gates["f"], J
     else:
         i, f, g = gates["i"], gates["f"], gates["g"]
         p_i, p_f, _ = cell.params["P"] if cell.peephole else np.zeros((3, H))
@@ -99,6 +102,8 @@ def at_init(name, H):
         "simple_gru": (I + U_g.T) / 2,
         "gru_after": I / 2 + U_g.T / 4,
         "gru_before": I / 2 + U_g.T / 4,
+        "mgu_after": I / 2 + U_g.T / 4,
+        "mgu_before": I / 2 + U_g.T / 4,
         "lstm": np.block([[U_g.T / 4, s1 / 2 * I], [U_g.T / 2, s1 * I]]),
     }
     want["lstm_peephole"] = want["lstm"]
@@ -111,7 +116,8 @@ def test_jacobian_at_initialisation(name):
     J = dg.state_jacobians(cell, np.zeros((1, 1, 3)), state="full")[0, 0]
     np.testing.assert_allclose(J, want, rtol=0, atol=1e-15)
     norm = dg.singular_values(J)[0]
-    bound = {"rnn": 1, "simple_gru": 1, "gru_after": 0.75, "gru_before": 0.75}
+    bound = {"rnn": 1, "simple_gru": 1, "gru_after": 0.75, "gru_before": 0.75,
+             "mgu_after": 0.75, "mgu_before": 0.75}
     if name in bound:
         assert norm <= bound[name] + 1e-12
     if name == "rnn":

@@ -21,7 +21,7 @@ def flat(dx, dstate0, grads, y=None, state=None):
 
 
 def make_jobs():
-    """One shared cell per configuration and dtype (12), three problems each."""
+    """One shared cell per configuration and dtype, three problems each."""
     jobs = []
     for i, config in enumerate(CONFIGS):
         for dtype in DTYPES:
@@ -47,11 +47,12 @@ def backward_only(job, cache):
 
 
 def test_many_threads_on_shared_cells_give_the_serial_results():
-    """16 threads, started together, share the 12 cells (6 configurations x
-    2 dtypes), each with 3 problems (lengths and pinned gates in some): every
+    """16 threads, started together, share one cell per configuration and
+    dtype, each with 3 problems (lengths and pinned gates in some): every
     problem runs forward+backward 8 times and backward 8 more times on one
-    cache shared by all threads, in a shuffled order; that is 288 forward
-    and 576 backward calls, each compared bitwise with a serial run."""
+    cache shared by all threads, in a shuffled order (with the 6 configurations
+    of the first release, 288 forward and 576 backward calls), each compared
+    bitwise with a serial run."""
     jobs = make_jobs()
     serial = [forward_backward(job) for job in jobs]
     caches = []
@@ -81,8 +82,8 @@ def test_many_threads_on_shared_cells_give_the_serial_results():
 
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         results = [r for chunk in pool.map(worker, range(THREADS)) for r in chunk]
-    assert len(results) == len(tasks) == 2 * REPEATS * len(jobs) == 576
-    assert counts == {"fb": 288, "b": 288}
+    assert len(results) == len(tasks) == 2 * REPEATS * len(jobs) == 2 * REPEATS * 3 * 2 * len(CONFIGS)
+    assert counts == {"fb": REPEATS * len(jobs), "b": REPEATS * len(jobs)}
     for kind, i, got in results:
         want = serial[i] if kind == "fb" else serial_bw[i]
         assert len(got) == len(want)

@@ -1,0 +1,68 @@
+"""The cells' descriptions: the Python one (pyx_gru._kinds) and the kernels'
+(_kinds.pxi, read through _recurrent.kind_table()) agree, and every place
+that lists the cells lists exactly the described kinds."""
+import numpy as np
+import pytest
+
+import pyx_gru as pg
+from pyx_gru import _kinds, _recurrent, _saving, bench, layers, reference
+from pyx_gru.__main__ import CONFIGS as CHECK_CONFIGS
+from conftest import CONFIGS
+
+KINDS = list(_kinds.KINDS.values())
+
+
+def test_every_kernel_kind_is_described_and_the_numbers_agree():
+    table = _recurrent.kind_table()
+    assert len(table) == _recurrent.N_KINDS
+    assert {k.kernel for k in KINDS} == set(range(_recurrent.N_KINDS))
+    for kind in KINDS:
+        row = table[kind.kernel]
+        assert row["n_gates"] == len(kind.gates), kind.name
+        assert 1 <= row["n_rec"] <= row["n_gates"], kind.name
+        assert row["cell_state"] == (kind.state == ("h", "c")), kind.name
+        assert row["reset_after"] == ("b_hg" in dict(kind.params)), kind.name
+        assert kind.peephole <= row["peephole"], kind.name
+        # a second product reads extra = r * h_prev; the reset after keeps n in it
+        assert row["extra"] == (row["n_rec"] < row["n_gates"] or row["reset_after"]), kind.name
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
+def test_a_kind_describes_its_cells(kind):
+    cell = kind.cell_class(3, 4, **kind.keywords)
+    assert _kinds.of(cell) is kind
+    assert cell._kind == kind.kernel
+    assert cell.gates == kind.gates
+    assert cell.param_shapes == kind.param_shapes(3, 4)
+    assert set(cell.params) == set(kind.param_shapes(3, 4))
+    for name, _ in kind.params:     # extra biases and peepholes start at zero
+        assert not np.any(cell.params[name])
+    ref = reference.from_cell(cell)
+    assert _kinds.of(ref) is kind and type(ref).__name__ == kind.cls
+    assert getattr(pg, kind.cls) is kind.cell_class
+    assert callable(getattr(reference, f"{kind.step}_step_forward"))
+    assert callable(getattr(reference, f"{kind.step}_step_backward"))
+    assert _kinds.get(kind.name) is kind
+    for alias in kind.aliases:
+        assert _kinds.get(alias) is kind
+
+
+def test_the_lists_of_cells_are_the_descriptions():
+    assert list(layers.CELLS) == [k.name for k in KINDS]
+    assert layers.CELL_ALIASES == {"simple_gru": "sgru", "gru_after": "gru", **{
+        a: k.name for k in KINDS for a in k.aliases}}
+    assert [label for label, _, _ in CHECK_CONFIGS] == [k.label for k in KINDS]
+    assert list(CONFIGS) == [k.id for k in KINDS]
+    assert list(bench.CELLS) == [k.id for k in KINDS if k.bench_label]
+    assert set(_saving._CLASSES) == {k.cls for k in KINDS}
+    names = [n for k in KINDS for n in (k.name, *k.aliases)]
+    assert len(names) == len(set(names))
+    assert len({k.label for k in KINDS}) == len(KINDS)
+    assert len({(k.cls, k.form) for k in KINDS}) == len(KINDS)
+
+
+def test_saving_reads_the_forms_from_the_descriptions():
+    assert _saving._FORMS["GRU"] == {"reset": ("after", "before")}
+    assert _saving._FORMS["LSTM"] == {"peephole": (False, True)}
+    for kind in KINDS:
+        assert _saving._shapes(kind.cls, 3, 4, _kinds.full_form(kind)) == kind.param_shapes(3, 4)
