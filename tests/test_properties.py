@@ -91,18 +91,17 @@ def assert_runs_agree(got, want, dtype=None, *, exact=False, atol=None, params=N
 # 1. GRU: the update gate
 # --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("config, gate", [(c, "z") for c in GRUS]
-                         + [(c, "f") for c in ["mgu_after", "mgu_before"]])
+@pytest.mark.parametrize("config", GRUS)
 @dtype_param
 @examples(150)
 @given(data=st.data())
-def test_keeping_gate_one_keeps_the_state(config, gate, dtype, data):
-    """GRU (z = 1) and MGU (f = 1), both forms each: every step keeps the
-    state exactly, h_t = h_{t-1} bitwise, so the final state is state0 and
-    nothing flows into the weights: dx = 0, dW = dU = db = 0, and dstate0 =
-    dstate plus the sum of dy over each sequence's steps."""
+def test_gru_update_gate_one_keeps_the_state(config, dtype, data):
+    """GRU, both forms: with z = 1 every step keeps the state exactly,
+    h_t = h_{t-1} bitwise, so the final state is state0 and nothing flows
+    into the weights: dx = 0, dW = dU = db = 0, and dstate0 = dstate plus
+    the sum of dy over each sequence's steps."""
     p = data.draw(problems(config, dtype, lengths=True))
-    y, state, cache, dx, dstate0, dparams = p.run(gates={gate: 1.0})
+    y, state, cache, dx, dstate0, dparams = p.run(gates={"z": 1.0})
     h0 = np.asarray(p.state0, dtype=dtype)
     np.testing.assert_array_equal(state, h0)
     for b, L in enumerate(p.lengths):
@@ -215,6 +214,23 @@ def test_gru_forms_agree_when_reset_is_pinned(dtype, data, r):
 # --------------------------------------------------------------------------
 
 MGUS = ["mgu_after", "mgu_before"]
+
+
+@pytest.mark.parametrize("config", MGUS)
+@dtype_param
+@examples(150)
+@given(data=st.data())
+def test_mgu_forget_gate_one_keeps_the_state(config, dtype, data):
+    """MGU, both forms: with f = 1 every step keeps the state, h_t = h_{t-1}
+    bitwise, and nothing flows into the weights."""
+    p = data.draw(problems(config, dtype, lengths=True))
+    y, state, cache, dx, dstate0, dparams = p.run(gates={"f": 1.0})
+    h0 = np.asarray(p.state0, dtype=dtype)
+    np.testing.assert_array_equal(state, h0)
+    for b, L in enumerate(p.lengths):
+        np.testing.assert_array_equal(y[:L, b], np.broadcast_to(h0[b], (L, h0.shape[1])))
+    assert np.all(dx == 0)
+    assert all(np.all(v == 0) for v in dparams.values())
 
 
 @pytest.mark.parametrize("config", MGUS)
