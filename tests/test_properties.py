@@ -222,7 +222,8 @@ MGUS = ["mgu_after", "mgu_before"]
 @given(data=st.data())
 def test_mgu_forget_gate_one_keeps_the_state(config, dtype, data):
     """MGU, both forms: with f = 1 every step keeps the state, h_t = h_{t-1}
-    bitwise, and nothing flows into the weights."""
+    bitwise, nothing flows into the weights, and dstate0 = dstate plus the
+    sum of dy over each sequence's steps."""
     p = data.draw(problems(config, dtype, lengths=True))
     y, state, cache, dx, dstate0, dparams = p.run(gates={"f": 1.0})
     h0 = np.asarray(p.state0, dtype=dtype)
@@ -231,6 +232,9 @@ def test_mgu_forget_gate_one_keeps_the_state(config, dtype, data):
         np.testing.assert_array_equal(y[:L, b], np.broadcast_to(h0[b], (L, h0.shape[1])))
     assert np.all(dx == 0)
     assert all(np.all(v == 0) for v in dparams.values())
+    active = np.arange(p.T)[:, None] < p.lengths[None, :]
+    want = np.asarray(p.dstate, dtype=dtype) + np.where(active[..., None], p.dy, 0).sum(0)
+    assert_close(dstate0, want, dtype)
 
 
 @pytest.mark.parametrize("config", MGUS)
