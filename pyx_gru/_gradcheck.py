@@ -74,7 +74,8 @@ def finite_difference_errors(loss, checks, *, eps=1e-6, floor=0.0, max_entries=N
     return errors
 
 
-def gradcheck(cell, T=4, B=3, *, lengths=None, gates=None, eps=1e-6, max_entries=None, seed=0):
+def gradcheck(cell, T=4, B=3, *, lengths=None, gates=None, eps=1e-6, max_entries=None, seed=0,
+              training=False):
     """Compare ``cell.backward`` with centered finite differences, in float64.
 
     The loss is L = sum(dy * y) + sum(dstate * state) for random x, initial
@@ -101,7 +102,13 @@ def gradcheck(cell, T=4, B=3, *, lengths=None, gates=None, eps=1e-6, max_entries
         Check at most this many randomly chosen entries of each array
         (all when None): keeps big cells cheap.
     seed : int
-        Seeds x, the state and the upstream gradients.
+        Seeds x, the state and the upstream gradients (and, with
+        ``training``, the masks).
+    training : bool, default False
+        Check a training pass (``forward(..., training=True, seed=seed)``):
+        with recurrent dropout or zoneout, every pass of the check draws the
+        same masks, so the loss is a smooth function of the arrays and its
+        gradient is what ``backward`` gives.
 
     Returns
     -------
@@ -127,18 +134,21 @@ def gradcheck(cell, T=4, B=3, *, lengths=None, gates=None, eps=1e-6, max_entries
     dy = rng.standard_normal((T, B, H))
     dstate = [rng.standard_normal((B, H)) for _ in state0]
 
+    # only a training pass passes the keywords (a Cell subclass may not take them)
+    masks = {"training": True, "seed": seed} if training else {}
+
     def as_state(parts):
         return tuple(parts) if lstm else parts[0]
 
     def loss(magnitude=False):
-        y, state, _ = cell.forward(x, as_state(state0), lengths, gates=gates)
+        y, state, _ = cell.forward(x, as_state(state0), lengths, gates=gates, **masks)
         state = state if lstm else (state,)
         f = np.abs if magnitude else (lambda v: v)
         return float(np.sum(f(dy * y)) + sum(np.sum(f(d * s)) for d, s in zip(dstate, state, strict=True)))
 
     floor = FLOOR * loss(magnitude=True)
 
-    _, _, cache = cell.forward(x, as_state(state0), lengths, gates=gates)
+    _, _, cache = cell.forward(x, as_state(state0), lengths, gates=gates, **masks)
     dx, dstate0, dparams = cell.backward(cache, dy, as_state(dstate))
     dstate0 = dstate0 if lstm else (dstate0,)
 

@@ -147,6 +147,12 @@ KINDS = MappingProxyType({k.name: k for k in _ALL})
 ALIASES = MappingProxyType({a: k.name for k in _ALL for a in k.aliases})
 
 
+#: The constructor keywords of recurrent dropout and zoneout (any kind;
+#: ``zoneout_c`` the LSTM's only): hyperparameters of training, not part of
+#: a kind's form.
+REGULARISATION = ("recurrent_dropout", "zoneout", "zoneout_c")
+
+
 def get(name):
     """The kind called ``name`` (or an alias); KeyError if there is none."""
     return KINDS[ALIASES.get(name, name)]
@@ -184,8 +190,8 @@ def of_form(cls_name, form):
 def of(cell):
     """The kind of a cell (compiled or reference), from its class and form."""
     config = dict(cell.config)
-    config.pop("input_size", None)
-    config.pop("hidden_size", None)
+    for key in ("input_size", "hidden_size") + REGULARISATION:
+        config.pop(key, None)
     for klass in type(cell).__mro__:
         kind = of_form(klass.__name__, config)
         if kind is not None and issubclass(type(cell), kind.cell_class):

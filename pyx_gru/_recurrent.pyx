@@ -61,6 +61,7 @@ from ._math cimport lstm_row, sigmoid_block, tanh_block
 
 include "_kinds.pxi"
 include "_pointwise.pxi"
+include "_regularisation.pxi"
 
 
 # ---------------------------------------------------------------------------
@@ -217,7 +218,7 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
                         const Py_ssize_t* lengths, floating* gates, floating* hs,
                         floating* cs, floating* extra, floating* h_last, floating* c_last,
                         floating* hu, const floating* keep,
-                        const floating* pin, size_t rs) noexcept nogil:
+                        const floating* pin, size_t rs, const _Reg* reg) noexcept nogil:
     # Steps [t0, t1) of batch rows [b0, b1) and units [u0, u1). With Wp (W
     # packed; or with rs = GH, Wp = W and Up = U read as they lie), every
     # Kx-th step first writes x_t @ W into the gates of the
@@ -229,6 +230,7 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
     # and Te steps, used as rings: step t's gates are gates[t % Tg], its
     # c_{t-1} and c_t are cs[t % Tc] and cs[(t + 1) % Tc], its extra is
     # extra[t % Te] (with a cache, Tg = Te = T and Tc = T + 1: no wrapping).
+    # reg: recurrent dropout and zoneout (_regularisation.pxi).
     cdef Py_ssize_t nb = b1 - b0
     cdef Py_ssize_t nu = u1 - u0
     cdef Py_ssize_t n_rec = _KINDS[kind].n_rec * H
@@ -242,6 +244,9 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
     cdef floating* c = NULL
     cdef floating* e
     cdef floating* hu_rows = hu + b0 * GH
+    cdef const floating* m = <const floating*> reg.drop + b0 * H
+    cdef floating* hm = <floating*> reg.hm + b0 * H
+    cdef const floating* h_rec
     if nb <= 0 or (nu <= 0 and not units):
         return
     for t in range(t0, t1):
@@ -255,6 +260,13 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
         if lstm:
             c_prev = (c_last + b0 * H if masked else cs + ((t % Tc) * B + b0) * H) + u0
             c = cs + (((t + 1) % Tc) * B + b0) * H + u0
+        h_rec = h_prev
+        if reg.dropout:
+            # the state enters the product as h_prev * m
+            _times_mask(nb, H, nu, h_prev + u0, m + u0, hm + u0)
+            h_rec = hm
+            if units:
+                PYX_BARRIER()   # every unit of h_prev * m is written
         if nu > 0:
             if Wp != NULL and t % Kx == 0:
                 kx = Kx if t + Kx <= t1 else t1 - t
@@ -263,7 +275,7 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
                 _times_blocks(nb, D, H, GH, 0, GH // H, u0, nu, x + (t * B + b0) * D, Wp,
                               a - u0, kx, B * D, B * GH, rs)
             # hu[b0:b1, :n_rec] = h_prev @ U[:, :n_rec], this member's columns
-            _times_gates(nb, H, H, GH, 0, n_rec // H, u0, nu, h_prev, U, Up, hu_rows, rs)
+            _times_gates(nb, H, H, GH, 0, n_rec // H, u0, nu, h_rec, U, Up, hu_rows, rs)
         if units and masked:
             PYX_BARRIER()   # all have read h_last before it changes
         _step_forward(kind, peephole, nb, H, nu, a, hu_rows + u0, b + u0, b_hg + u0, P + u0,
@@ -271,12 +283,22 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
         if n_rec < GH:
             # the reset before the product: the candidate's blocks take
             # extra[t] = r * h_prev, not h_prev, in a second product
+            if reg.dropout:
+                # (r * h_prev * m with dropout: the state enters this product too)
+                _times_mask(nb, H, nu, e + u0, m + u0, e + u0)
             if units:
                 PYX_BARRIER()   # every unit of r * h_prev is written
             if nu > 0:
                 # hu[b0:b1, n_rec+u0 : ...] = (r * h_prev) @ U[:, n_rec+u0 : ...], each block
                 _times_gates(nb, H, H, GH, n_rec // H, GH // H, u0, nu, e, U, Up, hu_rows, rs)
             _step_forward_second(kind, nb, H, nu, a, hu_rows + u0, b + u0, h_prev + u0, h)
+        if reg.zoneout:
+            if lstm:
+                # c holds the step's c^_t: keep it for the backward, then zone it
+                for bb in range(nb):
+                    memcpy(e + bb * H + u0, c + bb * H, part)
+                _zone_forward(reg, 1, t, B, H, b0, nb, u0, nu, c_prev, c)
+            _zone_forward(reg, 0, t, B, H, b0, nb, u0, nu, h_prev + u0, h)
         if masked:
             for bb in range(b0, b1):
                 s = ((t + 1) * B + bb) * H + u0
@@ -302,7 +324,7 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
                           const Py_ssize_t* lengths, floating* gates, floating* hs,
                           floating* cs, floating* extra, floating* h_last,
                           floating* c_last, floating* hu, const floating* keep,
-                          const floating* pin, bint raw) noexcept nogil:
+                          const floating* pin, bint raw, const _Reg* reg) noexcept nogil:
     # Member tid of a team of nth. With Up (the packed path): its share of
     # packing U into Up and W after it (unless `raw`: the kernel then reads
     # U and W as they lie), and then the time loop of its batch
@@ -327,7 +349,7 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
     if Up != NULL and raw:
         _forward_rows(kind, peephole, masked, split_units, 0, T, Tg, Tc, Te, Kx, B, D, H,
                       GH, b0, b1, u0, u1, x, W, U, U, b, b_hg, P, lengths, gates, hs, cs,
-                      extra, h_last, c_last, hu, keep, pin, GH)
+                      extra, h_last, c_last, hu, keep, pin, GH, reg)
         return
     if Up != NULL:
         Wp = Up + G * pyx_packed_size(H, H, pw)
@@ -346,7 +368,7 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
         PYX_BARRIER()   # U and W are packed
         _forward_rows(kind, peephole, masked, split_units, 0, T, Tg, Tc, Te, Kx, B, D, H,
                       GH, b0, b1, u0, u1, x, Wp, U, Up, b, b_hg, P, lengths, gates, hs, cs,
-                      extra, h_last, c_last, hu, keep, pin, 0)
+                      extra, h_last, c_last, hu, keep, pin, 0, reg)
         return
     while t0 < T:
         t1 = t0 + Tg if t0 + Tg < T else T
@@ -364,7 +386,7 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
         PYX_BARRIER()   # the chunk's input projection is complete
         _forward_rows(kind, peephole, masked, split_units, t0, t1, Tg, Tc, Te, 1, B, D,
                       H, GH, b0, b1, u0, u1, x, Wp, U, Up, b, b_hg, P, lengths, gates, hs,
-                      cs, extra, h_last, c_last, hu, keep, pin, 0)
+                      cs, extra, h_last, c_last, hu, keep, pin, 0, reg)
         PYX_BARRIER()   # everyone is done with the chunk before the next overwrites it
         t0 = t1
 
@@ -448,7 +470,14 @@ def forward(int kind, bint peephole, bint masked,
             floating[:, ::1] hu,
             floating[::1] packed,
             const floating[::1] keep,
-            const floating[:, ::1] pin):
+            const floating[:, ::1] pin,
+            bint dropout,
+            const floating[:, ::1] drop,
+            floating[:, ::1] hm,
+            int zoneout,
+            double zone_h,
+            double zone_c,
+            unsigned long long key):
     """Forward pass over a whole sequence, in place.
 
     x (T, B, D), W (D, GH), U (H, GH), b (GH,), b_hg (H,) [GRU reset after],
@@ -466,6 +495,13 @@ def forward(int kind, bint peephole, bint masked,
     may hold fewer steps, used as rings: gates (Tg, B, GH) with 1 <= Tg <= T
     (the input projection then goes Tg steps at a time), cs (2, B, H) from
     cs[0], extra (1, B, H).
+
+    Recurrent dropout (``dropout``): the state enters the recurrent product
+    as h_{t-1} * drop, drop (B, H) (the mask, 0 or 1 / (1 - p)), through hm
+    (B, H) workspace. Zoneout (``zoneout`` ZONE_TRAIN or ZONE_EVAL, at rates
+    zone_h for h and zone_c for c, in [0, 1)): the masks come from ``key``;
+    a cell_state kind then keeps its c^_t in extra ((T, B, H), or a ring
+    (1, B, H) without a cache). See _regularisation.pxi.
     """
     cdef Py_ssize_t T = hs.shape[0] - 1
     cdef Py_ssize_t Tg = gates.shape[0]
@@ -498,6 +534,14 @@ def forward(int kind, bint peephole, bint masked,
         _wrong("forward", "b_hg", b_hg, f"(H,) = ({H},)")
     if lstm and not (_has(&cs.shape[1], 2, B, H) and (Tc >= 2 or T == 0 and Tc == 1)):
         _wrong("forward", "cs", cs, f"(T + 1, B, H) or a ring (2, B, H), B = {B}, H = {H}")
+    if not 0 <= zoneout <= _ZONE_EVAL or not (0 <= zone_h < 1 and 0 <= zone_c < 1):
+        raise ValueError(f"_recurrent.forward: zoneout {zoneout} or its rates {zone_h}, "
+                         f"{zone_c} out of range")
+    if dropout and not _has(drop.shape, 2, B, H):
+        _wrong("forward", "drop", drop, f"(B, H) = ({B}, {H})")
+    if dropout and not _has(hm.shape, 2, B, H):
+        _wrong("forward", "hm", hm, f"(B, H) = ({B}, {H})")
+    gru = gru or lstm and zoneout != _ZONE_OFF    # extra holds c^_t
     if gru and not (_has(&extra.shape[1], 2, B, H) and (Te >= 1 or T == 0)):
         _wrong("forward", "extra", extra, f"(T, B, H) or a ring (1, B, H), B = {B}, H = {H}")
     if not _has(h_last.shape, 2, B, H):
@@ -538,6 +582,9 @@ def forward(int kind, bint peephole, bint masked,
     cdef bint raw = pUp != NULL and _reads_in_place(T, B, H, sizeof(floating))
     cdef const floating* pkeep = &keep[0]
     cdef const floating* ppin = &pin[0, 0]
+    cdef _Reg reg = _make_reg(dropout, &drop[0, 0] if dropout else NULL,
+                              &hm[0, 0] if dropout else NULL, zoneout, zone_h,
+                              zone_c if lstm else 0, key)
 
     with nogil:
         memcpy(ph_last, phs, B * row)
@@ -547,13 +594,13 @@ def forward(int kind, bint peephole, bint masked,
         if nt == 1:
             _forward_member(0, 1, kind, peephole, masked, False, T, Tg, Tc, Te, Kx, B, D, H,
                             GH, px, pW, pU, pUp, pb, pb_hg, pP, plen, pgates, phs, pcs, pextra,
-                            ph_last, pc_last, phu, pkeep, ppin, raw)
+                            ph_last, pc_last, phu, pkeep, ppin, raw, &reg)
         else:
             with parallel(num_threads=nt):
                 _forward_member(threadid(), PYX_TEAM_SIZE(), kind, peephole, masked,
                                 units, T, Tg, Tc, Te, Kx, B, D, H, GH, px, pW, pU, pUp, pb,
                                 pb_hg, pP, plen, pgates, phs, pcs, pextra, ph_last, pc_last,
-                                phu, pkeep, ppin, raw)
+                                phu, pkeep, ppin, raw, &reg)
         team_leave()
         if not masked:
             memcpy(ph_last, phs + T * B * H, B * row)
@@ -583,12 +630,14 @@ cdef void _backward_rows(int kind, bint peephole, bint masked, bint units,
                          const floating* hs, const floating* cs, const floating* extra,
                          const floating* dy, floating* dh, floating* dc,
                          floating* dA, floating* dxg, floating* work,
-                         const floating* keep) noexcept nogil:
+                         const floating* keep, const _Reg* reg) noexcept nogil:
     # Steps t1-1 down to t0 of batch rows [b0, b1) and units [u0, u1). dh/dc
     # (B, H) and work[0]/work[1] take turns holding dL/dh_t and dL/dc_t;
     # `into_dh` says that dh/dc hold them on entry. dA (K, B, GH) and dxg
     # (K, B, H) are the chunk's, row 0 being step t0. With `units`, as in
-    # _forward_rows.
+    # _forward_rows. reg: recurrent dropout (reg.hm the chunk's rows of
+    # hs * m, for dU) and zoneout (work[3], work[4]: the parts of dL/dh_t
+    # and dL/dc_t that skip the step).
     cdef Py_ssize_t nb = b1 - b0
     cdef Py_ssize_t nu = u1 - u0
     cdef Py_ssize_t BH = B * H
@@ -601,6 +650,12 @@ cdef void _backward_rows(int kind, bint peephole, bint masked, bint units,
     cdef floating* dc_cur = (dc if into_dh else work + BH) + b0 * H
     cdef floating* dc_prev = (work + BH if into_dh else dc) + b0 * H
     cdef floating* scratch = work + 2 * BH + b0 * H
+    cdef floating* zh = work + 3 * BH + b0 * H
+    cdef floating* zc = work + 4 * BH + b0 * H
+    cdef const floating* m = <const floating*> reg.drop + b0 * H
+    cdef floating* hm = <floating*> reg.hm
+    # c_t as the step made it: c^_t in extra when zoneout changed cs
+    cdef const floating* c_step = extra if lstm and reg.zoneout else cs + BH
     cdef floating* swap
     cdef floating* da
     cdef const floating* a
@@ -616,8 +671,15 @@ cdef void _backward_rows(int kind, bint peephole, bint masked, bint units,
             if not masked or t < lengths[b0 + bb]:
                 for j in range(bb * H + u0, bb * H + u1):
                     dh_cur[j] += dy[s + j]
+        if reg.zoneout:
+            # what the zoned units kept of h_{t-1} (and c_{t-1}) skips the step
+            _zone_backward(reg, 0, t, B, H, b0, nb, u0, nu, masked, lengths + b0,
+                           dh_cur + u0, zh + u0)
+            if lstm:
+                _zone_backward(reg, 1, t, B, H, b0, nb, u0, nu, masked, lengths + b0,
+                               dc_cur + u0, zc + u0)
         _step_backward(kind, peephole, nb, H, nu, a, P + u0, hs + s + u0, extra + s + u0,
-                       cs + s + u0, cs + s + BH + u0, dh_cur + u0, dc_cur + u0, da + u0,
+                       cs + s + u0, c_step + s + u0, dh_cur + u0, dc_cur + u0, da + u0,
                        dxg + k * H + u0, dh_prev + u0, dc_prev + u0, keep, scratch + u0)
         if n_rec < GH:
             # the reset before the product: the candidate's gradient reaches
@@ -630,6 +692,9 @@ cdef void _backward_rows(int kind, bint peephole, bint masked, bint units,
                 # drh[:, u0:u1] = da[:, n_rec:] @ U[u0:u1, n_rec:].T
                 _times_ut(nb, H, GH, n_rec, GH - n_rec, u0, nu, da + n_rec, GH, U, Utp, 0,
                           scratch + u0)
+                if reg.dropout:
+                    # dL/d(r * h_prev) from dL/d(r * h_prev * m)
+                    _times_mask(nb, H, nu, scratch + u0, m + u0, scratch + u0)
             _step_backward_second(kind, nb, H, nu, a, hs + s + u0, scratch + u0, da + u0,
                                   dh_prev + u0, keep)
         if masked:
@@ -646,9 +711,19 @@ cdef void _backward_rows(int kind, bint peephole, bint masked, bint units,
                         memcpy(dc_prev + j, dc_cur + j, nu * sizeof(floating))
         if units:
             PYX_BARRIER()   # every column of dA[t] is written
-        if nu > 0:
+        if nu > 0 and reg.dropout:
+            # dh_prev[:, u0:u1] += (dA[t][b0:b1, :n_rec] @ U[u0:u1, :n_rec].T) * m,
+            # and the chunk's row of h_prev * m for dU
+            _times_ut(nb, H, GH, 0, n_rec, u0, nu, da, GH, U, Utp, 0, scratch + u0)
+            _add_times_mask(nb, H, nu, scratch + u0, m + u0, dh_prev + u0)
+            _times_mask(nb, H, nu, hs + s + u0, m + u0, hm + k * H + u0)
+        elif nu > 0:
             # dh_prev[:, u0:u1] += dA[t][b0:b1, :n_rec] @ U[u0:u1, :n_rec].T
             _times_ut(nb, H, GH, 0, n_rec, u0, nu, da, GH, U, Utp, 1, dh_prev + u0)
+        if reg.zoneout:
+            _add_rows(nb, H, nu, zh + u0, dh_prev + u0)
+            if lstm:
+                _add_rows(nb, H, nu, zc + u0, dc_prev + u0)
         swap = dh_cur
         dh_cur = dh_prev
         dh_prev = swap
@@ -664,9 +739,13 @@ cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
                        const floating* x, const floating* W, const floating* Wtp,
                        const floating* hs, const floating* cs, const floating* extra,
                        const floating* dA, const floating* dxg, floating* dx,
-                       floating* dW, floating* dU, double* acc) noexcept nogil:
+                       floating* dW, floating* dU, double* acc, const floating* hrec,
+                       const floating* c_step) noexcept nogil:
     # The chunk [t0, t1)'s share of the sums over time, for gate columns
     # [c0, c1) of dW, dU and the biases, and rows [r0, r1) of the chunk's dx.
+    # hrec: the chunk's states as they entered the product (hs[t0:t1], or
+    # their rows times the dropout mask); c_step: c_t as the step made it
+    # (cs[1:], or c^_t in extra with zoneout), for the o-gate's peephole.
     # acc: float64 sums of db (GH), db_hg (H) and dP (3H). Wtp: W.T packed
     # (pyx_packed_size(GH, D)) for dx, or NULL to call the BLAS; packed, a
     # row of dx is one chain of multiply-adds over the gate columns, the same
@@ -729,7 +808,7 @@ cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
     e = c1 if c1 < n_rec else n_rec
     if e > c0:
         gemm(True, False, <int> H, <int> (e - c0), <int> rows, <floating> 1,
-             hs + t0 * B * H, <int> H, dA + c0, <int> GH, <floating> 1, dU + c0, <int> GH)
+             hrec, <int> H, dA + c0, <int> GH, <floating> 1, dU + c0, <int> GH)
     if n_rec < GH:
         # dU[:, s:c1] += (r * h_prev).T @ dA[:, s:c1] for the columns of the
         # second product (the reset before the matmul: extra is r * h_prev)
@@ -748,7 +827,7 @@ cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
                 for j in range(c0, c1 if c1 < H2 else H2):
                     acc_p[j] += d[j] * cs[i + (j if j < H else j - H)]
                 for j in range(c0 if c0 > 3 * H else 3 * H, c1):
-                    acc_p[j - H] += d[j] * cs[i + B * H + j - 3 * H]
+                    acc_p[j - H] += d[j] * c_step[i + j - 3 * H]
 
 
 cdef void _backward_member(int tid, int nth, int kind, bint peephole, bint masked,
@@ -760,7 +839,7 @@ cdef void _backward_member(int tid, int nth, int kind, bint peephole, bint maske
                            const floating* extra, const floating* dy,
                            floating* dh, floating* dc, floating* dA, floating* dxg,
                            floating* work, floating* dx, floating* dW, floating* dU,
-                           double* acc, const floating* keep) noexcept nogil:
+                           double* acc, const floating* keep, const _Reg* reg) noexcept nogil:
     # Member tid of a team of nth. Steps are taken backwards in chunks
     # [t0, t1) of K steps: the member runs the chunk's steps for its batch
     # rows (or its units), then (after a barrier) its columns of the chunk's
@@ -774,6 +853,7 @@ cdef void _backward_member(int tid, int nth, int kind, bint peephole, bint maske
     cdef Py_ssize_t c0 = _part(GH, tid, nth, 16)
     cdef Py_ssize_t c1 = _part(GH, tid + 1, nth, 16)
     cdef Py_ssize_t t0, t1 = T, rows
+    cdef bint lstm = _KINDS[kind].cell_state
     cdef size_t pw = panel_width(U)
     cdef Py_ssize_t npan = (H + pw - 1) // pw
     cdef Py_ssize_t npx = (D + pw - 1) // pw
@@ -788,12 +868,14 @@ cdef void _backward_member(int tid, int nth, int kind, bint peephole, bint maske
         t0 = t1 - K if t1 > K else 0
         _backward_rows(kind, peephole, masked, split_units, B, H, GH, t0, t1, b0, b1, u0, u1,
                        (T - t1) % 2 == 0, U, Utp, P, lengths, gates, hs, cs, extra, dy,
-                       dh, dc, dA, dxg, work, keep)
+                       dh, dc, dA, dxg, work, keep, reg)
         PYX_BARRIER()
         rows = (t1 - t0) * B
         _chunk_grads(kind, peephole, B, D, H, GH, t0, t1, c0, c1,
                      _part(rows, tid, nth, 1), _part(rows, tid + 1, nth, 1),
-                     x, W, Wtp, hs, cs, extra, dA, dxg, dx, dW, dU, acc)
+                     x, W, Wtp, hs, cs, extra, dA, dxg, dx, dW, dU, acc,
+                     <const floating*> reg.hm if reg.dropout else hs + t0 * B * H,
+                     extra if lstm and reg.zoneout else cs + B * H)
         PYX_BARRIER()
         t1 = t0
 
@@ -822,7 +904,14 @@ def backward(int kind, bint peephole, bint masked,
              floating[::1] db_hg,
              floating[:, ::1] dP,
              double[::1] acc,
-             const floating[::1] keep):
+             const floating[::1] keep,
+             bint dropout,
+             const floating[:, ::1] drop,
+             floating[:, :, ::1] hmc,
+             int zoneout,
+             double zone_h,
+             double zone_c,
+             unsigned long long key):
     """Backward pass through time, in place.
 
     Reads the forward cache (x, gates, hs, cs, extra, lengths) and dy
@@ -833,7 +922,11 @@ def backward(int kind, bint peephole, bint masked,
     placeholder for the BLAS path) and acc (GH + 4H,) float64 scratch. Writes dx (T, B, D), and adds
     into dW, dU (which the caller zeroes); writes db, db_hg [GRU reset after]
     and dP [LSTM with peepholes]. keep (G,) is the forward pass's: 0 for a
-    pinned gate, whose pre-activation gets no gradient.
+    pinned gate, whose pre-activation gets no gradient. dropout, drop,
+    zoneout, zone_h, zone_c and key are the forward pass's (extra then
+    holds c^_t for a cell_state kind); with dropout, hmc (K, B, H) is
+    scratch for a chunk's h_{t-1} * drop rows, and with zoneout work is
+    (5, B, H).
     """
     cdef Py_ssize_t T = gates.shape[0]
     cdef Py_ssize_t B = gates.shape[1]
@@ -857,8 +950,16 @@ def backward(int kind, bint peephole, bint masked,
         _wrong("backward", "hs", hs, f"(T + 1, B, H) = ({T + 1}, {B}, H)")
     if lstm and not _has(cs.shape, 3, T + 1, B, H):
         _wrong("backward", "cs", cs, f"(T + 1, B, H) = ({T + 1}, {B}, {H})")
-    if _KINDS[kind].extra and not _has(extra.shape, 3, T, B, H):
+    if not 0 <= zoneout <= _ZONE_EVAL or not (0 <= zone_h < 1 and 0 <= zone_c < 1):
+        raise ValueError(f"_recurrent.backward: zoneout {zoneout} or its rates {zone_h}, "
+                         f"{zone_c} out of range")
+    if ((_KINDS[kind].extra or lstm and zoneout != _ZONE_OFF)
+            and not _has(extra.shape, 3, T, B, H)):
         _wrong("backward", "extra", extra, f"(T, B, H) = ({T}, {B}, {H})")
+    if dropout and not _has(drop.shape, 2, B, H):
+        _wrong("backward", "drop", drop, f"(B, H) = ({B}, {H})")
+    if dropout and T * B and not _has(hmc.shape, 3, K, B, H):
+        _wrong("backward", "hmc", hmc, f"(K, B, H) = ({K}, {B}, {H})")
     if not _has(dy.shape, 3, T, B, H):
         _wrong("backward", "dy", dy, f"(T, B, H) = ({T}, {B}, {H})")
     if not _has(dh.shape, 2, B, H):
@@ -869,8 +970,9 @@ def backward(int kind, bint peephole, bint masked,
         _wrong("backward", "dA", dA, f"(K, B, GH) with K >= 1, B = {B}, GH = {GH}")
     if reset_after and T * B and not _has(dxg.shape, 3, K, B, H):
         _wrong("backward", "dxg", dxg, f"(K, B, H) = ({K}, {B}, {H})")
-    if not _has(work.shape, 3, 3, B, H):
-        _wrong("backward", "work", work, f"(3, B, H) = (3, {B}, {H})")
+    if not _has(work.shape, 3, 5 if zoneout else 3, B, H):
+        _wrong("backward", "work", work,
+               f"({5 if zoneout else 3}, B, H) = ({5 if zoneout else 3}, {B}, {H})")
     if not _has(dx.shape, 3, T, B, D):
         _wrong("backward", "dx", dx, f"(T, B, D) = ({T}, {B}, {D})")
     if not _has(dW.shape, 2, D, GH):
@@ -908,6 +1010,9 @@ def backward(int kind, bint peephole, bint masked,
     cdef floating* pdU = &dU[0, 0]
     cdef double* pacc = &acc[0]
     cdef const floating* pkeep = &keep[0]
+    cdef _Reg reg = _make_reg(dropout, &drop[0, 0] if dropout else NULL,
+                              &hmc[0, 0, 0] if dropout else NULL, zoneout, zone_h,
+                              zone_c if lstm else 0, key)
 
     with nogil:
         for j in range(acc.shape[0]):
@@ -916,13 +1021,13 @@ def backward(int kind, bint peephole, bint masked,
         if nt == 1:
             _backward_member(0, 1, kind, peephole, masked, False, T, B, D, H, GH, K, px,
                              pW, pU, pUtp, pP, plen, pgates, phs, pcs, pextra, pdy, pdh, pdc,
-                             pdA, pdxg, pwork, pdx, pdW, pdU, pacc, pkeep)
+                             pdA, pdxg, pwork, pdx, pdW, pdU, pacc, pkeep, &reg)
         else:
             with parallel(num_threads=nt):
                 _backward_member(threadid(), PYX_TEAM_SIZE(), kind, peephole, masked,
                                  _by_units(B, H, GH), T, B, D, H, GH, K, px, pW, pU, pUtp,
                                  pP, plen, pgates, phs, pcs, pextra, pdy, pdh, pdc, pdA,
-                                 pdxg, pwork, pdx, pdW, pdU, pacc, pkeep)
+                                 pdxg, pwork, pdx, pdW, pdU, pacc, pkeep, &reg)
         team_leave()
         # After T steps the gradients of the initial state are in dh/dc when
         # T is even, in work[0]/work[1] when odd.

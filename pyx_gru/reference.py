@@ -27,6 +27,7 @@ from ._cells import Cache
 
 __all__ = [
     "RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "from_cell", "sigmoid", "gate", "gate_slope",
+    "zoneout_mask",
     "rnn_step_forward", "rnn_step_backward",
     "simple_gru_step_forward", "simple_gru_step_backward",
     "gru_after_step_forward", "gru_after_step_backward",
@@ -103,6 +104,18 @@ def gate_slope(s, name, pins):
     return s * (1 - s)
 
 
+def _dropped(h, drop):
+    """The state as it enters the recurrent product: h * drop with recurrent
+    dropout (drop the (B, H) mask, 0 or 1 / (1 - p)), else h itself."""
+    return h if drop is None else h * drop
+
+
+def _through_u(dh, drop):
+    """A gradient that came back through U, as the gradient of h_{t-1}:
+    times the dropout mask (as ``_dropped``)."""
+    return dh if drop is None else dh * drop
+
+
 def _gate_blocks(m, G):
     """Split the columns of m, (B, G*H), into its G gate blocks, each (B, H)."""
     return np.split(m, G, axis=-1)
@@ -112,7 +125,7 @@ def _gate_blocks(m, G):
 # Vanilla RNN
 # --------------------------------------------------------------------------
 
-def rnn_step_forward(x_t, state, p, pins=None):
+def rnn_step_forward(x_t, state, p, pins=None, drop=None):
     """One forward step of the vanilla RNN: h_t = g = tanh(x_t W + h_{t-1} U + b).
 
     Parameters
@@ -127,6 +140,9 @@ def rnn_step_forward(x_t, state, p, pins=None):
     pins : dict of str to ndarray, optional
         Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
         None pins none.
+    drop : ndarray, shape (B, H), optional
+        The recurrent dropout mask: the state enters the recurrent product
+        as h_prev * drop. None: no dropout.
 
     Returns
     -------
@@ -136,11 +152,11 @@ def rnn_step_forward(x_t, state, p, pins=None):
         What ``rnn_step_backward`` needs: ``(x_t, h_prev, g)``.
     """
     (h_prev,) = state
-    g = np.tanh(x_t @ p["W"] + h_prev @ p["U"] + p["b"])
+    g = np.tanh(x_t @ p["W"] + _dropped(h_prev, drop) @ p["U"] + p["b"])
     return (g,), (x_t, h_prev, g)
 
 
-def rnn_step_backward(dstate, cache, p, pins=None):
+def rnn_step_backward(dstate, cache, p, pins=None, drop=None):
     """Backward of ``rnn_step_forward``: da = dh * (1 - g**2).
 
     Parameters
@@ -154,6 +170,8 @@ def rnn_step_backward(dstate, cache, p, pins=None):
     pins : dict of str to ndarray, optional
         The pinned gates, as given to ``rnn_step_forward``; a pinned gate passes
         no gradient to its pre-activation.
+    drop : ndarray, shape (B, H), optional
+        The dropout mask, as given to ``rnn_step_forward``.
 
     Returns
     -------
@@ -168,15 +186,15 @@ def rnn_step_backward(dstate, cache, p, pins=None):
     (dh,) = dstate
     x_t, h_prev, g = cache
     da = dh * (1 - g**2)  # through tanh
-    grads = {"W": x_t.T @ da, "U": h_prev.T @ da, "b": da.sum(0)}
-    return da @ p["W"].T, (da @ p["U"].T,), grads
+    grads = {"W": x_t.T @ da, "U": _dropped(h_prev, drop).T @ da, "b": da.sum(0)}
+    return da @ p["W"].T, (_through_u(da @ p["U"].T, drop),), grads
 
 
 # --------------------------------------------------------------------------
 # Simplified GRU: h_t = f * h_{t-1} + (1 - f) * g
 # --------------------------------------------------------------------------
 
-def simple_gru_step_forward(x_t, state, p, pins=None):
+def simple_gru_step_forward(x_t, state, p, pins=None, drop=None):
     """One forward step of the simplified GRU.
 
     f = sigma(x_t W_f + h_{t-1} U_f + b_f), g = tanh(x_t W_g + h_{t-1} U_g + b_g),
@@ -194,6 +212,9 @@ def simple_gru_step_forward(x_t, state, p, pins=None):
     pins : dict of str to ndarray, optional
         Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
         None pins none.
+    drop : ndarray, shape (B, H), optional
+        The recurrent dropout mask: the state enters the recurrent product
+        as h_prev * drop. None: no dropout.
 
     Returns
     -------
@@ -203,14 +224,14 @@ def simple_gru_step_forward(x_t, state, p, pins=None):
         What ``simple_gru_step_backward`` needs: ``(x_t, h_prev, f, g)``.
     """
     (h_prev,) = state
-    a_f, a_g = _gate_blocks(x_t @ p["W"] + h_prev @ p["U"] + p["b"], 2)
+    a_f, a_g = _gate_blocks(x_t @ p["W"] + _dropped(h_prev, drop) @ p["U"] + p["b"], 2)
     f = gate(a_f, "f", pins)
     g = np.tanh(a_g)
     h = f * h_prev + (1 - f) * g
     return (h,), (x_t, h_prev, f, g)
 
 
-def simple_gru_step_backward(dstate, cache, p, pins=None):
+def simple_gru_step_backward(dstate, cache, p, pins=None, drop=None):
     """Backward of ``simple_gru_step_forward``: df = dh * (h_prev - g),
     dg = dh * (1 - f), and the direct path dh * f to h_prev.
 
@@ -225,6 +246,8 @@ def simple_gru_step_backward(dstate, cache, p, pins=None):
     pins : dict of str to ndarray, optional
         The pinned gates, as given to ``simple_gru_step_forward``; a pinned gate passes
         no gradient to its pre-activation.
+    drop : ndarray, shape (B, H), optional
+        The dropout mask, as given to ``simple_gru_step_forward``.
 
     Returns
     -------
@@ -241,8 +264,8 @@ def simple_gru_step_backward(dstate, cache, p, pins=None):
     df = dh * (h_prev - g)
     dg = dh * (1 - f)
     da = np.concatenate([df * gate_slope(f, "f", pins), dg * (1 - g**2)], axis=1)
-    dh_prev = dh * f + da @ p["U"].T
-    grads = {"W": x_t.T @ da, "U": h_prev.T @ da, "b": da.sum(0)}
+    dh_prev = dh * f + _through_u(da @ p["U"].T, drop)
+    grads = {"W": x_t.T @ da, "U": _dropped(h_prev, drop).T @ da, "b": da.sum(0)}
     return da @ p["W"].T, (dh_prev,), grads
 
 
@@ -250,7 +273,7 @@ def simple_gru_step_backward(dstate, cache, p, pins=None):
 # GRU, reset gate after the matmul (cuDNN, PyTorch)
 # --------------------------------------------------------------------------
 
-def gru_after_step_forward(x_t, state, p, pins=None):
+def gru_after_step_forward(x_t, state, p, pins=None, drop=None):
     """One forward step of the GRU with the reset gate after the matmul.
 
     z = sigma(x_t W_z + h_{t-1} U_z + b_z), r = sigma(x_t W_r + h_{t-1} U_r + b_r),
@@ -269,6 +292,9 @@ def gru_after_step_forward(x_t, state, p, pins=None):
     pins : dict of str to ndarray, optional
         Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
         None pins none.
+    drop : ndarray, shape (B, H), optional
+        The recurrent dropout mask: the state enters the recurrent product
+        as h_prev * drop. None: no dropout.
 
     Returns
     -------
@@ -279,7 +305,7 @@ def gru_after_step_forward(x_t, state, p, pins=None):
     """
     (h_prev,) = state
     ax_z, ax_r, ax_g = _gate_blocks(x_t @ p["W"] + p["b"], 3)
-    ah_z, ah_r, ah_g = _gate_blocks(h_prev @ p["U"], 3)
+    ah_z, ah_r, ah_g = _gate_blocks(_dropped(h_prev, drop) @ p["U"], 3)
     z = gate(ax_z + ah_z, "z", pins)
     r = gate(ax_r + ah_r, "r", pins)
     n = ah_g + p["b_hg"]
@@ -288,7 +314,7 @@ def gru_after_step_forward(x_t, state, p, pins=None):
     return (h,), (x_t, h_prev, z, r, n, g)
 
 
-def gru_after_step_backward(dstate, cache, p, pins=None):
+def gru_after_step_backward(dstate, cache, p, pins=None, drop=None):
     """Backward of ``gru_after_step_forward``. The candidate's gradient has
     an input side (da_g, for W_g and b_g) and a recurrent side
     (dn = r * da_g, for U_g and b_hg).
@@ -304,6 +330,8 @@ def gru_after_step_backward(dstate, cache, p, pins=None):
     pins : dict of str to ndarray, optional
         The pinned gates, as given to ``gru_after_step_forward``; a pinned gate passes
         no gradient to its pre-activation.
+    drop : ndarray, shape (B, H), optional
+        The dropout mask, as given to ``gru_after_step_forward``.
 
     Returns
     -------
@@ -325,8 +353,9 @@ def gru_after_step_backward(dstate, cache, p, pins=None):
     da_r = dr * gate_slope(r, "r", pins)
     dax = np.concatenate([da_z, da_r, da_g], axis=1)  # input side
     dah = np.concatenate([da_z, da_r, dn], axis=1)  # recurrent side
-    dh_prev = dh * z + dah @ p["U"].T
-    grads = {"W": x_t.T @ dax, "U": h_prev.T @ dah, "b": dax.sum(0), "b_hg": dn.sum(0)}
+    dh_prev = dh * z + _through_u(dah @ p["U"].T, drop)
+    grads = {"W": x_t.T @ dax, "U": _dropped(h_prev, drop).T @ dah, "b": dax.sum(0),
+             "b_hg": dn.sum(0)}
     return dax @ p["W"].T, (dh_prev,), grads
 
 
@@ -334,7 +363,7 @@ def gru_after_step_backward(dstate, cache, p, pins=None):
 # GRU, reset gate before the matmul (Cho et al. 2014)
 # --------------------------------------------------------------------------
 
-def gru_before_step_forward(x_t, state, p, pins=None):
+def gru_before_step_forward(x_t, state, p, pins=None, drop=None):
     """One forward step of the GRU with the reset gate before the matmul.
 
     z = sigma(x_t W_z + h_{t-1} U_z + b_z), r = sigma(x_t W_r + h_{t-1} U_r + b_r),
@@ -352,6 +381,9 @@ def gru_before_step_forward(x_t, state, p, pins=None):
     pins : dict of str to ndarray, optional
         Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
         None pins none.
+    drop : ndarray, shape (B, H), optional
+        The recurrent dropout mask: the state enters the recurrent product
+        as h_prev * drop. None: no dropout.
 
     Returns
     -------
@@ -363,15 +395,16 @@ def gru_before_step_forward(x_t, state, p, pins=None):
     (h_prev,) = state
     U_z, U_r, U_g = _gate_blocks(p["U"], 3)
     ax_z, ax_r, ax_g = _gate_blocks(x_t @ p["W"] + p["b"], 3)
-    z = gate(ax_z + h_prev @ U_z, "z", pins)
-    r = gate(ax_r + h_prev @ U_r, "r", pins)
-    rh = r * h_prev
+    hd = _dropped(h_prev, drop)
+    z = gate(ax_z + hd @ U_z, "z", pins)
+    r = gate(ax_r + hd @ U_r, "r", pins)
+    rh = r * hd
     g = np.tanh(ax_g + rh @ U_g)
     h = z * h_prev + (1 - z) * g
     return (h,), (x_t, h_prev, z, r, rh, g)
 
 
-def gru_before_step_backward(dstate, cache, p, pins=None):
+def gru_before_step_backward(dstate, cache, p, pins=None, drop=None):
     """Backward of ``gru_before_step_forward``: drh = da_g @ U_g.T is the
     gradient of r * h_prev, shared between r and h_prev.
 
@@ -386,6 +419,8 @@ def gru_before_step_backward(dstate, cache, p, pins=None):
     pins : dict of str to ndarray, optional
         The pinned gates, as given to ``gru_before_step_forward``; a pinned gate passes
         no gradient to its pre-activation.
+    drop : ndarray, shape (B, H), optional
+        The dropout mask, as given to ``gru_before_step_forward``.
 
     Returns
     -------
@@ -402,13 +437,14 @@ def gru_before_step_backward(dstate, cache, p, pins=None):
     U_z, U_r, U_g = _gate_blocks(p["U"], 3)
     dz = dh * (h_prev - g)
     da_g = dh * (1 - z) * (1 - g**2)
+    hd = _dropped(h_prev, drop)
     drh = da_g @ U_g.T  # dL/d(r * h_prev)
-    dr = drh * h_prev
+    dr = drh * hd
     da_z = dz * gate_slope(z, "z", pins)
     da_r = dr * gate_slope(r, "r", pins)
     da = np.concatenate([da_z, da_r, da_g], axis=1)
-    dh_prev = dh * z + drh * r + da_z @ U_z.T + da_r @ U_r.T
-    dU = np.concatenate([h_prev.T @ da_z, h_prev.T @ da_r, rh.T @ da_g], axis=1)
+    dh_prev = dh * z + _through_u(drh * r + da_z @ U_z.T + da_r @ U_r.T, drop)
+    dU = np.concatenate([hd.T @ da_z, hd.T @ da_r, rh.T @ da_g], axis=1)
     grads = {"W": x_t.T @ da, "U": dU, "b": da.sum(0)}
     return da @ p["W"].T, (dh_prev,), grads
 
@@ -419,7 +455,7 @@ def gru_before_step_backward(dstate, cache, p, pins=None):
 # the matmul (Flax's MGUCell) or before it
 # --------------------------------------------------------------------------
 
-def mgu_after_step_forward(x_t, state, p, pins=None):
+def mgu_after_step_forward(x_t, state, p, pins=None, drop=None):
     """One forward step of the MGU with the reset after the matmul (Flax's MGUCell).
 
     f = sigma(x_t W_f + h_{t-1} U_f + b_f), n = h_{t-1} U_g + b_hg,
@@ -437,6 +473,9 @@ def mgu_after_step_forward(x_t, state, p, pins=None):
     pins : dict of str to ndarray, optional
         Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
         None pins none.
+    drop : ndarray, shape (B, H), optional
+        The recurrent dropout mask: the state enters the recurrent product
+        as h_prev * drop. None: no dropout.
 
     Returns
     -------
@@ -447,7 +486,7 @@ def mgu_after_step_forward(x_t, state, p, pins=None):
     """
     (h_prev,) = state
     ax_f, ax_g = _gate_blocks(x_t @ p["W"] + p["b"], 2)
-    ah_f, ah_g = _gate_blocks(h_prev @ p["U"], 2)
+    ah_f, ah_g = _gate_blocks(_dropped(h_prev, drop) @ p["U"], 2)
     f = gate(ax_f + ah_f, "f", pins)
     n = ah_g + p["b_hg"]
     g = np.tanh(ax_g + f * n)
@@ -455,7 +494,7 @@ def mgu_after_step_forward(x_t, state, p, pins=None):
     return (h,), (x_t, h_prev, f, n, g)
 
 
-def mgu_after_step_backward(dstate, cache, p, pins=None):
+def mgu_after_step_backward(dstate, cache, p, pins=None, drop=None):
     """Backward of ``mgu_after_step_forward``.
 
     f reaches the loss twice, as the mix (df = dh * (h_prev - g)) and as the
@@ -473,6 +512,8 @@ def mgu_after_step_backward(dstate, cache, p, pins=None):
     pins : dict of str to ndarray, optional
         The pinned gates, as given to ``mgu_after_step_forward``; a pinned gate
         passes no gradient to its pre-activation.
+    drop : ndarray, shape (B, H), optional
+        The dropout mask, as given to ``mgu_after_step_forward``.
 
     Returns
     -------
@@ -492,12 +533,13 @@ def mgu_after_step_backward(dstate, cache, p, pins=None):
     da_f = df * gate_slope(f, "f", pins)
     dax = np.concatenate([da_f, da_g], axis=1)  # input side
     dah = np.concatenate([da_f, dn], axis=1)  # recurrent side
-    dh_prev = dh * f + dah @ p["U"].T
-    grads = {"W": x_t.T @ dax, "U": h_prev.T @ dah, "b": dax.sum(0), "b_hg": dn.sum(0)}
+    dh_prev = dh * f + _through_u(dah @ p["U"].T, drop)
+    grads = {"W": x_t.T @ dax, "U": _dropped(h_prev, drop).T @ dah, "b": dax.sum(0),
+             "b_hg": dn.sum(0)}
     return dax @ p["W"].T, (dh_prev,), grads
 
 
-def mgu_before_step_forward(x_t, state, p, pins=None):
+def mgu_before_step_forward(x_t, state, p, pins=None, drop=None):
     """One forward step of the MGU with the reset before the matmul.
 
     f = sigma(x_t W_f + h_{t-1} U_f + b_f),
@@ -515,6 +557,9 @@ def mgu_before_step_forward(x_t, state, p, pins=None):
     pins : dict of str to ndarray, optional
         Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
         None pins none.
+    drop : ndarray, shape (B, H), optional
+        The recurrent dropout mask: the state enters the recurrent product
+        as h_prev * drop. None: no dropout.
 
     Returns
     -------
@@ -526,14 +571,15 @@ def mgu_before_step_forward(x_t, state, p, pins=None):
     (h_prev,) = state
     U_f, U_g = _gate_blocks(p["U"], 2)
     ax_f, ax_g = _gate_blocks(x_t @ p["W"] + p["b"], 2)
-    f = gate(ax_f + h_prev @ U_f, "f", pins)
-    fh = f * h_prev
+    hd = _dropped(h_prev, drop)
+    f = gate(ax_f + hd @ U_f, "f", pins)
+    fh = f * hd
     g = np.tanh(ax_g + fh @ U_g)
     h = f * h_prev + (1 - f) * g
     return (h,), (x_t, h_prev, f, fh, g)
 
 
-def mgu_before_step_backward(dstate, cache, p, pins=None):
+def mgu_before_step_backward(dstate, cache, p, pins=None, drop=None):
     """Backward of ``mgu_before_step_forward``.
 
     dfh = da_g @ U_g.T is the gradient of f * h_prev, shared between f and
@@ -550,6 +596,8 @@ def mgu_before_step_backward(dstate, cache, p, pins=None):
     pins : dict of str to ndarray, optional
         The pinned gates, as given to ``mgu_before_step_forward``; a pinned gate
         passes no gradient to its pre-activation.
+    drop : ndarray, shape (B, H), optional
+        The dropout mask, as given to ``mgu_before_step_forward``.
 
     Returns
     -------
@@ -565,12 +613,13 @@ def mgu_before_step_backward(dstate, cache, p, pins=None):
     x_t, h_prev, f, fh, g = cache
     U_f, U_g = _gate_blocks(p["U"], 2)
     da_g = dh * (1 - f) * (1 - g**2)
+    hd = _dropped(h_prev, drop)
     dfh = da_g @ U_g.T  # dL/d(f * h_prev)
-    df = dh * (h_prev - g) + dfh * h_prev
+    df = dh * (h_prev - g) + dfh * hd
     da_f = df * gate_slope(f, "f", pins)
     da = np.concatenate([da_f, da_g], axis=1)
-    dh_prev = dh * f + dfh * f + da_f @ U_f.T
-    dU = np.concatenate([h_prev.T @ da_f, fh.T @ da_g], axis=1)
+    dh_prev = dh * f + _through_u(dfh * f + da_f @ U_f.T, drop)
+    dU = np.concatenate([hd.T @ da_f, fh.T @ da_g], axis=1)
     grads = {"W": x_t.T @ da, "U": dU, "b": da.sum(0)}
     return da @ p["W"].T, (dh_prev,), grads
 
@@ -583,7 +632,7 @@ def _peepholes(p):
     return tuple(p["P"]) if "P" in p else (0.0, 0.0, 0.0)
 
 
-def lstm_step_forward(x_t, state, p, pins=None):
+def lstm_step_forward(x_t, state, p, pins=None, drop=None):
     """One forward step of the LSTM, with peepholes if ``p`` has ``P``.
 
     i = sigma(a_i + p_i * c_{t-1}), f = sigma(a_f + p_f * c_{t-1}), g = tanh(a_g),
@@ -602,6 +651,9 @@ def lstm_step_forward(x_t, state, p, pins=None):
     pins : dict of str to ndarray, optional
         Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
         None pins none.
+    drop : ndarray, shape (B, H), optional
+        The recurrent dropout mask: the state enters the recurrent product
+        as h_prev * drop. None: no dropout.
 
     Returns
     -------
@@ -612,7 +664,7 @@ def lstm_step_forward(x_t, state, p, pins=None):
     """
     h_prev, c_prev = state
     p_i, p_f, p_o = _peepholes(p)
-    a_i, a_f, a_g, a_o = _gate_blocks(x_t @ p["W"] + h_prev @ p["U"] + p["b"], 4)
+    a_i, a_f, a_g, a_o = _gate_blocks(x_t @ p["W"] + _dropped(h_prev, drop) @ p["U"] + p["b"], 4)
     i = gate(a_i + p_i * c_prev, "i", pins)
     f = gate(a_f + p_f * c_prev, "f", pins)
     g = np.tanh(a_g)
@@ -622,7 +674,7 @@ def lstm_step_forward(x_t, state, p, pins=None):
     return (h, c), (x_t, h_prev, c_prev, i, f, g, c, o)
 
 
-def lstm_step_backward(dstate, cache, p, pins=None):
+def lstm_step_backward(dstate, cache, p, pins=None, drop=None):
     """Backward of ``lstm_step_forward``, given ``dstate = (dh, dc_next)``
     (dc_next is dL/dc_t from the next step).
 
@@ -637,6 +689,8 @@ def lstm_step_backward(dstate, cache, p, pins=None):
     pins : dict of str to ndarray, optional
         The pinned gates, as given to ``lstm_step_forward``; a pinned gate passes
         no gradient to its pre-activation.
+    drop : ndarray, shape (B, H), optional
+        The dropout mask, as given to ``lstm_step_forward``.
 
     Returns
     -------
@@ -659,10 +713,10 @@ def lstm_step_backward(dstate, cache, p, pins=None):
     da_g = dc * i * (1 - g**2)
     dc_prev = dc * f + da_i * p_i + da_f * p_f
     da = np.concatenate([da_i, da_f, da_g, da_o], axis=1)
-    grads = {"W": x_t.T @ da, "U": h_prev.T @ da, "b": da.sum(0)}
+    grads = {"W": x_t.T @ da, "U": _dropped(h_prev, drop).T @ da, "b": da.sum(0)}
     if "P" in p:
         grads["P"] = np.stack([(da_i * c_prev).sum(0), (da_f * c_prev).sum(0), (da_o * c).sum(0)])
-    return da @ p["W"].T, (da @ p["U"].T, dc_prev), grads
+    return da @ p["W"].T, (_through_u(da @ p["U"].T, drop), dc_prev), grads
 
 
 # --------------------------------------------------------------------------
@@ -682,25 +736,30 @@ class _ReferenceCell:
         step = self._description.step
         return globals()[f"{step}_step_forward"], globals()[f"{step}_step_backward"]
 
-    def _forward(self, x, h0, c0, lengths, p, pins, cache=True):
+    def _forward(self, x, h0, c0, lengths, p, pins, cache=True, reg=None):
         step_forward, _ = self._steps()
         T, B, _ = x.shape
+        drop = None if reg is None else reg.drop
         state = (h0,) if c0 is None else (h0, c0)
         y = np.zeros((T, B, self.hidden_size), dtype=self.dtype)
         steps = []
         for t in range(T):
-            new_state, step_cache = step_forward(x[t], state, p, pins)
+            new_state, step_cache = step_forward(x[t], state, p, pins, drop)
+            new_state = self._zone(reg, t, state, new_state)
             on = _active(t, lengths, B)
             state = tuple(np.where(on, new, old) for new, old in zip(new_state, state, strict=True))
             y[t] = np.where(on, new_state[0], 0)
             if cache:
                 steps.append(step_cache)
-        saved = Cache(self, p, x=x, lengths=lengths, pins=pins, steps=steps) if cache else None
+        extras = {} if reg is None else {"regularisation": reg}
+        saved = Cache(self, p, x=x, lengths=lengths, pins=pins, steps=steps,
+                      **extras) if cache else None
         return y, state[0], (state[1] if c0 is not None else None), saved
 
-    def _backward(self, cache, dy, dh, dc, p, pins):
+    def _backward(self, cache, dy, dh, dc, p, pins, reg=None):
         _, step_backward = self._steps()
         T, B, _ = cache.x.shape
+        drop = None if reg is None else reg.drop
         dstate = (dh,) if dc is None else (dh, dc)
         grads = {k: np.zeros_like(v) for k, v in p.items()}
         dx = np.zeros(cache.x.shape, dtype=self.dtype)
@@ -708,11 +767,91 @@ class _ReferenceCell:
             on = _active(t, cache.lengths, B)
             dstate = (dstate[0] + np.where(on, dy[t], 0),) + dstate[1:]
             d_new = tuple(np.where(on, d, 0) for d in dstate)
-            dx[t], d_prev, step_grads = step_backward(d_new, cache.steps[t], p, pins)
+            # zoneout: the kept units' gradient goes straight to the previous state
+            d_new, d_kept = self._zone_backward(reg, t, d_new)
+            dx[t], d_prev, step_grads = step_backward(d_new, cache.steps[t], p, pins, drop)
+            d_prev = tuple(d + k for d, k in zip(d_prev, d_kept, strict=True))
             for k in grads:
                 grads[k] += step_grads[k]
             dstate = tuple(np.where(on, dp, d) for dp, d in zip(d_prev, dstate, strict=True))
         return dx, dstate[0], (dstate[1] if dc is not None else None), grads
+
+    def _zone(self, reg, t, old, new):
+        """The state after zoneout: each part (h, then c) keeps its old value
+        where the mask d is 1 (training), or p old + (1 - p) new (evaluation)."""
+        if reg is None or not reg.zoneout:
+            return new
+        out = []
+        for part, (o, n, rate) in enumerate(zip(old, new, (reg.zone_h, reg.zone_c))):
+            if rate == 0:
+                out.append(n)
+            elif reg.zoneout == _cells.ZONE_TRAIN:
+                out.append(np.where(zoneout_mask(reg.key, t, *n.shape, part, rate), o, n))
+            else:
+                p = self.dtype.type(rate)
+                out.append(p * o + (self.dtype.type(1) - p) * n)
+        return tuple(out)
+
+    def _zone_backward(self, reg, t, d):
+        """Split dL/d(zoned state) into the step's part and the part that
+        skips the step (the backward of ``_zone``), each a tuple like d."""
+        if reg is None or not reg.zoneout:
+            return d, tuple(np.zeros_like(g) for g in d)
+        step, kept = [], []
+        for part, (g, rate) in enumerate(zip(d, (reg.zone_h, reg.zone_c))):
+            if rate == 0:
+                step.append(g)
+                kept.append(np.zeros_like(g))
+            elif reg.zoneout == _cells.ZONE_TRAIN:
+                keep = zoneout_mask(reg.key, t, *g.shape, part, rate)
+                step.append(np.where(keep, 0, g))
+                kept.append(np.where(keep, g, 0))
+            else:
+                p = self.dtype.type(rate)
+                step.append((self.dtype.type(1) - p) * g)
+                kept.append(p * g)
+        return tuple(step), tuple(kept)
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+
+
+def zoneout_mask(key, t, B, H, part, rate):
+    """The zoneout mask of step t, as the kernels draw it: True where a unit
+    keeps its previous value.
+
+    d[b, j] = hash(key, n) < rate * 2**64 with n = 2 ((t B + b) H + j) + part
+    and hash the splitmix64 stream of ``key`` (its n-th output), in uint64
+    arithmetic: the same bits as the compiled cells' masks.
+
+    Parameters
+    ----------
+    key : int
+        The pass's key, in [0, 2**64) (``cache.regularisation.key``).
+    t : int
+        The step.
+    B, H : int
+        The batch and hidden sizes.
+    part : {0, 1}
+        The state part: 0 for h, 1 for the LSTM's c.
+    rate : float
+        The zoneout rate p, in [0, 1).
+
+    Returns
+    -------
+    ndarray of bool, shape (B, H)
+        The mask d, True with probability ``rate``.
+    """
+    n = ((np.uint64(t) * np.uint64(B) + np.arange(B, dtype=np.uint64)[:, None]) * np.uint64(H)
+         + np.arange(H, dtype=np.uint64)) * np.uint64(2) + np.uint64(part)
+    with np.errstate(over="ignore"):
+        z = np.uint64(key) + (n + np.uint64(1)) * _GOLDEN
+        z = (z ^ (z >> np.uint64(30))) * _MIX1
+        z = (z ^ (z >> np.uint64(27))) * _MIX2
+        z = z ^ (z >> np.uint64(31))
+    return z < np.uint64(int(rate * 2.0**64))
 
 
 def _active(t, lengths, B):

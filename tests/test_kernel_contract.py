@@ -46,9 +46,10 @@ def widened(a):
 # The kernels' arguments, in order (their docstrings give the shapes).
 ARGS = {
     "forward": ("kind peephole masked x W U b b_hg P lengths gates hs cs extra h_last c_last "
-                "hu packed keep pin").split(),
+                "hu packed keep pin dropout drop hm zoneout zone_h zone_c key").split(),
     "backward": ("kind peephole masked x W U P lengths gates hs cs extra dy dh dc dA dxg work "
-                 "packed dx dW dU db db_hg dP acc keep").split(),
+                 "packed dx dW dU db db_hg dP acc keep dropout drop hmc zoneout zone_h zone_c "
+                 "key").split(),
 }
 # Workspaces that may be larger than needed.
 ROOMY = {"packed", "acc"}
