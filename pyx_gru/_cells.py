@@ -140,6 +140,14 @@ def _rate(name, value):
     return value
 
 
+def is_regularised(cell):
+    """Whether a cell has recurrent dropout or zoneout (which a training
+    pass, ``forward(..., training=True)``, turns on); False for any object
+    without them (a Cell subclass of another library, say)."""
+    return bool(getattr(cell, "recurrent_dropout", 0) or getattr(cell, "zoneout", 0)
+                or getattr(cell, "zoneout_c", None))
+
+
 def _aligned(array, dtype):
     """A C-contiguous copy of ``array`` in ``dtype`` whose data starts on a
     64-byte boundary: OpenBLAS reads an aligned weight matrix up to twice as
@@ -328,8 +336,10 @@ class Cell:
 
     @property
     def config(self):
-        """dict: the constructor arguments that fix the architecture, and
-        ``recurrent_dropout`` and ``zoneout`` (``zoneout_c``) when not 0."""
+        """dict: the constructor arguments that fix the architecture (and the
+        regularisation's, ``recurrent_dropout``, ``zoneout``, ``zoneout_c``,
+        where they are not their defaults).
+        """
         return {"input_size": self._input_size, "hidden_size": self._hidden_size,
                 **self._regularisation_config()}
 

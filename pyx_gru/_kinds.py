@@ -177,7 +177,8 @@ def full_form(kind):
 def of_form(cls_name, form):
     """The kind of class ``cls_name`` (by name) with ``form`` (constructor
     keywords beyond the sizes; a keyword left out takes the class's
-    default), or None."""
+    default), or None. Regularisation keywords are not part of a form."""
+    form = {k: v for k, v in form.items() if k not in REGULARISATION}
     for kind in _ALL:
         if kind.cls == cls_name:
             full = full_form(kind)

@@ -12,7 +12,8 @@ The file is a NumPy ``.npz`` archive (a zip of ``.npy`` files) holding
 
   where ``form`` holds the constructor's remaining arguments: ``reset`` for
   a GRU or an MGU, ``peephole`` for an LSTM, nothing for the RNN and the
-  simplified GRU.
+  simplified GRU; and ``recurrent_dropout``, ``zoneout`` (and the LSTM's
+  ``zoneout_c``) when the cell has them, numbers in [0, 1).
 
 Loading trusts nothing in the file. It reads with ``allow_pickle=False``, and
 before reading an array's data it checks the array's ``.npy`` header (dtype,
@@ -59,6 +60,25 @@ _READ_ERRORS = (ValueError, TypeError, SyntaxError, EOFError, OSError, RuntimeEr
                 NotImplementedError, zipfile.BadZipFile, zlib.error, lzma.LZMAError)
 _METADATA_KEYS = {"format", "format_version", "cell", "input_size", "hidden_size", "dtype",
                   "form", "pyx_gru_version"}
+
+
+def _regularisation_problem(name, form):
+    """What is wrong with the regularisation keywords of a saved form (None
+    if nothing): numbers in [0, 1), zoneout_c for an LSTM only."""
+    for key in _kinds.REGULARISATION:
+        if key not in form:
+            continue
+        value = form[key]
+        if key == "zoneout_c" and name != "LSTM":
+            return f"{key} is an LSTM's only"
+        if type(value) not in (int, float) or not 0 <= value < 1:
+            return f"{key} must be a number in [0, 1), got {value!r}"
+    return None
+
+
+def _architecture(form):
+    # the form less the regularisation keywords
+    return {k: v for k, v in form.items() if k not in _kinds.REGULARISATION}
 
 
 def _as_path(path):
@@ -211,8 +231,12 @@ class _Reader:
             raise self.error(f"metadata dtype must be 'float32' or 'float64', got {meta['dtype']!r}")
         form = meta["form"]
         allowed = _FORMS[name]
-        if not isinstance(form, dict) or set(form) != set(allowed) or any(
-            type(form[k]) is not type(allowed[k][0]) or form[k] not in allowed[k] for k in form
+        problem = _regularisation_problem(name, form) if isinstance(form, dict) else None
+        if problem:
+            raise self.error(f"metadata form: {problem}")
+        arch = _architecture(form) if isinstance(form, dict) else form
+        if not isinstance(arch, dict) or set(arch) != set(allowed) or any(
+            type(arch[k]) is not type(allowed[k][0]) or arch[k] not in allowed[k] for k in arch
         ):
             raise self.error(
                 f"metadata form of a {name} must be "
@@ -407,8 +431,12 @@ def _check_cell_spec(where, spec):
     H = _size(where, "hidden_size", spec["hidden_size"])
     dtype = _dtype_of(where, spec["dtype"])
     form, allowed = spec["form"], _FORMS[name]
-    if not isinstance(form, dict) or set(form) != set(allowed) or any(
-        type(form[k]) is not type(allowed[k][0]) or form[k] not in allowed[k] for k in form
+    problem = _regularisation_problem(name, form) if isinstance(form, dict) else None
+    if problem:
+        raise _SpecError(f"{where} form: {problem}")
+    arch = _architecture(form) if isinstance(form, dict) else form
+    if not isinstance(arch, dict) or set(arch) != set(allowed) or any(
+        type(arch[k]) is not type(allowed[k][0]) or arch[k] not in allowed[k] for k in arch
     ):
         raise _SpecError(f"{where} form of a {name} must be "
                          f"{ {k: ' or '.join(map(repr, v)) for k, v in allowed.items()} }, "

@@ -34,7 +34,7 @@ import weakref
 import numpy as np
 
 from . import _kinds
-from ._cells import Cell
+from ._cells import Cell, is_regularised
 from ._validation import check_dtype, check_flag, check_size, float_array, lengths_array
 from .losses import step_mask
 
@@ -232,6 +232,14 @@ def _takes_cache(cell):
     return known
 
 
+def _seeds(training, seed, n):
+    """The keywords of n parts' forward calls: each its own stream of
+    ``seed`` in a training pass, none otherwise."""
+    if not check_flag("training", training):
+        return [{}] * n
+    return [{"training": True, "seed": g} for g in np.random.default_rng(seed).spawn(n)]
+
+
 def _save(self, path):
     """Save to an ``.npz`` file: the structure (every layer, cell, form,
     size and dtype) as JSON and the parameters as arrays, in one file
@@ -310,7 +318,7 @@ class Recurrent:
     def __repr__(self):
         return f"Recurrent({self.cell!r}{', reverse=True' if self.reverse else ''})"
 
-    def forward(self, x, lengths=None, *, cache=True):
+    def forward(self, x, lengths=None, *, cache=True, training=False, seed=None):
         """Run the layer.
 
         Parameters
@@ -322,6 +330,13 @@ class Recurrent:
         cache : bool, default True
             Keep what ``backward`` needs; False for inference (see
             ``Cell.forward``): the cache returned is then None.
+        training : bool, default False
+            A training pass: cells with ``recurrent_dropout`` or ``zoneout``
+            draw their masks (``pyx_gru.fit`` asks for it); False evaluates
+            (see ``Cell.forward``).
+        seed : int, numpy.random.Generator, numpy.random.SeedSequence or None
+            Seeds a training pass's masks (each cell gets its own stream);
+            None draws fresh entropy.
 
         Returns
         -------
@@ -337,12 +352,15 @@ class Recurrent:
         if self.reverse:
             x = reverse_sequences(x, lengths)
         cache = check_flag("cache", cache)
+        training = check_flag("training", training)
         # cache is passed on only when False and the cell's forward takes it
-        # (a Cell subclass may override forward without the keyword)
+        # (a Cell subclass may override forward without the keyword), and
+        # training only to a cell that has something to train with it
+        kw = {"training": True, "seed": seed} if training and is_regularised(self.cell) else {}
         if cache or not _takes_cache(self.cell):
-            y, state, cell_cache = self.cell.forward(x, lengths=lengths)
+            y, state, cell_cache = self.cell.forward(x, lengths=lengths, **kw)
         else:
-            y, state, cell_cache = self.cell.forward(x, lengths=lengths, cache=False)
+            y, state, cell_cache = self.cell.forward(x, lengths=lengths, cache=False, **kw)
         h_last = state[0] if isinstance(state, tuple) else state
         if self.reverse:
             y = reverse_sequences(y, lengths)
@@ -434,7 +452,7 @@ class Bidirectional:
     def __repr__(self):
         return f"Bidirectional({self.fwd.cell!r}, {self.bwd.cell!r})"
 
-    def forward(self, x, lengths=None, *, cache=True):
+    def forward(self, x, lengths=None, *, cache=True, training=False, seed=None):
         """Run both directions; see ``Recurrent.forward`` (H is doubled).
 
         Parameters
@@ -446,6 +464,13 @@ class Bidirectional:
         cache : bool, default True
             Keep what ``backward`` needs; False for inference (the cache
             returned is then None).
+        training : bool, default False
+            A training pass: cells with ``recurrent_dropout`` or ``zoneout``
+            draw their masks (``pyx_gru.fit`` asks for it); False evaluates
+            (see ``Cell.forward``).
+        seed : int, numpy.random.Generator, numpy.random.SeedSequence or None
+            Seeds a training pass's masks (each cell gets its own stream);
+            None draws fresh entropy.
 
         Returns
         -------
@@ -457,8 +482,9 @@ class Bidirectional:
         cache : object or None
             What ``backward`` needs (None with ``cache=False``).
         """
-        y_f, h_f, cache_f = self.fwd.forward(x, lengths, cache=cache)
-        y_b, h_b, cache_b = self.bwd.forward(x, lengths, cache=cache)
+        seeds = _seeds(training, seed, 2)
+        y_f, h_f, cache_f = self.fwd.forward(x, lengths, cache=cache, **seeds[0])
+        y_b, h_b, cache_b = self.bwd.forward(x, lengths, cache=cache, **seeds[1])
         y = np.concatenate([y_f, y_b], axis=-1)
         h_last = np.concatenate([h_f, h_b], axis=-1)
         return y, h_last, _Cache(self, f=cache_f, b=cache_b) if cache else None
@@ -560,7 +586,7 @@ class Stack:
     def __repr__(self):
         return "Stack([" + ", ".join(repr(layer) for layer in self.layers) + "])"
 
-    def forward(self, x, lengths=None, *, cache=True):
+    def forward(self, x, lengths=None, *, cache=True, training=False, seed=None):
         """Run every layer, bottom first; see ``Recurrent.forward``.
 
         Parameters
@@ -572,6 +598,13 @@ class Stack:
         cache : bool, default True
             Keep what ``backward`` needs; False for inference (the cache
             returned is then None).
+        training : bool, default False
+            A training pass: cells with ``recurrent_dropout`` or ``zoneout``
+            draw their masks (``pyx_gru.fit`` asks for it); False evaluates
+            (see ``Cell.forward``).
+        seed : int, numpy.random.Generator, numpy.random.SeedSequence or None
+            Seeds a training pass's masks (each cell gets its own stream);
+            None draws fresh entropy.
 
         Returns
         -------
@@ -584,8 +617,9 @@ class Stack:
             What ``backward`` needs (None with ``cache=False``).
         """
         caches = []
-        for layer in self.layers:
-            x, h_last, layer_cache = layer.forward(x, lengths, cache=cache)
+        seeds = _seeds(training, seed, len(self.layers))
+        for layer, kw in zip(self.layers, seeds, strict=True):
+            x, h_last, layer_cache = layer.forward(x, lengths, cache=cache, **kw)
             caches.append(layer_cache)
         return x, h_last, _Cache(self, caches=caches) if cache else None
 
@@ -890,7 +924,7 @@ class Model:
                 f"bidirectional={c['bidirectional']}, readout={c['readout']!r}, "
                 f"dtype={self.dtype.name}, seed={c['seed']!r}; {self.n_params} parameters)")
 
-    def forward(self, x, lengths=None, *, cache=True):
+    def forward(self, x, lengths=None, *, cache=True, training=False, seed=None):
         """Run the model: every recurrent layer, then the readout.
 
         Parameters
@@ -903,6 +937,13 @@ class Model:
             Keep what ``backward`` needs; False to evaluate or predict (the
             recurrent layers then run ``Cell.forward(..., cache=False)``, and
             the cache returned is None).
+        training : bool, default False
+            A training pass: cells with ``recurrent_dropout`` or ``zoneout``
+            draw their masks (``pyx_gru.fit`` asks for it); False evaluates
+            (see ``Cell.forward``).
+        seed : int, numpy.random.Generator, numpy.random.SeedSequence or None
+            Seeds a training pass's masks (each cell gets its own stream);
+            None draws fresh entropy.
 
         Returns
         -------
@@ -912,7 +953,8 @@ class Model:
             What ``backward`` needs (None with ``cache=False``).
         """
         x, lengths = _inputs(x, lengths, self.input_size, self.dtype)
-        y, h_last, rnn_cache = self.rnn.forward(x, lengths, cache=cache)
+        kw = {"training": True, "seed": seed} if check_flag("training", training) else {}
+        y, h_last, rnn_cache = self.rnn.forward(x, lengths, cache=cache, **kw)
         out, head_cache = self.head.forward(y if self.readout == "every" else h_last)
         valid = None
         if self.readout == "every" and lengths is not None:

@@ -782,7 +782,8 @@ class _ReferenceCell:
         if reg is None or not reg.zoneout:
             return new
         out = []
-        for part, (o, n, rate) in enumerate(zip(old, new, (reg.zone_h, reg.zone_c))):
+        rates = (reg.zone_h, reg.zone_c)[:len(new)]
+        for part, (o, n, rate) in enumerate(zip(old, new, rates, strict=True)):
             if rate == 0:
                 out.append(n)
             elif reg.zoneout == _cells.ZONE_TRAIN:
@@ -798,7 +799,8 @@ class _ReferenceCell:
         if reg is None or not reg.zoneout:
             return d, tuple(np.zeros_like(g) for g in d)
         step, kept = [], []
-        for part, (g, rate) in enumerate(zip(d, (reg.zone_h, reg.zone_c))):
+        rates = (reg.zone_h, reg.zone_c)[:len(d)]
+        for part, (g, rate) in enumerate(zip(d, rates, strict=True)):
             if rate == 0:
                 step.append(g)
                 kept.append(np.zeros_like(g))

@@ -377,7 +377,9 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
     """Train ``model`` by mini-batch gradient descent.
 
     Each epoch shuffles the N sequences (seeded), and for each mini-batch:
-    adds weight noise (optional), runs forward, the loss and backward, takes
+    adds weight noise (optional), runs forward (a training pass: cells with
+    ``recurrent_dropout`` or ``zoneout`` draw fresh masks for every batch;
+    ``valid`` is evaluated without them), the loss and backward, takes
     the clean weights back, clips the gradients' global norm (optional), and
     lets the optimiser update the parameters in place. After each epoch it
     evaluates ``valid`` (if given), keeps the best parameters, and stops
@@ -429,9 +431,9 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
         Batch sequences of similar length (sort a random permutation by
         length, then shuffle the batches): less padding, less compute.
     seed : int
-        Seeds the shuffling and the weight noise (not the model's
-        initialisation, which its constructor seeds). The same seed, data
-        and model give bitwise the same losses.
+        Seeds the shuffling, the weight noise and the dropout and zoneout
+        masks (not the model's initialisation, which its constructor
+        seeds). The same seed, data and model give bitwise the same losses.
     verbose : {0, 1, 2}
         0: silent. 1: a progress line on stderr when it is a terminal.
         2: one line per epoch on stderr, always.
@@ -478,7 +480,13 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
         raise ValueError(f"clip must be > 0, got {clip}")
     opt = make_optimizer(optimizer, lr)
     terms = _losses.TERMS[loss]
-    shuffle_rng, noise_rng = np.random.default_rng(seed).spawn(2)
+    # (the third stream is new: the first two are the ones spawn(2) gave)
+    shuffle_rng, noise_rng, mask_rng = np.random.default_rng(seed).spawn(3)
+    # A training pass only for a model that has something to draw; each
+    # batch's masks from (epoch, batch), so that a resumed run draws the same
+    regularised = any(getattr(c, "recurrent_dropout", 0) or getattr(c, "zoneout", 0)
+                      or getattr(c, "zoneout_c", None) for c in model.cells)
+    masks = mask_rng.bit_generator.seed_seq if regularised else None
     history = History(settings={
         "loss": loss, "readout": model.readout, "optimizer": repr(opt), "epochs": epochs,
         "batch_size": batch_size, "clip": None if clip is None else float(clip),
@@ -532,7 +540,11 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
                 # overflow is caught below as a non-finite loss or gradient norm
                 with _weight_noise(params, weight_noise, noise_rng), \
                         np.errstate(over="ignore", invalid="ignore"):
-                    out, cache = model.forward(xb, lb)
+                    if masks is None:
+                        out, cache = model.forward(xb, lb)
+                    else:
+                        out, cache = model.forward(xb, lb, training=True, seed=np.random.SeedSequence(
+                            masks.entropy, spawn_key=masks.spawn_key + (epoch, b)))
                     s, n, dsum = terms(out, yb, mb)
                     if n:
                         _, grads = model.backward(cache, (dsum / n).astype(model.dtype))
