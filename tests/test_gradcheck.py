@@ -4,7 +4,7 @@ import pytest
 
 import pyx_gru as pg
 from pyx_gru import reference
-from helpers import make_cell
+from helpers import CONFIGS, make_cell
 
 
 @pytest.mark.parametrize("backend", ["compiled", "reference"])
@@ -56,4 +56,30 @@ def test_gradcheck_across_backward_chunks(config):
     steps): finite differences still agree, lengths ending inside a chunk."""
     cell = make_cell(config, 2, 2)
     errors = pg.gradcheck(cell, T=70, B=2, lengths=[70, 40], max_entries=40)
+    assert max(errors.values()) < 1e-6, errors
+
+
+@pytest.mark.parametrize("backend", ["compiled", "reference"])
+@pytest.mark.parametrize("training", [True, False], ids=["training", "evaluation"])
+@pytest.mark.parametrize("lengths", [None, [5, 0, 2]], ids=["full", "lengths"])
+@pytest.mark.parametrize("rates", [(0.3, 0.0), (0.0, 0.4), (0.3, 0.4)],
+                         ids=["dropout", "zoneout", "both"])
+def test_gradcheck_with_dropout_and_zoneout(config, rates, lengths, training, backend):
+    """With the masks fixed (the same seed in every pass of the check), the
+    backward pass is the exact gradient of the training pass, and of the
+    evaluation pass (zoneout's expectation)."""
+    cls, form = CONFIGS[config]
+    cell = cls(3, 4, seed=0, recurrent_dropout=rates[0], zoneout=rates[1], **form)
+    cell.params = make_cell(config, 3, 4).params
+    if backend == "reference":
+        cell = reference.from_cell(cell)
+    errors = pg.gradcheck(cell, T=5, B=3, lengths=lengths, training=training)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_gradcheck_lstm_zoneout_c_across_chunks():
+    cell = pg.LSTM(2, 3, peephole=True, zoneout=0.2, zoneout_c=0.6, recurrent_dropout=0.3,
+                   seed=0)
+    cell.params = make_cell("lstm_peephole", 2, 3).params
+    errors = pg.gradcheck(cell, T=70, B=2, lengths=[70, 40], max_entries=40, training=True)
     assert max(errors.values()) < 1e-6, errors

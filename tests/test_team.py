@@ -452,3 +452,39 @@ def test_the_switch_takes_a_narrower_path():
     assert "PYX_GRU_SIMD must be one of avx512, avx2, portable (or unset), got 'sse9'" in bad.stderr
     with pytest.raises(ValueError, match="is not one this CPU runs"):
         _recurrent._set_simd("neon")
+
+
+@needs_hooks
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("training", [True, False], ids=["training", "evaluation"])
+@pytest.mark.parametrize("mode", ["rows", "units"])
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_split_with_dropout_and_zoneout(split_mode, kernel, mode, training, name, dtype):
+    """Recurrent dropout and zoneout split over the team as everything else:
+    the serial result to rounding, bitwise repeatable, and with the packed
+    kernel bitwise the serial result but for the weight gradients (the
+    masks depend on the row and unit, never on the member)."""
+    cls, form = CONFIGS[name]
+    cell = cls(5, 19, dtype=dtype, seed=0, recurrent_dropout=0.3, zoneout=0.25, **form)
+    cell.params = make_cell(name, D=5, H=19, dtype=dtype).params
+    x, state0, dy, dstate = random_problem(cell, 37, 2, seed=1)
+    lengths = np.array([37, 20])
+
+    def go():
+        y, state, cache = cell.forward(x, state0, lengths, training=training, seed=3)
+        dx, dstate0, dparams = cell.backward(cache, dy, dstate)
+        return [y, *parts(state), dx, *parts(dstate0), *dparams.values()]
+
+    split_mode("serial", kernel)
+    serial = go()
+    split_mode(mode, kernel)
+    assert _recurrent.team_size(37, 2, 19, cell.params["U"].shape[1]) == (2, mode == "units")
+    split, again = go(), go()
+    exact = 0 if kernel == "blas" else len(serial) - len(cell.params)
+    for i, (a, b, c) in enumerate(zip(serial, split, again, strict=True)):
+        np.testing.assert_array_equal(c, b)
+        if i < exact:
+            np.testing.assert_array_equal(b, a)
+        else:
+            assert_close(b, a, dtype)
