@@ -716,7 +716,10 @@ class Cell:
         # With a cache every step keeps its gates, c and extra; without, they
         # are rings of a few steps (see _recurrent.forward). The shapes are
         # the memory plan's (_limits.forward_plan), which the estimate counts.
-        plan = forward_plan(self._description, T, B, D, H, dt.itemsize, cache)
+        dropout = reg is not None and reg.drop is not None
+        zoneout = 0 if reg is None else reg.zoneout
+        plan = forward_plan(self._description, T, B, D, H, dt.itemsize, cache, dropout,
+                            bool(zoneout))
         gates = _workspace.empty(plan["gates"], dtype=dt)
         hs = _workspace.empty(plan["hs"], dtype=dt)
         hs[0] = h0
@@ -727,18 +730,13 @@ class Cell:
             c = np.empty(plan["c"], dtype=dt)
         else:
             cs, c = ph3, _PLACEHOLDERS[2, dt]
-        if "extra" not in plan and self._lstm and reg is not None and reg.zoneout:
-            plan["extra"] = (T if cache else 1, B, H)   # the steps' c^_t
         extra = _workspace.empty(plan["extra"], dtype=dt) if "extra" in plan else ph3
         hu = np.empty(plan["hu"], dtype=dt)
         packed = self._workspace_or_placeholder(plan["packed"])
         keep, pin = self._keep_and_pin(pins)
-        if reg is None:
-            dropout, drop, hm, zoneout, zone_h, zone_c, key = False, ph2, ph2, 0, 0.0, 0.0, 0
-        else:
-            dropout = reg.drop is not None
-            drop, hm = (reg.drop, np.empty((B, H), dtype=dt)) if dropout else (ph2, ph2)
-            zoneout, zone_h, zone_c, key = reg.zoneout, reg.zone_h, reg.zone_c, reg.key
+        # recurrent dropout's mask and masked state rows, zoneout's rates and key
+        drop, hm = (reg.drop, np.empty(plan["hm"], dtype=dt)) if dropout else (ph2, ph2)
+        zone_h, zone_c, key = (0.0, 0.0, 0) if reg is None else reg[2:]
         # With B = 0 there is nothing to compute (and the kernel would take
         # the address of element 0 of empty arrays).
         if B:
@@ -775,14 +773,13 @@ class Cell:
         grads = {k: np.zeros(v.shape, dtype=dt) for k, v in p.items()}
         # The memory plan (_limits.backward_plan): the gate gradients of K
         # steps at a time (_limits.chunk_steps), which the estimate counts.
-        plan = backward_plan(kind, T, B, D, H, dt.itemsize)
+        dropout = reg is not None and reg.drop is not None
+        plan = backward_plan(kind, T, B, D, H, dt.itemsize, dropout, bool(zoneout))
         dx = _workspace.empty(plan["dx"], dtype=dt)
         dA = _workspace.empty(plan["dA"], dtype=dt)
         dxg = _workspace.empty(plan["dxg"], dtype=dt) if "dxg" in plan else ph3
-        # zoneout's two more scratch rows, dropout's chunk of h_{t-1} * m rows
-        work = np.empty((5, B, H) if zoneout else plan["work"], dtype=dt)
-        dropout = reg is not None and reg.drop is not None
-        hmc = _workspace.empty((plan["dA"][0], B, H), dtype=dt) if dropout else ph3
+        work = np.empty(plan["work"], dtype=dt)
+        hmc = _workspace.empty(plan["hmc"], dtype=dt) if dropout else ph3
         packed = self._workspace_or_placeholder(plan["packed"])
         acc = np.empty(GH + 4 * H, dtype=np.float64)  # float64 sums for db, db_hg and dP
         # With T * B = 0 the gradients are zero and dstate0 is dstate.

@@ -167,13 +167,16 @@ OVERHEAD = 64 * 1024
 _STATE_ROWS = 6
 
 
-def forward_plan(kind, T, B, D, H, itemsize, cache=True):
+def forward_plan(kind, T, B, D, H, itemsize, cache=True, dropout=False, zoneout=False):
     """{name: shape} of the arrays ``Cell._forward`` allocates for a kind
     (``pyx_gru._kinds.Kind``): the gates (a ring of ``gate_steps`` steps
     without a cache), the states hs and the last state h, the cell states
     cs and c (a ring of two without a cache) and ``extra`` (a ring of one)
     where the kind has them, the per-step product hu, and the packed
-    operands (``packed_size`` elements, 0 on the BLAS path)."""
+    operands (``packed_size`` elements, 0 on the BLAS path). A pass with
+    recurrent dropout adds its mask and the masked state rows (``drop``,
+    ``hm``); with zoneout, a kind with a cell state keeps its steps' c^_t
+    in ``extra``."""
     GH = len(kind.gates) * H
     Tg = T if cache else _recurrent.gate_steps(T, B, D, H, GH, itemsize)
     plan = {"gates": (Tg, B, GH), "hs": (T + 1, B, H), "h": (B, H), "hu": (B, GH),
@@ -181,8 +184,10 @@ def forward_plan(kind, T, B, D, H, itemsize, cache=True):
     if len(kind.state) == 2:
         plan["cs"] = (T + 1 if cache else 2, B, H)
         plan["c"] = (B, H)
-    if kind.extra:
+    if kind.extra or zoneout and len(kind.state) == 2:
         plan["extra"] = (T if cache else 1, B, H)
+    if dropout:
+        plan["drop"] = plan["hm"] = (B, H)
     return plan
 
 
@@ -193,18 +198,28 @@ def chunk_steps(T, B):
     return min(T, max(1, -(-max(32, T * B // 8) // max(B, 1))))
 
 
-def backward_plan(kind, T, B, D, H, itemsize):
+def backward_plan(kind, T, B, D, H, itemsize, dropout=False, zoneout=False):
     """{name: shape} of the arrays ``Cell._backward`` allocates (the
     float64 sums ``acc`` apart): dx, the gate gradients of a chunk of
     ``chunk_steps`` steps (dA, and dxg where the reset acts after the
-    product), the scratch rows ``work``, and the packed operands."""
+    product), the scratch rows ``work`` (two more with zoneout), the
+    packed operands, and with recurrent dropout a chunk's masked states
+    ``hmc``."""
     GH = len(kind.gates) * H
     K = chunk_steps(T, B)
-    plan = {"dx": (T, B, D), "dA": (K, B, GH), "work": (3, B, H),
+    plan = {"dx": (T, B, D), "dA": (K, B, GH), "work": (5 if zoneout else 3, B, H),
             "packed": (_recurrent.packed_size(B, D, H, GH, True, itemsize),)}
     if kind.reset_after:
         plan["dxg"] = (K, B, H)
+    if dropout:
+        plan["hmc"] = (K, B, H)
     return plan
+
+
+def _options(cell):
+    # (dropout, zoneout) at most: what a training pass of the cell allocates
+    rates = getattr(cell, "_zone_rates", (0.0, 0.0))
+    return bool(getattr(cell, "recurrent_dropout", 0)), any(rates)
 
 
 def _elements(plan):
@@ -216,7 +231,7 @@ def forward_bytes(cell, T, B, cache=True):
     with or without a cache: x (its copy, or its cast), the memory plan
     (y is a view of its hs) and the states."""
     D, H, GH, s = _sizes(cell)
-    plan = _elements(forward_plan(cell._description, T, B, D, H, s, cache))
+    plan = _elements(forward_plan(cell._description, T, B, D, H, s, cache, *_options(cell)))
     return s * (T * B * D + plan + _STATE_ROWS * B * H) + 8 * B + OVERHEAD
 
 
@@ -224,7 +239,7 @@ def backward_bytes(cell, T, B):
     """Bytes ``cell.backward`` allocates for a cache of T steps of a batch of B
     (at most): dy, the memory plan, the parameter gradients and the states."""
     D, H, GH, s = _sizes(cell)
-    plan = _elements(backward_plan(cell._description, T, B, D, H, s))
+    plan = _elements(backward_plan(cell._description, T, B, D, H, s, *_options(cell)))
     params = (D + H + 1) * GH + 4 * H
     return (s * (T * B * H + plan + params + _STATE_ROWS * B * H)
             + 8 * (GH + 4 * H) + OVERHEAD)

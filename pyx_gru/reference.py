@@ -740,11 +740,12 @@ class _ReferenceCell:
         step_forward, _ = self._steps()
         T, B, _ = x.shape
         drop = None if reg is None else reg.drop
+        kw = {} if drop is None else {"drop": drop}   # (a step may predate the keyword)
         state = (h0,) if c0 is None else (h0, c0)
         y = np.zeros((T, B, self.hidden_size), dtype=self.dtype)
         steps = []
         for t in range(T):
-            new_state, step_cache = step_forward(x[t], state, p, pins, drop)
+            new_state, step_cache = step_forward(x[t], state, p, pins, **kw)
             new_state = self._zone(reg, t, state, new_state)
             on = _active(t, lengths, B)
             state = tuple(np.where(on, new, old) for new, old in zip(new_state, state, strict=True))
@@ -760,6 +761,7 @@ class _ReferenceCell:
         _, step_backward = self._steps()
         T, B, _ = cache.x.shape
         drop = None if reg is None else reg.drop
+        kw = {} if drop is None else {"drop": drop}
         dstate = (dh,) if dc is None else (dh, dc)
         grads = {k: np.zeros_like(v) for k, v in p.items()}
         dx = np.zeros(cache.x.shape, dtype=self.dtype)
@@ -769,7 +771,7 @@ class _ReferenceCell:
             d_new = tuple(np.where(on, d, 0) for d in dstate)
             # zoneout: the kept units' gradient goes straight to the previous state
             d_new, d_kept = self._zone_backward(reg, t, d_new)
-            dx[t], d_prev, step_grads = step_backward(d_new, cache.steps[t], p, pins, drop)
+            dx[t], d_prev, step_grads = step_backward(d_new, cache.steps[t], p, pins, **kw)
             d_prev = tuple(d + k for d, k in zip(d_prev, d_kept, strict=True))
             for k in grads:
                 grads[k] += step_grads[k]
