@@ -568,7 +568,9 @@ class Cell:
 
     def _check_regularisation(self, reg, B):
         # The kernels read the mask with no bounds checks.
-        if not isinstance(reg, Regularisation) or reg.zoneout not in (0, 1, 2):
+        if (not isinstance(reg, Regularisation) or reg.zoneout not in (0, 1, 2)
+                or not isinstance(reg.key, int) or not 0 <= reg.key < 2**64
+                or not all(isinstance(p, float) and 0 <= p < 1 for p in reg[2:4])):
             raise ValueError("cache.regularisation was not made by forward: run forward again")
         if reg.drop is not None:
             self._check_array("cache.regularisation.drop", reg.drop, (B, self._hidden_size),

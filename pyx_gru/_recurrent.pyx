@@ -38,8 +38,11 @@
 # Files: _kinds.pxi describes each kind (its gate blocks, state parts and
 # extra arrays: the driver reads nothing else about a kind), _pointwise.pxi
 # holds the pointwise steps and the one dispatch on a kind's number,
-# _policy.pxi the team's tuning policy and its setters; this file the
-# drivers, the shape contract and the entry points.
+# _policy.pxi the team's tuning policy and its setters, _regularisation.pxi
+# recurrent dropout and zoneout (which the driver applies around the steps:
+# the state entering the products times a mask, the new state zoned out
+# after the step; off, a flag tested per step); this file the drivers, the
+# shape contract and the entry points.
 #
 # The cache the backward pass reads is what forward wrote: `gates` holds the
 # gate activations (not pre-activations), `hs` (T+1, B, H) the states with

@@ -14,30 +14,100 @@
 #   h_t = p h_{t-1} + (1 - p) h^_t (evaluation); for the LSTM the same on c
 #   with its own rate and mask, the step's own c^_t kept in `extra` (the
 #   backward's tanh(c) and o-peephole read c^_t, not the zoned c_t). The
-#   masks are never stored: d = [hash(key, 2 ((t B + b) H + j) + part) <
-#   p 2^64], splitmix64's finaliser on a counter, which the backward
-#   regenerates and pyx_gru.reference computes the same way in uint64.
+#   masks are never stored: a counter-based hash of (key, t, row, part,
+#   unit) (below), which the backward regenerates and pyx_gru.reference
+#   computes the same way in uint64/uint32 arrays.
 # Off (dropout False, zoneout _ZONE_OFF), the driver tests a flag a step
 # and runs the same calls as without this file.
 
 cdef extern from *:
     """
     #include <stdint.h>
-    /* splitmix64 (Steele, Lea & Flood 2014) as a counter-based generator:
-       the n-th output of the stream seeded with key */
-    static inline uint64_t pyx_zone_hash(uint64_t key, uint64_t n) {
+    #include <stddef.h>
+    /* The zoneout masks. A row's stream: the n-th output of splitmix64
+       (Steele, Lea & Flood 2014) from the pass's key, n = (t B + b) 2 +
+       part, computed once per row; a unit's draw: a 32-bit finaliser
+       (lowbias32, C. Wellons) of (lo + j * golden) ^ hi, lo and hi the
+       row's two halves, which vectorises (32-bit multiplies) where a
+       64-bit hash per unit would not. d = 1 where the draw < p 2^32. */
+    static inline uint64_t pyx_zone_row(uint64_t key, uint64_t n) {
         uint64_t z = key + (n + 1) * 0x9E3779B97F4A7C15ULL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
         return z ^ (z >> 31);
     }
-    /* P(hash < threshold) = p for p in [0, 1): p 2^64, truncated (exact) */
-    static inline uint64_t pyx_zone_threshold(double p) {
-        return (uint64_t)(p * 18446744073709551616.0);
+    static inline uint32_t pyx_zone_draw(uint32_t lo, uint32_t hi, uint32_t j) {
+        uint32_t x = (lo + j * 0x9E3779B9u) ^ hi;
+        x ^= x >> 16; x *= 0x7FEB352Du;
+        x ^= x >> 15; x *= 0x846CA68Bu;
+        return x ^ (x >> 16);
     }
+    static inline uint32_t pyx_zone_threshold(double p) {
+        return (uint32_t)(p * 4294967296.0);   /* p in [0, 1): exact */
+    }
+    /* cur[i] = prev[i] where unit j0 + i is kept, i < n (integer hashing
+       and selects: every path gives the same bits; AVX2's 32-bit
+       multiplies make the widest about twice as fast as SSE2's) */
+    #define PYX_ZONE_ROWS(T, name, ATTR) \
+    ATTR static void name##_forward(T* cur, const T* prev, ptrdiff_t n, uint64_t row, \
+                               uint32_t thr, uint32_t j0) { \
+        uint32_t lo = (uint32_t) row, hi = (uint32_t) (row >> 32); \
+        for (ptrdiff_t i = 0; i < n; i++) { \
+            uint32_t u = pyx_zone_draw(lo, hi, j0 + (uint32_t) i); \
+            T a = prev[i], b = cur[i];  /* both loaded: the select vectorises */ \
+            cur[i] = u < thr ? a : b; \
+        } \
+    } \
+    /* kept[i] = d[i] where kept (d[i] = 0 there), else 0 */ \
+    ATTR static void name##_backward(T* d, T* kept, ptrdiff_t n, uint64_t row, \
+                                uint32_t thr, uint32_t j0) { \
+        uint32_t lo = (uint32_t) row, hi = (uint32_t) (row >> 32); \
+        for (ptrdiff_t i = 0; i < n; i++) { \
+            uint32_t u = pyx_zone_draw(lo, hi, j0 + (uint32_t) i); \
+            T v = d[i]; \
+            kept[i] = u < thr ? v : (T) 0; \
+            d[i] = u < thr ? (T) 0 : v; \
+        } \
+    }
+    #include "_simd.h"
+    PYX_ZONE_ROWS(float, pyx_zone_fp, )
+    PYX_ZONE_ROWS(double, pyx_zone_dp, )
+    #if PYX_SIMD_X86
+    PYX_ZONE_ROWS(float, pyx_zone_fa, PYX_TARGET_AVX2)
+    PYX_ZONE_ROWS(double, pyx_zone_da, PYX_TARGET_AVX2)
+    #define PYX_ZONE_WIDE (pyx_simd() >= PYX_SIMD_AVX2)
+    #else
+    #define pyx_zone_fa_forward pyx_zone_fp_forward
+    #define pyx_zone_fa_backward pyx_zone_fp_backward
+    #define pyx_zone_da_forward pyx_zone_dp_forward
+    #define pyx_zone_da_backward pyx_zone_dp_backward
+    #define PYX_ZONE_WIDE 0
+    #endif
+    #define PYX_ZONE_DISPATCH(T, name, p, a) \
+    static void name##_forward(T* cur, const T* prev, ptrdiff_t n, uint64_t row, \
+                               uint32_t thr, uint32_t j0) { \
+        if (PYX_ZONE_WIDE) a##_forward(cur, prev, n, row, thr, j0); \
+        else p##_forward(cur, prev, n, row, thr, j0); \
+    } \
+    static void name##_backward(T* d, T* kept, ptrdiff_t n, uint64_t row, \
+                                uint32_t thr, uint32_t j0) { \
+        if (PYX_ZONE_WIDE) a##_backward(d, kept, n, row, thr, j0); \
+        else p##_backward(d, kept, n, row, thr, j0); \
+    }
+    PYX_ZONE_DISPATCH(float, pyx_zone_f, pyx_zone_fp, pyx_zone_fa)
+    PYX_ZONE_DISPATCH(double, pyx_zone_d, pyx_zone_dp, pyx_zone_da)
     """
-    unsigned long long pyx_zone_hash(unsigned long long key, unsigned long long n) noexcept nogil
-    unsigned long long pyx_zone_threshold(double p) noexcept nogil
+    unsigned long long pyx_zone_row(unsigned long long key, unsigned long long n) noexcept nogil
+    unsigned int pyx_zone_threshold(double p) noexcept nogil
+    void pyx_zone_f_forward(float* cur, const float* prev, Py_ssize_t n, unsigned long long row,
+                            unsigned int thr, unsigned int j0) noexcept nogil
+    void pyx_zone_d_forward(double* cur, const double* prev, Py_ssize_t n,
+                            unsigned long long row, unsigned int thr,
+                            unsigned int j0) noexcept nogil
+    void pyx_zone_f_backward(float* d, float* kept, Py_ssize_t n, unsigned long long row,
+                             unsigned int thr, unsigned int j0) noexcept nogil
+    void pyx_zone_d_backward(double* d, double* kept, Py_ssize_t n, unsigned long long row,
+                             unsigned int thr, unsigned int j0) noexcept nogil
 
 
 cdef enum:
@@ -60,8 +130,8 @@ ctypedef struct _Reg:
     double p_h          # zoneout rate of h
     double p_c          # of c (cell_state kinds)
     unsigned long long key
-    unsigned long long thr_h
-    unsigned long long thr_c
+    unsigned int thr_h
+    unsigned int thr_c
 
 
 cdef _Reg _make_reg(bint dropout, const void* drop, void* hm, int zoneout, double p_h,
@@ -114,8 +184,8 @@ cdef void _zone_forward(const _Reg* reg, int part, Py_ssize_t t, Py_ssize_t B, P
     # offset to [b0, u0]) keeps prev where d = 1 (training), or becomes
     # p prev + (1 - p) cur (evaluation).
     cdef double p = reg.p_c if part else reg.p_h
-    cdef unsigned long long thr = reg.thr_c if part else reg.thr_h
-    cdef unsigned long long n
+    cdef unsigned int thr = reg.thr_c if part else reg.thr_h
+    cdef unsigned long long row
     cdef floating fp = <floating> p
     cdef floating q = 1 - fp
     cdef Py_ssize_t bb, j, k
@@ -124,10 +194,11 @@ cdef void _zone_forward(const _Reg* reg, int part, Py_ssize_t t, Py_ssize_t B, P
     for bb in range(nb):
         k = bb * H
         if reg.zoneout == _ZONE_TRAIN:
-            n = <unsigned long long> (((t * B + b0 + bb) * H + u0) * 2 + part)
-            for j in range(nu):
-                if pyx_zone_hash(reg.key, n + 2 * j) < thr:
-                    cur[k + j] = prev[k + j]
+            row = pyx_zone_row(reg.key, <unsigned long long> ((t * B + b0 + bb) * 2 + part))
+            if floating is float:
+                pyx_zone_f_forward(cur + k, prev + k, nu, row, thr, <unsigned int> u0)
+            else:
+                pyx_zone_d_forward(cur + k, prev + k, nu, row, thr, <unsigned int> u0)
         else:
             for j in range(k, k + nu):
                 cur[j] = fp * prev[j] + q * cur[j]
@@ -143,8 +214,8 @@ cdef void _zone_backward(const _Reg* reg, int part, Py_ssize_t t, Py_ssize_t B, 
     # the rows past their length, whose d is left as it is: they carry the
     # state unchanged).
     cdef double p = reg.p_c if part else reg.p_h
-    cdef unsigned long long thr = reg.thr_c if part else reg.thr_h
-    cdef unsigned long long n
+    cdef unsigned int thr = reg.thr_c if part else reg.thr_h
+    cdef unsigned long long row
     cdef floating fp = <floating> p
     cdef floating q = 1 - fp
     cdef floating zero = 0
@@ -155,13 +226,11 @@ cdef void _zone_backward(const _Reg* reg, int part, Py_ssize_t t, Py_ssize_t B, 
             for j in range(k, k + nu):
                 kept[j] = zero
         elif reg.zoneout == _ZONE_TRAIN:
-            n = <unsigned long long> (((t * B + b0 + bb) * H + u0) * 2 + part)
-            for j in range(nu):
-                if pyx_zone_hash(reg.key, n + 2 * j) < thr:
-                    kept[k + j] = d[k + j]
-                    d[k + j] = zero
-                else:
-                    kept[k + j] = zero
+            row = pyx_zone_row(reg.key, <unsigned long long> ((t * B + b0 + bb) * 2 + part))
+            if floating is float:
+                pyx_zone_f_backward(d + k, kept + k, nu, row, thr, <unsigned int> u0)
+            else:
+                pyx_zone_d_backward(d + k, kept + k, nu, row, thr, <unsigned int> u0)
         else:
             for j in range(k, k + nu):
                 kept[j] = fp * d[j]

@@ -826,9 +826,11 @@ def zoneout_mask(key, t, B, H, part, rate):
     """The zoneout mask of step t, as the kernels draw it: True where a unit
     keeps its previous value.
 
-    d[b, j] = hash(key, n) < rate * 2**64 with n = 2 ((t B + b) H + j) + part
-    and hash the splitmix64 stream of ``key`` (its n-th output), in uint64
-    arithmetic: the same bits as the compiled cells' masks.
+    Row b's stream is r = splitmix64(key, n), the n-th output of the
+    SplitMix64 generator seeded with ``key``, n = 2 (t B + b) + part; unit
+    j's draw is u = lowbias32((lo + j * 0x9E3779B9) ^ hi) (mod 2**32), lo and
+    hi the low and high halves of r; d[b, j] = u < rate * 2**32. In uint64
+    and uint32 arithmetic: the same bits as the compiled cells' masks.
 
     Parameters
     ----------
@@ -848,14 +850,19 @@ def zoneout_mask(key, t, B, H, part, rate):
     ndarray of bool, shape (B, H)
         The mask d, True with probability ``rate``.
     """
-    n = ((np.uint64(t) * np.uint64(B) + np.arange(B, dtype=np.uint64)[:, None]) * np.uint64(H)
-         + np.arange(H, dtype=np.uint64)) * np.uint64(2) + np.uint64(part)
+    n = (np.uint64(t) * np.uint64(B) + np.arange(B, dtype=np.uint64)) * np.uint64(2) + np.uint64(part)
     with np.errstate(over="ignore"):
         z = np.uint64(key) + (n + np.uint64(1)) * _GOLDEN
         z = (z ^ (z >> np.uint64(30))) * _MIX1
         z = (z ^ (z >> np.uint64(27))) * _MIX2
         z = z ^ (z >> np.uint64(31))
-    return z < np.uint64(int(rate * 2.0**64))
+        lo = (z & np.uint64(0xFFFFFFFF)).astype(np.uint32)[:, None]
+        hi = (z >> np.uint64(32)).astype(np.uint32)[:, None]
+        x = (lo + np.arange(H, dtype=np.uint32) * np.uint32(0x9E3779B9)) ^ hi
+        x = (x ^ (x >> np.uint32(16))) * np.uint32(0x7FEB352D)
+        x = (x ^ (x >> np.uint32(15))) * np.uint32(0x846CA68B)
+        x = x ^ (x >> np.uint32(16))
+    return x < np.uint32(int(rate * 2.0**32))
 
 
 def _active(t, lengths, B):
