@@ -879,7 +879,11 @@ class _ScanCell(Cell):
     """A cell whose gates read only x_t (minGRU, minLSTM): no recurrent
     weights U, so a pass is one product over all steps plus the linear
     recurrence h_t = a_t * h_{t-1} + b_t, run by ``pyx_gru._scan`` (split
-    over the team by blocks of time)."""
+    over the team by blocks of time). Unlike the other cells, a forward
+    pass without a cache still holds every step's gates and a_t ((G + 1) H
+    numbers per row) while it runs: the scan reads them all at once. The
+    results depend on the team size (the blocks regroup the products of
+    the a_t) to rounding only, and are bitwise the same for one team size."""
 
     def _init_params(self, rng):
         # W Glorot-uniform per gate block, b zero (no U to initialise)

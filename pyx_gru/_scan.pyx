@@ -174,11 +174,12 @@ cdef inline void _gates_backward(int kind, Py_ssize_t H, const floating* g,
             dc[j] = dh * g[j]
     else:
         # h = f' h_prev + i' g with f' = f / s, i' = i / s, s = f + i:
-        # u = dh (h_prev - g) f i / s^2, df = u (1 - f), di = -u (1 - i)
+        # u = dh (h_prev - g) f i / s^2, df = u (1 - f), di = -u (1 - i),
+        # with f i / s^2 as f' i' (f i and s^2 underflow for tiny gates)
         for j in range(H):
             dh = dc[j]
             s = g[j] + g[H + j]
-            u = dh * (h_prev[j] - c[j]) * (g[j] * g[H + j] / (s * s))
+            u = dh * (h_prev[j] - c[j]) * ((g[j] / s) * (g[H + j] / s))
             d[j] = u * (1 - g[j]) * keep[0]
             d[H + j] = -u * (1 - g[H + j]) * keep[1]
             dc[j] = dh * (g[H + j] / s)

@@ -14,7 +14,7 @@ import pytest
 
 import pyx_gru as pg
 from pyx_gru import _blas, _scan, _threads, reference
-from helpers import DTYPES, TOL, assert_close, assert_results_close, make_cell, random_problem
+from helpers import DTYPES, assert_close, assert_results_close, make_cell, random_problem
 
 MIN_CELLS = ["mingru", "minlstm"]
 needs_hooks = pytest.mark.skipif(not _threads.BOUND, reason="no OpenBLAS thread hooks in this process")
@@ -313,3 +313,74 @@ def test_the_kernels_check_shapes():
             _scan.forward(_scan.MINGRU, False, *args.values())
     with pytest.raises(ValueError, match="kind"):
         _scan.forward(7, False, x, W, b, lengths, keep, pin, *good.values())
+
+
+# -- what the shared suites skip for these cells ------------------------------
+
+@pytest.mark.parametrize("name", MIN_CELLS)
+def test_documented_initialisation(name):
+    """W Glorot-uniform per gate block (within sqrt(6 / (D + H))), b zero."""
+    cell = make_cell(name, 5, 6, scale=0.0)
+    cell = type(cell)(5, 6, seed=0)
+    W, b = cell.params["W"], cell.params["b"]
+    assert W.shape == (5, 6 * len(cell.gates)) and not np.any(b)
+    limit = np.sqrt(6 / (5 + 6))
+    assert np.all(np.abs(W) <= limit) and np.abs(W).max() > limit / 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("name", MIN_CELLS)
+@pytest.mark.parametrize("huge", ["weights", "inputs"])
+def test_saturated_gates_stay_finite_and_agree_with_the_reference(name, dtype, huge):
+    """Pre-activations up to about 80 (weights up to 20, or inputs up to 40):
+    sigmoid gates down to 1e-12 and below, and outputs and
+    gradients are finite and agree with the reference (minLSTM's f i / (f +
+    i)^2 is computed as f' i', since f i underflows in float32)."""
+    cell = make_cell(name, 4, 6, dtype, scale=20.0 if huge == "weights" else 0.5)
+    x, state0, dy, dstate = random_problem(cell, 8, 3)
+    if huge == "inputs":
+        x = x * 40
+    ref = reference.from_cell(cell)
+    got = cell.forward(x, state0)
+    want = ref.forward(x, state0)
+    sig = got[2].gates[..., :(len(cell.gates) - 1) * 6]
+    assert sig.min() < 1e-12 and sig.max() > 1 - 1e-6
+    grads = cell.backward(got[2], dy, dstate)
+    for arr in [got[0], got[1], grads[0], grads[1], *grads[2].values()]:
+        assert np.all(np.isfinite(arr))
+    scale = np.abs(x).max() * np.abs(cell.params["W"]).max() * 4
+    assert_close(got[0] / scale, want[0] / scale, dtype, factor=10)
+
+
+@pytest.mark.parametrize("name,gate", [("mingru", "z"), ("minlstm", "f"), ("minlstm", "i")])
+def test_a_pinned_gate_gets_no_gradient(name, gate):
+    cell = make_cell(name, 3, 4)
+    x, state0, dy, dstate = random_problem(cell, 5, 3)
+    _, _, cache = cell.forward(x, state0, [5, 2, 0], gates={gate: 0.3})
+    _, _, grads = cell.backward(cache, dy, dstate)
+    k = cell.gates.index(gate)
+    assert not np.any(grads["W"][:, k * 4:(k + 1) * 4]) and not np.any(grads["b"][k * 4:(k + 1) * 4])
+    assert np.all(grads["W"][:, (len(cell.gates) - 1) * 4:] != 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("name", MIN_CELLS)
+def test_a_sequence_of_100000_steps_equals_two_halves_to_rounding(name, dtype):
+    """T = 100,000, B = 1, H = 32: the two halves (state and dstate carried)
+    give the whole sequence's results to the scan's tolerance."""
+    T, h = 100_000, 50_000
+    cell = make_cell(name, 8, 32, dtype)
+    x, state0, dy, dstate = random_problem(cell, T, 1)
+    y, state, cache = cell.forward(x, state0)
+    dx, dstate0, grads = cell.backward(cache, dy, dstate)
+    y1, s1, c1 = cell.forward(x[:h], state0)
+    y2, s2, c2 = cell.forward(x[h:], s1)
+    dx2, d_mid, g2 = cell.backward(c2, dy[h:], dstate)
+    dx1, d0, g1 = cell.backward(c1, dy[:h], d_mid)
+    assert_close(np.concatenate([y1, y2]), y, dtype, factor=SCAN_FACTOR)
+    assert_close(np.concatenate([dx1, dx2]), dx, dtype, factor=SCAN_FACTOR)
+    assert_close(s2, state, dtype, factor=SCAN_FACTOR)
+    assert_close(d0, dstate0, dtype, factor=SCAN_FACTOR)
+    for k in grads:
+        assert_close(g1[k] + g2[k], grads[k], dtype, k, factor=SCAN_FACTOR)
+    assert np.all(np.isfinite(y)) and np.abs(y).max() > 0.1
