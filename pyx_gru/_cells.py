@@ -927,7 +927,7 @@ class _ScanCell(Cell):
 
 
 class MinGRU(_ScanCell):
-    """minGRU (Feng et al. 2024): the GRU with gates and candidate from x_t alone.
+    """The minGRU of Feng et al. (2024): a GRU whose gate and candidate read x_t alone.
 
     ::
 
@@ -963,7 +963,7 @@ class MinGRU(_ScanCell):
 
 
 class MinLSTM(_ScanCell):
-    """minLSTM (Feng et al. 2024): forget and input gates from x_t alone,
+    """The minLSTM of Feng et al. (2024): forget and input gates from x_t alone,
     normalised to sum to 1, and no cell state or output gate.
 
     ::
