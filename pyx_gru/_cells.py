@@ -941,8 +941,10 @@ class MinGRU(_ScanCell):
     z = 1). No recurrent weights: ``params`` are ``W`` (D, 2H) and ``b``
     (2H,). The whole sequence is one product x @ W over all T*B rows and
     the linear recurrence h_t = a_t * h_{t-1} + b_t with a_t = 1 - z_t,
-    b_t = z_t * g_t, which the kernels split over threads by blocks of time.
-    Gates: ``("z", "g")``.
+    b_t = z_t * g_t, which the kernels split over threads by blocks of time
+    (results equal to rounding across thread counts, bitwise for one). A
+    forward pass without a cache still holds every step's gates and a_t
+    while it runs: the scan reads them all at once. Gates: ``("z", "g")``.
 
     Theory: :doc:`/theory/mingru`.
 
@@ -978,7 +980,9 @@ class MinLSTM(_ScanCell):
     (arXiv:2410.01201), with their h-tilde written g. f' + i' = 1, so h_t
     is a convex mix of h_{t-1} and g_t. No recurrent weights: ``params`` are
     ``W`` (D, 3H) and ``b`` (3H,). Pinning both f and i to 0 (``gates=``)
-    makes f' and i' 0/0 = NaN. Gates: ``("f", "i", "g")``.
+    makes f' and i' 0/0 = NaN. Run as minGRU's linear recurrence, with a_t =
+    f'_t and b_t = i'_t * g_t (see ``MinGRU`` for threads and memory).
+    Gates: ``("f", "i", "g")``.
 
     Theory: :doc:`/theory/mingru`.
 

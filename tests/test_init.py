@@ -19,8 +19,8 @@ def test_seed_makes_parameters_reproducible(config):
 
 
 def test_documented_initialisation(config):
-    D, H = 5, 6
     skip_scan(config, "no U to initialise; test_mincells.py checks W and b")
+    D, H = 5, 6
     cell = _cell(config, D, H, seed=0)
     G = len(cell.gates)
     limit = np.sqrt(6 / (D + H))
