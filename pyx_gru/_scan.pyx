@@ -39,6 +39,8 @@
 # products of a's, which changes the last bits (tests/test_mincells.py).
 # BLAS only through _blas.gemm; every buffer comes from the caller except
 # the team's carries (2 * team * B * H), allocated once before the loop.
+import os
+
 from cython cimport floating
 from cython.parallel cimport parallel, threadid
 from libc.stdlib cimport free, malloc
@@ -46,6 +48,39 @@ from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm, team_enter, team_leave
 from ._math cimport sigmoid_block
+
+cdef extern from "_simd.h" nogil:
+    # this module's own copy of the vector path of the activations
+    int pyx_simd()
+    int pyx_simd_widest()
+    int pyx_simd_set(int level)
+
+# The vector paths by name, narrowest first (as _recurrent.SIMD_PATHS). The
+# activations give bitwise the same results on every path; the path only
+# changes their speed. PYX_GRU_SIMD narrows it, as for _recurrent (which
+# checks the variable's value on import).
+SIMD_PATHS = ("portable", "avx2", "avx512")
+
+
+def simd_path():
+    """The vector path this module's activations take now."""
+    return SIMD_PATHS[pyx_simd()]
+
+
+def _set_simd(str name):
+    """Take the vector path ``name`` (for the tests and the benchmark, as
+    ``_recurrent._set_simd``); returns the previous one, to restore it."""
+    if name not in SIMD_PATHS[pyx_simd_widest()::-1]:
+        raise ValueError(f"vector path {name!r} is not one this CPU runs")
+    previous = simd_path()
+    pyx_simd_set(SIMD_PATHS.index(name))
+    return previous
+
+
+_simd_value = os.environ.get("PYX_GRU_SIMD", "").strip().lower()
+if _simd_value in SIMD_PATHS:
+    pyx_simd_set(SIMD_PATHS.index(_simd_value))
+simd_path()  # the path is fixed here, not by the first call in a team
 
 cdef extern from *:
     """

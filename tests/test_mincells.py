@@ -43,7 +43,8 @@ def run(cell, x, state0, dy, dstate, lengths=None, gates=None):
 @pytest.mark.parametrize("name", MIN_CELLS)
 @pytest.mark.parametrize("lengths", [None, [11, 4, 0, 7]], ids=["full", "lengths"])
 @pytest.mark.parametrize("pinned", [False, True], ids=["learned", "pinned"])
-def test_compiled_matches_reference(name, dtype, lengths, pinned):
+def test_compiled_matches_reference(simd_path, name, dtype, lengths, pinned):
+    assert _scan.simd_path() == simd_path
     cell = make_cell(name, 5, 6, dtype=dtype)
     ref = reference.from_cell(cell)
     x, state0, dy, dstate = random_problem(cell, 11, 4)
