@@ -90,7 +90,7 @@ def test_empty_sequences_and_batches(name):
 @needs_hooks
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("name", MIN_CELLS)
-@pytest.mark.parametrize("T,B", [(64, 1), (37, 3), (5, 2)])
+@pytest.mark.parametrize("T,B", [(64, 1), (37, 3), (5, 2), (3, 4)])
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "lengths"])
 def test_scan_matches_sequential_and_repeats_bitwise(split_every_call, name, dtype, T, B,
                                                      masked):
@@ -99,17 +99,20 @@ def test_scan_matches_sequential_and_repeats_bitwise(split_every_call, name, dty
     x, state0, dy, dstate = random_problem(cell, T, B)
     lengths = np.arange(B) * T // max(B, 1) + 1 if masked else None
     results = {}
-    for n in (1, 2, 2):
+    GH = cell.params["W"].shape[1]
+    # 3 and 4 members (more threads than cores is allowed) chain several carries
+    for n in (1, 2, 2, 3, 4, 4):
         with threadpoolctl.threadpool_limits(n, user_api="blas"):
-            if n == 2 and _scan.team_size(T, B, 4, cell.params["W"].shape[1]) < 2:
-                pytest.skip("the BLAS gives this process one thread")
+            if _scan.team_size(T, B, 4, GH) != min(n, T):
+                pytest.skip(f"the BLAS does not give this process {n} threads")
             got = run(cell, x, state0, dy, dstate, lengths)
         if n in results:   # the same team size: bitwise the same
             for u, v in zip(got, results[n], strict=True):
                 np.testing.assert_array_equal(u, v)
         results[n] = got
-    for u, v in zip(results[2], results[1], strict=True):
-        assert_close(u, v, dtype, factor=SCAN_FACTOR)
+    for n in (2, 3, 4):
+        for u, v in zip(results[n], results[1], strict=True):
+            assert_close(u, v, dtype, factor=SCAN_FACTOR)
 
 
 @needs_hooks
