@@ -136,7 +136,7 @@ def test_float32_agrees_with_float64(config):
 
 def test_all_cells_listed():
     assert {type(make_cell(n)).__name__ for n in CONFIGS} == {"RNN", "SimpleGRU", "GRU", "MGU",
-                                                              "LSTM"}
+                                                              "LSTM", "MinGRU", "MinLSTM"}
     assert pg.reference.from_cell(pg.GRU(2, 3, reset="before")).reset == "before"
     assert pg.reference.from_cell(pg.MGU(2, 3, reset="before")).reset == "before"
 
