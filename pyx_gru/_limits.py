@@ -175,6 +175,10 @@ def forward_plan(kind, T, B, D, H, itemsize, cache=True):
     where the kind has them, the per-step product hu, and the packed
     operands (``packed_size`` elements, 0 on the BLAS path)."""
     GH = len(kind.gates) * H
+    if kind.scan:
+        # minGRU, minLSTM (_scan): every step's gates and a_t, with a cache
+        # or without (the scan needs all of them at once)
+        return {"gates": (T, B, GH), "a": (T, B, H), "hs": (T + 1, B, H), "h": (B, H)}
     Tg = T if cache else _recurrent.gate_steps(T, B, D, H, GH, itemsize)
     plan = {"gates": (Tg, B, GH), "hs": (T + 1, B, H), "h": (B, H), "hu": (B, GH),
             "packed": (_recurrent.packed_size(B, D, H, GH, False, itemsize),)}
@@ -199,6 +203,9 @@ def backward_plan(kind, T, B, D, H, itemsize):
     ``chunk_steps`` steps (dA, and dxg where the reset acts after the
     product), the scratch rows ``work``, and the packed operands."""
     GH = len(kind.gates) * H
+    if kind.scan:
+        # the gate gradients of every step (the scan reads them all)
+        return {"dx": (T, B, D), "dA": (T, B, GH)}
     K = chunk_steps(T, B)
     plan = {"dx": (T, B, D), "dA": (K, B, GH), "work": (3, B, H),
             "packed": (_recurrent.packed_size(B, D, H, GH, True, itemsize),)}

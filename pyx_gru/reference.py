@@ -7,7 +7,8 @@ of what its backward step needs; the backward step takes the gradient of the
 loss with respect to the new state and returns the gradients with respect to
 the input, the previous state and the parameters. One loop over time,
 ``_ReferenceCell``, drives every cell, and the classes ``RNN``,
-``SimpleGRU``, ``GRU``, ``MGU`` and ``LSTM`` have exactly the interface of the
+``SimpleGRU``, ``GRU``, ``MGU``, ``LSTM``, ``MinGRU`` and ``MinLSTM`` have
+exactly the interface of the
 compiled ones (same constructor, same seeded parameters, same ``forward``
 and ``backward``), so either can stand in for the other.
 
@@ -34,6 +35,9 @@ __all__ = [
     "mgu_after_step_forward", "mgu_after_step_backward",
     "mgu_before_step_forward", "mgu_before_step_backward",
     "lstm_step_forward", "lstm_step_backward",
+    "MinGRU", "MinLSTM",
+    "mingru_step_forward", "mingru_step_backward",
+    "minlstm_step_forward", "minlstm_step_backward",
 ]
 
 
@@ -666,6 +670,159 @@ def lstm_step_backward(dstate, cache, p, pins=None):
 
 
 # --------------------------------------------------------------------------
+# minGRU (Feng et al. 2024): h_t = (1 - z) * h_{t-1} + z * g, gates from x_t
+# --------------------------------------------------------------------------
+
+def mingru_step_forward(x_t, state, p, pins=None):
+    """One forward step of minGRU: no h_{t-1} in the gate or the candidate.
+
+    z = sigma(x_t W_z + b_z), g = x_t W_g + b_g (linear),
+    h_t = (1 - z) * h_{t-1} + z * g.
+
+    Parameters
+    ----------
+    x_t : ndarray, shape (B, D)
+        The inputs at step t.
+    state : tuple of ndarray
+        ``(h_prev,)``, h_prev (B, H) being h_{t-1}.
+    p : dict of str to ndarray
+        The parameters, keyed as ``cell.params``: ``W`` (D, G*H), ``b``
+        (G*H,); G = 2, gates z, g. No ``U``.
+    pins : dict of str to ndarray, optional
+        Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
+        None pins none.
+
+    Returns
+    -------
+    state : tuple of ndarray
+        ``(h_t,)``, h_t (B, H).
+    cache : tuple of ndarray
+        What ``mingru_step_backward`` needs: ``(x_t, h_prev, z, g)``.
+    """
+    (h_prev,) = state
+    a_z, a_g = _gate_blocks(x_t @ p["W"] + p["b"], 2)
+    z = gate(a_z, "z", pins)
+    g = a_g
+    h = (1 - z) * h_prev + z * g
+    return (h,), (x_t, h_prev, z, g)
+
+
+def mingru_step_backward(dstate, cache, p, pins=None):
+    """Backward of ``mingru_step_forward``: dz = dh * (g - h_prev), dg = dh * z,
+    and the only path to h_prev, dh * (1 - z) (no product with U).
+
+    Parameters
+    ----------
+    dstate : tuple of ndarray
+        ``(dh,)``, dh (B, H) being dL/dh_t.
+    cache : tuple of ndarray
+        The cache ``mingru_step_forward`` returned for this step.
+    p : dict of str to ndarray
+        The parameters, as given to ``mingru_step_forward``.
+    pins : dict of str to ndarray, optional
+        The pinned gates, as given to ``mingru_step_forward``; a pinned gate
+        passes no gradient to its pre-activation.
+
+    Returns
+    -------
+    dx_t : ndarray, shape (B, D)
+        The gradient dL/dx_t.
+    dstate_prev : tuple of ndarray
+        ``(dh_prev,)``, dh_prev (B, H) being dL/dh_{t-1}.
+    grads : dict of str to ndarray
+        This step's share of every parameter gradient, keyed and shaped like
+        ``p``.
+    """
+    (dh,) = dstate
+    x_t, h_prev, z, g = cache
+    dz = dh * (g - h_prev)
+    dg = dh * z
+    da = np.concatenate([dz * gate_slope(z, "z", pins), dg], axis=1)
+    grads = {"W": x_t.T @ da, "b": da.sum(0)}
+    return da @ p["W"].T, (dh * (1 - z),), grads
+
+
+# --------------------------------------------------------------------------
+# minLSTM (Feng et al. 2024): h_t = f' * h_{t-1} + i' * g, f' + i' = 1
+# --------------------------------------------------------------------------
+
+def minlstm_step_forward(x_t, state, p, pins=None):
+    """One forward step of minLSTM: gates from x_t alone, normalised.
+
+    f = sigma(x_t W_f + b_f), i = sigma(x_t W_i + b_i), g = x_t W_g + b_g,
+    f' = f / (f + i), i' = i / (f + i), h_t = f' * h_{t-1} + i' * g.
+
+    Parameters
+    ----------
+    x_t : ndarray, shape (B, D)
+        The inputs at step t.
+    state : tuple of ndarray
+        ``(h_prev,)``, h_prev (B, H) being h_{t-1}.
+    p : dict of str to ndarray
+        The parameters, keyed as ``cell.params``: ``W`` (D, G*H), ``b``
+        (G*H,); G = 3, gates f, i, g. No ``U``.
+    pins : dict of str to ndarray, optional
+        Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
+        None pins none.
+
+    Returns
+    -------
+    state : tuple of ndarray
+        ``(h_t,)``, h_t (B, H).
+    cache : tuple of ndarray
+        What ``minlstm_step_backward`` needs: ``(x_t, h_prev, f, i, g)``.
+    """
+    (h_prev,) = state
+    a_f, a_i, a_g = _gate_blocks(x_t @ p["W"] + p["b"], 3)
+    f = gate(a_f, "f", pins)
+    i = gate(a_i, "i", pins)
+    g = a_g
+    f_n, i_n = f / (f + i), i / (f + i)
+    h = f_n * h_prev + i_n * g
+    return (h,), (x_t, h_prev, f, i, g)
+
+
+def minlstm_step_backward(dstate, cache, p, pins=None):
+    """Backward of ``minlstm_step_forward``: df' = dh * h_prev, di' = dh * g,
+    through the normalisation df = (df' - di') i / (f + i)^2 and
+    di = (di' - df') f / (f + i)^2, dg = dh * i', and dh * f' to h_prev.
+
+    Parameters
+    ----------
+    dstate : tuple of ndarray
+        ``(dh,)``, dh (B, H) being dL/dh_t.
+    cache : tuple of ndarray
+        The cache ``minlstm_step_forward`` returned for this step.
+    p : dict of str to ndarray
+        The parameters, as given to ``minlstm_step_forward``.
+    pins : dict of str to ndarray, optional
+        The pinned gates, as given to ``minlstm_step_forward``; a pinned gate
+        passes no gradient to its pre-activation.
+
+    Returns
+    -------
+    dx_t : ndarray, shape (B, D)
+        The gradient dL/dx_t.
+    dstate_prev : tuple of ndarray
+        ``(dh_prev,)``, dh_prev (B, H) being dL/dh_{t-1}.
+    grads : dict of str to ndarray
+        This step's share of every parameter gradient, keyed and shaped like
+        ``p``.
+    """
+    (dh,) = dstate
+    x_t, h_prev, f, i, g = cache
+    s = f + i
+    df_n, di_n = dh * h_prev, dh * g        # through h = f' h_prev + i' g
+    df = (df_n - di_n) * i / s**2           # f' = f / s, i' = i / s
+    di = (di_n - df_n) * f / s**2
+    dg = dh * (i / s)
+    da = np.concatenate([df * gate_slope(f, "f", pins), di * gate_slope(i, "i", pins), dg],
+                        axis=1)
+    grads = {"W": x_t.T @ da, "b": da.sum(0)}
+    return da @ p["W"].T, (dh * (f / s),), grads
+
+
+# --------------------------------------------------------------------------
 # One loop over time for every cell
 # --------------------------------------------------------------------------
 
@@ -740,6 +897,14 @@ class MGU(_ReferenceCell, _cells.MGU):
 
 class LSTM(_ReferenceCell, _cells.LSTM):
     __doc__ = "NumPy reference. " + _cells.LSTM.__doc__
+
+
+class MinGRU(_ReferenceCell, _cells.MinGRU):
+    __doc__ = "NumPy reference. " + _cells.MinGRU.__doc__
+
+
+class MinLSTM(_ReferenceCell, _cells.MinLSTM):
+    __doc__ = "NumPy reference. " + _cells.MinLSTM.__doc__
 
 
 # compiled class -> its reference twin, for every cell kind (the twin has

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import pyx_gru as pg
-from pyx_gru import _kinds, _recurrent, _saving, bench, layers, reference
+from pyx_gru import _kinds, _recurrent, _saving, _scan, bench, layers, reference
 from pyx_gru.__main__ import CONFIGS as CHECK_CONFIGS
 from conftest import CONFIGS
 
@@ -15,8 +15,10 @@ KINDS = list(_kinds.KINDS.values())
 def test_every_kernel_kind_is_described_and_the_numbers_agree():
     table = _recurrent.kind_table()
     assert len(table) == _recurrent.N_KINDS
-    assert {k.kernel for k in KINDS} == set(range(_recurrent.N_KINDS))
+    assert {k.kernel for k in KINDS if not k.scan} == set(range(_recurrent.N_KINDS))
     for kind in KINDS:
+        if kind.scan:
+            continue
         row = table[kind.kernel]
         assert row["n_gates"] == len(kind.gates), kind.name
         assert 1 <= row["n_rec"] <= row["n_gates"], kind.name
@@ -25,6 +27,19 @@ def test_every_kernel_kind_is_described_and_the_numbers_agree():
         assert kind.peephole <= row["peephole"], kind.name
         # a second product reads extra = r * h_prev; the reset after keeps n in it
         assert row["extra"] == (row["n_rec"] < row["n_gates"] or row["reset_after"]), kind.name
+
+
+def test_every_scan_kind_is_described_and_has_no_recurrent_weights():
+    """minGRU and minLSTM (pyx_gru._scan): one kind per kernel number, the
+    gate count of the kernel's row, parameters W and b only."""
+    table = _scan.kind_table()
+    scan = [k for k in KINDS if k.scan]
+    assert sorted(k.kernel for k in scan) == list(range(_scan.N_KINDS)) == list(range(len(table)))
+    for kind in scan:
+        assert table[kind.kernel]["n_gates"] == len(kind.gates), kind.name
+        assert kind.gates[-1] == "g" and kind.state == ("h",) and not kind.params
+        assert not (kind.extra or kind.reset_after or kind.peephole)
+        assert set(kind.param_shapes(3, 4)) == {"W", "b"}
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
