@@ -1,6 +1,7 @@
 """pyx_gru: recurrent cells to understand and to run fast.
 
-The cells (``RNN``, ``SimpleGRU``, ``GRU``, ``MGU``, ``LSTM``) share one interface::
+The cells (``RNN``, ``SimpleGRU``, ``GRU``, ``MGU``, ``LSTM``, ``CoupledLSTM``) share one
+interface::
 
     cell = pyx_gru.GRU(input_size=8, hidden_size=16, reset="after", seed=0)
     y, state, cache = cell.forward(x, state0=None, lengths=None)
@@ -134,7 +135,7 @@ table, which the README repeats.
      - the standard library's source as text
      - ``_validation``, ``tasks._task``
 """
-from ._cells import GRU, LSTM, MGU, RNN, Cache, Cell, SimpleGRU
+from ._cells import GRU, LSTM, MGU, RNN, Cache, Cell, CoupledLSTM, SimpleGRU
 from ._gradcheck import gradcheck
 from ._saving import load
 from . import interop, reference
@@ -145,6 +146,6 @@ from .train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "Cell", "Cache", "gradcheck", "load", "reference", "interop"]
+__all__ = ["RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "CoupledLSTM", "Cell", "Cache", "gradcheck", "load", "reference", "interop"]
 __all__ += ["layers", "losses", "optim", "train", "diagnostics", "Model", "fit", "evaluate",
             "predict", "History"]

@@ -23,6 +23,11 @@ def test_every_kernel_kind_is_described_and_the_numbers_agree():
         assert row["cell_state"] == (kind.state == ("h", "c")), kind.name
         assert row["reset_after"] == ("b_hg" in dict(kind.params)), kind.name
         assert kind.peephole <= row["peephole"], kind.name
+        # P has the kernels' rows: one per gate block reading c_{t-1}, and o's
+        assert row["peephole"] == (row["peephole_rows"] > 0), kind.name
+        if kind.peephole:
+            assert dict(kind.params)["P"] == row["peephole_rows"], kind.name
+            assert 2 <= row["peephole_rows"] <= row["n_gates"] and row["cell_state"], kind.name
         # a second product reads extra = r * h_prev; the reset after keeps n in it
         assert row["extra"] == (row["n_rec"] < row["n_gates"] or row["reset_after"]), kind.name
 
@@ -64,5 +69,6 @@ def test_the_lists_of_cells_are_the_descriptions():
 def test_saving_reads_the_forms_from_the_descriptions():
     assert _saving._FORMS["GRU"] == {"reset": ("after", "before")}
     assert _saving._FORMS["LSTM"] == {"peephole": (False, True)}
+    assert _saving._FORMS["CoupledLSTM"] == {"peephole": (False, True)}
     for kind in KINDS:
         assert _saving._shapes(kind.cls, 3, 4, _kinds.full_form(kind)) == kind.param_shapes(3, 4)
