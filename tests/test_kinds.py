@@ -72,3 +72,19 @@ def test_saving_reads_the_forms_from_the_descriptions():
     assert _saving._FORMS["CoupledLSTM"] == {"peephole": (False, True)}
     for kind in KINDS:
         assert _saving._shapes(kind.cls, 3, 4, _kinds.full_form(kind)) == kind.param_shapes(3, 4)
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k.peephole], ids=lambda k: k.name)
+def test_peepholes_of_another_shape_are_refused(kind):
+    """P has its kind's rows (the LSTM's 3, the CIFG's 2): another shape is a
+    ValueError that names P and the shape it must have, when assigned and
+    when a pass reads it."""
+    cell = kind.cell_class(3, 4, **kind.keywords)
+    rows = dict(kind.params)["P"]
+    for bad in ((rows + 1, 4), (rows - 1, 4), (rows, 5)):
+        with pytest.raises(ValueError, match=rf"params\['P'\] must have shape \({rows}, 4\)"):
+            cell.params = {**cell.params, "P": np.zeros(bad)}
+        cell.params["P"] = np.zeros(bad)
+        with pytest.raises(ValueError, match=rf"params\['P'\] must be .* shape \({rows}, 4\)"):
+            cell.forward(np.zeros((2, 1, 3)))
+        cell.params["P"] = np.zeros((rows, 4))
