@@ -146,6 +146,7 @@ from .train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "CoupledLSTM", "Cell", "Cache", "gradcheck", "load", "reference", "interop"]
+__all__ = ["RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "CoupledLSTM", "Cell", "Cache", "gradcheck",
+           "load", "reference", "interop"]
 __all__ += ["layers", "losses", "optim", "train", "diagnostics", "Model", "fit", "evaluate",
             "predict", "History"]
