@@ -51,7 +51,8 @@ ctypedef struct _Kind:
     # of P (R, H), 0 for none. Rows 0..R-2 belong to the first R-1 gate
     # blocks, which read c_{t-1}; row R-1 to the last gate block (o), which
     # reads c_t. The LSTM's P is [p_i; p_f; p_o] (3, H), the CIFG's
-    # [p_f; p_o] (2, H) (its input gate is 1 - f: no row of its own).
+    # [p_f; p_o] (2, H) (its input gate is 1 - f: no row of its own). R <= 3:
+    # the backward's float64 sums (acc) keep 3H for dP.
     Py_ssize_t peephole
 
 

@@ -677,7 +677,7 @@ cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
     cdef Py_ssize_t rows = (t1 - t0) * B
     cdef Py_ssize_t n_rec = _KINDS[kind].n_rec * H
     cdef bint reset_after = _KINDS[kind].reset_after
-    cdef Py_ssize_t cand = GH - H      # the candidate's block, the last
+    cdef Py_ssize_t cand = GH - H      # the last block: the candidate's (o's for an LSTM)
     cdef Py_ssize_t n_peep = _KINDS[kind].peephole    # rows of P
     cdef Py_ssize_t e, s, i, j, k, t, bb
     cdef const floating* xc = x + t0 * B * D

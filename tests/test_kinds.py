@@ -27,7 +27,9 @@ def test_every_kernel_kind_is_described_and_the_numbers_agree():
         assert row["peephole"] == (row["peephole_rows"] > 0), kind.name
         if kind.peephole:
             assert dict(kind.params)["P"] == row["peephole_rows"], kind.name
-            assert 2 <= row["peephole_rows"] <= row["n_gates"] and row["cell_state"], kind.name
+            # (the backward's float64 sums keep 3H for dP: _cells, acc)
+            assert 2 <= row["peephole_rows"] <= min(3, row["n_gates"]), kind.name
+            assert row["cell_state"], kind.name
         # a second product reads extra = r * h_prev; the reset after keeps n in it
         assert row["extra"] == (row["n_rec"] < row["n_gates"] or row["reset_after"]), kind.name
 
