@@ -1,7 +1,7 @@
 """pyx_gru: recurrent cells to understand and to run fast.
 
-The cells (``RNN``, ``SimpleGRU``, ``GRU``, ``MGU``, ``LSTM``, ``MinGRU``,
-``MinLSTM``) share one interface::
+The cells (``RNN``, ``SimpleGRU``, ``GRU``, ``MGU``, ``LSTM``,
+``CoupledLSTM``, ``MinGRU``, ``MinLSTM``) share one interface::
 
     cell = pyx_gru.GRU(input_size=8, hidden_size=16, reset="after", seed=0)
     y, state, cache = cell.forward(x, state0=None, lengths=None)
@@ -53,8 +53,8 @@ table, which the README repeats.
      - —
    * - ``_cells``
      - ``Cell``, ``RNN``, ``SimpleGRU``, ``GRU``, ``MGU``, ``LSTM``,
-       ``MinGRU``, ``MinLSTM``, ``Cache``: the cells around the compiled
-       passes
+       ``CoupledLSTM``, ``MinGRU``, ``MinLSTM``, ``Cache``: the cells around
+       the compiled passes
      - ``_kinds``, ``_limits``, ``_recurrent``, ``_saving``, ``_scan``,
        ``_threads``, ``_validation``, ``_workspace``
    * - ``_gradcheck``
@@ -141,7 +141,7 @@ table, which the README repeats.
      - the standard library's source as text
      - ``_validation``, ``tasks._task``
 """
-from ._cells import GRU, LSTM, MGU, RNN, Cache, Cell, MinGRU, MinLSTM, SimpleGRU
+from ._cells import GRU, LSTM, MGU, RNN, Cache, Cell, CoupledLSTM, MinGRU, MinLSTM, SimpleGRU
 from ._gradcheck import gradcheck
 from ._saving import load
 from . import interop, reference
@@ -152,7 +152,7 @@ from .train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "MinGRU", "MinLSTM",
+__all__ = ["RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "CoupledLSTM", "MinGRU", "MinLSTM",
            "Cell", "Cache", "gradcheck", "load", "reference", "interop"]
 __all__ += ["layers", "losses", "optim", "train", "diagnostics", "Model", "fit", "evaluate",
             "predict", "History"]

@@ -11,7 +11,8 @@ A cell with G gates keeps
 * ``b`` (G*H,): biases,
 
 in the gate order of ``cell.gates``, plus ``b_hg`` (H,) for the GRU with the
-reset gate after the matmul and ``P`` (3, H) for the LSTM with peepholes.
+reset gate after the matmul, ``P`` (3, H) for the LSTM with peepholes and
+``P`` (2, H) for the coupled-gate LSTM with peepholes.
 """
 from types import MappingProxyType
 
@@ -33,7 +34,8 @@ from ._validation import (
     shaped_array,
 )
 
-__all__ = ["Cell", "RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "MinGRU", "MinLSTM", "Cache"]
+__all__ = ["Cell", "RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "CoupledLSTM", "MinGRU", "MinLSTM",
+           "Cache"]
 
 
 class Cache:
@@ -52,7 +54,8 @@ class Cache:
     * ``gates`` (T, B, G*H): the gate activations, gate k of ``cell.gates``
       in columns ``k*H:(k+1)*H``,
     * ``hs`` (T+1, B, H): ``hs[0]`` is h_0 and ``hs[1:]`` is ``y``,
-    * ``cs`` (T+1, B, H): LSTM cell states, ``cs[0]`` = c_0 (else None),
+    * ``cs`` (T+1, B, H): the cell states of the LSTM and the CoupledLSTM,
+      ``cs[0]`` = c_0 (else None),
     * ``extra`` (T, B, H): GRU and MGU only: n_t = h_{t-1} U_g + b_hg (reset
       after) or r_t * h_{t-1} (reset before; f_t * h_{t-1} for the MGU).
     * ``a`` (T, B, H): minGRU and minLSTM only: the coefficient a_t of their
@@ -160,8 +163,9 @@ class Cell:
         Precision of the parameters and of every computation.
     seed : int, numpy.random.Generator or None
         Seeds the initialisation: input weights Glorot-uniform per gate block,
-        recurrent weights orthogonal per gate block, biases zero (the LSTM's
-        forget-gate bias 1), extra biases and peepholes zero.
+        recurrent weights orthogonal per gate block, biases zero (the
+        forget-gate bias of the LSTM and the CoupledLSTM 1), extra biases and
+        peepholes zero.
     """
 
     #: tuple of str: the gate names, in the order of the column blocks of
@@ -1000,3 +1004,64 @@ class MinLSTM(_ScanCell):
 
     gates = ("f", "i", "g")
     _kind = _scan.MINLSTM
+class CoupledLSTM(Cell):
+    """The LSTM with coupled input and forget gates (CIFG), optionally with
+    diagonal peepholes: the input gate is i_t = 1 - f_t.
+
+    ::
+
+        f_t = sigmoid(x_t W_f + h_{t-1} U_f + b_f + p_f * c_{t-1})
+        g_t = tanh(x_t W_g + h_{t-1} U_g + b_g)
+        c_t = f_t * c_{t-1} + (1 - f_t) * g_t
+        o_t = sigmoid(x_t W_o + h_{t-1} U_o + b_o + p_o * c_t)
+        h_t = o_t * tanh(c_t)
+
+    The variant CIFG of Greff et al. (2017, "LSTM: A Search Space Odyssey"):
+    the LSTM's input gate is gone, and 1 - f_t takes its place, so a unit
+    writes into its cell exactly as much as it forgets (c_t is a convex
+    mix of c_{t-1} and g_t, as the GRU's h_t). Gates: ``("f", "g", "o")``,
+    three blocks instead of the LSTM's four (``W`` (D, 3H), ``U`` (H, 3H),
+    ``b`` (3H,)): the input gate has no weights, no column block and no
+    entry in ``cache.gates`` (it is 1 - f), and cannot be pinned apart from
+    f. The peephole terms are there only with ``peephole=True``, which adds
+    the parameter ``P`` (2, H) = [p_f; p_o] (no row for the input gate),
+    zero at initialisation. The state is the tuple (h, c); the forget-gate
+    bias starts at 1.
+
+    Theory: :doc:`/theory/cifg`.
+
+    Parameters
+    ----------
+    input_size : int
+        D, the number of input features.
+    hidden_size : int
+        H, the number of hidden units.
+    peephole : bool, default False
+        Add the diagonal peephole connections, the parameter ``P`` (2, H).
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+        Precision of the parameters and of every computation.
+    seed : int, numpy.random.Generator or None, optional
+        Seeds the initialisation (see ``Cell``); None draws fresh entropy.
+    """
+
+    gates = ("f", "g", "o")
+    _kind = _recurrent.CIFG
+    _lstm = True
+
+    def __init__(self, input_size, hidden_size, *, peephole=False, dtype=np.float64, seed=None):
+        if not isinstance(peephole, (bool, np.bool_)):
+            raise TypeError(f"peephole must be True or False, got {peephole!r}")
+        self._peephole = bool(peephole)
+        super().__init__(input_size, hidden_size, dtype=dtype, seed=seed)
+
+    peephole = property(lambda self: self._peephole, doc="bool: peepholes or not (fixed).")
+
+    def _init_params(self, rng):
+        p = super()._init_params(rng)
+        p["b"][:self._hidden_size] = 1.0
+        return p
+
+    @property
+    def config(self):
+        """dict: the constructor arguments that fix the architecture, ``peephole`` among them."""
+        return {**super().config, "peephole": self.peephole}

@@ -55,7 +55,9 @@ class Kind:
         The parts of the state: ``("h",)`` or ``("h", "c")``.
     params : tuple of (str, int or None)
         Parameters beyond W, U and b, zero at initialisation: name and rows
-        (None: shape (H,); k: shape (k, H)).
+        (None: shape (H,); k: shape (k, H)). The peepholes ``P`` have the
+        kernels' ``peephole_rows`` rows: one per gate block that reads
+        c_{t-1}, the first ones, then the last block's (o), which reads c_t.
     step : str
         Prefix of its reference step functions in ``pyx_gru.reference``
         (``<step>_step_forward``, ``<step>_step_backward``).
@@ -152,6 +154,11 @@ _ALL = (
          "lstm", "LSTM", "LSTM", "LSTM"),
     Kind("lstm_peephole", "lstm_peephole", "LSTM", (("peephole", True),), _recurrent.LSTM,
          ("i", "f", "g", "o"), ("h", "c"), (("P", 3),), "lstm", "LSTM peephole"),
+    Kind("cifg", "cifg", "CoupledLSTM", (), _recurrent.CIFG, ("f", "g", "o"), ("h", "c"), (),
+         "cifg", "CoupledLSTM", "CoupledLSTM"),
+    Kind("cifg_peephole", "cifg_peephole", "CoupledLSTM", (("peephole", True),),
+         _recurrent.CIFG, ("f", "g", "o"), ("h", "c"), (("P", 2),), "cifg",
+         "CoupledLSTM peephole"),
     Kind("mingru", "mingru", "MinGRU", (), _scan.MINGRU, ("z", "g"), ("h",), (), "mingru",
          "minGRU", "minGRU", scan=True),
     Kind("minlstm", "minlstm", "MinLSTM", (), _scan.MINLSTM, ("f", "i", "g"), ("h",), (),

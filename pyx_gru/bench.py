@@ -140,7 +140,8 @@ class Case:
     ----------
     cell : str
         A key of ``CELLS`` (``"rnn"``, ``"simple_gru"``, ``"gru_after"``,
-        ``"gru_before"``, ``"lstm"``).
+        ``"gru_before"``, ``"mgu_after"``, ``"mgu_before"``, ``"lstm"``,
+        ``"cifg"``).
     B, D, H : int
         Batch size, input size and hidden size (T is ``T_STEPS``).
     dtype : {"float32", "float64"}

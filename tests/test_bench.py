@@ -333,6 +333,7 @@ def test_gemm_plan_counts_the_flops_of_the_spec():
 def test_cells_and_sizes_parse():
     assert bench.parse_cells("gru,lstm") == ("gru_after", "gru_before", "lstm")
     assert bench.parse_cells("mgu") == ("mgu_after", "mgu_before")
+    assert bench.parse_cells("cifg") == ("cifg",)
     assert bench.parse_size("1,32,32") == (1, 32, 32)
     with pytest.raises(argparse.ArgumentTypeError, match="unknown cell 'transformer'; choose from"):
         bench.parse_cells("transformer")

@@ -25,6 +25,13 @@ def test_every_kernel_kind_is_described_and_the_numbers_agree():
         assert row["cell_state"] == (kind.state == ("h", "c")), kind.name
         assert row["reset_after"] == ("b_hg" in dict(kind.params)), kind.name
         assert kind.peephole <= row["peephole"], kind.name
+        # P has the kernels' rows: one per gate block reading c_{t-1}, and o's
+        assert row["peephole"] == (row["peephole_rows"] > 0), kind.name
+        if kind.peephole:
+            assert dict(kind.params)["P"] == row["peephole_rows"], kind.name
+            # (the backward's float64 sums keep 3H for dP: _cells, acc)
+            assert 2 <= row["peephole_rows"] <= min(3, row["n_gates"]), kind.name
+            assert row["cell_state"], kind.name
         # a second product reads extra = r * h_prev; the reset after keeps n in it
         assert row["extra"] == (row["n_rec"] < row["n_gates"] or row["reset_after"]), kind.name
 
@@ -79,5 +86,22 @@ def test_the_lists_of_cells_are_the_descriptions():
 def test_saving_reads_the_forms_from_the_descriptions():
     assert _saving._FORMS["GRU"] == {"reset": ("after", "before")}
     assert _saving._FORMS["LSTM"] == {"peephole": (False, True)}
+    assert _saving._FORMS["CoupledLSTM"] == {"peephole": (False, True)}
     for kind in KINDS:
         assert _saving._shapes(kind.cls, 3, 4, _kinds.full_form(kind)) == kind.param_shapes(3, 4)
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k.peephole], ids=lambda k: k.name)
+def test_peepholes_of_another_shape_are_refused(kind):
+    """P has its kind's rows (the LSTM's 3, the CIFG's 2): another shape is a
+    ValueError that names P and the shape it must have, when assigned and
+    when a pass reads it."""
+    cell = kind.cell_class(3, 4, **kind.keywords)
+    rows = dict(kind.params)["P"]
+    for bad in ((rows + 1, 4), (rows - 1, 4), (rows, 5)):
+        with pytest.raises(ValueError, match=rf"params\['P'\] must have shape \({rows}, 4\)"):
+            cell.params = {**cell.params, "P": np.zeros(bad)}
+        cell.params["P"] = np.zeros(bad)
+        with pytest.raises(ValueError, match=rf"params\['P'\] must be .* shape \({rows}, 4\)"):
+            cell.forward(np.zeros((2, 1, 3)))
+        cell.params["P"] = np.zeros((rows, 4))

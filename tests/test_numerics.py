@@ -126,7 +126,13 @@ def test_saturated_cells_are_finite_and_agree_with_the_reference(config, dtype, 
     # seen on y, 1.4e-5 on db).
     factor = 10.0 if _recurrent.simd_path() == "portable" and NO_FMA_PORTABLE else 1.0
     assert_close(y, ry, dtype, factor=factor)
-    assert_close(dx, rdx, dtype, factor=factor)
+    # dx sums dA * W: its rounding error scales with |W|, so compare it in
+    # units of W's size (1e4 with huge weights). A state value that differs
+    # by an ulp between the two backends (their own tanh and sigmoid) moves
+    # dA by ~1e-16 and dx by ~1e-12 through such weights: over 20 seeds the
+    # LSTM's dx differs by up to 1.5e-10, the coupled-gate LSTM's by 1.4e-10.
+    w_scale = max(1.0, float(np.abs(cell.params["W"]).max()))
+    assert_close(dx / w_scale, rdx / w_scale, dtype, factor=factor)
     for u, v in zip(parts(dstate0), parts(rdstate0), strict=True):
         assert_close(u, v, dtype, factor=factor)
     # dW sums x * dA: its rounding error scales with |x|, so compare it in

@@ -14,7 +14,7 @@ from helpers import CONFIGS, make_cell, random_state
 INDEX = Path(__file__).resolve().parent.parent / "docs" / "theory" / "index.rst"
 # the table's rows, top to bottom
 ROWS = ["rnn", "simple_gru", "gru_after", "gru_before", "mgu_after", "mgu_before", "lstm",
-        "lstm_peephole", "mingru", "minlstm"]
+        "lstm_peephole", "cifg", "cifg_peephole", "mingru", "minlstm"]
 
 
 def table():
@@ -85,6 +85,12 @@ def test_direct_term_is_the_jacobian_without_U(name):
         want, got = 1 - gates["z"], J
     elif name == "minlstm":
         want, got = gates["f"] / (gates["f"] + gates["i"]), J
+    elif name.startswith("cifg"):
+        f, g = gates["f"], gates["g"]
+        p_f, _ = cell.params["P"] if cell.peephole else np.zeros((2, H))
+        c_prev = state0[1]
+        want = f + p_f * (c_prev - g) * f * (1 - f)  # d_t, with i = 1 - f
+        got = J[:, H:, H:]
     else:
         i, f, g = gates["i"], gates["f"], gates["g"]
         p_i, p_f, _ = cell.params["P"] if cell.peephole else np.zeros((3, H))
@@ -115,6 +121,8 @@ def at_init(name, H):
         "lstm": np.block([[U_g.T / 4, s1 / 2 * I], [U_g.T / 2, s1 * I]]),
     }
     want["lstm_peephole"] = want["lstm"]
+    want["cifg"] = want["cifg_peephole"] = np.block([[(1 - s1) / 2 * U_g.T, s1 / 2 * I],
+                                                     [(1 - s1) * U_g.T, s1 * I]])
     return cell, want[name]
 
 
