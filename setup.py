@@ -38,6 +38,9 @@ extensions = [
               extra_compile_args=COMPILE_ARGS),
     Extension("pyx_gru._recurrent", ["pyx_gru/_recurrent.pyx"], include_dirs=["pyx_gru"],
               extra_compile_args=COMPILE_ARGS + OPENMP_ARGS, extra_link_args=OPENMP_ARGS),
+    # minGRU and minLSTM: products over all steps plus a linear scan over time
+    Extension("pyx_gru._scan", ["pyx_gru/_scan.pyx"], include_dirs=["pyx_gru"],
+              extra_compile_args=COMPILE_ARGS + OPENMP_ARGS, extra_link_args=OPENMP_ARGS),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives))

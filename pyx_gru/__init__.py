@@ -1,6 +1,7 @@
 """pyx_gru: recurrent cells to understand and to run fast.
 
-The cells (``RNN``, ``SimpleGRU``, ``GRU``, ``MGU``, ``LSTM``) share one interface::
+The cells (``RNN``, ``SimpleGRU``, ``GRU``, ``MGU``, ``LSTM``,
+``CoupledLSTM``, ``MinGRU``, ``MinLSTM``) share one interface::
 
     cell = pyx_gru.GRU(input_size=8, hidden_size=16, reset="after", seed=0)
     y, state, cache = cell.forward(x, state0=None, lengths=None)
@@ -41,15 +42,21 @@ table, which the README repeats.
        and backward, and its thread team (with ``_gemm.h``, ``_simd.h``,
        ``_activations.h``)
      - ``_blas``
+   * - ``_scan``
+     - compiled: the kernels of the cells whose gates read only x_t (minGRU,
+       minLSTM): products over all steps and a linear scan over time, split
+       by blocks of time over the thread team
+     - ``_blas``
    * - ``_blas``
      - compiled: the BLAS calls of the kernels (SciPy's) and the hooks that
        hold the BLAS's threads
      - —
    * - ``_cells``
      - ``Cell``, ``RNN``, ``SimpleGRU``, ``GRU``, ``MGU``, ``LSTM``,
-       ``Cache``: the cells around the compiled passes
-     - ``_kinds``, ``_limits``, ``_recurrent``, ``_saving``, ``_threads``,
-       ``_validation``, ``_workspace``
+       ``CoupledLSTM``, ``MinGRU``, ``MinLSTM``, ``Cache``: the cells around
+       the compiled passes
+     - ``_kinds``, ``_limits``, ``_recurrent``, ``_saving``, ``_scan``,
+       ``_threads``, ``_validation``, ``_workspace``
    * - ``_gradcheck``
      - ``gradcheck``: gradients against finite differences
      - ``_limits``, ``_validation``
@@ -59,7 +66,7 @@ table, which the README repeats.
    * - ``_kinds``
      - one description of every cell kind: names, gates, state parts,
        parameters, labels, the kernels' row
-     - ``_cells``, ``_recurrent``
+     - ``_cells``, ``_recurrent``, ``_scan``
    * - ``_limits``
      - the memory a call needs, checked before it allocates
      - ``_recurrent``
@@ -134,7 +141,7 @@ table, which the README repeats.
      - the standard library's source as text
      - ``_validation``, ``tasks._task``
 """
-from ._cells import GRU, LSTM, MGU, RNN, Cache, Cell, SimpleGRU
+from ._cells import GRU, LSTM, MGU, RNN, Cache, Cell, CoupledLSTM, MinGRU, MinLSTM, SimpleGRU
 from ._gradcheck import gradcheck
 from ._saving import load
 from . import interop, reference
@@ -145,6 +152,7 @@ from .train import History, evaluate, fit, predict
 
 __version__ = "0.1.0"
 
-__all__ = ["RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "Cell", "Cache", "gradcheck", "load", "reference", "interop"]
+__all__ = ["RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "CoupledLSTM", "MinGRU", "MinLSTM",
+           "Cell", "Cache", "gradcheck", "load", "reference", "interop"]
 __all__ += ["layers", "losses", "optim", "train", "diagnostics", "Model", "fit", "evaluate",
             "predict", "History"]

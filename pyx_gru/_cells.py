@@ -11,7 +11,8 @@ A cell with G gates keeps
 * ``b`` (G*H,): biases,
 
 in the gate order of ``cell.gates``, plus ``b_hg`` (H,) for the GRU with the
-reset gate after the matmul and ``P`` (3, H) for the LSTM with peepholes.
+reset gate after the matmul, ``P`` (3, H) for the LSTM with peepholes and
+``P`` (2, H) for the coupled-gate LSTM with peepholes.
 """
 from collections import namedtuple
 from numbers import Real
@@ -19,7 +20,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from . import _kinds, _recurrent, _threads, _workspace  # noqa: F401  (_threads binds the BLAS thread hooks)
+from . import _kinds, _recurrent, _scan, _threads, _workspace  # noqa: F401  (_threads binds the BLAS thread hooks)
 from ._limits import (backward_bytes, backward_plan, cell_bytes, check_fits,
                       forward_bytes, forward_plan)
 from ._validation import (
@@ -35,7 +36,8 @@ from ._validation import (
     shaped_array,
 )
 
-__all__ = ["Cell", "RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "Cache"]
+__all__ = ["Cell", "RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "CoupledLSTM", "MinGRU", "MinLSTM",
+           "Cache"]
 
 
 class Cache:
@@ -54,11 +56,15 @@ class Cache:
     * ``gates`` (T, B, G*H): the gate activations, gate k of ``cell.gates``
       in columns ``k*H:(k+1)*H``,
     * ``hs`` (T+1, B, H): ``hs[0]`` is h_0 and ``hs[1:]`` is ``y``,
-    * ``cs`` (T+1, B, H): LSTM cell states, ``cs[0]`` = c_0 (else None),
+    * ``cs`` (T+1, B, H): the cell states of the LSTM and the CoupledLSTM,
+      ``cs[0]`` = c_0 (else None),
     * ``extra`` (T, B, H): GRU and MGU only: n_t = h_{t-1} U_g + b_hg (reset
       after) or r_t * h_{t-1} (reset before; f_t * h_{t-1} for the MGU; times
       the dropout mask in a training pass with recurrent dropout); for the
       LSTM with zoneout, the step's own c^_t before zoneout,
+    * ``a`` (T, B, H): minGRU and minLSTM only: the coefficient a_t of their
+      linear recurrence h_t = a_t * h_{t-1} + b_t (1 past each length);
+      their ``gates`` hold the sigmoid gates and the linear candidate.
     * ``regularisation``: only with ``recurrent_dropout`` or ``zoneout``, a
       ``Regularisation`` (the dropout mask, the zoneout mode, rates and key
       of the pass), which the backward pass reads.
@@ -192,8 +198,9 @@ class Cell:
         Precision of the parameters and of every computation.
     seed : int, numpy.random.Generator or None
         Seeds the initialisation: input weights Glorot-uniform per gate block,
-        recurrent weights orthogonal per gate block, biases zero (the LSTM's
-        forget-gate bias 1), extra biases and peepholes zero.
+        recurrent weights orthogonal per gate block, biases zero (the
+        forget-gate bias of the LSTM and the CoupledLSTM 1), extra biases and
+        peepholes zero.
     recurrent_dropout : float in [0, 1), default 0
         Recurrent dropout (Gal & Ghahramani 2016) in a training pass
         (``forward(..., training=True)``): the state entering the recurrent
@@ -1040,6 +1047,194 @@ class LSTM(Cell):
         p = super()._init_params(rng)
         H = self._hidden_size
         p["b"][H:2 * H] = 1.0
+        return p
+
+    @property
+    def config(self):
+        """dict: the constructor arguments that fix the architecture, ``peephole`` among them."""
+        return {**super().config, "peephole": self.peephole}
+
+
+class _ScanCell(Cell):
+    """A cell whose gates read only x_t (minGRU, minLSTM): no recurrent
+    weights U, so a pass is one product over all steps plus the linear
+    recurrence h_t = a_t * h_{t-1} + b_t, run by ``pyx_gru._scan`` (split
+    over the team by blocks of time). Unlike the other cells, a forward
+    pass without a cache still holds every step's gates and a_t ((G + 1) H
+    numbers per row) while it runs: the scan reads them all at once. The
+    results depend on the team size (the blocks regroup the products of
+    the a_t) to rounding only, and are bitwise the same for one team size."""
+
+    def _init_params(self, rng):
+        # W Glorot-uniform per gate block, b zero (no U to initialise)
+        D, H, G = self._input_size, self._hidden_size, len(self.gates)
+        return {"W": _glorot_uniform(rng, D, H, G), "b": np.zeros(G * H)}
+
+    def _forward(self, x, h0, c0, lengths, p, pins, cache=True):
+        T, B, _ = x.shape
+        dt = self._dtype
+        plan = forward_plan(self._description, T, B, self._input_size, self._hidden_size,
+                            dt.itemsize, cache)
+        gates = _workspace.empty(plan["gates"], dtype=dt)
+        a = _workspace.empty(plan["a"], dtype=dt)
+        hs = _workspace.empty(plan["hs"], dtype=dt)
+        hs[0] = h0
+        h = np.empty(plan["h"], dtype=dt)
+        keep, pin = self._keep_and_pin(pins)
+        _scan.forward(self._kind, lengths is not None, x, p["W"], p["b"],
+                      _NO_LENGTHS if lengths is None else lengths, keep, pin, gates, a, hs, h)
+        saved = Cache(self, p, x=x, lengths=lengths, pins=pins, gates=gates, hs=hs, a=a,
+                      cs=None, extra=None) if cache else None
+        return hs[1:], h, None, saved
+
+    def _backward(self, cache, dy, dh, dc, p, pins):
+        x, lengths = cache.x, getattr(cache, "lengths", None)
+        T, B, D = x.shape
+        H, GH, dt = self._hidden_size, len(self.gates) * self._hidden_size, self._dtype
+        # The kernel reads these with no bounds checks: their shapes must be exact.
+        self._check_array("cache.gates", getattr(cache, "gates", None), (T, B, GH), dt)
+        self._check_array("cache.hs", getattr(cache, "hs", None), (T + 1, B, H), dt)
+        self._check_array("cache.a", getattr(cache, "a", None), (T, B, H), dt)
+        plan = backward_plan(self._description, T, B, D, H, dt.itemsize)
+        dx = _workspace.empty(plan["dx"], dtype=dt)
+        dA = _workspace.empty(plan["dA"], dtype=dt)
+        grads = {"W": np.empty(p["W"].shape, dtype=dt), "b": np.empty(p["b"].shape, dtype=dt)}
+        _scan.backward(self._kind, lengths is not None, x, p["W"],
+                       _NO_LENGTHS if lengths is None else lengths,
+                       self._keep_and_pin(pins)[0], cache.gates, cache.a, cache.hs, dy, dh,
+                       dA, dx, grads["W"], grads["b"])
+        return dx, dh, None, grads
+
+
+class MinGRU(_ScanCell):
+    """The minGRU of Feng et al. (2024): a GRU whose gate and candidate read x_t alone.
+
+    ::
+
+        z_t = sigmoid(x_t W_z + b_z)
+        g_t = x_t W_g + b_g                    (the candidate, linear)
+        h_t = (1 - z_t) * h_{t-1} + z_t * g_t
+
+    The sequential mode of Feng et al.'s "Were RNNs All We Needed?"
+    (arXiv:2410.01201), in this toolkit's notation (their h-tilde is g).
+    Note the mix: z = 0 keeps the state (the other GRUs here keep it at
+    z = 1). No recurrent weights: ``params`` are ``W`` (D, 2H) and ``b``
+    (2H,). The whole sequence is one product x @ W over all T*B rows and
+    the linear recurrence h_t = a_t * h_{t-1} + b_t with a_t = 1 - z_t,
+    b_t = z_t * g_t, which the kernels split over threads by blocks of time
+    (results equal to rounding across thread counts, bitwise for one). A
+    forward pass without a cache still holds every step's gates and a_t
+    while it runs: the scan reads them all at once. Gates: ``("z", "g")``.
+
+    Theory: :doc:`/theory/mingru`.
+
+    Parameters
+    ----------
+    input_size : int
+        D, the number of input features.
+    hidden_size : int
+        H, the number of hidden units.
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+        Precision of the parameters and of every computation.
+    seed : int, numpy.random.Generator or None, optional
+        Seeds the initialisation: W Glorot-uniform per gate block, b zero.
+    """
+
+    gates = ("z", "g")
+    _kind = _scan.MINGRU
+
+
+class MinLSTM(_ScanCell):
+    """The minLSTM of Feng et al. (2024): forget and input gates from x_t alone,
+    normalised to sum to 1, and no cell state or output gate.
+
+    ::
+
+        f_t = sigmoid(x_t W_f + b_f)
+        i_t = sigmoid(x_t W_i + b_i)
+        g_t = x_t W_g + b_g                    (the candidate, linear)
+        f'_t = f_t / (f_t + i_t),  i'_t = i_t / (f_t + i_t)
+        h_t = f'_t * h_{t-1} + i'_t * g_t
+
+    The sequential mode of Feng et al.'s "Were RNNs All We Needed?"
+    (arXiv:2410.01201), with their h-tilde written g. f' + i' = 1, so h_t
+    is a convex mix of h_{t-1} and g_t. No recurrent weights: ``params`` are
+    ``W`` (D, 3H) and ``b`` (3H,). Pinning both f and i to 0 (``gates=``)
+    makes f' and i' 0/0 = NaN. Run as minGRU's linear recurrence, with a_t =
+    f'_t and b_t = i'_t * g_t (see ``MinGRU`` for threads and memory).
+    Gates: ``("f", "i", "g")``.
+
+    Theory: :doc:`/theory/mingru`.
+
+    Parameters
+    ----------
+    input_size : int
+        D, the number of input features.
+    hidden_size : int
+        H, the number of hidden units.
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+        Precision of the parameters and of every computation.
+    seed : int, numpy.random.Generator or None, optional
+        Seeds the initialisation: W Glorot-uniform per gate block, b zero.
+    """
+
+    gates = ("f", "i", "g")
+    _kind = _scan.MINLSTM
+class CoupledLSTM(Cell):
+    """The LSTM with coupled input and forget gates (CIFG), optionally with
+    diagonal peepholes: the input gate is i_t = 1 - f_t.
+
+    ::
+
+        f_t = sigmoid(x_t W_f + h_{t-1} U_f + b_f + p_f * c_{t-1})
+        g_t = tanh(x_t W_g + h_{t-1} U_g + b_g)
+        c_t = f_t * c_{t-1} + (1 - f_t) * g_t
+        o_t = sigmoid(x_t W_o + h_{t-1} U_o + b_o + p_o * c_t)
+        h_t = o_t * tanh(c_t)
+
+    The variant CIFG of Greff et al. (2017, "LSTM: A Search Space Odyssey"):
+    the LSTM's input gate is gone, and 1 - f_t takes its place, so a unit
+    writes into its cell exactly as much as it forgets (c_t is a convex
+    mix of c_{t-1} and g_t, as the GRU's h_t). Gates: ``("f", "g", "o")``,
+    three blocks instead of the LSTM's four (``W`` (D, 3H), ``U`` (H, 3H),
+    ``b`` (3H,)): the input gate has no weights, no column block and no
+    entry in ``cache.gates`` (it is 1 - f), and cannot be pinned apart from
+    f. The peephole terms are there only with ``peephole=True``, which adds
+    the parameter ``P`` (2, H) = [p_f; p_o] (no row for the input gate),
+    zero at initialisation. The state is the tuple (h, c); the forget-gate
+    bias starts at 1.
+
+    Theory: :doc:`/theory/cifg`.
+
+    Parameters
+    ----------
+    input_size : int
+        D, the number of input features.
+    hidden_size : int
+        H, the number of hidden units.
+    peephole : bool, default False
+        Add the diagonal peephole connections, the parameter ``P`` (2, H).
+    dtype : {numpy.float64, numpy.float32}, default numpy.float64
+        Precision of the parameters and of every computation.
+    seed : int, numpy.random.Generator or None, optional
+        Seeds the initialisation (see ``Cell``); None draws fresh entropy.
+    """
+
+    gates = ("f", "g", "o")
+    _kind = _recurrent.CIFG
+    _lstm = True
+
+    def __init__(self, input_size, hidden_size, *, peephole=False, dtype=np.float64, seed=None):
+        if not isinstance(peephole, (bool, np.bool_)):
+            raise TypeError(f"peephole must be True or False, got {peephole!r}")
+        self._peephole = bool(peephole)
+        super().__init__(input_size, hidden_size, dtype=dtype, seed=seed)
+
+    peephole = property(lambda self: self._peephole, doc="bool: peepholes or not (fixed).")
+
+    def _init_params(self, rng):
+        p = super()._init_params(rng)
+        p["b"][:self._hidden_size] = 1.0
         return p
 
     @property

@@ -16,6 +16,7 @@ cdef enum:
     _LSTM
     _MGU_AFTER
     _MGU_BEFORE
+    _CIFG
     _N_KINDS
 
 RNN = _RNN
@@ -25,6 +26,7 @@ GRU_BEFORE = _GRU_BEFORE
 LSTM = _LSTM
 MGU_AFTER = _MGU_AFTER
 MGU_BEFORE = _MGU_BEFORE
+CIFG = _CIFG
 N_KINDS = _N_KINDS
 
 
@@ -45,28 +47,36 @@ ctypedef struct _Kind:
     # product: the parameter b_hg (H,), and the candidate's input-side
     # gradient dxg kept apart from its recurrent side (the last gate block)
     bint reset_after
-    # may have diagonal peepholes P (3, H) (the flag `peephole` of a pass)
-    bint peephole
+    # may have diagonal peepholes (the flag `peephole` of a pass): the rows
+    # of P (R, H), 0 for none. Rows 0..R-2 belong to the first R-1 gate
+    # blocks, which read c_{t-1}; row R-1 to the last gate block (o), which
+    # reads c_t. The LSTM's P is [p_i; p_f; p_o] (3, H), the CIFG's
+    # [p_f; p_o] (2, H) (its input gate is 1 - f: no row of its own). R <= 3:
+    # the backward's float64 sums (acc) keep 3H for dP.
+    Py_ssize_t peephole
 
 
 cdef _Kind _KINDS[_N_KINDS]
-#                      G  n_rec cell_state extra  reset_after peephole
-_KINDS[_RNN] = _Kind(1, 1, False, False, False, False)
-_KINDS[_SIMPLE_GRU] = _Kind(2, 2, False, False, False, False)
-_KINDS[_GRU_AFTER] = _Kind(3, 3, False, True, True, False)
-_KINDS[_GRU_BEFORE] = _Kind(3, 2, False, True, False, False)
-_KINDS[_LSTM] = _Kind(4, 4, True, False, False, True)
-_KINDS[_MGU_AFTER] = _Kind(2, 2, False, True, True, False)
-_KINDS[_MGU_BEFORE] = _Kind(2, 1, False, True, False, False)
+#                      G  n_rec cell_state extra  reset_after peephole (rows of P)
+_KINDS[_RNN] = _Kind(1, 1, False, False, False, 0)
+_KINDS[_SIMPLE_GRU] = _Kind(2, 2, False, False, False, 0)
+_KINDS[_GRU_AFTER] = _Kind(3, 3, False, True, True, 0)
+_KINDS[_GRU_BEFORE] = _Kind(3, 2, False, True, False, 0)
+_KINDS[_LSTM] = _Kind(4, 4, True, False, False, 3)
+_KINDS[_MGU_AFTER] = _Kind(2, 2, False, True, True, 0)
+_KINDS[_MGU_BEFORE] = _Kind(2, 1, False, True, False, 0)
+_KINDS[_CIFG] = _Kind(3, 3, True, False, False, 2)
 
 
 def kind_table():
     """The kernels' description of every kind, by number: a tuple of dicts
-    with ``n_gates``, ``n_rec``, ``cell_state``, ``extra``, ``reset_after``
-    and ``peephole`` (see _kinds.pxi)."""
+    with ``n_gates``, ``n_rec``, ``cell_state``, ``extra``, ``reset_after``,
+    ``peephole`` and ``peephole_rows`` (the rows of P, 0 for none; see
+    _kinds.pxi)."""
     return tuple(
         {"n_gates": _KINDS[k].n_gates, "n_rec": _KINDS[k].n_rec,
          "cell_state": bool(_KINDS[k].cell_state), "extra": bool(_KINDS[k].extra),
-         "reset_after": bool(_KINDS[k].reset_after), "peephole": bool(_KINDS[k].peephole)}
+         "reset_after": bool(_KINDS[k].reset_after), "peephole": bool(_KINDS[k].peephole),
+         "peephole_rows": _KINDS[k].peephole}
         for k in range(_N_KINDS)
     )

@@ -18,12 +18,17 @@ import inspect
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from . import _recurrent
+from . import _recurrent, _scan
 
 __all__ = ["Kind", "KINDS", "get", "of", "ALIASES"]
 
 # The kernels' rows, read once (a pass reads a kind's row on every call).
 _KERNEL_TABLE = _recurrent.kind_table()
+# The scan kernels' rows (_scan.pyx: the cells whose gates read only x_t),
+# in the same form: no recurrent product, no second state, no extra array.
+_SCAN_TABLE = tuple({"n_gates": row["n_gates"], "n_rec": 0, "cell_state": False,
+                     "extra": False, "reset_after": False, "peephole": False}
+                    for row in _scan.kind_table())
 
 
 @dataclass(frozen=True)
@@ -42,14 +47,17 @@ class Kind:
     form : tuple of (str, object)
         Constructor keywords beyond the sizes, as ``layers.CELLS`` gives them.
     kernel : int
-        The kernels' number of the kind (``_recurrent.RNN`` ...).
+        The kernels' number of the kind (``_recurrent.RNN`` ...; with
+        ``scan``, ``_scan.MINGRU`` ...).
     gates : tuple of str
         Gate names, in the order of the column blocks of W, U and b.
     state : tuple of str
         The parts of the state: ``("h",)`` or ``("h", "c")``.
     params : tuple of (str, int or None)
         Parameters beyond W, U and b, zero at initialisation: name and rows
-        (None: shape (H,); k: shape (k, H)).
+        (None: shape (H,); k: shape (k, H)). The peepholes ``P`` have the
+        kernels' ``peephole_rows`` rows: one per gate block that reads
+        c_{t-1}, the first ones, then the last block's (o), which reads c_t.
     step : str
         Prefix of its reference step functions in ``pyx_gru.reference``
         (``<step>_step_forward``, ``<step>_step_backward``).
@@ -59,6 +67,10 @@ class Kind:
         How the benchmark names it; None keeps it out of the benchmark.
     torch : str or None
         The ``torch.nn`` class the benchmark sets against it, if any.
+    scan : bool
+        Its gates read only x_t, so it has no recurrent weights ``U`` and
+        runs in ``_scan`` (products over all steps plus a linear scan)
+        rather than in ``_recurrent``.
     """
 
     name: str
@@ -73,6 +85,7 @@ class Kind:
     label: str
     bench_label: str = None
     torch: str = None
+    scan: bool = False
 
     @property
     def aliases(self):
@@ -94,7 +107,7 @@ class Kind:
     @property
     def kernel_row(self):
         """dict: the kernels' row of this kind (``_recurrent.kind_table()``)."""
-        return _KERNEL_TABLE[self.kernel]
+        return (_SCAN_TABLE if self.scan else _KERNEL_TABLE)[self.kernel]
 
     @property
     def peephole(self):
@@ -116,6 +129,8 @@ class Kind:
         """dict: the name and shape of every parameter, for sizes D and H."""
         GH = len(self.gates) * H
         shapes = {"W": (D, GH), "U": (H, GH), "b": (GH,)}
+        if self.scan:
+            del shapes["U"]
         for name, rows in self.params:
             shapes[name] = (H,) if rows is None else (rows, H)
         return shapes
@@ -139,6 +154,15 @@ _ALL = (
          "lstm", "LSTM", "LSTM", "LSTM"),
     Kind("lstm_peephole", "lstm_peephole", "LSTM", (("peephole", True),), _recurrent.LSTM,
          ("i", "f", "g", "o"), ("h", "c"), (("P", 3),), "lstm", "LSTM peephole"),
+    Kind("cifg", "cifg", "CoupledLSTM", (), _recurrent.CIFG, ("f", "g", "o"), ("h", "c"), (),
+         "cifg", "CoupledLSTM", "CoupledLSTM"),
+    Kind("cifg_peephole", "cifg_peephole", "CoupledLSTM", (("peephole", True),),
+         _recurrent.CIFG, ("f", "g", "o"), ("h", "c"), (("P", 2),), "cifg",
+         "CoupledLSTM peephole"),
+    Kind("mingru", "mingru", "MinGRU", (), _scan.MINGRU, ("z", "g"), ("h",), (), "mingru",
+         "minGRU", "minGRU", scan=True),
+    Kind("minlstm", "minlstm", "MinLSTM", (), _scan.MINLSTM, ("f", "i", "g"), ("h",), (),
+         "minlstm", "minLSTM", "minLSTM", scan=True),
 )
 
 #: name -> Kind, in table order.

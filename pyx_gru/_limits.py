@@ -178,6 +178,10 @@ def forward_plan(kind, T, B, D, H, itemsize, cache=True, dropout=False, zoneout=
     ``hm``); with zoneout, a kind with a cell state keeps its steps' c^_t
     in ``extra``."""
     GH = len(kind.gates) * H
+    if kind.scan:
+        # minGRU, minLSTM (_scan): every step's gates and a_t, with a cache
+        # or without (the scan needs all of them at once)
+        return {"gates": (T, B, GH), "a": (T, B, H), "hs": (T + 1, B, H), "h": (B, H)}
     Tg = T if cache else _recurrent.gate_steps(T, B, D, H, GH, itemsize)
     plan = {"gates": (Tg, B, GH), "hs": (T + 1, B, H), "h": (B, H), "hu": (B, GH),
             "packed": (_recurrent.packed_size(B, D, H, GH, False, itemsize),)}
@@ -206,6 +210,9 @@ def backward_plan(kind, T, B, D, H, itemsize, dropout=False, zoneout=False):
     packed operands, and with recurrent dropout a chunk's masked states
     ``hmc``."""
     GH = len(kind.gates) * H
+    if kind.scan:
+        # the gate gradients of every step (the scan reads them all)
+        return {"dx": (T, B, D), "dA": (T, B, GH)}
     K = chunk_steps(T, B)
     plan = {"dx": (T, B, D), "dA": (K, B, GH), "work": (5 if zoneout else 3, B, H),
             "packed": (_recurrent.packed_size(B, D, H, GH, True, itemsize),)}

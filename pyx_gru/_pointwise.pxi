@@ -261,6 +261,41 @@ cdef void _mgu_before_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating
             h[k] = _mix(a[o + j], h_prev[k], a[o + H + j])
 
 
+cdef void _cifg_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole,
+                        floating* a, const floating* hu, const floating* b,
+                        const floating* P,
+                        const floating* c_prev, floating* c,
+                        floating* h, const floating* keep,
+                        const floating* pin) noexcept nogil:
+    # The LSTM with coupled input and forget gates (i = 1 - f), gate blocks
+    # f, g, o and P = [p_f; p_o]: f = sigmoid(. + p_f c_prev), g = tanh(.),
+    # c = f * c_prev + (1 - f) * g, o = sigmoid(. + p_o c), h = o * tanh(c)
+    cdef Py_ssize_t bb, j, o, k
+    for bb in range(B):
+        o = bb * 3 * H
+        if peephole:
+            for j in range(n):
+                a[o + j] += P[j] * c_prev[bb * H + j]
+        _sigmoid_gates(a + o, hu + o, b, 1, H, n, keep, pin)
+        for j in range(n):
+            a[o + H + j] += hu[o + H + j] + b[H + j]
+            a[o + 2 * H + j] += hu[o + 2 * H + j] + b[2 * H + j]
+        tanh_block(a + o + H, n)
+        for j in range(n):
+            k = bb * H + j
+            c[k] = _mix(a[o + j], c_prev[k], a[o + H + j])
+        if peephole:
+            for j in range(n):
+                a[o + 2 * H + j] += P[H + j] * c[bb * H + j]
+        sigmoid_block(a + o + 2 * H, n)
+        _pin(a + o, 2, H, n, keep, pin)
+        # h = o * tanh(c)
+        memcpy(h + bb * H, c + bb * H, n * sizeof(floating))
+        tanh_block(h + bb * H, n)
+        for j in range(n):
+            h[bb * H + j] *= a[o + 2 * H + j]
+
+
 # ---------------------------------------------------------------------------
 # Pointwise steps, backward. `dh` is dL/dh_t (B, H); `da` is dA[t] (B, G*H),
 # written with dL/d(pre-activation) of each gate on the recurrent side (what
@@ -457,6 +492,43 @@ cdef void _mgu_before_reset_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
             dh_prev[k] += dfh[k] * f
 
 
+cdef void _cifg_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole,
+                         const floating* a, const floating* P,
+                         const floating* c_prev, const floating* c,
+                         const floating* dh, const floating* dc,
+                         floating* da, floating* dh_prev,
+                         floating* dc_prev, const floating* keep,
+                         floating* tc) noexcept nogil:
+    # As _lstm_backward, with i = 1 - f: f reaches c twice, as the forget
+    # gate and as the input gate, df = dc_t * (c_prev - g). tc is (B, H)
+    # scratch for tanh(c_t).
+    cdef Py_ssize_t bb, j, o, k
+    cdef floating f, g, og, t_, dao, daf, dct, one = 1
+    for bb in range(B):
+        memcpy(tc + bb * H, c + bb * H, n * sizeof(floating))
+    _activate(tc, B, H, n, True)
+    for bb in range(B):
+        o = bb * 3 * H
+        for j in range(n):
+            k = bb * H + j
+            f = a[o + j]
+            g = a[o + H + j]
+            og = a[o + 2 * H + j]
+            t_ = tc[k]
+            dao = dh[k] * t_ * og * (one - og) * keep[2]
+            dct = dc[k] + dh[k] * og * (one - t_ * t_)
+            if peephole:
+                dct = dct + dao * P[H + j]
+            daf = dct * (c_prev[k] - g) * f * (one - f) * keep[0]
+            da[o + j] = daf
+            da[o + H + j] = dct * (one - f) * (one - g * g)
+            da[o + 2 * H + j] = dao
+            dc_prev[k] = dct * f
+            if peephole:
+                dc_prev[k] = dc_prev[k] + daf * P[j]
+            dh_prev[k] = 0
+
+
 # ---------------------------------------------------------------------------
 # The dispatch: the step of each kind, forward and backward. The driver
 # passes every array a kind might read (pointers offset to its first unit);
@@ -484,6 +556,8 @@ cdef inline void _step_forward(int kind, bint peephole, Py_ssize_t B, Py_ssize_t
         _mgu_after_forward(B, H, n, a, hu, b, b_hg, h_prev, e, h, keep, pin)
     elif kind == _MGU_BEFORE:
         _mgu_before_gates(B, H, n, a, hu, b, h_prev, e, keep, pin)
+    elif kind == _CIFG:
+        _cifg_forward(B, H, n, peephole, a, hu, b, P, c_prev, c, h, keep, pin)
     else:
         _lstm_forward(B, H, n, peephole, a, hu, b, P, c_prev, c, h, keep, pin)
 
@@ -521,6 +595,9 @@ cdef inline void _step_backward(int kind, bint peephole, Py_ssize_t B, Py_ssize_
         _mgu_after_backward(B, H, n, a, h_prev, e, dh, da, dxg, dh_prev, keep)
     elif kind == _MGU_BEFORE:
         _mgu_before_candidate_backward(B, H, n, a, h_prev, dh, da, dh_prev, keep)
+    elif kind == _CIFG:
+        _cifg_backward(B, H, n, peephole, a, P, c_prev, c, dh, dc, da, dh_prev, dc_prev,
+                       keep, scratch)
     else:
         _lstm_backward(B, H, n, peephole, a, P, c_prev, c, dh, dc, da, dh_prev, dc_prev,
                        keep, scratch)

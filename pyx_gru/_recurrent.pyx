@@ -431,7 +431,7 @@ cdef int _common_problem(int kind, bint peephole, bint masked, Py_ssize_t T, Py_
         return 3
     if not _has(U_shape, 2, H, GH):
         return 4
-    if _KINDS[kind].peephole and peephole and not _has(P_shape, 2, 3, H):
+    if _KINDS[kind].peephole and peephole and not _has(P_shape, 2, _KINDS[kind].peephole, H):
         return 5
     if masked and not _has(lengths_shape, 1, B):
         return 6
@@ -450,7 +450,8 @@ def _common_error(str pass_, int problem, int kind, Py_ssize_t T, Py_ssize_t B, 
                          f"{_KINDS[kind].n_gates} * H for kind {kind}")
     name, array, want = {
         3: ("W", W, f"(D, GH) = ({D}, {GH})"), 4: ("U", U, f"(H, GH) = ({H}, {GH})"),
-        5: ("P", P, f"(3, H) = (3, {H})"), 6: ("lengths", lengths, f"(B,) = ({B},)"),
+        5: ("P", P, f"(R, H) = ({_KINDS[kind].peephole}, {H})"),
+        6: ("lengths", lengths, f"(B,) = ({B},)"),
         7: ("keep", keep, f"(G,) = ({GH // H},)"), 8: ("x", x, f"(T, B, D) = ({T}, {B}, D)"),
     }[problem]
     _wrong(pass_, name, array, want)
@@ -484,7 +485,8 @@ def forward(int kind, bint peephole, bint masked,
     """Forward pass over a whole sequence, in place.
 
     x (T, B, D), W (D, GH), U (H, GH), b (GH,), b_hg (H,) [GRU reset after],
-    P (3, H) [LSTM with peepholes], lengths (B,) [used when ``masked``].
+    P (R, H) [peepholes: R rows, _kinds.pxi; (3, H) for the LSTM, (2, H) for
+    the CIFG], lengths (B,) [used when ``masked``].
     Writes gates (T, B, GH), hs (T+1, B, H) from hs[0], cs (T+1, B, H) from
     cs[0] [LSTM], extra (T, B, H) [GRU], the final state into h_last and
     c_last (B, H) [LSTM], and uses hu (B, GH) and packed
@@ -749,7 +751,7 @@ cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
     # hrec: the chunk's states as they entered the product (hs[t0:t1], or
     # their rows times the dropout mask); c_step: c_t as the step made it
     # (cs[1:], or c^_t in extra with zoneout), for the o-gate's peephole.
-    # acc: float64 sums of db (GH), db_hg (H) and dP (3H). Wtp: W.T packed
+    # acc: float64 sums of db (GH), db_hg (H) and dP (R*H <= 3H). Wtp: W.T packed
     # (pyx_packed_size(GH, D)) for dx, or NULL to call the BLAS; packed, a
     # row of dx is one chain of multiply-adds over the gate columns, the same
     # whatever chunk the row falls in (a BLAS may round a row differently
@@ -757,9 +759,9 @@ cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
     cdef Py_ssize_t rows = (t1 - t0) * B
     cdef Py_ssize_t n_rec = _KINDS[kind].n_rec * H
     cdef bint reset_after = _KINDS[kind].reset_after
-    cdef Py_ssize_t cand = GH - H      # the candidate's block, the last
-    cdef Py_ssize_t H2 = 2 * H
-    cdef Py_ssize_t e, s, i, j, t, bb
+    cdef Py_ssize_t cand = GH - H      # the last block: the candidate's (o's for an LSTM)
+    cdef Py_ssize_t n_peep = _KINDS[kind].peephole    # rows of P
+    cdef Py_ssize_t e, s, i, j, k, t, bb
     cdef const floating* xc = x + t0 * B * D
     cdef const floating* d
     cdef double* acc_hg = acc + GH
@@ -821,16 +823,20 @@ cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
                  extra + t0 * B * H, <int> H, dA + s, <int> GH, <floating> 1, dU + s,
                  <int> GH)
     if peephole:
-        # dP += [sum(da_i * c_prev), sum(da_f * c_prev), sum(da_o * c)]: column j
-        # of i and f, and 3H + j of o, against c_{t-1}[j] and c_t[j]
+        # dP's rows (_kinds.pxi): row k < R - 1 += sum(da_k * c_prev) for the
+        # first R - 1 gate blocks, row R - 1 += sum(da_last * c) for the last
+        # block (the LSTM: [sum(da_i * c_prev), sum(da_f * c_prev),
+        # sum(da_o * c)]); column j of those blocks against c_{t-1}[j] or c_t[j]
         for t in range(t0, t1):
             for bb in range(B):
                 d = dA + ((t - t0) * B + bb) * GH
                 i = (t * B + bb) * H
-                for j in range(c0, c1 if c1 < H2 else H2):
-                    acc_p[j] += d[j] * cs[i + (j if j < H else j - H)]
-                for j in range(c0 if c0 > 3 * H else 3 * H, c1):
-                    acc_p[j - H] += d[j] * c_step[i + j - 3 * H]
+                for k in range(n_peep - 1):
+                    for j in range(c0 if c0 > k * H else k * H,
+                                   c1 if c1 < (k + 1) * H else (k + 1) * H):
+                        acc_p[j] += d[j] * cs[i + j - k * H]
+                for j in range(c0 if c0 > cand else cand, c1):
+                    acc_p[j - cand + (n_peep - 1) * H] += d[j] * c_step[i + j - cand]
 
 
 cdef void _backward_member(int tid, int nth, int kind, bint peephole, bint masked,
@@ -924,7 +930,7 @@ def backward(int kind, bint peephole, bint masked,
     scratch, packed ``packed_size(B, D, H, GH, True, itemsize)`` scratch (or any
     placeholder for the BLAS path) and acc (GH + 4H,) float64 scratch. Writes dx (T, B, D), and adds
     into dW, dU (which the caller zeroes); writes db, db_hg [GRU reset after]
-    and dP [LSTM with peepholes]. keep (G,) is the forward pass's: 0 for a
+    and dP (R, H) [peepholes, as P]. keep (G,) is the forward pass's: 0 for a
     pinned gate, whose pre-activation gets no gradient. dropout, drop,
     zoneout, zone_h, zone_c and key are the forward pass's (extra then
     holds c^_t for a cell_state kind); with dropout, hmc (K, B, H) is
@@ -986,8 +992,8 @@ def backward(int kind, bint peephole, bint masked,
         _wrong("backward", "db", db, f"(GH,) = ({GH},)")
     if reset_after and not _has(db_hg.shape, 1, H):
         _wrong("backward", "db_hg", db_hg, f"(H,) = ({H},)")
-    if lstm and peephole and not _has(dP.shape, 2, 3, H):
-        _wrong("backward", "dP", dP, f"(3, H) = (3, {H})")
+    if lstm and peephole and not _has(dP.shape, 2, _KINDS[kind].peephole, H):
+        _wrong("backward", "dP", dP, f"(R, H) = ({_KINDS[kind].peephole}, {H})")
     if acc.shape[0] < GH + 4 * H:
         _wrong("backward", "acc", acc, f"(GH + 4H,) = ({GH + 4 * H},) at least")
     if T * B == 0:
@@ -1012,6 +1018,7 @@ def backward(int kind, bint peephole, bint masked,
     cdef floating* pdW = &dW[0, 0]
     cdef floating* pdU = &dU[0, 0]
     cdef double* pacc = &acc[0]
+    cdef floating* pdP = &dP[0, 0]
     cdef const floating* pkeep = &keep[0]
     cdef _Reg reg = _make_reg(dropout, &drop[0, 0] if dropout else NULL,
                               &hmc[0, 0, 0] if dropout else NULL, zoneout, zone_h,
@@ -1044,10 +1051,8 @@ def backward(int kind, bint peephole, bint masked,
             for j in range(H):
                 db_hg[j] = <floating> pacc[GH + j]
         if lstm and peephole:
-            for j in range(H):
-                dP[0, j] = <floating> pacc[GH + H + j]
-                dP[1, j] = <floating> pacc[GH + 2 * H + j]
-                dP[2, j] = <floating> pacc[GH + 3 * H + j]
+            for j in range(_KINDS[kind].peephole * H):
+                pdP[j] = <floating> pacc[GH + H + j]
 
 
 def _activation(str name, floating[::1] v):

@@ -249,8 +249,12 @@ def match_hidden_size(cell, n_params, input_size, output_size, *, num_layers=1,
     n_params = check_size("n_params", n_params)
     a, b, c = _quadratic(_cell_name(cell), input_size, output_size, num_layers, bidirectional,
                          tuple(sorted(cell_kwargs.items())))
-    # the positive root of a H^2 + b H + c = n_params (a > 0: H x H recurrent weights)
-    root = (-b + math.sqrt(b * b - 4 * a * (c - n_params))) / (2 * a)
+    if a:
+        # the positive root of a H^2 + b H + c = n_params (a > 0: H x H recurrent weights)
+        root = (-b + math.sqrt(b * b - 4 * a * (c - n_params))) / (2 * a)
+    else:
+        # one layer of a cell with no recurrent weights (minGRU, minLSTM): linear in H
+        root = (n_params - c) / b
     candidates = {max(1, math.floor(root)), max(1, math.ceil(root))}
     return min(sorted(candidates), key=lambda h: abs(a * h * h + b * h + c - n_params))
 

@@ -36,9 +36,10 @@ Gradients are converted with ``gradient=True``: a sum of two biases passes the
 same gradient to both, so both receive ``db`` of that gate, exactly as
 autograd reports them.
 
-Not every pyx_gru cell exists elsewhere: the simplified GRU, the GRU with the
-reset gate before the matmul (PyTorch) and the peephole LSTM (both) raise a
-``ValueError`` on conversion.
+Not every pyx_gru cell exists elsewhere: the simplified GRU, the MGU, the
+coupled-gate LSTM (``CoupledLSTM``), the GRU with the reset gate before the
+matmul (PyTorch) and the peephole LSTM (both) raise a ``ValueError`` on
+conversion.
 """
 import numpy as np
 
@@ -114,7 +115,7 @@ def _torch_kind(cell):
         return "LSTM"
     if isinstance(cell, RNN):
         return "RNN"
-    if isinstance(cell, Cell):  # a cell PyTorch does not have (MGU)
+    if isinstance(cell, Cell):  # a cell PyTorch does not have (MGU, CoupledLSTM)
         raise ValueError(f"PyTorch has no {type(cell).__name__}")
     raise TypeError(f"expected a pyx_gru cell, got {type(cell).__name__}")
 
@@ -339,7 +340,7 @@ def to_keras(cell, params=None, *, gradient=False):
     if isinstance(cell, LSTM) and cell.peephole:
         raise ValueError("Keras' LSTM has no peepholes")
     if isinstance(cell, Cell) and not isinstance(cell, (RNN, GRU, LSTM)):
-        raise ValueError(f"Keras has no {type(cell).__name__}")  # (MGU)
+        raise ValueError(f"Keras has no {type(cell).__name__}")  # (MGU, CoupledLSTM)
     if not isinstance(cell, (RNN, GRU, LSTM)):
         raise TypeError(f"expected a pyx_gru cell, got {type(cell).__name__}")
     params = _checked(cell, params)

@@ -66,8 +66,10 @@ def make_cell(cell, input_size, hidden_size, *, dtype=np.float64, seed=None, gat
     ----------
     cell : str or type
         ``"rnn"``, ``"sgru"`` (alias ``"simple_gru"``), ``"gru"`` (reset
-        after, alias ``"gru_after"``), ``"gru_before"``, ``"lstm"``,
-        ``"lstm_peephole"``, or a subclass of ``pyx_gru.Cell`` (one that
+        after, alias ``"gru_after"``), ``"gru_before"``, ``"mgu"`` (alias
+        ``"mgu_after"``), ``"mgu_before"``, ``"lstm"``, ``"lstm_peephole"``,
+        ``"cifg"`` (``CoupledLSTM``), ``"cifg_peephole"`` (every name of
+        ``CELLS``), or a subclass of ``pyx_gru.Cell`` (one that
         overrides ``forward`` should pass on the keywords it does not
         handle, so that ``pyx_gru.evaluate`` and ``predict`` can ask for
         ``cache=False``; without them it runs the forward that keeps a cache).
@@ -774,7 +776,8 @@ class Model:
         K.
     cell : str or type
         See ``make_cell``: ``"rnn"``, ``"sgru"``, ``"gru"``, ``"gru_before"``,
-        ``"lstm"``, ``"lstm_peephole"`` or a Cell class.
+        ``"mgu"``, ``"mgu_before"``, ``"lstm"``, ``"lstm_peephole"``, ``"cifg"``,
+        ``"cifg_peephole"`` or a Cell class.
     num_layers : int
         Recurrent layers stacked.
     bidirectional : bool

@@ -7,7 +7,8 @@ of what its backward step needs; the backward step takes the gradient of the
 loss with respect to the new state and returns the gradients with respect to
 the input, the previous state and the parameters. One loop over time,
 ``_ReferenceCell``, drives every cell, and the classes ``RNN``,
-``SimpleGRU``, ``GRU``, ``MGU`` and ``LSTM`` have exactly the interface of the
+``SimpleGRU``, ``GRU``, ``MGU``, ``LSTM``, ``CoupledLSTM``, ``MinGRU`` and
+``MinLSTM`` have exactly the interface of the
 compiled ones (same constructor, same seeded parameters, same ``forward``
 and ``backward``), so either can stand in for the other.
 
@@ -15,7 +16,7 @@ Shapes, for one step: ``x_t`` (B, D), ``h_prev`` and ``c_prev`` (B, H);
 ``W`` (D, G*H), ``U`` (H, G*H), ``b`` (G*H,), gate k of ``cell.gates`` in
 columns ``k*H:(k+1)*H``. Rows are batch entries, so the textbooks' ``W x_t``
 is ``x_t @ W`` here, as in the docs' ``x_t W``. A state is a tuple:
-``(h,)``, or ``(h, c)`` for the LSTM.
+``(h,)``, or ``(h, c)`` for the LSTM and the CoupledLSTM.
 
 Theory: :doc:`/theory/index` derives every step function below, one page per
 cell, and :doc:`/theory/worked_step` runs the GRU's in numbers.
@@ -26,8 +27,8 @@ from . import _cells, _kinds
 from ._cells import Cache
 
 __all__ = [
-    "RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "from_cell", "sigmoid", "gate", "gate_slope",
-    "zoneout_mask",
+    "RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "CoupledLSTM", "from_cell", "sigmoid", "gate",
+    "gate_slope", "zoneout_mask",
     "rnn_step_forward", "rnn_step_backward",
     "simple_gru_step_forward", "simple_gru_step_backward",
     "gru_after_step_forward", "gru_after_step_backward",
@@ -35,6 +36,10 @@ __all__ = [
     "mgu_after_step_forward", "mgu_after_step_backward",
     "mgu_before_step_forward", "mgu_before_step_backward",
     "lstm_step_forward", "lstm_step_backward",
+    "cifg_step_forward", "cifg_step_backward",
+    "MinGRU", "MinLSTM",
+    "mingru_step_forward", "mingru_step_backward",
+    "minlstm_step_forward", "minlstm_step_backward",
 ]
 
 
@@ -720,6 +725,254 @@ def lstm_step_backward(dstate, cache, p, pins=None, drop=None):
 
 
 # --------------------------------------------------------------------------
+# The LSTM with coupled input and forget gates (CIFG, Greff et al. 2017):
+# i = 1 - f, gates f, g, o, optional peepholes P = [p_f; p_o]
+# --------------------------------------------------------------------------
+
+def _cifg_peepholes(p):
+    return tuple(p["P"]) if "P" in p else (0.0, 0.0)
+
+
+def cifg_step_forward(x_t, state, p, pins=None):
+    """One forward step of the coupled-gate LSTM, with peepholes if ``p`` has ``P``.
+
+    f = sigma(a_f + p_f * c_{t-1}), i = 1 - f, g = tanh(a_g),
+    c_t = f * c_{t-1} + i * g, o = sigma(a_o + p_o * c_t), h_t = o * tanh(c_t),
+    with [a_f, a_g, a_o] = x_t W + h_{t-1} U + b.
+
+    Parameters
+    ----------
+    x_t : ndarray, shape (B, D)
+        The inputs at step t.
+    state : tuple of ndarray
+        ``(h_prev, c_prev)``, each (B, H): h_{t-1} and c_{t-1}.
+    p : dict of str to ndarray
+        The parameters, keyed as ``cell.params``: ``W`` (D, G*H), ``U``
+        (H, G*H), ``b`` (G*H,); G = 3, gates f, g, o; optionally ``P``
+        (2, H) = [p_f; p_o].
+    pins : dict of str to ndarray, optional
+        Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
+        None pins none. Pinning f pins the input gate to 1 - f with it.
+
+    Returns
+    -------
+    state : tuple of ndarray
+        ``(h_t, c_t)``, each (B, H).
+    cache : tuple of ndarray
+        What ``cifg_step_backward`` needs: ``(x_t, h_prev, c_prev, f, g, c, o)``.
+    """
+    h_prev, c_prev = state
+    p_f, p_o = _cifg_peepholes(p)
+    a_f, a_g, a_o = _gate_blocks(x_t @ p["W"] + h_prev @ p["U"] + p["b"], 3)
+    f = gate(a_f + p_f * c_prev, "f", pins)
+    i = 1 - f  # the input gate, coupled to the forget gate
+    g = np.tanh(a_g)
+    c = f * c_prev + i * g
+    o = gate(a_o + p_o * c, "o", pins)
+    h = o * np.tanh(c)
+    return (h, c), (x_t, h_prev, c_prev, f, g, c, o)
+
+
+def cifg_step_backward(dstate, cache, p, pins=None):
+    """Backward of ``cifg_step_forward``, given ``dstate = (dh, dc_next)``
+    (dc_next is dL/dc_t from the next step).
+
+    f reaches c_t twice, as the forget gate (dc * c_prev) and as the input
+    gate 1 - f (-dc * g): df = dc * (c_prev - g).
+
+    Parameters
+    ----------
+    dstate : tuple of ndarray
+        ``(dh, dc_next)``, each (B, H): dL/dh_t and dL/dc_t.
+    cache : tuple of ndarray
+        The cache ``cifg_step_forward`` returned for this step.
+    p : dict of str to ndarray
+        The parameters, as given to ``cifg_step_forward``.
+    pins : dict of str to ndarray, optional
+        The pinned gates, as given to ``cifg_step_forward``; a pinned gate passes
+        no gradient to its pre-activation.
+
+    Returns
+    -------
+    dx_t : ndarray, shape (B, D)
+        The gradient dL/dx_t.
+    dstate_prev : tuple of ndarray
+        ``(dh_prev, dc_prev)``, each (B, H): dL/dh_{t-1} and dL/dc_{t-1}.
+    grads : dict of str to ndarray
+        This step's share of every parameter gradient, keyed and shaped like
+        ``p``.
+    """
+    dh, dc_next = dstate
+    x_t, h_prev, c_prev, f, g, c, o = cache
+    p_f, p_o = _cifg_peepholes(p)
+    tanh_c = np.tanh(c)
+    da_o = dh * tanh_c * gate_slope(o, "o", pins)
+    dc = dc_next + dh * o * (1 - tanh_c**2) + da_o * p_o
+    df = dc * (c_prev - g)
+    da_f = df * gate_slope(f, "f", pins)
+    da_g = dc * (1 - f) * (1 - g**2)
+    dc_prev = dc * f + da_f * p_f
+    da = np.concatenate([da_f, da_g, da_o], axis=1)
+    grads = {"W": x_t.T @ da, "U": h_prev.T @ da, "b": da.sum(0)}
+    if "P" in p:
+        grads["P"] = np.stack([(da_f * c_prev).sum(0), (da_o * c).sum(0)])
+    return da @ p["W"].T, (da @ p["U"].T, dc_prev), grads
+
+
+# --------------------------------------------------------------------------
+# minGRU (Feng et al. 2024): h_t = (1 - z) * h_{t-1} + z * g, gates from x_t
+# --------------------------------------------------------------------------
+
+def mingru_step_forward(x_t, state, p, pins=None):
+    """One forward step of minGRU: no h_{t-1} in the gate or the candidate.
+
+    z = sigma(x_t W_z + b_z), g = x_t W_g + b_g (linear),
+    h_t = (1 - z) * h_{t-1} + z * g.
+
+    Parameters
+    ----------
+    x_t : ndarray, shape (B, D)
+        The inputs at step t.
+    state : tuple of ndarray
+        ``(h_prev,)``, h_prev (B, H) being h_{t-1}.
+    p : dict of str to ndarray
+        The parameters, keyed as ``cell.params``: ``W`` (D, G*H), ``b``
+        (G*H,); G = 2, gates z, g. No ``U``.
+    pins : dict of str to ndarray, optional
+        Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
+        None pins none.
+
+    Returns
+    -------
+    state : tuple of ndarray
+        ``(h_t,)``, h_t (B, H).
+    cache : tuple of ndarray
+        What ``mingru_step_backward`` needs: ``(x_t, h_prev, z, g)``.
+    """
+    (h_prev,) = state
+    a_z, a_g = _gate_blocks(x_t @ p["W"] + p["b"], 2)
+    z = gate(a_z, "z", pins)
+    g = a_g
+    h = (1 - z) * h_prev + z * g
+    return (h,), (x_t, h_prev, z, g)
+
+
+def mingru_step_backward(dstate, cache, p, pins=None):
+    """Backward of ``mingru_step_forward``: dz = dh * (g - h_prev), dg = dh * z,
+    and the only path to h_prev, dh * (1 - z) (no product with U).
+
+    Parameters
+    ----------
+    dstate : tuple of ndarray
+        ``(dh,)``, dh (B, H) being dL/dh_t.
+    cache : tuple of ndarray
+        The cache ``mingru_step_forward`` returned for this step.
+    p : dict of str to ndarray
+        The parameters, as given to ``mingru_step_forward``.
+    pins : dict of str to ndarray, optional
+        The pinned gates, as given to ``mingru_step_forward``; a pinned gate
+        passes no gradient to its pre-activation.
+
+    Returns
+    -------
+    dx_t : ndarray, shape (B, D)
+        The gradient dL/dx_t.
+    dstate_prev : tuple of ndarray
+        ``(dh_prev,)``, dh_prev (B, H) being dL/dh_{t-1}.
+    grads : dict of str to ndarray
+        This step's share of every parameter gradient, keyed and shaped like
+        ``p``.
+    """
+    (dh,) = dstate
+    x_t, h_prev, z, g = cache
+    dz = dh * (g - h_prev)
+    dg = dh * z
+    da = np.concatenate([dz * gate_slope(z, "z", pins), dg], axis=1)
+    grads = {"W": x_t.T @ da, "b": da.sum(0)}
+    return da @ p["W"].T, (dh * (1 - z),), grads
+
+
+# --------------------------------------------------------------------------
+# minLSTM (Feng et al. 2024): h_t = f' * h_{t-1} + i' * g, f' + i' = 1
+# --------------------------------------------------------------------------
+
+def minlstm_step_forward(x_t, state, p, pins=None):
+    """One forward step of minLSTM: gates from x_t alone, normalised.
+
+    f = sigma(x_t W_f + b_f), i = sigma(x_t W_i + b_i), g = x_t W_g + b_g,
+    f' = f / (f + i), i' = i / (f + i), h_t = f' * h_{t-1} + i' * g.
+
+    Parameters
+    ----------
+    x_t : ndarray, shape (B, D)
+        The inputs at step t.
+    state : tuple of ndarray
+        ``(h_prev,)``, h_prev (B, H) being h_{t-1}.
+    p : dict of str to ndarray
+        The parameters, keyed as ``cell.params``: ``W`` (D, G*H), ``b``
+        (G*H,); G = 3, gates f, i, g. No ``U``.
+    pins : dict of str to ndarray, optional
+        Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
+        None pins none.
+
+    Returns
+    -------
+    state : tuple of ndarray
+        ``(h_t,)``, h_t (B, H).
+    cache : tuple of ndarray
+        What ``minlstm_step_backward`` needs: ``(x_t, h_prev, f, i, g)``.
+    """
+    (h_prev,) = state
+    a_f, a_i, a_g = _gate_blocks(x_t @ p["W"] + p["b"], 3)
+    f = gate(a_f, "f", pins)
+    i = gate(a_i, "i", pins)
+    g = a_g
+    f_n, i_n = f / (f + i), i / (f + i)
+    h = f_n * h_prev + i_n * g
+    return (h,), (x_t, h_prev, f, i, g)
+
+
+def minlstm_step_backward(dstate, cache, p, pins=None):
+    """Backward of ``minlstm_step_forward``: df' = dh * h_prev, di' = dh * g,
+    through the normalisation df = (df' - di') i / (f + i)^2 and
+    di = (di' - df') f / (f + i)^2, dg = dh * i', and dh * f' to h_prev.
+
+    Parameters
+    ----------
+    dstate : tuple of ndarray
+        ``(dh,)``, dh (B, H) being dL/dh_t.
+    cache : tuple of ndarray
+        The cache ``minlstm_step_forward`` returned for this step.
+    p : dict of str to ndarray
+        The parameters, as given to ``minlstm_step_forward``.
+    pins : dict of str to ndarray, optional
+        The pinned gates, as given to ``minlstm_step_forward``; a pinned gate
+        passes no gradient to its pre-activation.
+
+    Returns
+    -------
+    dx_t : ndarray, shape (B, D)
+        The gradient dL/dx_t.
+    dstate_prev : tuple of ndarray
+        ``(dh_prev,)``, dh_prev (B, H) being dL/dh_{t-1}.
+    grads : dict of str to ndarray
+        This step's share of every parameter gradient, keyed and shaped like
+        ``p``.
+    """
+    (dh,) = dstate
+    x_t, h_prev, f, i, g = cache
+    s = f + i
+    df_n, di_n = dh * h_prev, dh * g        # through h = f' h_prev + i' g
+    df = (df_n - di_n) * i / s**2           # f' = f / s, i' = i / s
+    di = (di_n - df_n) * f / s**2
+    dg = dh * (i / s)
+    da = np.concatenate([df * gate_slope(f, "f", pins), di * gate_slope(i, "i", pins), dg],
+                        axis=1)
+    grads = {"W": x_t.T @ da, "b": da.sum(0)}
+    return da @ p["W"].T, (dh * (f / s),), grads
+
+
+# --------------------------------------------------------------------------
 # One loop over time for every cell
 # --------------------------------------------------------------------------
 
@@ -892,6 +1145,18 @@ class LSTM(_ReferenceCell, _cells.LSTM):
     __doc__ = "NumPy reference. " + _cells.LSTM.__doc__
 
 
+class CoupledLSTM(_ReferenceCell, _cells.CoupledLSTM):
+    __doc__ = "NumPy reference. " + _cells.CoupledLSTM.__doc__
+
+
+class MinGRU(_ReferenceCell, _cells.MinGRU):
+    __doc__ = "NumPy reference. " + _cells.MinGRU.__doc__
+
+
+class MinLSTM(_ReferenceCell, _cells.MinLSTM):
+    __doc__ = "NumPy reference. " + _cells.MinLSTM.__doc__
+
+
 # compiled class -> its reference twin, for every cell kind (the twin has
 # the compiled class's name)
 _TWINS = {k.cell_class: globals()[k.cls] for k in _kinds.KINDS.values()}
@@ -903,12 +1168,12 @@ def from_cell(cell):
 
     Parameters
     ----------
-    cell : RNN, SimpleGRU, GRU or LSTM
+    cell : RNN, SimpleGRU, GRU, MGU, LSTM, CoupledLSTM, MinGRU or MinLSTM
         A compiled pyx_gru cell.
 
     Returns
     -------
-    RNN, SimpleGRU, GRU or LSTM
+    RNN, SimpleGRU, GRU, MGU, LSTM, CoupledLSTM, MinGRU or MinLSTM
         The cell of ``pyx_gru.reference`` of the same class, whose forward
         and backward passes run the step functions above in a loop over time.
 

@@ -4,7 +4,7 @@ are in ``helpers.py``; Hypothesis strategies in ``strategies.py``."""
 import pytest
 from hypothesis import HealthCheck, settings
 
-from pyx_gru import _recurrent
+from pyx_gru import _recurrent, _scan
 from helpers import CONFIGS, DTYPES, PROFILE, SIMD_PATHS, SUMMARY
 
 # Hypothesis profiles. "ci" (chosen when CI is set, as on the CI machine) draws
@@ -33,10 +33,12 @@ def torch():
 
 @pytest.fixture(params=SIMD_PATHS)
 def simd_path(request):
-    """Run the test on each vector path this CPU runs; restored after."""
-    previous = _recurrent._set_simd(request.param)
+    """Run the test on each vector path this CPU runs (the kernels of
+    _recurrent and of _scan); restored after."""
+    previous = _recurrent._set_simd(request.param), _scan._set_simd(request.param)
     yield request.param
-    _recurrent._set_simd(previous)
+    _recurrent._set_simd(previous[0])
+    _scan._set_simd(previous[1])
 
 
 @pytest.fixture(params=list(CONFIGS))

@@ -5,6 +5,7 @@ comparisons. Fixtures, hooks and the Hypothesis profiles are in
 import os
 
 import numpy as np
+import pytest
 from hypothesis import settings
 
 from pyx_gru import _kinds, _recurrent
@@ -28,6 +29,18 @@ def examples(n):
 # name -> (class, constructor keywords): every cell kind (pyx_gru._kinds),
 # by its explicit name ("simple_gru", "gru_after", ...)
 CONFIGS = {k.id: (k.cell_class, k.keywords) for k in _kinds.KINDS.values()}
+# The configurations whose gates read only x_t (minGRU, minLSTM: no recurrent
+# weights U, a linear candidate, run by pyx_gru._scan); tests/test_mincells.py
+# covers what a suite below cannot ask of them.
+SCAN_CONFIGS = frozenset(k.id for k in _kinds.KINDS.values() if k.scan)
+
+
+def skip_scan(config, why):
+    """Skip a test of a suite over CONFIGS for minGRU and minLSTM, saying why."""
+    if config in SCAN_CONFIGS:
+        pytest.skip(f"{config}: {why}")
+
+
 DTYPES = [np.float32, np.float64]
 # Compiled vs reference, relative to the scale of the compared array.
 TOL = {np.float32: 1e-5, np.float64: 1e-12}

@@ -323,11 +323,17 @@ def test_gemm_plan_counts_the_flops_of_the_spec():
     fwd = 2 * T * B * D * G * H + T * 2 * B * H * G * H
     bwd = T * 2 * B * G * H * H + 2 * D * T * B * G * H + 2 * H * T * B * G * H + 2 * T * B * G * H * D
     assert flops == {"fwd": fwd, "fwd+bwd": fwd + bwd}
+    # minGRU, minLSTM: x @ W forward; dW = x.T @ dA and dx = dA @ W.T backward
+    plan = bench.gemm_plan(G, B, D, H, T, recurrent=False)
+    flops = {task: sum(c * 2 * m * n * k for c, (m, n, k, _, _) in g) for task, g in plan.items()}
+    fwd = 2 * T * B * D * G * H
+    assert flops == {"fwd": fwd, "fwd+bwd": 3 * fwd}
 
 
 def test_cells_and_sizes_parse():
     assert bench.parse_cells("gru,lstm") == ("gru_after", "gru_before", "lstm")
     assert bench.parse_cells("mgu") == ("mgu_after", "mgu_before")
+    assert bench.parse_cells("cifg") == ("cifg",)
     assert bench.parse_size("1,32,32") == (1, 32, 32)
     with pytest.raises(argparse.ArgumentTypeError, match="unknown cell 'transformer'; choose from"):
         bench.parse_cells("transformer")

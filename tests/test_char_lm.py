@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import pyx_gru as pg
-from pyx_gru import tasks
+from pyx_gru import _kinds, tasks
 from pyx_gru.layers import CELLS, Model
 
 TUTORIAL = pathlib.Path(__file__).parent.parent / "tutorials" / "plot_char_lm.py"
@@ -245,7 +245,8 @@ def test_step_by_step_is_the_forward_pass(cell, num_layers):
         stepped.append(o)
     np.testing.assert_allclose(np.array(stepped), out, rtol=1e-12, atol=1e-12)
     assert len(state) == num_layers
-    assert all(isinstance(s, tuple) == cell.startswith("lstm") for s in state)
+    # a state (h, c) is a tuple, layer by layer (the LSTMs, the CoupledLSTM)
+    assert all(isinstance(s, tuple) == (len(_kinds.get(cell).state) == 2) for s in state)
     last = Model(3, 4, 5, cell=cell, num_layers=num_layers, readout="last", seed=1)
     last.params = model.params
     np.testing.assert_allclose(o, last.forward(x, cache=False)[0], rtol=1e-12, atol=1e-12)

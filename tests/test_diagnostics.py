@@ -211,8 +211,11 @@ def reference_gates(cell, x, lengths):
     where = {"rnn": {"g": 2}, "simple_gru": {"f": 2, "g": 3},
              "gru_after": {"z": 2, "r": 3, "g": 5}, "gru_before": {"z": 2, "r": 3, "g": 5},
              "mgu_after": {"f": 2, "g": 4}, "mgu_before": {"f": 2, "g": 4},
-             "lstm": {"i": 3, "f": 4, "g": 5, "o": 7}}
-    name = {pg.RNN: "rnn", pg.SimpleGRU: "simple_gru", pg.LSTM: "lstm"}.get(type(cell))
+             "lstm": {"i": 3, "f": 4, "g": 5, "o": 7},
+             "cifg": {"f": 3, "g": 4, "o": 6},
+             "mingru": {"z": 2, "g": 3}, "minlstm": {"f": 2, "i": 3, "g": 4}}
+    name = {pg.RNN: "rnn", pg.SimpleGRU: "simple_gru", pg.LSTM: "lstm", pg.CoupledLSTM: "cifg",
+            pg.MinGRU: "mingru", pg.MinLSTM: "minlstm"}.get(type(cell))
     name = name or f"{type(cell).__name__.lower()}_{cell.reset}"
     return {g: np.stack([np.broadcast_to(s[i], (B, H)) for s in cache.steps])
             for g, i in where[name].items()}

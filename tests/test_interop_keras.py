@@ -156,6 +156,8 @@ def test_from_keras_checks_shapes():
     (pg.SimpleGRU(3, 4), "no simplified GRU"),
     (pg.MGU(3, 4, reset="before"), "no MGU"),
     (pg.LSTM(3, 4, peephole=True), "no peepholes"),
+    (pg.CoupledLSTM(3, 4), "no CoupledLSTM"),
+    (pg.CoupledLSTM(3, 4, peephole=True), "no CoupledLSTM"),
 ])
 def test_to_keras_rejects_cells_keras_does_not_have(cell, match):
     with pytest.raises(ValueError, match=match):

@@ -155,6 +155,8 @@ def test_from_torch_rejects(module, match):
     (pg.MGU(3, 4), "no MGU"),
     (pg.GRU(3, 4, reset="before"), "reset gate after the matmul"),
     (pg.LSTM(3, 4, peephole=True), "no peepholes"),
+    (pg.CoupledLSTM(3, 4), "no CoupledLSTM"),
+    (pg.CoupledLSTM(3, 4, peephole=True), "no CoupledLSTM"),
 ])
 def test_to_torch_rejects_cells_pytorch_does_not_have(cell, match):
     with pytest.raises(ValueError, match=match):

@@ -56,7 +56,7 @@ ROOMY = {"packed", "acc"}
 
 
 @pytest.mark.parametrize("name", ["rnn", "simple_gru", "gru_after", "gru_before", "lstm",
-                                  "lstm_peephole"])
+                                  "lstm_peephole", "cifg", "cifg_peephole"])
 @pytest.mark.parametrize("cache", [True, False], ids=["cache", "inference"])
 def test_every_array_of_the_wrong_shape_is_refused(monkeypatch, name, cache):
     lengths = np.array([6, 2, 0, 5])

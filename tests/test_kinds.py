@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import pyx_gru as pg
-from pyx_gru import _kinds, _recurrent, _saving, bench, layers, reference
+from pyx_gru import _kinds, _recurrent, _saving, _scan, bench, layers, reference
 from pyx_gru.__main__ import CONFIGS as CHECK_CONFIGS
 from conftest import CONFIGS
 
@@ -15,16 +15,38 @@ KINDS = list(_kinds.KINDS.values())
 def test_every_kernel_kind_is_described_and_the_numbers_agree():
     table = _recurrent.kind_table()
     assert len(table) == _recurrent.N_KINDS
-    assert {k.kernel for k in KINDS} == set(range(_recurrent.N_KINDS))
+    assert {k.kernel for k in KINDS if not k.scan} == set(range(_recurrent.N_KINDS))
     for kind in KINDS:
+        if kind.scan:
+            continue
         row = table[kind.kernel]
         assert row["n_gates"] == len(kind.gates), kind.name
         assert 1 <= row["n_rec"] <= row["n_gates"], kind.name
         assert row["cell_state"] == (kind.state == ("h", "c")), kind.name
         assert row["reset_after"] == ("b_hg" in dict(kind.params)), kind.name
         assert kind.peephole <= row["peephole"], kind.name
+        # P has the kernels' rows: one per gate block reading c_{t-1}, and o's
+        assert row["peephole"] == (row["peephole_rows"] > 0), kind.name
+        if kind.peephole:
+            assert dict(kind.params)["P"] == row["peephole_rows"], kind.name
+            # (the backward's float64 sums keep 3H for dP: _cells, acc)
+            assert 2 <= row["peephole_rows"] <= min(3, row["n_gates"]), kind.name
+            assert row["cell_state"], kind.name
         # a second product reads extra = r * h_prev; the reset after keeps n in it
         assert row["extra"] == (row["n_rec"] < row["n_gates"] or row["reset_after"]), kind.name
+
+
+def test_every_scan_kind_is_described_and_has_no_recurrent_weights():
+    """minGRU and minLSTM (pyx_gru._scan): one kind per kernel number, the
+    gate count of the kernel's row, parameters W and b only."""
+    table = _scan.kind_table()
+    scan = [k for k in KINDS if k.scan]
+    assert sorted(k.kernel for k in scan) == list(range(_scan.N_KINDS)) == list(range(len(table)))
+    for kind in scan:
+        assert table[kind.kernel]["n_gates"] == len(kind.gates), kind.name
+        assert kind.gates[-1] == "g" and kind.state == ("h",) and not kind.params
+        assert not (kind.extra or kind.reset_after or kind.peephole)
+        assert set(kind.param_shapes(3, 4)) == {"W", "b"}
 
 
 @pytest.mark.parametrize("kind", KINDS, ids=[k.name for k in KINDS])
@@ -64,5 +86,22 @@ def test_the_lists_of_cells_are_the_descriptions():
 def test_saving_reads_the_forms_from_the_descriptions():
     assert _saving._FORMS["GRU"] == {"reset": ("after", "before")}
     assert _saving._FORMS["LSTM"] == {"peephole": (False, True)}
+    assert _saving._FORMS["CoupledLSTM"] == {"peephole": (False, True)}
     for kind in KINDS:
         assert _saving._shapes(kind.cls, 3, 4, _kinds.full_form(kind)) == kind.param_shapes(3, 4)
+
+
+@pytest.mark.parametrize("kind", [k for k in KINDS if k.peephole], ids=lambda k: k.name)
+def test_peepholes_of_another_shape_are_refused(kind):
+    """P has its kind's rows (the LSTM's 3, the CIFG's 2): another shape is a
+    ValueError that names P and the shape it must have, when assigned and
+    when a pass reads it."""
+    cell = kind.cell_class(3, 4, **kind.keywords)
+    rows = dict(kind.params)["P"]
+    for bad in ((rows + 1, 4), (rows - 1, 4), (rows, 5)):
+        with pytest.raises(ValueError, match=rf"params\['P'\] must have shape \({rows}, 4\)"):
+            cell.params = {**cell.params, "P": np.zeros(bad)}
+        cell.params["P"] = np.zeros(bad)
+        with pytest.raises(ValueError, match=rf"params\['P'\] must be .* shape \({rows}, 4\)"):
+            cell.forward(np.zeros((2, 1, 3)))
+        cell.params["P"] = np.zeros((rows, 4))

@@ -13,7 +13,8 @@ def test_check_prints_every_cell(capsys):
     assert main(["check", "--T", "20", "--B", "2", "--D", "3", "--H", "4", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     for label in ("RNN", "SimpleGRU", "GRU reset=after", "GRU reset=before", "MGU reset=after",
-                  "MGU reset=before", "LSTM", "LSTM peephole"):
+                  "MGU reset=before", "LSTM", "LSTM peephole", "CoupledLSTM",
+                  "CoupledLSTM peephole"):
         assert any(line.startswith(label + " ") for line in out.splitlines()), label
     assert "OK (threshold 1e-6)" in out
 

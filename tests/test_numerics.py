@@ -10,7 +10,7 @@ from scipy.special import expit
 
 import pyx_gru as pg
 from pyx_gru import _recurrent
-from helpers import assert_close, make_cell, parts, random_problem
+from helpers import assert_close, make_cell, parts, random_problem, skip_scan
 
 # The portable vector path multiplies and adds (two roundings) on x86-64;
 # elsewhere (aarch64) it fuses them, as the AVX paths do.
@@ -101,6 +101,8 @@ def test_saturated_cells_are_finite_and_agree_with_the_reference(config, dtype, 
     the gate values are exactly 0, 1 or -1), no warning is raised, the
     outputs and every gradient are finite and bounded, and they agree with
     the NumPy reference."""
+    skip_scan(config, "the candidate is linear, so |h| is not bounded by 1; test_mincells.py "
+                      "checks saturated min cells")
     cell = make_cell(config, 4, 6, dtype, scale=1e4 if huge == "weights" else 0.5)
     x, state0, dy, dstate = random_problem(cell, 8, 3)
     if huge == "inputs":
@@ -124,7 +126,13 @@ def test_saturated_cells_are_finite_and_agree_with_the_reference(config, dtype, 
     # seen on y, 1.4e-5 on db).
     factor = 10.0 if _recurrent.simd_path() == "portable" and NO_FMA_PORTABLE else 1.0
     assert_close(y, ry, dtype, factor=factor)
-    assert_close(dx, rdx, dtype, factor=factor)
+    # dx sums dA * W: its rounding error scales with |W|, so compare it in
+    # units of W's size (1e4 with huge weights). A state value that differs
+    # by an ulp between the two backends (their own tanh and sigmoid) moves
+    # dA by ~1e-16 and dx by ~1e-12 through such weights: over 20 seeds the
+    # LSTM's dx differs by up to 1.5e-10, the coupled-gate LSTM's by 1.4e-10.
+    w_scale = max(1.0, float(np.abs(cell.params["W"]).max()))
+    assert_close(dx / w_scale, rdx / w_scale, dtype, factor=factor)
     for u, v in zip(parts(dstate0), parts(rdstate0), strict=True):
         assert_close(u, v, dtype, factor=factor)
     # dW sums x * dA: its rounding error scales with |x|, so compare it in
@@ -159,6 +167,8 @@ def test_a_non_finite_input_reaches_only_what_depends_on_it(config, dtype, value
     final state, its dx and dstate0, and every parameter gradient (a sum over
     all rows) are NaN; an Inf may instead saturate a gate, so row 1's outputs
     are NaN or within [-1, 1]."""
+    skip_scan(config, "the candidate is linear: an Inf input gives an Inf state, not a "
+                      "saturated one")
     cell = make_cell(config, 3, 4, dtype)
     x, state0, dy, dstate = random_problem(cell, T, B)
     clean = run(cell, x, state0, dy, dstate)
@@ -183,6 +193,7 @@ def test_a_nan_state0_or_dy_reaches_only_its_row(config, dtype):
     other rows bitwise unchanged. A NaN in dy[3, 1] makes dx[:4, 1] NaN
     (gradients flow back in time only), row 1 of dstate0 and the parameter
     gradients, and leaves dx[4:, 1] and the other rows bitwise unchanged."""
+    skip_scan(config, "no U: a NaN in one unit never reaches the other units")
     cell = make_cell(config, 3, 4, dtype)
     x, state0, dy, dstate = random_problem(cell, T, B)
     clean = run(cell, x, state0, dy, dstate)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import pyx_gru as pg
 from pyx_gru import reference
-from helpers import CONFIGS, TOL, assert_close, examples, parts
+from helpers import CONFIGS, TOL, assert_close, examples, parts, skip_scan
 from strategies import Run, dtypes, problems, take_rows
 
 pytestmark = pytest.mark.properties
@@ -323,6 +323,115 @@ def test_lstm_zero_peepholes_equal_the_plain_lstm(dtype, data):
 
 
 # --------------------------------------------------------------------------
+# 4b. The LSTM with coupled input and forget gates (CIFG): i = 1 - f
+# --------------------------------------------------------------------------
+
+CIFGS = ["cifg", "cifg_peephole"]
+
+
+@pytest.mark.parametrize("config", CIFGS)
+@dtype_param
+@examples(150)
+@given(data=st.data())
+def test_cifg_forget_gate_one_keeps_the_cell(config, dtype, data):
+    """CIFG, with and without peepholes: with f = 1 the input gate 1 - f is
+    0, so every step carries the cell state exactly, c_t = c_{t-1} bitwise
+    (the final c is c_0, past each length too), the output is
+    h_t = o_t * tanh(c_0), and neither f nor the candidate g gets any
+    gradient: their blocks of dW, dU and db, and p_f's row of dP, are 0."""
+    p = data.draw(problems(config, dtype, lengths=True))
+    cell = p.cell
+    y, (h, c), cache, dx, dstate0, dparams = p.run(gates={"f": 1.0})
+    c0 = np.asarray(p.state0[1], dtype=dtype)
+    np.testing.assert_array_equal(cache.cs, np.broadcast_to(c0, cache.cs.shape))
+    np.testing.assert_array_equal(c, c0)
+    o = block(cache.gates, cell, "o")
+    active = np.arange(p.T)[:, None, None] < p.lengths[None, :, None]
+    assert_close(y, np.where(active, o * np.tanh(c0), 0), dtype)
+    for k in ("W", "U", "b"):
+        for gate in ("f", "g"):
+            assert np.all(block(dparams[k], cell, gate) == 0), (k, gate)
+    if cell.peephole:
+        assert np.all(dparams["P"][0] == 0)
+
+
+@pytest.mark.parametrize("config", CIFGS)
+@dtype_param
+@examples(150)
+@given(data=st.data())
+def test_cifg_forget_gate_zero_makes_the_cell_the_candidate(config, dtype, data):
+    """CIFG, with and without peepholes: with f = 0 the input gate is 1, so
+    c_t = g_t bitwise: the cell state remembers nothing of c_{t-1}. No
+    output depends on c_0 (another c_0 gives the same y, h and c, bitwise),
+    and dc_0 = 0."""
+    p = data.draw(problems(config, dtype))
+    run = p.run(gates={"f": 0.0})
+    np.testing.assert_array_equal(run.cache.cs[1:], block(run.cache.gates, p.cell, "g"))
+    np.testing.assert_array_equal(run.dstate0[1], 0)
+    h0, c0 = p.state0
+    other = p.run(gates={"f": 0.0}, state0=(h0, 2 * np.asarray(c0) + 1))
+    np.testing.assert_array_equal(other.y, run.y)
+    np.testing.assert_array_equal(other.state[0], run.state[0])
+    np.testing.assert_array_equal(other.state[1], run.state[1])
+
+
+def _lstm_of_cifg(cifg):
+    """The LSTM whose input gate is 1 - f by construction: sigma(-a) =
+    1 - sigma(a), so i's weights, bias and peephole are f's, negated."""
+    lstm = pg.LSTM(cifg.input_size, cifg.hidden_size, peephole=cifg.peephole,
+                   dtype=cifg.dtype, seed=0)
+    params = {k: np.concatenate([-block(v, cifg, "f"), v], axis=-1)
+              for k, v in cifg.params.items() if k in ("W", "U", "b")}
+    if cifg.peephole:
+        p_f, p_o = cifg.params["P"]
+        params["P"] = np.stack([-p_f, p_f, p_o])
+    lstm.params = params
+    return lstm
+
+
+@pytest.mark.parametrize("config", CIFGS)
+@dtype_param
+@examples(150)
+@given(data=st.data())
+def test_cifg_is_an_lstm_whose_input_gate_is_one_minus_f(config, dtype, data):
+    """CIFG, with and without peepholes: the LSTM whose input gate has f's
+    weights, bias and peephole negated (W_i = -W_f, likewise U, b and
+    p_i = -p_f, so that i = sigma(-a_f) = 1 - f) and the CIFG's f, g, o
+    computes the same outputs and final state (h, c), and the same dx and
+    dstate0; f's gradients are the LSTM's f's minus its i's."""
+    p = data.draw(problems(config, dtype, lengths=True))
+    cifg = p.cell
+    lstm = _lstm_of_cifg(cifg)
+    got, want = p.run(), p.run(cell=lstm)
+    assert_runs_agree(got, want, dtype, params=())
+    for k in ("W", "U", "b"):
+        for gate in ("g", "o"):
+            assert_close(block(got.dparams[k], cifg, gate), block(want.dparams[k], lstm, gate),
+                         dtype, k)
+        assert_close(block(got.dparams[k], cifg, "f"),
+                     block(want.dparams[k], lstm, "f") - block(want.dparams[k], lstm, "i"),
+                     dtype, k)
+    if cifg.peephole:
+        dP = want.dparams["P"]
+        assert_close(got.dparams["P"], np.stack([dP[1] - dP[0], dP[2]]), dtype, "P")
+
+
+@dtype_param
+@examples(200)
+@given(data=st.data())
+def test_cifg_zero_peepholes_equal_the_plain_cifg(dtype, data):
+    """CIFG: a peephole CIFG whose peepholes are 0 is the plain CIFG,
+    bitwise: same outputs, states and gradients."""
+    p = data.draw(problems("cifg", dtype, lengths=True))
+    plain = p.cell
+    peep = pg.CoupledLSTM(plain.input_size, plain.hidden_size, peephole=True, dtype=dtype,
+                          seed=0)
+    peep.params = {**plain.params, "P": np.zeros((2, plain.hidden_size))}
+    got, want = p.run(cell=peep), p.run(cell=plain)
+    assert_runs_agree(got, want, exact=True, params=("W", "U", "b"))
+
+
+# --------------------------------------------------------------------------
 # 5. Bounds
 # --------------------------------------------------------------------------
 
@@ -335,6 +444,8 @@ def test_gates_and_states_are_bounded(config, dtype, data):
     |h_t| <= max(1, |h_0|) elementwise for RNN, simplified GRU and GRU (each
     step mixes h_{t-1} and a tanh; 4 ulp of slack for rounding); |h_t| <= 1
     for the LSTM. Drawn with moderate and with saturating weights."""
+    skip_scan(config, "the candidate is linear, so g and h are not bounded by 1; "
+                      "test_mincells.py checks h is a convex mix")
     p = data.draw(problems(config, dtype, saturated=True))
     y, state, cache, *_ = p.run()
     cell = p.cell

@@ -90,8 +90,11 @@ def test_the_baselines_are_the_shipped_datas(record):
         assert entry["settings"]["baseline"] == pytest.approx(test.baseline, rel=1e-12)
         assert entry["baseline_train_fit"] == pytest.approx(test.info["baseline_train_fit"],
                                                             rel=1e-12)
+        # with --chunk the training pieces were cut into windows
+        chunk = entry["settings"].get("chunk")
+        n_train = train.chunks(chunk).N if chunk else train.N
         assert (entry["settings"]["n_train"], entry["settings"]["n_valid"],
-                entry["settings"]["n_test"]) == (train.N, valid.N, test.N)
+                entry["settings"]["n_test"]) == (n_train, valid.N, test.N)
 
 
 def test_the_page_shows_every_set_and_its_numbers(record, figures):
@@ -141,8 +144,14 @@ def test_collect_reduces_a_comparison(tmp_path, monkeypatch):
     assert len(entry["other_lrs"]) == 4 and entry["chung"] == CHUNG_TABLE_2["jsb"]
     assert [a["cell"] for a in entry["against_rnn"]] == ["gru"]
     assert math.isfinite(entry["settings"]["wall_time"]) and entry["machine"]["cores"] >= 1
+    assert "cpu_seconds" not in entry
+    script.main(["--cpu", "jsb=61.5", "--out", str(target), f"jsb={out}"])
+    assert json.loads(target.read_text())["sets"]["jsb"]["cpu_seconds"] == 61.5
     with pytest.raises(SystemExit):
         script.main(["bogus=" + str(out), "--out", str(target)])
+    for bad in ("jsb=fast", "nottingham=10"):     # not a number; a set not in the record
+        with pytest.raises(SystemExit):
+            script.main([f"jsb={out}", "--cpu", bad, "--out", str(tmp_path / "other.json")])
 
 
 def test_the_chorales_tutorial_quotes_the_full_run(record):
@@ -166,3 +175,35 @@ def test_the_story_and_the_gru_page_quote_the_record(record):
             f"{jsb['gru']} and the LSTM {jsb['lstm']}") in story
     assert f"test NLL of {jsb['gru']} nats per frame" in gru
     assert f"tanh RNN ({jsb['rnn']})" in gru and f"LSTM ({jsb['lstm']})" in gru
+
+
+def markov_per_key(train, test):
+    """Test NLL per frame (nats) of a two-state Markov chain per key: p(key
+    sounds at t + 1 | it sounds or not at t), counted on the training frames
+    plus one half each."""
+    def frames(task):
+        real = np.arange(task.x.shape[0])[:, None] < task.lengths[None, :]
+        return task.x[real], task.y[real]
+    x, y = frames(train)
+    on = (np.sum(y * x, 0) + 0.5) / (np.sum(x, 0) + 1)
+    off = (np.sum(y * (1 - x), 0) + 0.5) / (np.sum(1 - x, 0) + 1)
+    x, y = frames(test)
+    p = np.where(x == 1, on, off)
+    return float(-(y * np.log(p) + (1 - y) * np.log1p(-p)).sum(-1).mean())
+
+
+def test_the_pages_simple_predictors_are_recomputed():
+    """The page's table of the memoryless baseline and the Markov chain per
+    key, recomputed from the shipped data, with Chung et al.'s best cell."""
+    page = PAGE.read_text()
+    block = page[page.index("     - Chung et al.'s best cell"):]
+    block = block[:block.index("\n\n")]
+    rows = [r.split("\n     - ") for r in block.split("\n   * - ")[1:]]
+    titles = {"JSB Chorales": "jsb", "Nottingham": "nottingham", "MuseData": "musedata",
+              "Piano-midi.de": "piano_midi"}
+    assert [r[0] for r in rows] == list(titles)
+    for title, memoryless, markov, best in (r[:4] for r in rows):
+        train, _, test = tasks.polyphonic(titles[title])
+        assert float(memoryless) == round(test.info["baseline_train_fit"], 2)
+        assert float(markov.split()[0]) == round(markov_per_key(train, test), 2)
+        assert float(best.split()[0]) == min(CHUNG_TABLE_2[titles[title]].values())

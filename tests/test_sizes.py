@@ -8,7 +8,7 @@ import pytest
 
 import pyx_gru as pg
 from pyx_gru import _limits, _workspace
-from helpers import CONFIGS, TOL, assert_close, make_cell, parts, random_problem
+from helpers import CONFIGS, TOL, assert_close, make_cell, parts, random_problem, skip_scan
 
 
 def traced_peak(f):
@@ -121,6 +121,8 @@ def test_a_sequence_of_100000_steps_runs_and_equals_two_chunks(simd_path, config
     gives bitwise the same outputs, states, dx and dstate0, and parameter
     gradients that sum to the whole one's within the dtype's tolerance (they
     are sums over 100,000 steps, accumulated in a different grouping)."""
+    skip_scan(config, "two halves regroup the scan's blocks: equal to rounding, not bitwise "
+                      "(test_mincells.py checks 100,000 steps to its tolerance)")
     T, h = 100_000, 50_000
     cell = make_cell(config, 8, 32, dtype)
     x, state0, dy, dstate = random_problem(cell, T, 1)

@@ -18,7 +18,7 @@ import pytest
 from pyx_gru import _blas, _recurrent, _threads
 
 from helpers import (
-    CONFIGS, DTYPES, SIMD_PATHS, assert_close, make_cell, parts, random_problem,
+    CONFIGS, DTYPES, SIMD_PATHS, assert_close, make_cell, parts, random_problem, skip_scan,
 )
 
 NO_THREADPOOLCTL = "threadpoolctl (an optional peer, in the 'test' extra) is not installed"
@@ -68,6 +68,8 @@ def run(cell, x, state0, dy, dstate, lengths, gates=None):
 @pytest.mark.parametrize("mode", ["rows", "units"])
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_split_matches_serial(split_mode, kernel, mode, name, dtype, T, B, masked):
+    skip_scan(name, "this is _recurrent's team, which splits by rows or units; the scan's "
+                    "split by blocks of time is tested in test_mincells.py")
     cell = make_cell(name, D=5, H=19, dtype=dtype)
     x, state0, dy, dstate = random_problem(cell, T, B, seed=T * B)
     lengths = np.random.default_rng(B).integers(0, T + 1, B) if masked else None
@@ -106,6 +108,8 @@ def test_a_member_with_no_rows(split_mode, kernel, name, dtype, T):
     last chunk of T = 33) leaves one member no rows, which must do nothing.
     The packed kernel's results, but for the BLAS's weight gradients, are
     bitwise those of one thread."""
+    skip_scan(name, "this is _recurrent's team, which splits by rows or units; the scan's "
+                    "split by blocks of time is tested in test_mincells.py")
     cell = make_cell(name, D=5, H=40, dtype=dtype)
     x, state0, dy, dstate = random_problem(cell, T, 1, seed=T)
     split_mode("serial", kernel)

@@ -14,7 +14,7 @@ from helpers import CONFIGS, make_cell, random_state
 INDEX = Path(__file__).resolve().parent.parent / "docs" / "theory" / "index.rst"
 # the table's rows, top to bottom
 ROWS = ["rnn", "simple_gru", "gru_after", "gru_before", "mgu_after", "mgu_before", "lstm",
-        "lstm_peephole"]
+        "lstm_peephole", "cifg", "cifg_peephole", "mingru", "minlstm"]
 
 
 def table():
@@ -61,10 +61,12 @@ def test_parameter_counts(name):
 @pytest.mark.parametrize("name", ROWS)
 def test_direct_term_is_the_jacobian_without_U(name):
     """With U = 0 every path through a matrix is cut: J_t (for the LSTM its
-    c -> c block) is the table's direct term, 0, diag(f), diag(z) or diag(d)."""
+    c -> c block) is the table's direct term, 0, diag(f), diag(z) or diag(d);
+    minGRU and minLSTM have no U, and diag(1 - z) or diag(f') is all of J_t."""
     H = 4
     cell = make_cell(name, 3, H, scale=1.0)
-    cell.params["U"][:] = 0
+    if "U" in cell.params:
+        cell.params["U"][:] = 0
     rng = np.random.default_rng(0)
     x = rng.uniform(-1, 1, (1, 2, 3))
     state0 = random_state(cell, 2, rng)
@@ -79,6 +81,16 @@ def test_direct_term_is_the_jacobian_without_U(name):
         want, got = gates["z"], J
     elif name.startswith("mgu"):
         want, got = gates["f"], J
+    elif name == "mingru":
+        want, got = 1 - gates["z"], J
+    elif name == "minlstm":
+        want, got = gates["f"] / (gates["f"] + gates["i"]), J
+    elif name.startswith("cifg"):
+        f, g = gates["f"], gates["g"]
+        p_f, _ = cell.params["P"] if cell.peephole else np.zeros((2, H))
+        c_prev = state0[1]
+        want = f + p_f * (c_prev - g) * f * (1 - f)  # d_t, with i = 1 - f
+        got = J[:, H:, H:]
     else:
         i, f, g = gates["i"], gates["f"], gates["g"]
         p_i, p_f, _ = cell.params["P"] if cell.peephole else np.zeros((3, H))
@@ -93,9 +105,11 @@ def at_init(name, H):
     initialisation, zero input and zero state."""
     cls, kw = CONFIGS[name]
     cell = cls(3, H, seed=1, **kw)
+    I = np.eye(H)
+    if "U" not in cell.params:   # minGRU, minLSTM: z = f = i = 1/2 at b = 0, x = 0
+        return cell, I / 2
     U = np.split(cell.params["U"], len(cell.gates), axis=1)
     U_g = U[cell.gates.index("g")]
-    I = np.eye(H)
     s1 = 1 / (1 + np.exp(-1.0))
     want = {
         "rnn": U_g.T,
@@ -107,6 +121,8 @@ def at_init(name, H):
         "lstm": np.block([[U_g.T / 4, s1 / 2 * I], [U_g.T / 2, s1 * I]]),
     }
     want["lstm_peephole"] = want["lstm"]
+    want["cifg"] = want["cifg_peephole"] = np.block([[(1 - s1) / 2 * U_g.T, s1 / 2 * I],
+                                                     [(1 - s1) * U_g.T, s1 * I]])
     return cell, want[name]
 
 
@@ -117,7 +133,7 @@ def test_jacobian_at_initialisation(name):
     np.testing.assert_allclose(J, want, rtol=0, atol=1e-15)
     norm = dg.singular_values(J)[0]
     bound = {"rnn": 1, "simple_gru": 1, "gru_after": 0.75, "gru_before": 0.75,
-             "mgu_after": 0.75, "mgu_before": 0.75}
+             "mgu_after": 0.75, "mgu_before": 0.75, "mingru": 0.5, "minlstm": 0.5}
     if name in bound:
         assert norm <= bound[name] + 1e-12
     if name == "rnn":

@@ -125,8 +125,12 @@ def run_rows(record):
         e = record["sets"][name]
         s, m = e["settings"], e["machine"]
         runs = len(s["cells"]) * len(s["lrs"]) * len(s["seeds"])
-        rows.append([TITLES[name], f"{s['n_train']}/{s['n_valid']}/{s['n_test']}", str(runs),
-                     f"{s['wall_time'] / 60:.1f} min", f"{m['cpu']}, {m['cores']} cores",
+        train = (f"{e['n_train_pieces']} (as {s['n_train']} windows of at most "
+                 f"{s['chunk']} frames)" if s.get("chunk") else str(s["n_train"]))
+        rows.append([TITLES[name], f"{train}/{s['n_valid']}/{s['n_test']}", str(runs),
+                     f"{s['wall_time'] / 60:.1f} min",
+                     f"{e['cpu_seconds'] / 60:.1f} min" if e.get("cpu_seconds") else "",
+                     f"{m['cpu']}, {m['cores']} cores",
                      f"``{e['command']}``" if e.get("command") else ""])
     return rows
 
@@ -172,6 +176,7 @@ def setup(app):
         ["set", "cell", "advantage over tanh", "spread (sd)", "Welch t", "p (one-sided)",
          "every seed better"], test_rows))
     app.add_directive("polyphonic-runs", _directive(
-        ["set", "pieces (train/valid/test)", "runs", "wall time", "machine", "command"],
+        ["set", "pieces (train/valid/test)", "runs", "wall time", "CPU time", "machine",
+         "command"],
         run_rows))
     return {"parallel_read_safe": True, "parallel_write_safe": True}

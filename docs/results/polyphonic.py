@@ -4,12 +4,13 @@ The sweeps themselves are ``python -m pyx_gru compare --task SET ...``
 commands (the page docs/results/polyphonic.md gives them); each writes
 ``results.json`` into its ``--out`` directory. This script reads those and
 keeps what the page and its figure need: per set, the command's settings,
-the wall time, each cell's summary at its chosen learning rate (mean and
-sample standard deviation over the seeds, every seed's test NLL), the test
-against the tanh RNN, and the validation curves of the chosen runs::
+the wall time and (given) the CPU time, each cell's summary at its chosen
+learning rate (mean and sample standard deviation over the seeds, every
+seed's test NLL), the test against the tanh RNN, and the validation curves
+of the chosen runs::
 
     python docs/results/polyphonic.py jsb=OUT_JSB nottingham=OUT_NOTT ... \\
-        --command-file commands.txt --out docs/results/polyphonic.json
+        --command-file commands.txt --cpu jsb=1002 ... --out docs/results/polyphonic.json
 
 Sets already in the output file and not named again are kept.
 """
@@ -28,7 +29,7 @@ from pyx_gru.tasks.polyphonic import CHUNG_TABLE_2, POLYPHONIC_SETS, polyphonic
 
 HERE = Path(__file__).resolve().parent
 KEEP = ("task", "cells", "hidden_sizes", "target_params", "lrs", "seeds", "optimizer",
-        "epochs", "batch_size", "clip", "weight_noise", "patience", "bucket", "dtype",
+        "epochs", "batch_size", "clip", "weight_noise", "patience", "bucket", "chunk", "dtype",
         "n_jobs", "threads_per_job", "n_train", "n_valid", "n_test", "baseline",
         "baseline_valid", "wall_time")
 
@@ -66,8 +67,8 @@ def collect(result, command=None):
     settings = {k: result.settings.get(k) for k in KEEP}
     name = settings["task"]
     # the memoryless predictor fitted on the training frames, scored on the test frames
-    test = polyphonic(name)[2]
-    return {"settings": settings, "command": command, "cells": cells,
+    train, _, test = polyphonic(name)
+    return {"settings": settings, "command": command, "cells": cells, "n_train_pieces": train.N,
             "against_rnn": result.against("rnn") if "rnn" in chosen else [],
             "other_lrs": other, "chung": CHUNG_TABLE_2.get(name),
             "baseline_train_fit": test.info["baseline_train_fit"]}
@@ -87,6 +88,9 @@ def main(argv=None):
     parser.add_argument("runs", nargs="+", metavar="SET=DIR",
                         help="a set's name and the --out directory of its compare command")
     parser.add_argument("--command-file", help="lines 'SET: command' recorded with the page")
+    parser.add_argument("--cpu", action="append", default=[], metavar="SET=SECONDS",
+                        help="the CPU time (user + system) the set's command took, as "
+                             "/usr/bin/time reports it: the work, whatever else ran beside it")
     parser.add_argument("--out", default=str(HERE / "polyphonic.json"))
     args = parser.parse_args(argv)
     commands = {}
@@ -95,6 +99,13 @@ def main(argv=None):
             if ":" in line:
                 key, cmd = line.split(":", 1)
                 commands[key.strip()] = cmd.strip()
+    cpu = {}
+    for item in args.cpu:
+        name, _, seconds = item.partition("=")
+        try:
+            cpu[name] = float(seconds)
+        except ValueError:
+            parser.error(f"expected --cpu SET=SECONDS, got {item!r}")
     out = Path(args.out)
     record = (json.loads(out.read_text()) if out.exists()
               else {"format": "pyx_gru results: polyphonic", "sets": {}})
@@ -105,6 +116,10 @@ def main(argv=None):
         result = Comparison.from_json(Path(directory) / "results.json")
         record["sets"][name] = collect(result, commands.get(name))
         record["sets"][name]["machine"] = machine()
+    for name, seconds in cpu.items():
+        if name not in record["sets"]:
+            parser.error(f"--cpu {name}=...: no such set in the record or the runs")
+        record["sets"][name]["cpu_seconds"] = seconds
     text = json.dumps(record, indent=1, sort_keys=True) + "\n"
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
     with os.fdopen(fd, "w") as f:

@@ -1,0 +1,601 @@
+# Design:
+# Forward and backward passes of the cells whose gates read only x_t
+# (minGRU and minLSTM, Feng et al. 2024). With no h_{t-1} inside a gate,
+# every step's gates come from one product over all T*B rows, and what is
+# left of the recurrence is linear:
+#     h_t = a_t * h_{t-1} + b_t          (elementwise, a_t in [0, 1])
+# minGRU:  a = 1 - z,  b = z * g                    (gates z, g)
+# minLSTM: a = f / (f + i),  b = i / (f + i) * g    (gates f, i, g)
+# Shapes: x (T, B, D), W (D, GH), b (GH,), gates (T, B, GH), a (T, B, H),
+# hs (T+1, B, H) with hs[0] = h_0; validated by pyx_gru._cells (this module
+# checks shapes, then trusts its inputs and never raises in nogil code).
+#
+# Forward, each member of the team on its own block of steps [t0, t1):
+#   gates[t0:t1] = x[t0:t1] @ W              one GEMM (rows (t1 - t0) * B)
+#   per step: gates + b -> activations, a_t -> a[t], b_t -> hs[t+1]
+#             then the recurrence hs[t+1] += a_t * hs[t], from a zero carry
+#             (member 0 starts from h_0: its block is exact at once)
+#             and P = the product of the block's a_t
+#   barrier; the carries in order of the blocks (each member a slice of the
+#   B*H elements): hs[t1] = P * hs[t0] + hs[t1], block after block
+#   barrier; each member k > 0 corrects its block with its carry hs[t0]:
+#             hs[t+1] += (a_t0 ... a_t) * hs[t0]
+# Backward, the reverse linear recurrence of dL/dh_t (written g_t):
+#   g_t = d_t + a_{t+1} g_{t+1},  g_{T-1} = d_{T-1} + dstate, d_t = dy[t]
+#   dstate0 = a_0 g_0
+# run the same way by blocks (the last member starts from dstate and is
+# exact at once; the others from zero, then the carries in reverse order,
+# then a correction), g_t kept in the candidate's block of dA; then per
+# row the gate gradients (dA), dx[t0:t1] = dA[t0:t1] @ W.T (each member its
+# rows), barrier, dW = x.T @ dA and db = dA.sum(0) (each member its
+# columns of dW, over all rows).
+# Masked steps (t >= lengths[b]) take a = 1, b = 0 (the state is carried),
+# y = 0 afterwards, and their dA is 0 (the gradient passes straight).
+#
+# The team: pyx_gru._blas.team_enter / team_leave, as for _recurrent (the
+# BLAS held at one thread inside, the team at most the BLAS's thread count,
+# threadpoolctl governs both). A result depends on the team size only: for
+# one size it is bitwise the same, and between sizes the scan regroups the
+# products of a's, which changes the last bits (tests/test_mincells.py).
+# BLAS only through _blas.gemm; every buffer comes from the caller except
+# the team's carries (2 * team * B * H), allocated once before the loop.
+import os
+
+from cython cimport floating
+from cython.parallel cimport parallel, threadid
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy, memset
+
+from ._blas cimport gemm, team_enter, team_leave
+from ._math cimport sigmoid_block
+
+cdef extern from "_simd.h" nogil:
+    # this module's own copy of the vector path of the activations
+    int pyx_simd()
+    int pyx_simd_widest()
+    int pyx_simd_set(int level)
+
+# The vector paths by name, narrowest first (as _recurrent.SIMD_PATHS). The
+# activations give bitwise the same results on every path; the path only
+# changes their speed. PYX_GRU_SIMD narrows it, as for _recurrent (which
+# checks the variable's value on import).
+SIMD_PATHS = ("portable", "avx2", "avx512")
+
+
+def simd_path():
+    """The vector path this module's activations take now."""
+    return SIMD_PATHS[pyx_simd()]
+
+
+def _set_simd(str name):
+    """Take the vector path ``name`` (for the tests and the benchmark, as
+    ``_recurrent._set_simd``); returns the previous one, to restore it."""
+    if name not in SIMD_PATHS[pyx_simd_widest()::-1]:
+        raise ValueError(f"vector path {name!r} is not one this CPU runs")
+    previous = simd_path()
+    pyx_simd_set(SIMD_PATHS.index(name))
+    return previous
+
+
+_simd_value = os.environ.get("PYX_GRU_SIMD", "").strip().lower()
+if _simd_value in SIMD_PATHS:
+    pyx_simd_set(SIMD_PATHS.index(_simd_value))
+simd_path()  # the path is fixed here, not by the first call in a team
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #define PYX_SCAN_TEAM_SIZE() omp_get_num_threads()
+    #define PYX_SCAN_BARRIER() _Pragma("omp barrier")
+    #else
+    #define PYX_SCAN_TEAM_SIZE() 1
+    #define PYX_SCAN_BARRIER()
+    #endif
+    """
+    int PYX_SCAN_TEAM_SIZE() noexcept nogil
+    void PYX_SCAN_BARRIER() noexcept nogil
+
+
+# The kinds of this module (their numbers are its interface).
+cdef enum:
+    _MINGRU = 0
+    _MINLSTM
+    _N_SCAN_KINDS
+
+MINGRU = _MINGRU
+MINLSTM = _MINLSTM
+N_KINDS = _N_SCAN_KINDS
+
+
+def kind_table():
+    """The kernels' description of each kind, by number: ``n_gates`` (gate
+    blocks of H columns in W, b and the gates; the candidate is the last)."""
+    return ({"n_gates": 2}, {"n_gates": 3})
+
+
+cdef inline Py_ssize_t _n_gates(int kind) noexcept nogil:
+    return 2 if kind == _MINGRU else 3
+
+
+# ---------------------------------------------------------------------------
+# The team's policy: a member per _MIN_WORK multiply-adds of the GEMMs, and
+# at least _MIN_STEPS steps per member (the carries cost B*H per member).
+# ---------------------------------------------------------------------------
+cdef double _MIN_WORK = 2e5
+cdef Py_ssize_t _MIN_STEPS = 4
+
+
+def _set_split(double min_work, Py_ssize_t min_steps):
+    """Set the team thresholds (for the tests and the benchmark); returns the
+    previous (min_work, min_steps), to restore them."""
+    global _MIN_WORK, _MIN_STEPS
+    previous = (_MIN_WORK, _MIN_STEPS)
+    _MIN_WORK = min_work
+    _MIN_STEPS = min_steps if min_steps > 1 else 1
+    return previous
+
+
+cdef int _wanted_team(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t GH) noexcept nogil:
+    cdef double n = <double> T * B * D * GH / _MIN_WORK
+    cdef double most = T // _MIN_STEPS
+    if n > most:
+        n = most
+    if n < 1:
+        return 1
+    return <int> n if n < 1024 else 1024
+
+
+def team_size(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t GH):
+    """The number of threads a pass over (T, B) with input size D and GH gate
+    columns would run on now."""
+    cdef int n = team_enter(_wanted_team(T, B, D, GH))
+    team_leave()
+    return n
+
+
+cdef inline Py_ssize_t _part(Py_ssize_t n, int i, int parts) noexcept nogil:
+    # Start of part i of [0, n) cut into `parts` nearly equal pieces.
+    return n * i // parts
+
+
+# ---------------------------------------------------------------------------
+# Pointwise steps: one row (step t, batch entry b) of H units.
+# g: gate block k of a row is g[k*H:(k+1)*H]; the candidate is the last.
+# ---------------------------------------------------------------------------
+
+cdef inline void _gates_forward(int kind, Py_ssize_t H, floating* g, const floating* bias,
+                                const floating* keep, const floating* pin,
+                                floating* a, floating* hb) noexcept nogil:
+    # g <- the activations (sigmoid gates, or their pinned values; the
+    # candidate is linear); a <- a_t, hb <- b_t.
+    cdef Py_ssize_t G = _n_gates(kind)
+    cdef Py_ssize_t j, k
+    cdef floating s
+    cdef floating* c = g + (G - 1) * H
+    for k in range(G * H):
+        g[k] = g[k] + bias[k]
+    for k in range(G - 1):
+        if keep[k] == 0:
+            memcpy(g + k * H, pin + k * H, H * sizeof(floating))
+        else:
+            sigmoid_block(g + k * H, H)
+    if kind == _MINGRU:
+        for j in range(H):
+            a[j] = 1 - g[j]
+            hb[j] = g[j] * c[j]
+    else:
+        for j in range(H):
+            s = g[j] + g[H + j]
+            a[j] = g[j] / s
+            hb[j] = g[H + j] / s * c[j]
+
+
+cdef inline void _gates_backward(int kind, Py_ssize_t H, const floating* g,
+                                 const floating* h_prev, const floating* keep,
+                                 floating* d) noexcept nogil:
+    # d's candidate block holds dL/dh_t on entry; d <- the gradients of the
+    # pre-activations of every gate block (0 for a pinned gate).
+    cdef Py_ssize_t G = _n_gates(kind)
+    cdef Py_ssize_t j
+    cdef floating dh, s, u
+    cdef floating* dc = d + (G - 1) * H
+    cdef const floating* c = g + (G - 1) * H
+    if kind == _MINGRU:
+        # h = (1 - z) h_prev + z g: dz = dh (g - h_prev), dg = dh z
+        for j in range(H):
+            dh = dc[j]
+            d[j] = dh * (c[j] - h_prev[j]) * (g[j] * (1 - g[j])) * keep[0]
+            dc[j] = dh * g[j]
+    else:
+        # h = f' h_prev + i' g with f' = f / s, i' = i / s, s = f + i:
+        # u = dh (h_prev - g) f i / s^2, df = u (1 - f), di = -u (1 - i),
+        # with f i / s^2 as f' i' (f i and s^2 underflow for tiny gates)
+        for j in range(H):
+            dh = dc[j]
+            s = g[j] + g[H + j]
+            u = dh * (h_prev[j] - c[j]) * ((g[j] / s) * (g[H + j] / s))
+            d[j] = u * (1 - g[j]) * keep[0]
+            d[H + j] = -u * (1 - g[H + j]) * keep[1]
+            dc[j] = dh * (g[H + j] / s)
+
+
+# ---------------------------------------------------------------------------
+# The forward driver
+# ---------------------------------------------------------------------------
+
+cdef void _forward_member(int tid, int nth, int kind, bint masked, Py_ssize_t T,
+                          Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, const floating* x,
+                          const floating* W, const floating* bias,
+                          const Py_ssize_t* lengths, const floating* keep,
+                          const floating* pin, floating* gates, floating* a,
+                          floating* hs, floating* h_last, floating* prods) noexcept nogil:
+    cdef Py_ssize_t GH = _n_gates(kind) * H
+    cdef Py_ssize_t BH = B * H
+    cdef Py_ssize_t t0 = _part(T, tid, nth)
+    cdef Py_ssize_t t1 = _part(T, tid + 1, nth)
+    cdef Py_ssize_t e0 = _part(BH, tid, nth)
+    cdef Py_ssize_t e1 = _part(BH, tid + 1, nth)
+    cdef Py_ssize_t t, bb, j, k
+    cdef floating* P = prods + tid * BH     # the product of the block's a_t
+    cdef floating* q = prods + (nth + tid) * BH
+    cdef floating* h
+    cdef floating* hp
+    cdef floating* at
+    if t1 > t0:
+        # gates[t0:t1] (as rows) = x[t0:t1] (as rows) @ W
+        gemm(False, False, <int> ((t1 - t0) * B), <int> GH, <int> D, <floating> 1,
+             x + t0 * B * D, <int> D, W, <int> GH, <floating> 0, gates + t0 * B * GH, <int> GH)
+    for t in range(t0, t1):
+        for bb in range(B):
+            k = t * B + bb
+            _gates_forward(kind, H, gates + k * GH, bias, keep, pin, a + k * H,
+                           hs + (k + B) * H)
+            if masked and t >= lengths[bb]:
+                # past the end: the state is carried
+                for j in range(H):
+                    a[k * H + j] = 1
+                    hs[(k + B) * H + j] = 0
+        h = hs + (t + 1) * BH
+        hp = hs + t * BH
+        at = a + t * BH
+        if t == t0 and tid > 0:
+            # a zero carry: h_t0 = b_t0, the product starts at a_t0
+            memcpy(P, at, BH * sizeof(floating))
+        else:
+            for j in range(BH):
+                h[j] = at[j] * hp[j] + h[j]
+            if tid > 0:
+                for j in range(BH):
+                    P[j] = P[j] * at[j]
+    if nth > 1:
+        PYX_SCAN_BARRIER()   # every block's local recurrence and product
+        # the carries, block after block, for this member's elements:
+        # hs[t1_k] = P_k * hs[t0_k] + hs[t1_k]
+        for k in range(1, nth):
+            t = _part(T, k + 1, nth)
+            if t > _part(T, k, nth):
+                h = hs + t * BH
+                hp = hs + _part(T, k, nth) * BH
+                for j in range(e0, e1):
+                    h[j] = prods[k * BH + j] * hp[j] + h[j]
+        PYX_SCAN_BARRIER()   # every block's carry is in hs[t0]
+        if tid > 0 and t1 - t0 > 1:
+            # hs[t+1] += (a_t0 ... a_t) * hs[t0] for t in [t0, t1 - 1)
+            hp = hs + t0 * BH
+            memcpy(q, a + t0 * BH, BH * sizeof(floating))
+            for t in range(t0, t1 - 1):
+                h = hs + (t + 1) * BH
+                if t > t0:
+                    at = a + t * BH
+                    for j in range(BH):
+                        q[j] = q[j] * at[j]
+                for j in range(BH):
+                    h[j] = q[j] * hp[j] + h[j]
+    if tid == nth - 1:
+        memcpy(h_last, hs + T * BH, BH * sizeof(floating))
+    if masked:
+        PYX_SCAN_BARRIER()   # the final state is read before the zeros
+        for t in range(t0, t1):
+            for bb in range(B):
+                if t >= lengths[bb]:
+                    memset(hs + ((t + 1) * B + bb) * H, 0, H * sizeof(floating))
+
+
+# ---------------------------------------------------------------------------
+# The backward driver
+# ---------------------------------------------------------------------------
+
+cdef void _backward_member(int tid, int nth, int kind, bint masked, Py_ssize_t T,
+                           Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, const floating* x,
+                           const floating* W, const Py_ssize_t* lengths,
+                           const floating* keep, const floating* gates, const floating* a,
+                           const floating* hs, const floating* dy, floating* dh,
+                           floating* dA, floating* dx, floating* dW, double* acc,
+                           floating* work) noexcept nogil:
+    # On entry dh holds dL/d(final state); on exit dL/dh_0. work: 3 * nth
+    # rows of B*H (the products P, the carries R out of each block, and Q).
+    cdef Py_ssize_t GH = _n_gates(kind) * H
+    cdef Py_ssize_t cand = GH - H
+    cdef Py_ssize_t BH = B * H
+    cdef Py_ssize_t t0 = _part(T, tid, nth)
+    cdef Py_ssize_t t1 = _part(T, tid + 1, nth)
+    cdef Py_ssize_t e0 = _part(BH, tid, nth)
+    cdef Py_ssize_t e1 = _part(BH, tid + 1, nth)
+    cdef Py_ssize_t c0 = _part(GH // 16, tid, nth) * 16
+    cdef Py_ssize_t c1 = GH if tid == nth - 1 else _part(GH // 16, tid + 1, nth) * 16
+    cdef Py_ssize_t t, bb, j, k, m
+    cdef floating* P = work + tid * BH      # the product of the block's a_t
+    cdef floating* R = work + (nth + tid) * BH   # the carry into the block before
+    cdef floating* C = work + (2 * nth + tid) * BH   # the carry into this block
+    cdef bint last = tid == nth - 1
+    cdef floating* gt
+    cdef const floating* at
+    cdef floating v
+    # Pass 1, backwards over the block: g_t = d_t + carry, carry = a_t g_t,
+    # from dstate (the last block: exact, its gate gradients at once) or 0.
+    if last:
+        memcpy(R, dh, BH * sizeof(floating))
+    else:
+        memset(R, 0, BH * sizeof(floating))
+    for t in range(t1 - 1, t0 - 1, -1):
+        at = a + t * BH
+        for bb in range(B):
+            k = t * B + bb
+            gt = dA + k * GH + cand
+            if masked and t >= lengths[bb]:
+                for j in range(H):
+                    gt[j] = R[bb * H + j]
+            else:
+                for j in range(H):
+                    gt[j] = dy[k * H + j] + R[bb * H + j]
+            for j in range(H):
+                R[bb * H + j] = at[bb * H + j] * gt[j]
+            if last:
+                _row_backward(kind, masked and t >= lengths[bb], H, gates + k * GH,
+                              hs + k * H, keep, dA + k * GH)
+        if not last:
+            if t == t1 - 1:
+                memcpy(P, at, BH * sizeof(floating))
+            else:
+                for j in range(BH):
+                    P[j] = P[j] * at[j]
+    if nth > 1:
+        PYX_SCAN_BARRIER()   # every block's R and P
+        # the carries in reverse order of the blocks, for this member's
+        # elements: C_{last-1} = R_last, C_{k-1} = R_k + P_k C_k
+        for j in range(e0, e1):
+            v = work[(2 * nth - 1) * BH + j]    # R of the last block
+            for k in range(nth - 2, -1, -1):
+                work[(2 * nth + k) * BH + j] = v
+                if _part(T, k + 1, nth) > _part(T, k, nth):
+                    v = work[(nth + k) * BH + j] + work[k * BH + j] * v
+            dh[j] = v                            # dL/dh_0 = a_0 g_0
+        PYX_SCAN_BARRIER()   # every block's carry C
+        if not last:
+            # g_t += (a_{t+1} ... a_{t1-1}) C, then the gate gradients
+            memcpy(P, C, BH * sizeof(floating))  # P <- Q C, Q = 1 at t1 - 1
+            for t in range(t1 - 1, t0 - 1, -1):
+                at = a + t * BH
+                for bb in range(B):
+                    k = t * B + bb
+                    gt = dA + k * GH + cand
+                    for j in range(H):
+                        gt[j] = gt[j] + P[bb * H + j]
+                    _row_backward(kind, masked and t >= lengths[bb], H, gates + k * GH,
+                                  hs + k * H, keep, dA + k * GH)
+                for j in range(BH):
+                    P[j] = at[j] * P[j]
+    else:
+        memcpy(dh, R, BH * sizeof(floating))
+    if t1 > t0:
+        # dx[t0:t1] = dA[t0:t1] @ W.T, this member's rows
+        gemm(False, True, <int> ((t1 - t0) * B), <int> D, <int> GH, <floating> 1,
+             dA + t0 * B * GH, <int> GH, W, <int> GH, <floating> 0, dx + t0 * B * D, <int> D)
+    if nth > 1:
+        PYX_SCAN_BARRIER()   # all of dA
+    if c1 > c0:
+        # dW[:, c0:c1] = x.T @ dA[:, c0:c1], db[c0:c1] = dA[:, c0:c1].sum(0)
+        gemm(True, False, <int> D, <int> (c1 - c0), <int> (T * B), <floating> 1, x, <int> D,
+             dA + c0, <int> GH, <floating> 0, dW + c0, <int> GH)
+        for m in range(T * B):
+            for j in range(c0, c1):
+                acc[j] += dA[m * GH + j]
+
+
+cdef inline void _row_backward(int kind, bint off, Py_ssize_t H, const floating* g,
+                               const floating* h_prev, const floating* keep,
+                               floating* d) noexcept nogil:
+    # One row's gate gradients; a row past its length has none.
+    if off:
+        memset(d, 0, _n_gates(kind) * H * sizeof(floating))
+    else:
+        _gates_backward(kind, H, g, h_prev, keep, d)
+
+
+# ---------------------------------------------------------------------------
+# Entry points: the shape contract, then the team.
+# ---------------------------------------------------------------------------
+
+cdef bint _is(object array, tuple want):
+    # array (a typed memoryview, seen as a Python object) has shape `want`
+    return tuple(array.shape) == want
+
+
+cdef int _wrong(str pass_, str name, object array, str want) except -1:
+    raise ValueError(f"_scan.{pass_}: {name} has shape {tuple(array.shape)}, "
+                     f"expected {want} (see its docstring)")
+
+
+cdef int _check_common(str pass_, int kind, bint masked, Py_ssize_t T, Py_ssize_t B,
+                       Py_ssize_t D, Py_ssize_t H, x, W, lengths, keep) except -1:
+    if kind < 0 or kind >= _N_SCAN_KINDS:
+        raise ValueError(f"_scan.{pass_}: kind must be one of 0..{_N_SCAN_KINDS - 1}, got {kind}")
+    cdef Py_ssize_t G = _n_gates(kind)
+    if H < 1:
+        _wrong(pass_, "hs", x, "H >= 1")
+    if not _is(x, (T, B, D)):
+        _wrong(pass_, "x", x, f"(T, B, D) = ({T}, {B}, {D})")
+    if not _is(W, (D, G * H)):
+        _wrong(pass_, "W", W, f"(D, GH) = ({D}, {G * H})")
+    if masked and not _is(lengths, (B,)):
+        _wrong(pass_, "lengths", lengths, f"(B,) = ({B},)")
+    if not _is(keep, (G,)):
+        _wrong(pass_, "keep", keep, f"(G,) = ({G},)")
+    return 0
+
+
+def forward(int kind, bint masked,
+            const floating[:, :, ::1] x,
+            const floating[:, ::1] W,
+            const floating[::1] b,
+            const Py_ssize_t[::1] lengths,
+            const floating[::1] keep,
+            const floating[:, ::1] pin,
+            floating[:, :, ::1] gates,
+            floating[:, :, ::1] a,
+            floating[:, :, ::1] hs,
+            floating[:, ::1] h_last):
+    """Forward pass over whole sequences, in place.
+
+    x (T, B, D), W (D, GH), b (GH,), lengths (B,) [used when ``masked``],
+    keep (G,): 1 for a learned gate, 0 for a gate pinned to pin[k] (pin
+    (G, H), or any placeholder when nothing is pinned). hs (T+1, B, H) holds
+    h_0 in hs[0] on entry. Writes gates (T, B, GH) (the activations: the
+    sigmoid gates and the linear candidate), a (T, B, H) (the recurrence's
+    a_t; 1 past a sequence's length), hs[1:] (the states, 0 past each
+    length) and the final state into h_last (B, H).
+    """
+    cdef Py_ssize_t T = hs.shape[0] - 1
+    cdef Py_ssize_t B = hs.shape[1]
+    cdef Py_ssize_t H = hs.shape[2]
+    cdef Py_ssize_t D = x.shape[2]
+    cdef Py_ssize_t G, j
+    cdef int nt
+    cdef floating* prods
+    _check_common("forward", kind, masked, T, B, D, H, x, W, lengths, keep)
+    G = _n_gates(kind)
+    if not _is(b, (G * H,)):
+        _wrong("forward", "b", b, f"(GH,) = ({G * H},)")
+    for j in range(G):
+        if keep[j] == 0 and not _is(pin, (G, H)):
+            _wrong("forward", "pin", pin, f"(G, H) = ({G}, {H})")
+    if not _is(gates, (T, B, G * H)):
+        _wrong("forward", "gates", gates, f"(T, B, GH) = ({T}, {B}, {G * H})")
+    if not _is(a, (T, B, H)):
+        _wrong("forward", "a", a, f"(T, B, H) = ({T}, {B}, {H})")
+    if not _is(h_last, (B, H)):
+        _wrong("forward", "h_last", h_last, f"(B, H) = ({B}, {H})")
+    if B == 0:
+        return
+    if T == 0:
+        h_last[:, :] = hs[0]
+        return
+    cdef const floating* px = &x[0, 0, 0]
+    cdef const floating* pW = &W[0, 0]
+    cdef const floating* pb = &b[0]
+    cdef const Py_ssize_t* plen = &lengths[0]
+    cdef const floating* pkeep = &keep[0]
+    cdef const floating* ppin = &pin[0, 0]
+    cdef floating* pgates = &gates[0, 0, 0]
+    cdef floating* pa = &a[0, 0, 0]
+    cdef floating* phs = &hs[0, 0, 0]
+    cdef floating* plast = &h_last[0, 0]
+    with nogil:
+        nt = team_enter(_wanted_team(T, B, D, G * H))
+        prods = <floating*> malloc(2 * nt * B * H * sizeof(floating))
+        if prods == NULL:
+            nt = 0
+        elif nt == 1:
+            _forward_member(0, 1, kind, masked, T, B, D, H, px, pW, pb, plen, pkeep, ppin,
+                            pgates, pa, phs, plast, prods)
+        else:
+            with parallel(num_threads=nt):
+                _forward_member(threadid(), PYX_SCAN_TEAM_SIZE(), kind, masked, T, B, D, H,
+                                px, pW, pb, plen, pkeep, ppin, pgates, pa, phs, plast, prods)
+        free(prods)
+        team_leave()
+    if nt == 0:
+        raise MemoryError("_scan.forward: no memory for the team's carries")
+
+
+def backward(int kind, bint masked,
+             const floating[:, :, ::1] x,
+             const floating[:, ::1] W,
+             const Py_ssize_t[::1] lengths,
+             const floating[::1] keep,
+             const floating[:, :, ::1] gates,
+             const floating[:, :, ::1] a,
+             const floating[:, :, ::1] hs,
+             const floating[:, :, ::1] dy,
+             floating[:, ::1] dh,
+             floating[:, :, ::1] dA,
+             floating[:, :, ::1] dx,
+             floating[:, ::1] dW,
+             floating[::1] db):
+    """Backward pass, in place.
+
+    Reads the forward's x, lengths, keep, gates, a and hs, and dy (T, B, H)
+    (ignored past each length). On entry dh (B, H) holds dL/d(final state);
+    on exit dL/dh_0. dA (T, B, GH) is scratch (the gradients of the gates'
+    pre-activations on exit); writes dx (T, B, D), dW (D, GH) and db (GH,).
+    """
+    cdef Py_ssize_t T = gates.shape[0]
+    cdef Py_ssize_t B = gates.shape[1]
+    cdef Py_ssize_t H = hs.shape[2]
+    cdef Py_ssize_t D = x.shape[2]
+    cdef Py_ssize_t G, GH, j
+    cdef int nt
+    cdef floating* work
+    cdef double* acc
+    _check_common("backward", kind, masked, T, B, D, H, x, W, lengths, keep)
+    G = _n_gates(kind)
+    GH = G * H
+    if not _is(gates, (T, B, GH)):
+        _wrong("backward", "gates", gates, f"(T, B, GH) = ({T}, {B}, {GH})")
+    for name, arr, want in (("a", a, (T, B, H)), ("hs", hs, (T + 1, B, H)),
+                            ("dy", dy, (T, B, H)), ("dh", dh, (B, H)),
+                            ("dA", dA, (T, B, GH)), ("dx", dx, (T, B, D)),
+                            ("dW", dW, (D, GH)), ("db", db, (GH,))):
+        if not _is(arr, want):
+            _wrong("backward", name, arr, str(want))
+    if T * B == 0:
+        dW[:, :] = 0
+        db[:] = 0
+        return
+    cdef const floating* px = &x[0, 0, 0]
+    cdef const floating* pW = &W[0, 0]
+    cdef const Py_ssize_t* plen = &lengths[0]
+    cdef const floating* pkeep = &keep[0]
+    cdef const floating* pgates = &gates[0, 0, 0]
+    cdef const floating* pa = &a[0, 0, 0]
+    cdef const floating* phs = &hs[0, 0, 0]
+    cdef const floating* pdy = &dy[0, 0, 0]
+    cdef floating* pdh = &dh[0, 0]
+    cdef floating* pdA = &dA[0, 0, 0]
+    cdef floating* pdx = &dx[0, 0, 0]
+    cdef floating* pdW = &dW[0, 0]
+    with nogil:
+        nt = team_enter(_wanted_team(T, B, D, GH))
+        work = <floating*> malloc(3 * nt * B * H * sizeof(floating))
+        acc = <double*> malloc(GH * sizeof(double))
+        if work == NULL or acc == NULL:
+            nt = 0
+        else:
+            for j in range(GH):
+                acc[j] = 0
+            if nt == 1:
+                _backward_member(0, 1, kind, masked, T, B, D, H, px, pW, plen, pkeep, pgates,
+                                 pa, phs, pdy, pdh, pdA, pdx, pdW, acc, work)
+            else:
+                with parallel(num_threads=nt):
+                    _backward_member(threadid(), PYX_SCAN_TEAM_SIZE(), kind, masked, T, B, D,
+                                     H, px, pW, plen, pkeep, pgates, pa, phs, pdy, pdh, pdA,
+                                     pdx, pdW, acc, work)
+            for j in range(GH):
+                db[j] = <floating> acc[j]
+        free(work)
+        free(acc)
+        team_leave()
+    if nt == 0:
+        raise MemoryError("_scan.backward: no memory for the team's carries")
