@@ -977,7 +977,28 @@ class MGU(Cell):
         return {**super().config, "reset": self.reset}
 
 
-class LSTM(Cell):
+class _CellState:
+    """The zoneout of the cells with a cell state c (LSTM, CoupledLSTM): c
+    has a rate of its own, ``zoneout_c``, None meaning ``zoneout``'s."""
+
+    zoneout_c = property(lambda self: self._zoneout_c,
+                         doc="float or None: the zoneout rate of c (None: ``zoneout``'s).")
+
+    def _set_zoneout_c(self, zoneout_c):
+        self._zoneout_c = None if zoneout_c is None else _rate("zoneout_c", zoneout_c)
+
+    @property
+    def _zone_rates(self):
+        return self._zoneout, self._zoneout if self._zoneout_c is None else self._zoneout_c
+
+    def _regularisation_config(self):
+        out = super()._regularisation_config()
+        if self._zoneout_c is not None:
+            out["zoneout_c"] = self._zoneout_c
+        return out
+
+
+class LSTM(_CellState, Cell):
     """Long short-term memory, optionally with diagonal peepholes.
 
     ::
@@ -1025,23 +1046,11 @@ class LSTM(Cell):
         if not isinstance(peephole, (bool, np.bool_)):
             raise TypeError(f"peephole must be True or False, got {peephole!r}")
         self._peephole = bool(peephole)
-        self._zoneout_c = None if zoneout_c is None else _rate("zoneout_c", zoneout_c)
+        self._set_zoneout_c(zoneout_c)
         super().__init__(input_size, hidden_size, dtype=dtype, seed=seed,
                          recurrent_dropout=recurrent_dropout, zoneout=zoneout)
 
     peephole = property(lambda self: self._peephole, doc="bool: peepholes or not (fixed).")
-    zoneout_c = property(lambda self: self._zoneout_c,
-                         doc="float or None: the zoneout rate of c (None: ``zoneout``'s).")
-
-    @property
-    def _zone_rates(self):
-        return self._zoneout, self._zoneout if self._zoneout_c is None else self._zoneout_c
-
-    def _regularisation_config(self):
-        out = super()._regularisation_config()
-        if self._zoneout_c is not None:
-            out["zoneout_c"] = self._zoneout_c
-        return out
 
     def _init_params(self, rng):
         p = super()._init_params(rng)
@@ -1064,6 +1073,16 @@ class _ScanCell(Cell):
     numbers per row) while it runs: the scan reads them all at once. The
     results depend on the team size (the blocks regroup the products of
     the a_t) to rounding only, and are bitwise the same for one team size."""
+
+    def __init__(self, input_size, hidden_size, *, dtype=np.float64, seed=None,
+                 recurrent_dropout=0.0, zoneout=0.0):
+        # No product with U to drop the state from, and zoneout is not in
+        # the scan's kernels: both are refused rather than ignored.
+        for name, rate in (("recurrent_dropout", recurrent_dropout), ("zoneout", zoneout)):
+            if _rate(name, rate) != 0:
+                raise ValueError(f"{name}: {type(self).__name__} has no recurrent product and "
+                                 f"takes no {name}; got {rate!r}, expected 0")
+        super().__init__(input_size, hidden_size, dtype=dtype, seed=seed)
 
     def _init_params(self, rng):
         # W Glorot-uniform per gate block, b zero (no U to initialise)
@@ -1138,6 +1157,9 @@ class MinGRU(_ScanCell):
         Precision of the parameters and of every computation.
     seed : int, numpy.random.Generator or None, optional
         Seeds the initialisation: W Glorot-uniform per gate block, b zero.
+    recurrent_dropout, zoneout : float, default 0
+        Only 0: with no product with U and no zoneout in the scan's kernels,
+        any other rate is a ValueError.
     """
 
     gates = ("z", "g")
@@ -1176,11 +1198,14 @@ class MinLSTM(_ScanCell):
         Precision of the parameters and of every computation.
     seed : int, numpy.random.Generator or None, optional
         Seeds the initialisation: W Glorot-uniform per gate block, b zero.
+    recurrent_dropout, zoneout : float, default 0
+        Only 0: with no product with U and no zoneout in the scan's kernels,
+        any other rate is a ValueError.
     """
 
     gates = ("f", "i", "g")
     _kind = _scan.MINLSTM
-class CoupledLSTM(Cell):
+class CoupledLSTM(_CellState, Cell):
     """The LSTM with coupled input and forget gates (CIFG), optionally with
     diagonal peepholes: the input gate is i_t = 1 - f_t.
 
@@ -1218,17 +1243,25 @@ class CoupledLSTM(Cell):
         Precision of the parameters and of every computation.
     seed : int, numpy.random.Generator or None, optional
         Seeds the initialisation (see ``Cell``); None draws fresh entropy.
+    recurrent_dropout, zoneout : float in [0, 1), default 0
+        Recurrent dropout and zoneout (see ``Cell``); zoneout acts on h and c.
+    zoneout_c : float in [0, 1) or None, default None
+        The zoneout rate of c when it should differ from h's; None:
+        ``zoneout``.
     """
 
     gates = ("f", "g", "o")
     _kind = _recurrent.CIFG
     _lstm = True
 
-    def __init__(self, input_size, hidden_size, *, peephole=False, dtype=np.float64, seed=None):
+    def __init__(self, input_size, hidden_size, *, peephole=False, dtype=np.float64, seed=None,
+                 recurrent_dropout=0.0, zoneout=0.0, zoneout_c=None):
         if not isinstance(peephole, (bool, np.bool_)):
             raise TypeError(f"peephole must be True or False, got {peephole!r}")
         self._peephole = bool(peephole)
-        super().__init__(input_size, hidden_size, dtype=dtype, seed=seed)
+        self._set_zoneout_c(zoneout_c)
+        super().__init__(input_size, hidden_size, dtype=dtype, seed=seed,
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)
 
     peephole = property(lambda self: self._peephole, doc="bool: peepholes or not (fixed).")
 

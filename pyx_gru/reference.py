@@ -733,7 +733,7 @@ def _cifg_peepholes(p):
     return tuple(p["P"]) if "P" in p else (0.0, 0.0)
 
 
-def cifg_step_forward(x_t, state, p, pins=None):
+def cifg_step_forward(x_t, state, p, pins=None, drop=None):
     """One forward step of the coupled-gate LSTM, with peepholes if ``p`` has ``P``.
 
     f = sigma(a_f + p_f * c_{t-1}), i = 1 - f, g = tanh(a_g),
@@ -753,6 +753,9 @@ def cifg_step_forward(x_t, state, p, pins=None):
     pins : dict of str to ndarray, optional
         Pinned gates, by name, each (H,) (the ``gates=`` of ``forward``);
         None pins none. Pinning f pins the input gate to 1 - f with it.
+    drop : ndarray, shape (B, H), optional
+        The recurrent dropout mask: the state enters the recurrent product
+        as h_prev * drop. None: no dropout.
 
     Returns
     -------
@@ -763,7 +766,7 @@ def cifg_step_forward(x_t, state, p, pins=None):
     """
     h_prev, c_prev = state
     p_f, p_o = _cifg_peepholes(p)
-    a_f, a_g, a_o = _gate_blocks(x_t @ p["W"] + h_prev @ p["U"] + p["b"], 3)
+    a_f, a_g, a_o = _gate_blocks(x_t @ p["W"] + _dropped(h_prev, drop) @ p["U"] + p["b"], 3)
     f = gate(a_f + p_f * c_prev, "f", pins)
     i = 1 - f  # the input gate, coupled to the forget gate
     g = np.tanh(a_g)
@@ -773,7 +776,7 @@ def cifg_step_forward(x_t, state, p, pins=None):
     return (h, c), (x_t, h_prev, c_prev, f, g, c, o)
 
 
-def cifg_step_backward(dstate, cache, p, pins=None):
+def cifg_step_backward(dstate, cache, p, pins=None, drop=None):
     """Backward of ``cifg_step_forward``, given ``dstate = (dh, dc_next)``
     (dc_next is dL/dc_t from the next step).
 
@@ -791,6 +794,8 @@ def cifg_step_backward(dstate, cache, p, pins=None):
     pins : dict of str to ndarray, optional
         The pinned gates, as given to ``cifg_step_forward``; a pinned gate passes
         no gradient to its pre-activation.
+    drop : ndarray, shape (B, H), optional
+        The dropout mask, as given to ``cifg_step_forward``.
 
     Returns
     -------
@@ -813,10 +818,10 @@ def cifg_step_backward(dstate, cache, p, pins=None):
     da_g = dc * (1 - f) * (1 - g**2)
     dc_prev = dc * f + da_f * p_f
     da = np.concatenate([da_f, da_g, da_o], axis=1)
-    grads = {"W": x_t.T @ da, "U": h_prev.T @ da, "b": da.sum(0)}
+    grads = {"W": x_t.T @ da, "U": _dropped(h_prev, drop).T @ da, "b": da.sum(0)}
     if "P" in p:
         grads["P"] = np.stack([(da_f * c_prev).sum(0), (da_o * c).sum(0)])
-    return da @ p["W"].T, (da @ p["U"].T, dc_prev), grads
+    return da @ p["W"].T, (_through_u(da @ p["U"].T, drop), dc_prev), grads
 
 
 # --------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pyx_gru as pg
 from pyx_gru import _cells, reference
 from pyx_gru._gradcheck import gradcheck_layer
 
-from helpers import CONFIGS, assert_close, make_cell, parts, random_problem
+from helpers import CONFIGS, SCAN_CONFIGS, assert_close, make_cell, parts, random_problem, skip_scan
 
 # (recurrent_dropout, zoneout): each alone and both
 OPTIONS = {"dropout": (0.3, 0.0), "zoneout": (0.0, 0.4), "both": (0.3, 0.25)}
@@ -18,6 +18,8 @@ OPTIONS = {"dropout": (0.3, 0.0), "zoneout": (0.0, 0.4), "both": (0.3, 0.25)}
 
 def regularised(name, rd, zo, D=3, H=7, dtype=np.float64, **kw):
     """make_cell's cell (every parameter non-zero) with the options."""
+    skip_scan(name, "no recurrent product: minGRU and minLSTM refuse the rates "
+                    "(test_the_scan_cells_refuse_the_rates)")
     cell = make_cell(name, D, H, dtype=dtype)
     cls, form = CONFIGS[name]
     out = cls(D, H, dtype=dtype, seed=0, recurrent_dropout=rd, zoneout=zo, **form, **kw)
@@ -90,7 +92,7 @@ def test_the_dropout_mask_is_fixed_over_time():
     """A unit dropped for a sequence never feeds U, at any step: its rows of
     dU are exactly 0 (B = 1), and the LSTM's outputs (where h_{t-1} enters
     only through U) do not depend on its value in h0."""
-    for name in CONFIGS:
+    for name in (n for n in CONFIGS if n not in SCAN_CONFIGS):
         cell = regularised(name, 0.5, 0.0, H=16)
         x, state0, dy, dstate = random_problem(cell, 8, 1, seed=4)
         y, _, cache = cell.forward(x, state0, training=True, seed=5)
@@ -293,3 +295,15 @@ def test_cache_regularisation_is_checked():
                        regularisation=cache.regularisation._replace(drop=np.ones((3, 3))))
     with pytest.raises(ValueError, match="cache.regularisation.drop"):
         cell.backward(bad)
+
+
+@pytest.mark.parametrize("cls", [pg.MinGRU, pg.MinLSTM])
+def test_the_scan_cells_refuse_the_rates(cls):
+    """minGRU and minLSTM have no product with U and no zoneout in their
+    kernels: a non-zero rate is a ValueError naming it, not ignored."""
+    for kw in ({"recurrent_dropout": 0.2}, {"zoneout": 0.1}):
+        with pytest.raises(ValueError, match=next(iter(kw))):
+            cls(3, 4, **kw)
+    with pytest.raises(ValueError, match="zoneout"):
+        cls(3, 4, zoneout=1.5)
+    assert cls(3, 4, recurrent_dropout=0.0, zoneout=0).config == cls(3, 4).config
