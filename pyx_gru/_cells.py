@@ -978,8 +978,32 @@ class MGU(Cell):
 
 
 class _CellState:
-    """The zoneout of the cells with a cell state c (LSTM, CoupledLSTM): c
-    has a rate of its own, ``zoneout_c``, None meaning ``zoneout``'s."""
+    """What the cells with a cell state c (LSTM, CoupledLSTM) share: the
+    optional peepholes, the forget-gate bias that starts at 1, and c's own
+    zoneout rate, ``zoneout_c``, None meaning ``zoneout``'s."""
+
+    def __init__(self, input_size, hidden_size, *, peephole=False, dtype=np.float64, seed=None,
+                 recurrent_dropout=0.0, zoneout=0.0, zoneout_c=None):
+        if not isinstance(peephole, (bool, np.bool_)):
+            raise TypeError(f"peephole must be True or False, got {peephole!r}")
+        self._peephole = bool(peephole)
+        self._set_zoneout_c(zoneout_c)
+        super().__init__(input_size, hidden_size, dtype=dtype, seed=seed,
+                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+
+    peephole = property(lambda self: self._peephole, doc="bool: peepholes or not (fixed).")
+
+    def _init_params(self, rng):
+        p = super()._init_params(rng)
+        f = self.gates.index("f")
+        H = self._hidden_size
+        p["b"][f * H:(f + 1) * H] = 1.0
+        return p
+
+    @property
+    def config(self):
+        """dict: the constructor arguments that fix the architecture, ``peephole`` among them."""
+        return {**super().config, "peephole": self.peephole}
 
     zoneout_c = property(lambda self: self._zoneout_c,
                          doc="float or None: the zoneout rate of c (None: ``zoneout``'s).")
@@ -1041,27 +1065,6 @@ class LSTM(_CellState, Cell):
     _kind = _recurrent.LSTM
     _lstm = True
 
-    def __init__(self, input_size, hidden_size, *, peephole=False, dtype=np.float64, seed=None,
-                 recurrent_dropout=0.0, zoneout=0.0, zoneout_c=None):
-        if not isinstance(peephole, (bool, np.bool_)):
-            raise TypeError(f"peephole must be True or False, got {peephole!r}")
-        self._peephole = bool(peephole)
-        self._set_zoneout_c(zoneout_c)
-        super().__init__(input_size, hidden_size, dtype=dtype, seed=seed,
-                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)
-
-    peephole = property(lambda self: self._peephole, doc="bool: peepholes or not (fixed).")
-
-    def _init_params(self, rng):
-        p = super()._init_params(rng)
-        H = self._hidden_size
-        p["b"][H:2 * H] = 1.0
-        return p
-
-    @property
-    def config(self):
-        """dict: the constructor arguments that fix the architecture, ``peephole`` among them."""
-        return {**super().config, "peephole": self.peephole}
 
 
 class _ScanCell(Cell):
@@ -1254,23 +1257,3 @@ class CoupledLSTM(_CellState, Cell):
     _kind = _recurrent.CIFG
     _lstm = True
 
-    def __init__(self, input_size, hidden_size, *, peephole=False, dtype=np.float64, seed=None,
-                 recurrent_dropout=0.0, zoneout=0.0, zoneout_c=None):
-        if not isinstance(peephole, (bool, np.bool_)):
-            raise TypeError(f"peephole must be True or False, got {peephole!r}")
-        self._peephole = bool(peephole)
-        self._set_zoneout_c(zoneout_c)
-        super().__init__(input_size, hidden_size, dtype=dtype, seed=seed,
-                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)
-
-    peephole = property(lambda self: self._peephole, doc="bool: peepholes or not (fixed).")
-
-    def _init_params(self, rng):
-        p = super()._init_params(rng)
-        p["b"][:self._hidden_size] = 1.0
-        return p
-
-    @property
-    def config(self):
-        """dict: the constructor arguments that fix the architecture, ``peephole`` among them."""
-        return {**super().config, "peephole": self.peephole}
