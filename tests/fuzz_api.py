@@ -44,12 +44,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import pyx_gru as pg
+from pyx_gru import _kinds
 
 ALLOWED = (ValueError, TypeError)
-CONFIGS = [
-    (pg.RNN, {}), (pg.SimpleGRU, {}), (pg.GRU, {"reset": "after"}),
-    (pg.GRU, {"reset": "before"}), (pg.LSTM, {"peephole": False}), (pg.LSTM, {"peephole": True}),
-]
+CONFIGS = [(k.cell_class, dict(k.form)) for k in _kinds.KINDS.values()]
+# the cells with a recurrence, which take recurrent dropout and zoneout
+RECURRENT = {k.cell_class for k in _kinds.KINDS.values() if not k.scan}
 DTYPES = [
     np.float64, np.float32, np.float16, np.longdouble, ">f8", ">f4", np.int8, np.int64,
     np.uint8, np.uint64, np.bool_, np.complex64, np.complex128, "U3", "S2", "M8[s]", "m8[s]",
@@ -267,7 +267,7 @@ def new_cell(draw):
     """A cell from drawn constructor arguments (sometimes invalid: then the
     constructor must refuse them), else a small valid cell."""
     if draw(st.integers(0, 5)) == 0:
-        cls = draw(st.sampled_from([pg.RNN, pg.SimpleGRU, pg.GRU, pg.LSTM]))
+        cls = draw(st.sampled_from(sorted({c for c, _ in CONFIGS}, key=lambda c: c.__name__)))
         # about half of the sizes and dtypes are valid
         size = st.one_of(st.integers(1, 4), st.sampled_from([np.int64(3), np.uint8(2)]), st.one_of(
             st.integers(-3, 0), st.sampled_from([2**31, 2**63, 10**7]), st.floats(0, 5),
@@ -276,15 +276,21 @@ def new_cell(draw):
             [np.float32, np.float64, "float32", "f8", np.float16, np.int64, None, "x", object, complex]))}
         if draw(st.booleans()):
             kw["seed"] = draw(st.one_of(st.none(), st.integers(-3, 2**70), st.floats(), st.text(max_size=2)))
-        if cls is pg.GRU and draw(st.booleans()):
+        if cls in (pg.GRU, pg.MGU) and draw(st.booleans()):
             kw["reset"] = draw(st.one_of(st.sampled_from(["after", "before"]), garbage()))
-        if cls is pg.LSTM and draw(st.booleans()):
+        if cls in (pg.LSTM, pg.CoupledLSTM) and draw(st.booleans()):
             kw["peephole"] = draw(st.one_of(st.booleans(), garbage()))
+        for name in ("recurrent_dropout", "zoneout") + (("zoneout_c",) if cls._lstm else ()):
+            if draw(st.integers(0, 3)) == 0:
+                kw[name] = draw(st.one_of(st.sampled_from([0.0, 0.3, 0.99, 1.0, -0.1]), garbage()))
         cell = call("constructor", cls, draw(size), draw(size), **kw)
         if cell is not Rejected:
             return cell
     cls, kw = draw(st.sampled_from(CONFIGS))
     D, H = draw(st.integers(1, 4)), draw(st.integers(1, 5))
+    if cls in RECURRENT and draw(st.booleans()):
+        kw = {**kw, "recurrent_dropout": draw(st.sampled_from([0.0, 0.5])),
+              "zoneout": draw(st.sampled_from([0.0, 0.2]))}
     cell = cls(D, H, dtype=draw(st.sampled_from([np.float32, np.float64])), seed=0, **kw)
     if draw(st.booleans()):
         cell.params = {k: draw(hnp.arrays(np.float64, s, elements=st.floats(-3, 3)))
@@ -304,6 +310,9 @@ def op_forward(draw, cell, state):
         kw["cache"] = False
     elif keep == 1:
         kw["cache"] = draw(st.one_of(st.sampled_from([True, np.bool_(False)]), garbage()))
+    if draw(st.integers(0, 2)) == 0:
+        kw["training"] = draw(st.one_of(st.booleans(), garbage()))
+        kw["seed"] = draw(st.one_of(st.integers(0, 3), st.none(), garbage()))
     before = [snapshot(a) for a in (x, lengths)]
     out = call("forward", cell.forward, x, state0, lengths, **kw)
     assert [snapshot(a) for a in (x, lengths)] == before, "forward changed its input"
@@ -445,13 +454,6 @@ def op_save_load(draw, cell, state):
         call("forward", new.forward, np.zeros((2, 1, new.input_size)))
 
 
-def _model_name(cell):
-    kind = {"RNN": "rnn", "SimpleGRU": "sgru", "GRU": "gru", "LSTM": "lstm"}[type(cell).__name__]
-    if cell.config.get("reset") == "before":
-        return "gru_before"
-    return "lstm_peephole" if cell.config.get("peephole") else kind
-
-
 def _json_node_paths(node, path=()):
     """Every path to a value in a JSON tree (dict keys and list indices)."""
     yield path
@@ -481,7 +483,7 @@ def op_model_save_load(draw, cell, state):
     from pyx_gru import layers
 
     model = layers.Model(cell.input_size, cell.hidden_size, draw(st.integers(1, 3)),
-                         cell=_model_name(cell), num_layers=draw(st.integers(1, 2)),
+                         cell=_kinds.of(cell).name, num_layers=draw(st.integers(1, 2)),
                          bidirectional=draw(st.booleans()),
                          readout=draw(st.sampled_from(["last", "every"])), dtype=cell.dtype, seed=0)
     obj = draw(st.sampled_from([model, model.rnn, model.head, model.rnn.layers[0]]))
