@@ -12,12 +12,15 @@ matrix products alone with SciPy's BLAS, the *roofline*. It prints the
 medians and their spreads, a peers table and the project's performance
 targets (met or MISSED), and writes every raw time to a JSON file.
 ``--kernels`` adds pyx_gru with its per-step products from the BLAS;
+``--regularisation`` adds pyx_gru with recurrent dropout and zoneout on, in
+a training pass, against the same cell with them off;
 ``--scaling`` times growing T and B, with peak memory.
 
 Usage::
 
     python -m pyx_gru.bench [--quick] [--threads N] [--cells ...] [--sizes ...]
                             [--json PATH] [--scaling] [--kernels]
+                            [--regularisation [P,Z]]
     python -m pyx_gru.bench --markdown PATH    # the README's tables of a results file
 
 ``--help`` lists the cell names. Results go to
@@ -74,6 +77,13 @@ LARGE_SIZES = ((32, 256, 256), (64, 512, 512))
 CONTENDERS = ("pyx_gru", "numpy", "torch")
 TASKS = ("fwd", "fwd+bwd")
 
+# --regularisation: the contender pyx_gru with recurrent dropout and zoneout
+# on in a training pass, the rates (recurrent_dropout, zoneout) of the option
+# without a value, and the seed of every call's masks
+REGULARISED = "pyx_gru/regularised"
+REGULARISATION_RATES = (0.25, 0.1)
+REGULARISATION_SEED = 0
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -93,6 +103,9 @@ class Settings:
         The sizes (B, D, H) at which the NumPy reference is not run.
     kernels : bool
         Also time pyx_gru with its per-step products from the BLAS.
+    regularisation : tuple of (float, float) or None
+        ``(recurrent_dropout, zoneout)``: also time pyx_gru with these rates
+        on, in a training pass (``REGULARISED``); None: not.
     """
 
     threads: int
@@ -102,9 +115,10 @@ class Settings:
     budget: float  # seconds of timed rounds per case
     skip_reference: tuple  # sizes at which the NumPy reference is not run
     kernels: bool = False  # also time pyx_gru with its per-step products from the BLAS
+    regularisation: tuple = None  # (recurrent_dropout, zoneout): also time pyx_gru with them on
 
     @classmethod
-    def make(cls, quick, threads, kernels=False):
+    def make(cls, quick, threads, kernels=False, regularisation=None):
         """The settings of a quick or a full run.
 
         Parameters
@@ -116,6 +130,8 @@ class Settings:
             BLAS and PyTorch threads.
         kernels : bool
             Also time pyx_gru with its per-step products from the BLAS.
+        regularisation : tuple of (float, float) or None
+            ``(recurrent_dropout, zoneout)`` to time pyx_gru with on, or None.
 
         Returns
         -------
@@ -127,9 +143,9 @@ class Settings:
             # (PyTorch's LSTM builds its oneDNN primitives, 40 ms) is no
             # estimate of the next ones, and its next few may still be slow.
             return cls(threads, warmup=2, min_rounds=2, max_rounds=25, budget=0.25,
-                       skip_reference=LARGE_SIZES, kernels=kernels)
+                       skip_reference=LARGE_SIZES, kernels=kernels, regularisation=regularisation)
         return cls(threads, warmup=2, min_rounds=10, max_rounds=200, budget=3.0,
-                   skip_reference=(), kernels=kernels)
+                   skip_reference=(), kernels=kernels, regularisation=regularisation)
 
 
 @dataclass(frozen=True)
@@ -595,7 +611,7 @@ def make_problem(case, rng):
     return cell, {"x": x, "state0": state0, "dy": dy, "dstate": dstate}
 
 
-def numpy_runners(cell, data):
+def numpy_runners(cell, data, **options):
     """Make the fwd and fwd+bwd callables of a pyx_gru cell or of its NumPy reference.
 
     fwd is inference: ``cache=False``, as PyTorch's forward runs under
@@ -607,6 +623,9 @@ def numpy_runners(cell, data):
         A compiled cell or its ``reference`` twin.
     data : dict
         The inputs of ``make_problem``: ``x``, ``state0``, ``dy``, ``dstate``.
+    **options
+        More keywords of both passes' ``forward`` (``training=True,
+        seed=...`` for a training pass).
 
     Returns
     -------
@@ -616,13 +635,49 @@ def numpy_runners(cell, data):
     x, state0, dy, dstate = data["x"], data["state0"], data["dy"], data["dstate"]
 
     def fwd():
-        return cell.forward(x, state0, cache=False)
+        return cell.forward(x, state0, cache=False, **options)
 
     def fwd_bwd():
-        _, _, cache = cell.forward(x, state0)
+        _, _, cache = cell.forward(x, state0, **options)
         return cell.backward(cache, dy, dstate)
 
     return {"fwd": fwd, "fwd+bwd": fwd_bwd}
+
+
+def regularised_runners(case, cell, data, rates):
+    """Make the fwd and fwd+bwd callables of the case's cell with recurrent
+    dropout and zoneout on, in a training pass: a cell of the same kind and
+    parameters as ``cell`` with these rates (the LSTMs' ``zoneout_c`` left
+    at its default, zoneout's rate), whose passes run ``forward(...,
+    training=True, seed=REGULARISATION_SEED)``, the same masks every call.
+
+    Parameters
+    ----------
+    case : Case
+        The problem.
+    cell : Cell
+        The case's compiled cell (``make_problem``), rates off.
+    data : dict
+        The inputs of ``make_problem``: ``x``, ``state0``, ``dy``, ``dstate``.
+    rates : tuple of (float, float)
+        ``(recurrent_dropout, zoneout)``.
+
+    Returns
+    -------
+    dict of str to callable
+        ``{"fwd": ..., "fwd+bwd": ...}``, zero-argument callables.
+
+    Raises
+    ------
+    ValueError
+        From a cell that takes no such rates (minGRU, minLSTM: no recurrent
+        product), saying so.
+    """
+    _, cls, kwargs, _ = CELLS[case.cell]
+    p, z = rates
+    on = cls(case.D, case.H, dtype=cell.dtype, seed=0, recurrent_dropout=p, zoneout=z, **kwargs)
+    on.params = cell.params
+    return numpy_runners(on, data, training=True, seed=REGULARISATION_SEED)
 
 
 def blas_kernel_runners(runners):
@@ -1146,7 +1201,10 @@ def run_case(case, settings, torch, peers, memo, rng):
     dict
         The case's sizes, the forward agreement of the contenders, the
         roofline, and per task and contender the warm-up times, every
-        round's time and their summary; the JSON record of the case.
+        round's time and their summary; the JSON record of the case. With
+        ``settings.regularisation``, also ``regularisation``: the rates, the
+        seed and ``on_over_off``, the ratio of the medians per task (or
+        ``skipped``, the reason, for a cell that takes no such rates).
     """
     cell, data = make_problem(case, rng)
     contenders = {"pyx_gru": numpy_runners(cell, data),
@@ -1175,6 +1233,16 @@ def run_case(case, settings, torch, peers, memo, rng):
         print(f"WARNING: {name} disagrees with pyx_gru on {case.label} ({case.B}, {case.D}, "
               f"{case.H}) {case.dtype}: max rel diff "
               f"{agreement[name]:.1e} > {AGREEMENT[case.dtype]:.0e}", file=sys.stderr, flush=True)
+    regularisation = None
+    if settings.regularisation is not None:
+        # Added after the agreement check: dropout and zoneout change the outputs.
+        regularisation = dict(zip(("recurrent_dropout", "zoneout"), settings.regularisation, strict=True),
+                              seed=REGULARISATION_SEED)
+        try:
+            contenders[REGULARISED] = regularised_runners(case, cell, data, settings.regularisation)
+        except ValueError as exc:
+            regularisation["skipped"] = str(exc)
+            print(f"  skipped with --regularisation: {exc}", file=sys.stderr, flush=True)
     clock = cpu_clock()
     roof = roofline(case, memo, rng)
     runners = {(name, task): fns[task] for name, fns in contenders.items() for task in TASKS
@@ -1185,11 +1253,17 @@ def run_case(case, settings, torch, peers, memo, rng):
                              **summarize(times[name, task])}
                       for name in contenders if task in contenders[name]}
                for task in TASKS}
-    return {"cell": case.cell, "label": case.label, "T": T_STEPS, "B": case.B, "D": case.D,
-            "H": case.H, "dtype": case.dtype, "gates": case.gates, "other_cpus": others,
-            "forward_max_rel_diff": agreement, "forward_disagrees": disagree,
-            "roofline": roof, "timings": timings,
-            "round_orders": [[f"{name} {task}" for name, task in order] for order in orders]}
+    record = {"cell": case.cell, "label": case.label, "T": T_STEPS, "B": case.B, "D": case.D,
+              "H": case.H, "dtype": case.dtype, "gates": case.gates, "other_cpus": others,
+              "forward_max_rel_diff": agreement, "forward_disagrees": disagree,
+              "roofline": roof, "timings": timings,
+              "round_orders": [[f"{name} {task}" for name, task in order] for order in orders]}
+    if regularisation is not None:
+        if REGULARISED in contenders:
+            regularisation["on_over_off"] = {task: peer_speedup(record, task, REGULARISED)
+                                             for task in TASKS}
+        record["regularisation"] = regularisation
+    return record
 
 
 # --------------------------------------------------------------------------
@@ -1326,17 +1400,59 @@ def print_report(results, info):
             keep, infer = t["pyx_gru/cache"]["median"], t["pyx_gru"]["median"]
             print(f"{r['label']:<10} {r['B']:>3} {r['D']:>4} {r['H']:>4} {'f' + r['dtype'][5:]:<5} "
                   f"{keep * 1e3:9.3f} vs {infer * 1e3:9.3f} {keep / infer:5.2f}x")
-    kernels = [r for r in results if "pyx_gru/blas" in r["timings"]["fwd"]]
-    if kernels:
-        print("\n== the per-step products: packed kernel against the BLAS (ms; blas / packed) ==")
-        for r in kernels:
-            cols = []
-            for task in TASKS:
-                t = r["timings"][task]
-                packed, blas = t["pyx_gru"]["median"], t["pyx_gru/blas"]["median"]
-                cols.append(f"{task}: {packed * 1e3:9.3f} vs {blas * 1e3:9.3f} {blas / packed:5.2f}x")
-            print(f"{r['label']:<10} {r['B']:>3} {r['D']:>4} {r['H']:>4} {'f' + r['dtype'][5:]:<5} "
-                  + " | ".join(cols))
+    print_side_by_side(results, "pyx_gru/blas",
+                       "the per-step products: packed kernel against the BLAS (ms; blas / packed)")
+    print_regularisation(results)
+
+
+def print_side_by_side(results, other, heading):
+    """Print pyx_gru against another form of it timed in the same rounds: per
+    case that has it, each task's two medians (ms) and their ratio, other /
+    pyx_gru (``peer_speedup``); nothing when no case has it.
+
+    Parameters
+    ----------
+    results : list of dict
+        ``run_case``'s records.
+    other : str
+        The contender set against ``pyx_gru`` ("pyx_gru/blas", ``REGULARISED``).
+    heading : str
+        The section's heading.
+    """
+    rows = [r for r in results if other in r["timings"]["fwd"]]
+    if not rows:
+        return
+    print(f"\n== {heading} ==")
+    for r in rows:
+        cols = [f"{task}: {r['timings'][task]['pyx_gru']['median'] * 1e3:9.3f} vs "
+                f"{r['timings'][task][other]['median'] * 1e3:9.3f} {peer_speedup(r, task, other):5.2f}x"
+                for task in TASKS]
+        print(f"{r['label']:<10} {r['B']:>3} {r['D']:>4} {r['H']:>4} {'f' + r['dtype'][5:]:<5} "
+              + " | ".join(cols))
+
+
+def print_regularisation(results):
+    """Print the ``--regularisation`` section of the report: pyx_gru with
+    recurrent dropout and zoneout on, in a training pass, against the same
+    parameters with them off (``print_side_by_side``), then the cells
+    skipped and why, once each; nothing when the run did not ask for it.
+
+    Parameters
+    ----------
+    results : list of dict
+        ``run_case``'s records.
+    """
+    asked = [r["regularisation"] for r in results if "regularisation" in r]
+    if not asked:
+        return
+    print_side_by_side(
+        results, REGULARISED,
+        f"recurrent dropout {asked[0]['recurrent_dropout']:g} and zoneout {asked[0]['zoneout']:g} "
+        f"on, in a training pass (seed {asked[0]['seed']}), against off (ms; on / off)")
+    skipped = {r["label"]: r["regularisation"]["skipped"] for r in results
+               if "skipped" in r.get("regularisation", {})}
+    for label, reason in skipped.items():
+        print(f"{label}: skipped with --regularisation ({reason})")
 
 
 # The peers table: its columns of each task, contender names.
@@ -1423,6 +1539,9 @@ PEER_TARGETS = {"fwd": ("torch", "jax", "onnxruntime"), "fwd+bwd": ("torch", "ja
 # The scaling run: the peak memory of forward+backward over what the cache,
 # outputs and gradients need.
 MEMORY_TARGET = 1.25
+# --regularisation: recurrent dropout and zoneout on, in a training pass, at
+# most this many times slower than off (the issue that added them).
+REGULARISATION_TARGET = 1.10
 TARGET_THREADS = 2
 
 
@@ -1480,7 +1599,8 @@ def peer_speedup(result, task, peer):
     task : {"fwd", "fwd+bwd"}
         The task.
     peer : str
-        The peer's contender name ("torch", "jax", "onnxruntime").
+        The peer's contender name ("torch", "jax", "onnxruntime"; or
+        another form of pyx_gru, "pyx_gru/blas" or ``REGULARISED``).
 
     Returns
     -------
@@ -1501,7 +1621,9 @@ def target_rows(results):
     need not be further ahead) or ``"faster than"`` (a peer's time over pyx_gru's,
     measured > bound = 1, for every cell with peers at every size, each peer
     of PEER_TARGETS; measured and met are None, "not run", where the peer
-    did not run). Float32 results only.
+    did not run) or ``"regularisation"`` (``REGULARISED``'s time over
+    pyx_gru's, dropout and zoneout on over off, measured <= bound, for
+    every case that timed it). Float32 results only.
 
     Parameters
     ----------
@@ -1540,6 +1662,12 @@ def target_rows(results):
                 x = peer_speedup(r, task, peer)
                 what = f"{r['label']} {(r['B'], r['D'], r['H'])} {task} vs {peer}"
                 rows.append(("faster than", what, x, 1.0, None if x is None else x > 1.0))
+    for r in f32:
+        if REGULARISED in r["timings"]["fwd"]:
+            for task in TASKS:
+                x = peer_speedup(r, task, REGULARISED)
+                rows.append(("regularisation", f"{r['label']} {(r['B'], r['D'], r['H'])} {task} on/off",
+                             x, REGULARISATION_TARGET, x <= REGULARISATION_TARGET))
     return rows
 
 
@@ -1575,11 +1703,14 @@ def print_targets(rows, threads, path, cpu_model):
     """
     if not rows:
         return
+    words = {"speed-up": ">=", "roofline": "<=", "faster than": ">", "regularisation": "<="}
+    ratios = ["speed-up = torch / pyx_gru", "faster than = peer / pyx_gru"]
+    if any(row[0] == "regularisation" for row in rows):
+        ratios.append("regularisation = dropout and zoneout on / off")
     print(f"\n== targets (float32, this run; pyx_gru's {path} path on {cpu_model}): "
-          "speed-up = torch / pyx_gru; faster than = peer / pyx_gru ==")
+          f"{'; '.join(ratios)} ==")
     if threads != TARGET_THREADS:
         print(f"(the targets are set for {TARGET_THREADS} threads; this run used {threads})")
-    words = {"speed-up": ">=", "roofline": "<=", "faster than": ">"}
     for kind, what, measured, bound, met in rows:
         if met is None:
             print(f"{'--':<4}  {kind:<14} {what:<45} not run")
@@ -2025,6 +2156,39 @@ def parse_size(text):
     return size
 
 
+def parse_rates(text):
+    """Parse ``--regularisation``'s value, "P,Z": the rates of recurrent
+    dropout and of zoneout.
+
+    Parameters
+    ----------
+    text : str
+        Two numbers in [0, 1), not both 0, separated by a comma.
+
+    Returns
+    -------
+    tuple of float
+        ``(recurrent_dropout, zoneout)``.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        When it is not two rates in [0, 1) (NaN is not one), or both are 0
+        (the cell would be the plain one).
+    """
+    try:
+        rates = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        rates = ()
+    if len(rates) != 2 or not all(0 <= r < 1 for r in rates):
+        raise argparse.ArgumentTypeError(
+            f"the rates are P,Z (recurrent dropout, zoneout), two numbers in [0, 1), got {text!r}")
+    if not any(rates):
+        raise argparse.ArgumentTypeError(
+            f"at least one rate must be above 0 (with both 0 the cell is the plain one), got {text!r}")
+    return rates
+
+
 def build_cases(cells, sizes):
     """Every (cell, size) in float32, and float64 at FLOAT64_SIZE if selected.
 
@@ -2173,6 +2337,12 @@ def main(argv=None):
     parser.add_argument("--kernels", action="store_true",
                         help="also time pyx_gru with its per-step products from the BLAS "
                              "instead of its packed kernel")
+    parser.add_argument("--regularisation", type=parse_rates, nargs="?", default=None,
+                        const=REGULARISATION_RATES, metavar="P,Z",
+                        help="also time pyx_gru with recurrent dropout P and zoneout Z on, in a "
+                             "training pass, against the same cell with them off (default "
+                             f"{','.join(map(str, REGULARISATION_RATES))}; minGRU and minLSTM, "
+                             "which take neither, are skipped)")
     args = parser.parse_args(argv)
     if args.markdown:
         with open(args.markdown, encoding="utf-8") as f:
@@ -2191,7 +2361,7 @@ def main(argv=None):
     threadpoolctl = import_threadpoolctl()
     torch = None if args.scaling else import_torch()
     peers = {} if args.scaling else import_peers(args.threads)
-    settings = Settings.make(args.quick, args.threads, args.kernels)
+    settings = Settings.make(args.quick, args.threads, args.kernels, args.regularisation)
     rng = np.random.default_rng(0)
     start = time.perf_counter()
     clock = cpu_clock()
