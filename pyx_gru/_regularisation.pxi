@@ -46,8 +46,8 @@ cdef extern from *:
         return (uint32_t)(p * 4294967296.0);   /* p in [0, 1): exact */
     }
     /* cur[i] = prev[i] where unit j0 + i is kept, i < n (integer hashing
-       and selects: every path gives the same bits; AVX2's 32-bit
-       multiplies make the widest about twice as fast as SSE2's) */
+       and selects: every path gives the same bits; the wider the 32-bit
+       multiplies, the faster) */
     #define PYX_ZONE_ROWS(T, name, ATTR) \
     ATTR static void name##_forward(T* cur, const T* prev, ptrdiff_t n, uint64_t row, \
                                uint32_t thr, uint32_t j0) { \
@@ -75,27 +75,35 @@ cdef extern from *:
     #if PYX_SIMD_X86
     PYX_ZONE_ROWS(float, pyx_zone_fa, PYX_TARGET_AVX2)
     PYX_ZONE_ROWS(double, pyx_zone_da, PYX_TARGET_AVX2)
-    #define PYX_ZONE_WIDE (pyx_simd() >= PYX_SIMD_AVX2)
+    PYX_ZONE_ROWS(float, pyx_zone_fz, PYX_TARGET_AVX512)
+    PYX_ZONE_ROWS(double, pyx_zone_dz, PYX_TARGET_AVX512)
+    #define PYX_ZONE_PATH pyx_simd()
     #else
-    #define pyx_zone_fa_forward pyx_zone_fp_forward
-    #define pyx_zone_fa_backward pyx_zone_fp_backward
-    #define pyx_zone_da_forward pyx_zone_dp_forward
-    #define pyx_zone_da_backward pyx_zone_dp_backward
-    #define PYX_ZONE_WIDE 0
+    #define PYX_ZONE_PATH 0
     #endif
-    #define PYX_ZONE_DISPATCH(T, name, p, a) \
+    /* the widest path's clone (its 16 32-bit lanes hash twice AVX2's) */
+    #define PYX_ZONE_DISPATCH(T, name, p, a, z) \
     static void name##_forward(T* cur, const T* prev, ptrdiff_t n, uint64_t row, \
                                uint32_t thr, uint32_t j0) { \
-        if (PYX_ZONE_WIDE) a##_forward(cur, prev, n, row, thr, j0); \
+        int path = PYX_ZONE_PATH; \
+        if (path >= PYX_SIMD_AVX512) z##_forward(cur, prev, n, row, thr, j0); \
+        else if (path >= PYX_SIMD_AVX2) a##_forward(cur, prev, n, row, thr, j0); \
         else p##_forward(cur, prev, n, row, thr, j0); \
     } \
     static void name##_backward(T* d, T* kept, ptrdiff_t n, uint64_t row, \
                                 uint32_t thr, uint32_t j0) { \
-        if (PYX_ZONE_WIDE) a##_backward(d, kept, n, row, thr, j0); \
+        int path = PYX_ZONE_PATH; \
+        if (path >= PYX_SIMD_AVX512) z##_backward(d, kept, n, row, thr, j0); \
+        else if (path >= PYX_SIMD_AVX2) a##_backward(d, kept, n, row, thr, j0); \
         else p##_backward(d, kept, n, row, thr, j0); \
     }
-    PYX_ZONE_DISPATCH(float, pyx_zone_f, pyx_zone_fp, pyx_zone_fa)
-    PYX_ZONE_DISPATCH(double, pyx_zone_d, pyx_zone_dp, pyx_zone_da)
+    #if PYX_SIMD_X86
+    PYX_ZONE_DISPATCH(float, pyx_zone_f, pyx_zone_fp, pyx_zone_fa, pyx_zone_fz)
+    PYX_ZONE_DISPATCH(double, pyx_zone_d, pyx_zone_dp, pyx_zone_da, pyx_zone_dz)
+    #else
+    PYX_ZONE_DISPATCH(float, pyx_zone_f, pyx_zone_fp, pyx_zone_fp, pyx_zone_fp)
+    PYX_ZONE_DISPATCH(double, pyx_zone_d, pyx_zone_dp, pyx_zone_dp, pyx_zone_dp)
+    #endif
     """
     unsigned long long pyx_zone_row(unsigned long long key, unsigned long long n) noexcept nogil
     unsigned int pyx_zone_threshold(double p) noexcept nogil
