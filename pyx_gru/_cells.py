@@ -14,6 +14,7 @@ in the gate order of ``cell.gates``, plus ``b_hg`` (H,) for the GRU with the
 reset gate after the matmul, ``P`` (3, H) for the LSTM with peepholes and
 ``P`` (2, H) for the coupled-gate LSTM with peepholes.
 """
+import secrets
 from collections import namedtuple
 from numbers import Real
 from types import MappingProxyType
@@ -144,6 +145,24 @@ def _rate(name, value):
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
     return value
+
+
+def _pass_key(seed):
+    # A training pass's 64-bit key. An int in [0, 2**64) is mixed by one
+    # SplitMix64 step and None takes fresh entropy: no NumPy generator to
+    # build (some 8 us a pass); a Generator or SeedSequence (or a larger
+    # int) gives its next 64 bits.
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, (bool, np.bool_)) \
+            and 0 <= seed < 2**64:
+        return _recurrent.seed_key(int(seed))
+    if seed is None:
+        return secrets.randbits(64)
+    try:
+        rng = np.random.default_rng(seed)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"seed must be an int, a numpy Generator or SeedSequence, or "
+                        f"None, got {seed!r} ({exc})") from None
+    return int(rng.integers(0, 2**64, dtype=np.uint64))
 
 
 def is_regularised(cell):
@@ -445,8 +464,12 @@ class Cell:
             computes the same either way.
         seed : int, numpy.random.Generator, numpy.random.SeedSequence or None
             Seeds a training pass's masks: the same seed gives the same masks
-            and bitwise the same results; None draws fresh entropy. Unused
-            by evaluation passes and by cells without the options.
+            and bitwise the same results; None draws fresh entropy. An int
+            in [0, 2**64) is mixed into the masks' key directly, a Generator
+            gives its next 64 bits (so ``seed=7`` and
+            ``seed=numpy.random.default_rng(7)`` give different masks, each
+            repeatably). Unused by evaluation passes and by cells without
+            the options.
 
         Returns
         -------
@@ -494,18 +517,13 @@ class Cell:
             return None
         drop, key = None, 0
         if training:
-            try:
-                rng = np.random.default_rng(seed)
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"seed must be an int, a numpy Generator or SeedSequence, or "
-                                f"None, got {seed!r} ({exc})") from None
-            # the zoneout key first, then the dropout mask: either option's
-            # masks are the same with the other on or off
-            key = int(rng.integers(0, 2**64, dtype=np.uint64)) if zoned else 0
+            # Both options' masks come from one 64-bit key, each its own
+            # stream: either option's masks are the same with the other on
+            # or off.
+            key = _pass_key(seed)
             if dropout:
-                p = self._recurrent_dropout
-                drop = np.where(rng.random((B, self._hidden_size)) < p, 0.0,
-                                1.0 / (1.0 - p)).astype(self._dtype)
+                drop = np.empty((B, self._hidden_size), dtype=self._dtype)
+                _recurrent.dropout_mask(key, self._recurrent_dropout, drop)
                 drop.flags.writeable = False
         mode = ZONE_OFF if not zoned else ZONE_TRAIN if training else ZONE_EVAL
         return Regularisation(drop, mode, zone_h, zone_c, key)

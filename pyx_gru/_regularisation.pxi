@@ -97,6 +97,21 @@ cdef extern from *:
         else if (path >= PYX_SIMD_AVX2) a##_backward(d, kept, n, row, thr, j0); \
         else p##_backward(d, kept, n, row, thr, j0); \
     }
+    /* Recurrent dropout's mask, one (B, H) array a pass: row b's stream is
+       splitmix64(key ^ PYX_DROP_SALT, b) (apart from zoneout's), unit j's
+       draw as zoneout's; m = 0 where the draw < p 2^32, else scale. */
+    #define PYX_DROP_SALT 0xD1B54A32D192ED03ULL
+    #define PYX_DROP_MASK(T, name) \
+    static void name(T* m, ptrdiff_t B, ptrdiff_t H, uint64_t key, uint32_t thr, T scale) { \
+        for (ptrdiff_t b = 0; b < B; b++) { \
+            uint64_t row = pyx_zone_row(key ^ PYX_DROP_SALT, (uint64_t) b); \
+            uint32_t lo = (uint32_t) row, hi = (uint32_t) (row >> 32); \
+            for (ptrdiff_t j = 0; j < H; j++) \
+                m[b * H + j] = pyx_zone_draw(lo, hi, (uint32_t) j) < thr ? (T) 0 : scale; \
+        } \
+    }
+    PYX_DROP_MASK(float, pyx_drop_mask_f)
+    PYX_DROP_MASK(double, pyx_drop_mask_d)
     #if PYX_SIMD_X86
     PYX_ZONE_DISPATCH(float, pyx_zone_f, pyx_zone_fp, pyx_zone_fa, pyx_zone_fz)
     PYX_ZONE_DISPATCH(double, pyx_zone_d, pyx_zone_dp, pyx_zone_da, pyx_zone_dz)
@@ -106,6 +121,10 @@ cdef extern from *:
     #endif
     """
     unsigned long long pyx_zone_row(unsigned long long key, unsigned long long n) noexcept nogil
+    void pyx_drop_mask_f(float* m, Py_ssize_t B, Py_ssize_t H, unsigned long long key,
+                         unsigned int thr, float scale) noexcept nogil
+    void pyx_drop_mask_d(double* m, Py_ssize_t B, Py_ssize_t H, unsigned long long key,
+                         unsigned int thr, double scale) noexcept nogil
     unsigned int pyx_zone_threshold(double p) noexcept nogil
     void pyx_zone_f_forward(float* cur, const float* prev, Py_ssize_t n, unsigned long long row,
                             unsigned int thr, unsigned int j0) noexcept nogil
@@ -116,6 +135,32 @@ cdef extern from *:
                              unsigned int thr, unsigned int j0) noexcept nogil
     void pyx_zone_d_backward(double* d, double* kept, Py_ssize_t n, unsigned long long row,
                              unsigned int thr, unsigned int j0) noexcept nogil
+
+
+def seed_key(unsigned long long seed):
+    """The 64-bit key of a training pass seeded with an int in [0, 2**64):
+    the first output of SplitMix64 seeded with it (docs/theory/regularisation.rst)."""
+    return pyx_zone_row(seed, 0)
+
+
+def dropout_mask(unsigned long long key, double p, floating[:, ::1] out):
+    """Fill ``out`` (B, H) with recurrent dropout's mask m of the pass with
+    key ``key``: 0 where unit j of row b is dropped (probability p), else
+    1 / (1 - p). The same bits as ``pyx_gru.reference.dropout_mask``
+    (docs/theory/regularisation.rst)."""
+    if not 0 <= p < 1:
+        raise ValueError(f"dropout_mask: p must lie in [0, 1), got {p!r}")
+    cdef Py_ssize_t B = out.shape[0]
+    cdef Py_ssize_t H = out.shape[1]
+    cdef unsigned int thr = pyx_zone_threshold(p)
+    cdef double scale = 1.0 / (1.0 - p)
+    if B * H == 0:
+        return
+    with nogil:
+        if floating is float:
+            pyx_drop_mask_f(&out[0, 0], B, H, key, thr, <float> scale)
+        else:
+            pyx_drop_mask_d(&out[0, 0], B, H, key, thr, scale)
 
 
 cdef enum:

@@ -28,7 +28,7 @@ from ._cells import Cache
 
 __all__ = [
     "RNN", "SimpleGRU", "GRU", "MGU", "LSTM", "CoupledLSTM", "from_cell", "sigmoid", "gate",
-    "gate_slope", "zoneout_mask",
+    "gate_slope", "zoneout_mask", "dropout_mask", "pass_key",
     "rnn_step_forward", "rnn_step_backward",
     "simple_gru_step_forward", "simple_gru_step_backward",
     "gru_after_step_forward", "gru_after_step_backward",
@@ -1109,18 +1109,77 @@ def zoneout_mask(key, t, B, H, part, rate):
         The mask d, True with probability ``rate``.
     """
     n = (np.uint64(t) * np.uint64(B) + np.arange(B, dtype=np.uint64)) * np.uint64(2) + np.uint64(part)
+    return _draws(key, n, H) < np.uint32(int(rate * 2.0**32))
+
+
+def dropout_mask(key, B, H, rate, dtype=np.float64):
+    """Recurrent dropout's mask of a training pass, as the kernels draw it:
+    0 where a unit is dropped, else 1 / (1 - rate).
+
+    Row b's stream is r = splitmix64(key ^ 0xD1B54A32D192ED03, b) (a stream
+    apart from zoneout's), unit j's draw u as in ``zoneout_mask``, and
+    m[b, j] = 0 where u < rate * 2**32.
+
+    Parameters
+    ----------
+    key : int
+        The pass's key, in [0, 2**64) (``cache.regularisation.key``).
+    B, H : int
+        The batch and hidden sizes.
+    rate : float
+        The dropout rate p, in [0, 1).
+    dtype : numpy dtype, default numpy.float64
+        The mask's dtype (the cell's).
+
+    Returns
+    -------
+    ndarray, shape (B, H)
+        The mask m, the same bits as ``cache.regularisation.drop``.
+    """
+    u = _draws(int(key) ^ _DROP_SALT, np.arange(B, dtype=np.uint64), H)
+    return np.where(u < np.uint32(int(rate * 2.0**32)), 0.0, 1.0 / (1.0 - rate)).astype(dtype)
+
+
+def pass_key(seed):
+    """The key of a training pass seeded with an int in [0, 2**64), as the
+    cells derive it: splitmix64(seed, 0), the first output of SplitMix64
+    seeded with it.
+
+    Parameters
+    ----------
+    seed : int
+        The ``seed`` of ``forward(..., training=True, seed=seed)``.
+
+    Returns
+    -------
+    int
+        The key, in [0, 2**64) (``cache.regularisation.key``).
+    """
+    return int(_splitmix64(seed, np.zeros(1, dtype=np.uint64))[0])
+
+
+_DROP_SALT = 0xD1B54A32D192ED03
+
+
+def _splitmix64(key, n):
+    # The n-th outputs of SplitMix64 seeded with key (uint64 array n)
     with np.errstate(over="ignore"):
         z = np.uint64(key) + (n + np.uint64(1)) * _GOLDEN
         z = (z ^ (z >> np.uint64(30))) * _MIX1
         z = (z ^ (z >> np.uint64(27))) * _MIX2
-        z = z ^ (z >> np.uint64(31))
-        lo = (z & np.uint64(0xFFFFFFFF)).astype(np.uint32)[:, None]
-        hi = (z >> np.uint64(32)).astype(np.uint32)[:, None]
+        return z ^ (z >> np.uint64(31))
+
+
+def _draws(key, n, H):
+    # (len(n), H) uint32: unit j's draw from stream splitmix64(key, n[b])
+    z = _splitmix64(key, n)
+    lo = (z & np.uint64(0xFFFFFFFF)).astype(np.uint32)[:, None]
+    hi = (z >> np.uint64(32)).astype(np.uint32)[:, None]
+    with np.errstate(over="ignore"):
         x = (lo + np.arange(H, dtype=np.uint32) * np.uint32(0x9E3779B9)) ^ hi
         x = (x ^ (x >> np.uint32(16))) * np.uint32(0x7FEB352D)
         x = (x ^ (x >> np.uint32(15))) * np.uint32(0x846CA68B)
-        x = x ^ (x >> np.uint32(16))
-    return x < np.uint32(int(rate * 2.0**32))
+        return x ^ (x >> np.uint32(16))
 
 
 def _active(t, lengths, B):

@@ -10,7 +10,7 @@ import pyx_gru as pg
 from pyx_gru import _cells, reference
 from pyx_gru._gradcheck import gradcheck_layer
 
-from helpers import CONFIGS, SCAN_CONFIGS, assert_close, make_cell, parts, random_problem, skip_scan
+from helpers import CONFIGS, DTYPES, SCAN_CONFIGS, assert_close, make_cell, parts, random_problem, skip_scan
 
 # (recurrent_dropout, zoneout): each alone and both
 OPTIONS = {"dropout": (0.3, 0.0), "zoneout": (0.0, 0.4), "both": (0.3, 0.25)}
@@ -66,11 +66,38 @@ def test_seeded_and_repeatable(config, option):
     cell = regularised(config, *OPTIONS[option])
     x, state0, dy, dstate = random_problem(cell, 5, 3)
     a = run(cell, x, state0, dy, dstate, training=True, seed=7)
-    b = run(cell, x, state0, dy, dstate, training=True, seed=np.random.default_rng(7))
+    b = run(cell, x, state0, dy, dstate, training=True, seed=7)
     c = run(cell, x, state0, dy, dstate, training=True, seed=8)
-    for u, v in zip(a, b, strict=True):
+    d = run(cell, x, state0, dy, dstate, training=True, seed=np.random.default_rng(7))
+    e = run(cell, x, state0, dy, dstate, training=True, seed=np.random.SeedSequence(7))
+    for u, v in zip(a + d, b + e, strict=True):
         np.testing.assert_array_equal(u, v)
     assert not np.array_equal(a[0], c[0])  # another seed, other masks
+    assert not np.array_equal(a[0], d[0])  # an int is not its Generator
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_dropout_mask_is_the_references_and_has_rate_p(dtype):
+    """The compiled cells' dropout mask is reference.dropout_mask of the
+    pass's key, bit for bit; an int seed's key is reference.pass_key; the
+    zoneout masks of a seed are the same with dropout on or off."""
+    for seed, B, H, p in ((0, 3, 5, 0.25), (2**64 - 1, 40, 50, 0.5), (12345, 1, 1, 0.9)):
+        cell = pg.GRU(2, H, dtype=dtype, seed=0, recurrent_dropout=p, zoneout=0.2)
+        _, _, cache = cell.forward(np.zeros((2, B, 2)), training=True, seed=seed)
+        reg = cache.regularisation
+        assert reg.key == reference.pass_key(seed)
+        want = reference.dropout_mask(reg.key, B, H, p, dtype)
+        assert reg.drop.dtype == want.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(reg.drop, want)
+        zoned = pg.GRU(2, H, dtype=dtype, seed=0, zoneout=0.2)
+        assert zoned.forward(np.zeros((2, B, 2)), training=True, seed=seed)[2].regularisation.key == reg.key
+    m = reference.dropout_mask(99, 200, 300, 0.3)
+    assert set(np.unique(m)) == {0.0, 1 / 0.7}
+    assert abs((m == 0).mean() - 0.3) < 4 * np.sqrt(0.3 * 0.7 / m.size)
+    assert not reference.dropout_mask(99, 200, 300, 0.0).min() == 0.0
+    # the dropout stream is apart from zoneout's (another salt, other rows)
+    assert not np.array_equal(reference.dropout_mask(99, 4, 64, 0.5) == 0,
+                              reference.zoneout_mask(99, 0, 4, 64, 0, 0.5))
 
 
 def test_rate_zero_and_evaluation_are_the_plain_cell_bitwise(config):
