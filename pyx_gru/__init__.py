@@ -45,7 +45,8 @@ table, which the README repeats.
    * - ``_scan``
      - compiled: the kernels of the cells whose gates read only x_t (minGRU,
        minLSTM): products over all steps and a linear scan over time, split
-       by blocks of time over the thread team
+       by blocks of time over the thread team (with ``_scan.h``, its
+       pointwise work per vector path)
      - ``_blas``
    * - ``_blas``
      - compiled: the BLAS calls of the kernels (SciPy's) and the hooks that

@@ -31,6 +31,13 @@
 # columns of dW, over all rows).
 # Masked steps (t >= lengths[b]) take a = 1, b = 0 (the state is carried),
 # y = 0 afterwards, and their dA is 0 (the gradient passes straight).
+# The pointwise work (bias, activations, a_t, b_t and the step of the
+# recurrence in one pass per row; the carry of g_t and the gate gradients
+# in one pass per row; the passes over B*H; the column sums of db) is C in
+# _scan.h, compiled per vector path of _simd.h and dispatched at run time:
+# the same operations in the same order on every path, so the same bits.
+# A step's rows go in one call when none is masked or pinned; otherwise
+# row by row, a masked or pinned row the general way.
 #
 # The team: pyx_gru._blas.team_enter / team_leave, as for _recurrent (the
 # BLAS held at one thread inside, the team at most the BLAS's thread count,
@@ -47,7 +54,6 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm, team_enter, team_leave
-from ._math cimport sigmoid_block
 
 cdef extern from "_simd.h" nogil:
     # this module's own copy of the vector path of the activations
@@ -160,64 +166,86 @@ cdef inline Py_ssize_t _part(Py_ssize_t n, int i, int parts) noexcept nogil:
 
 
 # ---------------------------------------------------------------------------
-# Pointwise steps: one row (step t, batch entry b) of H units.
-# g: gate block k of a row is g[k*H:(k+1)*H]; the candidate is the last.
+# Pointwise steps (_scan.h: compiled per vector path, dispatched at run
+# time). Rows: step t, batch entry b, H units; gate block k of a row is
+# g[k*H:(k+1)*H], the candidate the last.
 # ---------------------------------------------------------------------------
 
-cdef inline void _gates_forward(int kind, Py_ssize_t H, floating* g, const floating* bias,
-                                const floating* keep, const floating* pin,
-                                floating* a, floating* hb) noexcept nogil:
-    # g <- the activations (sigmoid gates, or their pinned values; the
-    # candidate is linear); a <- a_t, hb <- b_t.
-    cdef Py_ssize_t G = _n_gates(kind)
-    cdef Py_ssize_t j, k
-    cdef floating s
-    cdef floating* c = g + (G - 1) * H
-    for k in range(G * H):
-        g[k] = g[k] + bias[k]
-    for k in range(G - 1):
-        if keep[k] == 0:
-            memcpy(g + k * H, pin + k * H, H * sizeof(floating))
-        else:
-            sigmoid_block(g + k * H, H)
-    if kind == _MINGRU:
-        for j in range(H):
-            a[j] = 1 - g[j]
-            hb[j] = g[j] * c[j]
-    else:
-        for j in range(H):
-            s = g[j] + g[H + j]
-            a[j] = g[j] / s
-            hb[j] = g[H + j] / s * c[j]
+cdef extern from "_scan.h" nogil:
+    void pyx_scan_fwd_f(int lstm, Py_ssize_t n, Py_ssize_t H, float* g, const float* bias,
+                        const float* hp, float* a, float* h)
+    void pyx_scan_fwd_d(int lstm, Py_ssize_t n, Py_ssize_t H, double* g, const double* bias,
+                        const double* hp, double* a, double* h)
+    void pyx_scan_fwd_pinned_f(int lstm, Py_ssize_t H, float* g, const float* bias,
+                               const float* keep, const float* pin, float* a, float* hb)
+    void pyx_scan_fwd_pinned_d(int lstm, Py_ssize_t H, double* g, const double* bias,
+                               const double* keep, const double* pin, double* a, double* hb)
+    void pyx_scan_bwd_f(int lstm, int exact, Py_ssize_t n, Py_ssize_t H, const float* g,
+                        const float* hp, float k0, float k1, const float* dy, const float* at,
+                        float* carry, float* d)
+    void pyx_scan_bwd_d(int lstm, int exact, Py_ssize_t n, Py_ssize_t H, const double* g,
+                        const double* hp, double k0, double k1, const double* dy,
+                        const double* at, double* carry, double* d)
+    void pyx_scan_axpy_f(Py_ssize_t n, const float* m, const float* x, float* y)
+    void pyx_scan_axpy_d(Py_ssize_t n, const double* m, const double* x, double* y)
+    void pyx_scan_mul_f(Py_ssize_t n, const float* m, float* p, int m_first)
+    void pyx_scan_mul_d(Py_ssize_t n, const double* m, double* p, int m_first)
+    void pyx_scan_colsum_f(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, const float* src,
+                           double* acc)
+    void pyx_scan_colsum_d(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, const double* src,
+                           double* acc)
 
 
-cdef inline void _gates_backward(int kind, Py_ssize_t H, const floating* g,
-                                 const floating* h_prev, const floating* keep,
-                                 floating* d) noexcept nogil:
-    # d's candidate block holds dL/dh_t on entry; d <- the gradients of the
-    # pre-activations of every gate block (0 for a pinned gate).
-    cdef Py_ssize_t G = _n_gates(kind)
-    cdef Py_ssize_t j
-    cdef floating dh, s, u
-    cdef floating* dc = d + (G - 1) * H
-    cdef const floating* c = g + (G - 1) * H
-    if kind == _MINGRU:
-        # h = (1 - z) h_prev + z g: dz = dh (g - h_prev), dg = dh z
-        for j in range(H):
-            dh = dc[j]
-            d[j] = dh * (c[j] - h_prev[j]) * (g[j] * (1 - g[j])) * keep[0]
-            dc[j] = dh * g[j]
+cdef inline void _fwd_rows(int kind, Py_ssize_t n, Py_ssize_t H, floating* g,
+                           const floating* bias, const floating* hp, floating* a,
+                           floating* h) noexcept nogil:
+    # n rows, no gate pinned: g <- the activations, a <- a_t, h <- a_t hp + b_t
+    # (b_t where hp is NULL)
+    if floating is float:
+        pyx_scan_fwd_f(kind == _MINLSTM, n, H, g, bias, hp, a, h)
     else:
-        # h = f' h_prev + i' g with f' = f / s, i' = i / s, s = f + i:
-        # u = dh (h_prev - g) f i / s^2, df = u (1 - f), di = -u (1 - i),
-        # with f i / s^2 as f' i' (f i and s^2 underflow for tiny gates)
-        for j in range(H):
-            dh = dc[j]
-            s = g[j] + g[H + j]
-            u = dh * (h_prev[j] - c[j]) * ((g[j] / s) * (g[H + j] / s))
-            d[j] = u * (1 - g[j]) * keep[0]
-            d[H + j] = -u * (1 - g[H + j]) * keep[1]
-            dc[j] = dh * (g[H + j] / s)
+        pyx_scan_fwd_d(kind == _MINLSTM, n, H, g, bias, hp, a, h)
+
+
+cdef inline void _fwd_pinned(int kind, Py_ssize_t H, floating* g, const floating* bias,
+                             const floating* keep, const floating* pin, floating* a,
+                             floating* hb) noexcept nogil:
+    # one row, a gate may be pinned: g <- the activations, a <- a_t, hb <- b_t
+    if floating is float:
+        pyx_scan_fwd_pinned_f(kind == _MINLSTM, H, g, bias, keep, pin, a, hb)
+    else:
+        pyx_scan_fwd_pinned_d(kind == _MINLSTM, H, g, bias, keep, pin, a, hb)
+
+
+cdef inline void _bwd_rows(int kind, bint exact, Py_ssize_t n, Py_ssize_t H,
+                           const floating* g, const floating* hp, const floating* keep,
+                           const floating* dy, const floating* at, floating* carry,
+                           floating* d) noexcept nogil:
+    # n rows: dh = dy + carry (exact) or d's candidate block + carry, the
+    # carry times a_t, then d <- the gradients of the gates' pre-activations
+    # (0 for a pinned gate)
+    cdef floating k1 = keep[1] if kind == _MINLSTM else keep[0]
+    if floating is float:
+        pyx_scan_bwd_f(kind == _MINLSTM, exact, n, H, g, hp, keep[0], k1, dy, at, carry, d)
+    else:
+        pyx_scan_bwd_d(kind == _MINLSTM, exact, n, H, g, hp, keep[0], k1, dy, at, carry, d)
+
+
+cdef inline void _axpy(Py_ssize_t n, const floating* m, const floating* x,
+                       floating* y) noexcept nogil:
+    # y <- m * x + y (y overlaps neither)
+    if floating is float:
+        pyx_scan_axpy_f(n, m, x, y)
+    else:
+        pyx_scan_axpy_d(n, m, x, y)
+
+
+cdef inline void _mul(Py_ssize_t n, const floating* m, floating* p, bint m_first) noexcept nogil:
+    # p <- m * p (m_first) or p * m
+    if floating is float:
+        pyx_scan_mul_f(n, m, p, m_first)
+    else:
+        pyx_scan_mul_d(n, m, p, m_first)
 
 
 # ---------------------------------------------------------------------------
@@ -240,45 +268,65 @@ cdef void _forward_member(int tid, int nth, int kind, bint masked, Py_ssize_t T,
     cdef floating* P = prods + tid * BH     # the product of the block's a_t
     cdef floating* q = prods + (nth + tid) * BH
     cdef floating* h
-    cdef floating* hp
+    cdef const floating* hp
+    cdef const floating* hr
     cdef floating* at
+    cdef floating* ar
+    cdef bint first, pinned = False
+    for k in range(_n_gates(kind) - 1):
+        if keep[k] == 0:
+            pinned = True
     if t1 > t0:
         # gates[t0:t1] (as rows) = x[t0:t1] (as rows) @ W
         gemm(False, False, <int> ((t1 - t0) * B), <int> GH, <int> D, <floating> 1,
              x + t0 * B * D, <int> D, W, <int> GH, <floating> 0, gates + t0 * B * GH, <int> GH)
     for t in range(t0, t1):
-        for bb in range(B):
-            k = t * B + bb
-            _gates_forward(kind, H, gates + k * GH, bias, keep, pin, a + k * H,
-                           hs + (k + B) * H)
-            if masked and t >= lengths[bb]:
-                # past the end: the state is carried
-                for j in range(H):
-                    a[k * H + j] = 1
-                    hs[(k + B) * H + j] = 0
         h = hs + (t + 1) * BH
-        hp = hs + t * BH
         at = a + t * BH
-        if t == t0 and tid > 0:
-            # a zero carry: h_t0 = b_t0, the product starts at a_t0
-            memcpy(P, at, BH * sizeof(floating))
+        # a block after the first starts from a zero carry: h_t0 = b_t0
+        first = t == t0 and tid > 0
+        hp = NULL
+        if not first:
+            hp = hs + t * BH
+        if not (masked or pinned):
+            # the common case: every row in one call, the recurrence fused in
+            _fwd_rows(kind, B, H, gates + t * B * GH, bias, hp, at, h)
         else:
-            for j in range(BH):
-                h[j] = at[j] * hp[j] + h[j]
-            if tid > 0:
-                for j in range(BH):
-                    P[j] = P[j] * at[j]
+            for bb in range(B):
+                k = t * B + bb
+                ar = at + bb * H
+                if not pinned and not (masked and t >= lengths[bb]):
+                    hr = NULL
+                    if not first:
+                        hr = hp + bb * H
+                    _fwd_rows(kind, 1, H, gates + k * GH, bias, hr, ar, h + bb * H)
+                    continue
+                if pinned:
+                    _fwd_pinned(kind, H, gates + k * GH, bias, keep, pin, ar, h + bb * H)
+                else:
+                    _fwd_rows(kind, 1, H, gates + k * GH, bias, NULL, ar, h + bb * H)
+                if masked and t >= lengths[bb]:
+                    # past the end: the state is carried
+                    for j in range(H):
+                        ar[j] = 1
+                        h[bb * H + j] = 0
+                if not first:
+                    _axpy(H, ar, hp + bb * H, h + bb * H)
+        if first:
+            # the product starts at a_t0
+            memcpy(P, at, BH * sizeof(floating))
+        elif tid > 0:
+            _mul(BH, at, P, False)
     if nth > 1:
         PYX_SCAN_BARRIER()   # every block's local recurrence and product
         # the carries, block after block, for this member's elements:
         # hs[t1_k] = P_k * hs[t0_k] + hs[t1_k]
         for k in range(1, nth):
             t = _part(T, k + 1, nth)
-            if t > _part(T, k, nth):
+            if t > _part(T, k, nth) and e1 > e0:
                 h = hs + t * BH
                 hp = hs + _part(T, k, nth) * BH
-                for j in range(e0, e1):
-                    h[j] = prods[k * BH + j] * hp[j] + h[j]
+                _axpy(e1 - e0, prods + k * BH + e0, hp + e0, h + e0)
         PYX_SCAN_BARRIER()   # every block's carry is in hs[t0]
         if tid > 0 and t1 - t0 > 1:
             # hs[t+1] += (a_t0 ... a_t) * hs[t0] for t in [t0, t1 - 1)
@@ -287,11 +335,8 @@ cdef void _forward_member(int tid, int nth, int kind, bint masked, Py_ssize_t T,
             for t in range(t0, t1 - 1):
                 h = hs + (t + 1) * BH
                 if t > t0:
-                    at = a + t * BH
-                    for j in range(BH):
-                        q[j] = q[j] * at[j]
-                for j in range(BH):
-                    h[j] = q[j] * hp[j] + h[j]
+                    _mul(BH, a + t * BH, q, False)
+                _axpy(BH, q, hp, h)
     if tid == nth - 1:
         memcpy(h_last, hs + T * BH, BH * sizeof(floating))
     if masked:
@@ -324,7 +369,7 @@ cdef void _backward_member(int tid, int nth, int kind, bint masked, Py_ssize_t T
     cdef Py_ssize_t e1 = _part(BH, tid + 1, nth)
     cdef Py_ssize_t c0 = _part(GH // 16, tid, nth) * 16
     cdef Py_ssize_t c1 = GH if tid == nth - 1 else _part(GH // 16, tid + 1, nth) * 16
-    cdef Py_ssize_t t, bb, j, k, m
+    cdef Py_ssize_t t, bb, j, k
     cdef floating* P = work + tid * BH      # the product of the block's a_t
     cdef floating* R = work + (nth + tid) * BH   # the carry into the block before
     cdef floating* C = work + (2 * nth + tid) * BH   # the carry into this block
@@ -340,26 +385,33 @@ cdef void _backward_member(int tid, int nth, int kind, bint masked, Py_ssize_t T
         memset(R, 0, BH * sizeof(floating))
     for t in range(t1 - 1, t0 - 1, -1):
         at = a + t * BH
-        for bb in range(B):
-            k = t * B + bb
-            gt = dA + k * GH + cand
-            if masked and t >= lengths[bb]:
-                for j in range(H):
-                    gt[j] = R[bb * H + j]
-            else:
-                for j in range(H):
-                    gt[j] = dy[k * H + j] + R[bb * H + j]
-            for j in range(H):
-                R[bb * H + j] = at[bb * H + j] * gt[j]
-            if last:
-                _row_backward(kind, masked and t >= lengths[bb], H, gates + k * GH,
-                              hs + k * H, keep, dA + k * GH)
+        if last and not masked:
+            _bwd_rows(kind, True, B, H, gates + t * B * GH, hs + t * BH, keep, dy + t * BH,
+                      at, R, dA + t * B * GH)
+        else:
+            for bb in range(B):
+                k = t * B + bb
+                if masked and t >= lengths[bb]:
+                    # no gradient past the end: the carry passes (a_t = 1)
+                    if last:
+                        memset(dA + k * GH, 0, GH * sizeof(floating))
+                    else:
+                        memcpy(dA + k * GH + cand, R + bb * H, H * sizeof(floating))
+                    _mul(H, at + bb * H, R + bb * H, True)
+                elif last:
+                    _bwd_rows(kind, True, 1, H, gates + k * GH, hs + k * H, keep, dy + k * H,
+                              at + bb * H, R + bb * H, dA + k * GH)
+                else:
+                    gt = dA + k * GH + cand
+                    for j in range(H):
+                        gt[j] = dy[k * H + j] + R[bb * H + j]
+                    for j in range(H):
+                        R[bb * H + j] = at[bb * H + j] * gt[j]
         if not last:
             if t == t1 - 1:
                 memcpy(P, at, BH * sizeof(floating))
             else:
-                for j in range(BH):
-                    P[j] = P[j] * at[j]
+                _mul(BH, at, P, False)
     if nth > 1:
         PYX_SCAN_BARRIER()   # every block's R and P
         # the carries in reverse order of the blocks, for this member's
@@ -377,15 +429,18 @@ cdef void _backward_member(int tid, int nth, int kind, bint masked, Py_ssize_t T
             memcpy(P, C, BH * sizeof(floating))  # P <- Q C, Q = 1 at t1 - 1
             for t in range(t1 - 1, t0 - 1, -1):
                 at = a + t * BH
+                if not masked:
+                    _bwd_rows(kind, False, B, H, gates + t * B * GH, hs + t * BH, keep, NULL,
+                              at, P, dA + t * B * GH)
+                    continue
                 for bb in range(B):
                     k = t * B + bb
-                    gt = dA + k * GH + cand
-                    for j in range(H):
-                        gt[j] = gt[j] + P[bb * H + j]
-                    _row_backward(kind, masked and t >= lengths[bb], H, gates + k * GH,
-                                  hs + k * H, keep, dA + k * GH)
-                for j in range(BH):
-                    P[j] = at[j] * P[j]
+                    if t >= lengths[bb]:
+                        _mul(H, at + bb * H, P + bb * H, True)
+                        memset(dA + k * GH, 0, GH * sizeof(floating))
+                    else:
+                        _bwd_rows(kind, False, 1, H, gates + k * GH, hs + k * H, keep, NULL,
+                                  at + bb * H, P + bb * H, dA + k * GH)
     else:
         memcpy(dh, R, BH * sizeof(floating))
     if t1 > t0:
@@ -398,19 +453,10 @@ cdef void _backward_member(int tid, int nth, int kind, bint masked, Py_ssize_t T
         # dW[:, c0:c1] = x.T @ dA[:, c0:c1], db[c0:c1] = dA[:, c0:c1].sum(0)
         gemm(True, False, <int> D, <int> (c1 - c0), <int> (T * B), <floating> 1, x, <int> D,
              dA + c0, <int> GH, <floating> 0, dW + c0, <int> GH)
-        for m in range(T * B):
-            for j in range(c0, c1):
-                acc[j] += dA[m * GH + j]
-
-
-cdef inline void _row_backward(int kind, bint off, Py_ssize_t H, const floating* g,
-                               const floating* h_prev, const floating* keep,
-                               floating* d) noexcept nogil:
-    # One row's gate gradients; a row past its length has none.
-    if off:
-        memset(d, 0, _n_gates(kind) * H * sizeof(floating))
-    else:
-        _gates_backward(kind, H, g, h_prev, keep, d)
+        if floating is float:
+            pyx_scan_colsum_f(T * B, c1 - c0, GH, dA + c0, acc + c0)
+        else:
+            pyx_scan_colsum_d(T * B, c1 - c0, GH, dA + c0, acc + c0)
 
 
 # ---------------------------------------------------------------------------

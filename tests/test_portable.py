@@ -1,5 +1,6 @@
 """The kernels' C sources built as they would be on other CPUs: the per-step
-product (_gemm.h) and the activations (_activations.h) compiled with GCC for
+product (_gemm.h) and the activations (_activations.h) (and the scan cells'
+pointwise work, _scan.h, compiled only) with GCC for
 x86-64 with every vector path, for x86-64 with SSE2 only (no AVX code at
 all), and for aarch64 (a cross compiler, run under qemu-user), then run on
 the same operands.
@@ -32,6 +33,7 @@ HARNESS = r"""
 #include <stdlib.h>
 #include "_gemm.h"
 #include "_activations.h"
+#include "_scan.h" /* not run here (tests/test_mincells.py runs it): it must compile */
 /* argv: level, input file, output file. The input holds three int32
    (m, n, k), then A (m x k), B (k x n), C (m x n) in float32, then the same
    three in float64. Writes, in float32 then in float64: C + A @ B with B
