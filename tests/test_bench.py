@@ -205,15 +205,20 @@ def test_vector_path_is_the_kernels_path():
     assert bench.vector_path() == previous
 
 
+def _without_peers(monkeypatch):
+    # PyTorch, ONNX Runtime and JAX "not installed", through the bench's import helpers
+    monkeypatch.setattr(bench, "import_torch", lambda: None)
+    monkeypatch.setattr(bench, "import_onnxruntime", lambda: None)
+    monkeypatch.setattr(bench, "import_jax", lambda threads: None)
+
+
 @needs_threadpoolctl
 def test_a_missing_peer_is_reported_not_an_error(monkeypatch, capsys, tmp_path):
     # import failures simulated through the import helpers: the run goes on,
     # the report says which peer is missing and how to install it, and the
     # peers' targets are "not run" (torch is left out too, so that the run
     # does not change this process's torch thread count)
-    monkeypatch.setattr(bench, "import_torch", lambda: None)
-    monkeypatch.setattr(bench, "import_onnxruntime", lambda: None)
-    monkeypatch.setattr(bench, "import_jax", lambda threads: None)
+    _without_peers(monkeypatch)
     path = tmp_path / "bench.json"
     assert bench.main(["--quick", "--cells", "rnn", "--sizes", "1,8,8", "--threads", "1",
                        "--json", str(path)]) == 0
@@ -438,10 +443,7 @@ def test_regularisation_targets_are_on_over_off(capsys):
 
 @needs_threadpoolctl
 def test_regularisation_times_on_against_off_and_skips_the_scan_cells(monkeypatch, capsys, tmp_path):
-    # the peers are left out, as in test_a_missing_peer_is_reported_not_an_error
-    monkeypatch.setattr(bench, "import_torch", lambda: None)
-    monkeypatch.setattr(bench, "import_onnxruntime", lambda: None)
-    monkeypatch.setattr(bench, "import_jax", lambda threads: None)
+    _without_peers(monkeypatch)
     path = tmp_path / "bench.json"
     assert bench.main(["--quick", "--cells", "gru_after,lstm,mingru", "--sizes", "1,8,8",
                        "--threads", "1", "--regularisation", "--json", str(path)]) == 0
