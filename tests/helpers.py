@@ -77,6 +77,31 @@ def random_problem(cell, T, B, seed=0):
     return x, state0, dy, dstate
 
 
+def whole_and_halves(config, dtype, T=100_000, h=50_000, D=8, H=32):
+    """Run one sequence (B = 1) whole and as two halves, the first half's
+    final state the second's state0 and the second half's dstate0 the
+    first's dstate.
+
+    Returns
+    -------
+    whole : tuple
+        y, state, dx, dstate0, grads of the whole sequence.
+    halves : tuple
+        The same of the halves (y and dx concatenated, the second half's
+        state, the first half's dstate0), and the two halves' grads.
+    """
+    cell = make_cell(config, D, H, dtype)
+    x, state0, dy, dstate = random_problem(cell, T, 1)
+    y, state, cache = cell.forward(x, state0)
+    dx, dstate0, grads = cell.backward(cache, dy, dstate)
+    y1, s1, c1 = cell.forward(x[:h], state0)
+    y2, s2, c2 = cell.forward(x[h:], s1)
+    dx2, d_mid, g2 = cell.backward(c2, dy[h:], dstate)
+    dx1, d0, g1 = cell.backward(c1, dy[:h], d_mid)
+    return ((y, state, dx, dstate0, grads),
+            (np.concatenate([y1, y2]), s2, np.concatenate([dx1, dx2]), d0, (g1, g2)))
+
+
 def parts(state):
     """A state or state gradient as a tuple of arrays."""
     return tuple(state) if isinstance(state, tuple) else (state,)

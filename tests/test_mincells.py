@@ -14,7 +14,7 @@ import pytest
 
 import pyx_gru as pg
 from pyx_gru import _blas, _scan, _threads, reference
-from helpers import DTYPES, assert_close, assert_results_close, make_cell, random_problem
+from helpers import DTYPES, assert_close, assert_results_close, make_cell, random_problem, whole_and_halves
 
 MIN_CELLS = ["mingru", "minlstm"]
 needs_hooks = pytest.mark.skipif(not _threads.BOUND, reason="no OpenBLAS thread hooks in this process")
@@ -372,17 +372,9 @@ def test_a_pinned_gate_gets_no_gradient(name, gate):
 def test_a_sequence_of_100000_steps_equals_two_halves_to_rounding(name, dtype):
     """T = 100,000, B = 1, H = 32: the two halves (state and dstate carried)
     give the whole sequence's results to the scan's tolerance."""
-    T, h = 100_000, 50_000
-    cell = make_cell(name, 8, 32, dtype)
-    x, state0, dy, dstate = random_problem(cell, T, 1)
-    y, state, cache = cell.forward(x, state0)
-    dx, dstate0, grads = cell.backward(cache, dy, dstate)
-    y1, s1, c1 = cell.forward(x[:h], state0)
-    y2, s2, c2 = cell.forward(x[h:], s1)
-    dx2, d_mid, g2 = cell.backward(c2, dy[h:], dstate)
-    dx1, d0, g1 = cell.backward(c1, dy[:h], d_mid)
-    assert_close(np.concatenate([y1, y2]), y, dtype, factor=SCAN_FACTOR)
-    assert_close(np.concatenate([dx1, dx2]), dx, dtype, factor=SCAN_FACTOR)
+    (y, state, dx, dstate0, grads), (y12, s2, dx12, d0, (g1, g2)) = whole_and_halves(name, dtype)
+    assert_close(y12, y, dtype, factor=SCAN_FACTOR)
+    assert_close(dx12, dx, dtype, factor=SCAN_FACTOR)
     assert_close(s2, state, dtype, factor=SCAN_FACTOR)
     assert_close(d0, dstate0, dtype, factor=SCAN_FACTOR)
     for k in grads:

@@ -8,7 +8,8 @@ import pytest
 
 import pyx_gru as pg
 from pyx_gru import _limits, _workspace
-from helpers import CONFIGS, TOL, assert_close, make_cell, parts, random_problem, skip_scan
+from helpers import (CONFIGS, TOL, assert_close, make_cell, parts, skip_scan,
+                     whole_and_halves)
 
 
 def traced_peak(f):
@@ -123,17 +124,9 @@ def test_a_sequence_of_100000_steps_runs_and_equals_two_chunks(simd_path, config
     are sums over 100,000 steps, accumulated in a different grouping)."""
     skip_scan(config, "two halves regroup the scan's blocks: equal to rounding, not bitwise "
                       "(test_mincells.py checks 100,000 steps to its tolerance)")
-    T, h = 100_000, 50_000
-    cell = make_cell(config, 8, 32, dtype)
-    x, state0, dy, dstate = random_problem(cell, T, 1)
-    y, state, cache = cell.forward(x, state0)
-    dx, dstate0, grads = cell.backward(cache, dy, dstate)
-    y1, s1, c1 = cell.forward(x[:h], state0)
-    y2, s2, c2 = cell.forward(x[h:], s1)
-    dx2, d_mid, g2 = cell.backward(c2, dy[h:], dstate)
-    dx1, d0, g1 = cell.backward(c1, dy[:h], d_mid)
-    np.testing.assert_array_equal(np.concatenate([y1, y2]), y)
-    np.testing.assert_array_equal(np.concatenate([dx1, dx2]), dx)
+    (y, state, dx, dstate0, grads), (y12, s2, dx12, d0, (g1, g2)) = whole_and_halves(config, dtype)
+    np.testing.assert_array_equal(y12, y)
+    np.testing.assert_array_equal(dx12, dx)
     for a, b in zip(parts(s2) + parts(d0), parts(state) + parts(dstate0), strict=True):
         np.testing.assert_array_equal(a, b)
     assert np.all(np.isfinite(y)) and np.abs(y).max() > 0.1
