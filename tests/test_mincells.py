@@ -56,18 +56,6 @@ def test_compiled_matches_reference(simd_path, name, dtype, lengths, pinned):
                          dtype)
 
 
-@pytest.mark.parametrize("backend", ["compiled", "reference"])
-@pytest.mark.parametrize("name", MIN_CELLS)
-@pytest.mark.parametrize("lengths", [None, [5, 0, 2]], ids=["full", "lengths"])
-def test_gradcheck(name, backend, lengths):
-    cell = make_cell(name, 3, 4)
-    if backend == "reference":
-        cell = reference.from_cell(cell)
-    errors = pg.gradcheck(cell, T=5, B=3, lengths=lengths)
-    assert set(errors) == {"W", "b", "x", "h0"}
-    assert max(errors.values()) < 1e-6, errors
-
-
 @pytest.mark.parametrize("name", MIN_CELLS)
 def test_empty_sequences_and_batches(name):
     cell = make_cell(name, 3, 4)
