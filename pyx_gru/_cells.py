@@ -628,19 +628,20 @@ class Cell:
 
     def _check_inputs(self, x, state0, lengths, cache=True):
         D, dt = self._input_size, self._dtype
-        x = shaped_array("x", x, ("T", "B", D))
+        if not (type(x) is np.ndarray and x.ndim == 3 and x.shape[2] == D and x.dtype == dt):
+            x = shaped_array("x", x, ("T", "B", D))
         T, B = x.shape[:2]
         if T * B > INT_MAX:
             raise ValueError(f"x has T*B = {T * B} rows, more than 32-bit BLAS allows ({INT_MAX})")
         check_fits(lambda: f"{self!r}.forward of x with (T, B, D) = {x.shape}",
-                   forward_bytes(self, T, B, cache),
+                   self._forward_bytes(T, B, cache),
                    "run the sequence in chunks (each chunk's final state is the next "
                    "one's state0) or split the batch")
         if cache:
             x = _workspace.copy(x, dt)  # the cache's own copy (pooled: no page faults)
         else:
             x = kernel_form(x, dt)  # only read: no copy if it fits
-        h0, c0 = self._check_state("state0", state0, B)
+        h0, c0 = self._check_state("state0", state0, B, fresh=self._fresh_state0)
         if lengths is not None:
             lengths = lengths_array(lengths, T, B)
             lengths.flags.writeable = False
@@ -650,6 +651,18 @@ class Cell:
             for b in np.flatnonzero(lengths < T) if cache else ():
                 x[lengths[b]:, b] = 0
         return x, h0, c0, lengths
+
+    def _forward_bytes(self, T, B, cache):
+        # forward_bytes, kept for the last few (T, B, cache) until the team's
+        # policy changes: a small pass would spend a microsecond on it
+        key = (T, B, cache, _recurrent.policy_epoch())
+        memo = self.__dict__.get("_bytes_memo")
+        if memo is None or len(memo) >= 64:
+            memo = self._bytes_memo = {}
+        nbytes = memo.get(key)
+        if nbytes is None:
+            nbytes = memo[key] = forward_bytes(self, T, B, cache)
+        return nbytes
 
     @property
     def pinnable_gates(self):
@@ -696,8 +709,14 @@ class Cell:
             pin[k] = value
         return keep, pin
 
-    def _check_state(self, name, state, B):
-        """(h, c) as fresh writable arrays (B, H); c is None unless LSTM."""
+    # _forward copies state0 into hs[0] (and cs[0]), so it needs no private
+    # copy of its own, and a part left None may be 0.0 (hs[0] = 0.0 fills it)
+    _fresh_state0 = False
+
+    def _check_state(self, name, state, B, fresh=True):
+        """(h, c) as fresh writable arrays (B, H); c is None unless LSTM.
+        Without ``fresh``, arrays the kernels can read (the caller's own when
+        they are already so) and 0.0 for a part that is None."""
         H = self._hidden_size
         if self._lstm:
             if state is None:
@@ -707,20 +726,22 @@ class Cell:
                     f"{name} of an LSTM must be a tuple (h, c) of two ({B}, {H}) arrays "
                     f"(or None), got {type(state).__name__}"
                 )
-            return (self._state_part(f"{name}[0] (h)", state[0], B),
-                    self._state_part(f"{name}[1] (c)", state[1], B))
+            return (self._state_part(f"{name}[0] (h)", state[0], B, fresh),
+                    self._state_part(f"{name}[1] (c)", state[1], B, fresh))
         if isinstance(state, tuple):
             raise TypeError(
                 f"{name} of a {type(self).__name__} is one ({B}, {H}) array, not a tuple "
                 "(a tuple (h, c) is the LSTM's state)"
             )
-        return self._state_part(name, state, B), None
+        return self._state_part(name, state, B, fresh), None
 
-    def _state_part(self, label, value, B):
-        # One part of a state: zeros for None, else a checked private copy.
+    def _state_part(self, label, value, B, fresh=True):
+        # One part of a state: zeros for None, else a checked private copy
+        # (without fresh: 0.0 for None, else the checked array, a copy only
+        # if it must be).
         if value is None:
-            return np.zeros((B, self._hidden_size), dtype=self._dtype)
-        return float_array(label, value, (B, self._hidden_size), self._dtype, copy=True)
+            return np.zeros((B, self._hidden_size), dtype=self._dtype) if fresh else 0.0
+        return float_array(label, value, (B, self._hidden_size), self._dtype, copy=fresh)
 
     # -- compiled passes --------------------------------------------------
 

@@ -43,6 +43,7 @@ and each adds 64 KiB for the Python objects around the arrays.
 """
 import os
 from math import prod
+from types import MappingProxyType
 
 from . import _recurrent
 
@@ -166,8 +167,32 @@ OVERHEAD = 64 * 1024
 # states it is given and returns), counted as _STATE_ROWS of them.
 _STATE_ROWS = 6
 
+# Plans already made, by their arguments and the policy's epoch (a plan
+# depends on _recurrent's packed_size and gate_steps), with the total of
+# their elements: a small forward pass would otherwise spend more time
+# planning (twice: the estimate and the allocation) than computing.
+_PLANS = {}
+_PLANS_MAX = 256
+
+
+def _memo(make, kind, *args):
+    key = (make, kind.name, *args, _recurrent.policy_epoch())
+    entry = _PLANS.get(key)
+    if entry is None:
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        plan = make(kind, *args)
+        entry = _PLANS[key] = (MappingProxyType(plan), sum(map(prod, plan.values())))
+    return entry
+
 
 def forward_plan(kind, T, B, D, H, itemsize, cache=True, dropout=False, zoneout=False):
+    """{name: shape}, read-only, of the arrays ``Cell._forward`` allocates; see
+    ``_forward_plan``."""
+    return _memo(_forward_plan, kind, T, B, D, H, itemsize, cache, dropout, zoneout)[0]
+
+
+def _forward_plan(kind, T, B, D, H, itemsize, cache, dropout, zoneout):
     """{name: shape} of the arrays ``Cell._forward`` allocates for a kind
     (``pyx_gru._kinds.Kind``): the gates (a ring of ``gate_steps`` steps
     without a cache), the states hs and the last state h, the cell states
@@ -203,6 +228,12 @@ def chunk_steps(T, B):
 
 
 def backward_plan(kind, T, B, D, H, itemsize, dropout=False, zoneout=False):
+    """{name: shape}, read-only, of the arrays ``Cell._backward`` allocates;
+    see ``_backward_plan``."""
+    return _memo(_backward_plan, kind, T, B, D, H, itemsize, dropout, zoneout)[0]
+
+
+def _backward_plan(kind, T, B, D, H, itemsize, dropout, zoneout):
     """{name: shape} of the arrays ``Cell._backward`` allocates (the
     float64 sums ``acc`` apart): dx, the gate gradients of a chunk of
     ``chunk_steps`` steps (dA, and dxg where the reset acts after the
@@ -229,16 +260,12 @@ def _options(cell):
     return bool(getattr(cell, "recurrent_dropout", 0)), any(rates)
 
 
-def _elements(plan):
-    return sum(map(prod, plan.values()))
-
-
 def forward_bytes(cell, T, B, cache=True):
     """Bytes ``cell.forward`` allocates for T steps of a batch of B (at most),
     with or without a cache: x (its copy, or its cast), the memory plan
     (y is a view of its hs) and the states."""
     D, H, GH, s = _sizes(cell)
-    plan = _elements(forward_plan(cell._description, T, B, D, H, s, cache, *_options(cell)))
+    plan = _memo(_forward_plan, cell._description, T, B, D, H, s, cache, *_options(cell))[1]
     return s * (T * B * D + plan + _STATE_ROWS * B * H) + 8 * B + OVERHEAD
 
 
@@ -246,7 +273,7 @@ def backward_bytes(cell, T, B):
     """Bytes ``cell.backward`` allocates for a cache of T steps of a batch of B
     (at most): dy, the memory plan, the parameter gradients and the states."""
     D, H, GH, s = _sizes(cell)
-    plan = _elements(backward_plan(cell._description, T, B, D, H, s, *_options(cell)))
+    plan = _memo(_backward_plan, cell._description, T, B, D, H, s, *_options(cell))[1]
     params = (D + H + 1) * GH + 4 * H
     return (s * (T * B * H + plan + params + _STATE_ROWS * B * H)
             + 8 * (GH + 4 * H) + OVERHEAD)

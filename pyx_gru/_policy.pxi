@@ -85,6 +85,19 @@ cdef bint _PACKED = True
 cdef Py_ssize_t _PACKED_MIN_B = 1
 cdef Py_ssize_t _PACKED_MIN_H = 1
 
+# Counts the setters' calls that change packed_size or gate_steps: memory
+# plans computed from them (_limits.forward_plan, kept between calls) are
+# stale once it moves.
+cdef Py_ssize_t _EPOCH = 0
+
+
+def policy_epoch():
+    """A number that changes whenever ``packed_size`` or ``gate_steps`` may
+    give other values than before (after ``_set_packed`` or
+    ``_set_projection_rows``)."""
+    return _EPOCH
+
+
 # The vector paths by name, narrowest first (_simd.h's levels are the indices).
 SIMD_PATHS = ("portable", "avx2", "avx512")
 
@@ -138,8 +151,9 @@ def _set_packed(bint on, Py_ssize_t min_batch=-1, Py_ssize_t min_hidden=-1):
     """Use the packed per-step kernel or the BLAS, and from which batch and
     hidden sizes (negative: keep them); returns the previous (on,
     min_batch, min_hidden), to restore them."""
-    global _PACKED, _PACKED_MIN_B, _PACKED_MIN_H
+    global _PACKED, _PACKED_MIN_B, _PACKED_MIN_H, _EPOCH
     previous = (_PACKED, _PACKED_MIN_B, _PACKED_MIN_H)
+    _EPOCH += 1
     _PACKED = on
     if min_batch >= 0:
         _PACKED_MIN_B = min_batch
@@ -219,8 +233,9 @@ cdef Py_ssize_t _projection_steps(Py_ssize_t T, Py_ssize_t B) noexcept nogil:
 def _set_projection_rows(Py_ssize_t rows):
     """Set the packed path's rows per input projection (for the tests and
     the benchmark); returns the previous value."""
-    global _PROJECTION_ROWS
+    global _PROJECTION_ROWS, _EPOCH
     previous = _PROJECTION_ROWS
+    _EPOCH += 1
     _PROJECTION_ROWS = rows if rows > 1 else 1
     return previous
 

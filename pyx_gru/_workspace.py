@@ -78,7 +78,8 @@ def _trim():
 
 def empty(shape, dtype):
     """Like ``np.empty(shape, dtype)`` (C order, 64-byte aligned when pooled)."""
-    dtype = np.dtype(dtype)
+    if not isinstance(dtype, np.dtype):
+        dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize  # 30x faster than NumPy's prod
     if type(nbytes) is not int:  # NumPy integers in shape could overflow: Python ints
         shape = tuple(int(n) for n in shape)

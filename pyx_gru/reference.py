@@ -994,6 +994,9 @@ class _ReferenceCell:
         step = self._description.step
         return globals()[f"{step}_step_forward"], globals()[f"{step}_step_backward"]
 
+    # the steps keep the states they are given in their caches
+    _fresh_state0 = True
+
     def _forward(self, x, h0, c0, lengths, p, pins, cache=True, reg=None):
         step_forward, _ = self._steps()
         T, B, _ = x.shape

@@ -158,6 +158,26 @@ def test_every_input_is_accepted_as_its_values_or_refused_by_name(target, case):
         assert EXPECTED[target] in message, message
 
 
+@pytest.mark.parametrize("lstm", [False, True], ids=["gru", "lstm"])
+def test_the_state_given_to_forward_is_not_kept(lstm):
+    """forward takes state0 as it is without copying it, so the cache must
+    hold its own copy: overwriting state0 before backward changes nothing."""
+    cell = LSTM if lstm else GRU
+
+    def forward_then_backward(overwrite):
+        state0 = [BASE["state0"].copy(), BASE["state0[1] (c)"].copy()]
+        y, state, cache = cell.forward(BASE["x"], tuple(state0) if lstm else state0[0],
+                                       cache=True)
+        if overwrite:
+            for part in state0:
+                part[...] = 1e3
+        dx, dstate0, grads = cell.backward(cache, BASE["dy"], None)
+        return [y, *parts(state), dx, *parts(dstate0), *(grads[k] for k in sorted(grads))]
+
+    for u, v in zip(forward_then_backward(True), forward_then_backward(False), strict=True):
+        np.testing.assert_array_equal(u, v)
+
+
 def test_lengths_out_of_range_are_refused():
     for bad, shown in [([6, 3], [6]), ([-1, 3], [-1]), ([2**40, 0], [2**40])]:
         with pytest.raises(ValueError, match=re.escape(f"lengths must lie in [0, T] = [0, 5], got {shown}")):

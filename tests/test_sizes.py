@@ -96,6 +96,33 @@ def test_the_limit_is_exact_and_settable(monkeypatch):
         cell.forward(x)
 
 
+def test_memory_plans_follow_the_policy():
+    """The plans are kept between calls, read-only, and made again when the
+    policy changes what they hold: with the per-step products sent to the
+    BLAS there is no packed workspace, and the estimate and the pass shrink
+    with it."""
+    from pyx_gru import _recurrent
+    cell = make_cell("gru_after", 8, 16, dtype=np.float32)
+    kind = cell._description
+    packed = _limits.forward_plan(kind, 10, 4, 8, 16, 4, False)
+    packed_bytes = _limits.forward_bytes(cell, 10, 4, False)
+    assert packed["packed"][0] > 0
+    with pytest.raises(TypeError):
+        packed["packed"] = (0,)
+    x = np.ones((10, 4, 8), dtype=np.float32)
+    y_packed = cell.forward(x, cache=False)[0]
+    previous = _recurrent._set_packed(False)
+    try:
+        blas = _limits.forward_plan(kind, 10, 4, 8, 16, 4, False)
+        assert blas["packed"] == (0,)
+        assert cell._forward_bytes(10, 4, False) == _limits.forward_bytes(cell, 10, 4, False) < packed_bytes
+        assert_close(cell.forward(x, cache=False)[0], y_packed, "float32")
+    finally:
+        _recurrent._set_packed(*previous)
+    assert _limits.forward_plan(kind, 10, 4, 8, 16, 4, False) == packed
+    assert cell._forward_bytes(10, 4, False) == packed_bytes
+
+
 def test_the_default_limit_is_the_available_memory(monkeypatch):
     """Without PYX_GRU_MEMORY_LIMIT: the memory available now, at most the
     physical memory; requests up to ALWAYS_FITS are not even checked."""
