@@ -574,7 +574,7 @@ class Cell:
         T, B = self._check_cache_input(cache)
         H, dt = self._hidden_size, self._dtype
         check_fits(lambda: f"{self!r}.backward of a cache with (T, B) = {(T, B)}",
-                   backward_bytes(self, T, B), "run forward and backward in chunks of steps")
+                   self._pass_bytes(True, T, B), "run forward and backward in chunks of steps")
         if dy is None:
             dy = np.zeros((T, B, H), dtype=dt)
         else:
@@ -634,7 +634,7 @@ class Cell:
         if T * B > INT_MAX:
             raise ValueError(f"x has T*B = {T * B} rows, more than 32-bit BLAS allows ({INT_MAX})")
         check_fits(lambda: f"{self!r}.forward of x with (T, B, D) = {x.shape}",
-                   self._forward_bytes(T, B, cache),
+                   self._pass_bytes(False, T, B, cache),
                    "run the sequence in chunks (each chunk's final state is the next "
                    "one's state0) or split the batch")
         if cache:
@@ -652,16 +652,18 @@ class Cell:
                 x[lengths[b]:, b] = 0
         return x, h0, c0, lengths
 
-    def _forward_bytes(self, T, B, cache):
-        # forward_bytes, kept for the last few (T, B, cache) until the team's
-        # policy changes: a small pass would spend a microsecond on it
-        key = (T, B, cache, _recurrent.policy_epoch())
+    def _pass_bytes(self, backward, T, B, cache=True):
+        # forward_bytes or backward_bytes, kept for the last few (T, B,
+        # cache) until the team's policy changes: a small pass would spend
+        # a microsecond or two on it
+        key = (backward, T, B, cache, _recurrent.policy_epoch())
         memo = self.__dict__.get("_bytes_memo")
         if memo is None or len(memo) >= 64:
             memo = self._bytes_memo = {}
         nbytes = memo.get(key)
         if nbytes is None:
-            nbytes = memo[key] = forward_bytes(self, T, B, cache)
+            nbytes = memo[key] = (backward_bytes(self, T, B) if backward
+                                  else forward_bytes(self, T, B, cache))
         return nbytes
 
     @property

@@ -123,6 +123,9 @@ def float_array(name, value, shape, dtype, *, copy=False):
     arrays are copied. With ``copy`` the result never shares memory with
     ``value``.
     """
+    if (not copy and type(value) is np.ndarray and value.shape == shape
+            and kernel_array_problem(value, shape, dtype) is None):
+        return value  # the common case, without the general checks' cost
     arr = shaped_array(name, value, shape)
     if copy:
         return _workspace.copy(arr, dtype)

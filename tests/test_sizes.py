@@ -115,12 +115,13 @@ def test_memory_plans_follow_the_policy():
     try:
         blas = _limits.forward_plan(kind, 10, 4, 8, 16, 4, False)
         assert blas["packed"] == (0,)
-        assert cell._forward_bytes(10, 4, False) == _limits.forward_bytes(cell, 10, 4, False) < packed_bytes
+        assert cell._pass_bytes(False, 10, 4, False) == _limits.forward_bytes(cell, 10, 4, False) < packed_bytes
+        assert cell._pass_bytes(True, 10, 4) == _limits.backward_bytes(cell, 10, 4)
         assert_close(cell.forward(x, cache=False)[0], y_packed, "float32")
     finally:
         _recurrent._set_packed(*previous)
     assert _limits.forward_plan(kind, 10, 4, 8, 16, 4, False) == packed
-    assert cell._forward_bytes(10, 4, False) == packed_bytes
+    assert cell._pass_bytes(False, 10, 4, False) == packed_bytes
 
 
 def test_the_default_limit_is_the_available_memory(monkeypatch):
