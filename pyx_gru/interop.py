@@ -41,6 +41,8 @@ coupled-gate LSTM (``CoupledLSTM``), the GRU with the reset gate before the
 matmul (PyTorch) and the peephole LSTM (both) raise a ``ValueError`` on
 conversion.
 """
+import warnings
+
 import numpy as np
 
 from ._cells import GRU, LSTM, RNN, Cell, SimpleGRU
@@ -202,6 +204,9 @@ def to_torch(cell, params=None, *, gradient=False, cell_names=False):
         ``weight_ih_l0`` (G*H, D), ``weight_hh_l0`` (G*H, H), ``bias_ih_l0``
         and ``bias_hh_l0`` (G*H,): load with
         ``module.load_state_dict({k: torch.from_numpy(v) for k, v in d.items()})``.
+        The cell's recurrent dropout and zoneout have no counterpart in
+        ``torch.nn`` (whose ``dropout`` acts between stacked layers): only
+        the weights are converted.
     """
     kind = _torch_kind(cell)
     params = _checked(cell, params)
@@ -252,8 +257,13 @@ def from_keras(layer, *, kind=None, reset_after=True):
     -------
     RNN, GRU (reset="after" if reset_after else "before") or LSTM
         A new cell, (D, H) and dtype from the weights, computing what the
-        layer computes.
+        layer computes. From a layer, its ``recurrent_dropout`` comes too
+        (the same mask on the state entering the recurrent products, in a
+        training pass). Its input ``dropout`` has no counterpart in a cell
+        and a layer with ``go_backwards=True`` reads ``x`` reversed (run the
+        cell on ``x[::-1]``): both are named in a ``UserWarning``.
     """
+    rates = {}
     if hasattr(layer, "get_weights"):
         kind = type(layer).__name__
         if kind not in _KERAS_KINDS:
@@ -266,6 +276,14 @@ def from_keras(layer, *, kind=None, reset_after=True):
                 f"pyx_gru gates use the sigmoid; this {kind} uses {config['recurrent_activation']}"
             )
         reset_after = config.get("reset_after", True)
+        rates["recurrent_dropout"] = float(config.get("recurrent_dropout", 0.0))
+        lost = [f"dropout={config['dropout']} (input dropout is the model's, not the cell's)"
+                if config.get("dropout", 0) else None,
+                "go_backwards=True (run the cell on x[::-1])" if config.get("go_backwards") else None]
+        lost = [item for item in lost if item]
+        if lost:
+            warnings.warn(f"from_keras: this {kind} has {'; '.join(lost)}; the cell does not "
+                          "carry it", UserWarning, stacklevel=2)
         weights = layer.get_weights()
         if not weights:
             raise ValueError(f"this {kind} is not built yet: call it once or build it first")
@@ -290,11 +308,11 @@ def from_keras(layer, *, kind=None, reset_after=True):
         raise ValueError(f"bias must be {bias_shape}, got {bias.shape}")
 
     if kind == "SimpleRNN":
-        cell = RNN(D, H, dtype=dtype, seed=0)
+        cell = RNN(D, H, dtype=dtype, seed=0, **rates)
     elif kind == "GRU":
-        cell = GRU(D, H, reset="after" if reset_after else "before", dtype=dtype, seed=0)
+        cell = GRU(D, H, reset="after" if reset_after else "before", dtype=dtype, seed=0, **rates)
     else:
-        cell = LSTM(D, H, dtype=dtype, seed=0)
+        cell = LSTM(D, H, dtype=dtype, seed=0, **rates)
     extra = {}
     if two_biases:
         # z, r: input and recurrent bias add up; h: the recurrent one is b_hg
@@ -314,7 +332,9 @@ def to_keras(cell, params=None, *, gradient=False):
     ``RNN`` gives a SimpleRNN's weights, ``GRU`` a GRU's (``reset="after"``:
     bias (2, 3H) for ``reset_after=True``; ``"before"``: bias (3H,) for
     ``reset_after=False``), ``LSTM`` (no peepholes) an LSTM's. Load them with
-    ``layer.set_weights(...)``.
+    ``layer.set_weights(...)``. The cell's ``recurrent_dropout`` is an
+    argument of the layer (``keras.layers.GRU(H, recurrent_dropout=...)``);
+    zoneout has no counterpart in Keras.
 
     Parameters
     ----------

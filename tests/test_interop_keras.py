@@ -113,6 +113,30 @@ def test_round_trip_back_into_the_layer(name):
     np.testing.assert_allclose(layer(torch.tensor(x))[0].detach().numpy(), y_before, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_recurrent_dropout_comes_along_and_what_cannot_is_named(name):
+    """A layer's recurrent_dropout becomes the cell's, silently; its input
+    dropout and go_backwards, which a cell cannot carry, are named in a
+    warning (the weights still convert)."""
+    import warnings
+    cls, kw = LAYERS[name]
+    layer = cls(4, recurrent_dropout=0.25, **kw)
+    layer.build((None, None, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        cell = interop.from_keras(layer)
+    assert cell.recurrent_dropout == 0.25
+    np.testing.assert_array_equal(cell.params["W"], layer.get_weights()[0])
+    for extra, match in [({"dropout": 0.1}, r"dropout=0\.1 \(input dropout"),
+                         ({"go_backwards": True}, r"go_backwards=True \(run the cell on x\[::-1\]\)")]:
+        layer = cls(4, **kw, **extra)
+        layer.build((None, None, 3))
+        with pytest.warns(UserWarning, match=match):
+            cell = interop.from_keras(layer)
+        assert cell.recurrent_dropout == 0
+        np.testing.assert_array_equal(cell.params["U"], layer.get_weights()[1])
+
+
 def test_from_a_list_of_arrays():
     layer = build("GRU-reset_before", "float64", 3, 4, seed=0)
     a = interop.from_keras(layer)
