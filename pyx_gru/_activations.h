@@ -9,10 +9,11 @@
  * and each call takes the path in use (pyx_simd()). The polynomials are written with explicit fused multiply-adds
  * (fmaf, fma: one rounding each), faster than a multiply and an add
  * (docs/performance.rst). With -ffp-contract=off (setup.py)
- * nothing else is fused, so every path does the same IEEE operations and
- * results are bitwise the same whichever path runs; the portable path on
- * x86-64 gets its fmaf from libm (exact, but a call per element: slow, on
- * CPUs older than 2013).
+ * nothing else is fused, so the paths with FMA (AVX2, AVX-512, aarch64)
+ * do the same IEEE operations and give bitwise the same results. The
+ * portable path on x86-64, whose CPUs may lack FMA (libm's fmaf is then a
+ * routine of some 20 ns), multiplies and adds instead, as its products do
+ * (_gemm.h): the same to rounding, within the same 3 ulp.
  *
  * - exp(x) for x <= 0, after Cephes: x = n ln2 + r with |r| <= ln2 / 2 (n
  *   rounded by adding and subtracting 1.5 * 2^p, ln2 split in two for
@@ -37,101 +38,122 @@
 
 #include "_simd.h"
 
-static inline float pyx_exp_nonpos_f(float x)
-{
-    float t, n, r, p, scale;
-    uint32_t bits;
-    x = x < -87.0f ? -87.0f : x;
-    t = fmaf(x, 1.44269504088896341f, 12582912.0f); /* round(x / ln2) in the low bits */
-    n = t - 12582912.0f;
-    r = fmaf(n, -0.693359375f, x);
-    r = fmaf(n, 2.12194440e-4f, r);
-    p = 1.9875691500e-4f;
-    p = fmaf(p, r, 1.3981999507e-3f);
-    p = fmaf(p, r, 8.3334519073e-3f);
-    p = fmaf(p, r, 4.1665795894e-2f);
-    p = fmaf(p, r, 1.6666665459e-1f);
-    p = fmaf(p, r, 5.0000001201e-1f);
-    p = fmaf(p, r * r, r) + 1.0f;
-    memcpy(&bits, &t, 4);
-    bits = (bits + 127u) << 23; /* 2^n: the magic number's high bits shift out */
-    memcpy(&scale, &bits, 4);
-    return p * scale;
+/* The scalar functions, in two builds of one source: with FMAF and FMA
+ * fused (fmaf, fma: one rounding), and with the suffix _nf as a multiply
+ * and an add (two roundings). The vector paths with FMA and aarch64 take
+ * the fused ones; the portable path on x86-64 takes _nf, as its products
+ * do (_gemm.h): its CPUs need not have FMA, and there libm's fmaf is a
+ * routine of some 20 ns a call (the sigmoid and tanh took 50 times the
+ * time of the products; docs/performance.rst). */
+#define PYX_MULADD(a, b, c) ((a) * (b) + (c))
+#define PYX_SCALARS(SFX, FMAF, FMA)                                             \
+static inline float pyx_exp_nonpos_f##SFX(float x)                              \
+{                                                                               \
+    float t, n, r, p, scale;                                                    \
+    uint32_t bits;                                                              \
+    x = x < -87.0f ? -87.0f : x;                                                \
+    t = FMAF(x, 1.44269504088896341f, 12582912.0f); /* round(x / ln2) in the low bits */ \
+    n = t - 12582912.0f;                                                        \
+    r = FMAF(n, -0.693359375f, x);                                              \
+    r = FMAF(n, 2.12194440e-4f, r);                                             \
+    p = 1.9875691500e-4f;                                                       \
+    p = FMAF(p, r, 1.3981999507e-3f);                                           \
+    p = FMAF(p, r, 8.3334519073e-3f);                                           \
+    p = FMAF(p, r, 4.1665795894e-2f);                                           \
+    p = FMAF(p, r, 1.6666665459e-1f);                                           \
+    p = FMAF(p, r, 5.0000001201e-1f);                                           \
+    p = FMAF(p, r * r, r) + 1.0f;                                               \
+    memcpy(&bits, &t, 4);                                                       \
+    bits = (bits + 127u) << 23; /* 2^n: the magic number's high bits shift out */ \
+    memcpy(&scale, &bits, 4);                                                   \
+    return p * scale;                                                           \
+}                                                                               \
+                                                                                \
+static inline double pyx_exp_nonpos_d##SFX(double x)                            \
+{                                                                               \
+    double t, n, r, rr, px, scale;                                              \
+    uint64_t bits;                                                              \
+    x = x < -708.0 ? -708.0 : x;                                                \
+    t = FMA(x, 1.4426950408889634073599, 6755399441055744.0);                   \
+    n = t - 6755399441055744.0;                                                 \
+    r = FMA(n, -6.93145751953125e-1, x);                                        \
+    r = FMA(n, -1.42860682030941723212e-6, r);                                  \
+    rr = r * r;                                                                 \
+    px = r * FMA(FMA(1.26177193074810590878e-4, rr, 3.02994407707441961300e-2), rr, \
+                 9.99999999999999999910e-1);                                    \
+    r = px / (FMA(FMA(FMA(3.00198505138664455042e-6, rr, 2.52448340349684104192e-3), rr, \
+                      2.27265548208155028766e-1), rr, 2.00000000000000000009e0) - px); \
+    r = FMA(2.0, r, 1.0);                                                       \
+    memcpy(&bits, &t, 8);                                                       \
+    bits = (bits + 1023u) << 52;                                                \
+    memcpy(&scale, &bits, 8);                                                   \
+    return r * scale;                                                           \
+}                                                                               \
+                                                                                \
+static inline float pyx_sigmoid_f##SFX(float a)                                 \
+{                                                                               \
+    float e = pyx_exp_nonpos_f##SFX(-fabsf(a));                                 \
+    float s = 1.0f / (1.0f + e);                                                \
+    float es = e * s;                                                           \
+    return a >= 0.0f ? s : es;                                                  \
+}                                                                               \
+                                                                                \
+static inline double pyx_sigmoid_d##SFX(double a)                               \
+{                                                                               \
+    double e = pyx_exp_nonpos_d##SFX(-fabs(a));                                 \
+    double s = 1.0 / (1.0 + e);                                                 \
+    double es = e * s;                                                          \
+    return a >= 0.0 ? s : es;                                                   \
+}                                                                               \
+                                                                                \
+static inline float pyx_tanh_f##SFX(float a)                                    \
+{                                                                               \
+    float x = fabsf(a);                                                         \
+    float e = pyx_exp_nonpos_f##SFX(-2.0f * x);                                 \
+    float big = (1.0f - e) / (1.0f + e);                                        \
+    float z = x * x;                                                            \
+    float q = FMAF(-5.70498872745e-3f, z, 2.06390887954e-2f);                   \
+    q = FMAF(q, z, -5.37397155531e-2f);                                         \
+    q = FMAF(q, z, 1.33314422036e-1f);                                          \
+    q = FMAF(q, z, -3.33332819422e-1f);                                         \
+    float small = FMAF(x * z, q, x);                                            \
+    return copysignf(x < 0.625f ? small : big, a);                              \
+}                                                                               \
+                                                                                \
+static inline double pyx_tanh_d##SFX(double a)                                  \
+{                                                                               \
+    double x = fabs(a);                                                         \
+    double e = pyx_exp_nonpos_d##SFX(-2.0 * x);                                 \
+    double big = (1.0 - e) / (1.0 + e);                                         \
+    double z = x * x;                                                           \
+    double num = FMA(FMA(-9.64399179425052238628e-1, z, -9.92877231001918586564e1), z, \
+                     -1.61468768441708447952e3);                                \
+    double den = FMA(FMA(z + 1.12811678491632931402e2, z, 2.23548839060100448583e3), z, \
+                     4.84406305325125486048e3);                                 \
+    double small = FMA(x * z, num / den, x);                                    \
+    return copysign(x < 0.625 ? small : big, a);                                \
 }
 
-static inline double pyx_exp_nonpos_d(double x)
-{
-    double t, n, r, rr, px, scale;
-    uint64_t bits;
-    x = x < -708.0 ? -708.0 : x;
-    t = fma(x, 1.4426950408889634073599, 6755399441055744.0);
-    n = t - 6755399441055744.0;
-    r = fma(n, -6.93145751953125e-1, x);
-    r = fma(n, -1.42860682030941723212e-6, r);
-    rr = r * r;
-    px = r * fma(fma(1.26177193074810590878e-4, rr, 3.02994407707441961300e-2), rr,
-                 9.99999999999999999910e-1);
-    r = px / (fma(fma(fma(3.00198505138664455042e-6, rr, 2.52448340349684104192e-3), rr,
-                      2.27265548208155028766e-1), rr, 2.00000000000000000009e0) - px);
-    r = fma(2.0, r, 1.0);
-    memcpy(&bits, &t, 8);
-    bits = (bits + 1023u) << 52;
-    memcpy(&scale, &bits, 8);
-    return r * scale;
-}
+PYX_SCALARS(, fmaf, fma)
+PYX_SCALARS(_nf, PYX_MULADD, PYX_MULADD)
 
-static inline float pyx_sigmoid_f(float a)
-{
-    float e = pyx_exp_nonpos_f(-fabsf(a));
-    float s = 1.0f / (1.0f + e);
-    float es = e * s;
-    return a >= 0.0f ? s : es;
-}
-
-static inline double pyx_sigmoid_d(double a)
-{
-    double e = pyx_exp_nonpos_d(-fabs(a));
-    double s = 1.0 / (1.0 + e);
-    double es = e * s;
-    return a >= 0.0 ? s : es;
-}
-
-static inline float pyx_tanh_f(float a)
-{
-    float x = fabsf(a);
-    float e = pyx_exp_nonpos_f(-2.0f * x);
-    float big = (1.0f - e) / (1.0f + e);
-    float z = x * x;
-    float q = fmaf(-5.70498872745e-3f, z, 2.06390887954e-2f);
-    q = fmaf(q, z, -5.37397155531e-2f);
-    q = fmaf(q, z, 1.33314422036e-1f);
-    q = fmaf(q, z, -3.33332819422e-1f);
-    float small = fmaf(x * z, q, x);
-    return copysignf(x < 0.625f ? small : big, a);
-}
-
-static inline double pyx_tanh_d(double a)
-{
-    double x = fabs(a);
-    double e = pyx_exp_nonpos_d(-2.0 * x);
-    double big = (1.0 - e) / (1.0 + e);
-    double z = x * x;
-    double num = fma(fma(-9.64399179425052238628e-1, z, -9.92877231001918586564e1), z,
-                     -1.61468768441708447952e3);
-    double den = fma(fma(z + 1.12811678491632931402e2, z, 2.23548839060100448583e3), z,
-                     4.84406305325125486048e3);
-    double small = fma(x * z, num / den, x);
-    return copysign(x < 0.625 ? small : big, a);
-}
-
+/* PYX_NF(T, F...): the arguments with every function F named _nf (the
+ * unfused scalars), for the clones of the portable path on x86-64. */
+#define PYX_NF_1(T) T
+#define PYX_NF_2(T, A) T, A##_nf
+#define PYX_NF_3(T, A, B) T, A##_nf, B##_nf
+#define PYX_NF_PICK(_1, _2, _3, N, ...) N
+#define PYX_NF(...) PYX_NF_PICK(__VA_ARGS__, PYX_NF_3, PYX_NF_2, PYX_NF_1, _)(__VA_ARGS__)
+#define PYX_EXPAND(M, ...) M(__VA_ARGS__)
 /* NAME: the function ONE(NAME_path, TARGET, ...) compiled once per vector
  * path, and NAME itself, which calls the one of the path in use (PARAMS
- * and ARGS: its parameter and argument lists). With PYX_GRU_NO_CLONES,
- * only NAME, for the flags of the build (tests/test_math.py compiles it so
- * for each instruction set). */
+ * and ARGS: its parameter and argument lists); the portable path's takes
+ * the unfused scalars. With PYX_GRU_NO_CLONES (or without the x86 paths),
+ * only NAME, for the flags of the build, unfused on x86-64 without FMA
+ * (tests/test_math.py compiles it so for each instruction set). */
 #if PYX_SIMD_X86 && !defined(PYX_GRU_NO_CLONES)
 #define PYX_CLONES(NAME, ONE, PARAMS, ARGS, ...)                                \
-ONE(NAME##_portable, , __VA_ARGS__)                                             \
+PYX_EXPAND(ONE, NAME##_portable, , PYX_NF(__VA_ARGS__))                         \
 ONE(NAME##_avx2, PYX_TARGET_AVX2, __VA_ARGS__)                                  \
 ONE(NAME##_avx512, PYX_TARGET_AVX512, __VA_ARGS__)                              \
 static void NAME PARAMS {                                                       \
@@ -141,6 +163,8 @@ static void NAME PARAMS {                                                       
     default: NAME##_portable ARGS;                                              \
     }                                                                           \
 }
+#elif defined(__x86_64__) && !defined(__FMA__)
+#define PYX_CLONES(NAME, ONE, PARAMS, ARGS, ...) PYX_EXPAND(ONE, NAME, , PYX_NF(__VA_ARGS__))
 #else
 #define PYX_CLONES(NAME, ONE, PARAMS, ARGS, ...) ONE(NAME, , __VA_ARGS__)
 #endif
