@@ -26,21 +26,29 @@ directives = {
 # -fno-trapping-math lets GCC turn the activations' selects into vector blends
 # (it gives up FP exception flags, which nothing reads); -ffp-contract=off
 # keeps a*b + c two roundings in every clone of _activations.h (its fused
-# multiply-adds are explicit fma calls), so AVX-512, AVX2 and SSE2 machines
-# compute bitwise the same. No -ffast-math: no
+# multiply-adds are explicit fma calls), so AVX-512, AVX2 and aarch64
+# machines compute bitwise the same. No -ffast-math: no
 # reassociation, NaN and inf honoured.
 COMPILE_ARGS = ["-O3", "-fno-trapping-math", "-ffp-contract=off"]
 # The sequence driver splits a batch over a team of OpenMP threads.
 OPENMP_ARGS = ["-fopenmp"] if openmp else []
 
+# The C headers every extension may include (directly or through another):
+# Cython sees only those a .pyx or .pxd names, so without these an edit of,
+# say, _activations.h would leave _scan (which reaches it through _scan.h)
+# built from the old one.
+HEADERS = ["pyx_gru/_activations.h", "pyx_gru/_gemm.h", "pyx_gru/_scan.h", "pyx_gru/_simd.h"]
+
 extensions = [
     Extension("pyx_gru._blas", ["pyx_gru/_blas.pyx"], include_dirs=["pyx_gru"],
-              extra_compile_args=COMPILE_ARGS),
+              extra_compile_args=COMPILE_ARGS, depends=HEADERS),
     Extension("pyx_gru._recurrent", ["pyx_gru/_recurrent.pyx"], include_dirs=["pyx_gru"],
-              extra_compile_args=COMPILE_ARGS + OPENMP_ARGS, extra_link_args=OPENMP_ARGS),
+              extra_compile_args=COMPILE_ARGS + OPENMP_ARGS, extra_link_args=OPENMP_ARGS,
+              depends=HEADERS),
     # minGRU and minLSTM: products over all steps plus a linear scan over time
     Extension("pyx_gru._scan", ["pyx_gru/_scan.pyx"], include_dirs=["pyx_gru"],
-              extra_compile_args=COMPILE_ARGS + OPENMP_ARGS, extra_link_args=OPENMP_ARGS),
+              extra_compile_args=COMPILE_ARGS + OPENMP_ARGS, extra_link_args=OPENMP_ARGS,
+              depends=HEADERS),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives))
