@@ -4,8 +4,9 @@ Cells compared on long-range tasks at equal parameter counts
 
 Which cell is better, the vanilla RNN, the simplified GRU, the GRU or the
 LSTM? Compared at the same hidden size the question is unfair: an LSTM of
-:math:`H` units has four weight blocks where the RNN has one. Chung et al.
-(2014) compared the cells at about the same number of parameters instead.
+:math:`H` units has four weight blocks where the RNN has one.
+:ref:`Chung et al. (2014) <ref-chung2014>` compared the cells at about the
+same number of parameters instead.
 This tutorial does the same with ``pyx_gru.experiments``: it matches the
 hidden sizes to one parameter budget, then trains the four cells on the
 adding problem at a short and a long distance, and plots what each learned.

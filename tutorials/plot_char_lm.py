@@ -2,15 +2,16 @@
 A character-level language model: a GRU that writes Python
 ==========================================================
 
-Karpathy's "The Unreasonable Effectiveness of Recurrent Neural Networks"
-(2015), and the hundred lines of his ``min-char-rnn.py``, train a recurrent
-network to read a text one character at a time and predict the next one;
-sampled one character after another, the predictions become new text. This
-tutorial does the same, on a small scale, with a pyx_gru GRU and text that
-every Python installation has: the standard library's own source code. It
-trains for about a minute on one core, prints samples at three
-temperatures as training goes, compares the loss with what counting
-characters achieves, and draws one hidden unit over a passage of code.
+Karpathy's :ref:`"The Unreasonable Effectiveness of Recurrent Neural
+Networks" (2015) <ref-karpathy2015>`, and the hundred lines of his
+``min-char-rnn.py``, train a recurrent network to read a text one character
+at a time and predict the next one; sampled one character after another, the
+predictions become new text. This tutorial does the same, on a small scale,
+with a pyx_gru GRU and text that every Python installation has: the standard
+library's own source code. It trains for about a minute on one core, prints
+samples at three temperatures as training goes, compares the loss with what
+counting characters achieves, and draws one hidden unit over a passage of
+code.
 """
 
 # %%

@@ -2,9 +2,10 @@
 JSB Chorales: Chung et al.'s experiment on their own data
 =========================================================
 
-Chung et al. (2014, "Empirical evaluation of gated recurrent neural
-networks on sequence modeling") trained a tanh RNN, a GRU and an LSTM of
-about 20,000 parameters each to predict polyphonic music one frame ahead.
+:ref:`Chung et al. (2014) <ref-chung2014>` ("Empirical evaluation of gated
+recurrent neural networks on sequence modeling") trained a tanh RNN, a GRU
+and an LSTM of about 20,000 parameters each to predict polyphonic music one
+frame ahead.
 On JSB Chorales, Bach's four-part chorales, they report a test negative
 log-likelihood of 9.10 nats per frame for the tanh RNN, 8.54 for the GRU
 and 8.67 for the LSTM (their Table 2). pyx_gru ships their data, with its
@@ -19,15 +20,16 @@ page :doc:`../results/polyphonic`.
 # --------
 #
 # ``pyx_gru.tasks.polyphonic("jsb")`` gives the three parts of the data set
-# as Boulanger-Lewandowski et al. (2012) prepared and split it: 229 chorales
-# to train on, 76 to validate, 77 to test. Each chorale is a piano roll, one
-# frame per quarter note and 88 binary inputs, one per piano key, set while
-# the key sounds. The input at step :math:`t` is frame :math:`t` and the
-# target is frame :math:`t + 1`, so :math:`D = K = 88`, and the model has a
-# sigmoid per key: an estimate of the probability that the key sounds in
-# the next frame. The loss is the negative log-likelihood of the next frame,
-# the 88 binary cross-entropies summed, in nats per frame (Chung et al.'s
-# unit). The data ship inside the package: nothing is downloaded.
+# as :ref:`Boulanger-Lewandowski et al. (2012) <ref-boulanger2012>` prepared
+# and split it: 229 chorales to train on, 76 to validate, 77 to test. Each
+# chorale is a piano roll, one frame per quarter note and 88 binary inputs,
+# one per piano key, set while the key sounds. The input at step :math:`t` is
+# frame :math:`t` and the target is frame :math:`t + 1`, so
+# :math:`D = K = 88`, and the model has a sigmoid per key: an estimate of the
+# probability that the key sounds in the next frame. The loss is the negative
+# log-likelihood of the next frame, the 88 binary cross-entropies summed, in
+# nats per frame (Chung et al.'s unit). The data ship inside the package:
+# nothing is downloaded.
 import matplotlib.pyplot as plt
 import numpy as np
 

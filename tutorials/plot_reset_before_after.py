@@ -2,12 +2,13 @@
 Reset before versus after the product
 =====================================
 
-The GRU's reset gate can act on the old state *before* it is multiplied by
-the recurrent weights (Cho et al. 2014, Keras with ``reset_after=False``), or
-on the product *after* it (cuDNN, PyTorch, Flax, Keras' default). pyx_gru has
-both: ``pg.GRU(reset="before")`` and ``pg.GRU(reset="after")``. This tutorial
-runs the two on the same weights, finds exactly when they agree, and shows why
-only the second lets one matrix product per step serve all three gates.
+The GRU's reset gate can act on the old state *before* it is multiplied by the
+recurrent weights (:ref:`Cho et al. 2014 <ref-cho2014>`, Keras with
+``reset_after=False``), or on the product *after* it (cuDNN, PyTorch, Flax,
+Keras' default). pyx_gru has both: ``pg.GRU(reset="before")`` and
+``pg.GRU(reset="after")``. This tutorial runs the two on the same weights,
+finds exactly when they agree, and shows why only the second lets one matrix
+product per step serve all three gates.
 """
 
 # %%
