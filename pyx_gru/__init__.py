@@ -60,7 +60,7 @@ table, which the README repeats.
        ``_threads``, ``_validation``, ``_workspace``
    * - ``_gradcheck``
      - ``gradcheck``: gradients against finite differences
-     - ``_limits``, ``_validation``
+     - ``_cells``, ``_limits``, ``_validation``
    * - ``_json``
      - JSON text in and out (``History``, ``Comparison``)
      - —
@@ -98,7 +98,7 @@ table, which the README repeats.
      - ``_validation``
    * - ``optim``
      - SGD, RMSProp, Adam, global-norm clipping, weight noise
-     - ``_saving``
+     - ``_saving``, ``_validation``
    * - ``layers``
      - ``Recurrent``, ``Bidirectional``, ``Stack``, ``Dense``, ``Model``;
        the cell names

@@ -70,7 +70,9 @@ def check(args, parser):
     dy = rng.standard_normal((args.T, args.B, args.H)).astype(dtype)
     print(f"pyx_gru: forward+backward, T={args.T} B={args.B} D={args.D} H={args.H} {dtype.name}; "
           "gradcheck in float64 (T=4, B=3)")
-    header = f"{'cell':<18} {'params':>8} {'gradcheck':>10} {'compiled ms':>12} {'NumPy ms':>10} {'speed-up':>9}"
+    width = max(len(label) for label, _, _ in CONFIGS)
+    header = (f"{'cell':<{width}} {'params':>8} {'gradcheck':>10} {'compiled ms':>12} "
+              f"{'NumPy ms':>10} {'speed-up':>9}")
     print(header)
     print("-" * len(header))
     worst = 0.0
@@ -80,7 +82,7 @@ def check(args, parser):
         worst = max(worst, err)
         fast = _median_time(_fwd_bwd(cell, x, dy), args.repeats)
         slow = _median_time(_fwd_bwd(reference.from_cell(cell), x, dy), args.repeats, min_time=0)
-        print(f"{label:<18} {cell.n_params:>8d} {err:>10.1e} {fast * 1e3:>12.3f} "
+        print(f"{label:<{width}} {cell.n_params:>8d} {err:>10.1e} {fast * 1e3:>12.3f} "
               f"{slow * 1e3:>10.2f} {slow / fast:>8.1f}x")
     ok = worst < 1e-6
     print(f"largest gradcheck error {worst:.1e}: {'OK' if ok else 'FAILED'} (threshold 1e-6)")

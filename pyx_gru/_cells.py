@@ -28,6 +28,7 @@ from ._validation import (
     INT_MAX,
     check_dtype,
     check_flag,
+    check_rng,
     check_size,
     float_array,
     kernel_array_problem,
@@ -253,7 +254,7 @@ class Cell:
             cell_bytes(self._input_size, self._hidden_size, len(self.gates), self._dtype.itemsize),
             "choose a smaller input_size or hidden_size",
         )
-        rng = np.random.default_rng(seed)
+        rng = check_rng("seed", seed)
         self._params = {k: _aligned(v, self._dtype) for k, v in self._init_params(rng).items()}
 
     # The architecture is fixed at construction: the kernels rely on it.
@@ -682,8 +683,8 @@ class Cell:
         for name, value in gates.items():
             if name not in self.pinnable_gates:
                 raise ValueError(
-                    f"gates: a {type(self).__name__} can pin {list(self.pinnable_gates)}, "
-                    f"not {name!r}"
+                    f"gates: {type(self).__name__} can pin "
+                    f"{list(self.pinnable_gates) or 'no gate'}, not {name!r}"
                 )
             arr = real_array(f"gates[{name!r}]", value, f"() or ({H},)")
             if arr.ndim == 0:
@@ -725,15 +726,15 @@ class Cell:
                 state = (None, None)
             if not isinstance(state, (tuple, list)) or len(state) != 2:
                 raise TypeError(
-                    f"{name} of an LSTM must be a tuple (h, c) of two ({B}, {H}) arrays "
-                    f"(or None), got {type(state).__name__}"
+                    f"{name} of {type(self).__name__} must be a tuple (h, c) of two "
+                    f"({B}, {H}) arrays (or None), got {type(state).__name__}"
                 )
             return (self._state_part(f"{name}[0] (h)", state[0], B, fresh),
                     self._state_part(f"{name}[1] (c)", state[1], B, fresh))
         if isinstance(state, tuple):
             raise TypeError(
-                f"{name} of a {type(self).__name__} is one ({B}, {H}) array, not a tuple "
-                "(a tuple (h, c) is the LSTM's state)"
+                f"{name} of {type(self).__name__} is one ({B}, {H}) array, not a tuple "
+                "(a tuple (h, c) is the state of the LSTM and CoupledLSTM)"
             )
         return self._state_part(name, state, B, fresh), None
 

@@ -2,7 +2,8 @@
 import numpy as np
 
 from ._limits import backward_bytes, check_fits, forward_bytes
-from ._validation import check_size
+from ._cells import Cell
+from ._validation import check_rng, check_size
 
 __all__ = ["gradcheck", "gradcheck_layer", "finite_difference_errors"]
 
@@ -48,7 +49,7 @@ def finite_difference_errors(loss, checks, *, eps=1e-6, floor=0.0, max_entries=N
         max|analytic - numeric| / max(max|analytic|, max|numeric|, floor),
         by name.
     """
-    rng = np.random.default_rng(rng)
+    rng = check_rng("rng", rng)
     errors = {}
     for name, array, analytic in checks:
         if np.shape(analytic) != array.shape:
@@ -121,9 +122,12 @@ def gradcheck(cell, T=4, B=3, *, lengths=None, gates=None, eps=1e-6, max_entries
         so such a gradient is judged by its absolute error. About 1e-9 or
         less means the gradients are right.
     """
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be a pyx_gru cell (pyx_gru.RNN, GRU, LSTM, ...), "
+                        f"got {type(cell).__name__} {cell!r:.60}")
     cell = cell.astype(np.float64)
     T, B = check_size("T", T), check_size("B", B)
-    rng = np.random.default_rng(seed)
+    rng = check_rng("seed", seed)
     D, H = cell.input_size, cell.hidden_size
     check_fits(lambda: f"gradcheck of {cell!r} with T={T}, B={B}",
                2 * forward_bytes(cell, T, B) + backward_bytes(cell, T, B) + 8 * T * B * (D + H),
@@ -187,7 +191,7 @@ def gradcheck_layer(layer, x, lengths=None, *, eps=1e-6, max_entries=None, seed=
         ``gradcheck`` (floor: 1e-3 times sum |d * output|).
     """
     layer = layer.astype(np.float64)
-    rng = np.random.default_rng(seed)
+    rng = check_rng("seed", seed)
     x = np.array(x, dtype=np.float64, order="C")
     args = () if lengths is None else (lengths,)
 

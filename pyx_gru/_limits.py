@@ -110,6 +110,8 @@ def memory_limit():
             limit = int(value)
         except ValueError:
             raise ValueError(f"{ENV} must be an integer number of bytes, got {value!r}") from None
+        if limit < 0:
+            raise ValueError(f"{ENV} must be a number of bytes >= 0, got {value!r}")
         return limit, ENV
     found = [v for v in (_meminfo_available(), _cgroup_headroom()) if v is not None]
     if found:

@@ -4,6 +4,8 @@ Every function here either returns an array the kernels can trust (the cell's
 dtype, C-contiguous, the exact shape) or raises a ``TypeError`` or
 ``ValueError`` that names the argument and the shape it should have.
 """
+import numbers
+
 import numpy as np
 
 from . import _workspace
@@ -23,6 +25,22 @@ def check_size(name, value, minimum=1):
     if value > INT_MAX:
         raise ValueError(f"{name} must be <= {INT_MAX}, got {value}")
     return value
+
+
+def check_real(name, value):
+    """A real number (bool, strings and arrays rejected) as a Python float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def check_rng(name, seed):
+    """``numpy.random.default_rng(seed)``, with an error that names the argument."""
+    try:
+        return np.random.default_rng(seed)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{name} must be None, an int >= 0, a numpy Generator or SeedSequence, "
+                        f"got {seed!r} ({exc})") from None
 
 
 def check_flag(name, value):

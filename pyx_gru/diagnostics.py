@@ -40,7 +40,7 @@ them; measured rates in docs/results/README.md).
 import numpy as np
 
 from ._cells import RNN, Cache, Cell
-from ._validation import check_size, float_array, lengths_array
+from ._validation import check_rng, check_size, float_array, lengths_array
 
 __all__ = [
     "state_gradients",
@@ -430,7 +430,7 @@ def flow_curve(cell, x, *, seed=0):
     x = np.asarray(x)
     if x.ndim != 3:
         raise ValueError(f"x must have shape (T, B, D), got {x.shape}")
-    d = np.random.default_rng(seed).standard_normal((x.shape[1], cell.hidden_size))
+    d = check_rng("seed", seed).standard_normal((x.shape[1], cell.hidden_size))
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     norms = gradient_norms(cell, x, d)
     return np.exp(np.mean(np.log(norms), axis=1))

@@ -152,7 +152,8 @@ def from_torch(module):
             raise ValueError(
                 f"from_torch converts one layer in one direction; this {name} has "
                 f"num_layers={module.num_layers}, bidirectional={module.bidirectional} "
-                "(pyx_gru has no stacking layer yet: convert layer by layer)"
+                "(convert each layer and direction, then put them together with "
+                "pyx_gru.layers.Recurrent, Bidirectional and Stack)"
             )
         if kind == "LSTM" and module.proj_size:
             raise ValueError("from_torch cannot convert an LSTM with proj_size > 0")

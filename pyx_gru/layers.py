@@ -35,7 +35,8 @@ import numpy as np
 
 from . import _kinds
 from ._cells import Cell, is_regularised
-from ._validation import check_dtype, check_flag, check_size, float_array, lengths_array
+from ._validation import (check_dtype, check_flag, check_rng, check_size, float_array,
+                          lengths_array)
 from .losses import step_mask
 
 __all__ = [
@@ -239,7 +240,7 @@ def _seeds(training, seed, n):
     ``seed`` in a training pass, none otherwise."""
     if not check_flag("training", training):
         return [{}] * n
-    return [{"training": True, "seed": g} for g in np.random.default_rng(seed).spawn(n)]
+    return [{"training": True, "seed": g} for g in check_rng("seed", seed).spawn(n)]
 
 
 def _save(self, path):
@@ -671,7 +672,7 @@ class Dense:
         self.input_size = check_size("input_size", input_size)
         self.output_size = check_size("output_size", output_size)
         self.dtype = check_dtype(dtype)
-        rng = np.random.default_rng(seed)
+        rng = check_rng("seed", seed)
         limit = np.sqrt(6.0 / (self.input_size + self.output_size))
         self._params = {
             "W": rng.uniform(-limit, limit, (self.input_size, self.output_size)).astype(self.dtype),
@@ -807,8 +808,9 @@ class Model:
         if readout not in ("last", "every"):
             raise ValueError(f'readout must be "last" or "every", got {readout!r}')
         num_layers = check_size("num_layers", num_layers)
+        bidirectional = check_flag("bidirectional", bidirectional)
         dtype = check_dtype(dtype)
-        rng = np.random.default_rng(seed)
+        rng = check_rng("seed", seed)
         layers, D = [], input_size
         for _ in range(num_layers):
             if bidirectional:

@@ -11,19 +11,21 @@ import contextlib
 
 import numpy as np
 
+from ._validation import check_real
+
 __all__ = ["Optimizer", "SGD", "RMSProp", "Adam", "make_optimizer", "clip_grad_norm",
            "global_norm", "weight_noise"]
 
 
 def _nonnegative(name, value):
-    value = float(value)
+    value = check_real(name, value)
     if not value >= 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
     return value
 
 
 def _unit(name, value):
-    value = float(value)
+    value = check_real(name, value)
     if not 0 <= value < 1:
         raise ValueError(f"{name} must lie in [0, 1), got {value}")
     return value
@@ -42,7 +44,7 @@ class Optimizer:
     """
 
     def __init__(self, lr, weight_decay=0.0):
-        self.lr = float(lr)
+        self.lr = check_real("lr", lr)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {lr}")
         self.weight_decay = _nonnegative("weight_decay", weight_decay)

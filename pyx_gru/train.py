@@ -31,7 +31,7 @@ import numpy as np
 
 from . import _saving, losses as _losses
 from ._json import json_text, read_json
-from ._validation import lengths_array
+from ._validation import check_flag, check_real, check_rng, check_size, lengths_array
 from .layers import Model
 from .optim import clip_grad_norm, global_norm, make_optimizer, weight_noise as _weight_noise
 
@@ -471,17 +471,26 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
     train, loss = _resolve(model, x, y, lengths, mask, loss, readout, "train")
     valid = _valid_data(model, valid, loss)
     batch_size = _check_batch_size(batch_size)
-    epochs = int(epochs)
-    if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
-    if patience is not None and valid is None:
-        raise ValueError("patience (early stopping) needs valid data")
-    if clip is not None and not float(clip) > 0:
+    epochs = check_size("epochs", epochs, minimum=0)
+    if patience is not None:
+        patience = check_size("patience", patience)
+        if valid is None:
+            raise ValueError("patience (early stopping) needs valid data")
+    if clip is not None and not check_real("clip", clip) > 0:
         raise ValueError(f"clip must be > 0, got {clip}")
+    weight_noise = check_real("weight_noise", weight_noise)
+    if not (weight_noise >= 0 and math.isfinite(weight_noise)):
+        raise ValueError(f"weight_noise must be a finite number >= 0, got {weight_noise}")
+    restore_best = check_flag("restore_best", restore_best)
+    bucket = check_flag("bucket", bucket)
+    if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
     opt = make_optimizer(optimizer, lr)
     terms = _losses.TERMS[loss]
     # (the third stream is new: the first two are the ones spawn(2) gave)
-    shuffle_rng, noise_rng, mask_rng = np.random.default_rng(seed).spawn(3)
+    shuffle_rng, noise_rng, mask_rng = check_rng("seed", seed).spawn(3)
     # A training pass only for a model that has something to draw; each
     # batch's masks from (epoch, batch), so that a resumed run draws the same
     regularised = any(getattr(c, "recurrent_dropout", 0) or getattr(c, "zoneout", 0)
@@ -661,6 +670,12 @@ def _resume(run_dir, model, opt, history, rngs, n_batches):
         raise bad(f"the run was made with other arguments or data: {differ} differ "
                   f"({ {k: old.settings.get(k) for k in differ} } then, "
                   f"{ {k: history.settings.get(k) for k in differ} } now)")
+    old_epochs = old.settings.get("epochs")
+    if type(old_epochs) is not int or old_epochs < 0:
+        raise bad(f"the run's epochs must be an int >= 0, got {old_epochs!r}")
+    if history.settings["epochs"] < old_epochs:
+        raise bad(f"the run was made with epochs={old_epochs}; a resumed run may have more "
+                  f"epochs, not fewer (got epochs={history.settings['epochs']})")
     if rec["n_batches"] != n_batches:
         raise bad(f"the run had {rec['n_batches']} mini-batches an epoch, this one {n_batches}")
     epoch, batch = rec["epoch"], rec["batch"]

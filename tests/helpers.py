@@ -1,4 +1,4 @@
-"""Helpers the tests import: the six cell configurations, per-dtype
+"""Helpers the tests import: every cell configuration, per-dtype
 tolerances, random problems with every parameter non-zero, and the
 comparisons. Fixtures, hooks and the Hypothesis profiles are in
 ``conftest.py``; Hypothesis strategies in ``strategies.py``."""

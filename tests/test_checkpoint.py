@@ -196,6 +196,17 @@ def test_a_run_can_be_extended_and_checkpoints_change_nothing(tmp_path):
         np.testing.assert_array_equal(again.params[k], plain.params[k])
 
 
+def test_a_run_cannot_be_resumed_with_fewer_epochs(tmp_path):
+    small_run(3, checkpoint=tmp_path)
+    for kwargs in ({"checkpoint": tmp_path}, {"resume": tmp_path}):
+        with pytest.raises(ValueError, match=r"made with epochs=3; a resumed run may have more "
+                                             r"epochs, not fewer \(got epochs=2\)"):
+            small_run(2, **kwargs)
+    # the same number of epochs is the finished run itself
+    _, h = small_run(3, resume=tmp_path)
+    assert h.epoch == [1, 2, 3] and h.settings["epochs"] == 3
+
+
 def test_a_checkpoint_of_another_run_is_refused(tmp_path):
     small_run(1, checkpoint=tmp_path)
     with pytest.raises(ValueError, match=r"other arguments or data: \['batch_size'\]"):

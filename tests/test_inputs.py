@@ -189,13 +189,13 @@ def test_lengths_out_of_range_are_refused():
 
 def test_states_of_the_wrong_kind_are_refused():
     x = BASE["x"]
-    with pytest.raises(TypeError, match=r"state0 of a GRU is one \(2, 4\) array, not a tuple"):
+    with pytest.raises(TypeError, match=r"state0 of GRU is one \(2, 4\) array, not a tuple"):
         GRU.forward(x, (BASE["state0"], BASE["state0"]))
     for bad in (BASE["state0"], [BASE["state0"]], (None,) * 3, {"h": None}):
-        with pytest.raises(TypeError, match=r"state0 of an LSTM must be a tuple \(h, c\) of two \(2, 4\) arrays"):
+        with pytest.raises(TypeError, match=r"state0 of LSTM must be a tuple \(h, c\) of two \(2, 4\) arrays"):
             LSTM.forward(x, bad)
     _, _, cache = LSTM.forward(x)
-    with pytest.raises(TypeError, match=r"dstate of an LSTM must be a tuple \(h, c\) of two \(2, 4\)"):
+    with pytest.raises(TypeError, match=r"dstate of LSTM must be a tuple \(h, c\) of two \(2, 4\)"):
         LSTM.backward(cache, None, BASE["dstate"])
     # a list [h, c] works like the tuple
     a = LSTM.forward(x, [BASE["state0"], BASE["state0[1] (c)"]])[0]

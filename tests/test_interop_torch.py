@@ -138,7 +138,7 @@ def test_batch_first_and_biasless_modules_convert():
 
 
 @pytest.mark.parametrize("module,match", [
-    (lambda: torch.nn.GRU(3, 4, num_layers=2), "one layer in one direction"),
+    (lambda: torch.nn.GRU(3, 4, num_layers=2), "one layer in one direction.*Bidirectional and Stack"),
     (lambda: torch.nn.LSTM(3, 4, bidirectional=True), "one layer in one direction"),
     (lambda: torch.nn.RNN(3, 4, nonlinearity="relu"), "tanh; this one is relu"),
     (lambda: torch.nn.LSTM(3, 4, proj_size=2), "proj_size"),

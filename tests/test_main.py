@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from pyx_gru import _site
-from pyx_gru.__main__ import build_parser, main
+from pyx_gru.__main__ import CONFIGS, build_parser, main
 
 
 def test_check_prints_every_cell(capsys):
@@ -17,6 +17,11 @@ def test_check_prints_every_cell(capsys):
                   "CoupledLSTM peephole"):
         assert any(line.startswith(label + " ") for line in out.splitlines()), label
     assert "OK (threshold 1e-6)" in out
+    # every row's columns line up under the header's, the longest label too
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("cell "))
+    rows = lines[header + 2:header + 2 + len(CONFIGS)]
+    assert len({len(line) for line in rows} | {len(lines[header])}) == 1, rows
 
 
 def test_check_runs_as_a_module():

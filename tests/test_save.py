@@ -370,3 +370,11 @@ def test_a_save_replaces_the_file_and_leaves_nothing_else():
     umask = os.umask(0o022)
     os.umask(umask)
     assert os.stat("m.npz").st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_a_save_into_a_missing_directory_names_the_path(tmp_path):
+    target = tmp_path / "no such dir" / "cell.npz"
+    with pytest.raises(FileNotFoundError, match=r"cannot write '.*no such dir/cell\.npz'") as info:
+        pg.GRU(2, 3, seed=0).save(target)
+    assert ".tmp" not in str(info.value)
+    assert not target.parent.exists()

@@ -94,6 +94,9 @@ def test_the_limit_is_exact_and_settable(monkeypatch):
     monkeypatch.setenv("PYX_GRU_MEMORY_LIMIT", "lots")
     with pytest.raises(ValueError, match="PYX_GRU_MEMORY_LIMIT must be an integer"):
         cell.forward(x)
+    monkeypatch.setenv("PYX_GRU_MEMORY_LIMIT", "-5")
+    with pytest.raises(ValueError, match="PYX_GRU_MEMORY_LIMIT must be a number of bytes >= 0"):
+        cell.forward(x)
 
 
 def test_memory_plans_follow_the_policy():

@@ -315,3 +315,44 @@ def test_errors_name_the_argument():
         fit(model, x, y, loss="softmax", verbose=0)
     with pytest.raises(TypeError, match="model must be a pyx_gru.layers.Model"):
         fit(pg.GRU(1, 3), x, y)
+
+
+@pytest.mark.parametrize("kwargs,exc,match", [
+    ({"epochs": 1.5}, TypeError, "epochs must be an int"),
+    ({"epochs": True}, TypeError, "epochs must be an int"),
+    ({"epochs": -1}, ValueError, "epochs must be >= 0"),
+    ({"patience": 1.5, "valid": "v"}, TypeError, "patience must be an int"),
+    ({"patience": 0, "valid": "v"}, ValueError, "patience must be >= 1"),
+    ({"patience": -1, "valid": "v"}, ValueError, "patience must be >= 1"),
+    ({"restore_best": "no"}, TypeError, "restore_best must be True or False"),
+    ({"bucket": "yes"}, TypeError, "bucket must be True or False"),
+    ({"lr": "a"}, TypeError, "lr must be a real number"),
+    ({"clip": "1"}, TypeError, "clip must be a real number"),
+    ({"weight_noise": -1.0}, ValueError, "weight_noise must be a finite number >= 0"),
+    ({"weight_noise": float("nan")}, ValueError, "weight_noise must be a finite number >= 0"),
+    ({"weight_noise": float("inf")}, ValueError, "weight_noise must be a finite number >= 0"),
+    ({"weight_noise": "0.1"}, TypeError, "weight_noise must be a real number"),
+    ({"seed": -1}, ValueError, "seed must be None, an int >= 0"),
+    ({"seed": "a"}, TypeError, "seed must be None, an int >= 0"),
+    ({"verbose": 3}, ValueError, "verbose must be 0, 1 or 2"),
+    ({"verbose": 1.0}, ValueError, "verbose must be 0, 1 or 2"),
+    ({"callback": 3}, TypeError, "callback must be callable"),
+])
+def test_bad_training_arguments_are_refused_by_name(kwargs, exc, match):
+    x, y, _ = sum_problem(N=8)
+    model = Model(1, 3, 1, seed=0)
+    before = model.params
+    if kwargs.get("valid") == "v":
+        kwargs = {**kwargs, "valid": (x, y)}
+    with pytest.raises(exc, match=match):
+        fit(model, x, y, **{"verbose": 0, **kwargs})
+    for k, v in model.params.items():  # refused before any training
+        np.testing.assert_array_equal(v, before[k])
+
+
+def test_verbose_takes_a_bool_as_0_or_1():
+    x, y, _ = sum_problem(N=8)
+    h0 = fit(Model(1, 3, 1, seed=0), x, y, epochs=1, verbose=False)
+    h1 = fit(Model(1, 3, 1, seed=0), x, y, epochs=1, verbose=0)
+    assert h0.train_loss == h1.train_loss
+

@@ -27,6 +27,8 @@ def lstm():
     ({"input_size": 3, "hidden_size": 4, "dtype": np.int64}, TypeError, "float32 or float64"),
     ({"input_size": 3, "hidden_size": 4, "dtype": np.float16}, TypeError, "float32 or float64"),
     ({"input_size": 3, "hidden_size": 4, "dtype": "nonsense"}, TypeError, "float32 or float64"),
+    ({"input_size": 3, "hidden_size": 4, "seed": -1}, ValueError, "seed must be None, an int >= 0"),
+    ({"input_size": 3, "hidden_size": 4, "seed": "a"}, TypeError, "seed must be None, an int >= 0"),
 ])
 def test_constructor_rejects(kwargs, exc, match):
     with pytest.raises(exc, match=match):
@@ -95,7 +97,7 @@ def test_bad_state0(gru, lstm):
         gru.forward(x, np.zeros((2, 5)))
     with pytest.raises(TypeError, match="not a tuple"):
         gru.forward(x, (np.zeros((2, 4)), np.zeros((2, 4))))
-    with pytest.raises(TypeError, match=r"state0 of an LSTM must be a tuple \(h, c\)"):
+    with pytest.raises(TypeError, match=r"state0 of LSTM must be a tuple \(h, c\)"):
         lstm.forward(x, np.zeros((2, 4)))
     with pytest.raises(ValueError, match=r"state0\[1\] \(c\) must have shape \(2, 4\)"):
         lstm.forward(x, (np.zeros((2, 4)), np.zeros((4, 2))))
@@ -139,7 +141,7 @@ def test_bad_dy_and_dstate(gru, lstm):
     with pytest.raises(ValueError, match=r"dstate must have shape \(2, 4\)"):
         gru.backward(cache, None, np.zeros(4))
     _, _, lcache = lstm.forward(np.zeros((4, 2, 3)))
-    with pytest.raises(TypeError, match=r"dstate of an LSTM must be a tuple \(h, c\)"):
+    with pytest.raises(TypeError, match=r"dstate of LSTM must be a tuple \(h, c\)"):
         lstm.backward(lcache, None, np.zeros((2, 4)))
 
 
@@ -298,6 +300,38 @@ def test_a_forged_cache_is_an_error_not_a_crash(cls, field, value):
 def test_bad_gates(gru, gates, exc, match):
     with pytest.raises(exc, match=match):
         gru.forward(np.zeros((2, 1, 3)), gates=gates)
+
+
+def test_a_cell_without_sigmoid_gates_says_so():
+    with pytest.raises(ValueError, match=r"gates: RNN can pin no gate, not 'g'"):
+        pg.RNN(3, 4).forward(np.zeros((2, 1, 3)), gates={"g": 0.5})
+
+
+def test_state_errors_name_the_class():
+    x = np.zeros((2, 1, 3))
+    with pytest.raises(TypeError, match=r"state0 of CoupledLSTM must be a tuple \(h, c\)"):
+        pg.CoupledLSTM(3, 4).forward(x, np.zeros((1, 4)))
+    with pytest.raises(TypeError, match=r"state0 of MinGRU is one \(1, 4\) array, not a tuple"):
+        pg.MinGRU(3, 4).forward(x, (np.zeros((1, 4)), np.zeros((1, 4))))
+
+
+def test_gradcheck_takes_a_cell():
+    for bad in ("gru", None):
+        with pytest.raises(TypeError, match="cell must be a pyx_gru cell"):
+            pg.gradcheck(bad)
+    with pytest.raises(TypeError, match="cell must be a pyx_gru cell .* got Model"):
+        pg.gradcheck(pg.Model(2, 4, 1))
+    with pytest.raises(ValueError, match="seed must be None, an int >= 0"):
+        pg.gradcheck(pg.GRU(2, 3), seed=-1)
+
+
+def test_layer_seeds_and_flags_are_checked():
+    with pytest.raises(ValueError, match="seed must be None, an int >= 0"):
+        pg.Model(2, 4, 1, seed=-1)
+    with pytest.raises(ValueError, match="seed must be None, an int >= 0"):
+        pg.layers.Dense(2, 4, seed=-1)
+    with pytest.raises(TypeError, match="bidirectional must be True or False"):
+        pg.Model(2, 4, 1, bidirectional="yes")
 
 
 def test_pinnable_gates():

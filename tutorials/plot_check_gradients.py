@@ -5,7 +5,7 @@ Checking your own gradients
 Every backward pass in pyx_gru is written by hand, so every one of them is
 checked against finite differences: move one number by a tiny step up and
 down, see how much the loss changes, and compare that slope with what the
-backward pass says. This tutorial does that for all six cell
+backward pass says. This tutorial does that for all twelve cell
 configurations, then shows what a wrong gradient looks like.
 """
 
@@ -37,8 +37,14 @@ cells = {
     "SimpleGRU": pg.SimpleGRU(3, 4, seed=0),
     "GRU (after)": pg.GRU(3, 4, reset="after", seed=0),
     "GRU (before)": pg.GRU(3, 4, reset="before", seed=0),
+    "MGU (after)": pg.MGU(3, 4, reset="after", seed=0),
+    "MGU (before)": pg.MGU(3, 4, reset="before", seed=0),
     "LSTM": pg.LSTM(3, 4, seed=0),
     "LSTM (peephole)": pg.LSTM(3, 4, peephole=True, seed=0),
+    "CoupledLSTM": pg.CoupledLSTM(3, 4, seed=0),
+    "CoupledLSTM (peephole)": pg.CoupledLSTM(3, 4, peephole=True, seed=0),
+    "minGRU": pg.MinGRU(3, 4, seed=0),
+    "minLSTM": pg.MinLSTM(3, 4, seed=0),
 }
 
 # Initial biases and peepholes are zero, and a zero parameter can hide a bug
@@ -50,26 +56,29 @@ for cell in cells.values():
 errors = {name: pg.gradcheck(cell, T=5, B=3) for name, cell in cells.items()}
 for name, err in errors.items():
     worst = max(err, key=err.get)
-    print(f"{name:<16} largest relative error {err[worst]:.1e} (in {worst})")
+    print(f"{name:<22} largest relative error {err[worst]:.1e} (in {worst})")
 
 # %%
 # All errors are around 1e-9: the size of the finite-difference error itself
 # (a step of 1e-6 leaves about 1e-10 of rounding in a loss of order 1, plus
 # a truncation error of order :math:`\epsilon^2`). A wrong gradient shows up
-# as an error many orders of magnitude larger.
+# as an error many orders of magnitude larger. (minGRU and minLSTM have no
+# :math:`U`: their gates read only :math:`x_t`.)
 
-fig, ax = plt.subplots(figsize=(8, 4))
+fig, ax = plt.subplots(figsize=(9, 4.5))
 names = ["W", "U", "b", "x", "h0"]
 width = 0.8 / len(errors)
+colors = plt.cm.tab20(np.r_[0:20:2, 1:20:2])  # the ten dark colours, then the light ones
 for k, (label, err) in enumerate(errors.items()):
-    ax.bar(np.arange(len(names)) + k * width, [err[n] for n in names], width, label=label)
+    ax.bar(np.arange(len(names)) + k * width, [err.get(n, np.nan) for n in names], width,
+           label=label, color=colors[k])
 ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names)
 ax.set_yscale("log")
-ax.set_ylim(1e-13, 1)
+ax.set_ylim(1e-13, 1e4)  # room for the legend above the bars
 ax.axhline(1e-6, color="k", linestyle="--", linewidth=1)
 ax.text(len(names) - 0.5, 2e-6, "pass below 1e-6", ha="right")
 ax.set_ylabel("relative error vs finite differences")
-ax.legend(fontsize=9, ncol=3, loc="upper center")
+ax.legend(fontsize=8, ncol=4, loc="upper center")
 ax.set_title("Every backward pass agrees with finite differences")
 fig.tight_layout()
 
