@@ -64,10 +64,10 @@ def check_dtype(dtype):
 def _no_masked_entries(name, value, expected):
     # np.asarray drops a mask silently: masked entries would be computed with.
     if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
+        hint = "" if name == "lengths" else " (for padded sequences, pass lengths)"
         raise TypeError(
             f"{name} is a masked array with masked entries, which would be read as "
-            f"numbers; fill them (value.filled(0)) or use lengths; expected shape "
-            f"{_text(expected)}"
+            f"numbers; fill them ({name}.filled(0)){hint}; expected shape {_text(expected)}"
         )
 
 

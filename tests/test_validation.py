@@ -352,3 +352,13 @@ def test_cache_pins_and_params_cannot_be_edited(gru):
     with pytest.raises(TypeError):
         cache.params["W"] = np.zeros((3, 12))
     assert np.all(gru.backward(cache, np.ones((2, 1, 4)))[2]["W"][:, :4] == 0)
+
+
+def test_masked_arrays_get_a_hint_that_fits_the_argument(gru):
+    x = np.zeros((2, 2, 3))
+    with pytest.raises(TypeError, match=r"fill them \(lengths\.filled\(0\)\); expected") as info:
+        gru.forward(x, lengths=np.ma.array([1, 2], mask=[0, 1]))
+    assert "pass lengths" not in str(info.value)
+    with pytest.raises(TypeError, match=r"fill them \(x\.filled\(0\)\) \(for padded sequences, "
+                                        r"pass lengths\)"):
+        gru.forward(np.ma.array(x, mask=np.ones(x.shape, bool)))
