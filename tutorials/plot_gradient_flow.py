@@ -348,7 +348,7 @@ fig.tight_layout()
 # %%
 # With zero input the tanh's slopes are 1 and the RNN's Jacobian products
 # are exactly :math:`W^{T-t}`: the measured curve lies on NumPy's. The
-# gradient grows about tenfold over the first ten steps back, with a
+# gradient grows elevenfold over the first ten steps back, with a
 # spectral radius of 0.9, and stays above 1 for about fifty steps. (The
 # bound :math:`\sigma_{\max}^k = 3.25^k` holds, far above.) In a trained network
 # the recurrent matrix is rarely normal, so eigenvalues alone do not tell
