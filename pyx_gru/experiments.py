@@ -184,6 +184,12 @@ def _count_coefficients(cell, input_size, output_size, num_layers, bidirectional
     return a, b, c
 
 
+def _count_key(cell_kwargs):
+    # The cell keywords that shape the parameters, hashable; gate_bias sets
+    # values only, and a dict cannot key the cache.
+    return tuple(sorted((k, v) for k, v in cell_kwargs.items() if k != "gate_bias"))
+
+
 def count_params(cell, hidden_size, input_size, output_size, *, num_layers=1,
                  bidirectional=False, **cell_kwargs):
     """The number of parameters of a whole model, readout included.
@@ -204,7 +210,8 @@ def count_params(cell, hidden_size, input_size, output_size, *, num_layers=1,
     bidirectional : bool
         Each layer reads both ways (2H features per layer).
     **cell_kwargs
-        More cell keywords (``reset=``, ``peephole=``).
+        More cell keywords (``reset=``, ``peephole=``; ``gate_bias=`` is
+        taken and changes nothing here).
 
     Returns
     -------
@@ -213,7 +220,7 @@ def count_params(cell, hidden_size, input_size, output_size, *, num_layers=1,
     """
     hidden_size = check_size("hidden_size", hidden_size)
     a, b, c = _quadratic(_cell_name(cell), input_size, output_size, num_layers, bidirectional,
-                         tuple(sorted(cell_kwargs.items())))
+                         _count_key(cell_kwargs))
     return a * hidden_size ** 2 + b * hidden_size + c
 
 
@@ -248,7 +255,7 @@ def match_hidden_size(cell, n_params, input_size, output_size, *, num_layers=1,
     """
     n_params = check_size("n_params", n_params)
     a, b, c = _quadratic(_cell_name(cell), input_size, output_size, num_layers, bidirectional,
-                         tuple(sorted(cell_kwargs.items())))
+                         _count_key(cell_kwargs))
     if a:
         # the positive root of a H^2 + b H + c = n_params (a > 0: H x H recurrent weights)
         root = (-b + math.sqrt(b * b - 4 * a * (c - n_params))) / (2 * a)

@@ -57,6 +57,8 @@ __all__ = [
 CELLS = {k.name: (k.cell_class, k.keywords) for k in _kinds.KINDS.values()}
 #: Other names ``make_cell`` takes for some of ``CELLS``: alias -> name.
 CELL_ALIASES = dict(_kinds.ALIASES)
+# pyx_gru's cell classes by class name (a Model built from a class keeps its name)
+_CELL_CLASSES = {k.cell_class.__name__: k.cell_class for k in _kinds.KINDS.values()}
 
 
 def make_cell(cell, input_size, hidden_size, *, dtype=np.float64, seed=None, gate_bias=None,
@@ -69,8 +71,11 @@ def make_cell(cell, input_size, hidden_size, *, dtype=np.float64, seed=None, gat
         ``"rnn"``, ``"sgru"`` (alias ``"simple_gru"``), ``"gru"`` (reset
         after, alias ``"gru_after"``), ``"gru_before"``, ``"mgu"`` (alias
         ``"mgu_after"``), ``"mgu_before"``, ``"lstm"``, ``"lstm_peephole"``,
-        ``"cifg"`` (``CoupledLSTM``), ``"cifg_peephole"`` (every name of
-        ``CELLS``), or a subclass of ``pyx_gru.Cell`` (one that
+        ``"cifg"`` (``CoupledLSTM``), ``"cifg_peephole"``, ``"mingru"``,
+        ``"minlstm"`` (every name of ``CELLS``); the class name of one of
+        pyx_gru's cells (``"GRU"``, ``"LSTM"``, ...: what ``Model.config``
+        keeps for a model built from a class); or a subclass of
+        ``pyx_gru.Cell`` (one that
         overrides ``forward`` should pass on the keywords it does not
         handle, so that ``pyx_gru.evaluate`` and ``predict`` can ask for
         ``cache=False``; without them it runs the forward that keeps a cache).
@@ -94,7 +99,9 @@ def make_cell(cell, input_size, hidden_size, *, dtype=np.float64, seed=None, gat
     pyx_gru.Cell
         The new cell, (D, H) as asked.
     """
-    if isinstance(cell, str):
+    if isinstance(cell, str) and cell in _CELL_CLASSES and cell not in CELLS:
+        cls = _CELL_CLASSES[cell]
+    elif isinstance(cell, str):
         name = CELL_ALIASES.get(cell, cell)
         if name not in CELLS:
             raise ValueError(
@@ -163,9 +170,9 @@ def reverse_sequences(x, lengths=None):
 
     Parameters
     ----------
-    x : ndarray, shape (T, B, ...)
+    x : array_like, shape (T, B, ...)
         Sequences, time-major (inputs, outputs or their gradients).
-    lengths : ndarray of int, shape (B,), optional
+    lengths : array_like of int, shape (B,), optional
         The sequences' lengths, each in [0, T]; None means all T.
 
     Returns
@@ -174,9 +181,13 @@ def reverse_sequences(x, lengths=None):
         A new array: ``out[t, b] = x[lengths[b] - 1 - t, b]`` for
         ``t < lengths[b]``, else ``x[t, b]``.
     """
+    x = np.asarray(x)
+    if x.ndim < 2:
+        raise ValueError(f"x must have shape (T, B, ...), got {x.shape}")
     if lengths is None:
         return x[::-1].copy()
     T, B = x.shape[:2]
+    lengths = lengths_array(lengths, T, B)
     t = np.arange(T)[:, None]
     idx = np.where(t < lengths[None, :], lengths[None, :] - 1 - t, t)
     idx = idx.reshape(idx.shape + (1,) * (x.ndim - 2))
@@ -290,7 +301,7 @@ class Recurrent:
         if not isinstance(cell, Cell):
             raise TypeError(f"cell must be a pyx_gru cell, got {type(cell).__name__}")
         self.cell = cell
-        self.reverse = bool(reverse)
+        self.reverse = check_flag("reverse", reverse)
 
     input_size = property(lambda self: self.cell.input_size, doc="int: D.")
     output_size = property(lambda self: self.cell.hidden_size, doc="int: H.")
@@ -826,10 +837,12 @@ class Model:
         self.readout = readout
         self.grads = None
         self._config = {
-            "input_size": input_size, "hidden_size": hidden_size, "output_size": output_size,
+            "input_size": int(input_size), "hidden_size": int(hidden_size),
+            "output_size": int(output_size),
             "cell": cell if isinstance(cell, str) else cell.__name__, "num_layers": num_layers,
             "bidirectional": bool(bidirectional), "readout": readout, "dtype": dtype.name,
-            "seed": seed if seed is None or isinstance(seed, (int, np.integer)) else repr(seed),
+            "seed": int(seed) if isinstance(seed, (int, np.integer)) else
+                    None if seed is None else repr(seed),
             **cell_kwargs,
         }
 
@@ -1041,7 +1054,8 @@ class Model:
         _check_cache(self, cache)
         dout = float_array("dout", dout, cache.head.h.shape[:-1] + (self.output_size,), self.dtype)
         if cache.valid is not None:
-            dout = dout * cache.valid
+            # a select, not a product: NaN or Inf in the padding must not reach the gradients
+            dout = np.where(cache.valid, dout, self.dtype.type(0))
         dh, g_head = self.head.backward(cache.head, dout)
         if self.readout == "every":
             dx, g_rnn = self.rnn.backward(cache.rnn, dh, None)

@@ -153,8 +153,8 @@ def _sigmoid_terms(out, target, mask):
     z = out.astype(np.float64)
     if mask is not None:
         target = np.where(mask[..., None], target, 0.0)
-    if np.any((target < 0) | (target > 1)):
-        raise ValueError("target of the sigmoid cross-entropy must lie in [0, 1]")
+    if not np.all((target >= 0) & (target <= 1)):  # NaN too
+        raise ValueError("target of the sigmoid cross-entropy must lie in [0, 1] (no NaN)")
     e = np.exp(-np.abs(z))  # shared by softplus and sigmoid (as sigmoid() computes them)
     terms = np.maximum(z, 0.0) + np.log1p(e) - target * z
     dz = np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)) - target
@@ -241,7 +241,7 @@ def get_loss(name):
         ``mse``, ``softmax_cross_entropy`` or ``sigmoid_cross_entropy``:
         ``(out, target, mask=None) -> (loss, dout)``.
     """
-    if name not in LOSSES:
+    if not isinstance(name, str) or name not in LOSSES:
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {name!r}")
     return LOSSES[name]
 

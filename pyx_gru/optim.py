@@ -8,10 +8,11 @@ dtype, and created at the first step. The update formulas are PyTorch's
 compared with PyTorch step by step (the tests do).
 """
 import contextlib
+import math
 
 import numpy as np
 
-from ._validation import check_real
+from ._validation import check_flag, check_real
 
 __all__ = ["Optimizer", "SGD", "RMSProp", "Adam", "make_optimizer", "clip_grad_norm",
            "global_norm", "weight_noise"]
@@ -19,8 +20,8 @@ __all__ = ["Optimizer", "SGD", "RMSProp", "Adam", "make_optimizer", "clip_grad_n
 
 def _nonnegative(name, value):
     value = check_real(name, value)
-    if not value >= 0:
-        raise ValueError(f"{name} must be >= 0, got {value}")
+    if not 0 <= value < math.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
     return value
 
 
@@ -45,8 +46,8 @@ class Optimizer:
 
     def __init__(self, lr, weight_decay=0.0):
         self.lr = check_real("lr", lr)
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
+        if not 0 < self.lr < math.inf:
+            raise ValueError(f"lr must be a finite number > 0, got {lr}")
         self.weight_decay = _nonnegative("weight_decay", weight_decay)
         self.state = {}
         self.t = 0
@@ -66,12 +67,19 @@ class Optimizer:
                 f"params and grads need the same keys; only in params "
                 f"{sorted(set(params) - set(grads))}, only in grads {sorted(set(grads) - set(params))}"
             )
+        cast = {}
         for k, p in params.items():
             g = np.asarray(grads[k])
             if not isinstance(p, np.ndarray) or p.dtype.kind != "f":
                 raise TypeError(f"params[{k!r}] must be a float ndarray, got {type(p).__name__}")
+            if not p.flags.writeable:
+                raise ValueError(f"params[{k!r}] is read-only; the step updates it in place")
             if g.shape != p.shape:
                 raise ValueError(f"grads[{k!r}] must have shape {p.shape}, got {g.shape}")
+            if g.dtype.kind not in "iuf":
+                raise TypeError(f"grads[{k!r}] must hold real numbers, got dtype {g.dtype}")
+            # every check before the first update: a refused step changes nothing
+            cast[k] = g.astype(p.dtype, copy=False)
         for k, p in params.items():
             for name, a in self.state.get(k, {}).items():
                 if a is not None and (a.shape != p.shape or a.dtype != p.dtype):
@@ -79,7 +87,7 @@ class Optimizer:
                                      f"fit the parameter ({p.dtype} {p.shape})")
         self.t += 1
         for k, p in params.items():
-            g = np.asarray(grads[k], dtype=p.dtype)
+            g = cast[k]
             if self.weight_decay:
                 g = g + self.weight_decay * p
             if k not in self.state:
@@ -264,7 +272,7 @@ class SGD(Optimizer):
     def __init__(self, lr=0.01, momentum=0.0, *, nesterov=False, weight_decay=0.0):
         super().__init__(lr, weight_decay)
         self.momentum = _unit("momentum", momentum)
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_flag("nesterov", nesterov)
         if self.nesterov and not self.momentum:
             raise ValueError("nesterov needs momentum > 0")
 
@@ -333,7 +341,7 @@ class RMSProp(Optimizer):
         self.alpha = _unit("alpha", alpha)
         self.eps = _nonnegative("eps", eps)
         self.momentum = _unit("momentum", momentum)
-        self.centered = bool(centered)
+        self.centered = check_flag("centered", centered)
 
     def settings(self):
         """Return the constructor's arguments.
@@ -400,6 +408,8 @@ class Adam(Optimizer):
 
     def __init__(self, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, *, weight_decay=0.0):
         super().__init__(lr, weight_decay)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
         b1, b2 = betas
         self.betas = (_unit("betas[0]", b1), _unit("betas[1]", b2))
         self.eps = _nonnegative("eps", eps)
@@ -533,6 +543,8 @@ def weight_noise(params, std, rng):
         The noise added to each array.
     """
     std = _nonnegative("std", std)
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
     if std == 0:
         yield {}
         return

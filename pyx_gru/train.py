@@ -17,6 +17,7 @@ carries all of these, and its loss and readout: ``fit(model, task)``. The
 loss units are those of ``pyx_gru.losses``.
 """
 import copy
+import hashlib
 import math
 import os
 import signal
@@ -80,6 +81,27 @@ class _Data:
                              f"{loss!r} and readout {readout!r}, got {y.dtype} {y.shape}")
         self.x, self.y, self.lengths, self.mask = x, y, lengths, mask
         self.readout, self.N = readout, N
+
+    def has_targets(self):
+        """Whether any target counts in the loss (a sequence, and for readout
+        "every" a step within a length, that the mask keeps)."""
+        if self.N == 0:
+            return False
+        if self.readout == "last":
+            return self.mask is None or bool(self.mask.any())
+        T = self.x.shape[0]
+        mask = _losses.step_mask((T, self.N), self.lengths, self.mask)
+        return mask is None or bool(np.asarray(mask).any())
+
+    def fingerprint(self, h):
+        """Feed the arrays' dtypes, shapes and bytes to the hash ``h``."""
+        for a in (self.x, self.y, self.lengths, self.mask):
+            if a is None:
+                h.update(b"none;")
+                continue
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape};".encode())
+            h.update(a.view(np.uint8).reshape(-1))
 
     def batch(self, idx):
         """x, y, lengths and the counted-steps mask of rows ``idx``, cut to
@@ -471,6 +493,9 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
     train, loss = _resolve(model, x, y, lengths, mask, loss, readout, "train")
     valid = _valid_data(model, valid, loss)
     batch_size = _check_batch_size(batch_size)
+    if not train.has_targets():
+        raise ValueError("train has no target to fit: no sequence, or every one has length 0 "
+                         "or is masked out")
     epochs = check_size("epochs", epochs, minimum=0)
     if patience is not None:
         patience = check_size("patience", patience)
@@ -505,13 +530,15 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
         "dtype": model.dtype.name, "model": model.config,
     })
     run_dir, every = _checkpoint_args(checkpoint, checkpoint_every, resume)
+    fingerprint = None if run_dir is None else _data_fingerprint(train, valid)
     params = model.params
     best, best_loss, waited = None, math.inf, 0
     slices = _batches(train.N, batch_size)
     # where to start: the first epoch, or a checkpoint's position
     start_epoch, skip, accum, elapsed, finished = 1, 0, None, 0.0, False
     if run_dir is not None and (run_dir / CHECKPOINT_FILE).exists():
-        state = _resume(run_dir, model, opt, history, (shuffle_rng, noise_rng), len(slices))
+        state = _resume(run_dir, model, opt, history, (shuffle_rng, noise_rng), len(slices),
+                        fingerprint)
         history, best, best_loss, waited = state["history"], state["best"], state["best_loss"], state["waited"]
         start_epoch, skip, accum = state["epoch"], state["batch"], state["accum"]
         elapsed, finished = state["elapsed"], state["finished"]
@@ -527,7 +554,7 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
                   "noise_state": noise_rng.bit_generator.state, "accum": acc,
                   "history": history.to_dict(), "best_loss": best_loss, "waited": waited,
                   "elapsed": time.perf_counter() - start, "finished": done,
-                  "n_batches": len(slices)}
+                  "n_batches": len(slices), "data": fingerprint}
         _saving.save_checkpoint(run_dir / CHECKPOINT_FILE, model, opt, best, record)
 
     with _StopOnSigint(run_dir is not None) as sigint:
@@ -576,6 +603,12 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
                         history.interrupted = True
                         return history
             skip = 0
+            if not history.diverged and not all(np.isfinite(p).all() for p in params.values()):
+                # a finite step can still overflow a parameter
+                history.diverged = True
+                warnings.warn(f"fit: a parameter is not finite after epoch {epoch}; training "
+                              "stopped (try a smaller lr or clip=...)", RuntimeWarning,
+                              stacklevel=2)
             if history.diverged:
                 save(epoch, 0, epoch_state, None, done=True)
                 break
@@ -642,10 +675,22 @@ def _save_best(path, model, best):
 
 
 _RECORD_KEYS = {"epoch", "batch", "shuffle_state", "noise_state", "accum", "history", "best_loss",
-                "waited", "elapsed", "finished", "n_batches"}
+                "waited", "elapsed", "finished", "n_batches", "data"}
 
 
-def _resume(run_dir, model, opt, history, rngs, n_batches):
+def _data_fingerprint(train, valid):
+    """A SHA-256 of the training and validation arrays (hex): a checkpoint
+    keeps it, so that a run is resumed on the data it was started on."""
+    h = hashlib.sha256()
+    for data in (train, valid):
+        if data is None:
+            h.update(b"no data;")
+        else:
+            data.fingerprint(h)
+    return h.hexdigest()
+
+
+def _resume(run_dir, model, opt, history, rngs, n_batches, data):
     """Restore the run in ``run_dir`` into model, opt and the generators;
     returns fit's loop state, after checking that the checkpoint belongs to
     this run."""
@@ -676,6 +721,9 @@ def _resume(run_dir, model, opt, history, rngs, n_batches):
     if history.settings["epochs"] < old_epochs:
         raise bad(f"the run was made with epochs={old_epochs}; a resumed run may have more "
                   f"epochs, not fewer (got epochs={history.settings['epochs']})")
+    if rec["data"] != data:
+        raise bad("the run was made with other training or validation data (the arrays' "
+                  "SHA-256 differs); resume it on the data it was started on")
     if rec["n_batches"] != n_batches:
         raise bad(f"the run had {rec['n_batches']} mini-batches an epoch, this one {n_batches}")
     epoch, batch = rec["epoch"], rec["batch"]
@@ -832,6 +880,8 @@ def predict(model, x, *, lengths=None, loss=None, batch_size=256):
         (N, K) for readout "last", (T, N, K) for "every" (zero past each
         sequence's length).
     """
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a pyx_gru.layers.Model, got {type(model).__name__}")
     if _is_task(x):
         if lengths is not None:
             raise TypeError("pass either a Task or x and lengths, not both")
@@ -843,10 +893,12 @@ def predict(model, x, *, lengths=None, loss=None, batch_size=256):
     if x.ndim != 3:
         raise ValueError(f"x must have shape (T, N, D), got {x.shape}")
     T, N, _ = x.shape
+    if lengths is not None:
+        lengths = lengths_array(lengths, T, N)
     batch_size = _check_batch_size(batch_size)
     outs = []
     for s in _batches(N, batch_size):
-        lb = None if lengths is None else np.asarray(lengths)[s]
+        lb = None if lengths is None else lengths[s]
         Tb = T if lb is None or not len(lb) else int(lb.max())
         out, _ = model.forward(x[:Tb, s], lb, cache=False)
         if model.readout == "every" and Tb < T:

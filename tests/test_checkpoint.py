@@ -207,6 +207,21 @@ def test_a_run_cannot_be_resumed_with_fewer_epochs(tmp_path):
     assert h.epoch == [1, 2, 3] and h.settings["epochs"] == 3
 
 
+def test_a_run_is_resumed_only_on_its_own_data(tmp_path):
+    train_, valid, _ = tasks.adding(40, 8, seed=1).split((0.6, 0.2, 0.2), seed=0)
+    other, other_valid, _ = tasks.adding(40, 8, seed=2).split((0.6, 0.2, 0.2), seed=0)
+
+    def run(tr, va, epochs):
+        return pg.fit(layers.Model(train_.D, 4, 1, cell="gru", seed=2), tr, valid=va,
+                      epochs=epochs, batch_size=8, seed=5, verbose=0, checkpoint=tmp_path)
+
+    run(train_, valid, 1)
+    for tr, va in ((other, valid), (train_, other_valid)):  # the same shapes, other numbers
+        with pytest.raises(ValueError, match="other training or validation data"):
+            run(tr, va, 2)
+    assert run(train_, valid, 2).epoch == [1, 2]
+
+
 def test_a_checkpoint_of_another_run_is_refused(tmp_path):
     small_run(1, checkpoint=tmp_path)
     with pytest.raises(ValueError, match=r"other arguments or data: \['batch_size'\]"):

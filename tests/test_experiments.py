@@ -616,3 +616,10 @@ def test_the_commands_in_the_results_page_parse():
         parser = experiments.add_compare_arguments(argparse.ArgumentParser())
         args = parser.parse_args(shlex.split(command))
         experiments.check_compare_arguments(args)
+
+
+def test_count_params_takes_gate_bias_as_the_model_does():
+    from pyx_gru.experiments import count_params, match_hidden_size
+    kw = {"gate_bias": {"z": 1.0}}
+    assert count_params("gru", 4, 2, 1, **kw) == pg.Model(2, 4, 1, cell="gru", **kw).n_params
+    assert match_hidden_size("gru", 500, 2, 1, **kw) == match_hidden_size("gru", 500, 2, 1)

@@ -1,6 +1,8 @@
 """Layers and Model: gradients against finite differences (float64), the
 whole model against PyTorch's stacked bidirectional modules, reversal within
 lengths, parameters, seeding and dtypes."""
+import json
+
 import numpy as np
 import pytest
 
@@ -164,6 +166,13 @@ def test_reverse_sequences_within_lengths():
         [[9, 4, 2], [6, 1, 5], [3, 7, 8], [0, 10, 11]],
     )
     np.testing.assert_array_equal(reverse_sequences(x), x[::-1])
+    np.testing.assert_array_equal(reverse_sequences(x, [4, 2, 0]), reverse_sequences(x, np.array([4, 2, 0])))
+    with pytest.raises(ValueError, match="lengths must lie in"):
+        reverse_sequences(x, [5, 2, 0])
+    with pytest.raises(ValueError, match="lengths must lie in"):
+        reverse_sequences(x, [-1, 2, 0])
+    with pytest.raises(ValueError, match=r"lengths must have shape \(3,\)"):
+        reverse_sequences(x, [4, 2])
     x3 = x_of(5, 4, 2)
     lengths = np.array(LENGTHS)
     r = reverse_sequences(x3, lengths)
@@ -248,9 +257,20 @@ def test_float32_model_matches_float64():
 
 def test_every_readout_is_zero_past_lengths():
     model = randomize(Model(2, 3, 2, readout="every", seed=0))
-    out, _ = model.forward(x_of(), LENGTHS)
+    out, cache = model.forward(x_of(), LENGTHS)
     for b, n in enumerate(LENGTHS):
         assert np.all(out[n:, b] == 0) and np.all(out[:n, b] != 0)
+    # dout past the lengths is ignored, even NaN or Inf: bitwise as zeros there
+    dout = np.random.default_rng(0).standard_normal(out.shape)
+    clean = dout.copy()
+    for b, n in enumerate(LENGTHS):
+        clean[n:, b] = 0
+        dout[n:, b] = np.nan if b % 2 else np.inf
+    dx, grads = model.backward(cache, dout)
+    dx0, grads0 = model.backward(cache, clean)
+    np.testing.assert_array_equal(dx, dx0)
+    for k in grads0:
+        np.testing.assert_array_equal(grads[k], grads0[k])
 
 
 def test_make_cell_names_and_errors():
@@ -396,3 +416,14 @@ def test_a_cell_class_made_per_call_is_freed():
     ref = make()
     gc.collect()
     assert ref() is None
+
+
+def test_a_model_config_rebuilds_the_model():
+    for cell, kw in ((pg.GRU, {"reset": "before"}), (pg.LSTM, {"peephole": True}),
+                     ("cifg", {}), (pg.MinGRU, {})):
+        model = Model(np.int64(2), np.int64(3), 2, cell=cell, seed=np.int64(4), **kw)
+        again = Model(**model.config)
+        json.dumps(model.config)  # NumPy ints kept as Python ints
+        for k, v in model.params.items():
+            np.testing.assert_array_equal(again.params[k], v)
+        assert again.config == model.config

@@ -142,6 +142,16 @@ def test_errors():
         mse(out, np.zeros((4, 2)))
     with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
         sigmoid_cross_entropy(out, np.full((4, 3), 2.0))
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\] \(no NaN\)"):
+        sigmoid_cross_entropy(out, np.full((4, 3), np.nan))
+    # a NaN target where the mask drops it is never read
+    target = np.zeros((4, 3))
+    target[1] = np.nan
+    keep = np.array([True, False, True, True])
+    value, _ = sigmoid_cross_entropy(out, target, keep)
+    assert np.isfinite(value)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        losses.get_loss(["mse"])
     with pytest.raises(ValueError, match=r"out must have shape \(B, K\) or \(T, B, K\)"):
         mse(np.zeros(3), np.zeros(3))
     with pytest.raises(ValueError, match="loss must be one of"):

@@ -138,7 +138,10 @@ def test_weight_noise_is_added_then_removed_exactly():
         np.testing.assert_array_equal(params[k], clean[k])
     with weight_noise(params, 0.0, rng) as none:
         assert none == {} and np.array_equal(params["W"], clean["W"])
-    with pytest.raises(ValueError, match="std must be >= 0"):
+    with pytest.raises(TypeError, match="rng must be a numpy.random.Generator"):
+        with weight_noise({"a": np.zeros(2)}, 0.1, 0):
+            pass
+    with pytest.raises(ValueError, match="std must be a finite number >= 0"):
         with weight_noise(params, -1.0, rng):
             pass
 
@@ -153,8 +156,23 @@ def test_make_optimizer_and_errors():
         optim.make_optimizer(opt, 0.1)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         optim.make_optimizer("lbfgs")
-    with pytest.raises(ValueError, match="lr must be > 0"):
+    with pytest.raises(ValueError, match="lr must be a finite number > 0"):
         SGD(0)
+    for bad in (np.inf, np.nan):
+        with pytest.raises(ValueError, match="lr must be a finite number > 0"):
+            SGD(bad)
+        with pytest.raises(ValueError, match="eps must be a finite number >= 0"):
+            Adam(eps=bad)
+        with pytest.raises(ValueError, match="weight_decay must be a finite number >= 0"):
+            SGD(0.1, weight_decay=bad)
+    with pytest.raises(TypeError, match="lr must be a real number"):
+        SGD("0.1")
+    with pytest.raises(TypeError, match="nesterov must be True or False"):
+        SGD(0.1, 0.9, nesterov="no")
+    with pytest.raises(TypeError, match="centered must be True or False"):
+        optim.RMSProp(centered="no")
+    with pytest.raises(TypeError, match=r"betas must be a pair"):
+        Adam(betas=0.9)
     with pytest.raises(ValueError, match="momentum must lie in"):
         SGD(0.1, momentum=1.0)
     with pytest.raises(ValueError, match="nesterov needs momentum"):
@@ -167,3 +185,17 @@ def test_make_optimizer_and_errors():
     with pytest.raises(ValueError, match=r"grads\['a'\] must have shape \(3,\)"):
         SGD().step(p, {"a": np.zeros(4)})
     assert "lr=0.01" in repr(SGD())
+
+
+@pytest.mark.parametrize("opt", [SGD(0.1, 0.9), RMSProp(0.1), Adam(0.1)], ids=repr)
+def test_a_refused_step_changes_nothing(opt):
+    params = {"a": np.ones(3), "w": np.ones(3)}
+    ro = {"a": np.ones(3), "w": np.ones(3)}
+    ro["w"].flags.writeable = False
+    for p, g, exc in ((params, {"a": np.ones(3), "w": np.array(["x", "y", "z"])}, TypeError),
+                      (params, {"a": np.ones(3), "w": np.ones(3) * 1j}, TypeError),
+                      (ro, {"a": np.ones(3), "w": np.ones(3)}, ValueError)):
+        with pytest.raises(exc, match=r"\['w'\]"):
+            opt.step(p, g)
+        assert opt.t == 0 and opt.state == {}
+        np.testing.assert_array_equal(p["a"], np.ones(3))

@@ -285,7 +285,7 @@ def test_a_state_dict_is_a_copy():
     (lambda s: s.update(optimizer="Lion"), "optimizer must be one of"),
     (lambda s: s.update(t=-1), r"t must be an int >= 0"),
     (lambda s: s.update(t=2.5), r"t must be an int >= 0"),
-    (lambda s: s["settings"].update(lr=-1), "lr must be > 0"),
+    (lambda s: s["settings"].update(lr=-1), "lr must be a finite number > 0"),
     (lambda s: s["settings"].update(rocket=True), "settings of a Adam"),
     (lambda s: s["settings"].pop("eps"), "settings of a Adam must have the keys"),
     (lambda s: s["state"]["readout.b"].pop("m"), r"must have the buffers \['m', 'v'\]"),

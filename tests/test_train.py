@@ -356,3 +356,27 @@ def test_verbose_takes_a_bool_as_0_or_1():
     h1 = fit(Model(1, 3, 1, seed=0), x, y, epochs=1, verbose=0)
     assert h0.train_loss == h1.train_loss
 
+
+
+def test_predict_checks_its_lengths_and_model():
+    x, y, _ = sum_problem(N=8)
+    model = Model(1, 3, 1, seed=0)
+    with pytest.raises(ValueError, match=r"lengths must have shape \(8,\)"):
+        predict(model, x, lengths=np.full(9, 2), batch_size=2)
+    with pytest.raises(ValueError, match=r"lengths must have shape \(8,\)"):
+        predict(model, x, lengths=np.full(4, 2), batch_size=2)
+    with pytest.raises((TypeError, ValueError), match="lengths"):
+        predict(model, x, lengths="abcdefgh")
+    with pytest.raises(TypeError, match="model must be a pyx_gru.layers.Model"):
+        predict(pg.GRU(1, 3), x)
+
+
+def test_fit_refuses_data_with_nothing_to_fit():
+    x, y, _ = sum_problem(N=8)
+    with pytest.raises(ValueError, match="train has no target to fit"):
+        fit(Model(1, 3, 1, seed=0), x[:, :0], y[:0], verbose=0)
+    with pytest.raises(ValueError, match="train has no target to fit"):
+        fit(Model(1, 3, 1, seed=0), x, y, mask=np.zeros(8, bool), verbose=0)
+    ye = np.zeros(x.shape[:2] + (1,))
+    with pytest.raises(ValueError, match="train has no target to fit"):
+        fit(Model(1, 3, 1, readout="every", seed=0), x, ye, lengths=np.zeros(8, int), verbose=0)
