@@ -380,3 +380,15 @@ def test_fit_refuses_data_with_nothing_to_fit():
     ye = np.zeros(x.shape[:2] + (1,))
     with pytest.raises(ValueError, match="train has no target to fit"):
         fit(Model(1, 3, 1, readout="every", seed=0), x, ye, lengths=np.zeros(8, int), verbose=0)
+
+
+def test_a_step_that_leaves_a_parameter_non_finite_stops_the_run():
+    class Overflowing(pg.optim.SGD):
+        def _update(self, p, g, state):
+            p[...] = np.inf  # as a finite but huge step can do
+
+    x, y, _ = sum_problem(N=8)
+    with pytest.warns(RuntimeWarning, match="a parameter is not finite after epoch 1"):
+        h = fit(Model(1, 3, 1, seed=0), x, y, optimizer=Overflowing(0.1), epochs=3,
+                batch_size=8, valid=(x, y), verbose=0)
+    assert h.diverged and h.epoch == [] and h.best_epoch is None
