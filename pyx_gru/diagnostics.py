@@ -40,7 +40,7 @@ them; measured rates in docs/results/README.md).
 import numpy as np
 
 from ._cells import RNN, Cache, Cell
-from ._validation import check_rng, check_size, float_array, lengths_array
+from ._validation import check_real, check_rng, check_size, float_array, lengths_array
 
 __all__ = [
     "state_gradients",
@@ -372,10 +372,12 @@ def gate_statistics(cache, *, sigmoid_saturation=SIGMOID_SATURATION, tanh_satura
     """
     if not isinstance(cache, Cache) or not isinstance(getattr(cache, "gates", None), np.ndarray):
         raise TypeError("cache must be the Cache of a compiled cell's forward (it holds the gates)")
-    lo, hi = (float(v) for v in sigmoid_saturation)
+    if not isinstance(sigmoid_saturation, (tuple, list)) or len(sigmoid_saturation) != 2:
+        raise TypeError(f"sigmoid_saturation must be a pair (low, high), got {sigmoid_saturation!r}")
+    lo, hi = (check_real("sigmoid_saturation", v) for v in sigmoid_saturation)
     if not 0 <= lo < hi <= 1:
         raise ValueError(f"sigmoid_saturation must be (low, high) with 0 <= low < high <= 1, got {sigmoid_saturation}")
-    th = float(tanh_saturation)
+    th = check_real("tanh_saturation", tanh_saturation)
     if not 0 <= th <= 1:
         raise ValueError(f"tanh_saturation must lie in [0, 1], got {tanh_saturation}")
     cell = cache.cell
@@ -427,6 +429,8 @@ def flow_curve(cell, x, *, seed=0):
     ndarray, shape (T + 1,)
         ``curve[t]`` for t = 0 .. T (``curve[T]`` = 1).
     """
+    if not isinstance(cell, Cell):
+        raise TypeError(f"cell must be a pyx_gru cell (pyx_gru.GRU, ...), got {type(cell).__name__}")
     x = np.asarray(x)
     if x.ndim != 3:
         raise ValueError(f"x must have shape (T, B, D), got {x.shape}")

@@ -507,7 +507,11 @@ def clip_grad_norm(grads, max_norm):
     float
         ||g|| before clipping.
     """
-    max_norm = float(max_norm)
+    max_norm = check_real("max_norm", max_norm)
+    for k, g in grads.items():
+        if not isinstance(g, np.ndarray) or g.dtype.kind != "f":
+            raise TypeError(f"grads[{k!r}] must be a float ndarray (scaled in place), got "
+                            f"{getattr(g, 'dtype', type(g).__name__)}")
     if not max_norm > 0:
         raise ValueError(f"max_norm must be > 0, got {max_norm}")
     norm = global_norm(grads)

@@ -275,6 +275,13 @@ def test_errors():
         dg.state_jacobians(cell, x[..., :1])
     with pytest.raises(ValueError, match="max_rows must be >= 1"):
         dg.state_jacobians(cell, x, max_rows=0)
+    with pytest.raises(TypeError, match="cell must be a pyx_gru cell"):
+        dg.flow_curve("gru", x)
+    _, _, cache = cell.forward(x)
+    with pytest.raises(TypeError, match=r"sigmoid_saturation must be a pair"):
+        dg.gate_statistics(cache, sigmoid_saturation=0.5)
+    with pytest.raises(TypeError, match="tanh_saturation must be a real number"):
+        dg.gate_statistics(cache, tanh_saturation="0.9")
     # an LSTM dstate may be a plain array (dL/dc_L = 0) or (dh, dc)
     a = dg.state_gradients(cell, x, dstate)
     b = dg.state_gradients(cell, x, (dstate, np.zeros((B, H))))

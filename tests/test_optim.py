@@ -94,6 +94,10 @@ def test_clip_grad_norm():
     assert global_norm(grads) == pytest.approx(0.5, rel=1e-15)
     for k in grads:  # theta g / ||g||
         np.testing.assert_allclose(grads[k], before[k] * 0.5 / norm, rtol=1e-15)
+    with pytest.raises(TypeError, match="max_norm must be a real number"):
+        clip_grad_norm(grads, "1")
+    with pytest.raises(TypeError, match=r"grads\['i'\] must be a float ndarray"):
+        clip_grad_norm({"i": np.ones(3, dtype=int)}, 1.0)
     f32 = {"a": np.full(4, 3.0, dtype=np.float32)}
     clip_grad_norm(f32, 1.0)
     assert f32["a"].dtype == np.float32 and global_norm(f32) == pytest.approx(1.0, rel=1e-6)

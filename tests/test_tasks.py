@@ -296,6 +296,8 @@ def test_split_partitions_rows_deterministically():
     for p, q in zip(parts, again, strict=True):
         assert np.array_equal(p.x, q.x) and np.array_equal(p.y, q.y) and np.array_equal(p.lengths, q.lengths)
     assert strings[0] != other[0].info["rows"]["string"]
+    with pytest.raises(TypeError, match="seed must be None, an int >= 0"):
+        task.split((0.6, 0.2, 0.2), seed="x")
     for p in parts:
         # T shrinks to the longest kept sequence; the baselines are the part's own
         assert p.T == p.lengths.max()

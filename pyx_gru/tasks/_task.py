@@ -20,7 +20,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .._validation import check_size, lengths_array, real_array, shaped_array
+from .._validation import check_rng, check_size, lengths_array, real_array, shaped_array
 from ..losses import step_mask
 
 __all__ = ["Task"]
@@ -272,7 +272,7 @@ class Task:
         f = np.asarray(fractions, dtype=np.float64)
         if f.shape != (3,) or not np.all(np.isfinite(f)) or np.any(f < 0) or abs(f.sum() - 1) > 1e-9:
             raise ValueError(f"fractions must be 3 non-negative numbers summing to 1, got {fractions!r}")
-        perm = np.random.default_rng(seed).permutation(self.N)
+        perm = check_rng("seed", seed).permutation(self.N)
         cuts = np.rint(np.cumsum(f) * self.N).astype(np.int64)
         cuts[-1] = self.N
         bounds = np.concatenate([[0], cuts])
