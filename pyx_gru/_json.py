@@ -1,6 +1,7 @@
 """JSON text in and out, for the results that ``train.History`` and
 ``experiments.Comparison`` write and read back."""
 import json
+import os
 
 
 def json_text(obj, path=None):
@@ -13,10 +14,10 @@ def json_text(obj, path=None):
 
 
 def read_json(text_or_path):
-    """The object in JSON text, or in the file at that path (text that does
-    not start with ``{`` is taken for a path)."""
-    text = str(text_or_path)
-    if not text.lstrip().startswith("{"):
+    """The object in JSON text, or in the file at that path (a path-like
+    object, or text that does not start with ``{`` or ``[``)."""
+    text = os.fspath(text_or_path) if isinstance(text_or_path, os.PathLike) else str(text_or_path)
+    if isinstance(text_or_path, os.PathLike) or not text.lstrip().startswith(("{", "[")):
         with open(text) as f:
             text = f.read()
     return json.loads(text)

@@ -405,6 +405,9 @@ class Recurrent:
             T, B = cache.cell_cache.x.shape[:2]
             dy = reverse_sequences(float_array("dy", dy, (T, B, self.output_size), self.dtype),
                                    cache.lengths)
+        if dh_last is not None:
+            B = cache.cell_cache.x.shape[1]
+            dh_last = float_array("dh_last", dh_last, (B, self.output_size), self.dtype)
         dstate = (dh_last, None) if self.cell._lstm else dh_last
         dx, _, grads = self.cell.backward(cache.cell_cache, dy, dstate)
         if self.reverse:

@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 import warnings
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -281,6 +282,11 @@ class History:
         History
             A history equal to the one ``d`` came from.
         """
+        if not isinstance(d, dict):
+            raise TypeError(f"a History is read from a dict (to_dict's), got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        if set(d) - names:
+            raise TypeError(f"not a History: unknown keys {sorted(set(d) - names)}")
         return cls(**d)
 
     def to_json(self, path=None):

@@ -297,6 +297,11 @@ def test_errors_name_the_argument():
     out, cache = model.forward(np.zeros((4, 3, 2)))
     with pytest.raises(ValueError, match="dout must have shape"):
         model.backward(cache, np.zeros((3, 2)))
+    for cell in ("gru", "lstm"):
+        layer = Recurrent(make_cell(cell, 2, 3))
+        _, _, lcache = layer.forward(np.zeros((4, 2, 2)))
+        with pytest.raises(ValueError, match=r"dh_last must have shape \(2, 3\), got \(2, 4\)"):
+            layer.backward(lcache, None, np.zeros((2, 4)))
     other = Model(2, 3, 1, seed=0)
     with pytest.raises(ValueError, match="cache must be the one"):
         other.backward(cache, np.zeros((3, 1)))

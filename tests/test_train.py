@@ -245,6 +245,10 @@ def test_history_json(tmp_path):
     assert again == h and History.from_json(text) == h
     assert set(h.to_dict()) >= {"epoch", "train_loss", "valid_loss", "time", "best_epoch"}
     assert h.time == sorted(h.time) and h.steps == [1, 2]
+    with pytest.raises(TypeError, match="a History is read from a dict"):
+        History.from_json("[1, 2]")  # JSON text, not a file name
+    with pytest.raises(TypeError, match=r"unknown keys \['nope'\]"):
+        History.from_json('{"nope": 1}')
 
 
 def test_history_plot():
