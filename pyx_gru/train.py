@@ -80,6 +80,9 @@ class _Data:
         elif y.dtype.kind not in "iuf" or y.ndim != len(rows) + 1 or y.shape[:-1] != rows:
             raise ValueError(f"{what} y must be a float array of shape {rows + ('K',)} for loss "
                              f"{loss!r} and readout {readout!r}, got {y.dtype} {y.shape}")
+        if readout == "last" and lengths is not None and not lengths.all():
+            # a sequence of length 0 has no last step, so no target (as Task.counted)
+            mask = (lengths > 0) if mask is None else mask & (lengths > 0)
         self.x, self.y, self.lengths, self.mask = x, y, lengths, mask
         self.readout, self.N = readout, N
 

@@ -396,3 +396,20 @@ def test_a_step_that_leaves_a_parameter_non_finite_stops_the_run():
         h = fit(Model(1, 3, 1, seed=0), x, y, optimizer=Overflowing(0.1), epochs=3,
                 batch_size=8, valid=(x, y), verbose=0)
     assert h.diverged and h.epoch == [] and h.best_epoch is None
+
+
+def test_a_sequence_of_length_0_has_no_last_target():
+    """As Task.counted says: evaluate does not count it and fit does not train on it."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3, 1))
+    y = rng.standard_normal((3, 1))
+    from pyx_gru.tasks import Task
+    task = Task("t", x, y, np.array([4, 0, 2]), None, "last", "mse", 1, 0.0)
+    assert task.counted()[:, 1].sum() == 0
+    model = Model(1, 3, 1, seed=0)
+    assert evaluate(model, task)["count"] == 2
+    y_other = y.copy()
+    y_other[1] = 1e6  # its target changes nothing
+    h1 = fit(Model(1, 3, 1, seed=0), x, y, lengths=[4, 0, 2], epochs=2, verbose=0)
+    h2 = fit(Model(1, 3, 1, seed=0), x, y_other, lengths=[4, 0, 2], epochs=2, verbose=0)
+    assert h1.train_loss == h2.train_loss
