@@ -1026,12 +1026,18 @@ class Model:
                              f"or None; got {type(state).__name__}"
                              + (f" of length {len(state)}" if isinstance(state, (list, tuple)) else ""))
         h, new = x[None], []
-        for layer, s in zip(self.rnn.layers, state, strict=True):
+        for i, (layer, s) in enumerate(zip(self.rnn.layers, state, strict=True)):
             cell = layer.cell
-            if _takes_cache(cell):
-                h, s, _ = cell.forward(h, s, cache=False)
-            else:
-                h, s, _ = cell.forward(h, s)
+            try:
+                if _takes_cache(cell):
+                    h, s, _ = cell.forward(h, s, cache=False)
+                else:
+                    h, s, _ = cell.forward(h, s)
+            except (TypeError, ValueError) as exc:
+                if "state0" not in str(exc):
+                    raise
+                # the cell calls it state0; here it is the layer's entry of state
+                raise type(exc)(str(exc).replace("state0", f"state[{i}]")) from None
             new.append(s)
         out, _ = self.head.forward(h[0])
         return out, new

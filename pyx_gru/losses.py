@@ -260,7 +260,9 @@ def softmax(z):
         Probabilities: exp(z) / sum(exp(z)) along the last axis, each row
         summing to 1.
     """
-    z = np.asarray(z)
+    z = real_array("z", z, "(..., K)")
+    if z.ndim == 0 or z.shape[-1] == 0:
+        raise ValueError(f"z must have shape (..., K) with K >= 1, got {z.shape}")
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 

@@ -297,6 +297,11 @@ def test_errors_name_the_argument():
     out, cache = model.forward(np.zeros((4, 3, 2)))
     with pytest.raises(ValueError, match="dout must have shape"):
         model.backward(cache, np.zeros((3, 2)))
+    stepper = Model(2, 3, 1, cell="lstm", num_layers=2, readout="every")
+    with pytest.raises(TypeError, match=r"state\[1\] of LSTM must be a tuple"):
+        stepper.step(np.zeros((2, 2)), [None, np.zeros((2, 3))])
+    with pytest.raises(ValueError, match=r"state\[0\]\[0\] \(h\) must have shape \(2, 3\)"):
+        stepper.step(np.zeros((2, 2)), [(np.zeros((2, 4)), None), None])
     for cell in ("gru", "lstm"):
         layer = Recurrent(make_cell(cell, 2, 3))
         _, _, lcache = layer.forward(np.zeros((4, 2, 2)))

@@ -152,6 +152,10 @@ def test_errors():
     assert np.isfinite(value)
     with pytest.raises(ValueError, match="loss must be one of"):
         losses.get_loss(["mse"])
+    with pytest.raises(ValueError, match=r"z must have shape \(\.\.\., K\) with K >= 1"):
+        losses.softmax(np.zeros((2, 0)))
+    with pytest.raises(TypeError, match="z must hold real numbers"):
+        losses.softmax("ab")
     with pytest.raises(ValueError, match=r"out must have shape \(B, K\) or \(T, B, K\)"):
         mse(np.zeros(3), np.zeros(3))
     with pytest.raises(ValueError, match="loss must be one of"):

@@ -438,6 +438,7 @@ def _task(**kw):
         (dict(baseline="low"), TypeError, "baseline must be a real number"),
         (dict(info=[]), TypeError, "info must be a dict"),
         (dict(info={"rows": {"a": [1]}}), ValueError, "one entry per sequence"),
+        (dict(info={"rows": [1, 2]}), TypeError, r"info\['rows'\] must be a dict"),
         (dict(name=3), TypeError, "name must be a str"),
         (dict(baseline_fn=3), TypeError, "baseline_fn must be callable"),
     ],

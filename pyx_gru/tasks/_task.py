@@ -158,6 +158,9 @@ class Task:
         info = dict(self.info)
         rows = info.get("rows")
         if rows is not None:
+            if not isinstance(rows, dict):
+                raise TypeError(f"info['rows'] must be a dict of per-sequence lists, got "
+                                f"{type(rows).__name__}")
             for key, value in rows.items():
                 if len(value) != N:
                     raise ValueError(
