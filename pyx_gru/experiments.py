@@ -1132,6 +1132,11 @@ def check_compare_arguments(args):
     args : argparse.Namespace
         The options of ``add_compare_arguments``, parsed.
 
+    Returns
+    -------
+    None
+        It only raises.
+
     Raises
     ------
     ValueError

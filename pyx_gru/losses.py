@@ -187,7 +187,8 @@ _PARAMETERS = """
     loss : float
         The mean loss over what counts (natural log for the cross-entropies).
     dout : ndarray, shape of ``out``
-        The gradient dL/dout, in out's dtype (float64 for integer input);
+        The gradient dL/dout, in out's dtype when that is float32 or
+        float64 (float64 for any other, integer or float16);
         zero where a step does not count.
 """
 

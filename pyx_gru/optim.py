@@ -60,7 +60,13 @@ class Optimizer:
         params : dict of str to ndarray
             Float arrays, changed in place.
         grads : dict of str to ndarray
-            The same keys and shapes. Not changed.
+            The same keys and shapes, real numbers. Not changed.
+
+        Returns
+        -------
+        None
+            ``params`` are updated in place; a step refused (a ``TypeError``
+            or ``ValueError``) changes nothing.
         """
         if set(params) != set(grads):
             raise ValueError(
@@ -137,6 +143,11 @@ class Optimizer:
         ----------
         state : dict
             As :meth:`state_dict` returns it.
+
+        Returns
+        -------
+        None
+            The optimiser is changed in place.
 
         Raises
         ------

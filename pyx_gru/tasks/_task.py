@@ -216,7 +216,8 @@ class Task:
         Parameters
         ----------
         indices : array_like of int, shape (M,), or of bool, shape (N,)
-            The rows (sequences) to keep, in this order.
+            The rows (sequences) to keep, in this order (a negative index
+            counts from the end, as in NumPy).
 
         Returns
         -------
