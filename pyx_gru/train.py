@@ -17,6 +17,7 @@ carries all of these, and its loss and readout: ``fit(model, task)``. The
 loss units are those of ``pyx_gru.losses``.
 """
 import copy
+import dataclasses
 import hashlib
 import math
 import os
@@ -25,7 +26,6 @@ import sys
 import threading
 import time
 import warnings
-import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
