@@ -444,7 +444,7 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
     lr : float, optional
         The learning rate for a named optimiser (None: its default).
     epochs : int
-        At most this many passes over the data.
+        At most this many passes over the data (>= 0).
     batch_size : int
         Sequences per step (the last batch may be smaller). Each batch is
         cut to its longest sequence.
@@ -454,8 +454,8 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
         Standard deviation of the Gaussian weight noise (Chung et al. 2014);
         0 for none.
     patience : int, optional
-        Stop after this many epochs without a lower validation loss. Needs
-        ``valid``.
+        Stop after this many (>= 1) epochs without a lower validation loss.
+        Needs ``valid``.
     restore_best : bool
         With ``valid``, end with the parameters of the best epoch.
     bucket : bool
