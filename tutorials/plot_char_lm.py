@@ -8,7 +8,7 @@ Networks" (2015) <ref-karpathy2015>`, and the hundred lines of his
 at a time and predict the next one; sampled one character after another, the
 predictions become new text. This tutorial does the same, on a small scale,
 with a pyx_gru GRU and text that every Python installation has: the standard
-library's own source code. It trains for about a minute on one core, prints
+library's own source code. It trains for under a minute on one core, prints
 samples at three temperatures as training goes, compares the loss with what
 counting characters achieves, and draws one hidden unit over a passage of
 code.
@@ -399,7 +399,8 @@ fig.tight_layout()
 #
 # ``PYX_GRU_CHAR_LM_FULL=1 python plot_char_lm.py`` runs the longer setting
 # by hand: all the text that qualifies, :math:`H = 256` and 2000 steps
-# (about four times the build's arithmetic). Run longer, its held-out loss
+# (six to seven times the build's arithmetic, with its longer held-out
+# checks; three minutes on one core here). Run longer, its held-out loss
 # levels off within the first thousand or two steps while the loss on the
 # training windows keeps falling: from there on the model learns its
 # training files rather than Python.

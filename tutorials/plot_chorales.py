@@ -173,8 +173,9 @@ fig.tight_layout()
 # stops early and has two seeds; the full run trains longer, chooses among
 # learning rates on five seeds, and tests whether each gated cell's
 # advantage over the tanh RNN is larger than the spread between seeds.
-# Every model gains far more over the memoryless baseline (about 11 nats)
-# than the cells differ from one another (a few tenths).
+# Every model gains far more over the memoryless baseline (about 11 nats
+# per frame, which the models bring down to 8.5 to 8.7: some 2.5 nats) than
+# the cells differ from one another (two tenths at most).
 #
 # The full run is one command (under 10 minutes on 2 cores):
 #

@@ -126,13 +126,14 @@ colorbar = fig.colorbar(im, ax=axes, fraction=0.04)
 colorbar.set_label("gate activation")
 
 # %%
-# Read the top row of each :math:`z` map, the memory unit. Over the first
-# few symbols its update gate is low: the unit takes its candidate, which
-# by then depends on whether the second symbol was T or P. Then the gate
-# goes high and stays high through the inner string: the unit keeps what
-# it wrote, whatever the grammar does in between. This is the first seed's
-# review whose verdict comes in its first sentence: an update gate near 1
-# carries the verdict through pages of plot.
+# Read the top row of each :math:`z` map, the memory unit. After the first
+# symbol, and for a few symbols, its update gate is low: the unit takes its
+# candidate, which by then depends on whether the second symbol was T or P.
+# Then the gate goes high and stays high through the inner string: the unit
+# keeps what it wrote, whatever the grammar does in between. This is the
+# book review of :doc:`../theory/gru` whose verdict comes in its first
+# sentence: an update gate near 1 carries the verdict through pages of
+# plot.
 #
 # Most other units have :math:`z` low: they follow the string as it
 # goes, refreshing their state at every step. Several of them have

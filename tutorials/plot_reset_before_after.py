@@ -225,7 +225,10 @@ fig.tight_layout()
 # %%
 # The two forms come out close. Timings from one run on a shared machine
 # are noisy; the benchmark in :doc:`../performance`, with many more rounds
-# and sizes, also finds the two forms within a few percent of each other. The choice between the forms
-# is therefore about the model (and about compatibility with the weights you
+# and sizes, also finds the two forms within a few percent of each other.
+# (The README's table shows one exception, 0.198 against 0.131 ms for the
+# forward and backward at (1, 32, 32); it did not repeat: that case run
+# again on its own gave 0.123 and 0.124 ms.) The choice between the forms is
+# therefore about the model (and about compatibility with the weights you
 # have) more than about speed on a CPU.
 plt.show()
