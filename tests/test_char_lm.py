@@ -289,7 +289,7 @@ def test_step_rejects_what_it_cannot_do():
         model.step(np.zeros((1, 1, 2)))
     with pytest.raises(ValueError, match="list of 2 layer state"):
         model.step(np.zeros((1, 2)), [np.zeros((1, 3))])
-    with pytest.raises(ValueError, match="state0"):
+    with pytest.raises(ValueError, match=r"state\[0\] must have shape \(1, 3\)"):
         model.step(np.zeros((1, 2)), [np.zeros((2, 3)), np.zeros((2, 3))])
 
 

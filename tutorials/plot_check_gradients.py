@@ -65,7 +65,7 @@ for name, err in errors.items():
 # as an error many orders of magnitude larger. (minGRU and minLSTM have no
 # :math:`U`: their gates read only :math:`x_t`.)
 
-fig, ax = plt.subplots(figsize=(9, 4.5))
+fig, ax = plt.subplots(figsize=(8, 4.5))
 names = ["W", "U", "b", "x", "h0"]
 width = 0.8 / len(errors)
 colors = plt.cm.tab20(np.r_[0:20:2, 1:20:2])  # the ten dark colours, then the light ones
