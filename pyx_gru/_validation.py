@@ -34,6 +34,14 @@ def check_real(name, value):
     return float(value)
 
 
+def check_nonnegative(name, value):
+    """A finite real number >= 0 as a Python float."""
+    value = check_real(name, value)
+    if not 0 <= value < np.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
 def check_rng(name, seed):
     """``numpy.random.default_rng(seed)``, with an error that names the argument."""
     try:

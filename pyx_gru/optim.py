@@ -12,17 +12,10 @@ import math
 
 import numpy as np
 
-from ._validation import check_flag, check_real
+from ._validation import check_flag, check_nonnegative as _nonnegative, check_real
 
 __all__ = ["Optimizer", "SGD", "RMSProp", "Adam", "make_optimizer", "clip_grad_norm",
            "global_norm", "weight_noise"]
-
-
-def _nonnegative(name, value):
-    value = check_real(name, value)
-    if not 0 <= value < math.inf:
-        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
-    return value
 
 
 def _unit(name, value):

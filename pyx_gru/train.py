@@ -33,7 +33,8 @@ import numpy as np
 
 from . import _saving, losses as _losses
 from ._json import json_text, read_json
-from ._validation import check_flag, check_real, check_rng, check_size, lengths_array
+from ._validation import (check_flag, check_nonnegative, check_real, check_rng, check_size,
+                          lengths_array)
 from .layers import Model
 from .optim import clip_grad_norm, global_norm, make_optimizer, weight_noise as _weight_noise
 
@@ -512,9 +513,7 @@ def fit(model, x, y=None, *, lengths=None, mask=None, loss=None, readout=None, v
             raise ValueError("patience (early stopping) needs valid data")
     if clip is not None and not check_real("clip", clip) > 0:
         raise ValueError(f"clip must be > 0, got {clip}")
-    weight_noise = check_real("weight_noise", weight_noise)
-    if not (weight_noise >= 0 and math.isfinite(weight_noise)):
-        raise ValueError(f"weight_noise must be a finite number >= 0, got {weight_noise}")
+    weight_noise = check_nonnegative("weight_noise", weight_noise)
     restore_best = check_flag("restore_best", restore_best)
     bucket = check_flag("bucket", bucket)
     if not isinstance(verbose, (int, np.integer)) or verbose not in (0, 1, 2):
