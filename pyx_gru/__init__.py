@@ -44,9 +44,10 @@ table, which the README repeats.
      - ``_blas``
    * - ``_scan``
      - compiled: the kernels of the cells whose gates read only x_t (minGRU,
-       minLSTM): products over all steps and a linear scan over time, split
-       by blocks of time over the thread team (with ``_scan.h``, its
-       pointwise work per vector path)
+       minLSTM): products with a packed W a chunk of steps at a time and a
+       linear scan over time, split over the thread team by batch rows or,
+       with fewer rows than threads, by blocks of time (with ``_gemm.h``,
+       and ``_scan.h``, its pointwise work per vector path)
      - ``_blas``
    * - ``_blas``
      - compiled: the BLAS calls of the kernels (SciPy's) and the hooks that

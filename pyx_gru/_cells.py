@@ -1113,11 +1113,14 @@ class _ScanCell(Cell):
     """A cell whose gates read only x_t (minGRU, minLSTM): no recurrent
     weights U, so a pass is one product over all steps plus the linear
     recurrence h_t = a_t * h_{t-1} + b_t, run by ``pyx_gru._scan`` (split
-    over the team by blocks of time). Unlike the other cells, a forward
-    pass without a cache still holds every step's gates and a_t ((G + 1) H
-    numbers per row) while it runs: the scan reads them all at once. The
-    results depend on the team size (the blocks regroup the products of
-    the a_t) to rounding only, and are bitwise the same for one team size."""
+    over the team by batch rows, or by blocks of time when the batch has
+    fewer rows than the team has threads). Unlike the other cells, a
+    forward pass without a cache still holds every step's gates and a_t
+    ((G + 1) H numbers per row) while it runs. Split by rows, the results
+    are bitwise those of one thread (dW to rounding: the BLAS's split
+    product); split by time, the blocks regroup the products of the a_t,
+    so results differ from one thread's to rounding only. For one team
+    size they are bitwise the same."""
 
     def __init__(self, input_size, hidden_size, *, dtype=np.float64, seed=None,
                  recurrent_dropout=0.0, zoneout=0.0):
@@ -1185,10 +1188,10 @@ class MinGRU(_ScanCell):
     z = 1). No recurrent weights: ``params`` are ``W`` (D, 2H) and ``b``
     (2H,). The whole sequence is one product x @ W over all T*B rows and
     the linear recurrence h_t = a_t * h_{t-1} + b_t with a_t = 1 - z_t,
-    b_t = z_t * g_t, which the kernels split over threads by blocks of time
-    (results equal to rounding across thread counts, bitwise for one). A
-    forward pass without a cache still holds every step's gates and a_t
-    while it runs: the scan reads them all at once. Gates: ``("z", "g")``.
+    b_t = z_t * g_t, which the kernels split over threads (results equal
+    to rounding across thread counts, bitwise for one; see ``_ScanCell``).
+    A forward pass without a cache still holds every step's gates and a_t
+    while it runs. Gates: ``("z", "g")``.
 
     Theory: :doc:`/theory/mingru`.
 

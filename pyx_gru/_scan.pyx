@@ -10,9 +10,21 @@
 # hs (T+1, B, H) with hs[0] = h_0; validated by pyx_gru._cells (this module
 # checks shapes, then trusts its inputs and never raises in nogil code).
 #
-# Forward, each member of the team on its own block of steps [t0, t1):
-#   gates[t0:t1] = x[t0:t1] @ W              one GEMM (rows (t1 - t0) * B)
-#   per step: gates + b -> activations, a_t -> a[t], b_t -> hs[t+1]
+# The products with W go through _gemm.h's kernel, W (and W.T for the
+# backward) packed once per call by the team: a chunk of about _CHUNK_ROWS
+# rows is projected, then taken through its pointwise work while it is in
+# cache (one BLAS GEMM over all T*B rows left the pointwise passes reading
+# it back from memory). Each element of a product is one chain of
+# multiply-adds in k order, however the rows are chunked or split.
+#
+# The team splits the scan one of two ways (split()):
+# - by rows (B >= team size): each member takes its batch rows over every
+#   step, exact from h_0 (backward: from dstate), with no carries; all
+#   but dW (the BLAS's, split by columns) bitwise those of one thread.
+# - by blocks of time (B < team size, as at B = 1), each member on its own
+#   block of steps [t0, t1):
+#   gates[t0:t1] = x[t0:t1] @ W, in chunks, each followed by its steps:
+#             gates + b -> activations, a_t -> a[t], b_t -> hs[t+1]
 #             then the recurrence hs[t+1] += a_t * hs[t], from a zero carry
 #             (member 0 starts from h_0: its block is exact at once)
 #             and P = the product of the block's a_t
@@ -23,12 +35,14 @@
 # Backward, the reverse linear recurrence of dL/dh_t (written g_t):
 #   g_t = d_t + a_{t+1} g_{t+1},  g_{T-1} = d_{T-1} + dstate, d_t = dy[t]
 #   dstate0 = a_0 g_0
-# run the same way by blocks (the last member starts from dstate and is
-# exact at once; the others from zero, then the carries in reverse order,
-# then a correction), g_t kept in the candidate's block of dA; then per
-# row the gate gradients (dA), dx[t0:t1] = dA[t0:t1] @ W.T (each member its
-# rows), barrier, dW = x.T @ dA and db = dA.sum(0) (each member its
-# columns of dW, over all rows).
+# by rows: each member its rows, every step from the last, the gate
+# gradients (dA) per step and dx = dA @ W.T per chunk while dA is in cache;
+# by blocks of time: the same way as forward (the last member starts from
+# dstate and is exact at once; the others from zero, then the carries in
+# reverse order, then a correction), g_t kept in the candidate's block of
+# dA, then per row the gate gradients, and each member's dx[t0:t1] = dA[t0:t1]
+# @ W.T. Then, either way: barrier, dW = x.T @ dA (BLAS) and db = dA.sum(0),
+# each member its columns of dW, over all rows.
 # Masked steps (t >= lengths[b]) take a = 1, b = 0 (the state is carried),
 # y = 0 afterwards, and their dA is 0 (the gradient passes straight).
 # The pointwise work (bias, activations, a_t, b_t and the step of the
@@ -42,10 +56,11 @@
 # The team: pyx_gru._blas.team_enter / team_leave, as for _recurrent (the
 # BLAS held at one thread inside, the team at most the BLAS's thread count,
 # threadpoolctl governs both). A result depends on the team size only: for
-# one size it is bitwise the same, and between sizes the scan regroups the
-# products of a's, which changes the last bits (tests/test_mincells.py).
-# BLAS only through _blas.gemm; every buffer comes from the caller except
-# the team's carries (2 * team * B * H), allocated once before the loop.
+# one size it is bitwise the same; by rows, but for dW, that of one thread; by
+# blocks of time the scan regroups the products of a's, which changes the
+# last bits (tests/test_mincells.py). BLAS only through _blas.gemm (dW);
+# every buffer comes from the caller except the team's carries (2 or 3 *
+# team * B * H) and the packed W or W.T, allocated once before the loop.
 import os
 
 from cython cimport floating
@@ -54,6 +69,7 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm, team_enter, team_leave
+from ._gemm cimport gemm_packed, pack, panel_width, pyx_packed_size
 
 cdef extern from "_simd.h" nogil:
     # this module's own copy of the vector path of the activations
@@ -130,6 +146,18 @@ cdef inline Py_ssize_t _n_gates(int kind) noexcept nogil:
 # ---------------------------------------------------------------------------
 cdef double _MIN_WORK = 2e5
 cdef Py_ssize_t _MIN_STEPS = 4
+# Rows of a chunk of the forward's input projection (x @ W, then the
+# activations and the recurrence on those rows while they are in cache).
+cdef Py_ssize_t _CHUNK_ROWS = 64
+
+
+def _set_chunk_rows(Py_ssize_t rows):
+    """Set the rows of a chunk of the forward's projection (for the tests
+    and the benchmark; at least 1); returns the previous value, to restore it."""
+    global _CHUNK_ROWS
+    previous = _CHUNK_ROWS
+    _CHUNK_ROWS = rows if rows > 1 else 1
+    return previous
 
 
 def _set_split(double min_work, Py_ssize_t min_steps):
@@ -252,71 +280,138 @@ cdef inline void _mul(Py_ssize_t n, const floating* m, floating* p, bint m_first
 # The forward driver
 # ---------------------------------------------------------------------------
 
+cdef inline bint _by_rows(int nth, Py_ssize_t B) noexcept nogil:
+    # The team's split of the scan: by batch rows when every member has one
+    # (each member's rows exact from h_0: no carries, no corrections), else
+    # by blocks of time.
+    return nth > 1 and B >= nth
+
+
+def split(int team, Py_ssize_t B):
+    """How a team of ``team`` threads splits the scan of a batch of B:
+    ``"rows"`` (each member its batch rows, over all steps) or ``"time"``
+    (each member a block of steps, joined by carries); ``"none"`` for one."""
+    if team <= 1:
+        return "none"
+    return "rows" if _by_rows(team, B) else "time"
+
+
+cdef void _fwd_step(int kind, bint masked, bint pinned, bint first, Py_ssize_t t,
+                    Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H,
+                    floating* gates, const floating* bias, const Py_ssize_t* lengths,
+                    const floating* keep, const floating* pin, floating* a,
+                    floating* hs) noexcept nogil:
+    # Rows [r0, r1) of step t: the activations into gates, a_t into a and
+    # hs[t+1] = a_t * hs[t] + b_t, or b_t from a zero carry when `first`.
+    cdef Py_ssize_t GH = _n_gates(kind) * H
+    cdef Py_ssize_t BH = B * H
+    cdef floating* h = hs + (t + 1) * BH
+    cdef floating* at = a + t * BH
+    cdef const floating* hp = NULL
+    cdef const floating* hr
+    cdef floating* ar
+    cdef Py_ssize_t bb, j, k
+    if not first:
+        hp = hs + t * BH
+    if not (masked or pinned):
+        # the common case: the rows in one call, the recurrence fused in
+        hr = NULL
+        if not first:
+            hr = hp + r0 * H
+        _fwd_rows(kind, r1 - r0, H, gates + (t * B + r0) * GH, bias, hr, at + r0 * H,
+                  h + r0 * H)
+        return
+    for bb in range(r0, r1):
+        k = t * B + bb
+        ar = at + bb * H
+        if not pinned and not (masked and t >= lengths[bb]):
+            hr = NULL
+            if not first:
+                hr = hp + bb * H
+            _fwd_rows(kind, 1, H, gates + k * GH, bias, hr, ar, h + bb * H)
+            continue
+        if pinned:
+            _fwd_pinned(kind, H, gates + k * GH, bias, keep, pin, ar, h + bb * H)
+        else:
+            _fwd_rows(kind, 1, H, gates + k * GH, bias, NULL, ar, h + bb * H)
+        if masked and t >= lengths[bb]:
+            # past the end: the state is carried
+            for j in range(H):
+                ar[j] = 1
+                h[bb * H + j] = 0
+        if not first:
+            _axpy(H, ar, hp + bb * H, h + bb * H)
+
+
 cdef void _forward_member(int tid, int nth, int kind, bint masked, Py_ssize_t T,
                           Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, const floating* x,
                           const floating* W, const floating* bias,
                           const Py_ssize_t* lengths, const floating* keep,
                           const floating* pin, floating* gates, floating* a,
-                          floating* hs, floating* h_last, floating* prods) noexcept nogil:
+                          floating* hs, floating* h_last, floating* prods,
+                          floating* Wp) noexcept nogil:
     cdef Py_ssize_t GH = _n_gates(kind) * H
     cdef Py_ssize_t BH = B * H
     cdef Py_ssize_t t0 = _part(T, tid, nth)
     cdef Py_ssize_t t1 = _part(T, tid + 1, nth)
     cdef Py_ssize_t e0 = _part(BH, tid, nth)
     cdef Py_ssize_t e1 = _part(BH, tid + 1, nth)
-    cdef Py_ssize_t t, bb, j, k
+    cdef Py_ssize_t r0 = 0, r1 = B
+    cdef Py_ssize_t t, bb, k, e
     cdef floating* P = prods + tid * BH     # the product of the block's a_t
     cdef floating* q = prods + (nth + tid) * BH
     cdef floating* h
     cdef const floating* hp
-    cdef const floating* hr
-    cdef floating* at
-    cdef floating* ar
     cdef bint first, pinned = False
+    cdef bint by_rows = _by_rows(nth, B)
+    cdef size_t pw = panel_width(W)
+    cdef Py_ssize_t npan = (GH + pw - 1) // pw
+    cdef Py_ssize_t s, c, rows
     for k in range(_n_gates(kind) - 1):
         if keep[k] == 0:
             pinned = True
-    if t1 > t0:
-        # gates[t0:t1] (as rows) = x[t0:t1] (as rows) @ W
-        gemm(False, False, <int> ((t1 - t0) * B), <int> GH, <int> D, <floating> 1,
-             x + t0 * B * D, <int> D, W, <int> GH, <floating> 0, gates + t0 * B * GH, <int> GH)
-    for t in range(t0, t1):
-        h = hs + (t + 1) * BH
-        at = a + t * BH
-        # a block after the first starts from a zero carry: h_t0 = b_t0
-        first = t == t0 and tid > 0
-        hp = NULL
-        if not first:
-            hp = hs + t * BH
-        if not (masked or pinned):
-            # the common case: every row in one call, the recurrence fused in
-            _fwd_rows(kind, B, H, gates + t * B * GH, bias, hp, at, h)
-        else:
-            for bb in range(B):
-                k = t * B + bb
-                ar = at + bb * H
-                if not pinned and not (masked and t >= lengths[bb]):
-                    hr = NULL
-                    if not first:
-                        hr = hp + bb * H
-                    _fwd_rows(kind, 1, H, gates + k * GH, bias, hr, ar, h + bb * H)
-                    continue
-                if pinned:
-                    _fwd_pinned(kind, H, gates + k * GH, bias, keep, pin, ar, h + bb * H)
-                else:
-                    _fwd_rows(kind, 1, H, gates + k * GH, bias, NULL, ar, h + bb * H)
-                if masked and t >= lengths[bb]:
-                    # past the end: the state is carried
-                    for j in range(H):
-                        ar[j] = 1
-                        h[bb * H + j] = 0
-                if not first:
-                    _axpy(H, ar, hp + bb * H, h + bb * H)
-        if first:
-            # the product starts at a_t0
-            memcpy(P, at, BH * sizeof(floating))
-        elif tid > 0:
-            _mul(BH, at, P, False)
+    # W packed once (this member's panels), then read as it lies
+    pack(D, GH, W, GH, 1, _part(npan, tid, nth), _part(npan, tid + 1, nth), Wp)
+    PYX_SCAN_BARRIER()   # all of W is packed
+    if by_rows:
+        # every step of this member's rows, exact from h_0
+        r0 = _part(B, tid, nth)
+        r1 = _part(B, tid + 1, nth)
+        t0, t1 = 0, T
+    rows = r1 - r0
+    # steps in chunks of about _CHUNK_ROWS rows: each chunk's gates are
+    # projected, then taken through the activations and the recurrence
+    # while they are in cache
+    c = _CHUNK_ROWS // rows if rows < _CHUNK_ROWS else 1
+    s = t0
+    while s < t1:
+        e = s + c if s + c < t1 else t1
+        # gates[s:e, r0:r1] = x[s:e, r0:r1] @ W, as e - s groups of rows
+        gemm_packed(<int> rows, <int> GH, <int> D, x + (s * B + r0) * D, <int> D, Wp,
+                    D * pw, <floating> 0, gates + (s * B + r0) * GH, <int> GH, <int> (e - s),
+                    B * D, B * GH)
+        for t in range(s, e):
+            # a block after the first starts from a zero carry: h_t0 = b_t0
+            first = t == t0 and tid > 0 and not by_rows
+            _fwd_step(kind, masked, pinned, first, t, r0, r1, B, H, gates, bias, lengths,
+                      keep, pin, a, hs)
+            if by_rows:
+                continue
+            if first:
+                # the product starts at a_t0
+                memcpy(P, a + t * BH, BH * sizeof(floating))
+            elif tid > 0:
+                _mul(BH, a + t * BH, P, False)
+        s = e
+    if by_rows:
+        memcpy(h_last + r0 * H, hs + T * BH + r0 * H, (r1 - r0) * H * sizeof(floating))
+        if masked:
+            # zeros past each length (the final states are read)
+            for t in range(T):
+                for bb in range(r0, r1):
+                    if t >= lengths[bb]:
+                        memset(hs + ((t + 1) * B + bb) * H, 0, H * sizeof(floating))
+        return
     if nth > 1:
         PYX_SCAN_BARRIER()   # every block's local recurrence and product
         # the carries, block after block, for this member's elements:
@@ -351,13 +446,73 @@ cdef void _forward_member(int tid, int nth, int kind, bint masked, Py_ssize_t T,
 # The backward driver
 # ---------------------------------------------------------------------------
 
+cdef void _bwd_exact_step(int kind, bint masked, Py_ssize_t t, Py_ssize_t r0,
+                          Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H, const floating* gates,
+                          const floating* a, const floating* hs, const floating* dy,
+                          const Py_ssize_t* lengths, const floating* keep, floating* R,
+                          floating* dA) noexcept nogil:
+    # Rows [r0, r1) of step t, their carry R (rows H apart) known: g_t =
+    # dy_t + R, R <- a_t g_t, and the gate gradients into dA.
+    cdef Py_ssize_t GH = _n_gates(kind) * H
+    cdef const floating* at = a + t * B * H
+    cdef Py_ssize_t bb, k
+    if not masked:
+        k = t * B + r0
+        _bwd_rows(kind, True, r1 - r0, H, gates + k * GH, hs + k * H, keep, dy + k * H,
+                  at + r0 * H, R + r0 * H, dA + k * GH)
+        return
+    for bb in range(r0, r1):
+        k = t * B + bb
+        if t >= lengths[bb]:
+            # no gradient past the end: the carry passes (a_t = 1)
+            memset(dA + k * GH, 0, GH * sizeof(floating))
+            _mul(H, at + bb * H, R + bb * H, True)
+        else:
+            _bwd_rows(kind, True, 1, H, gates + k * GH, hs + k * H, keep, dy + k * H,
+                      at + bb * H, R + bb * H, dA + k * GH)
+
+
+cdef void _dx_rows(Py_ssize_t s, Py_ssize_t e, Py_ssize_t r0, Py_ssize_t r1,
+                   Py_ssize_t B, Py_ssize_t D, Py_ssize_t GH, const floating* dA,
+                   const floating* Wtp, floating* dx) noexcept nogil:
+    # dx[s:e, r0:r1] = dA[s:e, r0:r1] @ W.T, as e - s groups of rows; Wtp:
+    # W.T packed (pyx_packed_size(GH, D))
+    cdef size_t pw = panel_width(dA)
+    gemm_packed(<int> (r1 - r0), <int> D, <int> GH, dA + (s * B + r0) * GH, <int> GH, Wtp,
+                GH * pw, <floating> 0, dx + (s * B + r0) * D, <int> D, <int> (e - s), B * GH,
+                B * D)
+
+
+cdef void _bwd_exact_rows(int kind, bint masked, Py_ssize_t ta, Py_ssize_t tb,
+                          Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t D,
+                          Py_ssize_t H, const floating* gates, const floating* a,
+                          const floating* hs, const floating* dy, const Py_ssize_t* lengths,
+                          const floating* keep, floating* R, floating* dA,
+                          const floating* Wtp, floating* dx) noexcept nogil:
+    # Steps [ta, tb), last first, rows [r0, r1), their carry R known (see
+    # _bwd_exact_step); each chunk's dx right after its dA, while in cache
+    # (no dx where Wtp is NULL).
+    cdef Py_ssize_t GH = _n_gates(kind) * H
+    cdef Py_ssize_t rows = r1 - r0
+    cdef Py_ssize_t c = _CHUNK_ROWS // rows if rows < _CHUNK_ROWS else 1
+    cdef Py_ssize_t s, t, e = tb
+    while e > ta:
+        s = e - c if e - c > ta else ta
+        for t in range(e - 1, s - 1, -1):
+            _bwd_exact_step(kind, masked, t, r0, r1, B, H, gates, a, hs, dy, lengths, keep, R,
+                            dA)
+        if Wtp != NULL:
+            _dx_rows(s, e, r0, r1, B, D, GH, dA, Wtp, dx)
+        e = s
+
+
 cdef void _backward_member(int tid, int nth, int kind, bint masked, Py_ssize_t T,
                            Py_ssize_t B, Py_ssize_t D, Py_ssize_t H, const floating* x,
                            const floating* W, const Py_ssize_t* lengths,
                            const floating* keep, const floating* gates, const floating* a,
                            const floating* hs, const floating* dy, floating* dh,
                            floating* dA, floating* dx, floating* dW, double* acc,
-                           floating* work) noexcept nogil:
+                           floating* work, floating* Wtp) noexcept nogil:
     # On entry dh holds dL/d(final state); on exit dL/dh_0. work: 3 * nth
     # rows of B*H (the products P, the carries R out of each block, and Q).
     cdef Py_ssize_t GH = _n_gates(kind) * H
@@ -377,76 +532,82 @@ cdef void _backward_member(int tid, int nth, int kind, bint masked, Py_ssize_t T
     cdef floating* gt
     cdef const floating* at
     cdef floating v
-    # Pass 1, backwards over the block: g_t = d_t + carry, carry = a_t g_t,
-    # from dstate (the last block: exact, its gate gradients at once) or 0.
-    if last:
-        memcpy(R, dh, BH * sizeof(floating))
+    cdef Py_ssize_t r0, r1
+    cdef size_t pw = panel_width(W)
+    cdef Py_ssize_t npan = (D + pw - 1) // pw
+    # W.T packed once (this member's panels), then read as it lies
+    pack(GH, D, W, 1, GH, _part(npan, tid, nth), _part(npan, tid + 1, nth), Wtp)
+    PYX_SCAN_BARRIER()   # all of W.T is packed
+    if _by_rows(nth, B):
+        # this member's rows over every step, exact from dstate, and their dx
+        r0 = _part(B, tid, nth)
+        r1 = _part(B, tid + 1, nth)
+        memcpy(R + r0 * H, dh + r0 * H, (r1 - r0) * H * sizeof(floating))
+        _bwd_exact_rows(kind, masked, 0, T, r0, r1, B, D, H, gates, a, hs, dy, lengths, keep,
+                        R, dA, Wtp, dx)
+        memcpy(dh + r0 * H, R + r0 * H, (r1 - r0) * H * sizeof(floating))   # a_0 g_0
     else:
-        memset(R, 0, BH * sizeof(floating))
-    for t in range(t1 - 1, t0 - 1, -1):
-        at = a + t * BH
-        if last and not masked:
-            _bwd_rows(kind, True, B, H, gates + t * B * GH, hs + t * BH, keep, dy + t * BH,
-                      at, R, dA + t * B * GH)
+        # Pass 1, backwards over the block. The last starts from dstate and is
+        # exact at once (its gate gradients, and its dx when alone); the
+        # others start from a zero carry: g_t = d_t + carry, carry = a_t g_t,
+        # and P = the product of the block's a_t.
+        if last:
+            memcpy(R, dh, BH * sizeof(floating))
+            _bwd_exact_rows(kind, masked, t0, t1, 0, B, B, D, H, gates, a, hs, dy, lengths,
+                            keep, R, dA, Wtp if nth == 1 else NULL, dx)
         else:
-            for bb in range(B):
-                k = t * B + bb
-                if masked and t >= lengths[bb]:
-                    # no gradient past the end: the carry passes (a_t = 1)
-                    if last:
-                        memset(dA + k * GH, 0, GH * sizeof(floating))
-                    else:
-                        memcpy(dA + k * GH + cand, R + bb * H, H * sizeof(floating))
-                    _mul(H, at + bb * H, R + bb * H, True)
-                elif last:
-                    _bwd_rows(kind, True, 1, H, gates + k * GH, hs + k * H, keep, dy + k * H,
-                              at + bb * H, R + bb * H, dA + k * GH)
-                else:
-                    gt = dA + k * GH + cand
-                    for j in range(H):
-                        gt[j] = dy[k * H + j] + R[bb * H + j]
-                    for j in range(H):
-                        R[bb * H + j] = at[bb * H + j] * gt[j]
-        if not last:
-            if t == t1 - 1:
-                memcpy(P, at, BH * sizeof(floating))
-            else:
-                _mul(BH, at, P, False)
-    if nth > 1:
-        PYX_SCAN_BARRIER()   # every block's R and P
-        # the carries in reverse order of the blocks, for this member's
-        # elements: C_{last-1} = R_last, C_{k-1} = R_k + P_k C_k
-        for j in range(e0, e1):
-            v = work[(2 * nth - 1) * BH + j]    # R of the last block
-            for k in range(nth - 2, -1, -1):
-                work[(2 * nth + k) * BH + j] = v
-                if _part(T, k + 1, nth) > _part(T, k, nth):
-                    v = work[(nth + k) * BH + j] + work[k * BH + j] * v
-            dh[j] = v                            # dL/dh_0 = a_0 g_0
-        PYX_SCAN_BARRIER()   # every block's carry C
-        if not last:
-            # g_t += (a_{t+1} ... a_{t1-1}) C, then the gate gradients
-            memcpy(P, C, BH * sizeof(floating))  # P <- Q C, Q = 1 at t1 - 1
+            memset(R, 0, BH * sizeof(floating))
             for t in range(t1 - 1, t0 - 1, -1):
                 at = a + t * BH
-                if not masked:
-                    _bwd_rows(kind, False, B, H, gates + t * B * GH, hs + t * BH, keep, NULL,
-                              at, P, dA + t * B * GH)
-                    continue
                 for bb in range(B):
                     k = t * B + bb
-                    if t >= lengths[bb]:
-                        _mul(H, at + bb * H, P + bb * H, True)
-                        memset(dA + k * GH, 0, GH * sizeof(floating))
+                    if masked and t >= lengths[bb]:
+                        # no gradient past the end: the carry passes (a_t = 1)
+                        memcpy(dA + k * GH + cand, R + bb * H, H * sizeof(floating))
+                        _mul(H, at + bb * H, R + bb * H, True)
                     else:
-                        _bwd_rows(kind, False, 1, H, gates + k * GH, hs + k * H, keep, NULL,
-                                  at + bb * H, P + bb * H, dA + k * GH)
-    else:
-        memcpy(dh, R, BH * sizeof(floating))
-    if t1 > t0:
-        # dx[t0:t1] = dA[t0:t1] @ W.T, this member's rows
-        gemm(False, True, <int> ((t1 - t0) * B), <int> D, <int> GH, <floating> 1,
-             dA + t0 * B * GH, <int> GH, W, <int> GH, <floating> 0, dx + t0 * B * D, <int> D)
+                        gt = dA + k * GH + cand
+                        for j in range(H):
+                            gt[j] = dy[k * H + j] + R[bb * H + j]
+                        for j in range(H):
+                            R[bb * H + j] = at[bb * H + j] * gt[j]
+                if t == t1 - 1:
+                    memcpy(P, at, BH * sizeof(floating))
+                else:
+                    _mul(BH, at, P, False)
+        if nth > 1:
+            PYX_SCAN_BARRIER()   # every block's R and P
+            # the carries in reverse order of the blocks, for this member's
+            # elements: C_{last-1} = R_last, C_{k-1} = R_k + P_k C_k
+            for j in range(e0, e1):
+                v = work[(2 * nth - 1) * BH + j]    # R of the last block
+                for k in range(nth - 2, -1, -1):
+                    work[(2 * nth + k) * BH + j] = v
+                    if _part(T, k + 1, nth) > _part(T, k, nth):
+                        v = work[(nth + k) * BH + j] + work[k * BH + j] * v
+                dh[j] = v                            # dL/dh_0 = a_0 g_0
+            PYX_SCAN_BARRIER()   # every block's carry C
+            if not last:
+                # g_t += (a_{t+1} ... a_{t1-1}) C, then the gate gradients
+                memcpy(P, C, BH * sizeof(floating))  # P <- Q C, Q = 1 at t1 - 1
+                for t in range(t1 - 1, t0 - 1, -1):
+                    at = a + t * BH
+                    if not masked:
+                        _bwd_rows(kind, False, B, H, gates + t * B * GH, hs + t * BH, keep,
+                                  NULL, at, P, dA + t * B * GH)
+                        continue
+                    for bb in range(B):
+                        k = t * B + bb
+                        if t >= lengths[bb]:
+                            _mul(H, at + bb * H, P + bb * H, True)
+                            memset(dA + k * GH, 0, GH * sizeof(floating))
+                        else:
+                            _bwd_rows(kind, False, 1, H, gates + k * GH, hs + k * H, keep,
+                                      NULL, at + bb * H, P + bb * H, dA + k * GH)
+            # every member's dx at once, its block's rows
+            _dx_rows(t0, t1, 0, B, B, D, GH, dA, Wtp, dx)
+        else:
+            memcpy(dh, R, BH * sizeof(floating))
     if nth > 1:
         PYX_SCAN_BARRIER()   # all of dA
     if c1 > c0:
@@ -519,6 +680,7 @@ def forward(int kind, bint masked,
     cdef Py_ssize_t G, j
     cdef int nt
     cdef floating* prods
+    cdef floating* Wp
     _check_common("forward", kind, masked, T, B, D, H, x, W, lengths, keep)
     G = _n_gates(kind)
     if not _is(b, (G * H,)):
@@ -550,16 +712,19 @@ def forward(int kind, bint masked,
     with nogil:
         nt = team_enter(_wanted_team(T, B, D, G * H))
         prods = <floating*> malloc(2 * nt * B * H * sizeof(floating))
-        if prods == NULL:
+        Wp = <floating*> malloc(pyx_packed_size(D, G * H, panel_width(pW)) * sizeof(floating))
+        if prods == NULL or Wp == NULL:
             nt = 0
         elif nt == 1:
             _forward_member(0, 1, kind, masked, T, B, D, H, px, pW, pb, plen, pkeep, ppin,
-                            pgates, pa, phs, plast, prods)
+                            pgates, pa, phs, plast, prods, Wp)
         else:
             with parallel(num_threads=nt):
                 _forward_member(threadid(), PYX_SCAN_TEAM_SIZE(), kind, masked, T, B, D, H,
-                                px, pW, pb, plen, pkeep, ppin, pgates, pa, phs, plast, prods)
+                                px, pW, pb, plen, pkeep, ppin, pgates, pa, phs, plast, prods,
+                                Wp)
         free(prods)
+        free(Wp)
         team_leave()
     if nt == 0:
         raise MemoryError("_scan.forward: no memory for the team's carries")
@@ -593,6 +758,7 @@ def backward(int kind, bint masked,
     cdef Py_ssize_t G, GH, j
     cdef int nt
     cdef floating* work
+    cdef floating* Wtp
     cdef double* acc
     _check_common("backward", kind, masked, T, B, D, H, x, W, lengths, keep)
     G = _n_gates(kind)
@@ -625,23 +791,25 @@ def backward(int kind, bint masked,
         nt = team_enter(_wanted_team(T, B, D, GH))
         work = <floating*> malloc(3 * nt * B * H * sizeof(floating))
         acc = <double*> malloc(GH * sizeof(double))
-        if work == NULL or acc == NULL:
+        Wtp = <floating*> malloc(pyx_packed_size(GH, D, panel_width(pW)) * sizeof(floating))
+        if work == NULL or acc == NULL or Wtp == NULL:
             nt = 0
         else:
             for j in range(GH):
                 acc[j] = 0
             if nt == 1:
                 _backward_member(0, 1, kind, masked, T, B, D, H, px, pW, plen, pkeep, pgates,
-                                 pa, phs, pdy, pdh, pdA, pdx, pdW, acc, work)
+                                 pa, phs, pdy, pdh, pdA, pdx, pdW, acc, work, Wtp)
             else:
                 with parallel(num_threads=nt):
                     _backward_member(threadid(), PYX_SCAN_TEAM_SIZE(), kind, masked, T, B, D,
                                      H, px, pW, plen, pkeep, pgates, pa, phs, pdy, pdh, pdA,
-                                     pdx, pdW, acc, work)
+                                     pdx, pdW, acc, work, Wtp)
             for j in range(GH):
                 db[j] = <floating> acc[j]
         free(work)
         free(acc)
+        free(Wtp)
         team_leave()
     if nt == 0:
         raise MemoryError("_scan.backward: no memory for the team's carries")

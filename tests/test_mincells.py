@@ -3,12 +3,13 @@ against the NumPy reference and finite differences, the time-blocked scan
 against the sequential recurrence, the cells' properties, saving, inference
 step by step and the checks on bad input.
 
-The scan's tolerance: between team sizes the blocks regroup the products of
-the a_t, so results differ in the last bits; with |a_t| <= 1 the difference
-stays within a few units of rounding of the largest state times the steps
-of a block. The tests compare with helpers.TOL (1e-5 float32, 1e-12
-float64, relative to the scale) times SCAN_FACTOR; for one team size the
-results are bitwise the same."""
+The scan's tolerance: split by blocks of time (B < team size), the blocks
+regroup the products of the a_t, so results differ from one thread's in
+the last bits; with |a_t| <= 1 the difference stays within a few units of
+rounding of the largest state times the steps of a block. The tests compare
+with helpers.TOL (1e-5 float32, 1e-12 float64, relative to the scale) times
+SCAN_FACTOR; for one team size the results are bitwise the same, and split
+by rows (B >= team size) bitwise those of one thread."""
 import numpy as np
 import pytest
 
@@ -101,6 +102,70 @@ def test_scan_matches_sequential_and_repeats_bitwise(split_every_call, name, dty
     for n in (2, 3, 4):
         for u, v in zip(results[n], results[1], strict=True):
             assert_close(u, v, dtype, factor=SCAN_FACTOR)
+
+
+def test_split_takes_rows_when_every_member_has_one():
+    assert _scan.split(1, 7) == "none"
+    assert _scan.split(2, 2) == _scan.split(2, 32) == _scan.split(3, 3) == "rows"
+    assert _scan.split(2, 1) == _scan.split(4, 3) == "time"
+
+
+@needs_hooks
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("name", MIN_CELLS)
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("pinned", [False, True], ids=["learned", "pinned"])
+def test_split_by_rows_is_bitwise_one_thread(simd_path, split_every_call, name, dtype, masked,
+                                             pinned):
+    """B >= team: each member's rows run exact from h_0 (and dstate), and
+    every element of x @ W and dA @ W.T is one chain in k order, so the
+    outputs, dx, dstate0 and db are bitwise those of one thread (5 rows: 3 +
+    2, 2 + 2 + 1, ...). dW = x.T @ dA is the BLAS's, each member its
+    columns: OpenBLAS's Haswell kernels round a split product differently,
+    so dW is equal to rounding."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    cell = make_cell(name, 6, 20, dtype=dtype)
+    T, B = 13, 5
+    x, state0, dy, dstate = random_problem(cell, T, B)
+    lengths = [13, 4, 0, 9, 1] if masked else None
+    gates = {cell.gates[0]: np.linspace(0.1, 0.9, 20)} if pinned else None
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        want = run(cell, x, state0, dy, dstate, lengths, gates)
+    for n in (2, 3, 5):
+        with threadpoolctl.threadpool_limits(n, user_api="blas"):
+            if _scan.team_size(T, B, 6, cell.params["W"].shape[1]) != n:
+                pytest.skip(f"the BLAS does not give this process {n} threads")
+            assert _scan.split(n, B) == "rows"
+            got = run(cell, x, state0, dy, dstate, lengths, gates)
+        y, state, dx, dstate0, dW, db = got
+        for u, v in zip((y, state, dx, dstate0, db), want[:4] + want[5:], strict=True):
+            np.testing.assert_array_equal(u, v)
+        assert_close(dW, want[4], dtype)
+
+
+@needs_hooks
+@pytest.mark.parametrize("name", MIN_CELLS)
+@pytest.mark.parametrize("team,B", [(1, 3), (2, 1), (2, 4)], ids=["alone", "time", "rows"])
+def test_chunks_of_the_projection_change_no_bit(split_every_call, name, team, B):
+    """The forward projects x @ W and the backward dx = dA @ W.T a chunk of
+    rows at a time: any chunk size gives the same bits."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    cell = make_cell(name, 5, 24, dtype=np.float32)
+    x, state0, dy, dstate = random_problem(cell, 23, B)
+    results = []
+    previous = _scan._set_chunk_rows(64)
+    try:
+        for rows in (64, 1, 3, 10_000):
+            _scan._set_chunk_rows(rows)
+            with threadpoolctl.threadpool_limits(team, user_api="blas"):
+                if _scan.team_size(23, B, 5, cell.params["W"].shape[1]) != team:
+                    pytest.skip(f"the BLAS does not give this process {team} threads")
+                results.append(run(cell, x, state0, dy, dstate, [23, 5, 17, 0][:B]))
+    finally:
+        _scan._set_chunk_rows(previous)
+    for got in results[1:]:
+        for u, v in zip(got, results[0], strict=True):
+            np.testing.assert_array_equal(u, v)
 
 
 @needs_hooks
