@@ -71,7 +71,7 @@ table, which the README repeats.
      - ``_cells``, ``_recurrent``, ``_scan``
    * - ``_limits``
      - the memory a call needs, checked before it allocates
-     - ``_recurrent``
+     - ``_recurrent``, ``_scan``
    * - ``_saving``
      - ``.npz`` files of cells, models and optimisers; ``load``
      - ``pyx_gru``, ``_cells``, ``_kinds``, ``_limits``, ``_validation``,

@@ -1114,13 +1114,13 @@ class _ScanCell(Cell):
     weights U, so a pass is one product over all steps plus the linear
     recurrence h_t = a_t * h_{t-1} + b_t, run by ``pyx_gru._scan`` (split
     over the team by batch rows, or by blocks of time when the batch has
-    fewer rows than the team has threads). Unlike the other cells, a
-    forward pass without a cache still holds every step's gates and a_t
-    ((G + 1) H numbers per row) while it runs. Split by rows, the results
-    are bitwise those of one thread (dW to rounding: the BLAS's split
-    product); split by time, the blocks regroup the products of the a_t,
-    so results differ from one thread's to rounding only. For one team
-    size they are bitwise the same."""
+    fewer rows than the team has threads). A forward pass without a cache
+    holds only a chunk of rows of the gates and a_t per thread (and, split
+    by time, every step's a_t: as many numbers as its output). Split by
+    rows, the results are bitwise those of one thread (dW to rounding: the
+    BLAS's split product); split by time, the blocks regroup the products
+    of the a_t, so results differ from one thread's to rounding only. For
+    one team size they are bitwise the same."""
 
     def __init__(self, input_size, hidden_size, *, dtype=np.float64, seed=None,
                  recurrent_dropout=0.0, zoneout=0.0):
@@ -1142,8 +1142,9 @@ class _ScanCell(Cell):
         dt = self._dtype
         plan = forward_plan(self._description, T, B, self._input_size, self._hidden_size,
                             dt.itemsize, cache)
-        gates = _workspace.empty(plan["gates"], dtype=dt)
-        a = _workspace.empty(plan["a"], dtype=dt)
+        # without a cache the kernel keeps only a chunk of the gates and a_t
+        gates = _workspace.empty(plan["gates"], dtype=dt) if cache else None
+        a = _workspace.empty(plan["a"], dtype=dt) if cache else None
         hs = _workspace.empty(plan["hs"], dtype=dt)
         hs[0] = h0
         h = np.empty(plan["h"], dtype=dt)
@@ -1190,8 +1191,7 @@ class MinGRU(_ScanCell):
     the linear recurrence h_t = a_t * h_{t-1} + b_t with a_t = 1 - z_t,
     b_t = z_t * g_t, which the kernels split over threads (results equal
     to rounding across thread counts, bitwise for one; see ``_ScanCell``).
-    A forward pass without a cache still holds every step's gates and a_t
-    while it runs. Gates: ``("z", "g")``.
+    Gates: ``("z", "g")``.
 
     Theory: :doc:`/theory/mingru`.
 

@@ -45,7 +45,7 @@ import os
 from math import prod
 from types import MappingProxyType
 
-from . import _recurrent
+from . import _recurrent, _scan
 
 __all__ = ["memory_limit", "check_fits", "cell_bytes", "forward_bytes", "backward_bytes",
            "forward_plan", "backward_plan", "chunk_steps"]
@@ -206,8 +206,11 @@ def _forward_plan(kind, T, B, D, H, itemsize, cache, dropout, zoneout):
     in ``extra``."""
     GH = len(kind.gates) * H
     if kind.scan:
-        # minGRU, minLSTM (_scan): every step's gates and a_t, with a cache
-        # or without (the scan needs all of them at once)
+        # minGRU, minLSTM (_scan): every step's gates and a_t with a cache;
+        # without, the kernel holds a chunk of rows of them per thread (and
+        # every step's a_t when it splits by blocks of time, B < team size)
+        if not cache:
+            return {"hs": (T + 1, B, H), "h": (B, H)}
         return {"gates": (T, B, GH), "a": (T, B, H), "hs": (T + 1, B, H), "h": (B, H)}
     Tg = T if cache else _recurrent.gate_steps(T, B, D, H, GH, itemsize)
     plan = {"gates": (Tg, B, GH), "hs": (T + 1, B, H), "h": (B, H), "hu": (B, GH),
@@ -262,20 +265,44 @@ def _options(cell):
     return bool(getattr(cell, "recurrent_dropout", 0)), any(rates)
 
 
+def _scan_scratch(T, B, D, H, GH, cache, backward):
+    """Elements the scan kernels (minGRU, minLSTM) allocate for themselves, at
+    most (a team of n threads, n at most the CPU count): W packed (W.T
+    backward; panels of at most 16 elements) and the team's carries;
+    forward without a cache, each member's chunk of gates and a_t, and
+    every step's a_t when the split may be by blocks of time (B < n)."""
+    n = max(1, os.cpu_count() or 1)
+    packed = -(-(D if backward else GH) // 16) * 16 * (GH if backward else D)
+    if backward:
+        return packed + 3 * n * B * H
+    out = packed + 2 * n * B * H
+    if not cache:
+        out += n * max(_scan.chunk_rows(), B) * (GH + H)
+        if n > 1 and B < n:
+            out += T * B * H
+    return out
+
+
 def forward_bytes(cell, T, B, cache=True):
     """Bytes ``cell.forward`` allocates for T steps of a batch of B (at most),
     with or without a cache: x (its copy, or its cast), the memory plan
-    (y is a view of its hs) and the states."""
+    (y is a view of its hs), the states and, for the scan cells, what their
+    kernel allocates for itself (``_scan_scratch``)."""
     D, H, GH, s = _sizes(cell)
     plan = _memo(_forward_plan, cell._description, T, B, D, H, s, cache, *_options(cell))[1]
+    if cell._description.scan:
+        plan += _scan_scratch(T, B, D, H, GH, cache, False)
     return s * (T * B * D + plan + _STATE_ROWS * B * H) + 8 * B + OVERHEAD
 
 
 def backward_bytes(cell, T, B):
     """Bytes ``cell.backward`` allocates for a cache of T steps of a batch of B
-    (at most): dy, the memory plan, the parameter gradients and the states."""
+    (at most): dy, the memory plan, the parameter gradients, the states and,
+    for the scan cells, what their kernel allocates for itself."""
     D, H, GH, s = _sizes(cell)
     plan = _memo(_backward_plan, cell._description, T, B, D, H, s, *_options(cell))[1]
+    if cell._description.scan:
+        plan += _scan_scratch(T, B, D, H, GH, True, True)
     params = (D + H + 1) * GH + 4 * H
     return (s * (T * B * H + plan + params + _STATE_ROWS * B * H)
             + 8 * (GH + 4 * H) + OVERHEAD)

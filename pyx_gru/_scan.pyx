@@ -151,6 +151,11 @@ cdef Py_ssize_t _MIN_STEPS = 4
 cdef Py_ssize_t _CHUNK_ROWS = 64
 
 
+def chunk_rows():
+    """The rows of a chunk of the forward's projection now."""
+    return _CHUNK_ROWS
+
+
 def _set_chunk_rows(Py_ssize_t rows):
     """Set the rows of a chunk of the forward's projection (for the tests
     and the benchmark; at least 1); returns the previous value, to restore it."""
@@ -298,19 +303,20 @@ def split(int team, Py_ssize_t B):
 
 cdef void _fwd_step(int kind, bint masked, bint pinned, bint first, Py_ssize_t t,
                     Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t B, Py_ssize_t H,
-                    floating* gates, const floating* bias, const Py_ssize_t* lengths,
-                    const floating* keep, const floating* pin, floating* a,
+                    floating* g, const floating* bias, const Py_ssize_t* lengths,
+                    const floating* keep, const floating* pin, floating* at,
                     floating* hs) noexcept nogil:
-    # Rows [r0, r1) of step t: the activations into gates, a_t into a and
+    # Rows [r0, r1) of step t, their gates at g (rows GH apart) and their
+    # a_t at `at` (rows H apart): the activations into g, a_t into `at` and
     # hs[t+1] = a_t * hs[t] + b_t, or b_t from a zero carry when `first`.
     cdef Py_ssize_t GH = _n_gates(kind) * H
     cdef Py_ssize_t BH = B * H
     cdef floating* h = hs + (t + 1) * BH
-    cdef floating* at = a + t * BH
     cdef const floating* hp = NULL
     cdef const floating* hr
     cdef floating* ar
-    cdef Py_ssize_t bb, j, k
+    cdef floating* gr
+    cdef Py_ssize_t bb, j
     if not first:
         hp = hs + t * BH
     if not (masked or pinned):
@@ -318,22 +324,21 @@ cdef void _fwd_step(int kind, bint masked, bint pinned, bint first, Py_ssize_t t
         hr = NULL
         if not first:
             hr = hp + r0 * H
-        _fwd_rows(kind, r1 - r0, H, gates + (t * B + r0) * GH, bias, hr, at + r0 * H,
-                  h + r0 * H)
+        _fwd_rows(kind, r1 - r0, H, g, bias, hr, at, h + r0 * H)
         return
     for bb in range(r0, r1):
-        k = t * B + bb
-        ar = at + bb * H
+        gr = g + (bb - r0) * GH
+        ar = at + (bb - r0) * H
         if not pinned and not (masked and t >= lengths[bb]):
             hr = NULL
             if not first:
                 hr = hp + bb * H
-            _fwd_rows(kind, 1, H, gates + k * GH, bias, hr, ar, h + bb * H)
+            _fwd_rows(kind, 1, H, gr, bias, hr, ar, h + bb * H)
             continue
         if pinned:
-            _fwd_pinned(kind, H, gates + k * GH, bias, keep, pin, ar, h + bb * H)
+            _fwd_pinned(kind, H, gr, bias, keep, pin, ar, h + bb * H)
         else:
-            _fwd_rows(kind, 1, H, gates + k * GH, bias, NULL, ar, h + bb * H)
+            _fwd_rows(kind, 1, H, gr, bias, NULL, ar, h + bb * H)
         if masked and t >= lengths[bb]:
             # past the end: the state is carried
             for j in range(H):
@@ -349,7 +354,11 @@ cdef void _forward_member(int tid, int nth, int kind, bint masked, Py_ssize_t T,
                           const Py_ssize_t* lengths, const floating* keep,
                           const floating* pin, floating* gates, floating* a,
                           floating* hs, floating* h_last, floating* prods,
-                          floating* Wp) noexcept nogil:
+                          floating* Wp, Py_ssize_t chunk_rows, bint ring) noexcept nogil:
+    # gates (T, B, GH) and a (T, B, H) as the forward's docstring has them;
+    # or, with `ring` (no cache), gates a buffer of `chunk` rows per member
+    # for the current chunk, and a the same (by rows, or alone) or (T, B, H)
+    # (by time: the correction reads them), chunk = max(chunk_rows, B).
     cdef Py_ssize_t GH = _n_gates(kind) * H
     cdef Py_ssize_t BH = B * H
     cdef Py_ssize_t t0 = _part(T, tid, nth)
@@ -367,6 +376,11 @@ cdef void _forward_member(int tid, int nth, int kind, bint masked, Py_ssize_t T,
     cdef size_t pw = panel_width(W)
     cdef Py_ssize_t npan = (GH + pw - 1) // pw
     cdef Py_ssize_t s, c, rows
+    cdef Py_ssize_t chunk = chunk_rows if chunk_rows > B else B
+    cdef bint ring_a = ring and (by_rows or nth == 1)
+    cdef floating* gc       # the chunk's gates: its first step, row r0
+    cdef floating* ac       # the chunk's a_t, the same
+    cdef Py_ssize_t gstep, astep    # from one step to the next in them
     for k in range(_n_gates(kind) - 1):
         if keep[k] == 0:
             pinned = True
@@ -379,22 +393,25 @@ cdef void _forward_member(int tid, int nth, int kind, bint masked, Py_ssize_t T,
         r1 = _part(B, tid + 1, nth)
         t0, t1 = 0, T
     rows = r1 - r0
-    # steps in chunks of about _CHUNK_ROWS rows: each chunk's gates are
+    gstep = rows * GH if ring else B * GH
+    astep = rows * H if ring_a else B * H
+    # steps in chunks of about chunk_rows rows: each chunk's gates are
     # projected, then taken through the activations and the recurrence
     # while they are in cache
-    c = _CHUNK_ROWS // rows if rows < _CHUNK_ROWS else 1
+    c = chunk_rows // rows if rows < chunk_rows else 1
     s = t0
     while s < t1:
         e = s + c if s + c < t1 else t1
+        gc = gates + tid * chunk * GH if ring else gates + (s * B + r0) * GH
+        ac = a + tid * chunk * H if ring_a else a + s * B * H + r0 * H
         # gates[s:e, r0:r1] = x[s:e, r0:r1] @ W, as e - s groups of rows
         gemm_packed(<int> rows, <int> GH, <int> D, x + (s * B + r0) * D, <int> D, Wp,
-                    D * pw, <floating> 0, gates + (s * B + r0) * GH, <int> GH, <int> (e - s),
-                    B * D, B * GH)
+                    D * pw, <floating> 0, gc, <int> GH, <int> (e - s), B * D, gstep)
         for t in range(s, e):
             # a block after the first starts from a zero carry: h_t0 = b_t0
             first = t == t0 and tid > 0 and not by_rows
-            _fwd_step(kind, masked, pinned, first, t, r0, r1, B, H, gates, bias, lengths,
-                      keep, pin, a, hs)
+            _fwd_step(kind, masked, pinned, first, t, r0, r1, B, H, gc + (t - s) * gstep,
+                      bias, lengths, keep, pin, ac + (t - s) * astep, hs)
             if by_rows:
                 continue
             if first:
@@ -630,8 +647,8 @@ cdef bint _is(object array, tuple want):
 
 
 cdef int _wrong(str pass_, str name, object array, str want) except -1:
-    raise ValueError(f"_scan.{pass_}: {name} has shape {tuple(array.shape)}, "
-                     f"expected {want} (see its docstring)")
+    got = "is None" if array is None else f"has shape {tuple(array.shape)}"
+    raise ValueError(f"_scan.{pass_}: {name} {got}, expected {want} (see its docstring)")
 
 
 cdef int _check_common(str pass_, int kind, bint masked, Py_ssize_t T, Py_ssize_t B,
@@ -671,7 +688,10 @@ def forward(int kind, bint masked,
     h_0 in hs[0] on entry. Writes gates (T, B, GH) (the activations: the
     sigmoid gates and the linear candidate), a (T, B, H) (the recurrence's
     a_t; 1 past a sequence's length), hs[1:] (the states, 0 past each
-    length) and the final state into h_last (B, H).
+    length) and the final state into h_last (B, H). With gates and a None
+    (no cache for a backward pass), neither is kept: the kernel holds a
+    chunk of rows of each per thread, and, split by blocks of time (B
+    smaller than the team), every step's a_t (T * B * H more numbers).
     """
     cdef Py_ssize_t T = hs.shape[0] - 1
     cdef Py_ssize_t B = hs.shape[1]
@@ -688,10 +708,11 @@ def forward(int kind, bint masked,
     for j in range(G):
         if keep[j] == 0 and not _is(pin, (G, H)):
             _wrong("forward", "pin", pin, f"(G, H) = ({G}, {H})")
-    if not _is(gates, (T, B, G * H)):
-        _wrong("forward", "gates", gates, f"(T, B, GH) = ({T}, {B}, {G * H})")
-    if not _is(a, (T, B, H)):
-        _wrong("forward", "a", a, f"(T, B, H) = ({T}, {B}, {H})")
+    cdef bint ring = gates is None and a is None
+    if not ring and (gates is None or not _is(gates, (T, B, G * H))):
+        _wrong("forward", "gates", gates, f"(T, B, GH) = ({T}, {B}, {G * H}), or None with a")
+    if not ring and (a is None or not _is(a, (T, B, H))):
+        _wrong("forward", "a", a, f"(T, B, H) = ({T}, {B}, {H}), or None with gates")
     if not _is(h_last, (B, H)):
         _wrong("forward", "h_last", h_last, f"(B, H) = ({B}, {H})")
     if B == 0:
@@ -705,26 +726,39 @@ def forward(int kind, bint masked,
     cdef const Py_ssize_t* plen = &lengths[0]
     cdef const floating* pkeep = &keep[0]
     cdef const floating* ppin = &pin[0, 0]
-    cdef floating* pgates = &gates[0, 0, 0]
-    cdef floating* pa = &a[0, 0, 0]
+    cdef floating* pgates = NULL if ring else &gates[0, 0, 0]
+    cdef floating* pa = NULL if ring else &a[0, 0, 0]
     cdef floating* phs = &hs[0, 0, 0]
     cdef floating* plast = &h_last[0, 0]
+    cdef Py_ssize_t chunk_rows = _CHUNK_ROWS
+    cdef Py_ssize_t chunk = chunk_rows if chunk_rows > B else B
     with nogil:
         nt = team_enter(_wanted_team(T, B, D, G * H))
         prods = <floating*> malloc(2 * nt * B * H * sizeof(floating))
         Wp = <floating*> malloc(pyx_packed_size(D, G * H, panel_width(pW)) * sizeof(floating))
-        if prods == NULL or Wp == NULL:
+        if ring:
+            # a chunk of gates per member; a_t the same by rows or alone, else
+            # every step's
+            pgates = <floating*> malloc(nt * chunk * G * H * sizeof(floating))
+            if nt == 1 or _by_rows(nt, B):
+                pa = <floating*> malloc(nt * chunk * H * sizeof(floating))
+            else:
+                pa = <floating*> malloc(T * B * H * sizeof(floating))
+        if prods == NULL or Wp == NULL or pgates == NULL or pa == NULL:
             nt = 0
         elif nt == 1:
             _forward_member(0, 1, kind, masked, T, B, D, H, px, pW, pb, plen, pkeep, ppin,
-                            pgates, pa, phs, plast, prods, Wp)
+                            pgates, pa, phs, plast, prods, Wp, chunk_rows, ring)
         else:
             with parallel(num_threads=nt):
                 _forward_member(threadid(), PYX_SCAN_TEAM_SIZE(), kind, masked, T, B, D, H,
                                 px, pW, pb, plen, pkeep, ppin, pgates, pa, phs, plast, prods,
-                                Wp)
+                                Wp, chunk_rows, ring)
         free(prods)
         free(Wp)
+        if ring:
+            free(pgates)
+            free(pa)
         team_leave()
     if nt == 0:
         raise MemoryError("_scan.forward: no memory for the team's carries")

@@ -169,6 +169,60 @@ def test_chunks_of_the_projection_change_no_bit(split_every_call, name, team, B)
 
 
 @needs_hooks
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("name", MIN_CELLS)
+@pytest.mark.parametrize("team,B", [(1, 3), (2, 1), (2, 4), (3, 2)],
+                         ids=["alone", "time", "rows", "time3"])
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("pinned", [False, True], ids=["learned", "pinned"])
+def test_forward_without_a_cache_is_bitwise_the_cached(split_every_call, name, dtype, team, B,
+                                                       masked, pinned):
+    """Without a cache the kernel keeps a chunk of gates and a_t per thread
+    (chunks of 3 rows here: several per member), not every step's: the
+    outputs and final state are bitwise those of the forward with a cache."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    cell = make_cell(name, 5, 12, dtype=dtype)
+    x, state0, _, _ = random_problem(cell, 17, B)
+    lengths = [17, 6, 0, 11][:B] if masked else None
+    gates = {cell.gates[0]: np.linspace(0.1, 0.9, 12)} if pinned else None
+    previous = _scan._set_chunk_rows(3)
+    try:
+        with threadpoolctl.threadpool_limits(team, user_api="blas"):
+            if _scan.team_size(17, B, 5, cell.params["W"].shape[1]) != team:
+                pytest.skip(f"the BLAS does not give this process {team} threads")
+            y, h, cache = cell.forward(x, state0, lengths, gates=gates)
+            y2, h2, none = cell.forward(x, state0, lengths, gates=gates, cache=False)
+    finally:
+        _scan._set_chunk_rows(previous)
+    assert none is None
+    np.testing.assert_array_equal(y2, y)
+    np.testing.assert_array_equal(h2, h)
+
+
+@pytest.mark.parametrize("name", MIN_CELLS)
+def test_the_estimate_counts_the_kernels_own_buffers(name):
+    """forward_bytes without a cache: the plan (hs, h) is about the output,
+    and the kernel's chunks and packed W come on top; split by blocks of
+    time (possible at B = 1 on a machine with two CPUs or more) it holds
+    every step's a_t, as much again as the output."""
+    import os
+
+    from pyx_gru import _limits
+    cell = make_cell(name, 8, 32, dtype=np.float32)
+    T, G = 5000, len(cell.gates)
+    y_bytes = T * 32 * 4
+    packed_bytes = 8 * G * 32 * 4
+    one = _limits.forward_bytes(cell, T, 1, cache=False)
+    assert one >= y_bytes + packed_bytes
+    if (os.cpu_count() or 1) > 1:
+        assert one >= 2 * y_bytes + packed_bytes
+    many = _limits.forward_bytes(cell, T, 64, cache=False)
+    assert many >= 64 * (y_bytes + 4 * 8 * T) + packed_bytes
+    assert many < 64 * (1.3 * y_bytes + 4 * 8 * T) + 2**22
+    assert _limits.forward_bytes(cell, T, 64) > 64 * (G + 2) * y_bytes
+
+
+@needs_hooks
 @pytest.mark.parametrize("name", MIN_CELLS)
 def test_long_slow_scan_stays_within_the_tolerance(split_every_call, name):
     """a_t close to 1 (the state fades slowly) over 3000 steps in float32:
@@ -370,6 +424,14 @@ def test_the_kernels_check_shapes():
             _scan.forward(_scan.MINGRU, False, *args.values())
     with pytest.raises(ValueError, match="kind"):
         _scan.forward(7, False, x, W, b, lengths, keep, pin, *good.values())
+    # no cache: gates and a both None, never one of them
+    _scan.forward(_scan.MINGRU, False, x, W, b, lengths, keep, pin, None, None, good["hs"],
+                  good["h_last"])
+    for name in ("gates", "a"):
+        args = dict(x=x, W=W, b=b, lengths=lengths, keep=keep, pin=pin, **good)
+        args[name] = None
+        with pytest.raises(ValueError, match=f"_scan.forward: {name} is None, expected .*or None"):
+            _scan.forward(_scan.MINGRU, False, *args.values())
 
 
 # -- what the shared suites skip for these cells ------------------------------
