@@ -529,10 +529,15 @@ def gemm_time(shape, dtype, memo, rng):
         The per-call times of the blocks that median is taken over.
     """
     times = memo.setdefault(np.dtype(dtype).name, {})
+    # Each new shape is timed after the settling pause: the contenders' thread
+    # pools, busy-waiting after the agreement check, slowed some GEMMs of two
+    # threads 30-fold (a (1600 x 192 x 64) sgemm at 7.8 ms, 0.22 ms idle).
     if "overhead" not in times:
+        settle()
         times["overhead"] = float(np.median(
             block_times(gemm_caller((1, 1, 1, False, False), dtype, rng))))
     if shape not in times:
+        settle()
         blocks = block_times(gemm_caller(shape, dtype, rng))
         raw = float(np.median(blocks))
         times[shape] = (max(raw - times["overhead"], raw / 10), blocks)

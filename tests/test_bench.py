@@ -335,6 +335,19 @@ def test_gemm_plan_counts_the_flops_of_the_spec():
     assert flops == {"fwd": fwd, "fwd+bwd": 3 * fwd}
 
 
+def test_each_roofline_gemm_is_timed_after_the_settling_pause(monkeypatch):
+    """Every new GEMM shape (and the call overhead) is timed after settle(),
+    once per run; a shape already timed is not timed again."""
+    events = []
+    monkeypatch.setattr(bench, "settle", lambda: events.append("settle"))
+    monkeypatch.setattr(bench, "block_times", lambda fn, **kw: events.append("time") or [1e-3] * 7)
+    memo, rng = {}, np.random.default_rng(0)
+    bench.gemm_time((4, 8, 2, False, False), np.float32, memo, rng)
+    bench.gemm_time((4, 8, 2, False, False), np.float32, memo, rng)
+    bench.gemm_time((2, 8, 4, True, False), np.float32, memo, rng)
+    assert events == ["settle", "time"] * 3
+
+
 def test_cells_and_sizes_parse():
     assert bench.parse_cells("gru,lstm") == ("gru_after", "gru_before", "lstm")
     assert bench.parse_cells("mgu") == ("mgu_after", "mgu_before")
