@@ -15,7 +15,7 @@ import threading
 import numpy as np
 import pytest
 
-from pyx_gru import _blas, _recurrent, _threads
+from pyx_gru import _blas, _recurrent, _scan, _threads
 
 from helpers import (
     CONFIGS, DTYPES, SIMD_PATHS, assert_close, make_cell, parts, random_problem, skip_scan,
@@ -34,13 +34,15 @@ MODES = {"serial": (10**9, 1e300), "rows": (1, 0.0, 2**62, 0.0),
 @pytest.fixture
 def split_mode():
     """set(mode, kernel="blas"): mode one of MODES, kernel "blas" or a vector
-    path of the packed kernel (one of SIMD_PATHS); restored after the test."""
+    path of the packed kernel (one of SIMD_PATHS; the scan cells' kernels
+    take the same path, the widest with "blas"); restored after the test."""
     saved = []
 
     def set_(mode, kernel="blas"):
+        path = SIMD_PATHS[0] if kernel == "blas" else kernel
         previous = (_recurrent._set_split(*MODES[mode]),
                     _recurrent._set_packed(kernel != "blas", 1, 1),
-                    _recurrent._set_simd(SIMD_PATHS[0] if kernel == "blas" else kernel))
+                    _recurrent._set_simd(path), _scan._set_simd(path))
         if not saved:
             saved.append(previous)
     yield set_
@@ -48,6 +50,7 @@ def split_mode():
         _recurrent._set_split(*saved[0][0])
         _recurrent._set_packed(*saved[0][1])
         _recurrent._set_simd(saved[0][2])
+        _scan._set_simd(saved[0][3])
 
 
 # The BLAS, and the packed kernel on every vector path this CPU runs.
