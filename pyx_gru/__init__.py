@@ -46,7 +46,7 @@ table, which the README repeats.
      - compiled: the kernels of the cells whose gates read only x_t (minGRU,
        minLSTM): products with a packed W a chunk of steps at a time and a
        linear scan over time, split over the thread team by batch rows or,
-       with fewer rows than threads, by blocks of time (with ``_gemm.h``,
+       with fewer than 16 rows a thread, by blocks of time (with ``_gemm.h``,
        and ``_scan.h``, its pointwise work per vector path)
      - ``_blas``
    * - ``_blas``

@@ -1114,7 +1114,7 @@ class _ScanCell(Cell):
     weights U, so a pass is one product over all steps plus the linear
     recurrence h_t = a_t * h_{t-1} + b_t, run by ``pyx_gru._scan`` (split
     over the team by batch rows, or by blocks of time when the batch has
-    fewer rows than the team has threads). A forward pass without a cache
+    fewer than 16 rows a thread). A forward pass without a cache
     holds only a chunk of rows of the gates and a_t per thread (and, split
     by time, every step's a_t: as many numbers as its output). Split by
     rows, the results are bitwise those of one thread (dW to rounding: the

@@ -208,7 +208,7 @@ def _forward_plan(kind, T, B, D, H, itemsize, cache, dropout, zoneout):
     if kind.scan:
         # minGRU, minLSTM (_scan): every step's gates and a_t with a cache;
         # without, the kernel holds a chunk of rows of them per thread (and
-        # every step's a_t when it splits by blocks of time, B < team size)
+        # every step's a_t when it splits by blocks of time, as at B = 1)
         if not cache:
             return {"hs": (T + 1, B, H), "h": (B, H)}
         return {"gates": (T, B, GH), "a": (T, B, H), "hs": (T + 1, B, H), "h": (B, H)}

@@ -18,10 +18,10 @@
 # multiply-adds in k order, however the rows are chunked or split.
 #
 # The team splits the scan one of two ways (split()):
-# - by rows (B >= team size): each member takes its batch rows over every
+# - by rows (B >= 16 * team size): each member takes its batch rows over every
 #   step, exact from h_0 (backward: from dstate), with no carries; all
 #   but dW (the BLAS's, split by columns) bitwise those of one thread.
-# - by blocks of time (B < team size, as at B = 1), each member on its own
+# - by blocks of time (smaller batches, as B = 1), each member on its own
 #   block of steps [t0, t1):
 #   gates[t0:t1] = x[t0:t1] @ W, in chunks, each followed by its steps:
 #             gates + b -> activations, a_t -> a[t], b_t -> hs[t+1]
@@ -146,6 +146,10 @@ cdef inline Py_ssize_t _n_gates(int kind) noexcept nogil:
 # ---------------------------------------------------------------------------
 cdef double _MIN_WORK = 2e5
 cdef Py_ssize_t _MIN_STEPS = 4
+# The split by rows when each member has at least this many batch rows: with
+# fewer, the packed products' row blocks are small and the split by time was
+# faster (docs/performance.rst).
+cdef Py_ssize_t _MIN_ROWS = 16
 # Rows of a chunk of the forward's input projection (x @ W, then the
 # activations and the recurrence on those rows while they are in cache).
 cdef Py_ssize_t _CHUNK_ROWS = 64
@@ -165,13 +169,17 @@ def _set_chunk_rows(Py_ssize_t rows):
     return previous
 
 
-def _set_split(double min_work, Py_ssize_t min_steps):
-    """Set the team thresholds (for the tests and the benchmark); returns the
-    previous (min_work, min_steps), to restore them."""
-    global _MIN_WORK, _MIN_STEPS
-    previous = (_MIN_WORK, _MIN_STEPS)
+def _set_split(double min_work, Py_ssize_t min_steps, Py_ssize_t min_rows=-1):
+    """Set the team thresholds (for the tests and the benchmark): work and
+    steps per member, and the batch rows per member from which the team
+    splits by rows (negative: keep it); returns the previous (min_work,
+    min_steps, min_rows), to restore them."""
+    global _MIN_WORK, _MIN_STEPS, _MIN_ROWS
+    previous = (_MIN_WORK, _MIN_STEPS, _MIN_ROWS)
     _MIN_WORK = min_work
     _MIN_STEPS = min_steps if min_steps > 1 else 1
+    if min_rows >= 0:
+        _MIN_ROWS = min_rows if min_rows > 1 else 1
     return previous
 
 
@@ -286,16 +294,17 @@ cdef inline void _mul(Py_ssize_t n, const floating* m, floating* p, bint m_first
 # ---------------------------------------------------------------------------
 
 cdef inline bint _by_rows(int nth, Py_ssize_t B) noexcept nogil:
-    # The team's split of the scan: by batch rows when every member has one
-    # (each member's rows exact from h_0: no carries, no corrections), else
-    # by blocks of time.
-    return nth > 1 and B >= nth
+    # The team's split of the scan: by batch rows when every member has
+    # _MIN_ROWS (each member's rows exact from h_0: no carries, no
+    # corrections), else by blocks of time.
+    return nth > 1 and B >= nth * _MIN_ROWS
 
 
 def split(int team, Py_ssize_t B):
     """How a team of ``team`` threads splits the scan of a batch of B:
-    ``"rows"`` (each member its batch rows, over all steps) or ``"time"``
-    (each member a block of steps, joined by carries); ``"none"`` for one."""
+    ``"rows"`` (each member its batch rows, over all steps; from 16 rows a
+    member, ``_set_split``'s min_rows) or ``"time"`` (each member a block of
+    steps, joined by carries); ``"none"`` for one."""
     if team <= 1:
         return "none"
     return "rows" if _by_rows(team, B) else "time"

@@ -3,13 +3,13 @@ against the NumPy reference and finite differences, the time-blocked scan
 against the sequential recurrence, the cells' properties, saving, inference
 step by step and the checks on bad input.
 
-The scan's tolerance: split by blocks of time (B < team size), the blocks
+The scan's tolerance: split by blocks of time (small batches), the blocks
 regroup the products of the a_t, so results differ from one thread's in
 the last bits; with |a_t| <= 1 the difference stays within a few units of
 rounding of the largest state times the steps of a block. The tests compare
 with helpers.TOL (1e-5 float32, 1e-12 float64, relative to the scale) times
 SCAN_FACTOR; for one team size the results are bitwise the same, and split
-by rows (B >= team size) bitwise those of one thread."""
+by rows bitwise those of one thread."""
 import numpy as np
 import pytest
 
@@ -26,8 +26,8 @@ SCAN_FACTOR = 10
 @pytest.fixture
 def split_every_call():
     """Let every call run on as many threads as the BLAS allows (one step a
-    member at least); restored after."""
-    previous = _scan._set_split(1.0, 1)
+    member at least), split by rows from one row a member; restored after."""
+    previous = _scan._set_split(1.0, 1, 1)
     yield
     _scan._set_split(*previous)
 
@@ -104,10 +104,16 @@ def test_scan_matches_sequential_and_repeats_bitwise(split_every_call, name, dty
             assert_close(u, v, dtype, factor=SCAN_FACTOR)
 
 
-def test_split_takes_rows_when_every_member_has_one():
+def test_split_takes_rows_from_16_rows_a_member():
     assert _scan.split(1, 7) == "none"
-    assert _scan.split(2, 2) == _scan.split(2, 32) == _scan.split(3, 3) == "rows"
-    assert _scan.split(2, 1) == _scan.split(4, 3) == "time"
+    assert _scan.split(2, 32) == _scan.split(2, 33) == _scan.split(3, 48) == "rows"
+    assert _scan.split(2, 1) == _scan.split(2, 31) == _scan.split(4, 63) == "time"
+    previous = _scan._set_split(2e5, 4, 1)
+    try:
+        assert _scan.split(2, 2) == _scan.split(3, 3) == "rows"
+        assert _scan.split(4, 3) == "time"
+    finally:
+        _scan._set_split(*previous)
 
 
 @needs_hooks
@@ -117,12 +123,12 @@ def test_split_takes_rows_when_every_member_has_one():
 @pytest.mark.parametrize("pinned", [False, True], ids=["learned", "pinned"])
 def test_split_by_rows_is_bitwise_one_thread(simd_path, split_every_call, name, dtype, masked,
                                              pinned):
-    """B >= team: each member's rows run exact from h_0 (and dstate), and
-    every element of x @ W and dA @ W.T is one chain in k order, so the
-    outputs, dx, dstate0 and db are bitwise those of one thread (5 rows: 3 +
-    2, 2 + 2 + 1, ...). dW = x.T @ dA is the BLAS's, each member its
-    columns: OpenBLAS's Haswell kernels round a split product differently,
-    so dW is equal to rounding."""
+    """Split by rows (here from one row a member): each member's rows run
+    exact from h_0 (and dstate), and every element of x @ W and dA @ W.T is
+    one chain in k order, so the outputs, dx, dstate0 and db are bitwise
+    those of one thread (5 rows: 3 + 2, 2 + 2 + 1, ...). dW = x.T @ dA is
+    the BLAS's, each member its columns: OpenBLAS's Haswell kernels round a
+    split product differently, so dW is equal to rounding."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     cell = make_cell(name, 6, 20, dtype=dtype)
     T, B = 13, 5

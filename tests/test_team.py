@@ -72,7 +72,7 @@ def run(cell, x, state0, dy, dstate, lengths, gates=None):
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_split_matches_serial(split_mode, kernel, mode, name, dtype, T, B, masked):
     skip_scan(name, "this is _recurrent's team, which splits by rows or units; the scan's "
-                    "split by blocks of time is tested in test_mincells.py")
+                    "split (by rows or blocks of time) is tested in test_mincells.py")
     cell = make_cell(name, D=5, H=19, dtype=dtype)
     x, state0, dy, dstate = random_problem(cell, T, B, seed=T * B)
     lengths = np.random.default_rng(B).integers(0, T + 1, B) if masked else None
@@ -112,7 +112,7 @@ def test_a_member_with_no_rows(split_mode, kernel, name, dtype, T):
     The packed kernel's results, but for the BLAS's weight gradients, are
     bitwise those of one thread."""
     skip_scan(name, "this is _recurrent's team, which splits by rows or units; the scan's "
-                    "split by blocks of time is tested in test_mincells.py")
+                    "split (by rows or blocks of time) is tested in test_mincells.py")
     cell = make_cell(name, D=5, H=40, dtype=dtype)
     x, state0, dy, dstate = random_problem(cell, T, 1, seed=T)
     split_mode("serial", kernel)
