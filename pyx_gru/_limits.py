@@ -265,22 +265,14 @@ def _options(cell):
     return bool(getattr(cell, "recurrent_dropout", 0)), any(rates)
 
 
-def _scan_scratch(T, B, D, H, GH, cache, backward):
+def _scan_scratch(cell, T, B, cache, backward):
     """Elements the scan kernels (minGRU, minLSTM) allocate for themselves, at
-    most (a team of n threads, n at most the CPU count): W packed (W.T
-    backward; panels of at most 16 elements) and the team's carries;
-    forward without a cache, each member's chunk of gates and a_t, and
-    every step's a_t when the split may be by blocks of time (B < n)."""
-    n = max(1, os.cpu_count() or 1)
-    packed = -(-(D if backward else GH) // 16) * 16 * (GH if backward else D)
-    if backward:
-        return packed + 3 * n * B * H
-    out = packed + 2 * n * B * H
-    if not cache:
-        out += n * max(_scan.chunk_rows(), B) * (GH + H)
-        if n > 1 and B < n:
-            out += T * B * H
-    return out
+    most: ``_scan.own_elements`` for a team as large as the CPU count (the
+    largest it can be; a larger team holds more chunks, and one that splits
+    by blocks of time every step's a_t)."""
+    D, H, _, s = _sizes(cell)
+    return _scan.own_elements(cell._kind, T, B, D, H, s, cache, backward,
+                              max(1, os.cpu_count() or 1))
 
 
 def forward_bytes(cell, T, B, cache=True):
@@ -291,7 +283,7 @@ def forward_bytes(cell, T, B, cache=True):
     D, H, GH, s = _sizes(cell)
     plan = _memo(_forward_plan, cell._description, T, B, D, H, s, cache, *_options(cell))[1]
     if cell._description.scan:
-        plan += _scan_scratch(T, B, D, H, GH, cache, False)
+        plan += _scan_scratch(cell, T, B, cache, False)
     return s * (T * B * D + plan + _STATE_ROWS * B * H) + 8 * B + OVERHEAD
 
 
@@ -302,7 +294,7 @@ def backward_bytes(cell, T, B):
     D, H, GH, s = _sizes(cell)
     plan = _memo(_backward_plan, cell._description, T, B, D, H, s, *_options(cell))[1]
     if cell._description.scan:
-        plan += _scan_scratch(T, B, D, H, GH, True, True)
+        plan += _scan_scratch(cell, T, B, True, True)
     params = (D + H + 1) * GH + 4 * H
     return (s * (T * B * H + plan + params + _STATE_ROWS * B * H)
             + 8 * (GH + 4 * H) + OVERHEAD)

@@ -155,11 +155,6 @@ cdef Py_ssize_t _MIN_ROWS = 16
 cdef Py_ssize_t _CHUNK_ROWS = 64
 
 
-def chunk_rows():
-    """The rows of a chunk of the forward's projection now."""
-    return _CHUNK_ROWS
-
-
 def _set_chunk_rows(Py_ssize_t rows):
     """Set the rows of a chunk of the forward's projection (for the tests
     and the benchmark; at least 1); returns the previous value, to restore it."""
@@ -191,6 +186,25 @@ cdef int _wanted_team(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t GH) n
     if n < 1:
         return 1
     return <int> n if n < 1024 else 1024
+
+
+def own_elements(int kind, Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t H,
+                 int itemsize, bint cache, bint backward, int team):
+    """Elements (of itemsize bytes) a pass allocates for itself on a team of
+    ``team`` threads, as ``forward`` and ``backward`` do: W packed (W.T
+    backward) and the team's carries; a forward without a cache also each
+    member's chunk of gates and a_t, or every step's a_t when it splits by
+    blocks of time. (The backward's float64 column sums come on top: GH.)"""
+    cdef Py_ssize_t GH = _n_gates(kind) * H
+    cdef size_t pw = 16 if itemsize == 4 else 8
+    cdef Py_ssize_t chunk = _CHUNK_ROWS if _CHUNK_ROWS > B else B
+    if backward:
+        return pyx_packed_size(GH, D, pw) + 3 * team * B * H
+    n = pyx_packed_size(D, GH, pw) + 2 * team * B * H
+    if not cache:
+        n += team * chunk * GH
+        n += team * chunk * H if team == 1 or _by_rows(team, B) else T * B * H
+    return n
 
 
 def team_size(Py_ssize_t T, Py_ssize_t B, Py_ssize_t D, Py_ssize_t GH):

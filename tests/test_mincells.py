@@ -205,6 +205,24 @@ def test_forward_without_a_cache_is_bitwise_the_cached(split_every_call, name, d
     np.testing.assert_array_equal(h2, h)
 
 
+def test_own_elements_are_the_kernels_buffers():
+    """What _scan's passes malloc, counted by hand: W packed in panels of 16
+    floats (8 doubles), the carries, and without a cache the chunks of
+    gates (and a_t, or every step's a_t when split by time)."""
+    # minGRU, D = 8, H = 32 (GH = 64), float32: W packed 4 panels x 8 x 16
+    own = _scan.own_elements
+    assert own(_scan.MINGRU, 5000, 1, 8, 32, 4, True, False, 2) == 512 + 2 * 2 * 32
+    assert own(_scan.MINGRU, 5000, 1, 8, 32, 4, False, False, 2) == (
+        512 + 2 * 2 * 32 + 2 * 64 * 64 + 5000 * 32)           # by time: every a_t
+    assert own(_scan.MINGRU, 5000, 1, 8, 32, 4, False, False, 1) == (
+        512 + 2 * 32 + 64 * 64 + 64 * 32)                      # alone: a chunk of a_t
+    assert own(_scan.MINGRU, 5000, 96, 8, 32, 4, False, False, 2) == (
+        512 + 2 * 2 * 96 * 32 + 2 * 96 * 64 + 2 * 96 * 32)     # by rows, chunks of B rows
+    # minLSTM backward, D = 20, H = 10 (GH = 30), float64: W.T packed in
+    # panels of 8 (20 -> 3 panels x 30 rows x 8), and 3 carries a member
+    assert own(_scan.MINLSTM, 7, 3, 20, 10, 8, True, True, 4) == 3 * 30 * 8 + 3 * 4 * 3 * 10
+
+
 @pytest.mark.parametrize("name", MIN_CELLS)
 def test_the_estimate_counts_the_kernels_own_buffers(name):
     """forward_bytes without a cache: the plan (hs, h) is about the output,
