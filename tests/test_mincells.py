@@ -225,25 +225,38 @@ def test_own_elements_are_the_kernels_buffers():
 
 @pytest.mark.parametrize("name", MIN_CELLS)
 def test_the_estimate_counts_the_kernels_own_buffers(name):
-    """forward_bytes without a cache: the plan (hs, h) is about the output,
-    and the kernel's chunks and packed W come on top; split by blocks of
-    time (possible at B = 1 on a machine with two CPUs or more) it holds
-    every step's a_t, as much again as the output."""
+    """forward_bytes and backward_bytes add, to the arrays of the memory plan,
+    exactly what _scan.own_elements counts (checked by hand above) for a
+    team as large as the CPU count. Without a cache at B = 1 on two CPUs or
+    more (a split by blocks of time) that includes every step's a_t, as much
+    again as the output; with a cache the plan holds every step's gates."""
+    import math
     import os
 
     from pyx_gru import _limits
     cell = make_cell(name, 8, 32, dtype=np.float32)
-    T, G = 5000, len(cell.gates)
+    T, G, n = 5000, len(cell.gates), max(1, os.cpu_count() or 1)
     y_bytes = T * 32 * 4
-    packed_bytes = 8 * G * 32 * 4
-    one = _limits.forward_bytes(cell, T, 1, cache=False)
-    assert one >= y_bytes + packed_bytes
-    if (os.cpu_count() or 1) > 1:
-        assert one >= 2 * y_bytes + packed_bytes
-    many = _limits.forward_bytes(cell, T, 64, cache=False)
-    assert many >= 64 * (y_bytes + 4 * 8 * T) + packed_bytes
-    assert many < 64 * (1.3 * y_bytes + 4 * 8 * T) + 2**22
+
+    def plan_bytes(plan, B):
+        # what the estimate holds besides the kernel's own buffers
+        return (4 * (T * B * 8 + sum(math.prod(v) for v in plan.values())
+                     + _limits._STATE_ROWS * B * 32) + 8 * B + _limits.OVERHEAD)
+
+    for B in (1, 64):
+        plan = _limits.forward_plan(cell._description, T, B, 8, 32, 4, cache=False)
+        own = _scan.own_elements(cell._kind, T, B, 8, 32, 4, False, False, n)
+        assert _limits.forward_bytes(cell, T, B, cache=False) == plan_bytes(plan, B) + 4 * own
+    if n > 1:
+        assert _limits.forward_bytes(cell, T, 1, cache=False) >= 2 * y_bytes
+    assert _limits.forward_bytes(cell, T, 64, cache=False) < 64 * (1.3 * y_bytes + 4 * 8 * T) + 2**22
     assert _limits.forward_bytes(cell, T, 64) > 64 * (G + 2) * y_bytes
+    back = _scan.own_elements(cell._kind, T, 64, 8, 32, 4, True, True, n)
+    bplan = _limits.backward_plan(cell._description, T, 64, 8, 32, 4)
+    params = (8 + 32 + 1) * G * 32 + 4 * 32
+    want = (4 * (T * 64 * 32 + sum(math.prod(v) for v in bplan.values()) + back + params
+                 + _limits._STATE_ROWS * 64 * 32) + 8 * (G * 32 + 4 * 32) + _limits.OVERHEAD)
+    assert _limits.backward_bytes(cell, T, 64) == want
 
 
 @needs_hooks
