@@ -207,3 +207,61 @@ def test_the_pages_simple_predictors_are_recomputed():
         assert float(memoryless) == round(test.info["baseline_train_fit"], 2)
         assert float(markov.split()[0]) == round(markov_per_key(train, test), 2)
         assert float(best.split()[0]) == min(CHUNG_TABLE_2[titles[title]].values())
+
+
+CAPACITY = ROOT / "docs" / "results" / "capacity"
+
+
+def _capacity_rows(page):
+    """The rows of the page's table of the PyTorch runs, as lists of cells."""
+    block = page[page.index("     - test NLL, averaged per piece"):]
+    block = block[:block.index("\n\n")]
+    return [r.split("\n     - ") for r in block.split("\n   * - ")[1:]]
+
+
+def test_the_capacity_runs_are_on_the_page():
+    """Every record of docs/results/polyphonic_capacity.py's runs is a row of
+    the page's table, with its figures as recorded."""
+    records = [json.loads(p.read_text()) for p in sorted(CAPACITY.glob("*.json"))]
+    assert len(records) >= 4
+    rows = {(r[0], r[1]): r for r in _capacity_rows(PAGE.read_text())}
+    assert len(rows) == len(records)
+    titles = {k: v[1] for k, v in tasks.POLYPHONIC_SETS.items()}
+    names = {"rnn": "tanh RNN", "gru": "GRU", "lstm": "LSTM"}
+    for rec in records:
+        H, K = rec["hidden_size"], 88
+        gates = {"rnn": 1, "gru": 3, "lstm": 4}[rec["cell"]]
+        assert rec["n_params"] == gates * (K * H + H * H + 2 * H) + H * K + K  # PyTorch's layout
+        row = rows[(titles[rec["set"]], f"{names[rec['cell']]}, H = {H}")]
+        assert row[2] == f"{rec['n_params']:,}"
+        assert row[3] == f"{rec['epochs']} ({rec['best_epoch']})"
+        assert row[4:8] == [f"{rec['train']['per_frame']:.2f}", f"{rec['valid']['per_frame']:.2f}",
+                            f"{rec['test']['per_frame']:.2f}", f"{rec['test']['per_piece']:.2f}"]
+        assert rec["valid"]["per_frame"] == pytest.approx(min(rec["valid_curve"]), rel=1e-6)
+        assert rec["best_epoch"] == 1 + int(np.argmin(rec["valid_curve"]))
+
+
+@pytest.fixture
+def torch_state():
+    """Give back PyTorch's thread count and RNG, which the script sets."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    with torch.random.fork_rng():
+        yield
+    torch.set_num_threads(threads)
+
+
+def test_the_capacity_script_trains_and_records(tmp_path, torch_state):
+    script = _load(ROOT / "docs" / "results" / "polyphonic_capacity.py", "polyphonic_capacity")
+    out = tmp_path / "run.json"
+    args = ["--set", "jsb", "--cell", "gru", "--hidden", "8", "--epochs", "3", "--out", str(out)]
+    script.main(args)
+    rec = json.loads(out.read_text())
+    assert rec["epochs"] == 3 and rec["n_params"] == 3 * (88 * 8 + 64 + 16) + 8 * 88 + 88
+    assert rec["valid"]["per_frame"] == pytest.approx(min(rec["valid_curve"]), rel=1e-6)
+    assert rec["valid_curve"][-1] < rec["valid_curve"][0] < 61.0   # it learns (88 ln 2 = 61)
+    script.main(args[:-1] + [str(tmp_path / "again.json")])
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["valid_curve"] == rec["valid_curve"]                 # seeded: repeatable
+    with pytest.raises(SystemExit):
+        script.main(["--set", "jsb", "--hidden", "0", "--out", str(out)])
