@@ -143,3 +143,17 @@ def test_unknown_names_are_refused():
         tasks.polyphonic("bach")
     with pytest.raises(TypeError, match="name must be a str"):
         tasks.polyphonic(3)
+
+
+def test_the_docstrings_memory_figures(rolls):
+    """polyphonic()'s Notes give the bytes of x and y over the three splits:
+    (longest piece - 1) x pieces x 88 float64, twice, per split."""
+    doc = " ".join(P.polyphonic.__doc__.split())
+    for name in NAMES:
+        total = 0
+        for pieces in rolls[name].values():
+            kept = [r.shape[0] for r in pieces if r.shape[0] >= 2]
+            total += 2 * (max(kept) - 1) * len(kept) * P.N_KEYS * 8
+        title = P.POLYPHONIC_SETS[name][1]
+        shown = f"{total / 1e6:.0f} MB ({title})" if total < 1e9 else f"{total / 1e9:.1f} GB ({title})"
+        assert shown in doc, shown
