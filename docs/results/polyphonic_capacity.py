@@ -22,29 +22,14 @@ per piece (each piece's NLL per frame, averaged over the pieces).
 """
 import argparse
 import json
-import os
 import platform
-import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
+from pyx_gru._saving import _write_atomically
 from pyx_gru.tasks.polyphonic import POLYPHONIC_SETS, load_polyphonic
-
-
-def _write_json(path, obj):
-    """Write ``obj`` to ``path`` atomically (a temporary file, then a rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def main(argv=None):
@@ -140,7 +125,8 @@ def main(argv=None):
         "seconds": seconds, "torch": torch.__version__, "python": platform.python_version(),
         **{split: score(split) for split in ("train", "valid", "test")},
     }
-    _write_json(args.out, record)
+    text = json.dumps(record, indent=1) + "\n"
+    _write_atomically(Path(args.out), lambda f: f.write(text.encode()))
     print(json.dumps({k: record[k] for k in ("set", "cell", "hidden_size", "n_params",
                                               "best_epoch", "train", "valid", "test")}))
 
