@@ -146,7 +146,7 @@ def test_unknown_names_are_refused():
 
 
 def test_the_docstrings_memory_figures(rolls):
-    """polyphonic()'s Notes give the bytes of x and y over the three splits:
+    """polyphonic()'s docstring gives the bytes of x and y over the three splits:
     (longest piece - 1) x pieces x 88 float64, twice, per split."""
     doc = " ".join(P.polyphonic.__doc__.split())
     for name in NAMES:
