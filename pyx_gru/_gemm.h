@@ -283,10 +283,12 @@ PYX_PATH(pyx_portable_d, PYX_PANEL_D, 3, PYX_NP_PORTABLE, PYX_SHAPES_PORTABLE)
 
 #if PYX_SIMD_X86
 /* AVX2 + FMA, 16 registers of 32 bytes: 6 rows x 1 panel (12
- * accumulators, the classic 6 x 16 block), 2 rows x 2, 1 row x 4. */
-#define PYX_NP_AVX2(rows) ((rows) == 1 ? 4 : (rows) == 2 ? 2 : 1)
+ * accumulators, the classic 6 x 16 block), 3 rows x 2 (12 again; 3 x 1
+ * left the two FMA units short of chains), 2 rows x 2, 1 row x 4. (2 x 3
+ * made GCC keep accumulators on the stack.) */
+#define PYX_NP_AVX2(rows) ((rows) == 1 ? 4 : (rows) <= 3 ? 2 : 1)
 #define PYX_SHAPES_AVX2(X, P) X(P, 1, 1) X(P, 1, 2) X(P, 1, 3) X(P, 1, 4) \
-    X(P, 2, 1) X(P, 2, 2) X(P, 3, 1) X(P, 4, 1) X(P, 5, 1) X(P, 6, 1)
+    X(P, 2, 1) X(P, 2, 2) X(P, 3, 1) X(P, 3, 2) X(P, 4, 1) X(P, 5, 1) X(P, 6, 1)
 #define pyx_avx2_f_TARGET PYX_TARGET_AVX2
 #define pyx_avx2_f_T float
 #define pyx_avx2_f_VEC __m256, 8, 2

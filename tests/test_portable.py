@@ -76,11 +76,12 @@ int main(int argc, char **argv) {
 }
 """
 
-# (m, n, k): one and a few rows, full and partial blocks of panels and of
-# rows, k over several k blocks; no rows (a team member may have none), and
-# k = 0 (C stays C).
+# (m, n, k): one and a few rows (1, 2 and 3 rows over several panels: the
+# AVX2 path's 1 x 4, 2 x 2 and 3 x 2 blocks), full and partial blocks of
+# panels and of rows, k over several k blocks; no rows (a team member may
+# have none), and k = 0 (C stays C).
 SHAPES = [(1, 96, 32), (2, 200, 70), (7, 1030, 300), (13, 45, 129), (3, 16, 1),
-          (0, 16, 5), (4, 40, 0), (5, 64, 600)]
+          (3, 90, 40), (0, 16, 5), (4, 40, 0), (5, 64, 600)]
 
 
 def operands(m, n, k, seed):
