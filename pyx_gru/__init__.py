@@ -59,12 +59,15 @@ table, which the README repeats.
        the compiled passes
      - ``_kinds``, ``_limits``, ``_recurrent``, ``_saving``, ``_scan``,
        ``_threads``, ``_validation``, ``_workspace``
+   * - ``_files``
+     - writing a file atomically, the one place that writes one
+     - —
    * - ``_gradcheck``
      - ``gradcheck``: gradients against finite differences
      - ``_cells``, ``_limits``, ``_validation``
    * - ``_json``
      - JSON text in and out (``History``, ``Comparison``)
-     - —
+     - ``_files``
    * - ``_kinds``
      - one description of every cell kind: names, gates, state parts,
        parameters, labels, the kernels' row
@@ -74,8 +77,8 @@ table, which the README repeats.
      - ``_recurrent``, ``_scan``
    * - ``_saving``
      - ``.npz`` files of cells, models and optimisers; ``load``
-     - ``pyx_gru``, ``_cells``, ``_kinds``, ``_limits``, ``_validation``,
-       ``layers``, ``optim``
+     - ``pyx_gru``, ``_cells``, ``_files``, ``_kinds``, ``_limits``,
+       ``_validation``, ``layers``, ``optim``
    * - ``_site``
      - the documentation build (``python -m pyx_gru docs``)
      - —
@@ -114,12 +117,12 @@ table, which the README repeats.
    * - ``experiments``
      - ``compare`` at equal parameter counts, ``Comparison``, the
        ``compare`` command
-     - ``pyx_gru``, ``_blas``, ``_json``, ``_validation``, ``diagnostics``,
-       ``layers``, ``optim``, ``tasks``, ``train``
+     - ``pyx_gru``, ``_blas``, ``_files``, ``_json``, ``_validation``,
+       ``diagnostics``, ``layers``, ``optim``, ``tasks``, ``train``
    * - ``bench``
      - the benchmark, ``python -m pyx_gru.bench``
-     - ``pyx_gru``, ``_kinds``, ``_recurrent``, ``_workspace``, ``interop``,
-       ``reference``
+     - ``pyx_gru``, ``_files``, ``_kinds``, ``_recurrent``, ``_workspace``,
+       ``interop``, ``reference``
    * - ``tasks``
      - the task generators and the registry ``TASKS``, ``make_task``
      - ``tasks._task``, ``tasks.chorales``, ``tasks.digits``,
@@ -135,10 +138,10 @@ table, which the README repeats.
      - ``tasks._task``
    * - ``tasks.chorales``
      - Bach chorales from music21's corpus
-     - ``_validation``, ``tasks._task``
+     - ``_files``, ``_validation``, ``tasks._task``
    * - ``tasks.polyphonic``
      - the four polyphonic music sets, shipped
-     - ``tasks._task``, ``tasks.chorales``
+     - ``_files``, ``tasks._task``, ``tasks.chorales``
    * - ``tasks.text``
      - the standard library's source as text
      - ``_validation``, ``tasks._task``

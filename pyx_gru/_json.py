@@ -3,13 +3,15 @@
 import json
 import os
 
+from ._files import write_text
+
 
 def json_text(obj, path=None):
-    """``obj`` as indented JSON text, also written to ``path`` when given."""
+    """``obj`` as indented JSON text, also written to ``path`` when given
+    (atomically: ``_files.write_text``)."""
     text = json.dumps(obj, indent=1)
     if path is not None:
-        with open(path, "w") as f:
-            f.write(text)
+        write_text(path, text)
     return text
 
 

@@ -28,13 +28,13 @@ import json
 import lzma
 import os
 import pathlib
-import secrets
 import zipfile
 import zlib
 
 import numpy as np
 
 from . import _kinds
+from ._files import write_atomically
 from ._limits import cell_bytes, check_fits
 from ._validation import check_size
 
@@ -103,43 +103,6 @@ def _metadata(cell):
     }
 
 
-def _write_atomically(path, write):
-    """Call ``write(f)`` on a new temporary file beside ``path``, then rename
-    it to ``path`` (``os.replace``, atomic on POSIX): readers see the old
-    file or the whole new one, never a part. On any exception, KeyboardInterrupt
-    included, the temporary file is removed and ``path`` is untouched."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    # O_EXCL: never follow or reuse an existing name; mode 0o666 less the umask,
-    # as for any new file.
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:
-        # name the file asked for, not the hidden temporary one
-        raise type(exc)(exc.errno, f"cannot write {str(path)!r}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
-
-
 def save(cell, path):
     """Save ``cell`` to ``path``; see ``Cell.save``."""
     if type(cell) not in _CLASSES.values():
@@ -149,7 +112,7 @@ def save(cell, path):
     path = _as_path(path)
     arrays = dict(cell._checked_params())
     arrays[METADATA] = np.array(json.dumps(_metadata(cell), sort_keys=True))
-    _write_atomically(path, lambda f: np.savez(f, allow_pickle=False, **arrays))
+    write_atomically(path, lambda f: np.savez(f, allow_pickle=False, **arrays))
     return path
 
 
@@ -386,7 +349,7 @@ def _write_archive(path, fmt, spec, arrays):
             "spec": spec}
     arrays = dict(arrays)
     arrays[METADATA] = np.array(json.dumps(meta, sort_keys=True))
-    _write_atomically(path, lambda f: np.savez(f, allow_pickle=False, **arrays))
+    write_atomically(path, lambda f: np.savez(f, allow_pickle=False, **arrays))
     return path
 
 

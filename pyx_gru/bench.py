@@ -50,7 +50,7 @@ import scipy
 from scipy.linalg import blas as scipy_blas
 
 import pyx_gru
-from pyx_gru import _kinds, _recurrent, _workspace, interop, reference
+from pyx_gru import _files, _kinds, _recurrent, _workspace, interop, reference
 
 T_STEPS = 100
 
@@ -1923,8 +1923,7 @@ def write_json(path, payload):
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(payload, f, indent=1)
+    _files.write_text(path, json.dumps(payload, indent=1))
     return path
 
 

@@ -65,7 +65,6 @@ import io
 import json
 import hashlib
 import math
-import os
 import pathlib
 import sys
 import time
@@ -73,6 +72,7 @@ import time
 import numpy as np
 
 from . import _blas
+from ._files import write_atomically, write_text
 from ._json import json_text, read_json
 from ._validation import check_dtype, check_size
 # the gradient-flow analysis and the task registry live in diagnostics and
@@ -546,12 +546,7 @@ def _job_key(job, data_digest, model_kwargs, fit_kwargs):
 
 def _write_job(journal, key, row, history):
     text = json.dumps({"key": key, "row": row, "history": history}, default=_to_json)
-    tmp = journal / f".{key}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, journal / f"{key}.json")
+    write_text(journal / f"{key}.json", text)
 
 
 def _read_job(journal, key):
@@ -800,8 +795,7 @@ class Comparison:
                              for c in COLUMNS])
         text = buf.getvalue()
         if path is not None:
-            with open(path, "w", newline="") as f:
-                f.write(text)
+            write_text(path, text)
         return text
 
     def to_dict(self):
@@ -878,8 +872,9 @@ class Comparison:
         if plots:
             paths["learning_curves"] = directory / "learning_curves.png"
             paths["test_loss"] = directory / "test_loss.png"
-            self.plot_learning_curves().savefig(paths["learning_curves"], dpi=110)
-            self.plot_test_loss().savefig(paths["test_loss"], dpi=110)
+            for key, fig in (("learning_curves", self.plot_learning_curves()),
+                             ("test_loss", self.plot_test_loss())):
+                write_atomically(paths[key], lambda f, fig=fig: fig.savefig(f, format="png", dpi=110))
         return paths
 
     # -- plots ----------------------------------------------------------------

@@ -27,16 +27,16 @@ CHILD = textwrap.dedent("""
     import json, os, sys, time
     import numpy as np
     import pyx_gru as pg
-    from pyx_gru import _saving, layers, tasks
+    from pyx_gru import _files, layers, tasks
 
     run_dir, out, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
     if os.environ.get("SLOW_RENAME"):
-        real_replace = _saving.os.replace
+        real_replace = _files.os.replace
         def slow_replace(src, dst):
             print("RENAMING", flush=True)
             time.sleep(float(os.environ["SLOW_RENAME"]))
             return real_replace(src, dst)
-        _saving.os.replace = slow_replace
+        _files.os.replace = slow_replace
     if os.environ.get("STEP_DELAY"):
         real_step = pg.optim.Adam.step
         def slow_step(self, params, grads):

@@ -24,6 +24,7 @@ import numpy as np
 
 import pyx_gru as pg
 from pyx_gru import diagnostics, tasks
+from pyx_gru._files import write_atomically
 
 SCALES = (0.5, 0.8, 1.0, 1.2, 1.5, 2.0)
 CELLS = [  # label, cell name, gate biases (None: the defaults)
@@ -93,7 +94,8 @@ def plot(part1, part2, T, path):
     bx.set_ylabel("fitted rate per step")
     bx.set_title("tanh RNN: fitted against predicted")
     bx.legend(fontsize="small")
-    fig.savefig(path, dpi=110)
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    write_atomically(path, lambda f: fig.savefig(f, format=fmt, dpi=110))
 
 
 def main(argv=None):

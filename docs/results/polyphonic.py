@@ -19,11 +19,11 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from pyx_gru._files import write_text
 from pyx_gru.experiments import Comparison
 from pyx_gru.tasks.polyphonic import CHUNG_TABLE_2, POLYPHONIC_SETS, polyphonic
 
@@ -121,11 +121,7 @@ def main(argv=None):
             parser.error(f"--cpu {name}=...: no such set in the record or the runs")
         record["sets"][name]["cpu_seconds"] = seconds
     text = json.dumps(record, indent=1, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out)
+    write_text(out, text)
     print(f"wrote {out} ({len(text):,} bytes)", file=sys.stderr)
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._files import write_atomically, write_text
 from .._validation import check_size
 from ._task import Task, nll_of_counts
 
@@ -188,13 +189,8 @@ def _save(npz_path, json_path, rolls, meta):
     npz_path.parent.mkdir(parents=True, exist_ok=True)
     offsets = np.concatenate([[0], np.cumsum([r.shape[0] for r in rolls])]).astype(np.int64)
     frames = np.concatenate(rolls) if rolls else np.zeros((0, N_KEYS), dtype=bool)
-    # Write beside the targets and rename, so that a reader never sees half a file.
-    tmp_npz = npz_path.with_name(npz_path.name + f".{os.getpid()}.tmp.npz")
-    tmp_json = json_path.with_name(json_path.name + f".{os.getpid()}.tmp")
-    np.savez_compressed(tmp_npz, frames=frames, offsets=offsets)
-    tmp_json.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_npz, npz_path)
-    os.replace(tmp_json, json_path)
+    write_atomically(npz_path, lambda f: np.savez_compressed(f, frames=frames, offsets=offsets))
+    write_text(json_path, json.dumps(meta, indent=1))
 
 
 def _load(npz_path, json_path):

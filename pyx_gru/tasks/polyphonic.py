@@ -32,12 +32,11 @@ source at hand.
 import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from .._files import write_atomically, write_text
 from ._task import Task, nll_of_counts
 from .chorales import next_frame_arrays
 
@@ -310,24 +309,6 @@ def polyphonic(name):
     return tuple(_task(key, s, rolls[s], rolls["train"]) for s in SPLITS)
 
 
-def _atomic_write(path, write):
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # package data, readable by all (mkstemp makes 0600)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _save_npz(path, arrays):
-    with open(path, "wb") as f:
-        np.savez_compressed(f, **arrays)
-
-
 def convert(source_dir, out_dir=DATA_DIR):
     """Convert the four MATLAB files into the shipped ``.npz`` files and
     ``polyphonic.json`` (run once, by the maintainers; needs SciPy).
@@ -363,10 +344,10 @@ def convert(source_dir, out_dir=DATA_DIR):
                            f"{split}_keys": keys})
             splits[split] = {"pieces": len(rolls), "frames": int(frames.sum()),
                              "sounding_keys": int(keys.size), "sha256_rolls": roll_digest(rolls)}
-        _atomic_write(out_dir / f"{key}.npz", lambda tmp, arrays=arrays: _save_npz(tmp, arrays))
+        write_atomically(out_dir / f"{key}.npz", lambda f, arrays=arrays: np.savez_compressed(f, **arrays))
         meta["sets"][key] = {"title": title, "source": filename,
                              "sha256_source": hashlib.sha256(path.read_bytes()).hexdigest(),
                              "splits": splits}
     text = json.dumps(meta, indent=1) + "\n"
-    _atomic_write(out_dir / METADATA, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    write_text(out_dir / METADATA, text)
     return meta
