@@ -24,11 +24,10 @@ import argparse
 import json
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
-from pyx_gru._files import write_atomically
+from pyx_gru._files import write_text
 from pyx_gru.tasks.polyphonic import POLYPHONIC_SETS, load_polyphonic
 
 
@@ -126,7 +125,7 @@ def main(argv=None):
         **{split: score(split) for split in ("train", "valid", "test")},
     }
     text = json.dumps(record, indent=1) + "\n"
-    write_atomically(Path(args.out), lambda f: f.write(text.encode()))
+    write_text(args.out, text)
     print(json.dumps({k: record[k] for k in ("set", "cell", "hidden_size", "n_params",
                                               "best_epoch", "train", "valid", "test")}))
 
