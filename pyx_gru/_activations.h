@@ -181,33 +181,33 @@ PYX_BLOCK(pyx_sigmoid_block_d, double, pyx_sigmoid_d)
 PYX_BLOCK(pyx_tanh_block_f, float, pyx_tanh_f)
 PYX_BLOCK(pyx_tanh_block_d, double, pyx_tanh_d)
 
-/* The LSTM's forward pointwise step for one row in one pass, for the
- * kernels' common case (no peepholes, no pinned gate), compiled per path
- * like the blocks: the adds vectorise with the activations, and each
- * gate is read and written once. a holds the row's gate blocks i, f, g, o
- * (H apart), x_t W on entry and the activations on return; hu is h_{t-1} U
- * for the same columns; for j in [0, n):
+/* The LSTM's forward pointwise step for one row, for the kernels' common
+ * case (no peepholes, no pinned gate), compiled per path like the blocks.
+ * a holds the row's gate blocks i, f, g, o (H apart), x_t W on entry and
+ * the activations on return; hu is h_{t-1} U for the same columns; for j
+ * in [0, n):
  *   i = sigmoid(a_i + (hu_i + b_i)), f and o alike, g = tanh(a_g + (hu_g + b_g))
  *   c = f * c_prev + i * g,  h = tanh(c) * o
- * the operations, and so the results, of _lstm_forward in _recurrent.pyx. */
+ * the operations, and so the results, of _lstm_forward in _pointwise.pxi.
+ * A loop a gate, each adding its bias and recurrent part as it activates:
+ * one loop over all four gates kept too many constants live for the
+ * registers and was slower than separate passes (docs/performance.rst). */
 #define PYX_LSTM_ROW_ONE(NAME, TARGET, T, SIG, TANH)                            \
 TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, T* __restrict a,              \
                         const T* __restrict hu, const T* __restrict b,          \
                         const T* __restrict c_prev, T* __restrict c,            \
                         T* __restrict h) {                                      \
-    for (ptrdiff_t j = 0; j < n; j++) {                                         \
-        T i = SIG(a[j] + (hu[j] + b[j]));                                       \
-        T f = SIG(a[H + j] + (hu[H + j] + b[H + j]));                           \
-        T g = TANH(a[2 * H + j] + (hu[2 * H + j] + b[2 * H + j]));              \
-        T o = SIG(a[3 * H + j] + (hu[3 * H + j] + b[3 * H + j]));               \
-        T cc = f * c_prev[j] + i * g;                                           \
-        a[j] = i;                                                               \
-        a[H + j] = f;                                                           \
-        a[2 * H + j] = g;                                                       \
-        a[3 * H + j] = o;                                                       \
-        c[j] = cc;                                                              \
-        h[j] = TANH(cc) * o;                                                    \
+    for (ptrdiff_t k = 0; k < 4 * H; k += H) {                                  \
+        if (k == 2 * H) continue;                                               \
+        for (ptrdiff_t j = k; j < k + n; j++)                                   \
+            a[j] = SIG(a[j] + (hu[j] + b[j]));                                  \
     }                                                                           \
+    for (ptrdiff_t j = 2 * H; j < 2 * H + n; j++)                               \
+        a[j] = TANH(a[j] + (hu[j] + b[j]));                                     \
+    for (ptrdiff_t j = 0; j < n; j++)                                           \
+        c[j] = a[H + j] * c_prev[j] + a[j] * a[2 * H + j];                      \
+    for (ptrdiff_t j = 0; j < n; j++)                                           \
+        h[j] = TANH(c[j]) * a[3 * H + j];                                       \
 }
 #define PYX_LSTM_ROW(NAME, T, SIG, TANH)                                        \
 PYX_CLONES(NAME, PYX_LSTM_ROW_ONE,                                              \
@@ -217,5 +217,39 @@ PYX_CLONES(NAME, PYX_LSTM_ROW_ONE,                                              
 
 PYX_LSTM_ROW(pyx_lstm_row_f, float, pyx_sigmoid_f, pyx_tanh_f)
 PYX_LSTM_ROW(pyx_lstm_row_d, double, pyx_sigmoid_d, pyx_tanh_d)
+
+/* The GRU's (reset after the product) forward pointwise step for one row,
+ * for the common case (no pinned gate), in loops like the LSTM's: a holds
+ * the row's gate blocks z, r, g (H apart), x_t W on entry and the
+ * activations on return; hu is h_{t-1} U for the same columns; for j in
+ * [0, n):
+ *   z = sigmoid(a_z + (hu_z + b_z)), r alike, nn = hu_g + b_hg,
+ *   g = tanh(a_g + (b_g + r * nn)),  h = z * h_prev + (1 - z) * g
+ * the operations, and so the results, of _gru_after_forward in
+ * _pointwise.pxi. */
+#define PYX_GRU_AFTER_ROW_ONE(NAME, TARGET, T, SIG, TANH)                       \
+TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, T* __restrict a,              \
+                        const T* __restrict hu, const T* __restrict b,          \
+                        const T* __restrict b_hg, const T* __restrict h_prev,   \
+                        T* __restrict nn, T* __restrict h) {                    \
+    for (ptrdiff_t k = 0; k < 2 * H; k += H)                                    \
+        for (ptrdiff_t j = k; j < k + n; j++)                                   \
+            a[j] = SIG(a[j] + (hu[j] + b[j]));                                  \
+    for (ptrdiff_t j = 0; j < n; j++) {                                         \
+        T m = hu[2 * H + j] + b_hg[j];                                          \
+        nn[j] = m;                                                              \
+        a[2 * H + j] = TANH(a[2 * H + j] + (b[2 * H + j] + a[H + j] * m));      \
+    }                                                                           \
+    for (ptrdiff_t j = 0; j < n; j++)                                           \
+        h[j] = a[j] * h_prev[j] + ((T) 1 - a[j]) * a[2 * H + j];                \
+}
+#define PYX_GRU_AFTER_ROW(NAME, T, SIG, TANH)                                   \
+PYX_CLONES(NAME, PYX_GRU_AFTER_ROW_ONE,                                         \
+           (ptrdiff_t n, ptrdiff_t H, T* a, const T* hu, const T* b,            \
+            const T* b_hg, const T* h_prev, T* nn, T* h),                       \
+           (n, H, a, hu, b, b_hg, h_prev, nn, h), T, SIG, TANH)
+
+PYX_GRU_AFTER_ROW(pyx_gru_after_row_f, float, pyx_sigmoid_f, pyx_tanh_f)
+PYX_GRU_AFTER_ROW(pyx_gru_after_row_d, double, pyx_sigmoid_d, pyx_tanh_d)
 
 #endif

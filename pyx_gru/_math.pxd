@@ -17,6 +17,12 @@ cdef extern from "_activations.h" nogil:
                         const float* c_prev, float* c, float* h)
     void pyx_lstm_row_d(Py_ssize_t n, Py_ssize_t H, double* a, const double* hu,
                         const double* b, const double* c_prev, double* c, double* h)
+    void pyx_gru_after_row_f(Py_ssize_t n, Py_ssize_t H, float* a, const float* hu,
+                             const float* b, const float* b_hg, const float* h_prev,
+                             float* nn, float* h)
+    void pyx_gru_after_row_d(Py_ssize_t n, Py_ssize_t H, double* a, const double* hu,
+                             const double* b, const double* b_hg, const double* h_prev,
+                             double* nn, double* h)
 
 
 cdef inline floating sigmoid(floating a) noexcept nogil:
@@ -59,3 +65,15 @@ cdef inline void lstm_row(Py_ssize_t n, Py_ssize_t H, floating* a, const floatin
         pyx_lstm_row_f(n, H, a, hu, b, c_prev, c, h)
     else:
         pyx_lstm_row_d(n, H, a, hu, b, c_prev, c, h)
+
+
+cdef inline void gru_after_row(Py_ssize_t n, Py_ssize_t H, floating* a, const floating* hu,
+                               const floating* b, const floating* b_hg,
+                               const floating* h_prev, floating* nn,
+                               floating* h) noexcept nogil:
+    # One row of the GRU's (reset after) forward step, no pinned gate
+    # (_activations.h): a <- the gates z, r, g; nn = h_prev U_g + b_hg; h.
+    if floating is float:
+        pyx_gru_after_row_f(n, H, a, hu, b, b_hg, h_prev, nn, h)
+    else:
+        pyx_gru_after_row_d(n, H, a, hu, b, b_hg, h_prev, nn, h)

@@ -10,6 +10,24 @@
 # second half, _step_forward_second / _step_backward_second, which the
 # driver calls after the second product of the step.
 
+# The LSTM's and the GRU's (reset after) forward steps take a row in one
+# call of a function per vector path (_activations.h) where no gate is
+# pinned, with the adds in the activations' loops; _set_fused_rows(False)
+# sends them to the passes below, which do the same operations (the tests
+# check that both give bitwise the same results).
+cdef bint _FUSED_ROWS = True
+
+
+def _set_fused_rows(bint on):
+    """Take the fused rows of the LSTM and GRU (reset after) forward steps,
+    or the passes of the general step (for the tests and timing); returns
+    the previous setting."""
+    global _FUSED_ROWS
+    previous = _FUSED_ROWS
+    _FUSED_ROWS = on
+    return previous
+
+
 cdef inline void _pin(floating* a, Py_ssize_t k, Py_ssize_t H, Py_ssize_t n,
                       const floating* keep, const floating* pin) noexcept nogil:
     # a[k*H : k*H+n] = pin[k, :n] if gate k is pinned (keep[k] == 0)
@@ -123,6 +141,12 @@ cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating*
     # z = sigmoid(.), r = sigmoid(.), n = h_prev U_g + b_hg (kept in nn),
     # g = tanh(x W_g + b_g + r * n), h = z * h_prev + (1 - z) * g
     cdef Py_ssize_t bb, j, o, k
+    if _FUSED_ROWS and keep[0] != 0 and keep[1] != 0:
+        # the same, a row a call, per vector path (_activations.h)
+        for bb in range(B):
+            gru_after_row(n, H, a + bb * 3 * H, hu + bb * 3 * H, b, b_hg, h_prev + bb * H,
+                          nn + bb * H, h + bb * H)
+        return
     for bb in range(B):
         o = bb * 3 * H
         _sigmoid_gates(a + o, hu + o, b, 2, H, n, keep, pin)
@@ -176,8 +200,8 @@ cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole,
     # i = sigmoid(. + p_i c_prev), f = sigmoid(. + p_f c_prev), g = tanh(.),
     # c = f * c_prev + i * g, o = sigmoid(. + p_o c), h = o * tanh(c)
     cdef Py_ssize_t bb, j, o, k
-    if not peephole and keep[0] != 0 and keep[1] != 0 and keep[3] != 0:
-        # the same in one pass a row, per vector path (_activations.h)
+    if _FUSED_ROWS and not peephole and keep[0] != 0 and keep[1] != 0 and keep[3] != 0:
+        # the same, a row a call, per vector path (_activations.h)
         for bb in range(B):
             lstm_row(n, H, a + bb * 4 * H, hu + bb * 4 * H, b, c_prev + bb * H,
                      c + bb * H, h + bb * H)

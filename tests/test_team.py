@@ -272,6 +272,51 @@ def test_reading_in_place_gives_the_packed_bits(split_mode, in_place, mode, path
         np.testing.assert_array_equal(b, a)
 
 
+@pytest.fixture
+def fused_rows():
+    """set(on): the LSTM's and the GRU's (reset after) forward steps take
+    their fused row functions (on) or the general step's passes; restored
+    after the test."""
+    saved = []
+
+    def set_(on):
+        previous = _recurrent._set_fused_rows(on)
+        if not saved:
+            saved.append(previous)
+    yield set_
+    if saved:
+        _recurrent._set_fused_rows(saved[0])
+
+
+@pytest.mark.parametrize("path", SIMD_PATHS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
+@pytest.mark.parametrize("name", ["lstm", "gru_after"])
+@pytest.mark.parametrize("T,B,H", [(1, 1, 7), (9, 3, 32), (5, 8, 48), (4, 2, 24), (3, 16, 64)])
+@pytest.mark.parametrize("mode", ["serial", "rows", "units"])
+def test_fused_rows_give_the_general_steps_bits(split_mode, fused_rows, mode, path, name,
+                                                 dtype, T, B, H):
+    """The LSTM's and the GRU's (reset after) forward steps, row by row in one
+    function per vector path (_activations.h), do the operations of the
+    general step's passes (_pointwise.pxi) in the same order: bitwise the
+    same outputs, cache and gradients, with lengths, on every vector path
+    and split (the units split hands a row function part of a gate block)."""
+    cell = make_cell(name, D=5, H=H, dtype=dtype, scale=0.8)
+    x, state0, dy, dstate = random_problem(cell, T, B, seed=T + B)
+    x = 3 * x  # pre-activations on both sides of the activations' branches
+    lengths = np.random.default_rng(H).integers(0, T + 1, B)
+    split_mode(mode, path)
+    outs = {}
+    for on in (False, True):
+        fused_rows(on)
+        y, state, cache = cell.forward(x, state0, lengths)
+        y_inf, state_inf, _ = cell.forward(x, state0, lengths, cache=False)
+        kept = [cache.gates] + [a for a in (cache.cs, cache.extra) if a is not None]
+        outs[on] = [y, *parts(state), *kept, y_inf, *parts(state_inf),
+                    *cell.backward(cache, dy, dstate)[2].values()]
+    for a, b in zip(outs[False], outs[True], strict=True):
+        np.testing.assert_array_equal(b, a)
+
+
 @needs_hooks
 @pytest.mark.parametrize("mode", ["rows", "units"])
 def test_team_follows_blas_limit(split_mode, mode):
