@@ -49,6 +49,8 @@ extensions = [
     Extension("pyx_gru._scan", ["pyx_gru/_scan.pyx"], include_dirs=["pyx_gru"],
               extra_compile_args=COMPILE_ARGS + OPENMP_ARGS, extra_link_args=OPENMP_ARGS,
               depends=HEADERS),
+    # the benchmark's --hide-avx512: CPUID without AVX-512, for every library
+    Extension("pyx_gru._cpuid", ["pyx_gru/_cpuid.pyx"], extra_compile_args=COMPILE_ARGS),
 ]
 
 setup(ext_modules=cythonize(extensions, compiler_directives=directives))

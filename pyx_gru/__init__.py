@@ -53,6 +53,10 @@ table, which the README repeats.
      - compiled: the BLAS calls of the kernels (SciPy's) and the hooks that
        hold the BLAS's threads
      - —
+   * - ``_cpuid``
+     - compiled: the benchmark's ``--hide-avx512``, CPUID answered without
+       AVX-512 for every library of the process (Linux on x86-64)
+     - —
    * - ``_cells``
      - ``Cell``, ``RNN``, ``SimpleGRU``, ``GRU``, ``MGU``, ``LSTM``,
        ``CoupledLSTM``, ``MinGRU``, ``MinLSTM``, ``Cache``: the cells around
@@ -121,8 +125,8 @@ table, which the README repeats.
        ``diagnostics``, ``layers``, ``optim``, ``tasks``, ``train``
    * - ``bench``
      - the benchmark, ``python -m pyx_gru.bench``
-     - ``pyx_gru``, ``_files``, ``_kinds``, ``_recurrent``, ``_workspace``,
-       ``interop``, ``reference``
+     - ``pyx_gru``, ``_cpuid``, ``_files``, ``_kinds``, ``_recurrent``,
+       ``_scan``, ``_workspace``, ``interop``, ``reference``
    * - ``tasks``
      - the task generators and the registry ``TASKS``, ``make_task``
      - ``tasks._task``, ``tasks.chorales``, ``tasks.digits``,

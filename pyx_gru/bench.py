@@ -50,7 +50,7 @@ import scipy
 from scipy.linalg import blas as scipy_blas
 
 import pyx_gru
-from pyx_gru import _files, _kinds, _recurrent, _workspace, interop, reference
+from pyx_gru import _cpuid, _files, _kinds, _recurrent, _scan, _workspace, interop, reference
 
 T_STEPS = 100
 
@@ -1368,6 +1368,9 @@ def machine_lines(info):
     blas = ", ".join(f"{arch} ({lib})" for lib, arch in info["blas_core_types"]) or "no OpenBLAS"
     lines = [f"CPU: {info['cpu_model']}; pyx_gru's vector path: {info['vector_path']}; "
              f"OpenBLAS core type: {blas}" + (f"; set: {' '.join(forced)}" if forced else "")]
+    if info.get("avx512_hidden"):
+        lines.append("AVX-512 hidden from every library (--hide-avx512): each took its AVX2 "
+                     "path as on an AVX2 CPU")
     return lines + peer_lines({name: info["versions"][name] for name in PEERS
                                if name in info["versions"]})
 
@@ -1891,6 +1894,7 @@ def machine_info(threads, threadpoolctl, torch, peers):
             **peer_versions(peers),
         },
         "vector_path": vector_path(),
+        "avx512_hidden": _cpuid.hidden(),
         "blas_core_types": blas_core_types(threadpoolctl.threadpool_info()),
         "pyx_gru_git_commit": git_commit(),
         "environment": {k: os.environ.get(k) for k in (
@@ -2226,6 +2230,34 @@ IDLE_FRACTION = 0.1
 SETTLE_MAX_SECONDS = 0.5
 
 
+# The OpenBLAS core type of --hide-avx512 (the one OpenBLAS picks on AVX2 CPUs).
+HIDDEN_BLAS_CORE = "Haswell"
+
+
+def hide_avx512(parser):
+    """``--hide-avx512``: hide AVX-512 from every library loaded or started
+    from now on (``pyx_gru._cpuid``; before the peers are imported) and take
+    pyx_gru's AVX2 path where it was wider. SciPy's OpenBLAS chose its
+    kernels when it loaded: ``restart_with_short_blas_spin`` set
+    OPENBLAS_CORETYPE for that, and a note says so when it is not set.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        Reports a machine that cannot hide it, as a usage error.
+    """
+    try:
+        _cpuid.hide_avx512()
+    except OSError as e:
+        parser.error(f"--hide-avx512: {e}")
+    for module in (_recurrent, _scan):
+        if module.simd_path() == "avx512":
+            module._set_simd("avx2")
+    if not os.environ.get("OPENBLAS_CORETYPE"):
+        print(f"note: OPENBLAS_CORETYPE is not set: SciPy's OpenBLAS keeps the kernels it chose "
+              f"when it loaded (set OPENBLAS_CORETYPE={HIDDEN_BLAS_CORE} for those of an AVX2 CPU)")
+
+
 def restart_with_short_blas_spin():
     """Re-run this command with OPENBLAS_THREAD_TIMEOUT set, unless it is set
     already (OpenBLAS reads it when it loads, so it cannot be set later).
@@ -2233,6 +2265,8 @@ def restart_with_short_blas_spin():
     if BLAS_SPIN_ENV in os.environ:
         return
     env = dict(os.environ, **{BLAS_SPIN_ENV: BLAS_SPIN_VALUE})
+    if "--hide-avx512" in sys.argv[1:]:
+        env.setdefault("OPENBLAS_CORETYPE", HIDDEN_BLAS_CORE)
     sys.stdout.flush()
     os.execve(sys.executable, [sys.executable, "-m", "pyx_gru.bench", *sys.argv[1:]], env)
 
@@ -2347,6 +2381,11 @@ def main(argv=None):
                              "training pass, against the same cell with them off (default "
                              f"{','.join(map(str, REGULARISATION_RATES))}; minGRU and minLSTM, "
                              "which take neither, are skipped)")
+    parser.add_argument("--hide-avx512", action="store_true",
+                        help="time every library as on a CPU with AVX2 and no AVX-512: CPUID "
+                             "reports none to any library that asks (ONNX Runtime has no switch "
+                             "of its own), and pyx_gru takes its AVX2 path; Linux on x86-64 "
+                             "with CPUID faulting; sets OPENBLAS_CORETYPE=Haswell unless set")
     args = parser.parse_args(argv)
     if args.markdown:
         with open(args.markdown, encoding="utf-8") as f:
@@ -2362,6 +2401,8 @@ def main(argv=None):
         print(f"note: {BLAS_SPIN_ENV} is not set: OpenBLAS threads spinning after a call "
               "may slow the next contender (run as python -m pyx_gru.bench to avoid it)")
 
+    if args.hide_avx512:
+        hide_avx512(parser)
     threadpoolctl = import_threadpoolctl()
     torch = None if args.scaling else import_torch()
     peers = {} if args.scaling else import_peers(args.threads)

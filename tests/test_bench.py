@@ -4,6 +4,7 @@ import argparse
 import importlib.util
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -485,3 +486,31 @@ def test_regularisation_times_on_against_off_and_skips_the_scan_cells(monkeypatc
     assert set(results["mingru"]["timings"]["fwd"]) == {"pyx_gru", "pyx_gru/cache", "numpy"}
     assert sorted(t["what"] for t in data["targets"] if t["kind"] == "regularisation") == [
         f"{label} (1, 8, 8) {task} on/off" for label in ("GRU after", "LSTM") for task in ("fwd", "fwd+bwd")]
+
+
+@needs_threadpoolctl
+def test_hide_avx512_times_every_library_as_on_an_avx2_cpu(tmp_path):
+    """--hide-avx512 hides AVX-512 from CPUID before the peers load, takes
+    pyx_gru's AVX2 path (where it was wider) and OpenBLAS's Haswell kernels
+    (unless OPENBLAS_CORETYPE is set), and says so in the report and the
+    record; a machine without CPUID faulting gets a usage error saying why."""
+    path = tmp_path / "bench.json"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_CORETYPE", "PYX_GRU_SIMD", bench.BLAS_SPIN_ENV)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pyx_gru.bench", "--hide-avx512", "--quick", "--cells", "rnn",
+         "--sizes", "1,8,8", "--threads", "1", "--json", str(path)],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    from pyx_gru import _cpuid
+    if not _cpuid.SUPPORTED or "--hide-avx512: " in proc.stderr:
+        assert proc.returncode == 2
+        assert "CPUID" in proc.stderr
+        return
+    assert proc.returncode == 0, proc.stderr
+    assert "AVX-512 hidden from every library" in proc.stdout
+    machine = json.loads(path.read_text())["machine"]
+    assert machine["avx512_hidden"] is True
+    assert machine["vector_path"] == ("avx2" if "avx2" in _recurrent.simd_paths() else "portable")
+    assert machine["environment"]["OPENBLAS_CORETYPE"] == bench.HIDDEN_BLAS_CORE
+    assert {arch for _, arch in machine["blas_core_types"]} <= {"Haswell"}
