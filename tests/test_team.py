@@ -152,19 +152,27 @@ def test_inference_forward_is_the_forward(split_mode, kernel, mode, name, dtype,
         np.testing.assert_array_equal(b, a)
 
 
-@pytest.fixture
-def prefetch():
-    """set(on): the packed kernel prefetches at every size (on) or never;
-    restored after the test."""
+def _setting(setter, args, spread=False):
+    """The body of a fixture that switches one of _recurrent's settings:
+    yields set_(on), which calls setter(*args(on)), then restores the value
+    the first call replaced (spread: the setter returns its arguments as a
+    tuple)."""
     saved = []
 
     def set_(on):
-        previous = _recurrent._set_prefetch(0 if on else 2**62)
+        previous = setter(*args(on))
         if not saved:
             saved.append(previous)
     yield set_
     if saved:
-        _recurrent._set_prefetch(saved[0])
+        setter(*saved[0]) if spread else setter(saved[0])
+
+
+@pytest.fixture
+def prefetch():
+    """set(on): the packed kernel prefetches at every size (on) or never;
+    restored after the test."""
+    yield from _setting(_recurrent._set_prefetch, lambda on: (0 if on else 2**62,))
 
 
 @pytest.mark.parametrize("path", SIMD_PATHS)
@@ -233,15 +241,8 @@ def test_input_projection_in_chunks_of_steps(split_mode, mode, path, name, dtype
 def in_place():
     """set(on): the forward reads U and W in place at every size (on) or
     always packs them; restored after the test."""
-    saved = []
-
-    def set_(on):
-        previous = _recurrent._set_in_place(*((2**62, 2**62) if on else (-1, -1)))
-        if not saved:
-            saved.append(previous)
-    yield set_
-    if saved:
-        _recurrent._set_in_place(*saved[0])
+    yield from _setting(_recurrent._set_in_place,
+                        lambda on: (2**62, 2**62) if on else (-1, -1), spread=True)
 
 
 @pytest.mark.parametrize("path", SIMD_PATHS)
@@ -277,15 +278,7 @@ def fused_rows():
     """set(on): the LSTM's and the GRU's (reset after) forward steps take
     their fused row functions (on) or the general step's passes; restored
     after the test."""
-    saved = []
-
-    def set_(on):
-        previous = _recurrent._set_fused_rows(on)
-        if not saved:
-            saved.append(previous)
-    yield set_
-    if saved:
-        _recurrent._set_fused_rows(saved[0])
+    yield from _setting(_recurrent._set_fused_rows, lambda on: (on,))
 
 
 @pytest.mark.parametrize("path", SIMD_PATHS)
