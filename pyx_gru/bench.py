@@ -20,7 +20,7 @@ Usage::
 
     python -m pyx_gru.bench [--quick] [--threads N] [--cells ...] [--sizes ...]
                             [--json PATH] [--scaling] [--kernels]
-                            [--regularisation [P,Z]]
+                            [--regularisation [P,Z]] [--hide-avx512]
     python -m pyx_gru.bench --markdown PATH    # the README's tables of a results file
 
 ``--help`` lists the cell names. Results go to
@@ -1369,8 +1369,10 @@ def machine_lines(info):
     lines = [f"CPU: {info['cpu_model']}; pyx_gru's vector path: {info['vector_path']}; "
              f"OpenBLAS core type: {blas}" + (f"; set: {' '.join(forced)}" if forced else "")]
     if info.get("avx512_hidden"):
-        lines.append("AVX-512 hidden from every library (--hide-avx512): each took its AVX2 "
-                     "path as on an AVX2 CPU")
+        lines.append("AVX-512 hidden (--hide-avx512): pyx_gru and every library loaded after "
+                     "it (PyTorch, JAX, ONNX Runtime) took their AVX2 kernels as on an AVX2 CPU; "
+                     "NumPy's loops and OpenBLAS's kernels were chosen before (its core type "
+                     "above)")
     return lines + peer_lines({name: info["versions"][name] for name in PEERS
                                if name in info["versions"]})
 
