@@ -36,7 +36,7 @@ cdef extern from *:
     #define PYX_CPUID_X86 1
 
     static struct sigaction pyx_cpuid_previous;
-    static volatile long pyx_cpuid_traps = 0;
+    static long pyx_cpuid_traps = 0;
     static int pyx_cpuid_hidden = 0;
 
     /* Leaf 7's AVX-512 and AMX feature bits: subleaf 0 EBX (F, DQ, IFMA, PF,
@@ -66,18 +66,27 @@ cdef extern from *:
         greg_t *g = uc->uc_mcontext.gregs;
         const unsigned char *ip = (const unsigned char *) g[REG_RIP];
         unsigned r[4];
-        (void) sig;
-        (void) info;
+        int saved_errno = errno;
         if (ip[0] != 0x0f || ip[1] != 0xa2) {
-            /* not CPUID: the previous handler takes the fault when the
-               instruction runs again on return */
-            sigaction(SIGSEGV, &pyx_cpuid_previous, NULL);
+            /* not CPUID: the fault is the previous handler's, called as it
+               would have been; with none (the default action), restore it
+               and return, so that the instruction faults again and ends
+               the process */
+            if (pyx_cpuid_previous.sa_flags & SA_SIGINFO)
+                pyx_cpuid_previous.sa_sigaction(sig, info, context);
+            else if (pyx_cpuid_previous.sa_handler != SIG_DFL
+                     && pyx_cpuid_previous.sa_handler != SIG_IGN)
+                pyx_cpuid_previous.sa_handler(sig);
+            else
+                sigaction(SIGSEGV, &pyx_cpuid_previous, NULL);
+            errno = saved_errno;
             return;
         }
-        pyx_cpuid_traps++;
+        __atomic_fetch_add(&pyx_cpuid_traps, 1, __ATOMIC_RELAXED);
         syscall(SYS_arch_prctl, ARCH_SET_CPUID, 1);
         pyx_cpuid_masked((unsigned) g[REG_RAX], (unsigned) g[REG_RCX], r);
         syscall(SYS_arch_prctl, ARCH_SET_CPUID, 0);
+        errno = saved_errno;
         g[REG_RAX] = r[0];
         g[REG_RBX] = r[1];
         g[REG_RCX] = r[2];
