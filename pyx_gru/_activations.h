@@ -16,15 +16,19 @@
  * (_gemm.h): the same to rounding, within the same 3 ulp.
  *
  * - exp(x) for x <= 0, after Cephes: x = n ln2 + r with |r| <= ln2 / 2 (n
- *   rounded by adding and subtracting 1.5 * 2^p, ln2 split in two for
- *   Cody-Waite), exp(r) by a polynomial (float) or a Pade approximant
- *   (double), 2^n built in the exponent bits. x is clamped at -87 (float)
- *   or -708 (double), near the smallest normal number: the sigmoid of a
- *   pre-activation below that is ~1e-38 (1e-308) instead of a denormal.
+ *   rounded by adding and subtracting 1.5 * 2^p + the exponent's bias, ln2
+ *   split in two for Cody-Waite), exp(r) - 1 by a polynomial (float) or a
+ *   Pade approximant (double), 2^n built in the exponent bits
+ *   (pyx_exp_parts_*). x is clamped at -87 (float) or -708 (double), near
+ *   the smallest normal number: the sigmoid of a pre-activation below that
+ *   is ~1e-38 (1e-308) instead of a denormal.
  * - sigmoid(a) = 1 / (1 + e) for a >= 0 and e / (1 + e) for a < 0, with
  *   e = exp(-|a|) <= 1: no overflow, full relative accuracy on both sides.
- * - tanh(|a|): Cephes' odd rational for |a| < 0.625 (no cancellation near
- *   0), otherwise (1 - e) / (1 + e) with e = exp(-2|a|); then the sign of a.
+ * - tanh(|a|), float: -m / (2 + m) with m = exp(-2|a|) - 1 = 2^n (exp(r)
+ *   - 1) + (2^n - 1), accurate near 0 without a second branch; double (whose
+ *   Pade form of exp(r) - 1 lost up to 3.6 ulp that way): Cephes' odd
+ *   rational for |a| < 0.625, otherwise (1 - e) / (1 + e) with
+ *   e = exp(-2|a|). Then the sign of a.
  * NaN gives NaN; +-inf give the limits. Within 3 ulp of the exact values
  * (tests/test_math.py).
  */
@@ -47,13 +51,16 @@
  * time of the products; docs/performance.rst). */
 #define PYX_MULADD(a, b, c) ((a) * (b) + (c))
 #define PYX_SCALARS(SFX, FMAF, FMA)                                             \
-static inline float pyx_exp_nonpos_f##SFX(float x)                              \
+/* exp(x) = scale * (1 + q) for x <= 0: returns q = exp(r) - 1 and sets     \
+ * *scale = 2^n (x = n ln2 + r). */                                            \
+static inline float pyx_exp_parts_f##SFX(float x, float* scale)                \
 {                                                                               \
-    float t, n, r, p, scale;                                                    \
+    float t, n, r, p;                                                           \
     uint32_t bits;                                                              \
-    x = x < -87.0f ? -87.0f : x;                                                \
-    t = FMAF(x, 1.44269504088896341f, 12582912.0f); /* round(x / ln2) in the low bits */ \
-    n = t - 12582912.0f;                                                        \
+    x = -87.0f > x ? -87.0f : x;                                                \
+    /* n + 127 in the low bits: 1.5 * 2^23 + 127 */                             \
+    t = FMAF(x, 1.44269504088896341f, 12583039.0f);                             \
+    n = t - 12583039.0f;                                                        \
     r = FMAF(n, -0.693359375f, x);                                              \
     r = FMAF(n, 2.12194440e-4f, r);                                             \
     p = 1.9875691500e-4f;                                                       \
@@ -62,20 +69,19 @@ static inline float pyx_exp_nonpos_f##SFX(float x)                              
     p = FMAF(p, r, 4.1665795894e-2f);                                           \
     p = FMAF(p, r, 1.6666665459e-1f);                                           \
     p = FMAF(p, r, 5.0000001201e-1f);                                           \
-    p = FMAF(p, r * r, r) + 1.0f;                                               \
     memcpy(&bits, &t, 4);                                                       \
-    bits = (bits + 127u) << 23; /* 2^n: the magic number's high bits shift out */ \
-    memcpy(&scale, &bits, 4);                                                   \
-    return p * scale;                                                           \
+    bits <<= 23; /* 2^n: the magic number's high bits shift out */             \
+    memcpy(scale, &bits, 4);                                                    \
+    return FMAF(p, r * r, r);                                                   \
 }                                                                               \
                                                                                 \
-static inline double pyx_exp_nonpos_d##SFX(double x)                            \
+static inline double pyx_exp_parts_d##SFX(double x, double* scale)             \
 {                                                                               \
-    double t, n, r, rr, px, scale;                                              \
+    double t, n, r, rr, px;                                                     \
     uint64_t bits;                                                              \
-    x = x < -708.0 ? -708.0 : x;                                                \
-    t = FMA(x, 1.4426950408889634073599, 6755399441055744.0);                   \
-    n = t - 6755399441055744.0;                                                 \
+    x = -708.0 > x ? -708.0 : x;                                                \
+    t = FMA(x, 1.4426950408889634073599, 6755399441055744.0 + 1023.0);          \
+    n = t - (6755399441055744.0 + 1023.0);                                      \
     r = FMA(n, -6.93145751953125e-1, x);                                        \
     r = FMA(n, -1.42860682030941723212e-6, r);                                  \
     rr = r * r;                                                                 \
@@ -83,16 +89,16 @@ static inline double pyx_exp_nonpos_d##SFX(double x)                            
                  9.99999999999999999910e-1);                                    \
     r = px / (FMA(FMA(FMA(3.00198505138664455042e-6, rr, 2.52448340349684104192e-3), rr, \
                       2.27265548208155028766e-1), rr, 2.00000000000000000009e0) - px); \
-    r = FMA(2.0, r, 1.0);                                                       \
     memcpy(&bits, &t, 8);                                                       \
-    bits = (bits + 1023u) << 52;                                                \
-    memcpy(&scale, &bits, 8);                                                   \
-    return r * scale;                                                           \
+    bits <<= 52;                                                                \
+    memcpy(scale, &bits, 8);                                                    \
+    return 2.0 * r;                                                             \
 }                                                                               \
                                                                                 \
 static inline float pyx_sigmoid_f##SFX(float a)                                 \
 {                                                                               \
-    float e = pyx_exp_nonpos_f##SFX(-fabsf(a));                                 \
+    float scale, q = pyx_exp_parts_f##SFX(-fabsf(a), &scale);                   \
+    float e = (q + 1.0f) * scale;                                               \
     float s = 1.0f / (1.0f + e);                                                \
     float es = e * s;                                                           \
     return a >= 0.0f ? s : es;                                                  \
@@ -100,30 +106,29 @@ static inline float pyx_sigmoid_f##SFX(float a)                                 
                                                                                 \
 static inline double pyx_sigmoid_d##SFX(double a)                               \
 {                                                                               \
-    double e = pyx_exp_nonpos_d##SFX(-fabs(a));                                 \
+    double scale, q = pyx_exp_parts_d##SFX(-fabs(a), &scale);                   \
+    double e = (q + 1.0) * scale;                                               \
     double s = 1.0 / (1.0 + e);                                                 \
     double es = e * s;                                                          \
     return a >= 0.0 ? s : es;                                                   \
 }                                                                               \
                                                                                 \
+/* tanh(|a|) = -m / (2 + m), m = exp(-2|a|) - 1 = scale * q + (scale - 1),     \
+ * which keeps full relative accuracy near 0; then the sign of a. */           \
 static inline float pyx_tanh_f##SFX(float a)                                    \
 {                                                                               \
-    float x = fabsf(a);                                                         \
-    float e = pyx_exp_nonpos_f##SFX(-2.0f * x);                                 \
-    float big = (1.0f - e) / (1.0f + e);                                        \
-    float z = x * x;                                                            \
-    float q = FMAF(-5.70498872745e-3f, z, 2.06390887954e-2f);                   \
-    q = FMAF(q, z, -5.37397155531e-2f);                                         \
-    q = FMAF(q, z, 1.33314422036e-1f);                                          \
-    q = FMAF(q, z, -3.33332819422e-1f);                                         \
-    float small = FMAF(x * z, q, x);                                            \
-    return copysignf(x < 0.625f ? small : big, a);                              \
+    float scale, q = pyx_exp_parts_f##SFX(-2.0f * fabsf(a), &scale);            \
+    float m = FMAF(scale, q, scale - 1.0f);                                     \
+    return copysignf(-m / (2.0f + m), a);                                       \
 }                                                                               \
                                                                                 \
+/* In double, m / (2 + m) lost up to 3.6 ulp near 0 (the Pade expm1 is     \
+ * less accurate there), so tanh takes Cephes' odd rational for |a| <      \
+ * 0.625 and (1 - e) / (1 + e) with e = exp(-2|a|) elsewhere. */              \
 static inline double pyx_tanh_d##SFX(double a)                                  \
 {                                                                               \
-    double x = fabs(a);                                                         \
-    double e = pyx_exp_nonpos_d##SFX(-2.0 * x);                                 \
+    double x = fabs(a), scale, q = pyx_exp_parts_d##SFX(-2.0 * x, &scale);      \
+    double e = (q + 1.0) * scale;                                               \
     double big = (1.0 - e) / (1.0 + e);                                         \
     double z = x * x;                                                           \
     double num = FMA(FMA(-9.64399179425052238628e-1, z, -9.92877231001918586564e1), z, \
