@@ -119,7 +119,7 @@ static inline float pyx_tanh_f##SFX(float a)                                    
     return copysignf(-m / (2.0f + m), a);                                       \
 }                                                                               \
                                                                                 \
-/* In double, m / (2 + m) lost up to 3.6 ulp near 0 (the Pade expm1 is     \
+/* In double, -m / (2 + m) lost up to 3.6 ulp near 0 (the Pade expm1 is    \
  * less accurate there), so tanh takes Cephes' odd rational for |a| <      \
  * 0.625 and (1 - e) / (1 + e) with e = exp(-2|a|) elsewhere. */              \
 static inline double pyx_tanh_d##SFX(double a)                                  \
