@@ -152,13 +152,16 @@ PYX_SCALARS(_nf, PYX_MULADD, PYX_MULADD)
  * and ARGS: its parameter and argument lists); the portable path's takes
  * the unfused scalars. With PYX_GRU_NO_CLONES (or without the x86 paths),
  * only NAME, for the flags of the build, unfused on x86-64 without FMA
- * (tests/test_math.py compiles it so for each instruction set). */
+ * (tests/test_math.py compiles it so for each instruction set). NAME is
+ * marked unused: a file that includes this header (_scan.h) need not call
+ * every function. */
+#define PYX_UNUSED __attribute__((unused))
 #if PYX_SIMD_X86 && !defined(PYX_GRU_NO_CLONES)
 #define PYX_CLONES(NAME, ONE, PARAMS, ARGS, ...)                                \
 PYX_EXPAND(ONE, NAME##_portable, , PYX_NF(__VA_ARGS__))                         \
 ONE(NAME##_avx2, PYX_TARGET_AVX2, __VA_ARGS__)                                  \
 ONE(NAME##_avx512, PYX_TARGET_AVX512, __VA_ARGS__)                              \
-static void NAME PARAMS {                                                       \
+PYX_UNUSED static void NAME PARAMS {                                            \
     switch (pyx_simd()) {                                                       \
     case PYX_SIMD_AVX512: NAME##_avx512 ARGS; return;                           \
     case PYX_SIMD_AVX2: NAME##_avx2 ARGS; return;                               \
@@ -166,9 +169,10 @@ static void NAME PARAMS {                                                       
     }                                                                           \
 }
 #elif defined(__x86_64__) && !defined(__FMA__)
-#define PYX_CLONES(NAME, ONE, PARAMS, ARGS, ...) PYX_EXPAND(ONE, NAME, , PYX_NF(__VA_ARGS__))
+#define PYX_CLONES(NAME, ONE, PARAMS, ARGS, ...) \
+    PYX_EXPAND(ONE, NAME, PYX_UNUSED, PYX_NF(__VA_ARGS__))
 #else
-#define PYX_CLONES(NAME, ONE, PARAMS, ARGS, ...) ONE(NAME, , __VA_ARGS__)
+#define PYX_CLONES(NAME, ONE, PARAMS, ARGS, ...) ONE(NAME, PYX_UNUSED, __VA_ARGS__)
 #endif
 
 /* v[:n] = F(v[:n]) */
