@@ -24,11 +24,11 @@
  * in the vector type and its five operations. Rows go in balanced blocks
  * of at most RBMAX; a block of few rows takes more panels at once (a row or
  * two needs 8 independent chains of multiply-adds to hide their latency).
- * k goes in blocks of PYX_KBYTES of panels (the block then stays in L1 for
- * every row block), each block continuing the chain from C, so each element
- * of C is one chain of fused multiply-adds in k order, started from
- * beta * C, whatever the path, the blocking, or how the rows or columns
- * were split between threads. A last partial panel goes through a small
+ * k goes in blocks of the path's KB bytes of panels (the block then stays
+ * in L1 for every row block), each block continuing the chain from C, so
+ * each element of C is one chain of fused multiply-adds in k order,
+ * started from beta * C, whatever the path, the blocking, or how the rows
+ * or columns were split between threads. A last partial panel goes through a small
  * buffer of whole panels.
  */
 #ifndef PYX_GRU_GEMM_H
@@ -48,8 +48,12 @@
 
 #define PYX_PANEL_F 16
 #define PYX_PANEL_D 8
-/* Bytes of panels per k block: 4 panels of 128 rows, L1 on most cores. */
+/* Bytes of panels per k block: 4 panels of 128 rows, L1 on most cores.
+ * The AVX2 path's blocks of 6 rows take a single panel, which that would
+ * make 512 rows long: beside those rows of A it no longer stayed in L1
+ * (docs/performance.rst), so its blocks are half as large. */
 #define PYX_KBYTES 32768
+#define PYX_KBYTES_AVX2 16384
 
 /* The packed size, in elements, of a (K x N) operand. */
 static inline size_t pyx_packed_size(size_t K, size_t N, size_t pw) {
@@ -158,7 +162,7 @@ TARGET static inline __attribute__((always_inline)) void NAME(                  
  * panels, once in L1, serves all of them), then the partial panel. Bp's
  * panels are ps elements apart (K_total * PW: a panel may hold more rows
  * than k). CALL(rows, np, ...) runs the micro-kernel of that shape. */
-#define PYX_GEMM_PATH(NAME, TARGET, T, PW, RBMAX, NPFOR, CALL)                  \
+#define PYX_GEMM_PATH(NAME, TARGET, T, PW, RBMAX, NPFOR, KB, CALL)              \
 TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
                         size_t ps, size_t rs, T beta, T* C, int ldc,           \
                         int groups, size_t gsa, size_t gsc) {                  \
@@ -185,7 +189,7 @@ TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
     while (p < full) {                                                          \
         /* blocks of npmax panels, then the rest as one block */               \
         const int np = full - p < npmax ? full - p : npmax;                     \
-        const int kcmax = PYX_KBYTES / (np * PW * (int)sizeof(T));              \
+        const int kcmax = (KB) / (np * PW * (int)sizeof(T));                    \
         const T* bp = Bp + (size_t)p * ps;                                      \
         /* the next block of panels, else the first (the next call's) */       \
         const T* nextp = p + np < full ? bp + (size_t)np * ps : Bp;             \
@@ -229,14 +233,14 @@ TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
 #define PYX_DEF(P, RB, NP) PYX_MICRO_(P##_##RB##_##NP, P##_TARGET, P##_T, P##_VEC, RB, NP, P##_OPS)
 #define PYX_MICRO_(...) PYX_MICRO(__VA_ARGS__)
 #define PYX_CASE(P, RB, NP) case RB * 16 + NP: P##_##RB##_##NP(PYX_ARGS); return;
-#define PYX_PATH(P, PW, RBMAX, NPFOR, SHAPES)                                   \
+#define PYX_PATH(P, PW, RBMAX, NPFOR, KB, SHAPES)                               \
 SHAPES(PYX_DEF, P)                                                              \
 P##_TARGET static inline __attribute__((always_inline)) void P##_call(          \
         int rows, int np, int k, const P##_T* A, int lda, const P##_T* Bp,      \
         size_t ps, size_t rs, P##_T beta, P##_T* C, int ldc, const P##_T* pf) { \
     switch (rows * 16 + np) { SHAPES(PYX_CASE, P) }                             \
 }                                                                               \
-PYX_GEMM_PATH(P, P##_TARGET, P##_T, PW, RBMAX, NPFOR, P##_call)
+PYX_GEMM_PATH(P, P##_TARGET, P##_T, PW, RBMAX, NPFOR, KB, P##_call)
 
 /* Portable: GCC's generic vectors of 16 bytes. On aarch64 the fused
  * multiply-add is NEON's; elsewhere a multiply and an add (-ffp-contract=off
@@ -278,8 +282,8 @@ static inline pyx_vd pyx_vd_fma(pyx_vd a, pyx_vd b, pyx_vd c) {
 #define pyx_portable_d_T double
 #define pyx_portable_d_VEC pyx_vd, 2, 4
 #define pyx_portable_d_OPS pyx_vd_load, pyx_vd_store, pyx_vd_bcast, pyx_vd_fma, pyx_vd_zero
-PYX_PATH(pyx_portable_f, PYX_PANEL_F, 3, PYX_NP_PORTABLE, PYX_SHAPES_PORTABLE)
-PYX_PATH(pyx_portable_d, PYX_PANEL_D, 3, PYX_NP_PORTABLE, PYX_SHAPES_PORTABLE)
+PYX_PATH(pyx_portable_f, PYX_PANEL_F, 3, PYX_NP_PORTABLE, PYX_KBYTES, PYX_SHAPES_PORTABLE)
+PYX_PATH(pyx_portable_d, PYX_PANEL_D, 3, PYX_NP_PORTABLE, PYX_KBYTES, PYX_SHAPES_PORTABLE)
 
 #if PYX_SIMD_X86
 /* AVX2 + FMA, 16 registers of 32 bytes: 6 rows x 1 panel (12
@@ -299,8 +303,8 @@ PYX_PATH(pyx_portable_d, PYX_PANEL_D, 3, PYX_NP_PORTABLE, PYX_SHAPES_PORTABLE)
 #define pyx_avx2_d_VEC __m256d, 4, 2
 #define pyx_avx2_d_OPS _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_fmadd_pd, \
     _mm256_setzero_pd
-PYX_PATH(pyx_avx2_f, PYX_PANEL_F, 6, PYX_NP_AVX2, PYX_SHAPES_AVX2)
-PYX_PATH(pyx_avx2_d, PYX_PANEL_D, 6, PYX_NP_AVX2, PYX_SHAPES_AVX2)
+PYX_PATH(pyx_avx2_f, PYX_PANEL_F, 6, PYX_NP_AVX2, PYX_KBYTES_AVX2, PYX_SHAPES_AVX2)
+PYX_PATH(pyx_avx2_d, PYX_PANEL_D, 6, PYX_NP_AVX2, PYX_KBYTES_AVX2, PYX_SHAPES_AVX2)
 
 /* AVX-512, 32 registers of 64 bytes: 6 rows x 4 panels (24
  * accumulators), a row or two 8 panels. */
@@ -320,8 +324,8 @@ PYX_PATH(pyx_avx2_d, PYX_PANEL_D, 6, PYX_NP_AVX2, PYX_SHAPES_AVX2)
 #define pyx_avx512_d_VEC __m512d, 8, 1
 #define pyx_avx512_d_OPS _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_fmadd_pd, \
     _mm512_setzero_pd
-PYX_PATH(pyx_avx512_f, PYX_PANEL_F, 6, PYX_NP_AVX512, PYX_SHAPES_AVX512)
-PYX_PATH(pyx_avx512_d, PYX_PANEL_D, 6, PYX_NP_AVX512, PYX_SHAPES_AVX512)
+PYX_PATH(pyx_avx512_f, PYX_PANEL_F, 6, PYX_NP_AVX512, PYX_KBYTES, PYX_SHAPES_AVX512)
+PYX_PATH(pyx_avx512_d, PYX_PANEL_D, 6, PYX_NP_AVX512, PYX_KBYTES, PYX_SHAPES_AVX512)
 #endif
 
 /* C[m x n] = beta * C + A[m x k] @ Bp[0:k, 0:n] on the path in use
