@@ -24,12 +24,12 @@
  * in the vector type and its five operations. Rows go in balanced blocks
  * of at most RBMAX; a block of few rows takes more panels at once (a row or
  * two needs 8 independent chains of multiply-adds to hide their latency).
- * k goes in blocks of the path's KB bytes of panels (the block then stays
- * in L1 for every row block), each block continuing the chain from C, so
- * each element of C is one chain of fused multiply-adds in k order,
- * started from beta * C, whatever the path, the blocking, or how the rows
- * or columns were split between threads. A last partial panel goes through a small
- * buffer of whole panels.
+ * k goes in blocks of PYX_KBYTES of panels, at most the path's KROWS rows
+ * (the block then stays in L1 for every row block), each block continuing
+ * the chain from C, so each element of C is one chain of fused
+ * multiply-adds in k order, started from beta * C, whatever the path, the
+ * blocking, or how the rows or columns were split between threads. A last
+ * partial panel goes through a small buffer of whole panels.
  */
 #ifndef PYX_GRU_GEMM_H
 #define PYX_GRU_GEMM_H
@@ -51,9 +51,10 @@
 /* Bytes of panels per k block: 4 panels of 128 rows, L1 on most cores.
  * The AVX2 path's blocks of 6 rows take a single panel, which that would
  * make 512 rows long: beside those rows of A it no longer stayed in L1
- * (docs/performance.rst), so its blocks are half as large. */
+ * (docs/performance.rst), so its k blocks are at most 256 rows. */
 #define PYX_KBYTES 32768
-#define PYX_KBYTES_AVX2 16384
+#define PYX_KROWS_AVX2 256
+#define PYX_KROWS_ANY (1 << 30)
 
 /* The packed size, in elements, of a (K x N) operand. */
 static inline size_t pyx_packed_size(size_t K, size_t N, size_t pw) {
@@ -113,18 +114,25 @@ PYX_PACK(pyx_pack_f, float, PYX_PANEL_F)
 PYX_PACK(pyx_pack_d, double, PYX_PANEL_D)
 
 /* C[RB x NP panels] (+)= A[RB x k] @ panels[0:k, NP]: the micro-kernel of
- * every path. VT is the path's vector of VN elements, VPP of them a panel;
- * LOAD, STORE (unaligned), BCAST, FMA (a * b + c, one rounding where the
- * path has it) and ZERO its operations. With pf, also prefetch line kk of
- * the panel at pf at each kk. */
+ * every path. Row r of A is at A + ao[r], of C at C + co[r] (the rows of a
+ * block may span two steps' groups, which lie apart). VT is the path's
+ * vector of VN elements, VPP of them a panel; LOAD, STORE (unaligned),
+ * BCAST, FMA (a * b + c, one rounding where the path has it) and ZERO its
+ * operations. With pf, also prefetch line kk of the panel at pf at each
+ * kk. */
 #define PYX_MICRO(NAME, TARGET, T, VT, VN, VPP, RB, NP, LOAD, STORE, BCAST, FMA, ZERO) \
 TARGET static inline __attribute__((always_inline)) void NAME(                  \
-        int k, const T* A, int lda, const T* Bp, size_t ps, size_t rs, T beta,  \
-        T* C, int ldc, const T* pf) {                                           \
+        int k, const T* A, const ptrdiff_t* ao, const T* Bp, size_t ps,         \
+        size_t rs, T beta, T* C, const ptrdiff_t* co, const T* pf) {            \
     VT acc[RB][(NP) * (VPP)];                                                   \
-    for (int r = 0; r < RB; r++)                                                \
+    /* rows from row 0's (ar[0] = 0 is known here: one register fewer) */     \
+    const T* A0 = A + ao[0];                                                    \
+    ptrdiff_t ar[RB];                                                           \
+    for (int r = 0; r < RB; r++) {                                              \
+        ar[r] = r ? ao[r] - ao[0] : 0;                                          \
         for (int v = 0; v < (NP) * (VPP); v++)                                  \
-            acc[r][v] = beta != 0 ? LOAD(C + (size_t)r * ldc + v * VN) : ZERO(); \
+            acc[r][v] = beta != 0 ? LOAD(C + co[r] + v * VN) : ZERO();          \
+    }                                                                           \
     for (int kk = 0; kk < k; kk++) {                                            \
         VT b[(NP) * (VPP)];                                                     \
         for (int v = 0; v < (NP) * (VPP); v++)                                  \
@@ -132,37 +140,48 @@ TARGET static inline __attribute__((always_inline)) void NAME(                  
                         + (v % (VPP)) * VN);                                    \
         if (pf) __builtin_prefetch(pf + (size_t)kk * (VN) * (VPP), 0, 3);       \
         for (int r = 0; r < RB; r++) {                                          \
-            VT a = BCAST(A[(size_t)r * lda + kk]);                              \
+            VT a = BCAST(A0[ar[r] + kk]);                                       \
             for (int v = 0; v < (NP) * (VPP); v++)                              \
                 acc[r][v] = FMA(a, b[v], acc[r][v]);                            \
         }                                                                       \
     }                                                                           \
     for (int r = 0; r < RB; r++)                                                \
         for (int v = 0; v < (NP) * (VPP); v++)                                  \
-            STORE(C + (size_t)r * ldc + v * VN, acc[r][v]);                     \
+            STORE(C + co[r] + v * VN, acc[r][v]);                               \
 }
 
-/* Rows in ceil(m / RBMAX) blocks of nearly equal size (8 rows go as 4 + 4,
- * not 6 + 2), each size and panel count its own unrolled kernel, within a
- * block of NP panels. Row block b prefetches panel b % NP of the block at
- * pf (NULL: none). */
-#define PYX_ROWS(P, RBMAX, NP, k, A, lda, Bp, ps, rs, beta, C, ldc, m, pf)      \
-    for (int i = 0, nblk = ((m) + RBMAX - 1) / RBMAX, blk = 0; i < (m); blk++) { \
-        const int rows = ((m) - i) / (nblk - blk) + (((m) - i) % (nblk - blk) != 0); \
-        const size_t ia = (size_t)i * (lda), ic = (size_t)i * (ldc);            \
+/* The m * groups rows of `groups` groups of m rows (row j of group g at
+ * A + g * gsa + j * lda, and of C alike), in ceil(m * groups / RBMAX)
+ * blocks of nearly equal size (8 rows go as 4 + 4, not 6 + 2; 2 groups of
+ * 8 as 6 + 5 + 5, a block across the groups' boundary), each size and
+ * panel count its own unrolled kernel, within a block of NP panels. Row
+ * block b prefetches panel b % NP of the block at pf (NULL: none). */
+#define PYX_ROWS(P, RBMAX, NP, k, A, lda, gsa, Bp, ps, rs, beta, C, ldc, gsc,   \
+                 m, groups, pf)                                                 \
+    for (int i = 0, nrow = (m) * (groups), nblk = (nrow + RBMAX - 1) / RBMAX,   \
+         blk = 0; i < nrow; blk++) {                                            \
+        const int rows = (nrow - i) / (nblk - blk) + ((nrow - i) % (nblk - blk) != 0); \
         const __typeof__(pf) pr = (pf) ? (pf) + (size_t)(blk % (NP)) * (ps) : (pf); \
+        ptrdiff_t ao[RBMAX], co[RBMAX];                                         \
+        for (int r = 0; r < rows; r++) {                                        \
+            const int g = (groups) > 1 ? (i + r) / (m) : 0, j = i + r - g * (m); \
+            ao[r] = (ptrdiff_t)(g * (gsa) + (size_t)j * (lda));                 \
+            co[r] = (ptrdiff_t)(g * (gsc) + (size_t)j * (ldc));                 \
+        }                                                                       \
         i += rows;                                                              \
-        P(rows, NP, k, A + ia, lda, Bp, ps, rs, beta, C + ic, ldc, pr);         \
+        P(rows, NP, k, A, ao, Bp, ps, rs, beta, C, co, pr);                     \
     }
 
 /* The whole product on one path: full panels in blocks of NP(rows) (the
- * last block the rest), every k block, every group of rows
+ * last block the rest), every k block, all rows of every group
  * (`groups` groups of m rows, group g's at A + g * gsa and C + g * gsc:
  * several steps' rows of one batch block, so that every block of the
- * panels, once in L1, serves all of them), then the partial panel. Bp's
+ * panels, once in L1, serves all of them; the rows of all groups go in
+ * blocks of RBMAX, so that 8 rows a step are not blocks of 4), then the
+ * partial panel. Bp's
  * panels are ps elements apart (K_total * PW: a panel may hold more rows
  * than k). CALL(rows, np, ...) runs the micro-kernel of that shape. */
-#define PYX_GEMM_PATH(NAME, TARGET, T, PW, RBMAX, NPFOR, KB, CALL)              \
+#define PYX_GEMM_PATH(NAME, TARGET, T, PW, RBMAX, NPFOR, KROWS, CALL)           \
 TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
                         size_t ps, size_t rs, T beta, T* C, int ldc,           \
                         int groups, size_t gsa, size_t gsc) {                  \
@@ -181,15 +200,17 @@ TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
         m *= groups;                                                            \
         groups = 1;                                                             \
     }                                                                           \
-    const int nblk = (m + RBMAX - 1) / RBMAX;                                   \
-    const int npmax = NPFOR((m + nblk - 1) / nblk);                             \
+    /* the rows of all groups go in blocks of up to RBMAX (PYX_ROWS) */       \
+    const int nrow = m * groups, nvblk = (nrow + RBMAX - 1) / RBMAX;            \
+    const int npmax = NPFOR((nrow + nvblk - 1) / nvblk);                        \
     const int full = n / PW, nc = n % PW;                                       \
     const int prefetch = rs == PW && (size_t)k * n * sizeof(T) >= pyx_prefetch_bytes; \
     int p = 0;                                                                  \
     while (p < full) {                                                          \
         /* blocks of npmax panels, then the rest as one block */               \
         const int np = full - p < npmax ? full - p : npmax;                     \
-        const int kcmax = (KB) / (np * PW * (int)sizeof(T));                    \
+        const int kcfit = PYX_KBYTES / (np * PW * (int)sizeof(T));              \
+        const int kcmax = kcfit < (KROWS) ? kcfit : (KROWS);                    \
         const T* bp = Bp + (size_t)p * ps;                                      \
         /* the next block of panels, else the first (the next call's) */       \
         const T* nextp = p + np < full ? bp + (size_t)np * ps : Bp;             \
@@ -198,11 +219,8 @@ TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
             const T b0 = k0 ? (T) 1 : beta;                                     \
             const T* pf = !prefetch ? NULL                                      \
                 : k0 + kcmax < k ? bp + (size_t)(k0 + kcmax) * rs : nextp;      \
-            for (int g = 0; g < groups; g++) {                                  \
-                PYX_ROWS(CALL, RBMAX, np, kc, A + g * gsa + k0, lda,            \
-                         bp + (size_t)k0 * rs, ps, rs, b0, C + g * gsc + p * PW, \
-                         ldc, m, pf)                                            \
-            }                                                                   \
+            PYX_ROWS(CALL, RBMAX, np, kc, A + k0, lda, gsa, bp + (size_t)k0 * rs, \
+                     ps, rs, b0, C + p * PW, ldc, gsc, m, groups, pf)            \
         }                                                                       \
         p += np;                                                                \
     }                                                                           \
@@ -210,6 +228,12 @@ TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
         /* the partial panel, through whole panels of buf */                   \
         T buf[RBMAX * PW];                                                      \
         const T* bp = Bp + (size_t)full * ps;                                   \
+        const int nblk = (m + RBMAX - 1) / RBMAX;                               \
+        ptrdiff_t ao[RBMAX], co[RBMAX];                                         \
+        for (int r = 0; r < RBMAX; r++) {                                       \
+            ao[r] = (ptrdiff_t)r * lda;                                         \
+            co[r] = (ptrdiff_t)r * PW;                                          \
+        }                                                                       \
         for (int g = 0; g < groups; g++) {                                      \
             for (int i = 0, blk = 0; i < m; blk++) {                            \
                 const int rows = (m - i) / (nblk - blk) + ((m - i) % (nblk - blk) != 0); \
@@ -217,8 +241,8 @@ TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
                 for (int r = 0; r < rows; r++)                                  \
                     for (int j = 0; j < PW; j++)                                \
                         buf[r * PW + j] = j < nc && beta != 0 ? c[(size_t)r * ldc + j] : 0; \
-                CALL(rows, 1, k, A + g * gsa + (size_t)i * lda, lda, bp, ps, rs, \
-                     beta, buf, PW, (const T*)NULL);                            \
+                CALL(rows, 1, k, A + g * gsa + (size_t)i * lda, ao, bp, ps, rs, \
+                     beta, buf, co, (const T*)NULL);                            \
                 for (int r = 0; r < rows; r++)                                  \
                     memcpy(c + (size_t)r * ldc, buf + r * PW, nc * sizeof(T));  \
                 i += rows;                                                      \
@@ -229,18 +253,19 @@ TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
 
 /* Each path: its vector operations, its micro-kernels (rows x panels, every
  * panel count up to NPFOR(rows)), and its product. */
-#define PYX_ARGS k, A, lda, Bp, ps, rs, beta, C, ldc, pf
+#define PYX_ARGS k, A, ao, Bp, ps, rs, beta, C, co, pf
 #define PYX_DEF(P, RB, NP) PYX_MICRO_(P##_##RB##_##NP, P##_TARGET, P##_T, P##_VEC, RB, NP, P##_OPS)
 #define PYX_MICRO_(...) PYX_MICRO(__VA_ARGS__)
 #define PYX_CASE(P, RB, NP) case RB * 16 + NP: P##_##RB##_##NP(PYX_ARGS); return;
-#define PYX_PATH(P, PW, RBMAX, NPFOR, KB, SHAPES)                               \
+#define PYX_PATH(P, PW, RBMAX, NPFOR, KROWS, SHAPES)                            \
 SHAPES(PYX_DEF, P)                                                              \
 P##_TARGET static inline __attribute__((always_inline)) void P##_call(          \
-        int rows, int np, int k, const P##_T* A, int lda, const P##_T* Bp,      \
-        size_t ps, size_t rs, P##_T beta, P##_T* C, int ldc, const P##_T* pf) { \
+        int rows, int np, int k, const P##_T* A, const ptrdiff_t* ao,           \
+        const P##_T* Bp, size_t ps, size_t rs, P##_T beta, P##_T* C,            \
+        const ptrdiff_t* co, const P##_T* pf) {                                 \
     switch (rows * 16 + np) { SHAPES(PYX_CASE, P) }                             \
 }                                                                               \
-PYX_GEMM_PATH(P, P##_TARGET, P##_T, PW, RBMAX, NPFOR, KB, P##_call)
+PYX_GEMM_PATH(P, P##_TARGET, P##_T, PW, RBMAX, NPFOR, KROWS, P##_call)
 
 /* Portable: GCC's generic vectors of 16 bytes. On aarch64 the fused
  * multiply-add is NEON's; elsewhere a multiply and an add (-ffp-contract=off
@@ -282,8 +307,8 @@ static inline pyx_vd pyx_vd_fma(pyx_vd a, pyx_vd b, pyx_vd c) {
 #define pyx_portable_d_T double
 #define pyx_portable_d_VEC pyx_vd, 2, 4
 #define pyx_portable_d_OPS pyx_vd_load, pyx_vd_store, pyx_vd_bcast, pyx_vd_fma, pyx_vd_zero
-PYX_PATH(pyx_portable_f, PYX_PANEL_F, 3, PYX_NP_PORTABLE, PYX_KBYTES, PYX_SHAPES_PORTABLE)
-PYX_PATH(pyx_portable_d, PYX_PANEL_D, 3, PYX_NP_PORTABLE, PYX_KBYTES, PYX_SHAPES_PORTABLE)
+PYX_PATH(pyx_portable_f, PYX_PANEL_F, 3, PYX_NP_PORTABLE, PYX_KROWS_ANY, PYX_SHAPES_PORTABLE)
+PYX_PATH(pyx_portable_d, PYX_PANEL_D, 3, PYX_NP_PORTABLE, PYX_KROWS_ANY, PYX_SHAPES_PORTABLE)
 
 #if PYX_SIMD_X86
 /* AVX2 + FMA, 16 registers of 32 bytes: 6 rows x 1 panel (12
@@ -303,8 +328,8 @@ PYX_PATH(pyx_portable_d, PYX_PANEL_D, 3, PYX_NP_PORTABLE, PYX_KBYTES, PYX_SHAPES
 #define pyx_avx2_d_VEC __m256d, 4, 2
 #define pyx_avx2_d_OPS _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_fmadd_pd, \
     _mm256_setzero_pd
-PYX_PATH(pyx_avx2_f, PYX_PANEL_F, 6, PYX_NP_AVX2, PYX_KBYTES_AVX2, PYX_SHAPES_AVX2)
-PYX_PATH(pyx_avx2_d, PYX_PANEL_D, 6, PYX_NP_AVX2, PYX_KBYTES_AVX2, PYX_SHAPES_AVX2)
+PYX_PATH(pyx_avx2_f, PYX_PANEL_F, 6, PYX_NP_AVX2, PYX_KROWS_AVX2, PYX_SHAPES_AVX2)
+PYX_PATH(pyx_avx2_d, PYX_PANEL_D, 6, PYX_NP_AVX2, PYX_KROWS_AVX2, PYX_SHAPES_AVX2)
 
 /* AVX-512, 32 registers of 64 bytes: 6 rows x 4 panels (24
  * accumulators), a row or two 8 panels. */
@@ -324,8 +349,8 @@ PYX_PATH(pyx_avx2_d, PYX_PANEL_D, 6, PYX_NP_AVX2, PYX_KBYTES_AVX2, PYX_SHAPES_AV
 #define pyx_avx512_d_VEC __m512d, 8, 1
 #define pyx_avx512_d_OPS _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_fmadd_pd, \
     _mm512_setzero_pd
-PYX_PATH(pyx_avx512_f, PYX_PANEL_F, 6, PYX_NP_AVX512, PYX_KBYTES, PYX_SHAPES_AVX512)
-PYX_PATH(pyx_avx512_d, PYX_PANEL_D, 6, PYX_NP_AVX512, PYX_KBYTES, PYX_SHAPES_AVX512)
+PYX_PATH(pyx_avx512_f, PYX_PANEL_F, 6, PYX_NP_AVX512, PYX_KROWS_ANY, PYX_SHAPES_AVX512)
+PYX_PATH(pyx_avx512_d, PYX_PANEL_D, 6, PYX_NP_AVX512, PYX_KROWS_ANY, PYX_SHAPES_AVX512)
 #endif
 
 /* C[m x n] = beta * C + A[m x k] @ Bp[0:k, 0:n] on the path in use
