@@ -153,8 +153,8 @@ TARGET static inline __attribute__((always_inline)) void NAME(                  
 /* The m * groups rows of `groups` groups of m rows (row j of group g at
  * A + g * gsa + j * lda, and of C alike), in ceil(m * groups / RBMAX)
  * blocks of nearly equal size (8 rows go as 4 + 4, not 6 + 2; 2 groups of
- * 8 as 6 + 5 + 5, a block across the groups' boundary), or with SPLIT8,
- * 8 rows as 5 + 3 (PYX_SPLIT8), each size and panel count its own unrolled
+ * 8 as 6 + 5 + 5, a block across the groups' boundary), or, where the path
+ * sets SPLIT8, 8 rows as 5 + 3; each size and panel count its own unrolled
  * kernel, within a block of NP panels, which a block whose own panel count
  * (NPFOR) is smaller takes in parts. Row block b prefetches panel b % NP of
  * the block at pf (NULL: none). */
@@ -184,9 +184,9 @@ TARGET static inline __attribute__((always_inline)) void NAME(                  
  * several steps' rows of one batch block, so that every block of the
  * panels, once in L1, serves all of them; the rows of all groups go in
  * blocks of RBMAX, so that 8 rows a step are not blocks of 4), then the
- * partial panel. Bp's
- * panels are ps elements apart (K_total * PW: a panel may hold more rows
- * than k). CALL(rows, np, ...) runs the micro-kernel of that shape. */
+ * partial panel. Bp's panels are ps elements apart (K_total * PW: a panel
+ * may hold more rows than k). CALL(rows, np, ...) runs the micro-kernel of
+ * that shape. */
 #define PYX_GEMM_PATH(NAME, TARGET, T, PW, RBMAX, NPFOR, KROWS, SPLIT8, CALL)   \
 TARGET static void NAME(int m, int n, int k, const T* A, int lda, const T* Bp, \
                         size_t ps, size_t rs, T beta, T* C, int ldc,           \
