@@ -279,11 +279,15 @@ def time_call(fn):
     return time.perf_counter() - t0
 
 
-# Calls shorter than this are timed in blocks, after one untimed call: after
-# the pause between runners their library's threads are asleep, and waking
-# them would otherwise be part of a sub-millisecond measurement.
+# Calls shorter than this are timed in blocks; every timed call or block
+# follows REWARM_SECONDS of untimed calls of the same runner (at least one):
+# after the pause between runners its library's threads are asleep, and
+# waking them, and on some machines letting the kernel spread them over the
+# cores again, would otherwise be part of the measurement
+# (docs/performance.rst, "How it is timed").
 SHORT_CALL = 0.02
 BLOCK_SECONDS = 0.005
+REWARM_SECONDS = 0.012
 
 
 def settle():
@@ -306,11 +310,33 @@ def settle():
     return time.perf_counter() - t0
 
 
-def time_after_pause(fn, estimate):
-    """Time ``fn`` after the settling pause (``settle``).
+def rewarm(fn):
+    """Call ``fn`` untimed until REWARM_SECONDS have passed (at least once).
 
-    One call for a long ``fn``; a re-warming call and then a block of about
-    BLOCK_SECONDS of calls (their mean) for a short one.
+    Parameters
+    ----------
+    fn : callable
+        The runner, called without arguments.
+
+    Returns
+    -------
+    int
+        The number of calls.
+    """
+    t0 = time.perf_counter()
+    calls = 0
+    while calls == 0 or time.perf_counter() - t0 < REWARM_SECONDS:
+        fn()
+        calls += 1
+    return calls
+
+
+def time_after_pause(fn, estimate):
+    """Time ``fn`` after the settling pause (``settle``) and REWARM_SECONDS
+    of untimed calls (``rewarm``).
+
+    One call for a long ``fn``; for a short one, a block of about
+    BLOCK_SECONDS of calls (their mean).
 
     Parameters
     ----------
@@ -326,9 +352,9 @@ def time_after_pause(fn, estimate):
         Seconds per call.
     """
     settle()
+    rewarm(fn)
     if estimate >= SHORT_CALL:
         return time_call(fn)
-    fn()
     n = max(1, int(BLOCK_SECONDS / max(estimate, 1e-6)))
     t0 = time.perf_counter()
     for _ in range(n):

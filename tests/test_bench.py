@@ -397,6 +397,30 @@ def test_settle_waits_until_no_thread_of_the_process_is_busy(busy, monkeypatch):
         assert slept >= busy
 
 
+@pytest.mark.parametrize("seconds_per_call", [0.0005, 0.004, 0.05])
+def test_a_timed_call_follows_a_pause_and_rewarming_calls(seconds_per_call, monkeypatch):
+    """time_after_pause: the settling pause, then untimed calls until
+    REWARM_SECONDS have passed (at least one, however long a call takes),
+    then the timed call, or for a short call a block of about BLOCK_SECONDS
+    of calls whose mean it returns. On a fake clock: every call takes
+    seconds_per_call."""
+    clock = _FakeClock(0.0)
+    monkeypatch.setattr(bench, "time", clock)
+    events = []
+    monkeypatch.setattr(bench, "settle", lambda: events.append("settle"))
+
+    def fn():
+        events.append("call")
+        clock.now += seconds_per_call
+
+    seconds = bench.time_after_pause(fn, seconds_per_call)
+    assert seconds == pytest.approx(seconds_per_call)
+    rewarming = max(1, math.ceil(bench.REWARM_SECONDS / seconds_per_call - 1e-9))
+    timed = 1 if seconds_per_call >= bench.SHORT_CALL else int(bench.BLOCK_SECONDS / seconds_per_call)
+    assert events == ["settle"] + ["call"] * (rewarming + timed)
+    assert bench.rewarm(fn) == rewarming
+
+
 def test_regularisation_rates_parse():
     assert bench.parse_rates("0.25,0.1") == (0.25, 0.1)
     assert bench.parse_rates("0,0.5") == (0.0, 0.5)   # one option alone is fine
