@@ -210,7 +210,7 @@ cdef void _times_ut(Py_ssize_t nb, Py_ssize_t H, Py_ssize_t GH, Py_ssize_t k0,
              U + u0 * GH + k0, <int> GH, beta, C, <int> H)
 
 
-cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
+cdef void _forward_rows(int kind, bint peephole, bint masked, bint units, bint blocked,
                         Py_ssize_t t0, Py_ssize_t t1, Py_ssize_t Tg, Py_ssize_t Tc,
                         Py_ssize_t Te, Py_ssize_t Kx, Py_ssize_t B, Py_ssize_t D,
                         Py_ssize_t H,
@@ -233,6 +233,10 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
     # and Te steps, used as rings: step t's gates are gates[t % Tg], its
     # c_{t-1} and c_t are cs[t % Tc] and cs[(t + 1) % Tc], its extra is
     # extra[t % Te] (with a cache, Tg = Te = T and Tc = T + 1: no wrapping).
+    # With `blocked` (a ring that only this call reads, split by rows), the
+    # ring is laid out by member: this member's Tg steps of nb rows lie
+    # together at gates[b0 * Tg], so that no page of it holds another
+    # member's rows (the two cores' prefetchers would contend for it).
     # reg: recurrent dropout and zoneout (_regularisation.pxi).
     cdef Py_ssize_t nb = b1 - b0
     cdef Py_ssize_t nu = u1 - u0
@@ -254,7 +258,10 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
         return
     for t in range(t0, t1):
         s = (t * B + b0) * H            # offset of [t, b0] in (T+1, B, H) arrays
-        a = gates + ((t % Tg) * B + b0) * GH + u0
+        if blocked:
+            a = gates + (b0 * Tg + (t % Tg) * nb) * GH + u0
+        else:
+            a = gates + ((t % Tg) * B + b0) * GH + u0
         h = hs + s + B * H + u0         # hs[t + 1, b0, u0]
         e = extra + ((t % Te) * B + b0) * H
         # Without lengths, every state is in hs; with them, the carried state
@@ -276,7 +283,7 @@ cdef void _forward_rows(int kind, bint peephole, bint masked, bint units,
                 # gates[t:t+kx, b0:b1] = x[t:t+kx, b0:b1] @ W, this member's
                 # columns, the steps as groups of rows (a - u0 is gates[t, b0, 0])
                 _times_blocks(nb, D, H, GH, 0, GH // H, u0, nu, x + (t * B + b0) * D, Wp,
-                              a - u0, kx, B * D, B * GH, rs)
+                              a - u0, kx, B * D, (nb if blocked else B) * GH, rs)
             # hu[b0:b1, :n_rec] = h_prev @ U[:, :n_rec], this member's columns
             _times_gates(nb, H, H, GH, 0, n_rec // H, u0, nu, h_rec, U, Up, hu_rows, rs)
         if units and masked:
@@ -349,10 +356,12 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
     cdef Py_ssize_t b1 = B if split_units else _part(B, tid + 1, nth, 1)
     cdef Py_ssize_t u0 = _part(H, tid, nth, _UNIT_BLOCK) if split_units else 0
     cdef Py_ssize_t u1 = _part(H, tid + 1, nth, _UNIT_BLOCK) if split_units else H
+    # the ring of gates by member where only this call reads it (no cache)
+    cdef bint blocked = Tg < T and not split_units
     if Up != NULL and raw:
-        _forward_rows(kind, peephole, masked, split_units, 0, T, Tg, Tc, Te, Kx, B, D, H,
-                      GH, b0, b1, u0, u1, x, W, U, U, b, b_hg, P, lengths, gates, hs, cs,
-                      extra, h_last, c_last, hu, keep, pin, GH, reg)
+        _forward_rows(kind, peephole, masked, split_units, blocked, 0, T, Tg, Tc, Te, Kx, B,
+                      D, H, GH, b0, b1, u0, u1, x, W, U, U, b, b_hg, P, lengths, gates, hs,
+                      cs, extra, h_last, c_last, hu, keep, pin, GH, reg)
         return
     if Up != NULL:
         Wp = Up + G * pyx_packed_size(H, H, pw)
@@ -369,9 +378,9 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
                 pack(D, H, W + (g - G) * H, GH, 1, p0, p1,
                      Wp + (g - G) * pyx_packed_size(D, H, pw))
         PYX_BARRIER()   # U and W are packed
-        _forward_rows(kind, peephole, masked, split_units, 0, T, Tg, Tc, Te, Kx, B, D, H,
-                      GH, b0, b1, u0, u1, x, Wp, U, Up, b, b_hg, P, lengths, gates, hs, cs,
-                      extra, h_last, c_last, hu, keep, pin, 0, reg)
+        _forward_rows(kind, peephole, masked, split_units, blocked, 0, T, Tg, Tc, Te, Kx, B,
+                      D, H, GH, b0, b1, u0, u1, x, Wp, U, Up, b, b_hg, P, lengths, gates, hs,
+                      cs, extra, h_last, c_last, hu, keep, pin, 0, reg)
         return
     while t0 < T:
         t1 = t0 + Tg if t0 + Tg < T else T
@@ -387,7 +396,7 @@ cdef void _forward_member(int tid, int nth, int kind, bint peephole, bint masked
         _times_gates(r1 - r0, D, H, GH, 0, G, u0, u1 - u0, x + (t0 * B + r0) * D, W, NULL,
                      gates + r0 * GH)
         PYX_BARRIER()   # the chunk's input projection is complete
-        _forward_rows(kind, peephole, masked, split_units, t0, t1, Tg, Tc, Te, 1, B, D,
+        _forward_rows(kind, peephole, masked, split_units, False, t0, t1, Tg, Tc, Te, 1, B, D,
                       H, GH, b0, b1, u0, u1, x, Wp, U, Up, b, b_hg, P, lengths, gates, hs,
                       cs, extra, h_last, c_last, hu, keep, pin, 0, reg)
         PYX_BARRIER()   # everyone is done with the chunk before the next overwrites it
@@ -498,8 +507,9 @@ def forward(int kind, bint peephole, bint masked,
 
     T is ``hs.shape[0] - 1``. Without a cache to keep, gates, cs and extra
     may hold fewer steps, used as rings: gates (Tg, B, GH) with 1 <= Tg <= T
-    (the input projection then goes Tg steps at a time), cs (2, B, H) from
-    cs[0], extra (1, B, H).
+    (the input projection then goes Tg steps at a time; with Tg < T, on the
+    packed path, its rows lie by team member, not by step), cs (2, B, H)
+    from cs[0], extra (1, B, H).
 
     Recurrent dropout (``dropout``): the state enters the recurrent product
     as h_{t-1} * drop, drop (B, H) (the mask, 0 or 1 / (1 - p)), through hm
