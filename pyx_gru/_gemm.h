@@ -113,14 +113,36 @@ static void NAME(size_t K, size_t N, const T* src, size_t sk, size_t sj,       \
 PYX_PACK(pyx_pack_f, float, PYX_PANEL_F)
 PYX_PACK(pyx_pack_d, double, PYX_PANEL_D)
 
+/* One step kk of the micro-kernel's loop: row kk of the NP panels, times
+ * element kk of each of the RB rows of A, into the accumulators. */
+#define PYX_MICRO_STEP(T, VT, VN, VPP, RB, NP, LOAD, BCAST, FMA) {              \
+    VT b[(NP) * (VPP)];                                                         \
+    for (int v = 0; v < (NP) * (VPP); v++)                                      \
+        b[v] = LOAD(Bp + (size_t)(v / (VPP)) * ps + (size_t)kk * rs             \
+                    + (v % (VPP)) * VN);                                        \
+    if (pf) __builtin_prefetch(pf + (size_t)kk * (VN) * (VPP), 0, 3);           \
+    for (int r = 0; r < RB; r++) {                                              \
+        VT a = BCAST(A0[ar[r] + kk]);                                           \
+        for (int v = 0; v < (NP) * (VPP); v++)                                  \
+            acc[r][v] = FMA(a, b[v], acc[r][v]);                                \
+    }                                                                           \
+}
+
 /* C[RB x NP panels] (+)= A[RB x k] @ panels[0:k, NP]: the micro-kernel of
  * every path. Row r of A is at A + ao[r], of C at C + co[r] (the rows of a
  * block may span two steps' groups, which lie apart). VT is the path's
  * vector of VN elements, VPP of them a panel; LOAD, STORE (unaligned),
  * BCAST, FMA (a * b + c, one rounding where the path has it) and ZERO its
- * operations. With pf, also prefetch line kk of the panel at pf at each
- * kk. */
-#define PYX_MICRO(NAME, TARGET, T, VT, VN, VPP, RB, NP, LOAD, STORE, BCAST, FMA, ZERO) \
+ * operations; NREG its vector registers. With pf, also prefetch line kk of
+ * the panel at pf at each kk.
+ * The loop over k goes 4 steps at a time (fewer loop instructions per
+ * multiply-add) where the block's accumulators and one step's panel vectors
+ * fit in the registers with one to spare; where they do not (AVX2's 3 rows
+ * x 2 panels: 12 + 4 of 16), the unrolled loop spilled, and a single row,
+ * whose panel vectors are read once from memory, gained nothing (portable:
+ * lost); those go one step at a time (docs/performance.rst). */
+#define PYX_UNROLLS(RB, NP, VPP, NREG) ((RB) > 1 && ((RB) + 1) * (NP) * (VPP) < (NREG))
+#define PYX_MICRO(NAME, TARGET, T, VT, VN, VPP, NREG, RB, NP, LOAD, STORE, BCAST, FMA, ZERO) \
 TARGET static inline __attribute__((always_inline)) void NAME(                  \
         int k, const T* A, const ptrdiff_t* ao, const T* Bp, size_t ps,         \
         size_t rs, T beta, T* C, const ptrdiff_t* co, const T* pf) {            \
@@ -133,17 +155,13 @@ TARGET static inline __attribute__((always_inline)) void NAME(                  
         for (int v = 0; v < (NP) * (VPP); v++)                                  \
             acc[r][v] = beta != 0 ? LOAD(C + co[r] + v * VN) : ZERO();          \
     }                                                                           \
-    for (int kk = 0; kk < k; kk++) {                                            \
-        VT b[(NP) * (VPP)];                                                     \
-        for (int v = 0; v < (NP) * (VPP); v++)                                  \
-            b[v] = LOAD(Bp + (size_t)(v / (VPP)) * ps + (size_t)kk * rs       \
-                        + (v % (VPP)) * VN);                                    \
-        if (pf) __builtin_prefetch(pf + (size_t)kk * (VN) * (VPP), 0, 3);       \
-        for (int r = 0; r < RB; r++) {                                          \
-            VT a = BCAST(A0[ar[r] + kk]);                                       \
-            for (int v = 0; v < (NP) * (VPP); v++)                              \
-                acc[r][v] = FMA(a, b[v], acc[r][v]);                            \
-        }                                                                       \
+    if (PYX_UNROLLS(RB, NP, VPP, NREG)) {                                       \
+        _Pragma("GCC unroll 4")                                                 \
+        for (int kk = 0; kk < k; kk++)                                          \
+            PYX_MICRO_STEP(T, VT, VN, VPP, RB, NP, LOAD, BCAST, FMA)            \
+    } else {                                                                    \
+        for (int kk = 0; kk < k; kk++)                                          \
+            PYX_MICRO_STEP(T, VT, VN, VPP, RB, NP, LOAD, BCAST, FMA)            \
     }                                                                           \
     for (int r = 0; r < RB; r++)                                                \
         for (int v = 0; v < (NP) * (VPP); v++)                                  \
@@ -308,11 +326,11 @@ static inline pyx_vd pyx_vd_fma(pyx_vd a, pyx_vd b, pyx_vd c) {
 #define PYX_SHAPES_PORTABLE(X, P) X(P, 1, 1) X(P, 1, 2) X(P, 2, 1) X(P, 3, 1)
 #define pyx_portable_f_TARGET
 #define pyx_portable_f_T float
-#define pyx_portable_f_VEC pyx_vf, 4, 4
+#define pyx_portable_f_VEC pyx_vf, 4, 4, 16
 #define pyx_portable_f_OPS pyx_vf_load, pyx_vf_store, pyx_vf_bcast, pyx_vf_fma, pyx_vf_zero
 #define pyx_portable_d_TARGET
 #define pyx_portable_d_T double
-#define pyx_portable_d_VEC pyx_vd, 2, 4
+#define pyx_portable_d_VEC pyx_vd, 2, 4, 16
 #define pyx_portable_d_OPS pyx_vd_load, pyx_vd_store, pyx_vd_bcast, pyx_vd_fma, pyx_vd_zero
 PYX_PATH(pyx_portable_f, PYX_PANEL_F, 3, PYX_NP_PORTABLE, PYX_KROWS_ANY, 0, PYX_SHAPES_PORTABLE)
 PYX_PATH(pyx_portable_d, PYX_PANEL_D, 3, PYX_NP_PORTABLE, PYX_KROWS_ANY, 0, PYX_SHAPES_PORTABLE)
@@ -328,12 +346,12 @@ PYX_PATH(pyx_portable_d, PYX_PANEL_D, 3, PYX_NP_PORTABLE, PYX_KROWS_ANY, 0, PYX_
     X(P, 2, 1) X(P, 2, 2) X(P, 3, 1) X(P, 3, 2) X(P, 4, 1) X(P, 5, 1) X(P, 6, 1)
 #define pyx_avx2_f_TARGET PYX_TARGET_AVX2
 #define pyx_avx2_f_T float
-#define pyx_avx2_f_VEC __m256, 8, 2
+#define pyx_avx2_f_VEC __m256, 8, 2, 16
 #define pyx_avx2_f_OPS _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps, \
     _mm256_setzero_ps
 #define pyx_avx2_d_TARGET PYX_TARGET_AVX2
 #define pyx_avx2_d_T double
-#define pyx_avx2_d_VEC __m256d, 4, 2
+#define pyx_avx2_d_VEC __m256d, 4, 2, 16
 #define pyx_avx2_d_OPS _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_fmadd_pd, \
     _mm256_setzero_pd
 PYX_PATH(pyx_avx2_f, PYX_PANEL_F, 6, PYX_NP_AVX2, PYX_KROWS_AVX2, 1, PYX_SHAPES_AVX2)
@@ -349,12 +367,12 @@ PYX_PATH(pyx_avx2_d, PYX_PANEL_D, 6, PYX_NP_AVX2, PYX_KROWS_AVX2, 1, PYX_SHAPES_
     X(P, 5, 1) X(P, 5, 2) X(P, 5, 3) X(P, 5, 4) X(P, 6, 1) X(P, 6, 2) X(P, 6, 3) X(P, 6, 4)
 #define pyx_avx512_f_TARGET PYX_TARGET_AVX512
 #define pyx_avx512_f_T float
-#define pyx_avx512_f_VEC __m512, 16, 1
+#define pyx_avx512_f_VEC __m512, 16, 1, 32
 #define pyx_avx512_f_OPS _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps, \
     _mm512_setzero_ps
 #define pyx_avx512_d_TARGET PYX_TARGET_AVX512
 #define pyx_avx512_d_T double
-#define pyx_avx512_d_VEC __m512d, 8, 1
+#define pyx_avx512_d_VEC __m512d, 8, 1, 32
 #define pyx_avx512_d_OPS _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_fmadd_pd, \
     _mm512_setzero_pd
 PYX_PATH(pyx_avx512_f, PYX_PANEL_F, 6, PYX_NP_AVX512, PYX_KROWS_ANY, 0, PYX_SHAPES_AVX512)
