@@ -115,7 +115,7 @@ PYX_PACK(pyx_pack_d, double, PYX_PANEL_D)
 
 /* One step kk of the micro-kernel's loop: row kk of the NP panels, times
  * element kk of each of the RB rows of A, into the accumulators. */
-#define PYX_MICRO_STEP(T, VT, VN, VPP, RB, NP, LOAD, BCAST, FMA) {              \
+#define PYX_MICRO_STEP(VT, VN, VPP, RB, NP, LOAD, BCAST, FMA) {                 \
     VT b[(NP) * (VPP)];                                                         \
     for (int v = 0; v < (NP) * (VPP); v++)                                      \
         b[v] = LOAD(Bp + (size_t)(v / (VPP)) * ps + (size_t)kk * rs             \
@@ -158,10 +158,10 @@ TARGET static inline __attribute__((always_inline)) void NAME(                  
     if (PYX_UNROLLS(RB, NP, VPP, NREG)) {                                       \
         _Pragma("GCC unroll 4")                                                 \
         for (int kk = 0; kk < k; kk++)                                          \
-            PYX_MICRO_STEP(T, VT, VN, VPP, RB, NP, LOAD, BCAST, FMA)            \
+            PYX_MICRO_STEP(VT, VN, VPP, RB, NP, LOAD, BCAST, FMA)               \
     } else {                                                                    \
         for (int kk = 0; kk < k; kk++)                                          \
-            PYX_MICRO_STEP(T, VT, VN, VPP, RB, NP, LOAD, BCAST, FMA)            \
+            PYX_MICRO_STEP(VT, VN, VPP, RB, NP, LOAD, BCAST, FMA)               \
     }                                                                           \
     for (int r = 0; r < RB; r++)                                                \
         for (int v = 0; v < (NP) * (VPP); v++)                                  \
