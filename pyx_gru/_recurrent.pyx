@@ -508,7 +508,8 @@ def forward(int kind, bint peephole, bint masked,
     T is ``hs.shape[0] - 1``. Without a cache to keep, gates, cs and extra
     may hold fewer steps, used as rings: gates (Tg, B, GH) with 1 <= Tg <= T
     (the input projection then goes Tg steps at a time; with Tg < T, on the
-    packed path, its rows lie by team member, not by step), cs (2, B, H)
+    packed path and a team split by rows, its rows lie by team member, not
+    by step), cs (2, B, H)
     from cs[0], extra (1, B, H).
 
     Recurrent dropout (``dropout``): the state enters the recurrent product
