@@ -3,8 +3,8 @@
  * Design: libm's tanhf and expf are calls that do not vectorise, so a loop
  * over a gate block ran at the speed of its calls (docs/performance.rst,
  * The activations). These are branch-free arithmetic (selects, not
- * jumps) that the compiler vectorises when applied over a contiguous block
- * (the *_block functions). The block functions are compiled once per
+ * jumps) that vectorise over a contiguous block (the *_block functions;
+ * float32 written on the vectors themselves, see below). The block functions are compiled once per
  * vector path of _simd.h (portable: SSE2 on x86-64; AVX2 + FMA; AVX-512)
  * and each call takes the path in use (pyx_simd()). The polynomials are written with explicit fused multiply-adds
  * (fmaf, fma: one rounding each), faster than a multiply and an add
@@ -32,6 +32,15 @@
  *   e = exp(-2|a|). Then the sign of a.
  * NaN gives NaN; +-inf give the limits. Within 3 ulp of the exact values
  * (tests/test_math.py).
+ *
+ * In float32 the same arithmetic is also written on whole vectors, with
+ * each path's own instructions, for the blocks and the rows: compiled from
+ * the scalar form, the clamp and the sigmoid's select became a compare and
+ * a blend (3 micro-operations, one a cycle), where a vector max is one;
+ * the vector form is 7 to 15% faster (docs/performance.rst). The scalar and
+ * vector forms are one macro (PYX_FLOAT_MATH), so they do the same IEEE
+ * operations and give the same bits; a block's elements past its last
+ * whole vector take the scalar form.
  */
 #ifndef PYX_GRU_ACTIVATIONS_H
 #define PYX_GRU_ACTIVATIONS_H
@@ -43,39 +52,88 @@
 
 #include "_simd.h"
 
-/* The scalar functions, in two builds of one source: with FMAF and FMA
- * fused (fmaf, fma: one rounding), and with the suffix _nf as a multiply
- * and an add (two roundings). The vector paths with FMA and aarch64 take
- * the fused ones; the portable path on x86-64 takes _nf, as its products
- * do (_gemm.h): its CPUs need not have FMA, and there libm's fmaf is a
- * routine of some 20 ns a call (the sigmoid and tanh took 50 times the
- * time of the products; docs/performance.rst). */
-#define PYX_MULADD(a, b, c) ((a) * (b) + (c))
-#define PYX_SCALARS(SFX, FMAF, FMA)                                             \
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#elif defined(__GNUC__) && defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
+/* The float32 functions, written once for a scalar and for a vector of any
+ * path: VT is float or the path's vector of floats, ATTR the functions'
+ * attributes, and the kit's operations
+ *   K(x)            every element x (a constant)
+ *   FMA(a, b, c)    a * b + c: fused (one rounding), or a multiply and an
+ *                   add where the path's products are (x86-64 without FMA)
+ *   MAXK(k, x)      k > x ? k : x, for a constant k (NaN x stays NaN)
+ *   SELGE(a, p, q)  a >= 0 ? p : q; a vector may choose by a's sign bit,
+ *                   which differs for -0 and NaN only, where the sigmoid's
+ *                   two numerators give the same result
+ *   NABS(a)         -|a|
+ *   POW2(t)         the float whose bits are those of t shifted left by 23
+ *   COPYSIGN(x, a)  x with the sign of a
+ * with + - * / elementwise (GCC's vector extensions on a vector). */
+#define PYX_FLOAT_MATH(SFX, ATTR, VT, K, FMA, MAXK, SELGE, NABS, POW2, COPYSIGN) \
 /* exp(x) = scale * (1 + q) for x <= 0: returns q = exp(r) - 1 and sets     \
  * *scale = 2^n (x = n ln2 + r). */                                            \
-static inline float pyx_exp_parts_f##SFX(float x, float* scale)                \
+ATTR VT pyx_exp_parts_f##SFX(VT x, VT* scale)                                   \
 {                                                                               \
-    float t, n, r, p;                                                           \
-    uint32_t bits;                                                              \
-    x = -87.0f > x ? -87.0f : x;                                                \
+    VT t, n, r, p;                                                              \
+    x = MAXK(-87.0f, x);                                                        \
     /* n + 127 in the low bits: 1.5 * 2^23 + 127 */                             \
-    t = FMAF(x, 1.44269504088896341f, 12583039.0f);                             \
-    n = t - 12583039.0f;                                                        \
-    r = FMAF(n, -0.693359375f, x);                                              \
-    r = FMAF(n, 2.12194440e-4f, r);                                             \
-    p = 1.9875691500e-4f;                                                       \
-    p = FMAF(p, r, 1.3981999507e-3f);                                           \
-    p = FMAF(p, r, 8.3334519073e-3f);                                           \
-    p = FMAF(p, r, 4.1665795894e-2f);                                           \
-    p = FMAF(p, r, 1.6666665459e-1f);                                           \
-    p = FMAF(p, r, 5.0000001201e-1f);                                           \
-    memcpy(&bits, &t, 4);                                                       \
-    bits <<= 23; /* 2^n: the magic number's high bits shift out */             \
-    memcpy(scale, &bits, 4);                                                    \
-    return FMAF(p, r * r, r);                                                   \
+    t = FMA(x, K(1.44269504088896341f), K(12583039.0f));                        \
+    n = t - K(12583039.0f);                                                     \
+    r = FMA(n, K(-0.693359375f), x);                                            \
+    r = FMA(n, K(2.12194440e-4f), r);                                           \
+    p = K(1.9875691500e-4f);                                                    \
+    p = FMA(p, r, K(1.3981999507e-3f));                                         \
+    p = FMA(p, r, K(8.3334519073e-3f));                                         \
+    p = FMA(p, r, K(4.1665795894e-2f));                                         \
+    p = FMA(p, r, K(1.6666665459e-1f));                                         \
+    p = FMA(p, r, K(5.0000001201e-1f));                                         \
+    *scale = POW2(t); /* 2^n: the magic number's high bits shift out */         \
+    return FMA(p, r * r, r);                                                    \
 }                                                                               \
                                                                                 \
+ATTR VT pyx_sigmoid_f##SFX(VT a)                                                \
+{                                                                               \
+    VT scale, q = pyx_exp_parts_f##SFX(NABS(a), &scale);                        \
+    VT e = (q + K(1.0f)) * scale;                                               \
+    return SELGE(a, K(1.0f), e) / (K(1.0f) + e);                                \
+}                                                                               \
+                                                                                \
+/* tanh(|a|) = -m / (2 + m), m = exp(-2|a|) - 1 = scale * q + (scale - 1),     \
+ * which keeps full relative accuracy near 0; then the sign of a. */           \
+ATTR VT pyx_tanh_f##SFX(VT a)                                                   \
+{                                                                               \
+    VT scale, q = pyx_exp_parts_f##SFX(K(2.0f) * NABS(a), &scale);              \
+    VT m = FMA(scale, q, scale - K(1.0f));                                      \
+    return COPYSIGN(-m / (K(2.0f) + m), a);                                     \
+}
+
+/* The scalar functions, in two builds: with fmaf and fma (one rounding),
+ * and with the suffix _nf as a multiply and an add (two roundings). The
+ * vector paths with FMA and aarch64 take the fused ones; the portable path
+ * on x86-64 takes _nf, as its products do (_gemm.h): its CPUs need not have
+ * FMA, and there libm's fmaf is a routine of some 20 ns a call (the sigmoid
+ * and tanh took 50 times the time of the products; docs/performance.rst). */
+#define PYX_MULADD(a, b, c) ((a) * (b) + (c))
+static inline float pyx_pow2_f(float t) {
+    uint32_t bits;
+    memcpy(&bits, &t, 4);
+    bits <<= 23;
+    memcpy(&t, &bits, 4);
+    return t;
+}
+#define PYX_SCALAR_K(x) (x)
+#define PYX_SCALAR_MAXK(k, x) ((k) > (x) ? (k) : (x))
+#define PYX_SCALAR_SELGE(a, p, q) ((a) >= 0 ? (p) : (q))
+#define PYX_SCALAR_NABS(a) (-fabsf(a))
+PYX_FLOAT_MATH(, static inline, float, PYX_SCALAR_K, fmaf, PYX_SCALAR_MAXK, PYX_SCALAR_SELGE,
+               PYX_SCALAR_NABS, pyx_pow2_f, copysignf)
+PYX_FLOAT_MATH(_nf, static inline, float, PYX_SCALAR_K, PYX_MULADD, PYX_SCALAR_MAXK,
+               PYX_SCALAR_SELGE, PYX_SCALAR_NABS, pyx_pow2_f, copysignf)
+
+#define PYX_DOUBLES(SFX, FMA)                                                   \
 static inline double pyx_exp_parts_d##SFX(double x, double* scale)             \
 {                                                                               \
     double t, n, r, rr, px;                                                     \
@@ -96,27 +154,11 @@ static inline double pyx_exp_parts_d##SFX(double x, double* scale)             \
     return 2.0 * r;                                                             \
 }                                                                               \
                                                                                 \
-static inline float pyx_sigmoid_f##SFX(float a)                                 \
-{                                                                               \
-    float scale, q = pyx_exp_parts_f##SFX(-fabsf(a), &scale);                   \
-    float e = (q + 1.0f) * scale;                                               \
-    return (a >= 0.0f ? 1.0f : e) / (1.0f + e);                                 \
-}                                                                               \
-                                                                                \
 static inline double pyx_sigmoid_d##SFX(double a)                               \
 {                                                                               \
     double scale, q = pyx_exp_parts_d##SFX(-fabs(a), &scale);                   \
     double e = (q + 1.0) * scale;                                               \
     return (a >= 0.0 ? 1.0 : e) / (1.0 + e);                                    \
-}                                                                               \
-                                                                                \
-/* tanh(|a|) = -m / (2 + m), m = exp(-2|a|) - 1 = scale * q + (scale - 1),     \
- * which keeps full relative accuracy near 0; then the sign of a. */           \
-static inline float pyx_tanh_f##SFX(float a)                                    \
-{                                                                               \
-    float scale, q = pyx_exp_parts_f##SFX(-2.0f * fabsf(a), &scale);            \
-    float m = FMAF(scale, q, scale - 1.0f);                                     \
-    return copysignf(-m / (2.0f + m), a);                                       \
 }                                                                               \
                                                                                 \
 /* In double, -m / (2 + m) lost up to 3.6 ulp near 0 (the Pade expm1 is    \
@@ -136,8 +178,8 @@ static inline double pyx_tanh_d##SFX(double a)                                  
     return copysign(x < 0.625 ? small : big, a);                                \
 }
 
-PYX_SCALARS(, fmaf, fma)
-PYX_SCALARS(_nf, PYX_MULADD, PYX_MULADD)
+PYX_DOUBLES(, fma)
+PYX_DOUBLES(_nf, PYX_MULADD)
 
 /* PYX_NF(T, F...): the arguments with every function F named _nf (the
  * unfused scalars), for the clones of the portable path on x86-64. */
@@ -156,11 +198,7 @@ PYX_SCALARS(_nf, PYX_MULADD, PYX_MULADD)
  * marked unused: a file that includes this header (_scan.h) need not call
  * every function. */
 #define PYX_UNUSED __attribute__((unused))
-#if PYX_SIMD_X86 && !defined(PYX_GRU_NO_CLONES)
-#define PYX_CLONES(NAME, ONE, PARAMS, ARGS, ...)                                \
-PYX_EXPAND(ONE, NAME##_portable, , PYX_NF(__VA_ARGS__))                         \
-ONE(NAME##_avx2, PYX_TARGET_AVX2, __VA_ARGS__)                                  \
-ONE(NAME##_avx512, PYX_TARGET_AVX512, __VA_ARGS__)                              \
+#define PYX_DISPATCH(NAME, PARAMS, ARGS)                                        \
 PYX_UNUSED static void NAME PARAMS {                                            \
     switch (pyx_simd()) {                                                       \
     case PYX_SIMD_AVX512: NAME##_avx512 ARGS; return;                           \
@@ -168,6 +206,12 @@ PYX_UNUSED static void NAME PARAMS {                                            
     default: NAME##_portable ARGS;                                              \
     }                                                                           \
 }
+#if PYX_SIMD_X86 && !defined(PYX_GRU_NO_CLONES)
+#define PYX_CLONES(NAME, ONE, PARAMS, ARGS, ...)                                \
+PYX_EXPAND(ONE, NAME##_portable, , PYX_NF(__VA_ARGS__))                         \
+ONE(NAME##_avx2, PYX_TARGET_AVX2, __VA_ARGS__)                                  \
+ONE(NAME##_avx512, PYX_TARGET_AVX512, __VA_ARGS__)                              \
+PYX_DISPATCH(NAME, PARAMS, ARGS)
 #elif defined(__x86_64__) && !defined(__FMA__)
 #define PYX_CLONES(NAME, ONE, PARAMS, ARGS, ...) \
     PYX_EXPAND(ONE, NAME, PYX_UNUSED, PYX_NF(__VA_ARGS__))
@@ -175,17 +219,201 @@ PYX_UNUSED static void NAME PARAMS {                                            
 #define PYX_CLONES(NAME, ONE, PARAMS, ARGS, ...) ONE(NAME, PYX_UNUSED, __VA_ARGS__)
 #endif
 
-/* v[:n] = F(v[:n]) */
-#define PYX_BLOCK_ONE(NAME, TARGET, T, F)                                       \
-TARGET static void NAME(T* v, ptrdiff_t n) {                                    \
-    for (ptrdiff_t i = 0; i < n; i++) v[i] = F(v[i]);                           \
-}
-#define PYX_BLOCK(NAME, T, F) PYX_CLONES(NAME, PYX_BLOCK_ONE, (T* v, ptrdiff_t n), (v, n), T, F)
+/* Kits: what a loop over elements (PYX_EACH) does with them. A kit X has
+ * X_E (the element type), X_N (elements at a time), X_T (their type),
+ * X_LD(p) and X_ST(p, v) (unaligned load and store), X_K(x) (every
+ * element x), X_SIG and X_TANH. The scalar kits: */
+#define pyx_sf_E float
+#define pyx_sf_N 1
+#define pyx_sf_T float
+#define pyx_sf_LD(p) (*(p))
+#define pyx_sf_ST(p, v) (*(p) = (v))
+#define pyx_sf_K(x) ((float)(x))
+#define pyx_sf_SIG pyx_sigmoid_f
+#define pyx_sf_TANH pyx_tanh_f
+#define pyx_sf_nf_E float
+#define pyx_sf_nf_N 1
+#define pyx_sf_nf_T float
+#define pyx_sf_nf_LD(p) (*(p))
+#define pyx_sf_nf_ST(p, v) (*(p) = (v))
+#define pyx_sf_nf_K(x) ((float)(x))
+#define pyx_sf_nf_SIG pyx_sigmoid_f_nf
+#define pyx_sf_nf_TANH pyx_tanh_f_nf
+#define pyx_sd_E double
+#define pyx_sd_N 1
+#define pyx_sd_T double
+#define pyx_sd_LD(p) (*(p))
+#define pyx_sd_ST(p, v) (*(p) = (v))
+#define pyx_sd_K(x) ((double)(x))
+#define pyx_sd_SIG pyx_sigmoid_d
+#define pyx_sd_TANH pyx_tanh_d
+#define pyx_sd_nf_E double
+#define pyx_sd_nf_N 1
+#define pyx_sd_nf_T double
+#define pyx_sd_nf_LD(p) (*(p))
+#define pyx_sd_nf_ST(p, v) (*(p) = (v))
+#define pyx_sd_nf_K(x) ((double)(x))
+#define pyx_sd_nf_SIG pyx_sigmoid_d_nf
+#define pyx_sd_nf_TANH pyx_tanh_d_nf
 
-PYX_BLOCK(pyx_sigmoid_block_f, float, pyx_sigmoid_f)
-PYX_BLOCK(pyx_sigmoid_block_d, double, pyx_sigmoid_d)
-PYX_BLOCK(pyx_tanh_block_f, float, pyx_tanh_f)
-PYX_BLOCK(pyx_tanh_block_d, double, pyx_tanh_d)
+/* The float32 vector kits, one per path, each with PYX_FLOAT_MATH's
+ * functions on its vectors (suffix _v<path>). The bit operations (-|a|,
+ * 2^n, the sign) are GCC's vector extensions on the same bits as int32;
+ * FMA, the max and the select the path's own instructions. */
+typedef int pyx_vi4 __attribute__((vector_size(16)));
+typedef int pyx_vi8 __attribute__((vector_size(32)));
+typedef int pyx_vi16 __attribute__((vector_size(64)));
+#define PYX_VNABS(VT, VI, K, a) ((VT)((VI)(a) | (VI)K(-0.0f)))
+#define PYX_VPOW2(VT, VI, t) ((VT)((VI)(t) << 23))
+#define PYX_VCOPYSIGN(VT, VI, K, x, a) \
+    ((VT)(((VI)(x) & ~(VI)K(-0.0f)) | ((VI)(a) & (VI)K(-0.0f))))
+#define PYX_VKIT_MATH(P, TARGET)                                                \
+PYX_FLOAT_MATH(_v##P, TARGET static inline __attribute__((always_inline)), pyx_v##P##_T, \
+               pyx_v##P##_K, pyx_v##P##_FMA, pyx_v##P##_MAXK, pyx_v##P##_SELGE,      \
+               pyx_v##P##_NABS, pyx_v##P##_POW2, pyx_v##P##_COPYSIGN)
+#define pyx_vsse_E float
+#define pyx_vneon_E float
+#define pyx_vavx2_E float
+#define pyx_vavx512_E float
+
+#if defined(__GNUC__) && defined(__x86_64__)
+/* x86-64 without FMA (the portable path): SSE2, a multiply and an add */
+#define pyx_vsse_N 4
+#define pyx_vsse_T __m128
+#define pyx_vsse_LD _mm_loadu_ps
+#define pyx_vsse_ST _mm_storeu_ps
+#define pyx_vsse_K _mm_set1_ps
+#define pyx_vsse_FMA PYX_MULADD
+#define pyx_vsse_MAXK(k, x) _mm_max_ps(_mm_set1_ps(k), x)
+#define pyx_vsse_SELGE(a, p, q) ((__m128)(((pyx_vi4)((a) >= _mm_setzero_ps()) & (pyx_vi4)(p)) \
+                                          | (~(pyx_vi4)((a) >= _mm_setzero_ps()) & (pyx_vi4)(q))))
+#define pyx_vsse_NABS(a) PYX_VNABS(__m128, pyx_vi4, _mm_set1_ps, a)
+#define pyx_vsse_POW2(t) PYX_VPOW2(__m128, pyx_vi4, t)
+#define pyx_vsse_COPYSIGN(x, a) PYX_VCOPYSIGN(__m128, pyx_vi4, _mm_set1_ps, x, a)
+#define pyx_vsse_SIG pyx_sigmoid_f_vsse
+#define pyx_vsse_TANH pyx_tanh_f_vsse
+PYX_VKIT_MATH(sse, )
+#endif
+
+#if PYX_SIMD_X86
+/* AVX2 + FMA; the sigmoid's select takes a's sign bit (vblendvps) */
+#define pyx_vavx2_N 8
+#define pyx_vavx2_T __m256
+#define pyx_vavx2_LD _mm256_loadu_ps
+#define pyx_vavx2_ST _mm256_storeu_ps
+#define pyx_vavx2_K _mm256_set1_ps
+#define pyx_vavx2_FMA _mm256_fmadd_ps
+#define pyx_vavx2_MAXK(k, x) _mm256_max_ps(_mm256_set1_ps(k), x)
+#define pyx_vavx2_SELGE(a, p, q) _mm256_blendv_ps(p, q, a)
+#define pyx_vavx2_NABS(a) PYX_VNABS(__m256, pyx_vi8, _mm256_set1_ps, a)
+#define pyx_vavx2_POW2(t) PYX_VPOW2(__m256, pyx_vi8, t)
+#define pyx_vavx2_COPYSIGN(x, a) PYX_VCOPYSIGN(__m256, pyx_vi8, _mm256_set1_ps, x, a)
+#define pyx_vavx2_SIG pyx_sigmoid_f_vavx2
+#define pyx_vavx2_TANH pyx_tanh_f_vavx2
+PYX_VKIT_MATH(avx2, PYX_TARGET_AVX2)
+
+/* AVX-512F; the select through a mask register */
+#define pyx_vavx512_N 16
+#define pyx_vavx512_T __m512
+#define pyx_vavx512_LD _mm512_loadu_ps
+#define pyx_vavx512_ST _mm512_storeu_ps
+#define pyx_vavx512_K _mm512_set1_ps
+#define pyx_vavx512_FMA _mm512_fmadd_ps
+#define pyx_vavx512_MAXK(k, x) _mm512_max_ps(_mm512_set1_ps(k), x)
+#define pyx_vavx512_SELGE(a, p, q) \
+    _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GE_OQ), q, p)
+#define pyx_vavx512_NABS(a) PYX_VNABS(__m512, pyx_vi16, _mm512_set1_ps, a)
+#define pyx_vavx512_POW2(t) PYX_VPOW2(__m512, pyx_vi16, t)
+#define pyx_vavx512_COPYSIGN(x, a) PYX_VCOPYSIGN(__m512, pyx_vi16, _mm512_set1_ps, x, a)
+#define pyx_vavx512_SIG pyx_sigmoid_f_vavx512
+#define pyx_vavx512_TANH pyx_tanh_f_vavx512
+PYX_VKIT_MATH(avx512, PYX_TARGET_AVX512)
+#endif
+
+#if defined(__GNUC__) && defined(__aarch64__)
+/* aarch64: NEON, fused. FMAX gives NaN for a NaN operand: the clamp keeps
+ * NaN, as the scalar's select does. */
+#define pyx_vneon_N 4
+#define pyx_vneon_T float32x4_t
+#define pyx_vneon_LD vld1q_f32
+#define pyx_vneon_ST vst1q_f32
+#define pyx_vneon_K vdupq_n_f32
+#define pyx_vneon_FMA(a, b, c) vfmaq_f32(c, a, b)
+#define pyx_vneon_MAXK(k, x) vmaxq_f32(vdupq_n_f32(k), x)
+#define pyx_vneon_SELGE(a, p, q) vbslq_f32(vcgeq_f32(a, vdupq_n_f32(0.0f)), p, q)
+#define pyx_vneon_NABS(a) PYX_VNABS(float32x4_t, pyx_vi4, vdupq_n_f32, a)
+#define pyx_vneon_POW2(t) PYX_VPOW2(float32x4_t, pyx_vi4, t)
+#define pyx_vneon_COPYSIGN(x, a) PYX_VCOPYSIGN(float32x4_t, pyx_vi4, vdupq_n_f32, x, a)
+#define pyx_vneon_SIG pyx_sigmoid_f_vneon
+#define pyx_vneon_TANH pyx_tanh_f_vneon
+PYX_VKIT_MATH(neon, )
+#endif
+
+/* Each path's kits, "vector kit, scalar kit for the rest": float32 takes
+ * its vectors, float64 the scalars (which GCC vectorises). *_build: the one
+ * version of a build without clones, by its flags. */
+#define pyx_kits_f_portable pyx_vsse, pyx_sf_nf
+#define pyx_kits_f_avx2 pyx_vavx2, pyx_sf
+#define pyx_kits_f_avx512 pyx_vavx512, pyx_sf
+#define pyx_kits_d_portable pyx_sd_nf, pyx_sd_nf
+#define pyx_kits_d_avx2 pyx_sd, pyx_sd
+#define pyx_kits_d_avx512 pyx_sd, pyx_sd
+#if PYX_SIMD_X86 && defined(__AVX512F__) && defined(__FMA__)
+#define pyx_kits_f_build pyx_vavx512, pyx_sf
+#elif PYX_SIMD_X86 && defined(__AVX2__) && defined(__FMA__)
+#define pyx_kits_f_build pyx_vavx2, pyx_sf
+#elif defined(__x86_64__) && !defined(__FMA__)
+#define pyx_kits_f_build pyx_vsse, pyx_sf_nf
+#elif defined(__GNUC__) && defined(__aarch64__)
+#define pyx_kits_f_build pyx_vneon, pyx_sf
+#else
+#define pyx_kits_f_build pyx_sf, pyx_sf
+#endif
+#if defined(__x86_64__) && !defined(__FMA__)
+#define pyx_kits_d_build pyx_sd_nf, pyx_sd_nf
+#else
+#define pyx_kits_d_build pyx_sd, pyx_sd
+#endif
+
+/* NAME compiled once per path as ONE(NAME_path, TARGET, VK, SK, ...) with
+ * the path's kits from KITS (pyx_kits_f or pyx_kits_d), and NAME calling
+ * the one of the path in use; or once, with the build's kits (as
+ * PYX_CLONES). */
+#if PYX_SIMD_X86 && !defined(PYX_GRU_NO_CLONES)
+#define PYX_KIT_CLONES(NAME, ONE, PARAMS, ARGS, KITS, ...)                      \
+PYX_EXPAND(ONE, NAME##_portable, , KITS##_portable, __VA_ARGS__)                \
+PYX_EXPAND(ONE, NAME##_avx2, PYX_TARGET_AVX2, KITS##_avx2, __VA_ARGS__)         \
+PYX_EXPAND(ONE, NAME##_avx512, PYX_TARGET_AVX512, KITS##_avx512, __VA_ARGS__)   \
+PYX_DISPATCH(NAME, PARAMS, ARGS)
+#else
+#define PYX_KIT_CLONES(NAME, ONE, PARAMS, ARGS, KITS, ...) \
+    PYX_EXPAND(ONE, NAME, PYX_UNUSED, KITS##_build, __VA_ARGS__)
+#endif
+
+/* for j in [lo, hi): BODY(VK, j) on VK_N elements at a time, then
+ * BODY(SK, j) on each element left (none when VK is a scalar kit) */
+#define PYX_EACH(VK, SK, j, lo, hi, BODY) {                                     \
+    ptrdiff_t j = (lo);                                                         \
+    for (; j <= (hi) - VK##_N; j += VK##_N) { BODY(VK, j) }                     \
+    for (; j < (hi); j++) { BODY(SK, j) }                                       \
+}
+
+/* v[:n] = F(v[:n]) */
+#define PYX_SIG_V(K, j) K##_ST(v + j, K##_SIG(K##_LD(v + j)));
+#define PYX_TANH_V(K, j) K##_ST(v + j, K##_TANH(K##_LD(v + j)));
+#define PYX_BLOCK_ONE(NAME, TARGET, VK, SK, BODY)                               \
+TARGET static void NAME(VK##_E* v, ptrdiff_t n) PYX_EACH(VK, SK, i, 0, n, BODY)
+#define PYX_BLOCK(NAME, T, KITS, BODY) \
+    PYX_KIT_CLONES(NAME, PYX_BLOCK_ONE, (T* v, ptrdiff_t n), (v, n), KITS, BODY)
+
+PYX_BLOCK(pyx_sigmoid_block_f, float, pyx_kits_f, PYX_SIG_V)
+PYX_BLOCK(pyx_sigmoid_block_d, double, pyx_kits_d, PYX_SIG_V)
+PYX_BLOCK(pyx_tanh_block_f, float, pyx_kits_f, PYX_TANH_V)
+PYX_BLOCK(pyx_tanh_block_d, double, pyx_kits_d, PYX_TANH_V)
+
+/* a[j] = F(a[j] + (hu[j] + b[j])), F the sigmoid or tanh */
+#define PYX_SIG_GATE(K, j) K##_ST(a + j, K##_SIG(K##_LD(a + j) + (K##_LD(hu + j) + K##_LD(b + j))));
+#define PYX_TANH_GATE(K, j) K##_ST(a + j, K##_TANH(K##_LD(a + j) + (K##_LD(hu + j) + K##_LD(b + j))));
 
 /* The LSTM's forward pointwise step for one row, for the kernels' common
  * case (no peepholes, no pinned gate), compiled per path like the blocks.
@@ -198,31 +426,30 @@ PYX_BLOCK(pyx_tanh_block_d, double, pyx_tanh_d)
  * A loop a gate, each adding its bias and recurrent part as it activates:
  * one loop over all four gates kept too many constants live for the
  * registers and was slower than separate passes (docs/performance.rst). */
-#define PYX_LSTM_ROW_ONE(NAME, TARGET, T, SIG, TANH)                            \
-TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, T* __restrict a,              \
-                        const T* __restrict hu, const T* __restrict b,          \
-                        const T* __restrict c_prev, T* __restrict c,            \
-                        T* __restrict h) {                                      \
+#define PYX_LSTM_C(K, j) \
+    K##_ST(c + j, K##_LD(a + H + j) * K##_LD(c_prev + j) + K##_LD(a + j) * K##_LD(a + 2 * H + j));
+#define PYX_LSTM_H(K, j) K##_ST(h + j, K##_TANH(K##_LD(c + j)) * K##_LD(a + 3 * H + j));
+#define PYX_LSTM_ROW_ONE(NAME, TARGET, VK, SK, ...)                             \
+TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, VK##_E* __restrict a,         \
+                        const VK##_E* __restrict hu, const VK##_E* __restrict b, \
+                        const VK##_E* __restrict c_prev, VK##_E* __restrict c,  \
+                        VK##_E* __restrict h) {                                 \
     for (ptrdiff_t k = 0; k < 4 * H; k += H) {                                  \
         if (k == 2 * H) continue;                                               \
-        for (ptrdiff_t j = k; j < k + n; j++)                                   \
-            a[j] = SIG(a[j] + (hu[j] + b[j]));                                  \
+        PYX_EACH(VK, SK, j, k, k + n, PYX_SIG_GATE)                             \
     }                                                                           \
-    for (ptrdiff_t j = 2 * H; j < 2 * H + n; j++)                               \
-        a[j] = TANH(a[j] + (hu[j] + b[j]));                                     \
-    for (ptrdiff_t j = 0; j < n; j++)                                           \
-        c[j] = a[H + j] * c_prev[j] + a[j] * a[2 * H + j];                      \
-    for (ptrdiff_t j = 0; j < n; j++)                                           \
-        h[j] = TANH(c[j]) * a[3 * H + j];                                       \
+    PYX_EACH(VK, SK, j, 2 * H, 2 * H + n, PYX_TANH_GATE)                        \
+    PYX_EACH(VK, SK, j, 0, n, PYX_LSTM_C)                                       \
+    PYX_EACH(VK, SK, j, 0, n, PYX_LSTM_H)                                       \
 }
-#define PYX_LSTM_ROW(NAME, T, SIG, TANH)                                        \
-PYX_CLONES(NAME, PYX_LSTM_ROW_ONE,                                              \
-           (ptrdiff_t n, ptrdiff_t H, T* a, const T* hu, const T* b,            \
-            const T* c_prev, T* c, T* h),                                       \
-           (n, H, a, hu, b, c_prev, c, h), T, SIG, TANH)
+#define PYX_LSTM_ROW(NAME, T, KITS)                                             \
+PYX_KIT_CLONES(NAME, PYX_LSTM_ROW_ONE,                                          \
+               (ptrdiff_t n, ptrdiff_t H, T* a, const T* hu, const T* b,        \
+                const T* c_prev, T* c, T* h),                                   \
+               (n, H, a, hu, b, c_prev, c, h), KITS)
 
-PYX_LSTM_ROW(pyx_lstm_row_f, float, pyx_sigmoid_f, pyx_tanh_f)
-PYX_LSTM_ROW(pyx_lstm_row_d, double, pyx_sigmoid_d, pyx_tanh_d)
+PYX_LSTM_ROW(pyx_lstm_row_f, float, pyx_kits_f)
+PYX_LSTM_ROW(pyx_lstm_row_d, double, pyx_kits_d)
 
 /* The GRU's (reset after the product) forward pointwise step for one row,
  * for the common case (no pinned gate), in loops like the LSTM's: a holds
@@ -233,29 +460,33 @@ PYX_LSTM_ROW(pyx_lstm_row_d, double, pyx_sigmoid_d, pyx_tanh_d)
  *   g = tanh(a_g + (b_g + r * nn)),  h = z * h_prev + (1 - z) * g
  * the operations, and so the results, of _gru_after_forward in
  * _pointwise.pxi. */
-#define PYX_GRU_AFTER_ROW_ONE(NAME, TARGET, T, SIG, TANH)                       \
-TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, T* __restrict a,              \
-                        const T* __restrict hu, const T* __restrict b,          \
-                        const T* __restrict b_hg, const T* __restrict h_prev,   \
-                        T* __restrict nn, T* __restrict h) {                    \
-    for (ptrdiff_t k = 0; k < 2 * H; k += H)                                    \
-        for (ptrdiff_t j = k; j < k + n; j++)                                   \
-            a[j] = SIG(a[j] + (hu[j] + b[j]));                                  \
-    for (ptrdiff_t j = 0; j < n; j++) {                                         \
-        T m = hu[2 * H + j] + b_hg[j];                                          \
-        nn[j] = m;                                                              \
-        a[2 * H + j] = TANH(a[2 * H + j] + (b[2 * H + j] + a[H + j] * m));      \
-    }                                                                           \
-    for (ptrdiff_t j = 0; j < n; j++)                                           \
-        h[j] = a[j] * h_prev[j] + ((T) 1 - a[j]) * a[2 * H + j];                \
+#define PYX_GRU_G(K, j) {                                                       \
+    K##_T m = K##_LD(hu + 2 * H + j) + K##_LD(b_hg + j);                        \
+    K##_ST(nn + j, m);                                                          \
+    K##_ST(a + 2 * H + j,                                                       \
+           K##_TANH(K##_LD(a + 2 * H + j) + (K##_LD(b + 2 * H + j) + K##_LD(a + H + j) * m))); \
 }
-#define PYX_GRU_AFTER_ROW(NAME, T, SIG, TANH)                                   \
-PYX_CLONES(NAME, PYX_GRU_AFTER_ROW_ONE,                                         \
-           (ptrdiff_t n, ptrdiff_t H, T* a, const T* hu, const T* b,            \
-            const T* b_hg, const T* h_prev, T* nn, T* h),                       \
-           (n, H, a, hu, b, b_hg, h_prev, nn, h), T, SIG, TANH)
+#define PYX_GRU_H(K, j)                                                         \
+    K##_ST(h + j, K##_LD(a + j) * K##_LD(h_prev + j)                            \
+                  + (K##_K(1) - K##_LD(a + j)) * K##_LD(a + 2 * H + j));
+#define PYX_GRU_AFTER_ROW_ONE(NAME, TARGET, VK, SK, ...)                        \
+TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, VK##_E* __restrict a,         \
+                        const VK##_E* __restrict hu, const VK##_E* __restrict b, \
+                        const VK##_E* __restrict b_hg,                          \
+                        const VK##_E* __restrict h_prev,                        \
+                        VK##_E* __restrict nn, VK##_E* __restrict h) {          \
+    for (ptrdiff_t k = 0; k < 2 * H; k += H)                                    \
+        PYX_EACH(VK, SK, j, k, k + n, PYX_SIG_GATE)                             \
+    PYX_EACH(VK, SK, j, 0, n, PYX_GRU_G)                                        \
+    PYX_EACH(VK, SK, j, 0, n, PYX_GRU_H)                                        \
+}
+#define PYX_GRU_AFTER_ROW(NAME, T, KITS)                                        \
+PYX_KIT_CLONES(NAME, PYX_GRU_AFTER_ROW_ONE,                                     \
+               (ptrdiff_t n, ptrdiff_t H, T* a, const T* hu, const T* b,        \
+                const T* b_hg, const T* h_prev, T* nn, T* h),                   \
+               (n, H, a, hu, b, b_hg, h_prev, nn, h), KITS)
 
-PYX_GRU_AFTER_ROW(pyx_gru_after_row_f, float, pyx_sigmoid_f, pyx_tanh_f)
-PYX_GRU_AFTER_ROW(pyx_gru_after_row_d, double, pyx_sigmoid_d, pyx_tanh_d)
+PYX_GRU_AFTER_ROW(pyx_gru_after_row_f, float, pyx_kits_f)
+PYX_GRU_AFTER_ROW(pyx_gru_after_row_d, double, pyx_kits_d)
 
 #endif
