@@ -391,10 +391,12 @@ PYX_DISPATCH(NAME, PARAMS, ARGS)
 #endif
 
 /* for j in [lo, hi): BODY(VK, j) on VK_N elements at a time, then
- * BODY(SK, j) on each element left (none when VK is a scalar kit) */
+ * BODY(SK, j) on each element left (with a scalar kit VK, only the
+ * second loop, which GCC vectorises) */
 #define PYX_EACH(VK, SK, j, lo, hi, BODY) {                                     \
     ptrdiff_t j = (lo);                                                         \
-    for (; j <= (hi) - VK##_N; j += VK##_N) { BODY(VK, j) }                     \
+    if (VK##_N > 1)                                                             \
+        for (; j <= (hi) - VK##_N; j += VK##_N) { BODY(VK, j) }                 \
     for (; j < (hi); j++) { BODY(SK, j) }                                       \
 }
 
