@@ -491,4 +491,46 @@ PYX_KIT_CLONES(NAME, PYX_GRU_AFTER_ROW_ONE,                                     
 PYX_GRU_AFTER_ROW(pyx_gru_after_row_f, float, pyx_kits_f)
 PYX_GRU_AFTER_ROW(pyx_gru_after_row_d, double, pyx_kits_d)
 
+/* The LSTM's backward pointwise step for one row, no peepholes: a holds
+ * the row's activations i, f, g, o (H apart), c_prev and c the cell states
+ * c_{t-1} and c_t, dh and dc dL/dh_t and dL/dc_t, k the gates' keep (1, or
+ * 0 for a pinned gate); for j in [0, n), with t = tanh(c):
+ *   da_o = dh * t * o * (1 - o) * k_o,   dc' = dc + dh * o * (1 - t * t)
+ *   da_i = dc' * g * i * (1 - i) * k_i,  da_f = dc' * c_prev * f * (1 - f) * k_f
+ *   da_g = dc' * i * (1 - g * g),        dc_prev = dc' * f,  dh_prev = 0
+ * into da (the same layout as a), dc_prev and dh_prev: the operations, and
+ * so the results, of _lstm_backward in _pointwise.pxi. Compiled from
+ * Cython for the baseline x86-64, that loop ran one element at a time. */
+#define PYX_LSTM_BACK(K, j) {                                                   \
+    K##_T i_ = K##_LD(a + j), f = K##_LD(a + H + j);                            \
+    K##_T g = K##_LD(a + 2 * H + j), og = K##_LD(a + 3 * H + j);                \
+    K##_T t = K##_TANH(K##_LD(c + j)), d = K##_LD(dh + j), one = K##_K(1);      \
+    K##_T dao = d * t * og * (one - og) * K##_K(k[3]);                          \
+    K##_T dct = K##_LD(dc + j) + d * og * (one - t * t);                        \
+    K##_ST(da + j, dct * g * i_ * (one - i_) * K##_K(k[0]));                    \
+    K##_ST(da + H + j, dct * K##_LD(c_prev + j) * f * (one - f) * K##_K(k[1])); \
+    K##_ST(da + 2 * H + j, dct * i_ * (one - g * g));                           \
+    K##_ST(da + 3 * H + j, dao);                                                \
+    K##_ST(dc_prev + j, dct * f);                                               \
+    K##_ST(dh_prev + j, K##_K(0));                                              \
+}
+#define PYX_LSTM_BACK_ROW_ONE(NAME, TARGET, VK, SK, ...)                        \
+TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, const VK##_E* __restrict a,   \
+                        const VK##_E* __restrict c_prev,                        \
+                        const VK##_E* __restrict c, const VK##_E* __restrict dh, \
+                        const VK##_E* __restrict dc, const VK##_E* __restrict k, \
+                        VK##_E* __restrict da, VK##_E* __restrict dh_prev,      \
+                        VK##_E* __restrict dc_prev) {                           \
+    PYX_EACH(VK, SK, j, 0, n, PYX_LSTM_BACK)                                    \
+}
+#define PYX_LSTM_BACK_ROW(NAME, T, KITS)                                        \
+PYX_KIT_CLONES(NAME, PYX_LSTM_BACK_ROW_ONE,                                     \
+               (ptrdiff_t n, ptrdiff_t H, const T* a, const T* c_prev,          \
+                const T* c, const T* dh, const T* dc, const T* k, T* da,        \
+                T* dh_prev, T* dc_prev),                                        \
+               (n, H, a, c_prev, c, dh, dc, k, da, dh_prev, dc_prev), KITS)
+
+PYX_LSTM_BACK_ROW(pyx_lstm_back_row_f, float, pyx_kits_f)
+PYX_LSTM_BACK_ROW(pyx_lstm_back_row_d, double, pyx_kits_d)
+
 #endif

@@ -23,6 +23,13 @@ cdef extern from "_activations.h" nogil:
     void pyx_gru_after_row_d(Py_ssize_t n, Py_ssize_t H, double* a, const double* hu,
                              const double* b, const double* b_hg, const double* h_prev,
                              double* nn, double* h)
+    void pyx_lstm_back_row_f(Py_ssize_t n, Py_ssize_t H, const float* a, const float* c_prev,
+                             const float* c, const float* dh, const float* dc,
+                             const float* k, float* da, float* dh_prev, float* dc_prev)
+    void pyx_lstm_back_row_d(Py_ssize_t n, Py_ssize_t H, const double* a,
+                             const double* c_prev, const double* c, const double* dh,
+                             const double* dc, const double* k, double* da,
+                             double* dh_prev, double* dc_prev)
 
 
 cdef inline floating sigmoid(floating a) noexcept nogil:
@@ -77,3 +84,16 @@ cdef inline void gru_after_row(Py_ssize_t n, Py_ssize_t H, floating* a, const fl
         pyx_gru_after_row_f(n, H, a, hu, b, b_hg, h_prev, nn, h)
     else:
         pyx_gru_after_row_d(n, H, a, hu, b, b_hg, h_prev, nn, h)
+
+
+cdef inline void lstm_back_row(Py_ssize_t n, Py_ssize_t H, const floating* a,
+                               const floating* c_prev, const floating* c,
+                               const floating* dh, const floating* dc,
+                               const floating* keep, floating* da, floating* dh_prev,
+                               floating* dc_prev) noexcept nogil:
+    # One row of the LSTM's backward step, no peepholes (_activations.h):
+    # da <- the gates' gradients; dh_prev <- 0, dc_prev <- dL/dc_{t-1}.
+    if floating is float:
+        pyx_lstm_back_row_f(n, H, a, c_prev, c, dh, dc, keep, da, dh_prev, dc_prev)
+    else:
+        pyx_lstm_back_row_d(n, H, a, c_prev, c, dh, dc, keep, da, dh_prev, dc_prev)

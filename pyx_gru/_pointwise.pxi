@@ -12,16 +12,17 @@
 
 # The LSTM's and the GRU's (reset after) forward steps take a row in one
 # call of a function per vector path (_activations.h) where no gate is
-# pinned, with the adds in the activations' loops; _set_fused_rows(False)
-# sends them to the passes below, which do the same operations (the tests
-# check that both give bitwise the same results).
+# pinned, with the adds in the activations' loops, and so does the LSTM's
+# backward step without peepholes; _set_fused_rows(False) sends them to the
+# passes below, which do the same operations (the tests check that both
+# give bitwise the same results).
 cdef bint _FUSED_ROWS = True
 
 
 def _set_fused_rows(bint on):
-    """Take the fused rows of the LSTM and GRU (reset after) forward steps,
-    or the passes of the general step (for the tests and timing); returns
-    the previous setting."""
+    """Take the fused rows of the LSTM and GRU (reset after) forward steps
+    and of the LSTM's backward step, or the passes of the general step (for
+    the tests and timing); returns the previous setting."""
     global _FUSED_ROWS
     previous = _FUSED_ROWS
     _FUSED_ROWS = on
@@ -428,6 +429,13 @@ cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole
     # scratch for tanh(c_t), computed in one vectorised pass.
     cdef Py_ssize_t bb, j, o, k
     cdef floating i_, f, g, og, t_, dao, dai, daf, dct, one = 1
+    if _FUSED_ROWS and not peephole:
+        # the same, a row a call, per vector path, tanh(c) inline (_activations.h)
+        for bb in range(B):
+            lstm_back_row(n, H, a + bb * 4 * H, c_prev + bb * H, c + bb * H, dh + bb * H,
+                          dc + bb * H, keep, da + bb * 4 * H, dh_prev + bb * H,
+                          dc_prev + bb * H)
+        return
     for bb in range(B):
         memcpy(tc + bb * H, c + bb * H, n * sizeof(floating))
     _activate(tc, B, H, n, True)

@@ -275,9 +275,9 @@ def test_reading_in_place_gives_the_packed_bits(split_mode, in_place, mode, path
 
 @pytest.fixture
 def fused_rows():
-    """set(on): the LSTM's and the GRU's (reset after) forward steps take
-    their fused row functions (on) or the general step's passes; restored
-    after the test."""
+    """set(on): the LSTM's and the GRU's (reset after) forward steps and the
+    LSTM's backward step take their fused row functions (on) or the general
+    step's passes; restored after the test."""
     yield from _setting(_recurrent._set_fused_rows, lambda on: (on,))
 
 
@@ -288,11 +288,13 @@ def fused_rows():
 @pytest.mark.parametrize("mode", ["serial", "rows", "units"])
 def test_fused_rows_give_the_general_steps_bits(split_mode, fused_rows, mode, path, name,
                                                  dtype, T, B, H):
-    """The LSTM's and the GRU's (reset after) forward steps, row by row in one
-    function per vector path (_activations.h), do the operations of the
-    general step's passes (_pointwise.pxi) in the same order: bitwise the
-    same outputs, cache and gradients, with lengths, on every vector path
-    and split (the units split hands a row function part of a gate block)."""
+    """The LSTM's and the GRU's (reset after) forward steps and the LSTM's
+    backward step, row by row in one function per vector path
+    (_activations.h), do the operations of the general step's passes
+    (_pointwise.pxi) in the same order: bitwise the same outputs, cache and
+    gradients (dx, dstate0 and the parameters'), with lengths, on every
+    vector path and split (the units split hands a row function part of a
+    gate block)."""
     cell = make_cell(name, D=5, H=H, dtype=dtype, scale=0.8)
     x, state0, dy, dstate = random_problem(cell, T, B, seed=T + B)
     x = 3 * x  # pre-activations on both sides of the activations' branches
@@ -304,8 +306,9 @@ def test_fused_rows_give_the_general_steps_bits(split_mode, fused_rows, mode, pa
         y, state, cache = cell.forward(x, state0, lengths)
         y_inf, state_inf, _ = cell.forward(x, state0, lengths, cache=False)
         kept = [cache.gates] + [a for a in (cache.cs, cache.extra) if a is not None]
-        outs[on] = [y, *parts(state), *kept, y_inf, *parts(state_inf),
-                    *cell.backward(cache, dy, dstate)[2].values()]
+        dx, dstate0, dparams = cell.backward(cache, dy, dstate)
+        outs[on] = [y, *parts(state), *kept, y_inf, *parts(state_inf), dx, *parts(dstate0),
+                    *dparams.values()]
     for a, b in zip(outs[False], outs[True], strict=True):
         np.testing.assert_array_equal(b, a)
 
