@@ -533,4 +533,55 @@ PYX_KIT_CLONES(NAME, PYX_LSTM_BACK_ROW_ONE,                                     
 PYX_LSTM_BACK_ROW(pyx_lstm_back_row_f, float, pyx_kits_f)
 PYX_LSTM_BACK_ROW(pyx_lstm_back_row_d, double, pyx_kits_d)
 
+/* The GRU's (reset after) backward pointwise step for one row: a holds the
+ * row's activations z, r, g (H apart), nn the step's h_{t-1} U_g + b_hg,
+ * h_prev h_{t-1}, dh dL/dh_t, k the gates' keep; for j in [0, n):
+ *   da_z = dh * (h_prev - g) * z * (1 - z) * k_z,  dh_prev = dh * z
+ *   dg = dh * (1 - z) * (1 - g * g)
+ *   da_r = dg * nn * r * (1 - r) * k_r,  da_g = dg * r,  dxg = dg
+ * into da (the layout of a), dh_prev and dxg: the operations, and so the
+ * results, of _gru_after_backward in _pointwise.pxi. */
+#define PYX_GRU_AFTER_BACK(K, j) {                                              \
+    K##_T z = K##_LD(a + j), r = K##_LD(a + H + j), g = K##_LD(a + 2 * H + j);  \
+    K##_T d = K##_LD(dh + j), one = K##_K(1);                                   \
+    K##_T dg = d * (one - z) * (one - g * g);                                   \
+    K##_ST(da + j, d * (K##_LD(h_prev + j) - g) * z * (one - z) * K##_K(k[0])); \
+    K##_ST(dh_prev + j, d * z);                                                 \
+    K##_ST(da + H + j, dg * K##_LD(nn + j) * r * (one - r) * K##_K(k[1]));      \
+    K##_ST(da + 2 * H + j, dg * r);                                             \
+    K##_ST(dxg + j, dg);                                                        \
+}
+#define PYX_GRU_AFTER_BACK_ROW_ONE(NAME, TARGET, VK, SK, ...)                   \
+TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, const VK##_E* __restrict a,   \
+                        const VK##_E* __restrict h_prev,                        \
+                        const VK##_E* __restrict nn, const VK##_E* __restrict dh, \
+                        const VK##_E* __restrict k, VK##_E* __restrict da,      \
+                        VK##_E* __restrict dxg, VK##_E* __restrict dh_prev) {   \
+    PYX_EACH(VK, SK, j, 0, n, PYX_GRU_AFTER_BACK)                               \
+}
+#define PYX_GRU_AFTER_BACK_ROW(NAME, T, KITS)                                   \
+PYX_KIT_CLONES(NAME, PYX_GRU_AFTER_BACK_ROW_ONE,                                \
+               (ptrdiff_t n, ptrdiff_t H, const T* a, const T* h_prev,          \
+                const T* nn, const T* dh, const T* k, T* da, T* dxg, T* dh_prev), \
+               (n, H, a, h_prev, nn, dh, k, da, dxg, dh_prev), KITS)
+
+PYX_GRU_AFTER_BACK_ROW(pyx_gru_after_back_row_f, float, pyx_kits_f)
+PYX_GRU_AFTER_BACK_ROW(pyx_gru_after_back_row_d, double, pyx_kits_d)
+
+/* acc[:n] += the sum of `rows` rows of src (ld apart), in double, row
+ * after row (each column's sum in the order of the rows, at any width):
+ * the bias gradients of the recurrent and the scan cells. */
+#define PYX_COLSUM_ONE(NAME, TARGET, T)                                         \
+TARGET static void NAME(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t ld,              \
+                        const T* __restrict src, double* __restrict acc) {     \
+    for (ptrdiff_t m = 0; m < rows; m++, src += ld)                             \
+        for (ptrdiff_t j = 0; j < n; j++) acc[j] += src[j];                     \
+}
+PYX_CLONES(pyx_colsum_f, PYX_COLSUM_ONE,
+           (ptrdiff_t rows, ptrdiff_t n, ptrdiff_t ld, const float* src, double* acc),
+           (rows, n, ld, src, acc), float)
+PYX_CLONES(pyx_colsum_d, PYX_COLSUM_ONE,
+           (ptrdiff_t rows, ptrdiff_t n, ptrdiff_t ld, const double* src, double* acc),
+           (rows, n, ld, src, acc), double)
+
 #endif

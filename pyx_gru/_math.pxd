@@ -30,6 +30,16 @@ cdef extern from "_activations.h" nogil:
                              const double* c_prev, const double* c, const double* dh,
                              const double* dc, const double* k, double* da,
                              double* dh_prev, double* dc_prev)
+    void pyx_gru_after_back_row_f(Py_ssize_t n, Py_ssize_t H, const float* a,
+                                  const float* h_prev, const float* nn, const float* dh,
+                                  const float* k, float* da, float* dxg, float* dh_prev)
+    void pyx_gru_after_back_row_d(Py_ssize_t n, Py_ssize_t H, const double* a,
+                                  const double* h_prev, const double* nn, const double* dh,
+                                  const double* k, double* da, double* dxg, double* dh_prev)
+    void pyx_colsum_f(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, const float* src,
+                      double* acc)
+    void pyx_colsum_d(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, const double* src,
+                      double* acc)
 
 
 cdef inline floating sigmoid(floating a) noexcept nogil:
@@ -97,3 +107,26 @@ cdef inline void lstm_back_row(Py_ssize_t n, Py_ssize_t H, const floating* a,
         pyx_lstm_back_row_f(n, H, a, c_prev, c, dh, dc, keep, da, dh_prev, dc_prev)
     else:
         pyx_lstm_back_row_d(n, H, a, c_prev, c, dh, dc, keep, da, dh_prev, dc_prev)
+
+
+cdef inline void gru_after_back_row(Py_ssize_t n, Py_ssize_t H, const floating* a,
+                                    const floating* h_prev, const floating* nn,
+                                    const floating* dh, const floating* keep, floating* da,
+                                    floating* dxg, floating* dh_prev) noexcept nogil:
+    # One row of the GRU's (reset after) backward step (_activations.h): da
+    # <- the gates' gradients, dxg <- the candidate's input side, dh_prev <-
+    # the part of dL/dh_{t-1} that bypasses U.
+    if floating is float:
+        pyx_gru_after_back_row_f(n, H, a, h_prev, nn, dh, keep, da, dxg, dh_prev)
+    else:
+        pyx_gru_after_back_row_d(n, H, a, h_prev, nn, dh, keep, da, dxg, dh_prev)
+
+
+cdef inline void column_sums(Py_ssize_t rows, Py_ssize_t n, const floating* m,
+                             Py_ssize_t ld, double* acc) noexcept nogil:
+    # acc[:n] += m[:rows, :n].sum(axis=0) (rows ld apart), in double, row
+    # after row (_activations.h)
+    if floating is float:
+        pyx_colsum_f(rows, n, ld, m, acc)
+    else:
+        pyx_colsum_d(rows, n, ld, m, acc)

@@ -12,17 +12,17 @@
 
 # The LSTM's and the GRU's (reset after) forward steps take a row in one
 # call of a function per vector path (_activations.h) where no gate is
-# pinned, with the adds in the activations' loops, and so does the LSTM's
-# backward step without peepholes; _set_fused_rows(False) sends them to the
+# pinned, with the adds in the activations' loops, and so do their
+# backward steps (the LSTM's without peepholes); _set_fused_rows(False) sends them to the
 # passes below, which do the same operations (the tests check that both
 # give bitwise the same results).
 cdef bint _FUSED_ROWS = True
 
 
 def _set_fused_rows(bint on):
-    """Take the fused rows of the LSTM and GRU (reset after) forward steps
-    and of the LSTM's backward step, or the passes of the general step (for
-    the tests and timing); returns the previous setting."""
+    """Take the fused rows of the LSTM's and the GRU's (reset after) forward
+    and backward steps, or the passes of the general step (for the tests
+    and timing); returns the previous setting."""
     global _FUSED_ROWS
     previous = _FUSED_ROWS
     _FUSED_ROWS = on
@@ -369,6 +369,13 @@ cdef void _gru_after_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
     # da[:, 2H:] = r * dxg = dL/dn (recurrent side, also dL/db_hg)
     cdef Py_ssize_t bb, j, o, k
     cdef floating r, g, dag, one = 1
+    if _FUSED_ROWS:
+        # the same, a row a call, per vector path (_activations.h)
+        for bb in range(B):
+            gru_after_back_row(n, H, a + bb * 3 * H, h_prev + bb * H, nn + bb * H,
+                               dh + bb * H, keep, da + bb * 3 * H, dxg + bb * H,
+                               dh_prev + bb * H)
+        return
     for bb in range(B):
         o = bb * 3 * H
         for j in range(n):

@@ -60,7 +60,8 @@ from ._blas cimport gemm, team_enter, team_leave
 from ._gemm cimport (PYX_PANEL_D, PYX_PANEL_F, PYX_SIMD_AVX512, gemm_packed, pack,
                      panel_width, pyx_packed_size, pyx_set_prefetch_bytes, pyx_simd,
                      pyx_simd_set, pyx_simd_widest)
-from ._math cimport gru_after_row, lstm_back_row, lstm_row, sigmoid_block, tanh_block
+from ._math cimport (column_sums, gru_after_back_row, gru_after_row, lstm_back_row,
+                     lstm_row, sigmoid_block, tanh_block)
 
 include "_kinds.pxi"
 include "_pointwise.pxi"
@@ -112,16 +113,6 @@ cdef inline Py_ssize_t _part(Py_ssize_t n, int i, int parts, Py_ssize_t unit) no
     cdef Py_ssize_t units = (n + unit - 1) // unit
     cdef Py_ssize_t s = (units * i // parts) * unit
     return s if s < n else n
-
-
-cdef void _add_column_sums(Py_ssize_t rows, Py_ssize_t ncols, const floating* m,
-                           Py_ssize_t ld, double* acc) noexcept nogil:
-    # acc[:ncols] += m[:rows, :ncols].sum(axis=0), in double so that float32
-    # sums over T*B rows keep float32 precision.
-    cdef Py_ssize_t i, j
-    for i in range(rows):
-        for j in range(ncols):
-            acc[j] += m[i * ld + j]
 
 
 cdef floating* _packed_or_null(floating[::1] packed, Py_ssize_t B, Py_ssize_t D,
@@ -808,7 +799,7 @@ cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
     if e > c0:
         gemm(True, False, <int> D, <int> (e - c0), <int> rows, <floating> 1, xc, <int> D,
              dA + c0, <int> GH, <floating> 1, dW + c0, <int> GH)
-        _add_column_sums(rows, e - c0, dA + c0, GH, acc + c0)
+        column_sums(rows, e - c0, dA + c0, GH, acc + c0)
     if reset_after:
         # The candidate's columns [s, c1) (of the last block, cand..GH):
         # dW[:, s:c1] += x.T @ dxg, db += dxg.sum(0), db_hg += (r * dxg).sum(0)
@@ -817,8 +808,8 @@ cdef void _chunk_grads(int kind, bint peephole, Py_ssize_t B, Py_ssize_t D,
             d = dxg + (s - cand)
             gemm(True, False, <int> D, <int> (c1 - s), <int> rows, <floating> 1, xc,
                  <int> D, d, <int> H, <floating> 1, dW + s, <int> GH)
-            _add_column_sums(rows, c1 - s, d, H, acc + s)
-            _add_column_sums(rows, c1 - s, dA + s, GH, acc_hg + (s - cand))
+            column_sums(rows, c1 - s, d, H, acc + s)
+            column_sums(rows, c1 - s, dA + s, GH, acc_hg + (s - cand))
     # Recurrent side: dU[:, c0:e] += hs[t0:t1].T @ dA[:, c0:e] (hs[t] is h_{t-1}
     # of step t), for the columns that multiply h_prev
     e = c1 if c1 < n_rec else n_rec

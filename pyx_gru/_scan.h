@@ -168,15 +168,6 @@ TARGET static void NAME(ptrdiff_t n, const T* __restrict m, T* __restrict p,   \
         for (ptrdiff_t j = 0; j < n; j++) p[j] = p[j] * m[j];                   \
 }
 
-/* acc[:n] += the sum of `rows` rows of src (ld apart), in double, row
- * after row (each column's sum in the order of the rows, at any width). */
-#define PYX_SCAN_COLSUM_ONE(NAME, TARGET, T)                                    \
-TARGET static void NAME(ptrdiff_t rows, ptrdiff_t n, ptrdiff_t ld,              \
-                        const T* __restrict src, double* __restrict acc) {     \
-    for (ptrdiff_t m = 0; m < rows; m++, src += ld)                             \
-        for (ptrdiff_t j = 0; j < n; j++) acc[j] += src[j];                     \
-}
-
 #define PYX_SCAN_FUNCS(S, T, SIG)                                               \
 PYX_CLONES(pyx_scan_fwd_##S, PYX_SCAN_FWD_ONE,                                  \
            (int lstm, ptrdiff_t n, ptrdiff_t H, T* g, const T* bias,            \
@@ -194,10 +185,7 @@ PYX_CLONES(pyx_scan_bwd_##S, PYX_SCAN_BWD_ONE,                                  
 PYX_CLONES(pyx_scan_axpy_##S, PYX_SCAN_AXPY_ONE,                                \
            (ptrdiff_t n, const T* m, const T* x, T* y), (n, m, x, y), T)        \
 PYX_CLONES(pyx_scan_mul_##S, PYX_SCAN_MUL_ONE,                                  \
-           (ptrdiff_t n, const T* m, T* p, int m_first), (n, m, p, m_first), T) \
-PYX_CLONES(pyx_scan_colsum_##S, PYX_SCAN_COLSUM_ONE,                            \
-           (ptrdiff_t rows, ptrdiff_t n, ptrdiff_t ld, const T* src, double* acc), \
-           (rows, n, ld, src, acc), T)
+           (ptrdiff_t n, const T* m, T* p, int m_first), (n, m, p, m_first), T)
 
 PYX_SCAN_FUNCS(f, float, pyx_sigmoid_f)
 PYX_SCAN_FUNCS(d, double, pyx_sigmoid_d)

@@ -70,6 +70,7 @@ from libc.string cimport memcpy, memset
 
 from ._blas cimport gemm, team_enter, team_leave
 from ._gemm cimport gemm_packed, pack, panel_width, pyx_packed_size
+from ._math cimport column_sums
 
 cdef extern from "_simd.h" nogil:
     # this module's own copy of the vector path of the activations
@@ -245,10 +246,6 @@ cdef extern from "_scan.h" nogil:
     void pyx_scan_axpy_d(Py_ssize_t n, const double* m, const double* x, double* y)
     void pyx_scan_mul_f(Py_ssize_t n, const float* m, float* p, int m_first)
     void pyx_scan_mul_d(Py_ssize_t n, const double* m, double* p, int m_first)
-    void pyx_scan_colsum_f(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, const float* src,
-                           double* acc)
-    void pyx_scan_colsum_d(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, const double* src,
-                           double* acc)
 
 
 cdef inline void _fwd_rows(int kind, Py_ssize_t n, Py_ssize_t H, floating* g,
@@ -654,10 +651,7 @@ cdef void _backward_member(int tid, int nth, int kind, bint masked, Py_ssize_t T
         # dW[:, c0:c1] = x.T @ dA[:, c0:c1], db[c0:c1] = dA[:, c0:c1].sum(0)
         gemm(True, False, <int> D, <int> (c1 - c0), <int> (T * B), <floating> 1, x, <int> D,
              dA + c0, <int> GH, <floating> 0, dW + c0, <int> GH)
-        if floating is float:
-            pyx_scan_colsum_f(T * B, c1 - c0, GH, dA + c0, acc + c0)
-        else:
-            pyx_scan_colsum_d(T * B, c1 - c0, GH, dA + c0, acc + c0)
+        column_sums(T * B, c1 - c0, dA + c0, GH, acc + c0)
 
 
 # ---------------------------------------------------------------------------
