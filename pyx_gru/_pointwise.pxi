@@ -13,9 +13,9 @@
 # The LSTM's and the GRU's (reset after) forward steps take a row in one
 # call of a function per vector path (_activations.h) where no gate is
 # pinned, with the adds in the activations' loops, and so do their
-# backward steps (the LSTM's without peepholes); _set_fused_rows(False) sends them to the
-# passes below, which do the same operations (the tests check that both
-# give bitwise the same results).
+# backward steps (the LSTM's without peepholes); _set_fused_rows(False)
+# sends them to the passes below, which do the same operations (the tests
+# check that both give bitwise the same results).
 cdef bint _FUSED_ROWS = True
 
 
