@@ -1,6 +1,7 @@
 """The kernels' C sources built as they would be on other CPUs: the per-step
-product (_gemm.h) and the activations (_activations.h) (and the scan cells'
-pointwise work, _scan.h, compiled only) with GCC for
+product (_gemm.h), the activations and the LSTM's and GRU's forward and
+backward row functions (_activations.h; float32 on each path's own vectors)
+(and the scan cells' pointwise work, _scan.h, compiled only) with GCC for
 x86-64 with every vector path, for x86-64 with SSE2 only (no AVX code at
 all), and for aarch64 (a cross compiler, run under qemu-user), then run on
 the same operands.
@@ -39,8 +40,46 @@ HARNESS = r"""
    three in float64. Writes, in float32 then in float64: C + A @ B with B
    packed; the same with B read in place (its rows n apart) when n is a
    multiple of the panel width, else the packed result again; sigmoid and
-   tanh of A. */
-#define PRODUCT(T, PACK, GEMM, PW)                                            \
+   tanh of A; then the row functions of _activations.h on each row of A,
+   H = k / 4 units (ROWS below). */
+/* Per row r of A, with H = k / 4: the LSTM's forward row (a <- A's row,
+   hu, b and c_prev derived from it; writes a (4H), c, h), the GRU's (a <-
+   the same, 3H; writes a, nn, h), then the backward rows on those
+   activations (dh, dc, h_prev derived; gate 2 pinned in keep; writes da
+   (4H or 3H), dh_prev and dc_prev or dxg): 22 H values a row. */
+#define ROWS(T, S)                                                            \
+    for (long r = 0; r < m; r++) {                                            \
+        long H = k / 4;                                                       \
+        T *w = malloc((31 * H + 1) * sizeof(T)), *x = a + r * k;              \
+        T *la = w, *hu = w + 4 * H, *bb = w + 8 * H, *cp = w + 12 * H;        \
+        T *cc = w + 13 * H, *hh = w + 14 * H, *ga = w + 15 * H;               \
+        T *nn = w + 18 * H, *gh = w + 19 * H, *dh = w + 20 * H;               \
+        T *dc = w + 21 * H, *da = w + 22 * H, *d1 = w + 26 * H;               \
+        T *d2 = w + 27 * H, *gda = w + 28 * H, keep[4] = {1, 1, 0, 1};        \
+        for (long j = 0; j < 4 * H; j++) {                                    \
+            la[j] = x[j];                                                     \
+            hu[j] = (T) 0.5 * x[(j + 1) % (4 * H)];                           \
+            bb[j] = (T) 0.1 * (T) (j % 7) - (T) 0.3;                          \
+        }                                                                     \
+        for (long j = 0; j < H; j++) {                                        \
+            cp[j] = (T) 0.7 * x[j];  dh[j] = (T) 0.3 * x[H + j];              \
+            dc[j] = (T) 0.2 * x[2 * H + j];                                   \
+        }                                                                     \
+        memcpy(ga, la, 3 * H * sizeof(T));                                    \
+        pyx_lstm_row_##S(H, H, la, hu, bb, cp, cc, hh);                       \
+        pyx_gru_after_row_##S(H, H, ga, hu, bb, bb + 3 * H, cp, nn, gh);      \
+        fwrite(la, sizeof(T), 4 * H, out); fwrite(cc, sizeof(T), H, out);     \
+        fwrite(hh, sizeof(T), H, out); fwrite(ga, sizeof(T), 3 * H, out);     \
+        fwrite(nn, sizeof(T), H, out); fwrite(gh, sizeof(T), H, out);         \
+        pyx_lstm_back_row_##S(H, H, la, cp, cc, dh, dc, keep, da, d1, d2);    \
+        fwrite(da, sizeof(T), 4 * H, out); fwrite(d1, sizeof(T), H, out);     \
+        fwrite(d2, sizeof(T), H, out);                                        \
+        pyx_gru_after_back_row_##S(H, H, ga, cp, nn, dh, keep, gda, d1, d2);  \
+        fwrite(gda, sizeof(T), 3 * H, out); fwrite(d1, sizeof(T), H, out);    \
+        fwrite(d2, sizeof(T), H, out);                                        \
+        free(w);                                                              \
+    }
+#define PRODUCT(T, S, PACK, GEMM, PW)                                         \
     {                                                                         \
         T *a = malloc(m * k * sizeof(T)), *b = malloc(k * n * sizeof(T));     \
         T *c = malloc(m * n * sizeof(T)), *s = malloc(m * k * sizeof(T));     \
@@ -63,6 +102,7 @@ HARNESS = r"""
             pyx_sigmoid_block_d((double*)s, m * k); pyx_tanh_block_d((double*)t, m * k); \
         }                                                                     \
         fwrite(s, sizeof(T), m * k, out); fwrite(t, sizeof(T), m * k, out);   \
+        ROWS(T, S)                                                            \
     }
 int main(int argc, char **argv) {
     int shape[3];
@@ -70,8 +110,8 @@ int main(int argc, char **argv) {
     if (!in || !out || fread(shape, sizeof(int), 3, in) != 3) return 2;
     if (pyx_simd_set(atoi(argv[1])) != atoi(argv[1])) return 4;
     long m = shape[0], n = shape[1], k = shape[2];
-    PRODUCT(float, pyx_pack_f, pyx_gemm_packed_f, PYX_PANEL_F)
-    PRODUCT(double, pyx_pack_d, pyx_gemm_packed_d, PYX_PANEL_D)
+    PRODUCT(float, f, pyx_pack_f, pyx_gemm_packed_f, PYX_PANEL_F)
+    PRODUCT(double, d, pyx_pack_d, pyx_gemm_packed_d, PYX_PANEL_D)
     return fclose(out) != 0;
 }
 """
@@ -98,10 +138,11 @@ def input_bytes(m, n, k, seed):
 
 
 def split_output(data, m, n, k):
-    """(C, C read in place, sigmoid(A), tanh(A)) of float32, then of float64."""
+    """(C, C read in place, sigmoid(A), tanh(A), the rows' outputs) of
+    float32, then of float64."""
     out, pos = [], 0
     for dtype in (np.float32, np.float64):
-        for count in (m * n, m * n, m * k, m * k):
+        for count in (m * n, m * n, m * k, m * k, m * 22 * (k // 4)):
             size = count * np.dtype(dtype).itemsize
             out.append(np.frombuffer(data[pos:pos + size], dtype=dtype))
             pos += size
@@ -145,7 +186,7 @@ def check_against_float64(results):
     for (m, n, k), outs, i in zip(SHAPES, results, range(len(SHAPES)), strict=True):
         a, b, c = operands(m, n, k, seed=i)
         for dtype, got, in_place in ((np.float32, outs[0], outs[1]),
-                                     (np.float64, outs[4], outs[5])):
+                                     (np.float64, outs[5], outs[6])):
             # the product reading B in place takes the same multiply-adds
             # in the same order as the one reading it packed
             np.testing.assert_array_equal(in_place, got)
