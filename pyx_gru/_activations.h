@@ -74,30 +74,31 @@
  * with + - * / elementwise (GCC's vector extensions on a vector). */
 #define PYX_FLOAT_MATH(SFX, ATTR, VT, K, FMA, MAXK, SELGE, NABS, POW2, COPYSIGN) \
 /* exp(x) = scale * (1 + q) for x <= 0: returns q = exp(r) - 1 and sets     \
- * *scale = 2^n (x = n ln2 + r). */                                            \
+ * *scale = 2^n (x = n ln2 + r). q = r + r^2 p(r), p of degree 5 in pairs   \
+ * of terms (Estrin's scheme): (c0 + c1 r) + r^2 ((c2 + c3 r) + r^2 (c4 +   \
+ * c5 r)), the five multiply-adds of Horner's rule in a chain of three, not \
+ * five (these functions wait on their chains more than on the ALUs). */    \
 ATTR VT pyx_exp_parts_f##SFX(VT x, VT* scale)                                   \
 {                                                                               \
-    VT t, n, r, p;                                                              \
+    VT t, n, r, r2, p;                                                          \
     x = MAXK(-87.0f, x);                                                        \
     /* n + 127 in the low bits: 1.5 * 2^23 + 127 */                             \
     t = FMA(x, K(1.44269504088896341f), K(12583039.0f));                        \
     n = t - K(12583039.0f);                                                     \
     r = FMA(n, K(-0.693359375f), x);                                            \
     r = FMA(n, K(2.12194440e-4f), r);                                           \
-    p = K(1.9875691500e-4f);                                                    \
-    p = FMA(p, r, K(1.3981999507e-3f));                                         \
-    p = FMA(p, r, K(8.3334519073e-3f));                                         \
-    p = FMA(p, r, K(4.1665795894e-2f));                                         \
-    p = FMA(p, r, K(1.6666665459e-1f));                                         \
-    p = FMA(p, r, K(5.0000001201e-1f));                                         \
+    r2 = r * r;                                                                 \
+    p = FMA(K(1.9875691500e-4f), r, K(1.3981999507e-3f));                      \
+    p = FMA(p, r2, FMA(K(8.3334519073e-3f), r, K(4.1665795894e-2f)));          \
+    p = FMA(p, r2, FMA(K(1.6666665459e-1f), r, K(5.0000001201e-1f)));          \
     *scale = POW2(t); /* 2^n: the magic number's high bits shift out */         \
-    return FMA(p, r * r, r);                                                    \
+    return FMA(p, r2, r);                                                       \
 }                                                                               \
                                                                                 \
 ATTR VT pyx_sigmoid_f##SFX(VT a)                                                \
 {                                                                               \
     VT scale, q = pyx_exp_parts_f##SFX(NABS(a), &scale);                        \
-    VT e = (q + K(1.0f)) * scale;                                               \
+    VT e = FMA(q, scale, scale);  /* exp(-|a|) */                               \
     return SELGE(a, K(1.0f), e) / (K(1.0f) + e);                                \
 }                                                                               \
                                                                                 \
