@@ -1,6 +1,8 @@
 /* The pointwise work of the scan cells (_scan.pyx: minGRU, minLSTM),
  * compiled once per vector path of _simd.h and dispatched like the blocks
- * of _activations.h (PYX_CLONES).
+ * of _activations.h (PYX_CLONES; the forward row, which holds the
+ * sigmoids, on the path's vector kit, PYX_KIT_CLONES, as the LSTM's and
+ * GRU's rows are).
  *
  * Design: each function does, per element, the operations of the Cython
  * loops it replaces in the same order (no fma: setup.py's -ffp-contract=off;
@@ -27,39 +29,43 @@
 
 /* Forward, every gate learned: g (x_t W) <- the activations (gates + bias,
  * the sigmoid on all but the candidate), a <- a_t, h <- a_t * hp + b_t, or
- * h <- b_t where hp is NULL (a block's first step from a zero carry). */
-#define PYX_SCAN_FWD_ONE(NAME, TARGET, T, SIG)                                  \
-TARGET static void NAME(int lstm, ptrdiff_t n, ptrdiff_t H, T* __restrict g,   \
-                        const T* __restrict bias, const T* __restrict hp,      \
-                        T* __restrict a, T* __restrict h) {                    \
+ * h <- b_t where hp is NULL (a block's first step from a zero carry). On
+ * the path's vectors (PYX_EACH, the kits of _activations.h), as the LSTM's
+ * and GRU's rows are: a vector does each element's operations, so the
+ * results are those of the scalar loop. */
+#define PYX_MINGRU_FWD(K, j) {                                                  \
+    K##_T z = K##_SIG(K##_LD(g + j) + K##_LD(bias + j));                        \
+    K##_T c = K##_LD(g + H + j) + K##_LD(bias + H + j);                         \
+    K##_T at = K##_K(1) - z;                                                    \
+    K##_T hb = z * c;                                                           \
+    K##_ST(g + j, z);                                                           \
+    K##_ST(g + H + j, c);                                                       \
+    K##_ST(a + j, at);                                                          \
+    K##_ST(h + j, hp ? (K##_T)(at * K##_LD(hp + r * H + j) + hb) : hb);         \
+}
+#define PYX_MINLSTM_FWD(K, j) {                                                 \
+    K##_T f = K##_SIG(K##_LD(g + j) + K##_LD(bias + j));                        \
+    K##_T i = K##_SIG(K##_LD(g + H + j) + K##_LD(bias + H + j));                \
+    K##_T c = K##_LD(g + 2 * H + j) + K##_LD(bias + 2 * H + j);                 \
+    K##_T s = f + i;                                                            \
+    K##_T at = f / s;                                                           \
+    K##_T hb = i / s * c;                                                       \
+    K##_ST(g + j, f);                                                           \
+    K##_ST(g + H + j, i);                                                       \
+    K##_ST(g + 2 * H + j, c);                                                   \
+    K##_ST(a + j, at);                                                          \
+    K##_ST(h + j, hp ? (K##_T)(at * K##_LD(hp + r * H + j) + hb) : hb);         \
+}
+#define PYX_SCAN_FWD_ONE(NAME, TARGET, VK, SK, ...)                             \
+TARGET static void NAME(int lstm, ptrdiff_t n, ptrdiff_t H, VK##_E* __restrict g, \
+                        const VK##_E* __restrict bias, const VK##_E* __restrict hp, \
+                        VK##_E* __restrict a, VK##_E* __restrict h) {          \
     ptrdiff_t GH = (lstm ? 3 : 2) * H;                                          \
     for (ptrdiff_t r = 0; r < n; r++, g += GH, a += H, h += H) {                \
-        if (!lstm) {                                                            \
-            for (ptrdiff_t j = 0; j < H; j++) {                                 \
-                T z = SIG(g[j] + bias[j]);                                      \
-                T c = g[H + j] + bias[H + j];                                   \
-                T at = 1 - z;                                                   \
-                T hb = z * c;                                                   \
-                g[j] = z;                                                       \
-                g[H + j] = c;                                                   \
-                a[j] = at;                                                      \
-                h[j] = hp ? at * hp[r * H + j] + hb : hb;                       \
-            }                                                                   \
-        } else {                                                                \
-            for (ptrdiff_t j = 0; j < H; j++) {                                 \
-                T f = SIG(g[j] + bias[j]);                                      \
-                T i = SIG(g[H + j] + bias[H + j]);                              \
-                T c = g[2 * H + j] + bias[2 * H + j];                           \
-                T s = f + i;                                                    \
-                T at = f / s;                                                   \
-                T hb = i / s * c;                                               \
-                g[j] = f;                                                       \
-                g[H + j] = i;                                                   \
-                g[2 * H + j] = c;                                               \
-                a[j] = at;                                                      \
-                h[j] = hp ? at * hp[r * H + j] + hb : hb;                       \
-            }                                                                   \
-        }                                                                       \
+        if (!lstm)                                                              \
+            PYX_EACH(VK, SK, j, 0, H, PYX_MINGRU_FWD)                           \
+        else                                                                    \
+            PYX_EACH(VK, SK, j, 0, H, PYX_MINLSTM_FWD)                          \
     }                                                                           \
 }
 
@@ -169,10 +175,10 @@ TARGET static void NAME(ptrdiff_t n, const T* __restrict m, T* __restrict p,   \
 }
 
 #define PYX_SCAN_FUNCS(S, T, SIG)                                               \
-PYX_CLONES(pyx_scan_fwd_##S, PYX_SCAN_FWD_ONE,                                  \
-           (int lstm, ptrdiff_t n, ptrdiff_t H, T* g, const T* bias,            \
-            const T* hp, T* a, T* h),                                           \
-           (lstm, n, H, g, bias, hp, a, h), T, SIG)                             \
+PYX_KIT_CLONES(pyx_scan_fwd_##S, PYX_SCAN_FWD_ONE,                              \
+               (int lstm, ptrdiff_t n, ptrdiff_t H, T* g, const T* bias,        \
+                const T* hp, T* a, T* h),                                       \
+               (lstm, n, H, g, bias, hp, a, h), pyx_kits_##S)                   \
 PYX_CLONES(pyx_scan_fwd_pinned_##S, PYX_SCAN_FWD_PINNED_ONE,                    \
            (int lstm, ptrdiff_t H, T* g, const T* bias, const T* keep,          \
             const T* pin, T* a, T* hb),                                         \

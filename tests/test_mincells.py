@@ -44,12 +44,14 @@ def run(cell, x, state0, dy, dstate, lengths=None, gates=None):
 @pytest.mark.parametrize("name", MIN_CELLS)
 @pytest.mark.parametrize("lengths", [None, [11, 4, 0, 7]], ids=["full", "lengths"])
 @pytest.mark.parametrize("pinned", [False, True], ids=["learned", "pinned"])
-def test_compiled_matches_reference(simd_path, name, dtype, lengths, pinned):
+@pytest.mark.parametrize("H", [6, 37])
+def test_compiled_matches_reference(simd_path, name, dtype, lengths, pinned, H):
+    # H = 37: the forward's rows run whole vectors of every path, then a tail
     assert _scan.simd_path() == simd_path
-    cell = make_cell(name, 5, 6, dtype=dtype)
+    cell = make_cell(name, 5, H, dtype=dtype)
     ref = reference.from_cell(cell)
     x, state0, dy, dstate = random_problem(cell, 11, 4)
-    gates = {cell.gates[0]: np.linspace(0.1, 0.9, 6)} if pinned else None
+    gates = {cell.gates[0]: np.linspace(0.1, 0.9, H)} if pinned else None
     got = cell.forward(x, state0, lengths, gates=gates)
     want = ref.forward(x, state0, lengths, gates=gates)
     assert_results_close(got, want, dtype)
@@ -341,6 +343,31 @@ def test_minlstm_weights_sum_to_one(dtype):
     lo, hi = np.minimum(h_prev, g), np.maximum(h_prev, g)
     slack = 4 * eps * np.maximum(np.abs(lo), np.abs(hi))
     assert np.all((y >= lo - slack) & (y <= hi + slack))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("name", MIN_CELLS)
+def test_forward_rows_do_the_scalar_operations_on_every_path(simd_path, name, dtype):
+    """The forward row (_scan.h) runs whole vectors of the path and then
+    single elements (H = 37): each element gets the scalar code's operations,
+    so a_t and h_1 are bitwise the NumPy expressions of the stored gates:
+    minGRU a = 1 - z, h = a h_0 + z g; minLSTM a = f / (f + i),
+    h = a h_0 + (i / (f + i)) g."""
+    H = 37
+    cell = make_cell(name, 5, H, dtype=dtype, scale=2.0)
+    x, h0, _, _ = random_problem(cell, 3, 2)
+    h0 = h0.astype(dtype)
+    y, _, cache = cell.forward(x, h0)
+    gates = cache.gates[0]
+    g = gates[:, -H:]
+    if name == "mingru":
+        z = gates[:, :H]
+        a, b = 1 - z, z * g
+    else:
+        f, i = gates[:, :H], gates[:, H:2 * H]
+        a, b = f / (f + i), i / (f + i) * g
+    np.testing.assert_array_equal(cache.a[0], a)
+    np.testing.assert_array_equal(y[0], a * h0 + b)
 
 
 @pytest.mark.parametrize("name", MIN_CELLS)
