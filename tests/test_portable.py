@@ -1,7 +1,8 @@
 """The kernels' C sources built as they would be on other CPUs: the per-step
 product (_gemm.h), the activations and the LSTM's and GRU's forward and
 backward row functions (_activations.h; float32 on each path's own vectors)
-(and the scan cells' pointwise work, _scan.h, compiled only) with GCC for
+and the scan cells' forward row (_scan.h; the rest of that file compiled
+only) with GCC for
 x86-64 with every vector path, for x86-64 with SSE2 only (no AVX code at
 all), and for aarch64 (a cross compiler, run under qemu-user), then run on
 the same operands.
@@ -34,7 +35,7 @@ HARNESS = r"""
 #include <stdlib.h>
 #include "_gemm.h"
 #include "_activations.h"
-#include "_scan.h" /* not run here (tests/test_mincells.py runs it): it must compile */
+#include "_scan.h" /* its forward row runs here; the rest must compile */
 /* argv: level, input file, output file. The input holds three int32
    (m, n, k), then A (m x k), B (k x n), C (m x n) in float32, then the same
    three in float64. Writes, in float32 then in float64: C + A @ B with B
@@ -46,16 +47,19 @@ HARNESS = r"""
    hu, b and c_prev derived from it; writes a (4H), c, h), the GRU's (a <-
    the same, 3H; writes a, nn, h), then the backward rows on those
    activations (dh, dc, h_prev derived; gate 2 pinned in keep; writes da
-   (4H or 3H), dh_prev and dc_prev or dxg): 22 H values a row. */
+   (4H or 3H), dh_prev and dc_prev or dxg), then the scan cells' forward
+   row (_scan.h) of minGRU and of minLSTM (g <- A's row, 2H or 3H; the
+   same b and h_prev; writes g, a_t and h): 31 H values a row. */
 #define ROWS(T, S)                                                            \
     for (long r = 0; r < m; r++) {                                            \
         long H = k / 4;                                                       \
-        T *w = malloc((31 * H + 1) * sizeof(T)), *x = a + r * k;              \
+        T *w = malloc((36 * H + 1) * sizeof(T)), *x = a + r * k;              \
         T *la = w, *hu = w + 4 * H, *bb = w + 8 * H, *cp = w + 12 * H;        \
         T *cc = w + 13 * H, *hh = w + 14 * H, *ga = w + 15 * H;               \
         T *nn = w + 18 * H, *gh = w + 19 * H, *dh = w + 20 * H;               \
         T *dc = w + 21 * H, *da = w + 22 * H, *d1 = w + 26 * H;               \
         T *d2 = w + 27 * H, *gda = w + 28 * H, keep[4] = {1, 1, 0, 1};        \
+        T *sg = w + 31 * H, *sa = w + 34 * H, *sh = w + 35 * H;               \
         for (long j = 0; j < 4 * H; j++) {                                    \
             la[j] = x[j];                                                     \
             hu[j] = (T) 0.5 * x[(j + 1) % (4 * H)];                           \
@@ -77,6 +81,12 @@ HARNESS = r"""
         pyx_gru_after_back_row_##S(H, H, ga, cp, nn, dh, keep, gda, d1, d2);  \
         fwrite(gda, sizeof(T), 3 * H, out); fwrite(d1, sizeof(T), H, out);    \
         fwrite(d2, sizeof(T), H, out);                                        \
+        for (int lstm = 0; lstm < 2; lstm++) {                                \
+            memcpy(sg, x, (2 + lstm) * H * sizeof(T));                        \
+            pyx_scan_fwd_##S(lstm, 1, H, sg, bb, cp, sa, sh);                 \
+            fwrite(sg, sizeof(T), (2 + lstm) * H, out);                       \
+            fwrite(sa, sizeof(T), H, out); fwrite(sh, sizeof(T), H, out);     \
+        }                                                                     \
         free(w);                                                              \
     }
 #define PRODUCT(T, S, PACK, GEMM, PW)                                         \
@@ -142,7 +152,7 @@ def split_output(data, m, n, k):
     float32, then of float64."""
     out, pos = [], 0
     for dtype in (np.float32, np.float64):
-        for count in (m * n, m * n, m * k, m * k, m * 22 * (k // 4)):
+        for count in (m * n, m * n, m * k, m * k, m * 31 * (k // 4)):
             size = count * np.dtype(dtype).itemsize
             out.append(np.frombuffer(data[pos:pos + size], dtype=dtype))
             pos += size
