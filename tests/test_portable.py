@@ -2,10 +2,9 @@
 product (_gemm.h), the activations and the LSTM's and GRU's forward and
 backward row functions (_activations.h; float32 on each path's own vectors)
 and the scan cells' forward row (_scan.h; the rest of that file compiled
-only) with GCC for
-x86-64 with every vector path, for x86-64 with SSE2 only (no AVX code at
-all), and for aarch64 (a cross compiler, run under qemu-user), then run on
-the same operands.
+only), built with GCC for x86-64 with every vector path, for x86-64 with
+SSE2 only (no AVX code at all), and for aarch64 (a cross compiler, run
+under qemu-user), then run on the same operands.
 
 - Every build agrees with a float64 product to float32 rounding.
 - The x86-64 AVX-512 and AVX2 paths and aarch64 (NEON's fused multiply-add)
