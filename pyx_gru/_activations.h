@@ -569,6 +569,153 @@ PYX_KIT_CLONES(NAME, PYX_GRU_AFTER_BACK_ROW_ONE,                                
 PYX_GRU_AFTER_BACK_ROW(pyx_gru_after_back_row_f, float, pyx_kits_f)
 PYX_GRU_AFTER_BACK_ROW(pyx_gru_after_back_row_d, double, pyx_kits_d)
 
+/* The other kinds' backward pointwise steps, a row a call, per vector path
+ * like the two above: the operations, and so the results, of their passes
+ * in _pointwise.pxi, which Cython compiled for the baseline x86-64 into
+ * loops of one element at a time. The update h = z * h_prev + (1 - z) * g,
+ * backwards (_mix_backward there), for j in [0, n):
+ *   da_z = dh * (h_prev - g) * z * (1 - z) * k_z,  dh_prev = dh * z,
+ *   dg = dh * (1 - z)
+ * PYX_MIX_BACK declares da_z (dz) and dg and stores dh_prev. */
+#define PYX_MIX_BACK(K, j, z, g, d, kz, dz, dg)                                 \
+    K##_T dz = d * (K##_LD(h_prev + j) - g) * z * (K##_K(1) - z) * K##_K(kz);   \
+    K##_ST(dh_prev + j, d * z);                                                 \
+    K##_T dg = d * (K##_K(1) - z);
+
+/* The vanilla RNN (h = g = tanh(...)): da = dh * (1 - g * g), dh_prev = 0. */
+#define PYX_RNN_BACK(K, j) {                                                    \
+    K##_T g = K##_LD(a + j);                                                    \
+    K##_ST(da + j, K##_LD(dh + j) * (K##_K(1) - g * g));                        \
+    K##_ST(dh_prev + j, K##_K(0));                                              \
+}
+#define PYX_RNN_BACK_ROW_ONE(NAME, TARGET, VK, SK, ...)                         \
+TARGET static void NAME(ptrdiff_t n, const VK##_E* __restrict a,                \
+                        const VK##_E* __restrict dh, VK##_E* __restrict da,     \
+                        VK##_E* __restrict dh_prev) {                           \
+    PYX_EACH(VK, SK, j, 0, n, PYX_RNN_BACK)                                     \
+}
+#define PYX_RNN_BACK_ROW(NAME, T, KITS)                                         \
+PYX_KIT_CLONES(NAME, PYX_RNN_BACK_ROW_ONE,                                      \
+               (ptrdiff_t n, const T* a, const T* dh, T* da, T* dh_prev),       \
+               (n, a, dh, da, dh_prev), KITS)
+PYX_RNN_BACK_ROW(pyx_rnn_back_row_f, float, pyx_kits_f)
+PYX_RNN_BACK_ROW(pyx_rnn_back_row_d, double, pyx_kits_d)
+
+/* The update and the candidate, whose gate blocks az and ag are given
+ * apart (the simplified GRU: z and g; the GRU with the reset before the
+ * product: z and g, its first half; the MGU likewise, f and g):
+ *   da_z and dh_prev as above,  da_g = dg * (1 - g * g) */
+#define PYX_UPDATE_BACK(K, j) {                                                 \
+    K##_T z = K##_LD(az + j), g = K##_LD(ag + j), d = K##_LD(dh + j);           \
+    PYX_MIX_BACK(K, j, z, g, d, k[0], dz, dg)                                   \
+    K##_ST(daz + j, dz);                                                        \
+    K##_ST(dag + j, dg * (K##_K(1) - g * g));                                   \
+}
+#define PYX_UPDATE_BACK_ROW_ONE(NAME, TARGET, VK, SK, ...)                      \
+TARGET static void NAME(ptrdiff_t n, const VK##_E* __restrict az,               \
+                        const VK##_E* __restrict ag,                            \
+                        const VK##_E* __restrict h_prev,                        \
+                        const VK##_E* __restrict dh, const VK##_E* __restrict k, \
+                        VK##_E* __restrict daz, VK##_E* __restrict dag,         \
+                        VK##_E* __restrict dh_prev) {                           \
+    PYX_EACH(VK, SK, j, 0, n, PYX_UPDATE_BACK)                                  \
+}
+#define PYX_UPDATE_BACK_ROW(NAME, T, KITS)                                      \
+PYX_KIT_CLONES(NAME, PYX_UPDATE_BACK_ROW_ONE,                                   \
+               (ptrdiff_t n, const T* az, const T* ag, const T* h_prev,         \
+                const T* dh, const T* k, T* daz, T* dag, T* dh_prev),           \
+               (n, az, ag, h_prev, dh, k, daz, dag, dh_prev), KITS)
+PYX_UPDATE_BACK_ROW(pyx_update_back_row_f, float, pyx_kits_f)
+PYX_UPDATE_BACK_ROW(pyx_update_back_row_d, double, pyx_kits_d)
+
+/* The second half of a kind with the reset before the product, once
+ * de = dL/d(r * h_prev) is known: the reset gate's block ar (r; the MGU's
+ * f, whose da_f already holds the update's part: add, `add` nonzero)
+ *   da_r (+)= de * h_prev * r * (1 - r) * k_r,  dh_prev += de * r */
+#define PYX_RESET_BACK(K, j) {                                                  \
+    K##_T r = K##_LD(ar + j), d = K##_LD(de + j);                               \
+    K##_T v = d * K##_LD(h_prev + j) * r * (K##_K(1) - r) * K##_K(kr);          \
+    if (add) v = K##_LD(dar + j) + v;                                           \
+    K##_ST(dar + j, v);                                                         \
+    K##_ST(dh_prev + j, K##_LD(dh_prev + j) + d * r);                           \
+}
+#define PYX_RESET_BACK_ROW_ONE(NAME, TARGET, VK, SK, ...)                       \
+TARGET static void NAME(ptrdiff_t n, const VK##_E* __restrict ar,               \
+                        const VK##_E* __restrict h_prev,                        \
+                        const VK##_E* __restrict de, VK##_E kr, int add,        \
+                        VK##_E* __restrict dar, VK##_E* __restrict dh_prev) {   \
+    PYX_EACH(VK, SK, j, 0, n, PYX_RESET_BACK)                                   \
+}
+#define PYX_RESET_BACK_ROW(NAME, T, KITS)                                       \
+PYX_KIT_CLONES(NAME, PYX_RESET_BACK_ROW_ONE,                                    \
+               (ptrdiff_t n, const T* ar, const T* h_prev, const T* de, T kr,   \
+                int add, T* dar, T* dh_prev),                                   \
+               (n, ar, h_prev, de, kr, add, dar, dh_prev), KITS)
+PYX_RESET_BACK_ROW(pyx_reset_back_row_f, float, pyx_kits_f)
+PYX_RESET_BACK_ROW(pyx_reset_back_row_d, double, pyx_kits_d)
+
+/* The MGU with the reset after the product: f is both gates, nn the
+ * step's h_prev U_g + b_hg:
+ *   dag = dg * (1 - g * g),  da_f = da_z + dag * nn * f * (1 - f) * k_f,
+ *   da_g = dag * f,  dxg = dag */
+#define PYX_MGU_AFTER_BACK(K, j) {                                              \
+    K##_T f = K##_LD(a + j), g = K##_LD(a + H + j), d = K##_LD(dh + j);         \
+    PYX_MIX_BACK(K, j, f, g, d, k[0], dz, dg)                                   \
+    K##_T dag = dg * (K##_K(1) - g * g);                                        \
+    K##_ST(da + j, dz + dag * K##_LD(nn + j) * f * (K##_K(1) - f) * K##_K(k[0])); \
+    K##_ST(da + H + j, dag * f);                                                \
+    K##_ST(dxg + j, dag);                                                       \
+}
+#define PYX_MGU_AFTER_BACK_ROW_ONE(NAME, TARGET, VK, SK, ...)                   \
+TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, const VK##_E* __restrict a,   \
+                        const VK##_E* __restrict h_prev,                        \
+                        const VK##_E* __restrict nn, const VK##_E* __restrict dh, \
+                        const VK##_E* __restrict k, VK##_E* __restrict da,      \
+                        VK##_E* __restrict dxg, VK##_E* __restrict dh_prev) {   \
+    PYX_EACH(VK, SK, j, 0, n, PYX_MGU_AFTER_BACK)                               \
+}
+#define PYX_MGU_AFTER_BACK_ROW(NAME, T, KITS)                                   \
+PYX_KIT_CLONES(NAME, PYX_MGU_AFTER_BACK_ROW_ONE,                                \
+               (ptrdiff_t n, ptrdiff_t H, const T* a, const T* h_prev,          \
+                const T* nn, const T* dh, const T* k, T* da, T* dxg, T* dh_prev), \
+               (n, H, a, h_prev, nn, dh, k, da, dxg, dh_prev), KITS)
+PYX_MGU_AFTER_BACK_ROW(pyx_mgu_after_back_row_f, float, pyx_kits_f)
+PYX_MGU_AFTER_BACK_ROW(pyx_mgu_after_back_row_d, double, pyx_kits_d)
+
+/* The coupled LSTM (i = 1 - f), no peepholes: a holds f, g, o (H apart);
+ * with t = tanh(c):
+ *   da_o = dh * t * o * (1 - o) * k_o,  dc' = dc + dh * o * (1 - t * t)
+ *   da_f = dc' * (c_prev - g) * f * (1 - f) * k_f,
+ *   da_g = dc' * (1 - f) * (1 - g * g),  dc_prev = dc' * f,  dh_prev = 0 */
+#define PYX_CIFG_BACK(K, j) {                                                   \
+    K##_T f = K##_LD(a + j), g = K##_LD(a + H + j), og = K##_LD(a + 2 * H + j); \
+    K##_T t = K##_TANH(K##_LD(c + j)), d = K##_LD(dh + j), one = K##_K(1);      \
+    K##_T dao = d * t * og * (one - og) * K##_K(k[2]);                          \
+    K##_T dct = K##_LD(dc + j) + d * og * (one - t * t);                        \
+    K##_ST(da + j, dct * (K##_LD(c_prev + j) - g) * f * (one - f) * K##_K(k[0])); \
+    K##_ST(da + H + j, dct * (one - f) * (one - g * g));                        \
+    K##_ST(da + 2 * H + j, dao);                                                \
+    K##_ST(dc_prev + j, dct * f);                                               \
+    K##_ST(dh_prev + j, K##_K(0));                                              \
+}
+#define PYX_CIFG_BACK_ROW_ONE(NAME, TARGET, VK, SK, ...)                        \
+TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, const VK##_E* __restrict a,   \
+                        const VK##_E* __restrict c_prev,                        \
+                        const VK##_E* __restrict c, const VK##_E* __restrict dh, \
+                        const VK##_E* __restrict dc, const VK##_E* __restrict k, \
+                        VK##_E* __restrict da, VK##_E* __restrict dh_prev,      \
+                        VK##_E* __restrict dc_prev) {                           \
+    PYX_EACH(VK, SK, j, 0, n, PYX_CIFG_BACK)                                    \
+}
+#define PYX_CIFG_BACK_ROW(NAME, T, KITS)                                        \
+PYX_KIT_CLONES(NAME, PYX_CIFG_BACK_ROW_ONE,                                     \
+               (ptrdiff_t n, ptrdiff_t H, const T* a, const T* c_prev,          \
+                const T* c, const T* dh, const T* dc, const T* k, T* da,        \
+                T* dh_prev, T* dc_prev),                                        \
+               (n, H, a, c_prev, c, dh, dc, k, da, dh_prev, dc_prev), KITS)
+PYX_CIFG_BACK_ROW(pyx_cifg_back_row_f, float, pyx_kits_f)
+PYX_CIFG_BACK_ROW(pyx_cifg_back_row_d, double, pyx_kits_d)
+
 /* acc[:n] += the sum of `rows` rows of src (ld apart), in double, row
  * after row (each column's sum in the order of the rows, at any width):
  * the bias gradients of the recurrent and the scan cells. */

@@ -36,6 +36,35 @@ cdef extern from "_activations.h" nogil:
     void pyx_gru_after_back_row_d(Py_ssize_t n, Py_ssize_t H, const double* a,
                                   const double* h_prev, const double* nn, const double* dh,
                                   const double* k, double* da, double* dxg, double* dh_prev)
+    void pyx_rnn_back_row_f(Py_ssize_t n, const float* a, const float* dh, float* da,
+                            float* dh_prev)
+    void pyx_rnn_back_row_d(Py_ssize_t n, const double* a, const double* dh, double* da,
+                            double* dh_prev)
+    void pyx_update_back_row_f(Py_ssize_t n, const float* az, const float* ag,
+                               const float* h_prev, const float* dh, const float* k,
+                               float* daz, float* dag, float* dh_prev)
+    void pyx_update_back_row_d(Py_ssize_t n, const double* az, const double* ag,
+                               const double* h_prev, const double* dh, const double* k,
+                               double* daz, double* dag, double* dh_prev)
+    void pyx_reset_back_row_f(Py_ssize_t n, const float* ar, const float* h_prev,
+                              const float* de, float kr, int add, float* dar,
+                              float* dh_prev)
+    void pyx_reset_back_row_d(Py_ssize_t n, const double* ar, const double* h_prev,
+                              const double* de, double kr, int add, double* dar,
+                              double* dh_prev)
+    void pyx_mgu_after_back_row_f(Py_ssize_t n, Py_ssize_t H, const float* a,
+                                  const float* h_prev, const float* nn, const float* dh,
+                                  const float* k, float* da, float* dxg, float* dh_prev)
+    void pyx_mgu_after_back_row_d(Py_ssize_t n, Py_ssize_t H, const double* a,
+                                  const double* h_prev, const double* nn, const double* dh,
+                                  const double* k, double* da, double* dxg, double* dh_prev)
+    void pyx_cifg_back_row_f(Py_ssize_t n, Py_ssize_t H, const float* a, const float* c_prev,
+                             const float* c, const float* dh, const float* dc,
+                             const float* k, float* da, float* dh_prev, float* dc_prev)
+    void pyx_cifg_back_row_d(Py_ssize_t n, Py_ssize_t H, const double* a,
+                             const double* c_prev, const double* c, const double* dh,
+                             const double* dc, const double* k, double* da,
+                             double* dh_prev, double* dc_prev)
     void pyx_colsum_f(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, const float* src,
                       double* acc)
     void pyx_colsum_d(Py_ssize_t rows, Py_ssize_t n, Py_ssize_t ld, const double* src,
@@ -120,6 +149,67 @@ cdef inline void gru_after_back_row(Py_ssize_t n, Py_ssize_t H, const floating* 
         pyx_gru_after_back_row_f(n, H, a, h_prev, nn, dh, keep, da, dxg, dh_prev)
     else:
         pyx_gru_after_back_row_d(n, H, a, h_prev, nn, dh, keep, da, dxg, dh_prev)
+
+
+cdef inline void rnn_back_row(Py_ssize_t n, const floating* a, const floating* dh,
+                              floating* da, floating* dh_prev) noexcept nogil:
+    # One row of the vanilla RNN's backward step (_activations.h): da <-
+    # dh * (1 - g * g), dh_prev <- 0.
+    if floating is float:
+        pyx_rnn_back_row_f(n, a, dh, da, dh_prev)
+    else:
+        pyx_rnn_back_row_d(n, a, dh, da, dh_prev)
+
+
+cdef inline void update_back_row(Py_ssize_t n, const floating* az, const floating* ag,
+                                 const floating* h_prev, const floating* dh,
+                                 const floating* keep, floating* daz, floating* dag,
+                                 floating* dh_prev) noexcept nogil:
+    # One row of the update and the candidate, backwards (_activations.h),
+    # gate blocks az (z, or the MGU's f) and ag (g): daz, dag <- their
+    # gradients, dh_prev <- the part of dL/dh_{t-1} that bypasses U.
+    if floating is float:
+        pyx_update_back_row_f(n, az, ag, h_prev, dh, keep, daz, dag, dh_prev)
+    else:
+        pyx_update_back_row_d(n, az, ag, h_prev, dh, keep, daz, dag, dh_prev)
+
+
+cdef inline void reset_back_row(Py_ssize_t n, const floating* ar, const floating* h_prev,
+                                const floating* de, floating keep_r, bint add,
+                                floating* dar, floating* dh_prev) noexcept nogil:
+    # One row of the second half of a reset-before kind (_activations.h):
+    # dar <- (or += with add) the reset gate's gradient, dh_prev += de * r.
+    if floating is float:
+        pyx_reset_back_row_f(n, ar, h_prev, de, keep_r, add, dar, dh_prev)
+    else:
+        pyx_reset_back_row_d(n, ar, h_prev, de, keep_r, add, dar, dh_prev)
+
+
+cdef inline void mgu_after_back_row(Py_ssize_t n, Py_ssize_t H, const floating* a,
+                                    const floating* h_prev, const floating* nn,
+                                    const floating* dh, const floating* keep, floating* da,
+                                    floating* dxg, floating* dh_prev) noexcept nogil:
+    # One row of the MGU's (reset after) backward step (_activations.h): da
+    # <- the gates' gradients, dxg <- the candidate's input side, dh_prev <-
+    # the part of dL/dh_{t-1} that bypasses U.
+    if floating is float:
+        pyx_mgu_after_back_row_f(n, H, a, h_prev, nn, dh, keep, da, dxg, dh_prev)
+    else:
+        pyx_mgu_after_back_row_d(n, H, a, h_prev, nn, dh, keep, da, dxg, dh_prev)
+
+
+cdef inline void cifg_back_row(Py_ssize_t n, Py_ssize_t H, const floating* a,
+                               const floating* c_prev, const floating* c,
+                               const floating* dh, const floating* dc,
+                               const floating* keep, floating* da, floating* dh_prev,
+                               floating* dc_prev) noexcept nogil:
+    # One row of the coupled LSTM's backward step, no peepholes
+    # (_activations.h): da <- the gates' gradients; dh_prev <- 0, dc_prev <-
+    # dL/dc_{t-1}.
+    if floating is float:
+        pyx_cifg_back_row_f(n, H, a, c_prev, c, dh, dc, keep, da, dh_prev, dc_prev)
+    else:
+        pyx_cifg_back_row_d(n, H, a, c_prev, c, dh, dc, keep, da, dh_prev, dc_prev)
 
 
 cdef inline void column_sums(Py_ssize_t rows, Py_ssize_t n, const floating* m,

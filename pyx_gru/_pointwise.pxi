@@ -12,17 +12,19 @@
 
 # The LSTM's and the GRU's (reset after) forward steps take a row in one
 # call of a function per vector path (_activations.h) where no gate is
-# pinned, with the adds in the activations' loops, and so do their
-# backward steps (the LSTM's without peepholes); _set_fused_rows(False)
-# sends them to the passes below, which do the same operations (the tests
-# check that both give bitwise the same results).
+# pinned, with the adds in the activations' loops, and so do every kind's
+# backward steps (the LSTM's and the CIFG's without peepholes: Cython
+# compiles the passes below for the baseline x86-64, where most ran one
+# element at a time); _set_fused_rows(False) sends them to the passes
+# below, which do the same operations (the tests check that both give
+# bitwise the same results).
 cdef bint _FUSED_ROWS = True
 
 
 def _set_fused_rows(bint on):
-    """Take the fused rows of the LSTM's and the GRU's (reset after) forward
-    and backward steps, or the passes of the general step (for the tests
-    and timing); returns the previous setting."""
+    """Take the row functions of the LSTM's and the GRU's (reset after)
+    forward steps and of every kind's backward steps, or the passes of the
+    general step (for the tests and timing); returns the previous setting."""
     global _FUSED_ROWS
     previous = _FUSED_ROWS
     _FUSED_ROWS = on
@@ -335,6 +337,14 @@ cdef void _rnn_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, const floating
                         floating* dh_prev) noexcept nogil:
     cdef Py_ssize_t bb, j, k
     cdef floating one = 1
+    if _FUSED_ROWS and n == H:
+        # one gate block: all rows are one block
+        rnn_back_row(B * H, a, dh, da, dh_prev)
+        return
+    if _FUSED_ROWS:
+        for bb in range(B):
+            rnn_back_row(n, a + bb * H, dh + bb * H, da + bb * H, dh_prev + bb * H)
+        return
     for bb in range(B):
         for j in range(n):
             k = bb * H + j
@@ -349,6 +359,12 @@ cdef void _simple_gru_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
                                const floating* keep) noexcept nogil:
     cdef Py_ssize_t bb, j, o, k
     cdef floating g, dg, one = 1
+    if _FUSED_ROWS:
+        for bb in range(B):
+            o = bb * 2 * H
+            update_back_row(n, a + o, a + o + H, h_prev + bb * H, dh + bb * H, keep,
+                            da + o, da + o + H, dh_prev + bb * H)
+        return
     for bb in range(B):
         o = bb * 2 * H
         for j in range(n):
@@ -398,6 +414,12 @@ cdef void _gru_before_candidate_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t 
     # da_g, da_z and the direct part of dh_prev.
     cdef Py_ssize_t bb, j, o, k
     cdef floating g, one = 1
+    if _FUSED_ROWS:
+        for bb in range(B):
+            o = bb * 3 * H
+            update_back_row(n, a + o, a + o + 2 * H, h_prev + bb * H, dh + bb * H, keep,
+                            da + o, da + o + 2 * H, dh_prev + bb * H)
+        return
     for bb in range(B):
         o = bb * 3 * H
         for j in range(n):
@@ -416,6 +438,12 @@ cdef void _gru_before_reset_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
     # da_g @ U_g.T in drh: da_r, and dh_prev += drh * r.
     cdef Py_ssize_t bb, j, o, k
     cdef floating r, one = 1
+    if _FUSED_ROWS:
+        for bb in range(B):
+            o = bb * 3 * H
+            reset_back_row(n, a + o + H, h_prev + bb * H, drh + bb * H, keep[1], False,
+                           da + o + H, dh_prev + bb * H)
+        return
     for bb in range(B):
         o = bb * 3 * H
         for j in range(n):
@@ -482,6 +510,12 @@ cdef void _mgu_after_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
     # the reset's, dxg * n * f (1 - f)
     cdef Py_ssize_t bb, j, o, k
     cdef floating f, g, dag, one = 1
+    if _FUSED_ROWS:
+        for bb in range(B):
+            mgu_after_back_row(n, H, a + bb * 2 * H, h_prev + bb * H, nn + bb * H,
+                               dh + bb * H, keep, da + bb * 2 * H, dxg + bb * H,
+                               dh_prev + bb * H)
+        return
     for bb in range(B):
         o = bb * 2 * H
         for j in range(n):
@@ -504,6 +538,12 @@ cdef void _mgu_before_candidate_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t 
     # da_g, the mix's part of da_f and the direct part of dh_prev.
     cdef Py_ssize_t bb, j, o, k
     cdef floating g, one = 1
+    if _FUSED_ROWS:
+        for bb in range(B):
+            o = bb * 2 * H
+            update_back_row(n, a + o, a + o + H, h_prev + bb * H, dh + bb * H, keep,
+                            da + o, da + o + H, dh_prev + bb * H)
+        return
     for bb in range(B):
         o = bb * 2 * H
         for j in range(n):
@@ -522,6 +562,12 @@ cdef void _mgu_before_reset_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
     # da_g @ U_g.T in dfh: the reset's part of da_f, and dh_prev += dfh * f.
     cdef Py_ssize_t bb, j, o, k
     cdef floating f, one = 1
+    if _FUSED_ROWS:
+        for bb in range(B):
+            o = bb * 2 * H
+            reset_back_row(n, a + o, h_prev + bb * H, dfh + bb * H, keep[0], True, da + o,
+                           dh_prev + bb * H)
+        return
     for bb in range(B):
         o = bb * 2 * H
         for j in range(n):
@@ -543,6 +589,13 @@ cdef void _cifg_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole
     # scratch for tanh(c_t).
     cdef Py_ssize_t bb, j, o, k
     cdef floating f, g, og, t_, dao, daf, dct, one = 1
+    if _FUSED_ROWS and not peephole:
+        # tanh(c) inline, as the LSTM's row
+        for bb in range(B):
+            cifg_back_row(n, H, a + bb * 3 * H, c_prev + bb * H, c + bb * H, dh + bb * H,
+                          dc + bb * H, keep, da + bb * 3 * H, dh_prev + bb * H,
+                          dc_prev + bb * H)
+        return
     for bb in range(B):
         memcpy(tc + bb * H, c + bb * H, n * sizeof(floating))
     _activate(tc, B, H, n, True)

@@ -275,36 +275,41 @@ def test_reading_in_place_gives_the_packed_bits(split_mode, in_place, mode, path
 
 @pytest.fixture
 def fused_rows():
-    """set(on): the LSTM's and the GRU's (reset after) forward steps and the
-    LSTM's backward step take their fused row functions (on) or the general
+    """set(on): the LSTM's and the GRU's (reset after) forward steps and
+    every kind's backward step take their row functions (on) or the general
     step's passes; restored after the test."""
     yield from _setting(_recurrent._set_fused_rows, lambda on: (on,))
 
 
 @pytest.mark.parametrize("path", SIMD_PATHS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
-@pytest.mark.parametrize("name", ["lstm", "gru_after"])
+@pytest.mark.parametrize("name", ["lstm", "gru_after", "rnn", "simple_gru", "gru_before",
+                                  "mgu_after", "mgu_before", "cifg"])
 @pytest.mark.parametrize("T,B,H", [(1, 1, 7), (9, 3, 32), (5, 8, 48), (4, 2, 24), (3, 16, 64)])
 @pytest.mark.parametrize("mode", ["serial", "rows", "units"])
 def test_fused_rows_give_the_general_steps_bits(split_mode, fused_rows, mode, path, name,
                                                  dtype, T, B, H):
-    """The LSTM's and the GRU's (reset after) forward steps and the LSTM's
-    backward step, row by row in one function per vector path
-    (_activations.h), do the operations of the general step's passes
-    (_pointwise.pxi) in the same order: bitwise the same outputs, cache and
-    gradients (dx, dstate0 and the parameters'), with lengths, on every
-    vector path and split (the units split hands a row function part of a
-    gate block)."""
+    """The LSTM's and the GRU's (reset after) forward steps and every
+    kind's backward step (the LSTM's and the CIFG's without peepholes), row
+    by row in one function per vector path (_activations.h), do the
+    operations of the general step's passes (_pointwise.pxi) in the same
+    order: bitwise the same outputs, cache and gradients (dx, dstate0 and
+    the parameters'), with lengths, on every vector path and split (the
+    units split hands a row function part of a gate block). Two of the
+    sizes pin a gate (the first, the last), whose keep of 0 the backward
+    rows multiply by."""
     cell = make_cell(name, D=5, H=H, dtype=dtype, scale=0.8)
     x, state0, dy, dstate = random_problem(cell, T, B, seed=T + B)
     x = 3 * x  # pre-activations on both sides of the activations' branches
     lengths = np.random.default_rng(H).integers(0, T + 1, B)
+    pin = {(5, 8): 0, (3, 16): -1}.get((T, B))  # which pinnable gate, if any
+    pins = {cell.pinnable_gates[pin]: 0.4} if pin is not None and cell.pinnable_gates else None
     split_mode(mode, path)
     outs = {}
     for on in (False, True):
         fused_rows(on)
-        y, state, cache = cell.forward(x, state0, lengths)
-        y_inf, state_inf, _ = cell.forward(x, state0, lengths, cache=False)
+        y, state, cache = cell.forward(x, state0, lengths, gates=pins)
+        y_inf, state_inf, _ = cell.forward(x, state0, lengths, gates=pins, cache=False)
         kept = [cache.gates] + [a for a in (cache.cs, cache.extra) if a is not None]
         dx, dstate0, dparams = cell.backward(cache, dy, dstate)
         outs[on] = [y, *parts(state), *kept, y_inf, *parts(state_inf), dx, *parts(dstate0),
