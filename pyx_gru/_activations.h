@@ -492,6 +492,124 @@ PYX_KIT_CLONES(NAME, PYX_GRU_AFTER_ROW_ONE,                                     
 PYX_GRU_AFTER_ROW(pyx_gru_after_row_f, float, pyx_kits_f)
 PYX_GRU_AFTER_ROW(pyx_gru_after_row_d, double, pyx_kits_d)
 
+/* The other kinds' forward steps where no gate is pinned, a row a call in
+ * the same way (the operations, and so the results, of their passes in
+ * _pointwise.pxi). The vanilla RNN: h = a = tanh(a + (hu + b)). */
+#define PYX_RNN_H(K, j) {                                                       \
+    K##_T g = K##_TANH(K##_LD(a + j) + (K##_LD(hu + j) + K##_LD(b + j)));       \
+    K##_ST(a + j, g);                                                           \
+    K##_ST(h + j, g);                                                           \
+}
+#define PYX_RNN_ROW_ONE(NAME, TARGET, VK, SK, ...)                              \
+TARGET static void NAME(ptrdiff_t n, VK##_E* __restrict a,                      \
+                        const VK##_E* __restrict hu, const VK##_E* __restrict b, \
+                        VK##_E* __restrict h) {                                 \
+    PYX_EACH(VK, SK, j, 0, n, PYX_RNN_H)                                        \
+}
+#define PYX_RNN_ROW(NAME, T, KITS)                                              \
+PYX_KIT_CLONES(NAME, PYX_RNN_ROW_ONE,                                           \
+               (ptrdiff_t n, T* a, const T* hu, const T* b, T* h),              \
+               (n, a, hu, b, h), KITS)
+PYX_RNN_ROW(pyx_rnn_row_f, float, pyx_kits_f)
+PYX_RNN_ROW(pyx_rnn_row_d, double, pyx_kits_d)
+
+/* The candidate and the update, z already activated, the gate blocks az
+ * and ag given apart (the second half of the GRU and the MGU with the
+ * reset before the product; the simplified GRU after its gate):
+ *   g = tanh(a_g + (hu_g + b_g)),  h = z * h_prev + (1 - z) * g */
+#define PYX_UPDATE_H(K, j) {                                                    \
+    K##_T z = K##_LD(az + j);                                                   \
+    K##_T g = K##_TANH(K##_LD(ag + j) + (K##_LD(hug + j) + K##_LD(bg + j)));    \
+    K##_ST(ag + j, g);                                                          \
+    K##_ST(h + j, z * K##_LD(h_prev + j) + (K##_K(1) - z) * g);                 \
+}
+#define PYX_UPDATE_ROW_ONE(NAME, TARGET, VK, SK, ...)                           \
+TARGET static void NAME(ptrdiff_t n, const VK##_E* __restrict az,               \
+                        VK##_E* __restrict ag, const VK##_E* __restrict hug,    \
+                        const VK##_E* __restrict bg,                            \
+                        const VK##_E* __restrict h_prev, VK##_E* __restrict h) { \
+    PYX_EACH(VK, SK, j, 0, n, PYX_UPDATE_H)                                     \
+}
+#define PYX_UPDATE_ROW(NAME, T, KITS)                                           \
+PYX_KIT_CLONES(NAME, PYX_UPDATE_ROW_ONE,                                        \
+               (ptrdiff_t n, const T* az, T* ag, const T* hug, const T* bg,     \
+                const T* h_prev, T* h),                                         \
+               (n, az, ag, hug, bg, h_prev, h), KITS)
+PYX_UPDATE_ROW(pyx_update_row_f, float, pyx_kits_f)
+PYX_UPDATE_ROW(pyx_update_row_d, double, pyx_kits_d)
+
+/* The first `gates` gate blocks of a row (H apart): a = sigmoid(a + (hu +
+ * b)) (the simplified GRU's and the MGU's f, the GRU's z and r). */
+#define PYX_SIGMOID_ROW_ONE(NAME, TARGET, VK, SK, ...)                          \
+TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, ptrdiff_t gates,              \
+                        VK##_E* __restrict a, const VK##_E* __restrict hu,      \
+                        const VK##_E* __restrict b) {                           \
+    for (ptrdiff_t k = 0; k < gates * H; k += H)                                \
+        PYX_EACH(VK, SK, j, k, k + n, PYX_SIG_GATE)                             \
+}
+#define PYX_SIGMOID_ROW(NAME, T, KITS)                                          \
+PYX_KIT_CLONES(NAME, PYX_SIGMOID_ROW_ONE,                                       \
+               (ptrdiff_t n, ptrdiff_t H, ptrdiff_t gates, T* a, const T* hu,   \
+                const T* b),                                                    \
+               (n, H, gates, a, hu, b), KITS)
+PYX_SIGMOID_ROW(pyx_sigmoid_row_f, float, pyx_kits_f)
+PYX_SIGMOID_ROW(pyx_sigmoid_row_d, double, pyx_kits_d)
+
+/* The MGU with the reset after the product: f = sigmoid(a_f + (hu_f +
+ * b_f)), nn = hu_g + b_hg, g = tanh(a_g + (b_g + f * nn)),
+ * h = f * h_prev + (1 - f) * g (the GRU's row with r = z = f). */
+#define PYX_MGU_G(K, j) {                                                       \
+    K##_T m = K##_LD(hu + H + j) + K##_LD(b_hg + j);                            \
+    K##_ST(nn + j, m);                                                          \
+    K##_T f = K##_LD(a + j);                                                    \
+    K##_T g = K##_TANH(K##_LD(a + H + j) + (K##_LD(b + H + j) + f * m));        \
+    K##_ST(a + H + j, g);                                                       \
+    K##_ST(h + j, f * K##_LD(h_prev + j) + (K##_K(1) - f) * g);                 \
+}
+#define PYX_MGU_AFTER_ROW_ONE(NAME, TARGET, VK, SK, ...)                        \
+TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, VK##_E* __restrict a,         \
+                        const VK##_E* __restrict hu, const VK##_E* __restrict b, \
+                        const VK##_E* __restrict b_hg,                          \
+                        const VK##_E* __restrict h_prev,                        \
+                        VK##_E* __restrict nn, VK##_E* __restrict h) {          \
+    PYX_EACH(VK, SK, j, 0, n, PYX_SIG_GATE)                                     \
+    PYX_EACH(VK, SK, j, 0, n, PYX_MGU_G)                                        \
+}
+#define PYX_MGU_AFTER_ROW(NAME, T, KITS)                                        \
+PYX_KIT_CLONES(NAME, PYX_MGU_AFTER_ROW_ONE,                                     \
+               (ptrdiff_t n, ptrdiff_t H, T* a, const T* hu, const T* b,        \
+                const T* b_hg, const T* h_prev, T* nn, T* h),                   \
+               (n, H, a, hu, b, b_hg, h_prev, nn, h), KITS)
+PYX_MGU_AFTER_ROW(pyx_mgu_after_row_f, float, pyx_kits_f)
+PYX_MGU_AFTER_ROW(pyx_mgu_after_row_d, double, pyx_kits_d)
+
+/* The coupled LSTM (i = 1 - f), no peepholes: a holds f, g, o (H apart);
+ *   f = sigmoid(a_f + (hu_f + b_f)), o alike, g = tanh(a_g + (hu_g + b_g))
+ *   c = f * c_prev + (1 - f) * g,  h = tanh(c) * o */
+#define PYX_CIFG_C(K, j) {                                                      \
+    K##_T f = K##_LD(a + j);                                                    \
+    K##_ST(c + j, f * K##_LD(c_prev + j) + (K##_K(1) - f) * K##_LD(a + H + j)); \
+}
+#define PYX_CIFG_H(K, j) K##_ST(h + j, K##_TANH(K##_LD(c + j)) * K##_LD(a + 2 * H + j));
+#define PYX_CIFG_ROW_ONE(NAME, TARGET, VK, SK, ...)                             \
+TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, VK##_E* __restrict a,         \
+                        const VK##_E* __restrict hu, const VK##_E* __restrict b, \
+                        const VK##_E* __restrict c_prev, VK##_E* __restrict c,  \
+                        VK##_E* __restrict h) {                                 \
+    PYX_EACH(VK, SK, j, 0, n, PYX_SIG_GATE)                                     \
+    PYX_EACH(VK, SK, j, H, H + n, PYX_TANH_GATE)                                \
+    PYX_EACH(VK, SK, j, 2 * H, 2 * H + n, PYX_SIG_GATE)                         \
+    PYX_EACH(VK, SK, j, 0, n, PYX_CIFG_C)                                       \
+    PYX_EACH(VK, SK, j, 0, n, PYX_CIFG_H)                                       \
+}
+#define PYX_CIFG_ROW(NAME, T, KITS)                                             \
+PYX_KIT_CLONES(NAME, PYX_CIFG_ROW_ONE,                                          \
+               (ptrdiff_t n, ptrdiff_t H, T* a, const T* hu, const T* b,        \
+                const T* c_prev, T* c, T* h),                                   \
+               (n, H, a, hu, b, c_prev, c, h), KITS)
+PYX_CIFG_ROW(pyx_cifg_row_f, float, pyx_kits_f)
+PYX_CIFG_ROW(pyx_cifg_row_d, double, pyx_kits_d)
+
 /* The LSTM's backward pointwise step for one row, no peepholes: a holds
  * the row's activations i, f, g, o (H apart), c_prev and c the cell states
  * c_{t-1} and c_t, dh and dc dL/dh_t and dL/dc_t, k the gates' keep (1, or

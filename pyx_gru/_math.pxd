@@ -23,6 +23,26 @@ cdef extern from "_activations.h" nogil:
     void pyx_gru_after_row_d(Py_ssize_t n, Py_ssize_t H, double* a, const double* hu,
                              const double* b, const double* b_hg, const double* h_prev,
                              double* nn, double* h)
+    void pyx_rnn_row_f(Py_ssize_t n, float* a, const float* hu, const float* b, float* h)
+    void pyx_rnn_row_d(Py_ssize_t n, double* a, const double* hu, const double* b, double* h)
+    void pyx_update_row_f(Py_ssize_t n, const float* az, float* ag, const float* hug,
+                          const float* bg, const float* h_prev, float* h)
+    void pyx_update_row_d(Py_ssize_t n, const double* az, double* ag, const double* hug,
+                          const double* bg, const double* h_prev, double* h)
+    void pyx_sigmoid_row_f(Py_ssize_t n, Py_ssize_t H, Py_ssize_t gates, float* a,
+                           const float* hu, const float* b)
+    void pyx_sigmoid_row_d(Py_ssize_t n, Py_ssize_t H, Py_ssize_t gates, double* a,
+                           const double* hu, const double* b)
+    void pyx_mgu_after_row_f(Py_ssize_t n, Py_ssize_t H, float* a, const float* hu,
+                             const float* b, const float* b_hg, const float* h_prev,
+                             float* nn, float* h)
+    void pyx_mgu_after_row_d(Py_ssize_t n, Py_ssize_t H, double* a, const double* hu,
+                             const double* b, const double* b_hg, const double* h_prev,
+                             double* nn, double* h)
+    void pyx_cifg_row_f(Py_ssize_t n, Py_ssize_t H, float* a, const float* hu, const float* b,
+                        const float* c_prev, float* c, float* h)
+    void pyx_cifg_row_d(Py_ssize_t n, Py_ssize_t H, double* a, const double* hu,
+                        const double* b, const double* c_prev, double* c, double* h)
     void pyx_lstm_back_row_f(Py_ssize_t n, Py_ssize_t H, const float* a, const float* c_prev,
                              const float* c, const float* dh, const float* dc,
                              const float* k, float* da, float* dh_prev, float* dc_prev)
@@ -123,6 +143,60 @@ cdef inline void gru_after_row(Py_ssize_t n, Py_ssize_t H, floating* a, const fl
         pyx_gru_after_row_f(n, H, a, hu, b, b_hg, h_prev, nn, h)
     else:
         pyx_gru_after_row_d(n, H, a, hu, b, b_hg, h_prev, nn, h)
+
+
+cdef inline void rnn_row(Py_ssize_t n, floating* a, const floating* hu, const floating* b,
+                         floating* h) noexcept nogil:
+    # One row of the vanilla RNN's forward step (_activations.h): a and h
+    # <- tanh(a + hu + b).
+    if floating is float:
+        pyx_rnn_row_f(n, a, hu, b, h)
+    else:
+        pyx_rnn_row_d(n, a, hu, b, h)
+
+
+cdef inline void update_row(Py_ssize_t n, const floating* az, floating* ag,
+                            const floating* hug, const floating* bg,
+                            const floating* h_prev, floating* h) noexcept nogil:
+    # One row of the candidate and the update (_activations.h), the update
+    # gate az activated: ag <- g = tanh(ag + hug + bg), h <- the new state.
+    if floating is float:
+        pyx_update_row_f(n, az, ag, hug, bg, h_prev, h)
+    else:
+        pyx_update_row_d(n, az, ag, hug, bg, h_prev, h)
+
+
+cdef inline void sigmoid_row(Py_ssize_t n, Py_ssize_t H, Py_ssize_t gates, floating* a,
+                             const floating* hu, const floating* b) noexcept nogil:
+    # The first `gates` gate blocks of one row (_activations.h): a <-
+    # sigmoid(a + hu + b).
+    if floating is float:
+        pyx_sigmoid_row_f(n, H, gates, a, hu, b)
+    else:
+        pyx_sigmoid_row_d(n, H, gates, a, hu, b)
+
+
+cdef inline void mgu_after_row(Py_ssize_t n, Py_ssize_t H, floating* a, const floating* hu,
+                               const floating* b, const floating* b_hg,
+                               const floating* h_prev, floating* nn,
+                               floating* h) noexcept nogil:
+    # One row of the MGU's (reset after) forward step, f not pinned
+    # (_activations.h): a <- the gates f, g; nn = h_prev U_g + b_hg; h.
+    if floating is float:
+        pyx_mgu_after_row_f(n, H, a, hu, b, b_hg, h_prev, nn, h)
+    else:
+        pyx_mgu_after_row_d(n, H, a, hu, b, b_hg, h_prev, nn, h)
+
+
+cdef inline void cifg_row(Py_ssize_t n, Py_ssize_t H, floating* a, const floating* hu,
+                          const floating* b, const floating* c_prev, floating* c,
+                          floating* h) noexcept nogil:
+    # One row of the coupled LSTM's forward step, no peepholes, no pinned
+    # gate (_activations.h): a <- the gates f, g, o; c and h of the step.
+    if floating is float:
+        pyx_cifg_row_f(n, H, a, hu, b, c_prev, c, h)
+    else:
+        pyx_cifg_row_d(n, H, a, hu, b, c_prev, c, h)
 
 
 cdef inline void lstm_back_row(Py_ssize_t n, Py_ssize_t H, const floating* a,

@@ -10,21 +10,21 @@
 # second half, _step_forward_second / _step_backward_second, which the
 # driver calls after the second product of the step.
 
-# The LSTM's and the GRU's (reset after) forward steps take a row in one
-# call of a function per vector path (_activations.h) where no gate is
-# pinned, with the adds in the activations' loops, and so do every kind's
-# backward steps (the LSTM's and the CIFG's without peepholes: Cython
-# compiles the passes below for the baseline x86-64, where most ran one
-# element at a time); _set_fused_rows(False) sends them to the passes
-# below, which do the same operations (the tests check that both give
-# bitwise the same results).
+# Every kind's forward step takes a row in one call of a function per
+# vector path (_activations.h) where no gate is pinned, with the adds in
+# the activations' loops, and so does every kind's backward step (the
+# LSTM's and the CIFG's without peepholes, both ways): Cython compiles the
+# passes below for the baseline x86-64, where most of their loops ran one
+# element at a time. _set_fused_rows(False) sends them to the passes below,
+# which do the same operations (the tests check that both give bitwise the
+# same results).
 cdef bint _FUSED_ROWS = True
 
 
 def _set_fused_rows(bint on):
-    """Take the row functions of the LSTM's and the GRU's (reset after)
-    forward steps and of every kind's backward steps, or the passes of the
-    general step (for the tests and timing); returns the previous setting."""
+    """Take the row functions of every kind's forward and backward steps,
+    or the passes of the general step (for the tests and timing); returns
+    the previous setting."""
     global _FUSED_ROWS
     previous = _FUSED_ROWS
     _FUSED_ROWS = on
@@ -109,6 +109,10 @@ cdef void _rnn_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating* a,
                        floating* h) noexcept nogil:
     # h = g = tanh(x W + h_prev U + b)
     cdef Py_ssize_t bb, j
+    if _FUSED_ROWS:
+        for bb in range(B):
+            rnn_row(n, a + bb * H, hu + bb * H, b, h + bb * H)
+        return
     for bb in range(B):
         for j in range(n):
             a[bb * H + j] += hu[bb * H + j] + b[j]
@@ -124,6 +128,12 @@ cdef void _simple_gru_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating
                               const floating* pin) noexcept nogil:
     # f = sigmoid(.), g = tanh(.), h = f * h_prev + (1 - f) * g
     cdef Py_ssize_t bb, j, o, k
+    if _FUSED_ROWS and keep[0] != 0:
+        for bb in range(B):
+            o = bb * 2 * H
+            sigmoid_row(n, H, 1, a + o, hu + o, b)
+            update_row(n, a + o, a + o + H, hu + o + H, b + H, h_prev + bb * H, h + bb * H)
+        return
     for bb in range(B):
         o = bb * 2 * H
         _sigmoid_gates(a + o, hu + o, b, 1, H, n, keep, pin)
@@ -170,9 +180,13 @@ cdef void _gru_before_gates(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating* 
     # First half of the GRU with the reset before the matmul: z = sigmoid(.),
     # r = sigmoid(.), rh = r * h_prev. Only hu[:, :2H] is filled on entry.
     cdef Py_ssize_t bb, j, o, k
+    cdef bint row = _FUSED_ROWS and keep[0] != 0 and keep[1] != 0
     for bb in range(B):
         o = bb * 3 * H
-        _sigmoid_gates(a + o, hu + o, b, 2, H, n, keep, pin)
+        if row:
+            sigmoid_row(n, H, 2, a + o, hu + o, b)
+        else:
+            _sigmoid_gates(a + o, hu + o, b, 2, H, n, keep, pin)
         for j in range(n):
             k = bb * H + j
             rh[k] = a[o + H + j] * h_prev[k]
@@ -184,6 +198,12 @@ cdef void _gru_before_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating
     # Second half, once the driver has put (r * h_prev) @ U_g in hu[:, 2H:]:
     # g = tanh(x W_g + b_g + (r * h_prev) U_g), h = z * h_prev + (1 - z) * g.
     cdef Py_ssize_t bb, j, o, k
+    if _FUSED_ROWS:
+        for bb in range(B):
+            o = bb * 3 * H
+            update_row(n, a + o, a + o + 2 * H, hu + o + 2 * H, b + 2 * H, h_prev + bb * H,
+                       h + bb * H)
+        return
     for bb in range(B):
         o = bb * 3 * H
         for j in range(n):
@@ -244,6 +264,11 @@ cdef void _mgu_after_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating*
     # f = sigmoid(.), n = h_prev U_g + b_hg (kept in nn),
     # g = tanh(x W_g + b_g + f * n), h = f * h_prev + (1 - f) * g
     cdef Py_ssize_t bb, j, o, k
+    if _FUSED_ROWS and keep[0] != 0:
+        for bb in range(B):
+            mgu_after_row(n, H, a + bb * 2 * H, hu + bb * 2 * H, b, b_hg, h_prev + bb * H,
+                          nn + bb * H, h + bb * H)
+        return
     for bb in range(B):
         o = bb * 2 * H
         _sigmoid_gates(a + o, hu + o, b, 1, H, n, keep, pin)
@@ -264,9 +289,13 @@ cdef void _mgu_before_gates(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating* 
     # First half of the MGU with the reset before the matmul: f = sigmoid(.),
     # fh = f * h_prev. Only hu[:, :H] is filled on entry.
     cdef Py_ssize_t bb, j, o, k
+    cdef bint row = _FUSED_ROWS and keep[0] != 0
     for bb in range(B):
         o = bb * 2 * H
-        _sigmoid_gates(a + o, hu + o, b, 1, H, n, keep, pin)
+        if row:
+            sigmoid_row(n, H, 1, a + o, hu + o, b)
+        else:
+            _sigmoid_gates(a + o, hu + o, b, 1, H, n, keep, pin)
         for j in range(n):
             k = bb * H + j
             fh[k] = a[o + j] * h_prev[k]
@@ -278,6 +307,11 @@ cdef void _mgu_before_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating
     # Second half, once the driver has put (f * h_prev) @ U_g in hu[:, H:]:
     # g = tanh(x W_g + b_g + (f * h_prev) U_g), h = f * h_prev + (1 - f) * g.
     cdef Py_ssize_t bb, j, o, k
+    if _FUSED_ROWS:
+        for bb in range(B):
+            o = bb * 2 * H
+            update_row(n, a + o, a + o + H, hu + o + H, b + H, h_prev + bb * H, h + bb * H)
+        return
     for bb in range(B):
         o = bb * 2 * H
         for j in range(n):
@@ -298,6 +332,12 @@ cdef void _cifg_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole,
     # f, g, o and P = [p_f; p_o]: f = sigmoid(. + p_f c_prev), g = tanh(.),
     # c = f * c_prev + (1 - f) * g, o = sigmoid(. + p_o c), h = o * tanh(c)
     cdef Py_ssize_t bb, j, o, k
+    if _FUSED_ROWS and not peephole and keep[0] != 0 and keep[2] != 0:
+        # the same, a row a call, per vector path (_activations.h)
+        for bb in range(B):
+            cifg_row(n, H, a + bb * 3 * H, hu + bb * 3 * H, b, c_prev + bb * H, c + bb * H,
+                     h + bb * H)
+        return
     for bb in range(B):
         o = bb * 3 * H
         if peephole:

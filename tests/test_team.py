@@ -275,9 +275,8 @@ def test_reading_in_place_gives_the_packed_bits(split_mode, in_place, mode, path
 
 @pytest.fixture
 def fused_rows():
-    """set(on): the LSTM's and the GRU's (reset after) forward steps and
-    every kind's backward step take their row functions (on) or the general
-    step's passes; restored after the test."""
+    """set(on): every kind's forward and backward steps take their row
+    functions (on) or the general step's passes; restored after the test."""
     yield from _setting(_recurrent._set_fused_rows, lambda on: (on,))
 
 
@@ -289,15 +288,14 @@ def fused_rows():
 @pytest.mark.parametrize("mode", ["serial", "rows", "units"])
 def test_fused_rows_give_the_general_steps_bits(split_mode, fused_rows, mode, path, name,
                                                  dtype, T, B, H):
-    """The LSTM's and the GRU's (reset after) forward steps and every
-    kind's backward step (the LSTM's and the CIFG's without peepholes), row
-    by row in one function per vector path (_activations.h), do the
-    operations of the general step's passes (_pointwise.pxi) in the same
-    order: bitwise the same outputs, cache and gradients (dx, dstate0 and
-    the parameters'), with lengths, on every vector path and split (the
-    units split hands a row function part of a gate block). Two of the
-    sizes pin a gate (the first, the last), whose keep of 0 the backward
-    rows multiply by."""
+    """Every kind's forward and backward steps (the LSTM's and the CIFG's
+    without peepholes; forward, where no gate is pinned), row by row in one
+    function per vector path (_activations.h), do the operations of the
+    general step's passes (_pointwise.pxi) in the same order: bitwise the
+    same outputs, cache and gradients (dx, dstate0 and the parameters'),
+    with lengths, on every vector path and split (the units split hands a
+    row function part of a gate block). Two of the sizes pin a gate (the
+    first, the last), whose keep of 0 the backward rows multiply by."""
     cell = make_cell(name, D=5, H=H, dtype=dtype, scale=0.8)
     x, state0, dy, dstate = random_problem(cell, T, B, seed=T + B)
     x = 3 * x  # pre-activations on both sides of the activations' branches
