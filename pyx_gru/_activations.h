@@ -432,27 +432,29 @@ PYX_BLOCK(pyx_tanh_block_d, double, pyx_kits_d, PYX_TANH_V)
 #define PYX_LSTM_C(K, j) \
     K##_ST(c + j, K##_LD(a + H + j) * K##_LD(c_prev + j) + K##_LD(a + j) * K##_LD(a + 2 * H + j));
 #define PYX_LSTM_H(K, j) K##_ST(h + j, K##_TANH(K##_LD(c + j)) * K##_LD(a + 3 * H + j));
-#define PYX_LSTM_ROW_ONE(NAME, TARGET, VK, SK, ...)                             \
-TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, VK##_E* __restrict a,         \
-                        const VK##_E* __restrict hu, const VK##_E* __restrict b, \
-                        const VK##_E* __restrict c_prev, VK##_E* __restrict c,  \
-                        VK##_E* __restrict h) {                                 \
+#define PYX_LSTM_ROW_BODY(VK, SK)                                               \
     for (ptrdiff_t k = 0; k < 4 * H; k += H) {                                  \
         if (k == 2 * H) continue;                                               \
         PYX_EACH(VK, SK, j, k, k + n, PYX_SIG_GATE)                             \
     }                                                                           \
     PYX_EACH(VK, SK, j, 2 * H, 2 * H + n, PYX_TANH_GATE)                        \
     PYX_EACH(VK, SK, j, 0, n, PYX_LSTM_C)                                       \
-    PYX_EACH(VK, SK, j, 0, n, PYX_LSTM_H)                                       \
-}
-#define PYX_LSTM_ROW(NAME, T, KITS)                                             \
-PYX_KIT_CLONES(NAME, PYX_LSTM_ROW_ONE,                                          \
+    PYX_EACH(VK, SK, j, 0, n, PYX_LSTM_H)
+/* The forward rows of the kinds with a cell state (the LSTM, the CIFG):
+ * BODY(VK, SK) their loops. */
+#define PYX_CELL_ROW_ONE(NAME, TARGET, VK, SK, BODY)                            \
+TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, VK##_E* __restrict a,         \
+                        const VK##_E* __restrict hu, const VK##_E* __restrict b, \
+                        const VK##_E* __restrict c_prev, VK##_E* __restrict c,  \
+                        VK##_E* __restrict h) { BODY(VK, SK) }
+#define PYX_CELL_ROW(NAME, T, KITS, BODY)                                       \
+PYX_KIT_CLONES(NAME, PYX_CELL_ROW_ONE,                                          \
                (ptrdiff_t n, ptrdiff_t H, T* a, const T* hu, const T* b,        \
                 const T* c_prev, T* c, T* h),                                   \
-               (n, H, a, hu, b, c_prev, c, h), KITS)
+               (n, H, a, hu, b, c_prev, c, h), KITS, BODY)
 
-PYX_LSTM_ROW(pyx_lstm_row_f, float, pyx_kits_f)
-PYX_LSTM_ROW(pyx_lstm_row_d, double, pyx_kits_d)
+PYX_CELL_ROW(pyx_lstm_row_f, float, pyx_kits_f, PYX_LSTM_ROW_BODY)
+PYX_CELL_ROW(pyx_lstm_row_d, double, pyx_kits_d, PYX_LSTM_ROW_BODY)
 
 /* The GRU's (reset after the product) forward pointwise step for one row,
  * for the common case (no pinned gate), in loops like the LSTM's: a holds
@@ -472,25 +474,27 @@ PYX_LSTM_ROW(pyx_lstm_row_d, double, pyx_kits_d)
 #define PYX_GRU_H(K, j)                                                         \
     K##_ST(h + j, K##_LD(a + j) * K##_LD(h_prev + j)                            \
                   + (K##_K(1) - K##_LD(a + j)) * K##_LD(a + 2 * H + j));
-#define PYX_GRU_AFTER_ROW_ONE(NAME, TARGET, VK, SK, ...)                        \
+#define PYX_GRU_AFTER_ROW_BODY(VK, SK)                                          \
+    for (ptrdiff_t k = 0; k < 2 * H; k += H)                                    \
+        PYX_EACH(VK, SK, j, k, k + n, PYX_SIG_GATE)                             \
+    PYX_EACH(VK, SK, j, 0, n, PYX_GRU_G)                                        \
+    PYX_EACH(VK, SK, j, 0, n, PYX_GRU_H)
+/* The forward rows of the kinds with the reset after the product (the GRU,
+ * the MGU): BODY(VK, SK) their loops. */
+#define PYX_AFTER_ROW_ONE(NAME, TARGET, VK, SK, BODY)                           \
 TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, VK##_E* __restrict a,         \
                         const VK##_E* __restrict hu, const VK##_E* __restrict b, \
                         const VK##_E* __restrict b_hg,                          \
                         const VK##_E* __restrict h_prev,                        \
-                        VK##_E* __restrict nn, VK##_E* __restrict h) {          \
-    for (ptrdiff_t k = 0; k < 2 * H; k += H)                                    \
-        PYX_EACH(VK, SK, j, k, k + n, PYX_SIG_GATE)                             \
-    PYX_EACH(VK, SK, j, 0, n, PYX_GRU_G)                                        \
-    PYX_EACH(VK, SK, j, 0, n, PYX_GRU_H)                                        \
-}
-#define PYX_GRU_AFTER_ROW(NAME, T, KITS)                                        \
-PYX_KIT_CLONES(NAME, PYX_GRU_AFTER_ROW_ONE,                                     \
+                        VK##_E* __restrict nn, VK##_E* __restrict h) { BODY(VK, SK) }
+#define PYX_AFTER_ROW(NAME, T, KITS, BODY)                                      \
+PYX_KIT_CLONES(NAME, PYX_AFTER_ROW_ONE,                                         \
                (ptrdiff_t n, ptrdiff_t H, T* a, const T* hu, const T* b,        \
                 const T* b_hg, const T* h_prev, T* nn, T* h),                   \
-               (n, H, a, hu, b, b_hg, h_prev, nn, h), KITS)
+               (n, H, a, hu, b, b_hg, h_prev, nn, h), KITS, BODY)
 
-PYX_GRU_AFTER_ROW(pyx_gru_after_row_f, float, pyx_kits_f)
-PYX_GRU_AFTER_ROW(pyx_gru_after_row_d, double, pyx_kits_d)
+PYX_AFTER_ROW(pyx_gru_after_row_f, float, pyx_kits_f, PYX_GRU_AFTER_ROW_BODY)
+PYX_AFTER_ROW(pyx_gru_after_row_d, double, pyx_kits_d, PYX_GRU_AFTER_ROW_BODY)
 
 /* The other kinds' forward steps where no gate is pinned, a row a call in
  * the same way (the operations, and so the results, of their passes in
@@ -566,22 +570,11 @@ PYX_SIGMOID_ROW(pyx_sigmoid_row_d, double, pyx_kits_d)
     K##_ST(a + H + j, g);                                                       \
     K##_ST(h + j, f * K##_LD(h_prev + j) + (K##_K(1) - f) * g);                 \
 }
-#define PYX_MGU_AFTER_ROW_ONE(NAME, TARGET, VK, SK, ...)                        \
-TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, VK##_E* __restrict a,         \
-                        const VK##_E* __restrict hu, const VK##_E* __restrict b, \
-                        const VK##_E* __restrict b_hg,                          \
-                        const VK##_E* __restrict h_prev,                        \
-                        VK##_E* __restrict nn, VK##_E* __restrict h) {          \
+#define PYX_MGU_AFTER_ROW_BODY(VK, SK)                                          \
     PYX_EACH(VK, SK, j, 0, n, PYX_SIG_GATE)                                     \
-    PYX_EACH(VK, SK, j, 0, n, PYX_MGU_G)                                        \
-}
-#define PYX_MGU_AFTER_ROW(NAME, T, KITS)                                        \
-PYX_KIT_CLONES(NAME, PYX_MGU_AFTER_ROW_ONE,                                     \
-               (ptrdiff_t n, ptrdiff_t H, T* a, const T* hu, const T* b,        \
-                const T* b_hg, const T* h_prev, T* nn, T* h),                   \
-               (n, H, a, hu, b, b_hg, h_prev, nn, h), KITS)
-PYX_MGU_AFTER_ROW(pyx_mgu_after_row_f, float, pyx_kits_f)
-PYX_MGU_AFTER_ROW(pyx_mgu_after_row_d, double, pyx_kits_d)
+    PYX_EACH(VK, SK, j, 0, n, PYX_MGU_G)
+PYX_AFTER_ROW(pyx_mgu_after_row_f, float, pyx_kits_f, PYX_MGU_AFTER_ROW_BODY)
+PYX_AFTER_ROW(pyx_mgu_after_row_d, double, pyx_kits_d, PYX_MGU_AFTER_ROW_BODY)
 
 /* The coupled LSTM (i = 1 - f), no peepholes: a holds f, g, o (H apart);
  *   f = sigmoid(a_f + (hu_f + b_f)), o alike, g = tanh(a_g + (hu_g + b_g))
@@ -591,24 +584,14 @@ PYX_MGU_AFTER_ROW(pyx_mgu_after_row_d, double, pyx_kits_d)
     K##_ST(c + j, f * K##_LD(c_prev + j) + (K##_K(1) - f) * K##_LD(a + H + j)); \
 }
 #define PYX_CIFG_H(K, j) K##_ST(h + j, K##_TANH(K##_LD(c + j)) * K##_LD(a + 2 * H + j));
-#define PYX_CIFG_ROW_ONE(NAME, TARGET, VK, SK, ...)                             \
-TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, VK##_E* __restrict a,         \
-                        const VK##_E* __restrict hu, const VK##_E* __restrict b, \
-                        const VK##_E* __restrict c_prev, VK##_E* __restrict c,  \
-                        VK##_E* __restrict h) {                                 \
+#define PYX_CIFG_ROW_BODY(VK, SK)                                               \
     PYX_EACH(VK, SK, j, 0, n, PYX_SIG_GATE)                                     \
     PYX_EACH(VK, SK, j, H, H + n, PYX_TANH_GATE)                                \
     PYX_EACH(VK, SK, j, 2 * H, 2 * H + n, PYX_SIG_GATE)                         \
     PYX_EACH(VK, SK, j, 0, n, PYX_CIFG_C)                                       \
-    PYX_EACH(VK, SK, j, 0, n, PYX_CIFG_H)                                       \
-}
-#define PYX_CIFG_ROW(NAME, T, KITS)                                             \
-PYX_KIT_CLONES(NAME, PYX_CIFG_ROW_ONE,                                          \
-               (ptrdiff_t n, ptrdiff_t H, T* a, const T* hu, const T* b,        \
-                const T* c_prev, T* c, T* h),                                   \
-               (n, H, a, hu, b, c_prev, c, h), KITS)
-PYX_CIFG_ROW(pyx_cifg_row_f, float, pyx_kits_f)
-PYX_CIFG_ROW(pyx_cifg_row_d, double, pyx_kits_d)
+    PYX_EACH(VK, SK, j, 0, n, PYX_CIFG_H)
+PYX_CELL_ROW(pyx_cifg_row_f, float, pyx_kits_f, PYX_CIFG_ROW_BODY)
+PYX_CELL_ROW(pyx_cifg_row_d, double, pyx_kits_d, PYX_CIFG_ROW_BODY)
 
 /* The LSTM's backward pointwise step for one row, no peepholes: a holds
  * the row's activations i, f, g, o (H apart), c_prev and c the cell states
@@ -633,24 +616,26 @@ PYX_CIFG_ROW(pyx_cifg_row_d, double, pyx_kits_d)
     K##_ST(dc_prev + j, dct * f);                                               \
     K##_ST(dh_prev + j, K##_K(0));                                              \
 }
-#define PYX_LSTM_BACK_ROW_ONE(NAME, TARGET, VK, SK, ...)                        \
+/* The backward rows of the kinds with a cell state (the LSTM, the CIFG):
+ * BODY(K, j) a unit's step. */
+#define PYX_CELL_BACK_ROW_ONE(NAME, TARGET, VK, SK, BODY)                       \
 TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, const VK##_E* __restrict a,   \
                         const VK##_E* __restrict c_prev,                        \
                         const VK##_E* __restrict c, const VK##_E* __restrict dh, \
                         const VK##_E* __restrict dc, const VK##_E* __restrict k, \
                         VK##_E* __restrict da, VK##_E* __restrict dh_prev,      \
                         VK##_E* __restrict dc_prev) {                           \
-    PYX_EACH(VK, SK, j, 0, n, PYX_LSTM_BACK)                                    \
+    PYX_EACH(VK, SK, j, 0, n, BODY)                                             \
 }
-#define PYX_LSTM_BACK_ROW(NAME, T, KITS)                                        \
-PYX_KIT_CLONES(NAME, PYX_LSTM_BACK_ROW_ONE,                                     \
+#define PYX_CELL_BACK_ROW(NAME, T, KITS, BODY)                                  \
+PYX_KIT_CLONES(NAME, PYX_CELL_BACK_ROW_ONE,                                     \
                (ptrdiff_t n, ptrdiff_t H, const T* a, const T* c_prev,          \
                 const T* c, const T* dh, const T* dc, const T* k, T* da,        \
                 T* dh_prev, T* dc_prev),                                        \
-               (n, H, a, c_prev, c, dh, dc, k, da, dh_prev, dc_prev), KITS)
+               (n, H, a, c_prev, c, dh, dc, k, da, dh_prev, dc_prev), KITS, BODY)
 
-PYX_LSTM_BACK_ROW(pyx_lstm_back_row_f, float, pyx_kits_f)
-PYX_LSTM_BACK_ROW(pyx_lstm_back_row_d, double, pyx_kits_d)
+PYX_CELL_BACK_ROW(pyx_lstm_back_row_f, float, pyx_kits_f, PYX_LSTM_BACK)
+PYX_CELL_BACK_ROW(pyx_lstm_back_row_d, double, pyx_kits_d, PYX_LSTM_BACK)
 
 /* The GRU's (reset after) backward pointwise step for one row: a holds the
  * row's activations z, r, g (H apart), nn the step's h_{t-1} U_g + b_hg,
@@ -670,22 +655,24 @@ PYX_LSTM_BACK_ROW(pyx_lstm_back_row_d, double, pyx_kits_d)
     K##_ST(da + 2 * H + j, dg * r);                                             \
     K##_ST(dxg + j, dg);                                                        \
 }
-#define PYX_GRU_AFTER_BACK_ROW_ONE(NAME, TARGET, VK, SK, ...)                   \
+/* The backward rows of the kinds with the reset after the product (the
+ * GRU, the MGU): BODY(K, j) a unit's step. */
+#define PYX_AFTER_BACK_ROW_ONE(NAME, TARGET, VK, SK, BODY)                      \
 TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, const VK##_E* __restrict a,   \
                         const VK##_E* __restrict h_prev,                        \
                         const VK##_E* __restrict nn, const VK##_E* __restrict dh, \
                         const VK##_E* __restrict k, VK##_E* __restrict da,      \
                         VK##_E* __restrict dxg, VK##_E* __restrict dh_prev) {   \
-    PYX_EACH(VK, SK, j, 0, n, PYX_GRU_AFTER_BACK)                               \
+    PYX_EACH(VK, SK, j, 0, n, BODY)                                             \
 }
-#define PYX_GRU_AFTER_BACK_ROW(NAME, T, KITS)                                   \
-PYX_KIT_CLONES(NAME, PYX_GRU_AFTER_BACK_ROW_ONE,                                \
+#define PYX_AFTER_BACK_ROW(NAME, T, KITS, BODY)                                 \
+PYX_KIT_CLONES(NAME, PYX_AFTER_BACK_ROW_ONE,                                    \
                (ptrdiff_t n, ptrdiff_t H, const T* a, const T* h_prev,          \
                 const T* nn, const T* dh, const T* k, T* da, T* dxg, T* dh_prev), \
-               (n, H, a, h_prev, nn, dh, k, da, dxg, dh_prev), KITS)
+               (n, H, a, h_prev, nn, dh, k, da, dxg, dh_prev), KITS, BODY)
 
-PYX_GRU_AFTER_BACK_ROW(pyx_gru_after_back_row_f, float, pyx_kits_f)
-PYX_GRU_AFTER_BACK_ROW(pyx_gru_after_back_row_d, double, pyx_kits_d)
+PYX_AFTER_BACK_ROW(pyx_gru_after_back_row_f, float, pyx_kits_f, PYX_GRU_AFTER_BACK)
+PYX_AFTER_BACK_ROW(pyx_gru_after_back_row_d, double, pyx_kits_d, PYX_GRU_AFTER_BACK)
 
 /* The other kinds' backward pointwise steps, a row a call, per vector path
  * like the two above: the operations, and so the results, of their passes
@@ -784,21 +771,8 @@ PYX_RESET_BACK_ROW(pyx_reset_back_row_d, double, pyx_kits_d)
     K##_ST(da + H + j, dag * f);                                                \
     K##_ST(dxg + j, dag);                                                       \
 }
-#define PYX_MGU_AFTER_BACK_ROW_ONE(NAME, TARGET, VK, SK, ...)                   \
-TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, const VK##_E* __restrict a,   \
-                        const VK##_E* __restrict h_prev,                        \
-                        const VK##_E* __restrict nn, const VK##_E* __restrict dh, \
-                        const VK##_E* __restrict k, VK##_E* __restrict da,      \
-                        VK##_E* __restrict dxg, VK##_E* __restrict dh_prev) {   \
-    PYX_EACH(VK, SK, j, 0, n, PYX_MGU_AFTER_BACK)                               \
-}
-#define PYX_MGU_AFTER_BACK_ROW(NAME, T, KITS)                                   \
-PYX_KIT_CLONES(NAME, PYX_MGU_AFTER_BACK_ROW_ONE,                                \
-               (ptrdiff_t n, ptrdiff_t H, const T* a, const T* h_prev,          \
-                const T* nn, const T* dh, const T* k, T* da, T* dxg, T* dh_prev), \
-               (n, H, a, h_prev, nn, dh, k, da, dxg, dh_prev), KITS)
-PYX_MGU_AFTER_BACK_ROW(pyx_mgu_after_back_row_f, float, pyx_kits_f)
-PYX_MGU_AFTER_BACK_ROW(pyx_mgu_after_back_row_d, double, pyx_kits_d)
+PYX_AFTER_BACK_ROW(pyx_mgu_after_back_row_f, float, pyx_kits_f, PYX_MGU_AFTER_BACK)
+PYX_AFTER_BACK_ROW(pyx_mgu_after_back_row_d, double, pyx_kits_d, PYX_MGU_AFTER_BACK)
 
 /* The coupled LSTM (i = 1 - f), no peepholes: a holds f, g, o (H apart);
  * with t = tanh(c):
@@ -816,23 +790,8 @@ PYX_MGU_AFTER_BACK_ROW(pyx_mgu_after_back_row_d, double, pyx_kits_d)
     K##_ST(dc_prev + j, dct * f);                                               \
     K##_ST(dh_prev + j, K##_K(0));                                              \
 }
-#define PYX_CIFG_BACK_ROW_ONE(NAME, TARGET, VK, SK, ...)                        \
-TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, const VK##_E* __restrict a,   \
-                        const VK##_E* __restrict c_prev,                        \
-                        const VK##_E* __restrict c, const VK##_E* __restrict dh, \
-                        const VK##_E* __restrict dc, const VK##_E* __restrict k, \
-                        VK##_E* __restrict da, VK##_E* __restrict dh_prev,      \
-                        VK##_E* __restrict dc_prev) {                           \
-    PYX_EACH(VK, SK, j, 0, n, PYX_CIFG_BACK)                                    \
-}
-#define PYX_CIFG_BACK_ROW(NAME, T, KITS)                                        \
-PYX_KIT_CLONES(NAME, PYX_CIFG_BACK_ROW_ONE,                                     \
-               (ptrdiff_t n, ptrdiff_t H, const T* a, const T* c_prev,          \
-                const T* c, const T* dh, const T* dc, const T* k, T* da,        \
-                T* dh_prev, T* dc_prev),                                        \
-               (n, H, a, c_prev, c, dh, dc, k, da, dh_prev, dc_prev), KITS)
-PYX_CIFG_BACK_ROW(pyx_cifg_back_row_f, float, pyx_kits_f)
-PYX_CIFG_BACK_ROW(pyx_cifg_back_row_d, double, pyx_kits_d)
+PYX_CELL_BACK_ROW(pyx_cifg_back_row_f, float, pyx_kits_f, PYX_CIFG_BACK)
+PYX_CELL_BACK_ROW(pyx_cifg_back_row_d, double, pyx_kits_d, PYX_CIFG_BACK)
 
 /* acc[:n] += the sum of `rows` rows of src (ld apart), in double, row
  * after row (each column's sum in the order of the rows, at any width):

@@ -122,25 +122,36 @@ cdef inline void tanh_block(floating* v, Py_ssize_t n) noexcept nogil:
         pyx_tanh_block_d(v, n)
 
 
-cdef inline void lstm_row(Py_ssize_t n, Py_ssize_t H, floating* a, const floating* hu,
-                          const floating* b, const floating* c_prev, floating* c,
-                          floating* h) noexcept nogil:
-    # One row of the LSTM's forward step, no peepholes, no pinned gate
-    # (_activations.h): a <- the gates i, f, g, o; c and h of the step.
+cdef inline void cell_row(bint coupled, Py_ssize_t n, Py_ssize_t H, floating* a,
+                          const floating* hu, const floating* b, const floating* c_prev,
+                          floating* c, floating* h) noexcept nogil:
+    # One row of the LSTM's forward step (the CIFG's with `coupled`), no
+    # peepholes, no pinned gate (_activations.h): a <- the gates (i, f, g,
+    # o; the CIFG's f, g, o); c and h of the step.
     if floating is float:
-        pyx_lstm_row_f(n, H, a, hu, b, c_prev, c, h)
+        if coupled:
+            pyx_cifg_row_f(n, H, a, hu, b, c_prev, c, h)
+        else:
+            pyx_lstm_row_f(n, H, a, hu, b, c_prev, c, h)
+    elif coupled:
+        pyx_cifg_row_d(n, H, a, hu, b, c_prev, c, h)
     else:
         pyx_lstm_row_d(n, H, a, hu, b, c_prev, c, h)
 
 
-cdef inline void gru_after_row(Py_ssize_t n, Py_ssize_t H, floating* a, const floating* hu,
-                               const floating* b, const floating* b_hg,
-                               const floating* h_prev, floating* nn,
-                               floating* h) noexcept nogil:
-    # One row of the GRU's (reset after) forward step, no pinned gate
-    # (_activations.h): a <- the gates z, r, g; nn = h_prev U_g + b_hg; h.
+cdef inline void after_row(bint minimal, Py_ssize_t n, Py_ssize_t H, floating* a,
+                           const floating* hu, const floating* b, const floating* b_hg,
+                           const floating* h_prev, floating* nn, floating* h) noexcept nogil:
+    # One row of the GRU's (reset after) forward step (the MGU's with
+    # `minimal`), no pinned gate (_activations.h): a <- the gates (z, r, g;
+    # the MGU's f, g); nn = h_prev U_g + b_hg; h.
     if floating is float:
-        pyx_gru_after_row_f(n, H, a, hu, b, b_hg, h_prev, nn, h)
+        if minimal:
+            pyx_mgu_after_row_f(n, H, a, hu, b, b_hg, h_prev, nn, h)
+        else:
+            pyx_gru_after_row_f(n, H, a, hu, b, b_hg, h_prev, nn, h)
+    elif minimal:
+        pyx_mgu_after_row_d(n, H, a, hu, b, b_hg, h_prev, nn, h)
     else:
         pyx_gru_after_row_d(n, H, a, hu, b, b_hg, h_prev, nn, h)
 
@@ -176,51 +187,40 @@ cdef inline void sigmoid_row(Py_ssize_t n, Py_ssize_t H, Py_ssize_t gates, float
         pyx_sigmoid_row_d(n, H, gates, a, hu, b)
 
 
-cdef inline void mgu_after_row(Py_ssize_t n, Py_ssize_t H, floating* a, const floating* hu,
-                               const floating* b, const floating* b_hg,
-                               const floating* h_prev, floating* nn,
-                               floating* h) noexcept nogil:
-    # One row of the MGU's (reset after) forward step, f not pinned
-    # (_activations.h): a <- the gates f, g; nn = h_prev U_g + b_hg; h.
-    if floating is float:
-        pyx_mgu_after_row_f(n, H, a, hu, b, b_hg, h_prev, nn, h)
-    else:
-        pyx_mgu_after_row_d(n, H, a, hu, b, b_hg, h_prev, nn, h)
-
-
-cdef inline void cifg_row(Py_ssize_t n, Py_ssize_t H, floating* a, const floating* hu,
-                          const floating* b, const floating* c_prev, floating* c,
-                          floating* h) noexcept nogil:
-    # One row of the coupled LSTM's forward step, no peepholes, no pinned
-    # gate (_activations.h): a <- the gates f, g, o; c and h of the step.
-    if floating is float:
-        pyx_cifg_row_f(n, H, a, hu, b, c_prev, c, h)
-    else:
-        pyx_cifg_row_d(n, H, a, hu, b, c_prev, c, h)
-
-
-cdef inline void lstm_back_row(Py_ssize_t n, Py_ssize_t H, const floating* a,
-                               const floating* c_prev, const floating* c,
-                               const floating* dh, const floating* dc,
+cdef inline void cell_back_row(bint coupled, Py_ssize_t n, Py_ssize_t H,
+                               const floating* a, const floating* c_prev,
+                               const floating* c, const floating* dh, const floating* dc,
                                const floating* keep, floating* da, floating* dh_prev,
                                floating* dc_prev) noexcept nogil:
-    # One row of the LSTM's backward step, no peepholes (_activations.h):
-    # da <- the gates' gradients; dh_prev <- 0, dc_prev <- dL/dc_{t-1}.
+    # One row of the LSTM's backward step (the CIFG's with `coupled`), no
+    # peepholes (_activations.h): da <- the gates' gradients; dh_prev <- 0,
+    # dc_prev <- dL/dc_{t-1}.
     if floating is float:
-        pyx_lstm_back_row_f(n, H, a, c_prev, c, dh, dc, keep, da, dh_prev, dc_prev)
+        if coupled:
+            pyx_cifg_back_row_f(n, H, a, c_prev, c, dh, dc, keep, da, dh_prev, dc_prev)
+        else:
+            pyx_lstm_back_row_f(n, H, a, c_prev, c, dh, dc, keep, da, dh_prev, dc_prev)
+    elif coupled:
+        pyx_cifg_back_row_d(n, H, a, c_prev, c, dh, dc, keep, da, dh_prev, dc_prev)
     else:
         pyx_lstm_back_row_d(n, H, a, c_prev, c, dh, dc, keep, da, dh_prev, dc_prev)
 
 
-cdef inline void gru_after_back_row(Py_ssize_t n, Py_ssize_t H, const floating* a,
-                                    const floating* h_prev, const floating* nn,
-                                    const floating* dh, const floating* keep, floating* da,
-                                    floating* dxg, floating* dh_prev) noexcept nogil:
-    # One row of the GRU's (reset after) backward step (_activations.h): da
-    # <- the gates' gradients, dxg <- the candidate's input side, dh_prev <-
-    # the part of dL/dh_{t-1} that bypasses U.
+cdef inline void after_back_row(bint minimal, Py_ssize_t n, Py_ssize_t H, const floating* a,
+                                const floating* h_prev, const floating* nn,
+                                const floating* dh, const floating* keep, floating* da,
+                                floating* dxg, floating* dh_prev) noexcept nogil:
+    # One row of the GRU's (reset after) backward step (the MGU's with
+    # `minimal`; _activations.h): da <- the gates' gradients, dxg <- the
+    # candidate's input side, dh_prev <- the part of dL/dh_{t-1} that
+    # bypasses U.
     if floating is float:
-        pyx_gru_after_back_row_f(n, H, a, h_prev, nn, dh, keep, da, dxg, dh_prev)
+        if minimal:
+            pyx_mgu_after_back_row_f(n, H, a, h_prev, nn, dh, keep, da, dxg, dh_prev)
+        else:
+            pyx_gru_after_back_row_f(n, H, a, h_prev, nn, dh, keep, da, dxg, dh_prev)
+    elif minimal:
+        pyx_mgu_after_back_row_d(n, H, a, h_prev, nn, dh, keep, da, dxg, dh_prev)
     else:
         pyx_gru_after_back_row_d(n, H, a, h_prev, nn, dh, keep, da, dxg, dh_prev)
 
@@ -257,33 +257,6 @@ cdef inline void reset_back_row(Py_ssize_t n, const floating* ar, const floating
         pyx_reset_back_row_f(n, ar, h_prev, de, keep_r, add, dar, dh_prev)
     else:
         pyx_reset_back_row_d(n, ar, h_prev, de, keep_r, add, dar, dh_prev)
-
-
-cdef inline void mgu_after_back_row(Py_ssize_t n, Py_ssize_t H, const floating* a,
-                                    const floating* h_prev, const floating* nn,
-                                    const floating* dh, const floating* keep, floating* da,
-                                    floating* dxg, floating* dh_prev) noexcept nogil:
-    # One row of the MGU's (reset after) backward step (_activations.h): da
-    # <- the gates' gradients, dxg <- the candidate's input side, dh_prev <-
-    # the part of dL/dh_{t-1} that bypasses U.
-    if floating is float:
-        pyx_mgu_after_back_row_f(n, H, a, h_prev, nn, dh, keep, da, dxg, dh_prev)
-    else:
-        pyx_mgu_after_back_row_d(n, H, a, h_prev, nn, dh, keep, da, dxg, dh_prev)
-
-
-cdef inline void cifg_back_row(Py_ssize_t n, Py_ssize_t H, const floating* a,
-                               const floating* c_prev, const floating* c,
-                               const floating* dh, const floating* dc,
-                               const floating* keep, floating* da, floating* dh_prev,
-                               floating* dc_prev) noexcept nogil:
-    # One row of the coupled LSTM's backward step, no peepholes
-    # (_activations.h): da <- the gates' gradients; dh_prev <- 0, dc_prev <-
-    # dL/dc_{t-1}.
-    if floating is float:
-        pyx_cifg_back_row_f(n, H, a, c_prev, c, dh, dc, keep, da, dh_prev, dc_prev)
-    else:
-        pyx_cifg_back_row_d(n, H, a, c_prev, c, dh, dc, keep, da, dh_prev, dc_prev)
 
 
 cdef inline void column_sums(Py_ssize_t rows, Py_ssize_t n, const floating* m,

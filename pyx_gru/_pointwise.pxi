@@ -157,8 +157,8 @@ cdef void _gru_after_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating*
     if _FUSED_ROWS and keep[0] != 0 and keep[1] != 0:
         # the same, a row a call, per vector path (_activations.h)
         for bb in range(B):
-            gru_after_row(n, H, a + bb * 3 * H, hu + bb * 3 * H, b, b_hg, h_prev + bb * H,
-                          nn + bb * H, h + bb * H)
+            after_row(False, n, H, a + bb * 3 * H, hu + bb * 3 * H, b, b_hg,
+                      h_prev + bb * H, nn + bb * H, h + bb * H)
         return
     for bb in range(B):
         o = bb * 3 * H
@@ -226,7 +226,7 @@ cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole,
     if _FUSED_ROWS and not peephole and keep[0] != 0 and keep[1] != 0 and keep[3] != 0:
         # the same, a row a call, per vector path (_activations.h)
         for bb in range(B):
-            lstm_row(n, H, a + bb * 4 * H, hu + bb * 4 * H, b, c_prev + bb * H,
+            cell_row(False, n, H, a + bb * 4 * H, hu + bb * 4 * H, b, c_prev + bb * H,
                      c + bb * H, h + bb * H)
         return
     for bb in range(B):
@@ -266,8 +266,8 @@ cdef void _mgu_after_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, floating*
     cdef Py_ssize_t bb, j, o, k
     if _FUSED_ROWS and keep[0] != 0:
         for bb in range(B):
-            mgu_after_row(n, H, a + bb * 2 * H, hu + bb * 2 * H, b, b_hg, h_prev + bb * H,
-                          nn + bb * H, h + bb * H)
+            after_row(True, n, H, a + bb * 2 * H, hu + bb * 2 * H, b, b_hg,
+                      h_prev + bb * H, nn + bb * H, h + bb * H)
         return
     for bb in range(B):
         o = bb * 2 * H
@@ -335,8 +335,8 @@ cdef void _cifg_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole,
     if _FUSED_ROWS and not peephole and keep[0] != 0 and keep[2] != 0:
         # the same, a row a call, per vector path (_activations.h)
         for bb in range(B):
-            cifg_row(n, H, a + bb * 3 * H, hu + bb * 3 * H, b, c_prev + bb * H, c + bb * H,
-                     h + bb * H)
+            cell_row(True, n, H, a + bb * 3 * H, hu + bb * 3 * H, b, c_prev + bb * H,
+                     c + bb * H, h + bb * H)
         return
     for bb in range(B):
         o = bb * 3 * H
@@ -428,9 +428,8 @@ cdef void _gru_after_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
     if _FUSED_ROWS:
         # the same, a row a call, per vector path (_activations.h)
         for bb in range(B):
-            gru_after_back_row(n, H, a + bb * 3 * H, h_prev + bb * H, nn + bb * H,
-                               dh + bb * H, keep, da + bb * 3 * H, dxg + bb * H,
-                               dh_prev + bb * H)
+            after_back_row(False, n, H, a + bb * 3 * H, h_prev + bb * H, nn + bb * H,
+                           dh + bb * H, keep, da + bb * 3 * H, dxg + bb * H, dh_prev + bb * H)
         return
     for bb in range(B):
         o = bb * 3 * H
@@ -507,8 +506,8 @@ cdef void _lstm_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole
     if _FUSED_ROWS and not peephole:
         # the same, a row a call, per vector path, tanh(c) inline (_activations.h)
         for bb in range(B):
-            lstm_back_row(n, H, a + bb * 4 * H, c_prev + bb * H, c + bb * H, dh + bb * H,
-                          dc + bb * H, keep, da + bb * 4 * H, dh_prev + bb * H,
+            cell_back_row(False, n, H, a + bb * 4 * H, c_prev + bb * H, c + bb * H,
+                          dh + bb * H, dc + bb * H, keep, da + bb * 4 * H, dh_prev + bb * H,
                           dc_prev + bb * H)
         return
     for bb in range(B):
@@ -552,9 +551,8 @@ cdef void _mgu_after_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n,
     cdef floating f, g, dag, one = 1
     if _FUSED_ROWS:
         for bb in range(B):
-            mgu_after_back_row(n, H, a + bb * 2 * H, h_prev + bb * H, nn + bb * H,
-                               dh + bb * H, keep, da + bb * 2 * H, dxg + bb * H,
-                               dh_prev + bb * H)
+            after_back_row(True, n, H, a + bb * 2 * H, h_prev + bb * H, nn + bb * H,
+                           dh + bb * H, keep, da + bb * 2 * H, dxg + bb * H, dh_prev + bb * H)
         return
     for bb in range(B):
         o = bb * 2 * H
@@ -632,8 +630,8 @@ cdef void _cifg_backward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole
     if _FUSED_ROWS and not peephole:
         # tanh(c) inline, as the LSTM's row
         for bb in range(B):
-            cifg_back_row(n, H, a + bb * 3 * H, c_prev + bb * H, c + bb * H, dh + bb * H,
-                          dc + bb * H, keep, da + bb * 3 * H, dh_prev + bb * H,
+            cell_back_row(True, n, H, a + bb * 3 * H, c_prev + bb * H, c + bb * H,
+                          dh + bb * H, dc + bb * H, keep, da + bb * 3 * H, dh_prev + bb * H,
                           dc_prev + bb * H)
         return
     for bb in range(B):

@@ -60,10 +60,9 @@ from ._blas cimport gemm, team_enter, team_leave
 from ._gemm cimport (PYX_PANEL_D, PYX_PANEL_F, PYX_SIMD_AVX512, gemm_packed, pack,
                      panel_width, pyx_packed_size, pyx_set_prefetch_bytes, pyx_simd,
                      pyx_simd_set, pyx_simd_widest)
-from ._math cimport (cifg_back_row, cifg_row, column_sums, gru_after_back_row,
-                     gru_after_row, lstm_back_row, lstm_row, mgu_after_back_row,
-                     mgu_after_row, reset_back_row, rnn_back_row, rnn_row, sigmoid_block,
-                     sigmoid_row, tanh_block, update_back_row, update_row)
+from ._math cimport (after_back_row, after_row, cell_back_row, cell_row, column_sums,
+                     reset_back_row, rnn_back_row, rnn_row, sigmoid_block, sigmoid_row,
+                     tanh_block, update_back_row, update_row)
 
 include "_kinds.pxi"
 include "_pointwise.pxi"
