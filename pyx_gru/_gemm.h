@@ -174,8 +174,10 @@ TARGET static inline __attribute__((always_inline)) void NAME(                  
  * 8 as 6 + 5 + 5, a block across the groups' boundary), or, where the path
  * sets SPLIT8, 8 rows as 5 + 3; each size and panel count its own unrolled
  * kernel, within a block of NP panels, which a block whose own panel count
- * (NPFOR) is smaller takes in parts. Row block b prefetches panel b % NP of
- * the block at pf (NULL: none). */
+ * (NPFOR) is smaller takes in parts. The last NP row blocks prefetch one
+ * panel each of the block at pf (NULL: none), the latest that still finds
+ * it in L1: with more row blocks than panels, the others would fetch the
+ * same lines again (docs/performance.rst). */
 #define PYX_ROWS(P, RBMAX, NPFOR, SPLIT8, PW, NP, k, A, lda, gsa, Bp, ps, rs,   \
                  beta, C, ldc, gsc, m, groups, pf)                              \
     for (int i = 0, nrow = (m) * (groups), nblk = (nrow + RBMAX - 1) / RBMAX,   \
@@ -183,7 +185,8 @@ TARGET static inline __attribute__((always_inline)) void NAME(                  
         const int rows = (SPLIT8) && nrow == 8 ? (blk ? 3 : 5)                  \
             : (nrow - i) / (nblk - blk) + ((nrow - i) % (nblk - blk) != 0);     \
         const int npr = NPFOR(rows) < (NP) ? NPFOR(rows) : (NP);                \
-        const __typeof__(pf) pr = (pf) ? (pf) + (size_t)(blk % (NP)) * (ps) : (pf); \
+        const int pfi = blk - (nblk > (NP) ? nblk - (NP) : 0);                  \
+        const __typeof__(pf) pr = (pf) && pfi >= 0 ? (pf) + (size_t)pfi * (ps) : NULL; \
         ptrdiff_t ao[RBMAX], co[RBMAX];                                         \
         for (int r = 0; r < rows; r++) {                                        \
             const int g = (groups) > 1 ? (i + r) / (m) : 0, j = i + r - g * (m); \
