@@ -419,7 +419,7 @@ PYX_BLOCK(pyx_tanh_block_d, double, pyx_kits_d, PYX_TANH_V)
 #define PYX_TANH_GATE(K, j) K##_ST(a + j, K##_TANH(K##_LD(a + j) + (K##_LD(hu + j) + K##_LD(b + j))));
 
 /* The LSTM's forward pointwise step for one row, for the kernels' common
- * case (no peepholes, no pinned gate), compiled per path like the blocks.
+ * case (no pinned gate), compiled per path like the blocks.
  * a holds the row's gate blocks i, f, g, o (H apart), x_t W on entry and
  * the activations on return; hu is h_{t-1} U for the same columns; for j
  * in [0, n):
@@ -440,21 +440,46 @@ PYX_BLOCK(pyx_tanh_block_d, double, pyx_kits_d, PYX_TANH_V)
     PYX_EACH(VK, SK, j, 2 * H, 2 * H + n, PYX_TANH_GATE)                        \
     PYX_EACH(VK, SK, j, 0, n, PYX_LSTM_C)                                       \
     PYX_EACH(VK, SK, j, 0, n, PYX_LSTM_H)
+/* With peepholes (P: p_i, p_f, p_o, H apart), in the passes' order: the
+ * input and forget gates add p * c_prev before the rest, the output gate
+ * p_o * c after it, c being known only then:
+ *   i = sigmoid((a_i + p_i * c_prev) + (hu_i + b_i)), f alike,
+ *   o = sigmoid((a_o + (hu_o + b_o)) + p_o * c)
+ * PYX_PEEP_IN_GATE takes gate block k ([k, k + H) of a, of P), and
+ * PYX_PEEP_OUT_GATE the output gate's block ko, whose peephole is the last
+ * H of P (P + ko - H: the LSTM's third block, the CIFG's second). */
+#define PYX_PEEP_IN_GATE(K, j) K##_ST(a + j, K##_SIG((K##_LD(a + j)               \
+    + K##_LD(P + j) * K##_LD(c_prev + j - k)) + (K##_LD(hu + j) + K##_LD(b + j))));
+#define PYX_PEEP_OUT_GATE(K, j) K##_ST(a + j, K##_SIG((K##_LD(a + j)              \
+    + (K##_LD(hu + j) + K##_LD(b + j))) + K##_LD(P + j - H) * K##_LD(c + j - ko)));
+#define PYX_LSTM_PEEP_ROW_BODY(VK, SK)                                          \
+    for (ptrdiff_t k = 0; k < 2 * H; k += H)                                    \
+        PYX_EACH(VK, SK, j, k, k + n, PYX_PEEP_IN_GATE)                         \
+    PYX_EACH(VK, SK, j, 2 * H, 2 * H + n, PYX_TANH_GATE)                        \
+    PYX_EACH(VK, SK, j, 0, n, PYX_LSTM_C)                                       \
+    {                                                                           \
+        const ptrdiff_t ko = 3 * H;                                             \
+        PYX_EACH(VK, SK, j, ko, ko + n, PYX_PEEP_OUT_GATE)                      \
+    }                                                                           \
+    PYX_EACH(VK, SK, j, 0, n, PYX_LSTM_H)
 /* The forward rows of the kinds with a cell state (the LSTM, the CIFG):
- * BODY(VK, SK) their loops. */
+ * BODY(VK, SK) their loops; P their peepholes (unused without). */
 #define PYX_CELL_ROW_ONE(NAME, TARGET, VK, SK, BODY)                            \
 TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, VK##_E* __restrict a,         \
                         const VK##_E* __restrict hu, const VK##_E* __restrict b, \
+                        const VK##_E* __restrict P,                             \
                         const VK##_E* __restrict c_prev, VK##_E* __restrict c,  \
-                        VK##_E* __restrict h) { BODY(VK, SK) }
+                        VK##_E* __restrict h) { (void) P; BODY(VK, SK) }
 #define PYX_CELL_ROW(NAME, T, KITS, BODY)                                       \
 PYX_KIT_CLONES(NAME, PYX_CELL_ROW_ONE,                                          \
                (ptrdiff_t n, ptrdiff_t H, T* a, const T* hu, const T* b,        \
-                const T* c_prev, T* c, T* h),                                   \
-               (n, H, a, hu, b, c_prev, c, h), KITS, BODY)
+                const T* P, const T* c_prev, T* c, T* h),                       \
+               (n, H, a, hu, b, P, c_prev, c, h), KITS, BODY)
 
 PYX_CELL_ROW(pyx_lstm_row_f, float, pyx_kits_f, PYX_LSTM_ROW_BODY)
 PYX_CELL_ROW(pyx_lstm_row_d, double, pyx_kits_d, PYX_LSTM_ROW_BODY)
+PYX_CELL_ROW(pyx_lstm_peep_row_f, float, pyx_kits_f, PYX_LSTM_PEEP_ROW_BODY)
+PYX_CELL_ROW(pyx_lstm_peep_row_d, double, pyx_kits_d, PYX_LSTM_PEEP_ROW_BODY)
 
 /* The GRU's (reset after the product) forward pointwise step for one row,
  * for the common case (no pinned gate), in loops like the LSTM's: a holds
@@ -590,8 +615,23 @@ PYX_AFTER_ROW(pyx_mgu_after_row_d, double, pyx_kits_d, PYX_MGU_AFTER_ROW_BODY)
     PYX_EACH(VK, SK, j, 2 * H, 2 * H + n, PYX_SIG_GATE)                         \
     PYX_EACH(VK, SK, j, 0, n, PYX_CIFG_C)                                       \
     PYX_EACH(VK, SK, j, 0, n, PYX_CIFG_H)
+/* With peepholes (P: p_f, p_o, H apart), as the LSTM's. */
+#define PYX_CIFG_PEEP_ROW_BODY(VK, SK)                                          \
+    {                                                                           \
+        const ptrdiff_t k = 0;                                                  \
+        PYX_EACH(VK, SK, j, 0, n, PYX_PEEP_IN_GATE)                             \
+    }                                                                           \
+    PYX_EACH(VK, SK, j, H, H + n, PYX_TANH_GATE)                                \
+    PYX_EACH(VK, SK, j, 0, n, PYX_CIFG_C)                                       \
+    {                                                                           \
+        const ptrdiff_t ko = 2 * H;                                             \
+        PYX_EACH(VK, SK, j, ko, ko + n, PYX_PEEP_OUT_GATE)                      \
+    }                                                                           \
+    PYX_EACH(VK, SK, j, 0, n, PYX_CIFG_H)
 PYX_CELL_ROW(pyx_cifg_row_f, float, pyx_kits_f, PYX_CIFG_ROW_BODY)
 PYX_CELL_ROW(pyx_cifg_row_d, double, pyx_kits_d, PYX_CIFG_ROW_BODY)
+PYX_CELL_ROW(pyx_cifg_peep_row_f, float, pyx_kits_f, PYX_CIFG_PEEP_ROW_BODY)
+PYX_CELL_ROW(pyx_cifg_peep_row_d, double, pyx_kits_d, PYX_CIFG_PEEP_ROW_BODY)
 
 /* The LSTM's backward pointwise step for one row, no peepholes: a holds
  * the row's activations i, f, g, o (H apart), c_prev and c the cell states

@@ -223,11 +223,11 @@ cdef void _lstm_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole,
     # i = sigmoid(. + p_i c_prev), f = sigmoid(. + p_f c_prev), g = tanh(.),
     # c = f * c_prev + i * g, o = sigmoid(. + p_o c), h = o * tanh(c)
     cdef Py_ssize_t bb, j, o, k
-    if _FUSED_ROWS and not peephole and keep[0] != 0 and keep[1] != 0 and keep[3] != 0:
+    if _FUSED_ROWS and keep[0] != 0 and keep[1] != 0 and keep[3] != 0:
         # the same, a row a call, per vector path (_activations.h)
         for bb in range(B):
-            cell_row(False, n, H, a + bb * 4 * H, hu + bb * 4 * H, b, c_prev + bb * H,
-                     c + bb * H, h + bb * H)
+            cell_row(False, n, H, a + bb * 4 * H, hu + bb * 4 * H, b, P if peephole else NULL,
+                     c_prev + bb * H, c + bb * H, h + bb * H)
         return
     for bb in range(B):
         o = bb * 4 * H
@@ -332,11 +332,11 @@ cdef void _cifg_forward(Py_ssize_t B, Py_ssize_t H, Py_ssize_t n, bint peephole,
     # f, g, o and P = [p_f; p_o]: f = sigmoid(. + p_f c_prev), g = tanh(.),
     # c = f * c_prev + (1 - f) * g, o = sigmoid(. + p_o c), h = o * tanh(c)
     cdef Py_ssize_t bb, j, o, k
-    if _FUSED_ROWS and not peephole and keep[0] != 0 and keep[2] != 0:
+    if _FUSED_ROWS and keep[0] != 0 and keep[2] != 0:
         # the same, a row a call, per vector path (_activations.h)
         for bb in range(B):
-            cell_row(True, n, H, a + bb * 3 * H, hu + bb * 3 * H, b, c_prev + bb * H,
-                     c + bb * H, h + bb * H)
+            cell_row(True, n, H, a + bb * 3 * H, hu + bb * 3 * H, b, P if peephole else NULL,
+                     c_prev + bb * H, c + bb * H, h + bb * H)
         return
     for bb in range(B):
         o = bb * 3 * H

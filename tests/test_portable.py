@@ -48,17 +48,20 @@ HARNESS = r"""
    activations (dh, dc, h_prev derived; gate 2 pinned in keep; writes da
    (4H or 3H), dh_prev and dc_prev or dxg), then the scan cells' forward
    row (_scan.h) of minGRU and of minLSTM (g <- A's row, 2H or 3H; the
-   same b and h_prev; writes g, a_t and h): 31 H values a row. */
+   same b and h_prev; writes g, a_t and h), then the LSTM's forward row
+   with peepholes (a <- A's row again, P <- b's first 3H; writes a, c, h):
+   37 H values a row. */
 #define ROWS(T, S)                                                            \
     for (long r = 0; r < m; r++) {                                            \
         long H = k / 4;                                                       \
-        T *w = malloc((36 * H + 1) * sizeof(T)), *x = a + r * k;              \
+        T *w = malloc((42 * H + 1) * sizeof(T)), *x = a + r * k;              \
         T *la = w, *hu = w + 4 * H, *bb = w + 8 * H, *cp = w + 12 * H;        \
         T *cc = w + 13 * H, *hh = w + 14 * H, *ga = w + 15 * H;               \
         T *nn = w + 18 * H, *gh = w + 19 * H, *dh = w + 20 * H;               \
         T *dc = w + 21 * H, *da = w + 22 * H, *d1 = w + 26 * H;               \
         T *d2 = w + 27 * H, *gda = w + 28 * H, keep[4] = {1, 1, 0, 1};        \
         T *sg = w + 31 * H, *sa = w + 34 * H, *sh = w + 35 * H;               \
+        T *pa = w + 36 * H, *pc = w + 40 * H, *ph = w + 41 * H;               \
         for (long j = 0; j < 4 * H; j++) {                                    \
             la[j] = x[j];                                                     \
             hu[j] = (T) 0.5 * x[(j + 1) % (4 * H)];                           \
@@ -69,7 +72,8 @@ HARNESS = r"""
             dc[j] = (T) 0.2 * x[2 * H + j];                                   \
         }                                                                     \
         memcpy(ga, la, 3 * H * sizeof(T));                                    \
-        pyx_lstm_row_##S(H, H, la, hu, bb, cp, cc, hh);                       \
+        memcpy(pa, la, 4 * H * sizeof(T));                                    \
+        pyx_lstm_row_##S(H, H, la, hu, bb, NULL, cp, cc, hh);                 \
         pyx_gru_after_row_##S(H, H, ga, hu, bb, bb + 3 * H, cp, nn, gh);      \
         fwrite(la, sizeof(T), 4 * H, out); fwrite(cc, sizeof(T), H, out);     \
         fwrite(hh, sizeof(T), H, out); fwrite(ga, sizeof(T), 3 * H, out);     \
@@ -86,6 +90,9 @@ HARNESS = r"""
             fwrite(sg, sizeof(T), (2 + lstm) * H, out);                       \
             fwrite(sa, sizeof(T), H, out); fwrite(sh, sizeof(T), H, out);     \
         }                                                                     \
+        pyx_lstm_peep_row_##S(H, H, pa, hu, bb, bb, cp, pc, ph);              \
+        fwrite(pa, sizeof(T), 4 * H, out); fwrite(pc, sizeof(T), H, out);     \
+        fwrite(ph, sizeof(T), H, out);                                        \
         free(w);                                                              \
     }
 #define PRODUCT(T, S, PACK, GEMM, PW)                                         \
@@ -151,7 +158,7 @@ def split_output(data, m, n, k):
     float32, then of float64."""
     out, pos = [], 0
     for dtype in (np.float32, np.float64):
-        for count in (m * n, m * n, m * k, m * k, m * 31 * (k // 4)):
+        for count in (m * n, m * n, m * k, m * k, m * 37 * (k // 4)):
             size = count * np.dtype(dtype).itemsize
             out.append(np.frombuffer(data[pos:pos + size], dtype=dtype))
             pos += size

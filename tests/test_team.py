@@ -283,19 +283,21 @@ def fused_rows():
 @pytest.mark.parametrize("path", SIMD_PATHS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: d.__name__)
 @pytest.mark.parametrize("name", ["lstm", "gru_after", "rnn", "simple_gru", "gru_before",
-                                  "mgu_after", "mgu_before", "cifg"])
+                                  "mgu_after", "mgu_before", "cifg", "lstm_peephole",
+                                  "cifg_peephole"])
 @pytest.mark.parametrize("T,B,H", [(1, 1, 7), (9, 3, 32), (5, 8, 48), (4, 2, 24), (3, 16, 64)])
 @pytest.mark.parametrize("mode", ["serial", "rows", "units"])
 def test_fused_rows_give_the_general_steps_bits(split_mode, fused_rows, mode, path, name,
                                                  dtype, T, B, H):
-    """Every kind's forward and backward steps (the LSTM's and the CIFG's
-    without peepholes; forward, where no gate is pinned), row by row in one
-    function per vector path (_activations.h), do the operations of the
-    general step's passes (_pointwise.pxi) in the same order: bitwise the
-    same outputs, cache and gradients (dx, dstate0 and the parameters'),
-    with lengths, on every vector path and split (the units split hands a
-    row function part of a gate block). Two of the sizes pin a gate (the
-    first, the last), whose keep of 0 the backward rows multiply by."""
+    """Every kind's forward and backward steps (forward, where no gate is
+    pinned; backward, the LSTM's and the CIFG's without peepholes), row by
+    row in one function per vector path (_activations.h), do the operations
+    of the general step's passes (_pointwise.pxi) in the same order:
+    bitwise the same outputs, cache and gradients (dx, dstate0 and the
+    parameters'), with lengths, on every vector path and split (the units
+    split hands a row function part of a gate block). Two of the sizes pin a
+    gate (the first, the last), whose keep of 0 the backward rows multiply
+    by."""
     cell = make_cell(name, D=5, H=H, dtype=dtype, scale=0.8)
     x, state0, dy, dstate = random_problem(cell, T, B, seed=T + B)
     x = 3 * x  # pre-activations on both sides of the activations' branches
