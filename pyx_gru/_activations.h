@@ -452,16 +452,19 @@ PYX_BLOCK(pyx_tanh_block_d, double, pyx_kits_d, PYX_TANH_V)
     + K##_LD(P + j) * K##_LD(c_prev + j - k)) + (K##_LD(hu + j) + K##_LD(b + j))));
 #define PYX_PEEP_OUT_GATE(K, j) K##_ST(a + j, K##_SIG((K##_LD(a + j)              \
     + (K##_LD(hu + j) + K##_LD(b + j))) + K##_LD(P + j - H) * K##_LD(c + j - ko)));
-#define PYX_LSTM_PEEP_ROW_BODY(VK, SK)                                          \
-    for (ptrdiff_t k = 0; k < 2 * H; k += H)                                    \
+/* The peephole rows of both kinds: NIN gates that see c_prev (the LSTM's
+ * i and f, the CIFG's f), g, then c by CSTEP, o, and h by HSTEP. */
+#define PYX_PEEP_ROW(VK, SK, NIN, CSTEP, HSTEP)                                 \
+    for (ptrdiff_t k = 0; k < (NIN) * H; k += H)                                \
         PYX_EACH(VK, SK, j, k, k + n, PYX_PEEP_IN_GATE)                         \
-    PYX_EACH(VK, SK, j, 2 * H, 2 * H + n, PYX_TANH_GATE)                        \
-    PYX_EACH(VK, SK, j, 0, n, PYX_LSTM_C)                                       \
+    PYX_EACH(VK, SK, j, (NIN) * H, (NIN) * H + n, PYX_TANH_GATE)                \
+    PYX_EACH(VK, SK, j, 0, n, CSTEP)                                            \
     {                                                                           \
-        const ptrdiff_t ko = 3 * H;                                             \
+        const ptrdiff_t ko = ((NIN) + 1) * H;                                   \
         PYX_EACH(VK, SK, j, ko, ko + n, PYX_PEEP_OUT_GATE)                      \
     }                                                                           \
-    PYX_EACH(VK, SK, j, 0, n, PYX_LSTM_H)
+    PYX_EACH(VK, SK, j, 0, n, HSTEP)
+#define PYX_LSTM_PEEP_ROW_BODY(VK, SK) PYX_PEEP_ROW(VK, SK, 2, PYX_LSTM_C, PYX_LSTM_H)
 /* The forward rows of the kinds with a cell state (the LSTM, the CIFG):
  * BODY(VK, SK) their loops; P their peepholes (unused without). */
 #define PYX_CELL_ROW_ONE(NAME, TARGET, VK, SK, BODY)                            \
@@ -616,18 +619,7 @@ PYX_AFTER_ROW(pyx_mgu_after_row_d, double, pyx_kits_d, PYX_MGU_AFTER_ROW_BODY)
     PYX_EACH(VK, SK, j, 0, n, PYX_CIFG_C)                                       \
     PYX_EACH(VK, SK, j, 0, n, PYX_CIFG_H)
 /* With peepholes (P: p_f, p_o, H apart), as the LSTM's. */
-#define PYX_CIFG_PEEP_ROW_BODY(VK, SK)                                          \
-    {                                                                           \
-        const ptrdiff_t k = 0;                                                  \
-        PYX_EACH(VK, SK, j, 0, n, PYX_PEEP_IN_GATE)                             \
-    }                                                                           \
-    PYX_EACH(VK, SK, j, H, H + n, PYX_TANH_GATE)                                \
-    PYX_EACH(VK, SK, j, 0, n, PYX_CIFG_C)                                       \
-    {                                                                           \
-        const ptrdiff_t ko = 2 * H;                                             \
-        PYX_EACH(VK, SK, j, ko, ko + n, PYX_PEEP_OUT_GATE)                      \
-    }                                                                           \
-    PYX_EACH(VK, SK, j, 0, n, PYX_CIFG_H)
+#define PYX_CIFG_PEEP_ROW_BODY(VK, SK) PYX_PEEP_ROW(VK, SK, 1, PYX_CIFG_C, PYX_CIFG_H)
 PYX_CELL_ROW(pyx_cifg_row_f, float, pyx_kits_f, PYX_CIFG_ROW_BODY)
 PYX_CELL_ROW(pyx_cifg_row_d, double, pyx_kits_d, PYX_CIFG_ROW_BODY)
 PYX_CELL_ROW(pyx_cifg_peep_row_f, float, pyx_kits_f, PYX_CIFG_PEEP_ROW_BODY)
