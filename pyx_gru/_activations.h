@@ -466,23 +466,24 @@ PYX_BLOCK(pyx_tanh_block_d, double, pyx_kits_d, PYX_TANH_V)
     PYX_EACH(VK, SK, j, 0, n, HSTEP)
 #define PYX_LSTM_PEEP_ROW_BODY(VK, SK) PYX_PEEP_ROW(VK, SK, 2, PYX_LSTM_C, PYX_LSTM_H)
 /* The forward rows of the kinds with a cell state (the LSTM, the CIFG):
- * BODY(VK, SK) their loops; P their peepholes (unused without). */
-#define PYX_CELL_ROW_ONE(NAME, TARGET, VK, SK, BODY)                            \
+ * BODY(VK, SK) their loops without peepholes (P NULL), PEEP with the
+ * peepholes P. */
+#define PYX_CELL_ROW_ONE(NAME, TARGET, VK, SK, BODY, PEEP)                      \
 TARGET static void NAME(ptrdiff_t n, ptrdiff_t H, VK##_E* __restrict a,         \
                         const VK##_E* __restrict hu, const VK##_E* __restrict b, \
                         const VK##_E* __restrict P,                             \
                         const VK##_E* __restrict c_prev, VK##_E* __restrict c,  \
-                        VK##_E* __restrict h) { (void) P; BODY(VK, SK) }
-#define PYX_CELL_ROW(NAME, T, KITS, BODY)                                       \
+                        VK##_E* __restrict h) {                                 \
+    if (P == NULL) { BODY(VK, SK) } else { PEEP(VK, SK) }                       \
+}
+#define PYX_CELL_ROW(NAME, T, KITS, BODY, PEEP)                                 \
 PYX_KIT_CLONES(NAME, PYX_CELL_ROW_ONE,                                          \
                (ptrdiff_t n, ptrdiff_t H, T* a, const T* hu, const T* b,        \
                 const T* P, const T* c_prev, T* c, T* h),                       \
-               (n, H, a, hu, b, P, c_prev, c, h), KITS, BODY)
+               (n, H, a, hu, b, P, c_prev, c, h), KITS, BODY, PEEP)
 
-PYX_CELL_ROW(pyx_lstm_row_f, float, pyx_kits_f, PYX_LSTM_ROW_BODY)
-PYX_CELL_ROW(pyx_lstm_row_d, double, pyx_kits_d, PYX_LSTM_ROW_BODY)
-PYX_CELL_ROW(pyx_lstm_peep_row_f, float, pyx_kits_f, PYX_LSTM_PEEP_ROW_BODY)
-PYX_CELL_ROW(pyx_lstm_peep_row_d, double, pyx_kits_d, PYX_LSTM_PEEP_ROW_BODY)
+PYX_CELL_ROW(pyx_lstm_row_f, float, pyx_kits_f, PYX_LSTM_ROW_BODY, PYX_LSTM_PEEP_ROW_BODY)
+PYX_CELL_ROW(pyx_lstm_row_d, double, pyx_kits_d, PYX_LSTM_ROW_BODY, PYX_LSTM_PEEP_ROW_BODY)
 
 /* The GRU's (reset after the product) forward pointwise step for one row,
  * for the common case (no pinned gate), in loops like the LSTM's: a holds
@@ -620,10 +621,8 @@ PYX_AFTER_ROW(pyx_mgu_after_row_d, double, pyx_kits_d, PYX_MGU_AFTER_ROW_BODY)
     PYX_EACH(VK, SK, j, 0, n, PYX_CIFG_H)
 /* With peepholes (P: p_f, p_o, H apart), as the LSTM's. */
 #define PYX_CIFG_PEEP_ROW_BODY(VK, SK) PYX_PEEP_ROW(VK, SK, 1, PYX_CIFG_C, PYX_CIFG_H)
-PYX_CELL_ROW(pyx_cifg_row_f, float, pyx_kits_f, PYX_CIFG_ROW_BODY)
-PYX_CELL_ROW(pyx_cifg_row_d, double, pyx_kits_d, PYX_CIFG_ROW_BODY)
-PYX_CELL_ROW(pyx_cifg_peep_row_f, float, pyx_kits_f, PYX_CIFG_PEEP_ROW_BODY)
-PYX_CELL_ROW(pyx_cifg_peep_row_d, double, pyx_kits_d, PYX_CIFG_PEEP_ROW_BODY)
+PYX_CELL_ROW(pyx_cifg_row_f, float, pyx_kits_f, PYX_CIFG_ROW_BODY, PYX_CIFG_PEEP_ROW_BODY)
+PYX_CELL_ROW(pyx_cifg_row_d, double, pyx_kits_d, PYX_CIFG_ROW_BODY, PYX_CIFG_PEEP_ROW_BODY)
 
 /* The LSTM's backward pointwise step for one row, no peepholes: a holds
  * the row's activations i, f, g, o (H apart), c_prev and c the cell states

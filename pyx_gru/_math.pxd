@@ -13,18 +13,12 @@ cdef extern from "_activations.h" nogil:
     void pyx_sigmoid_block_d(double* v, Py_ssize_t n)
     void pyx_tanh_block_f(float* v, Py_ssize_t n)
     void pyx_tanh_block_d(double* v, Py_ssize_t n)
-    # the cell rows: P the peepholes (read by the *_peep_* rows only)
+    # the cell rows: P the peepholes, or NULL for none
     void pyx_lstm_row_f(Py_ssize_t n, Py_ssize_t H, float* a, const float* hu, const float* b,
                         const float* P, const float* c_prev, float* c, float* h)
     void pyx_lstm_row_d(Py_ssize_t n, Py_ssize_t H, double* a, const double* hu,
                         const double* b, const double* P, const double* c_prev, double* c,
                         double* h)
-    void pyx_lstm_peep_row_f(Py_ssize_t n, Py_ssize_t H, float* a, const float* hu,
-                             const float* b, const float* P, const float* c_prev, float* c,
-                             float* h)
-    void pyx_lstm_peep_row_d(Py_ssize_t n, Py_ssize_t H, double* a, const double* hu,
-                             const double* b, const double* P, const double* c_prev,
-                             double* c, double* h)
     void pyx_gru_after_row_f(Py_ssize_t n, Py_ssize_t H, float* a, const float* hu,
                              const float* b, const float* b_hg, const float* h_prev,
                              float* nn, float* h)
@@ -52,12 +46,6 @@ cdef extern from "_activations.h" nogil:
     void pyx_cifg_row_d(Py_ssize_t n, Py_ssize_t H, double* a, const double* hu,
                         const double* b, const double* P, const double* c_prev, double* c,
                         double* h)
-    void pyx_cifg_peep_row_f(Py_ssize_t n, Py_ssize_t H, float* a, const float* hu,
-                             const float* b, const float* P, const float* c_prev, float* c,
-                             float* h)
-    void pyx_cifg_peep_row_d(Py_ssize_t n, Py_ssize_t H, double* a, const double* hu,
-                             const double* b, const double* P, const double* c_prev,
-                             double* c, double* h)
     void pyx_lstm_back_row_f(Py_ssize_t n, Py_ssize_t H, const float* a, const float* c_prev,
                              const float* c, const float* dh, const float* dc,
                              const float* k, float* da, float* dh_prev, float* dc_prev)
@@ -145,23 +133,13 @@ cdef inline void cell_row(bint coupled, Py_ssize_t n, Py_ssize_t H, floating* a,
     # gates (i, f, g, o; the CIFG's f, g, o); c and h of the step.
     if floating is float:
         if coupled:
-            if P == NULL:
-                pyx_cifg_row_f(n, H, a, hu, b, P, c_prev, c, h)
-            else:
-                pyx_cifg_peep_row_f(n, H, a, hu, b, P, c_prev, c, h)
-        elif P == NULL:
+            pyx_cifg_row_f(n, H, a, hu, b, P, c_prev, c, h)
+        else:
             pyx_lstm_row_f(n, H, a, hu, b, P, c_prev, c, h)
-        else:
-            pyx_lstm_peep_row_f(n, H, a, hu, b, P, c_prev, c, h)
     elif coupled:
-        if P == NULL:
-            pyx_cifg_row_d(n, H, a, hu, b, P, c_prev, c, h)
-        else:
-            pyx_cifg_peep_row_d(n, H, a, hu, b, P, c_prev, c, h)
-    elif P == NULL:
-        pyx_lstm_row_d(n, H, a, hu, b, P, c_prev, c, h)
+        pyx_cifg_row_d(n, H, a, hu, b, P, c_prev, c, h)
     else:
-        pyx_lstm_peep_row_d(n, H, a, hu, b, P, c_prev, c, h)
+        pyx_lstm_row_d(n, H, a, hu, b, P, c_prev, c, h)
 
 
 cdef inline void after_row(bint minimal, Py_ssize_t n, Py_ssize_t H, floating* a,

@@ -90,7 +90,7 @@ HARNESS = r"""
             fwrite(sg, sizeof(T), (2 + lstm) * H, out);                       \
             fwrite(sa, sizeof(T), H, out); fwrite(sh, sizeof(T), H, out);     \
         }                                                                     \
-        pyx_lstm_peep_row_##S(H, H, pa, hu, bb, bb, cp, pc, ph);              \
+        pyx_lstm_row_##S(H, H, pa, hu, bb, bb, cp, pc, ph);                   \
         fwrite(pa, sizeof(T), 4 * H, out); fwrite(pc, sizeof(T), H, out);     \
         fwrite(ph, sizeof(T), H, out);                                        \
         free(w);                                                              \
