@@ -85,14 +85,14 @@ static size_t pyx_set_prefetch_bytes(size_t bytes) {
  * src[k * sk + j * sj] (sk, sj: strides; U is (1, ...) as is, U.T swaps
  * them) into dst, laid out as above. */
 #define PYX_PACK(NAME, T, PW)                                                   \
-static void NAME(size_t K, size_t N, const T* src, size_t sk, size_t sj,       \
-                 size_t p0, size_t p1, T* dst) {                               \
+static void NAME(size_t K, size_t N, const T* src, size_t sk, size_t sj,        \
+                 size_t p0, size_t p1, T* dst) {                                \
     if (sj == 1) {                                                              \
-        /* rows of a panel lie in rows of src, sk apart (often 4 KB: a new     \
-         * page each, which the hardware does not prefetch); a few rows of    \
-         * every panel at a time read along src's rows instead, 2 to 4 times  \
-         * as fast (docs/performance.rst) */                                   \
-        const size_t pfull = p1 < N / PW ? p1 : N / PW;                        \
+        /* rows of a panel lie in rows of src, sk apart (often 4 KB: a new      \
+         * page each, which the hardware does not prefetch); a few rows of      \
+         * every panel at a time read along src's rows instead: 2 to 3          \
+         * times as fast from memory (docs/performance.rst) */                  \
+        const size_t pfull = p1 < N / PW ? p1 : N / PW;                         \
         for (size_t k0 = 0; k0 < K; k0 += 8) {                                  \
             const size_t k1 = K - k0 < 8 ? K : k0 + 8;                          \
             for (size_t p = p0; p < pfull; p++)                                 \
@@ -110,8 +110,8 @@ static void NAME(size_t K, size_t N, const T* src, size_t sk, size_t sj,       \
         return;                                                                 \
     }                                                                           \
     for (size_t p = p0; p < p1; p++) {                                          \
-        /* columns of the panel lie in rows of src: in blocks of PW rows, so  \
-         * that the reads of each column and the writes of each row stay in a \
+        /* columns of the panel lie in rows of src: in blocks of PW rows, so    \
+         * that the reads of each column and the writes of each row stay in a   \
          * few cache lines */                                                   \
         T* out = dst + p * K * PW;                                              \
         size_t j0 = p * PW, nc = N - j0 < PW ? N - j0 : PW;                     \
